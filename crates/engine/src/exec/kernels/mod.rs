@@ -1,0 +1,41 @@
+//! Float32 kernels. Every op has a plain reference kernel (the oracle in tests);
+//! conv, depthwise and fully-connected also have fast paths (packing + SIMD with
+//! run-time CPU feature detection) tested against the reference.
+//!
+//! Kernels work on plain slices and shape structs: they know nothing about the IR,
+//! so they can be tested and benchmarked alone.
+
+pub mod activation;
+pub mod argmax;
+pub mod conv;
+pub mod cpu;
+pub mod depthwise;
+pub mod elementwise;
+pub mod fully_connected;
+pub mod pool;
+pub mod quantize;
+pub mod reduce;
+pub mod resize;
+pub mod shape_ops;
+pub mod softmax;
+
+/// How many threads a kernel may use. When `threads > 1` the caller runs the kernel
+/// inside a rayon pool of that size, so kernels split work with `rayon` directly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parallelism {
+    pub threads: usize,
+}
+
+impl Parallelism {
+    pub const SINGLE: Parallelism = Parallelism { threads: 1 };
+}
+
+/// Which implementation family to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KernelChoice {
+    /// Plain loops, written to mirror TFLite's reference kernels.
+    Reference,
+    /// Packed/SIMD paths where they exist, reference elsewhere.
+    #[default]
+    Fast,
+}

@@ -1,0 +1,3 @@
+//! Execution: the interpreter and its kernels.
+
+pub mod kernels;

@@ -1,0 +1,1 @@
+//! Model statistics: op counts, parameters, multiply-accumulates.
