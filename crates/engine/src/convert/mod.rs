@@ -1,1 +1,5 @@
-//! (filled in by its owner)
+//! Model-to-model transforms.
+
+mod dequantize;
+
+pub use dequantize::{DequantizeOptions, dequantize_model};

@@ -1,0 +1,160 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "quantfarm",
+    version,
+    about = "Measure what quantization, pruning and clustering do to edge models",
+    long_about = "quantfarm reads and writes real .tflite models, runs them with its own \
+                  engine, and measures size, latency and accuracy.\n\nShared data (datasets, \
+                  models) is found through QUANTFARM_DATA (default: ../shared).\n\nExit codes: \
+                  0 success, 2 bad input or failed command."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Show a model's operators, parameters, size, MACs and I/O tensors.
+    Inspect(InspectArgs),
+    /// Convert a model (dequantize a quantized model to the float32 baseline).
+    Convert(ConvertArgs),
+    /// Build one of the guide's architectures with deterministic weights.
+    Zoo(ZooArgs),
+    /// Run a model on raw input tensors and write raw output tensors.
+    Infer(InferArgs),
+    /// Measure top-1/top-5 accuracy on a labelled dataset.
+    Eval(EvalArgs),
+    /// Measure single-inference latency.
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Debug, Clone, Copy)]
+pub struct RunArgs {
+    /// Worker threads for the heavy kernels.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Kernel family: `fast` (SIMD, packed) or `reference` (plain loops, the oracle).
+    #[arg(long, value_enum, default_value_t = Kernels::Fast)]
+    pub kernels: Kernels,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernels {
+    Fast,
+    Reference,
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    pub model: PathBuf,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConvertTarget {
+    /// Dequantize: float32 weights and activations.
+    Float32,
+}
+
+#[derive(Args, Debug)]
+pub struct ConvertArgs {
+    pub model: PathBuf,
+    /// Target representation.
+    #[arg(long, value_enum)]
+    pub to: ConvertTarget,
+    /// Output .tflite path.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Keep the original quantized inputs/outputs (DEQUANTIZE/QUANTIZE at the edges)
+    /// instead of float32 I/O.
+    #[arg(long)]
+    pub keep_io: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ZooArgs {
+    /// mobilenet_v1, mobilenet_v2, inception_v3 or resnet_v2_101.
+    pub arch: String,
+    /// Width (depth) multiplier.
+    #[arg(long, default_value_t = 1.0)]
+    pub width: f32,
+    /// Input resolution (default: the architecture's own, 224 or 299).
+    #[arg(long)]
+    pub resolution: Option<usize>,
+    /// Seed of the deterministic weights.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output .tflite path.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct InferArgs {
+    pub model: PathBuf,
+    /// Raw input tensors, one file per model input, in order (row-major, little-endian).
+    #[arg(long = "input-raw", num_args = 1.., required = true)]
+    pub input_raw: Vec<PathBuf>,
+    /// Output prefix: output k is written to PREFIX.out<k>.bin.
+    #[arg(long = "output-raw")]
+    pub output_raw: PathBuf,
+    #[command(flatten)]
+    pub run: RunArgs,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    pub model: PathBuf,
+    /// imagenet-sample, cifar10-test or cifar10-train.
+    #[arg(long, default_value = "imagenet-sample")]
+    pub dataset: String,
+    /// Evaluate at most this many images.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Skip this many images first.
+    #[arg(long, default_value_t = 0)]
+    pub offset: usize,
+    /// Write per-image predictions (TSV: index, label, top-5 predictions).
+    #[arg(long)]
+    pub predictions: Option<PathBuf>,
+    /// Also write each preprocessed input tensor as DIR/<index>.bin (for interop checks).
+    #[arg(long)]
+    pub dump_inputs: Option<PathBuf>,
+    #[command(flatten)]
+    pub run: RunArgs,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    pub model: PathBuf,
+    /// Untimed runs first.
+    #[arg(long, default_value_t = 5)]
+    pub warmup: usize,
+    /// Timed runs.
+    #[arg(long, default_value_t = 50)]
+    pub runs: usize,
+    /// Print the time per operator type (from the last run).
+    #[arg(long)]
+    pub profile: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
+    #[arg(long)]
+    pub json: bool,
+}

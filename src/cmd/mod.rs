@@ -1,0 +1,61 @@
+//! Subcommand implementations.
+
+mod bench;
+mod convert;
+mod eval;
+mod infer;
+mod inspect;
+mod zoo;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use quantfarm_engine::exec::{Interpreter, InterpreterOptions, KernelChoice};
+use quantfarm_engine::ir::Model;
+use quantfarm_engine::tflite;
+
+use crate::cli::{Cli, Command, Kernels, RunArgs};
+
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Inspect(a) => inspect::run(&a),
+        Command::Convert(a) => convert::run(&a),
+        Command::Zoo(a) => zoo::run(&a),
+        Command::Infer(a) => infer::run(&a),
+        Command::Eval(a) => eval::run(&a),
+        Command::Bench(a) => bench::run(&a),
+    }?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Read and parse a `.tflite` file; errors name the file.
+pub fn load_model(path: &Path) -> Result<Model> {
+    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    tflite::read_model(&bytes).with_context(|| path.display().to_string())
+}
+
+/// Write a model; errors name the file.
+pub fn save_model(model: &Model, path: &Path) -> Result<u64> {
+    let bytes =
+        tflite::write_model(model).with_context(|| format!("{}: cannot encode", path.display()))?;
+    std::fs::write(path, &bytes).with_context(|| format!("{}: cannot write", path.display()))?;
+    Ok(bytes.len() as u64)
+}
+
+/// Prepare an interpreter; errors name the model file.
+pub fn interpreter(model: &Model, path: &Path, run: &RunArgs) -> Result<Interpreter> {
+    let opts = InterpreterOptions {
+        threads: run.threads,
+        kernels: match run.kernels {
+            Kernels::Fast => KernelChoice::Fast,
+            Kernels::Reference => KernelChoice::Reference,
+        },
+    };
+    Interpreter::new(model, opts).with_context(|| path.display().to_string())
+}
+
+/// Print a JSON value on one line.
+pub fn print_json(v: &serde_json::Value) {
+    println!("{v}");
+}

@@ -1,0 +1,244 @@
+//! End-to-end tests of the `quantfarm` binary on the real shared models and data.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn shared() -> PathBuf {
+    if let Ok(p) = std::env::var("QUANTFARM_DATA") {
+        return PathBuf::from(p);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared")
+}
+
+fn coral(name: &str) -> PathBuf {
+    shared().join("models/coral").join(name)
+}
+
+fn quantfarm(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_quantfarm"))
+        .args(args)
+        .env("QUANTFARM_DATA", shared())
+        .output()
+        .expect("binary runs")
+}
+
+fn json_of(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "command failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON object on stdout")
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("quantfarm-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+/// A user error: exit code 2, one line on stderr naming `needle`, no panic.
+fn assert_user_error(out: &Output, needle: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one line expected: {err}"
+    );
+    assert!(err.contains(needle), "'{needle}' not in: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn inspect_reports_ops_params_and_io() {
+    let m = coral("mobilenet_v2_1.0_224_quant.tflite");
+    let v = json_of(&quantfarm(&["inspect", m.to_str().unwrap(), "--json"]));
+    assert_eq!(v["ops"]["CONV_2D"], 36);
+    assert_eq!(v["ops"]["DEPTHWISE_CONV_2D"], 17);
+    assert_eq!(v["ops"]["ADD"], 10);
+    assert_eq!(v["size_bytes"], 3_610_798);
+    assert_eq!(v["inputs"][0]["name"], "input");
+    assert_eq!(v["inputs"][0]["dtype"], "uint8");
+    assert_eq!(v["inputs"][0]["shape"], serde_json::json!([1, 224, 224, 3]));
+    assert_eq!(v["inputs"][0]["scale"], 0.0078125);
+    assert_eq!(v["inputs"][0]["zero_point"], 128);
+    assert_eq!(v["outputs"][0]["zero_point"], 0);
+    // MobileNet v2 1.0 224: ~3.5 M parameters, ~300 M MACs.
+    let params = v["params"].as_u64().unwrap();
+    assert!((3_400_000..3_600_000).contains(&params), "{params}");
+    let macs = v["macs"].as_u64().unwrap();
+    assert!((290_000_000..320_000_000).contains(&macs), "{macs}");
+}
+
+#[test]
+fn bad_model_files_are_one_line_errors() {
+    let empty = tmp("empty.tflite");
+    std::fs::write(&empty, b"").unwrap();
+    let garbage = tmp("garbage.tflite");
+    std::fs::write(
+        &garbage,
+        (0..5000u32)
+            .map(|i| (i * 7919 % 251) as u8)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let truncated = tmp("truncated.tflite");
+    let bytes = std::fs::read(coral("mobilenet_v1_0.25_128_quant.tflite")).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 3]).unwrap();
+    for p in [&empty, &garbage, &truncated] {
+        for cmd in ["inspect", "bench"] {
+            let out = quantfarm(&[cmd, p.to_str().unwrap()]);
+            assert_user_error(&out, p.file_name().unwrap().to_str().unwrap());
+        }
+    }
+    let missing = tmp("does-not-exist.tflite");
+    assert_user_error(
+        &quantfarm(&["inspect", missing.to_str().unwrap()]),
+        "does-not-exist.tflite",
+    );
+}
+
+#[test]
+fn unsupported_ops_are_one_line_errors() {
+    // The Edge TPU compilation is one custom op the CPU cannot run.
+    let m = coral("mobilenet_v1_0.25_128_quant_edgetpu.tflite");
+    let out = quantfarm(&["bench", m.to_str().unwrap(), "--runs", "1"]);
+    assert_user_error(&out, "edgetpu-custom-op");
+    // A quantized model needs integer kernels, which do not exist yet.
+    let q = coral("mobilenet_v1_0.25_128_quant.tflite");
+    assert_user_error(
+        &quantfarm(&["bench", q.to_str().unwrap()]),
+        "mobilenet_v1_0.25_128_quant.tflite",
+    );
+}
+
+/// Dequantize a Coral model into a file of its own (`tag` keeps parallel tests apart).
+fn dequantized(name: &str, tag: &str) -> PathBuf {
+    let out = tmp(&format!("{name}_{tag}_float.tflite"));
+    let src = coral(&format!("{name}.tflite"));
+    let v = json_of(&quantfarm(&[
+        "convert",
+        src.to_str().unwrap(),
+        "--to",
+        "float32",
+        "-o",
+        out.to_str().unwrap(),
+        "--json",
+    ]));
+    assert!(v["size_bytes"].as_u64().unwrap() > 0);
+    out
+}
+
+#[test]
+fn dequantized_mobilenet_matches_quantized_accuracy() {
+    // LiteRT's reference kernels give the quantized original 45.5% top-1 on these
+    // 1000 images; the float baseline must be within 1.5 points.
+    let f = dequantized("mobilenet_v1_0.25_128_quant", "acc");
+    let v = json_of(&quantfarm(&[
+        "eval",
+        f.to_str().unwrap(),
+        "--dataset",
+        "imagenet-sample",
+        "--json",
+    ]));
+    assert_eq!(v["n"], 1000);
+    let top1 = v["top1"].as_f64().unwrap();
+    assert!((top1 - 0.455).abs() <= 0.015, "top-1 {top1}");
+    assert!(v["top5"].as_f64().unwrap() > top1);
+}
+
+#[test]
+fn fast_and_reference_kernels_agree_on_a_whole_model() {
+    let f = dequantized("mobilenet_v2_1.0_224_quant", "kernels");
+    let input: Vec<u8> = (0..224 * 224 * 3)
+        .flat_map(|i| (((i * 37 % 255) as f32 / 127.5) - 1.0).to_le_bytes())
+        .collect();
+    let inp = tmp("v2_input.bin");
+    std::fs::write(&inp, &input).unwrap();
+    let mut outs = Vec::new();
+    for (kernels, threads) in [("reference", "1"), ("fast", "1"), ("fast", "2")] {
+        let prefix = tmp(&format!("v2_{kernels}_{threads}"));
+        json_of(&quantfarm(&[
+            "infer",
+            f.to_str().unwrap(),
+            "--input-raw",
+            inp.to_str().unwrap(),
+            "--output-raw",
+            prefix.to_str().unwrap(),
+            "--kernels",
+            kernels,
+            "--threads",
+            threads,
+            "--json",
+        ]));
+        let bytes = std::fs::read(format!("{}.out0.bin", prefix.display())).unwrap();
+        let v: Vec<f32> = bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        assert_eq!(v.len(), 1001);
+        let sum: f32 = v.iter().sum();
+        assert!((sum - 1.0).abs() < 1e-3, "softmax sums to {sum}");
+        outs.push(v);
+    }
+    for other in &outs[1..] {
+        let max_diff = outs[0]
+            .iter()
+            .zip(other)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(max_diff < 1e-4, "fast vs reference differ by {max_diff}");
+    }
+}
+
+#[test]
+fn zoo_models_build_and_run() {
+    let out = tmp("mnv1_025_128.tflite");
+    let v = json_of(&quantfarm(&[
+        "zoo",
+        "mobilenet_v1",
+        "--width",
+        "0.25",
+        "--resolution",
+        "128",
+        "-o",
+        out.to_str().unwrap(),
+        "--json",
+    ]));
+    // Same architecture as the Coral file: 0.47 M parameters.
+    let params = v["params"].as_u64().unwrap();
+    assert!((460_000..480_000).contains(&params), "{params}");
+    let b = json_of(&quantfarm(&[
+        "bench",
+        out.to_str().unwrap(),
+        "--runs",
+        "3",
+        "--warmup",
+        "1",
+        "--json",
+    ]));
+    for key in ["median_ms", "p90_ms", "mean_ms"] {
+        assert!(b[key].as_f64().unwrap() > 0.0, "{key}");
+    }
+    assert_eq!(b["runs"], 3);
+    assert_eq!(b["threads"], 1);
+}
+
+#[test]
+fn infer_checks_input_sizes() {
+    let f = dequantized("mobilenet_v1_0.25_128_quant", "sizes");
+    let small = tmp("small_input.bin");
+    std::fs::write(&small, [0u8; 10]).unwrap();
+    let out = quantfarm(&[
+        "infer",
+        f.to_str().unwrap(),
+        "--input-raw",
+        small.to_str().unwrap(),
+        "--output-raw",
+        tmp("x").to_str().unwrap(),
+    ]);
+    assert_user_error(&out, "small_input.bin");
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Interop checks against the official LiteRT interpreter. Needs $PYTHON (a venv with
+# ai-edge-litert, see scripts/setup-python.sh) and $QUANTFARM (the release binary).
+set -uo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+data="${QUANTFARM_DATA:-$here/../../../shared}"
+: "${PYTHON:?set PYTHON to a python with ai-edge-litert}"
+: "${QUANTFARM:?set QUANTFARM to the quantfarm binary}"
+passed=0
+failed=0
+check() {
+  echo "== interop: $*"
+  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAILED: $*"; fi
+}
+check env PYTHON="$PYTHON" QUANTFARM="$QUANTFARM" QUANTFARM_DATA="$data" "$here/run_roundtrip.sh"
+for m in mobilenet_v1_0.25_128_quant mobilenet_v1_0.5_160_quant mobilenet_v1_0.75_192_quant mobilenet_v2_1.0_224_quant; do
+  check "$PYTHON" "$here/float_baseline.py" --quantfarm "$QUANTFARM" --model "$data/models/coral/$m.tflite"
+done
+echo "interop: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
