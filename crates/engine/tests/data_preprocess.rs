@@ -50,10 +50,10 @@ fn crop_and_resize_gradient_exact_weights() {
     assert_eq!(out.len(), 4 * 4 * 3);
     let want_r = [10.0, 45.0, 80.0, 115.0];
     let want_g = [20.0, 90.0, 160.0, 230.0];
-    for y in 0..4 {
-        for x in 0..4 {
-            assert!(close(channel(&out, 4, y, x, 0), want_r[x]), "R at {y},{x}");
-            assert!(close(channel(&out, 4, y, x, 1), want_g[y]), "G at {y},{x}");
+    for (y, g) in want_g.iter().enumerate() {
+        for (x, r) in want_r.iter().enumerate() {
+            assert!(close(channel(&out, 4, y, x, 0), *r), "R at {y},{x}");
+            assert!(close(channel(&out, 4, y, x, 1), *g), "G at {y},{x}");
             assert!(close(channel(&out, 4, y, x, 2), 7.0), "B at {y},{x}");
         }
     }
