@@ -1,1 +1,262 @@
-//! (filled in by its owner)
+//! AVERAGE_POOL_2D and MAX_POOL_2D on NHWC floats (TFLite reference semantics).
+//!
+//! Window taps that fall into the padding are skipped: they neither add to the sum
+//! nor count in the average's divisor, and never win the max.
+
+use super::activation::clamp_act;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PoolParams {
+    pub batch: usize,
+    pub in_h: usize,
+    pub in_w: usize,
+    pub channels: usize,
+    pub out_h: usize,
+    pub out_w: usize,
+    pub filter_h: usize,
+    pub filter_w: usize,
+    pub stride_h: usize,
+    pub stride_w: usize,
+    pub pad_top: usize,
+    pub pad_left: usize,
+    pub act_min: f32,
+    pub act_max: f32,
+}
+
+impl PoolParams {
+    fn check(&self, x: &[f32], y: &[f32]) {
+        let p = self;
+        assert_eq!(
+            x.len(),
+            p.batch * p.in_h * p.in_w * p.channels,
+            "pool: input length"
+        );
+        assert_eq!(
+            y.len(),
+            p.batch * p.out_h * p.out_w * p.channels,
+            "pool: output length"
+        );
+    }
+
+    /// In-image window range `[start, end)` along one axis for output position `o`
+    /// (empty when the window lies entirely in the padding).
+    fn window(o: usize, stride: usize, pad: usize, filter: usize, size: usize) -> (usize, usize) {
+        let origin = (o * stride) as isize - pad as isize;
+        let start = origin.max(0) as usize;
+        let end = (origin + filter as isize).clamp(0, size as isize) as usize;
+        (start, end.max(start))
+    }
+
+    /// Is this the whole-image window at stride 1 with no padding (global pooling)?
+    fn is_global(&self) -> bool {
+        self.out_h == 1
+            && self.out_w == 1
+            && self.pad_top == 0
+            && self.pad_left == 0
+            && self.filter_h >= self.in_h
+            && self.filter_w >= self.in_w
+    }
+}
+
+/// Average over the in-image taps of each window, divided by their count (not the
+/// filter area), then clamped to `[act_min, act_max]`. A window with no in-image
+/// tap (only possible with excessive padding) outputs the clamped 0.
+pub fn average_pool(p: &PoolParams, x: &[f32], y: &mut [f32]) {
+    p.check(x, y);
+    let c = p.channels;
+    if c == 0 {
+        return;
+    }
+    if p.is_global() {
+        global_average(p, x, y);
+    } else {
+        windowed_average(p, x, y);
+    }
+}
+
+fn windowed_average(p: &PoolParams, x: &[f32], y: &mut [f32]) {
+    let c = p.channels;
+    let mut acc = vec![0.0f32; c];
+    for b in 0..p.batch {
+        let img = &x[b * p.in_h * p.in_w * c..][..p.in_h * p.in_w * c];
+        for oy in 0..p.out_h {
+            let (y0, y1) = PoolParams::window(oy, p.stride_h, p.pad_top, p.filter_h, p.in_h);
+            for ox in 0..p.out_w {
+                let (x0, x1) = PoolParams::window(ox, p.stride_w, p.pad_left, p.filter_w, p.in_w);
+                // Same summation order as the reference (row by row, left to right),
+                // vectorized over channels.
+                acc.fill(0.0);
+                for iy in y0..y1 {
+                    for ix in x0..x1 {
+                        let px = &img[(iy * p.in_w + ix) * c..][..c];
+                        for (s, &v) in acc.iter_mut().zip(px) {
+                            *s += v;
+                        }
+                    }
+                }
+                let count = ((y1 - y0) * (x1 - x0)) as f32;
+                let out = &mut y[((b * p.out_h + oy) * p.out_w + ox) * c..][..c];
+                for (o, &s) in out.iter_mut().zip(&acc) {
+                    let avg = if count > 0.0 { s / count } else { 0.0 };
+                    *o = clamp_act(avg, p.act_min, p.act_max);
+                }
+            }
+        }
+    }
+}
+
+/// Whole-image average: one pass over the image accumulating per channel (the
+/// summation order is the reference's, so results are identical).
+fn global_average(p: &PoolParams, x: &[f32], y: &mut [f32]) {
+    let c = p.channels;
+    let hw = p.in_h * p.in_w;
+    for (img, out) in x.chunks_exact(hw * c).zip(y.chunks_exact_mut(c)) {
+        out.fill(0.0);
+        for px in img.chunks_exact(c) {
+            for (s, &v) in out.iter_mut().zip(px) {
+                *s += v;
+            }
+        }
+        let count = hw as f32;
+        for o in out.iter_mut() {
+            let avg = if hw > 0 { *o / count } else { 0.0 };
+            *o = clamp_act(avg, p.act_min, p.act_max);
+        }
+    }
+}
+
+/// Maximum over the in-image taps of each window, then clamped. A window with no
+/// in-image tap yields the clamp of `f32::MIN` (TFLite's start value).
+pub fn max_pool(p: &PoolParams, x: &[f32], y: &mut [f32]) {
+    p.check(x, y);
+    let c = p.channels;
+    if c == 0 {
+        return;
+    }
+    for b in 0..p.batch {
+        let img = &x[b * p.in_h * p.in_w * c..][..p.in_h * p.in_w * c];
+        for oy in 0..p.out_h {
+            let (y0, y1) = PoolParams::window(oy, p.stride_h, p.pad_top, p.filter_h, p.in_h);
+            for ox in 0..p.out_w {
+                let (x0, x1) = PoolParams::window(ox, p.stride_w, p.pad_left, p.filter_w, p.in_w);
+                let out = &mut y[((b * p.out_h + oy) * p.out_w + ox) * c..][..c];
+                out.fill(f32::MIN);
+                for iy in y0..y1 {
+                    for ix in x0..x1 {
+                        let px = &img[(iy * p.in_w + ix) * c..][..c];
+                        for (m, &v) in out.iter_mut().zip(px) {
+                            // std::max(m, v) keeps m unless m < v.
+                            *m = if *m < v { v } else { *m };
+                        }
+                    }
+                }
+                for o in out.iter_mut() {
+                    *o = clamp_act(*o, p.act_min, p.act_max);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(
+        in_hw: (usize, usize),
+        out_hw: (usize, usize),
+        f: usize,
+        s: usize,
+        pad: usize,
+    ) -> PoolParams {
+        PoolParams {
+            batch: 1,
+            in_h: in_hw.0,
+            in_w: in_hw.1,
+            channels: 1,
+            out_h: out_hw.0,
+            out_w: out_hw.1,
+            filter_h: f,
+            filter_w: f,
+            stride_h: s,
+            stride_w: s,
+            pad_top: pad,
+            pad_left: pad,
+            act_min: f32::NEG_INFINITY,
+            act_max: f32::INFINITY,
+        }
+    }
+
+    // 3x3 image 1..9, 3x3 window, stride 1, SAME padding (pad 1) -> 3x3 output.
+    const IMG: [f32; 9] = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0];
+
+    #[test]
+    fn average_divides_by_valid_taps() {
+        let p = params((3, 3), (3, 3), 3, 1, 1);
+        let mut y = [0.0; 9];
+        average_pool(&p, &IMG, &mut y);
+        // Corner (0,0): taps {1,2,4,5} -> 12/4 = 3. Edge (0,1): {1..6} -> 21/6 = 3.5.
+        // Centre: 45/9 = 5. Edge (1,0): {1,2,4,5,7,8} -> 27/6 = 4.5.
+        assert_eq!(y, [3.0, 3.5, 4.0, 4.5, 5.0, 5.5, 6.0, 6.5, 7.0]);
+    }
+
+    #[test]
+    fn max_with_padding_and_stride() {
+        // 2x2 window, stride 2, no padding on a 4x4 image of 0..16.
+        let x: Vec<f32> = (0..16).map(|v| v as f32).collect();
+        let p = params((4, 4), (2, 2), 2, 2, 0);
+        let mut y = [0.0; 4];
+        max_pool(&p, &x, &mut y);
+        assert_eq!(y, [5.0, 7.0, 13.0, 15.0]);
+        // Negative inputs with padding: padding must not contribute a 0.
+        let neg: Vec<f32> = IMG.iter().map(|v| -v).collect();
+        let p = params((3, 3), (3, 3), 3, 1, 1);
+        let mut y = [0.0; 9];
+        max_pool(&p, &neg, &mut y);
+        assert_eq!(y, [-1.0, -1.0, -2.0, -1.0, -1.0, -2.0, -4.0, -4.0, -5.0]);
+    }
+
+    #[test]
+    fn activation_clamp_applies() {
+        let mut p = params((3, 3), (3, 3), 3, 1, 1);
+        p.act_min = 4.0;
+        p.act_max = 6.0;
+        let mut y = [0.0; 9];
+        average_pool(&p, &IMG, &mut y);
+        assert_eq!(y, [4.0, 4.0, 4.0, 4.5, 5.0, 5.5, 6.0, 6.0, 6.0]);
+        max_pool(&p, &IMG, &mut y);
+        assert_eq!(y, [5.0, 6.0, 6.0, 6.0, 6.0, 6.0, 6.0, 6.0, 6.0]);
+    }
+
+    #[test]
+    fn global_average_multi_channel_batch() {
+        // batch 2, 2x2, 2 channels.
+        let x: Vec<f32> = (0..16).map(|v| v as f32).collect();
+        let p = PoolParams {
+            batch: 2,
+            channels: 2,
+            ..params((2, 2), (1, 1), 2, 1, 0)
+        };
+        assert!(p.is_global());
+        let mut y = [0.0; 4];
+        average_pool(&p, &x, &mut y);
+        // b0 c0: 0,2,4,6 -> 3; c1: 1,3,5,7 -> 4; b1: 11, 12.
+        assert_eq!(y, [3.0, 4.0, 11.0, 12.0]);
+        // The windowed path must agree.
+        let mut y2 = [0.0; 4];
+        windowed_average(&p, &x, &mut y2);
+        assert_eq!(y, y2);
+    }
+
+    #[test]
+    fn window_entirely_in_padding() {
+        // 1x1 image, 1x1 filter, pad 1, output 3x3: only the centre sees the pixel.
+        let p = params((1, 1), (3, 3), 1, 1, 1);
+        let mut y = [9.0; 9];
+        average_pool(&p, &[5.0], &mut y);
+        assert_eq!(y, [0.0, 0.0, 0.0, 0.0, 5.0, 0.0, 0.0, 0.0, 0.0]);
+        max_pool(&p, &[5.0], &mut y);
+        assert_eq!(y[4], 5.0);
+        assert_eq!(y[0], f32::MIN);
+    }
+}
