@@ -63,6 +63,8 @@ pub struct InspectArgs {
 pub enum ConvertTarget {
     /// Dequantize: float32 weights and activations.
     Float32,
+    /// Read and write again unchanged (a round-trip check of the reader and writer).
+    Same,
 }
 
 #[derive(Args, Debug)]

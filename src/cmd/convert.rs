@@ -22,7 +22,7 @@ pub fn run(a: &ConvertArgs) -> Result<()> {
         print_json(&json!({
             "input": a.model.display().to_string(),
             "output": a.output.display().to_string(),
-            "to": "float32",
+            "to": to,
             "size_bytes": size,
             "params": st.params,
             "ops": st.ops,
