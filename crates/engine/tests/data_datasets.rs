@@ -166,3 +166,33 @@ fn thread_cpu_ns() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
     s.split_whitespace().next()?.parse().ok()
 }
+
+/// Cross-check crop geometry and channel order against the golden model inputs,
+/// which are the same images centre-cropped 87.5% but resized with PIL's
+/// antialiased bilinear: the pixels differ a little, never systematically.
+#[test]
+fn preprocessing_is_close_to_golden_pil_inputs() {
+    let root = root();
+    let ds = ImagenetSample::open(&root).unwrap();
+    let golden = root.join("reference/golden/mobilenet_v2_1.0_224_quant");
+    for (case, item) in [(0usize, 0usize), (1, 61), (2, 122)] {
+        let want = std::fs::read(golden.join(format!("case_{case:03}.in0.bin"))).unwrap();
+        assert_eq!(want.len(), 224 * 224 * 3);
+        let got = central_crop_resize(&ds.image(item).unwrap(), 0.875, 224, 224);
+        let mad = |shift: usize| -> f64 {
+            // shift rotates the channel order: 0 = as is, 1/2 = swapped channels.
+            let mut s = 0.0;
+            for (i, &w) in want.iter().enumerate() {
+                let j = i - i % 3 + (i % 3 + shift) % 3;
+                s += (f64::from(got[j]) - f64::from(w)).abs();
+            }
+            s / want.len() as f64
+        };
+        let (m0, m1) = (mad(0), mad(1));
+        println!(
+            "case {case} (item {item}): mean |diff| {m0:.2} levels (rotated channels: {m1:.2})"
+        );
+        assert!(m0 < 6.0, "case {case}: mean abs diff {m0}");
+        assert!(m0 < m1, "case {case}: channel order looks wrong");
+    }
+}

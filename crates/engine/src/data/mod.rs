@@ -28,6 +28,8 @@ use std::ops::Range;
 use std::path::Path;
 
 /// A labelled image dataset read in place from its tar (member offsets indexed once).
+/// `label` and `name` panic if `i >= len()` (like slice indexing); `image` returns an
+/// error instead, since it also reports unreadable or corrupt members.
 pub trait ImageDataset: Send + Sync {
     fn len(&self) -> usize;
     /// Class index as the dataset defines it (ImageNet 0..999, CIFAR-10 0..9).
