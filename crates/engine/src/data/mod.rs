@@ -15,12 +15,12 @@ mod preprocess;
 mod root;
 mod tarindex;
 
-pub use cifar10::{Cifar10, CifarSplit};
+pub use cifar10::{CIFAR10_DIR, Cifar10, CifarSplit};
 pub use image::{RgbImage, decode_jpeg};
-pub use imagenet::ImagenetSample;
+pub use imagenet::{IMAGENET_SAMPLE_DIR, ImagenetSample};
 pub use metrics::{TopK, top_k};
 pub use preprocess::{central_crop_box, central_crop_resize, resize_bilinear_tf1, to_unit_range};
-pub use root::{find_shared_root, shared_root};
+pub use root::{DATA_ENV, find_shared_root, shared_root};
 pub use tarindex::{TarIndex, TarMember};
 
 use crate::{EngineError, Result};
