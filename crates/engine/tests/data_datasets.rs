@@ -196,3 +196,20 @@ fn preprocessing_is_close_to_golden_pil_inputs() {
         assert!(m0 < m1, "case {case}: channel order looks wrong");
     }
 }
+
+/// Every CIFAR-10 test image decodes to 32x32 (slow in debug).
+/// Run: cargo test --release -p quantfarm-engine --test data_datasets -- --ignored --nocapture
+#[test]
+#[ignore = "decodes 10,000 images; run in release"]
+fn decode_all_cifar10_test() {
+    let ds = Cifar10::open(&root(), CifarSplit::Test).unwrap();
+    let t0 = Instant::now();
+    for i in 0..ds.len() {
+        let img = ds.image(i).unwrap();
+        assert_eq!((img.width, img.height), (32, 32), "{}", ds.name(i));
+    }
+    println!(
+        "10,000 CIFAR-10 test images decoded in {:.0} ms",
+        t0.elapsed().as_secs_f64() * 1e3
+    );
+}
