@@ -15,12 +15,12 @@ mod preprocess;
 mod root;
 mod tarindex;
 
-pub use cifar10::{Cifar10, CifarSplit};
+pub use cifar10::{CIFAR10_DIR, Cifar10, CifarSplit};
 pub use image::{RgbImage, decode_jpeg};
-pub use imagenet::ImagenetSample;
+pub use imagenet::{IMAGENET_SAMPLE_DIR, ImagenetSample};
 pub use metrics::{TopK, top_k};
 pub use preprocess::{central_crop_box, central_crop_resize, resize_bilinear_tf1, to_unit_range};
-pub use root::{find_shared_root, shared_root};
+pub use root::{DATA_ENV, find_shared_root, shared_root};
 pub use tarindex::{TarIndex, TarMember};
 
 use crate::{EngineError, Result};
@@ -28,6 +28,8 @@ use std::ops::Range;
 use std::path::Path;
 
 /// A labelled image dataset read in place from its tar (member offsets indexed once).
+/// `label` and `name` panic if `i >= len()` (like slice indexing); `image` returns an
+/// error instead, since it also reports unreadable or corrupt members.
 pub trait ImageDataset: Send + Sync {
     fn len(&self) -> usize;
     /// Class index as the dataset defines it (ImageNet 0..999, CIFAR-10 0..9).

@@ -100,22 +100,27 @@ fn resize_window(
     let xs = interp_weights(w, out_w);
     let stride = img.width * 3;
     let px = &img.pixels;
+    // Byte offsets of each output column's neighbours, relative to the row start.
+    let cols: Vec<(usize, usize, f32)> = xs
+        .iter()
+        .map(|xi| ((left + xi.lower) * 3, (left + xi.upper) * 3, xi.lerp))
+        .collect();
     for (oy, yi) in ys.iter().enumerate() {
-        let top_row = (top + yi.lower) * stride;
-        let bot_row = (top + yi.upper) * stride;
-        let out_row = &mut out[oy * out_w * 3..(oy + 1) * out_w * 3];
-        for (o, xi) in out_row.chunks_exact_mut(3).zip(&xs) {
-            let l = (left + xi.lower) * 3;
-            let r = (left + xi.upper) * 3;
+        let trow = &px[(top + yi.lower) * stride..][..stride];
+        let brow = &px[(top + yi.upper) * stride..][..stride];
+        let yl = yi.lerp;
+        let out_row = &mut out[oy * out_w * 3..][..out_w * 3];
+        for (o, &(l, r, xl)) in out_row.chunks_exact_mut(3).zip(&cols) {
+            // One bounds check per neighbour pixel instead of one per byte.
+            let (tl, tr) = (&trow[l..l + 3], &trow[r..r + 3]);
+            let (bl, br) = (&brow[l..l + 3], &brow[r..r + 3]);
             for c in 0..3 {
-                let tl = f32::from(px[top_row + l + c]);
-                let tr = f32::from(px[top_row + r + c]);
-                let bl = f32::from(px[bot_row + l + c]);
-                let br = f32::from(px[bot_row + r + c]);
+                let (tl, tr) = (f32::from(tl[c]), f32::from(tr[c]));
+                let (bl, br) = (f32::from(bl[c]), f32::from(br[c]));
                 // Same operation order as TF's compute_lerp.
-                let t = tl + (tr - tl) * xi.lerp;
-                let b = bl + (br - bl) * xi.lerp;
-                o[c] = t + (b - t) * yi.lerp;
+                let t = tl + (tr - tl) * xl;
+                let b = bl + (br - bl) * xl;
+                o[c] = t + (b - t) * yl;
             }
         }
     }
