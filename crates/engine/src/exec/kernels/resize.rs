@@ -128,6 +128,22 @@ mod tests {
     }
 
     #[test]
+    fn half_pixel_edge_keeps_unclamped_weights() {
+        // Output 0 of 2 -> 4 maps to -0.25: both rows index 0 with weights 1.25 and
+        // -0.25 (TFLite does not clamp the coordinate itself). Reproduce the f32
+        // arithmetic of the reference to the bit.
+        let x = [0.1f32, 0.7];
+        let y = run(&x, 2, 1, 4, 1, false, true);
+        let dy = -0.25f32;
+        let want0 =
+            x[0] * (1.0 - dy) * 1.0 + x[0] * dy * 1.0 + x[0] * (1.0 - dy) * 0.0 + x[0] * dy * 0.0;
+        assert_eq!(y[0].to_bits(), want0.to_bits());
+        assert!((y[0] - 0.1).abs() < 1e-7);
+        // Output 3 maps to 1.25: lower index 1, upper min(2, 1) = 1.
+        assert!((y[3] - 0.7).abs() < 1e-7);
+    }
+
+    #[test]
     fn two_d_and_downscale() {
         // 2x2 [[0,1],[2,3]] -> 3x3 default: scale 2/3, coords 0, 2/3, 4/3(->hi clamps).
         let y = run(&[0.0, 1.0, 2.0, 3.0], 2, 2, 3, 3, false, false);
