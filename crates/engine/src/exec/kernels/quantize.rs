@@ -150,8 +150,9 @@ pub fn dequantize_per_axis<T: QuantInt>(
         let c = i % ch;
         let (s, z) = (scales[c], zero_points[c]);
         for (o, &q) in ys.iter_mut().zip(xs) {
-            // TFLite: float scale times an int32 difference, i.e. an f32 product.
-            *o = s * q.to_i32().wrapping_sub(z) as f32;
+            // TFLite: f32 scale times the integer difference (an f32 product). The
+            // difference is taken in i64 so i32 data cannot overflow.
+            *o = s * (q.to_i32() as i64 - z as i64) as f32;
         }
     }
 }
