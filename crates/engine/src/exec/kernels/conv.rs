@@ -1,1 +1,434 @@
-//! (filled in by its owner)
+//! Float32 CONV_2D (TFLite layouts: input NHWC, filter OHWI `[out_c, k_h, k_w, in_c]`).
+//!
+//! - [`conv2d_reference`]: plain loops mirroring TFLite's reference kernel (test oracle).
+//! - [`PackedConv2D`]: weights packed into GEMM panels at load; a 1×1/stride-1/unpadded
+//!   conv is a GEMM straight over the input rows (M = N·H·W, K = in_c, N = out_c), any
+//!   other shape gathers im2col rows tile by tile into the packed-A buffer of the same
+//!   GEMM (only one L2-sized block of A exists at a time, per thread).
+
+use super::Parallelism;
+use super::cpu;
+use crate::error::{EngineError, Result};
+
+#[path = "gemm/mod.rs"]
+pub(crate) mod gemm;
+
+/// Shape and attributes of one CONV_2D. Padding is explicit: out-of-image taps read 0.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ConvParams {
+    pub batch: usize,
+    pub in_h: usize,
+    pub in_w: usize,
+    pub in_c: usize,
+    pub out_h: usize,
+    pub out_w: usize,
+    pub out_c: usize,
+    pub k_h: usize,
+    pub k_w: usize,
+    pub stride_h: usize,
+    pub stride_w: usize,
+    pub dilation_h: usize,
+    pub dilation_w: usize,
+    pub pad_top: usize,
+    pub pad_left: usize,
+    pub act_min: f32,
+    pub act_max: f32,
+}
+
+impl ConvParams {
+    pub fn input_len(&self) -> usize {
+        self.batch * self.in_h * self.in_w * self.in_c
+    }
+    pub fn filter_len(&self) -> usize {
+        self.out_c * self.k_h * self.k_w * self.in_c
+    }
+    pub fn output_len(&self) -> usize {
+        self.batch * self.out_h * self.out_w * self.out_c
+    }
+    /// GEMM depth: one im2col row.
+    pub fn k(&self) -> usize {
+        self.k_h * self.k_w * self.in_c
+    }
+    /// Multiply-accumulates of one run (for GFLOP/s reports: FLOPs = 2 × MACs).
+    pub fn macs(&self) -> usize {
+        self.output_len() * self.k()
+    }
+
+    /// Checks the attributes and the buffer sizes a caller is about to pass, so that the
+    /// kernels' own length assertions can never fire on a malformed model.
+    pub fn check(
+        &self,
+        input_len: usize,
+        filter_len: usize,
+        bias_len: Option<usize>,
+        output_len: usize,
+    ) -> Result<()> {
+        if self.stride_h == 0 || self.stride_w == 0 {
+            return Err(EngineError::invalid("conv2d: stride 0"));
+        }
+        if self.dilation_h == 0 || self.dilation_w == 0 {
+            return Err(EngineError::invalid("conv2d: dilation 0"));
+        }
+        if !(self.act_min <= self.act_max) {
+            return Err(EngineError::invalid("conv2d: activation min > max"));
+        }
+        let sizes = [
+            ("input", input_len, self.input_len()),
+            ("filter", filter_len, self.filter_len()),
+            ("output", output_len, self.output_len()),
+        ];
+        for (what, got, want) in sizes {
+            if got != want {
+                return Err(EngineError::invalid(format!(
+                    "conv2d: {what} has {got} floats, shape needs {want}"
+                )));
+            }
+        }
+        if let Some(b) = bias_len
+            && b != self.out_c
+        {
+            return Err(EngineError::invalid(format!(
+                "conv2d: bias has {b} floats for {} output channels",
+                self.out_c
+            )));
+        }
+        Ok(())
+    }
+
+    /// True when the conv is a plain GEMM over the input pixels.
+    fn is_pointwise(&self) -> bool {
+        self.k_h == 1
+            && self.k_w == 1
+            && self.stride_h == 1
+            && self.stride_w == 1
+            && self.pad_top == 0
+            && self.pad_left == 0
+            && self.out_h == self.in_h
+            && self.out_w == self.in_w
+    }
+
+    /// Input row `iy` for output row `oy` and tap `ky`, if inside the image.
+    #[inline]
+    fn in_y(&self, oy: usize, ky: usize) -> Option<usize> {
+        let y = (oy * self.stride_h + ky * self.dilation_h).checked_sub(self.pad_top)?;
+        (y < self.in_h).then_some(y)
+    }
+
+    #[inline]
+    fn in_x(&self, ox: usize, kx: usize) -> Option<usize> {
+        let x = (ox * self.stride_w + kx * self.dilation_w).checked_sub(self.pad_left)?;
+        (x < self.in_w).then_some(x)
+    }
+}
+
+fn assert_lengths(p: &ConvParams, input: &[f32], output: &[f32]) {
+    assert!(input.len() >= p.input_len(), "conv2d: input too short");
+    assert!(output.len() >= p.output_len(), "conv2d: output too short");
+}
+
+/// Reference CONV_2D: for every output element, sum over (ky, kx, ic) in that order,
+/// then add the bias and clamp, as TFLite's `reference_ops::Conv` does.
+pub fn conv2d_reference(
+    p: &ConvParams,
+    input: &[f32],
+    filter: &[f32],
+    bias: Option<&[f32]>,
+    output: &mut [f32],
+) {
+    assert_lengths(p, input, output);
+    assert!(filter.len() >= p.filter_len(), "conv2d: filter too short");
+    for b in 0..p.batch {
+        for oy in 0..p.out_h {
+            for ox in 0..p.out_w {
+                for oc in 0..p.out_c {
+                    let mut total = 0.0f32;
+                    for ky in 0..p.k_h {
+                        let Some(iy) = p.in_y(oy, ky) else { continue };
+                        for kx in 0..p.k_w {
+                            let Some(ix) = p.in_x(ox, kx) else { continue };
+                            let src = ((b * p.in_h + iy) * p.in_w + ix) * p.in_c;
+                            let w = ((oc * p.k_h + ky) * p.k_w + kx) * p.in_c;
+                            for ic in 0..p.in_c {
+                                total += input[src + ic] * filter[w + ic];
+                            }
+                        }
+                    }
+                    let v = total + bias.map_or(0.0, |bb| bb[oc]);
+                    output[((b * p.out_h + oy) * p.out_w + ox) * p.out_c + oc] =
+                        v.max(p.act_min).min(p.act_max);
+                }
+            }
+        }
+    }
+}
+
+/// CONV_2D with weights packed once (at model load) for the GEMM micro-kernels.
+#[derive(Debug, Clone)]
+pub struct PackedConv2D {
+    p: ConvParams,
+    b: gemm::PackedB,
+}
+
+impl PackedConv2D {
+    /// Packs `filter` (OHWI) and `bias`. Panics if they are shorter than `p` needs
+    /// (callers validate with [`ConvParams::check`]).
+    pub fn new(p: &ConvParams, filter: &[f32], bias: Option<&[f32]>) -> Self {
+        assert!(filter.len() >= p.filter_len(), "conv2d: filter too short");
+        PackedConv2D {
+            p: *p,
+            b: gemm::PackedB::from_nk(p.k(), p.out_c, filter, bias),
+        }
+    }
+
+    pub fn params(&self) -> &ConvParams {
+        &self.p
+    }
+
+    /// Bytes held by the packed weights and bias.
+    pub fn packed_bytes(&self) -> usize {
+        self.b.bytes()
+    }
+
+    /// Floats of im2col scratch one thread uses per run (0 for a pointwise conv). The
+    /// scratch is allocated inside `run` (one L2-sized block per thread), so callers do
+    /// not need to provide it; this is informational (memory planning reports).
+    pub fn scratch_len(&self) -> usize {
+        let k = self.p.k();
+        let m = self.p.batch * self.p.out_h * self.p.out_w;
+        // Mirrors gemm::block_rows for the widest MR (12).
+        let rows = ((32 * 1024 / (12 * k.max(1))).clamp(1, 64) * 12).min(m.div_ceil(12) * 12);
+        rows * k
+    }
+
+    /// Runs the conv with the ISA chosen by [`cpu::selected_isa`].
+    pub fn run(&self, input: &[f32], output: &mut [f32], par: Parallelism) {
+        self.run_isa(cpu::selected_isa(), input, output, par)
+    }
+
+    /// Runs with a given ISA (capped to what the CPU supports).
+    pub fn run_isa(&self, isa: cpu::Isa, input: &[f32], output: &mut [f32], par: Parallelism) {
+        let p = &self.p;
+        assert_lengths(p, input, output);
+        let m = p.batch * p.out_h * p.out_w;
+        let output = &mut output[..p.output_len()];
+        if p.is_pointwise() {
+            let k = p.in_c;
+            let fill = |r0: usize, rows: usize, s: usize, buf: &mut [f32]| {
+                for i in 0..rows {
+                    let src = &input[(r0 + i) * k..(r0 + i + 1) * k];
+                    for (d, &v) in buf[i..].iter_mut().step_by(s).zip(src) {
+                        *d = v;
+                    }
+                }
+            };
+            gemm::gemm(isa, m, &fill, &self.b, output, p.act_min, p.act_max, par);
+        } else {
+            let fill = |r0: usize, rows: usize, s: usize, buf: &mut [f32]| {
+                im2col_tile(p, input, r0, rows, s, buf)
+            };
+            gemm::gemm(isa, m, &fill, &self.b, output, p.act_min, p.act_max, par);
+        }
+    }
+}
+
+/// Writes im2col rows `r0..r0+rows` transposed into the packed-A layout
+/// (`buf[kk * s + i]`), zeros for out-of-image taps.
+fn im2col_tile(p: &ConvParams, input: &[f32], r0: usize, rows: usize, s: usize, buf: &mut [f32]) {
+    let c = p.in_c;
+    for i in 0..rows {
+        let r = r0 + i;
+        let ox = r % p.out_w;
+        let oy = (r / p.out_w) % p.out_h;
+        let b = r / (p.out_w * p.out_h);
+        let mut kbase = 0;
+        for ky in 0..p.k_h {
+            let iy = p.in_y(oy, ky);
+            for kx in 0..p.k_w {
+                let dst = buf[kbase * s + i..].iter_mut().step_by(s).take(c);
+                match (iy, p.in_x(ox, kx)) {
+                    (Some(iy), Some(ix)) => {
+                        let at = ((b * p.in_h + iy) * p.in_w + ix) * c;
+                        for (d, &v) in dst.zip(&input[at..at + c]) {
+                            *d = v;
+                        }
+                    }
+                    _ => dst.for_each(|d| *d = 0.0),
+                }
+                kbase += c;
+            }
+        }
+    }
+}
+
+/// Shared deterministic test data and tolerance helpers for the kernel tests.
+#[cfg(test)]
+pub(crate) mod testutil {
+    /// Small LCG: deterministic values in [-1, 1).
+    pub struct Lcg(pub u64);
+    impl Lcg {
+        pub fn next_f32(&mut self) -> f32 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        }
+        pub fn vec(&mut self, n: usize) -> Vec<f32> {
+            (0..n).map(|_| self.next_f32()).collect()
+        }
+    }
+
+    /// Asserts `got ≈ want` with tolerance ~1e-5·sqrt(K) relative to the magnitudes
+    /// summed (summation order differs between kernels).
+    pub fn assert_close(got: &[f32], want: &[f32], k: usize, what: &str) {
+        assert_eq!(got.len(), want.len(), "{what}: length");
+        let tol = 1e-5 * (k.max(1) as f32).sqrt();
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            let scale = 1.0f32.max(w.abs());
+            assert!(
+                (g - w).abs() <= tol * scale * 4.0,
+                "{what}: element {i}: got {g}, want {w} (tol {tol})"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testutil::{Lcg, assert_close};
+    use super::*;
+    use crate::exec::kernels::cpu::{Isa, available_isas, with_isa};
+
+    #[allow(clippy::too_many_arguments)]
+    fn params(
+        batch: usize,
+        in_hw: (usize, usize),
+        in_c: usize,
+        out_c: usize,
+        k: (usize, usize),
+        stride: usize,
+        dilation: usize,
+        pad: (usize, usize),
+        act: (f32, f32),
+    ) -> ConvParams {
+        let out = |i: usize, kk: usize, pd: usize| {
+            let eff = (kk - 1) * dilation + 1;
+            (i + 2 * pd).saturating_sub(eff) / stride + 1
+        };
+        ConvParams {
+            batch,
+            in_h: in_hw.0,
+            in_w: in_hw.1,
+            in_c,
+            out_h: out(in_hw.0, k.0, pad.0),
+            out_w: out(in_hw.1, k.1, pad.1),
+            out_c,
+            k_h: k.0,
+            k_w: k.1,
+            stride_h: stride,
+            stride_w: stride,
+            dilation_h: dilation,
+            dilation_w: dilation,
+            pad_top: pad.0,
+            pad_left: pad.1,
+            act_min: act.0,
+            act_max: act.1,
+        }
+    }
+
+    fn check_shape(p: &ConvParams, seed: u64) {
+        let mut rng = Lcg(seed);
+        let input = rng.vec(p.input_len());
+        let filter = rng.vec(p.filter_len());
+        let bias = rng.vec(p.out_c);
+        p.check(input.len(), filter.len(), Some(bias.len()), p.output_len())
+            .unwrap();
+        for with_bias in [true, false] {
+            let bias = with_bias.then_some(bias.as_slice());
+            let mut want = vec![0.0; p.output_len()];
+            conv2d_reference(p, &input, &filter, bias, &mut want);
+            let packed = PackedConv2D::new(p, &filter, bias);
+            for isa in available_isas() {
+                for threads in [1, 2] {
+                    let mut got = vec![f32::NAN; p.output_len()];
+                    with_isa(isa, || {
+                        packed.run(&input, &mut got, Parallelism { threads });
+                    });
+                    assert_close(&got, &want, p.k(), &format!("{isa:?} t{threads} {p:?}"));
+                }
+            }
+        }
+    }
+
+    const NONE: (f32, f32) = (f32::NEG_INFINITY, f32::INFINITY);
+
+    #[test]
+    fn pointwise_matches_reference() {
+        check_shape(&params(1, (7, 9), 24, 37, (1, 1), 1, 1, (0, 0), NONE), 1);
+        check_shape(
+            &params(2, (5, 5), 17, 16, (1, 1), 1, 1, (0, 0), (0.0, 6.0)),
+            2,
+        );
+        check_shape(
+            &params(1, (13, 3), 40, 33, (1, 1), 1, 1, (0, 0), (-0.5, 0.5)),
+            3,
+        );
+        check_shape(&params(1, (1, 1), 3, 1, (1, 1), 1, 1, (0, 0), NONE), 4);
+        check_shape(
+            &params(1, (11, 11), 64, 70, (1, 1), 1, 1, (0, 0), (0.0, 6.0)),
+            5,
+        );
+        // 1×1 stride 2 goes through im2col.
+        check_shape(&params(1, (9, 8), 19, 21, (1, 1), 2, 1, (0, 0), NONE), 6);
+    }
+
+    #[test]
+    fn spatial_matches_reference() {
+        let cases = [
+            params(1, (12, 12), 3, 32, (3, 3), 2, 1, (1, 1), (0.0, 6.0)),
+            params(1, (9, 7), 5, 19, (3, 3), 1, 1, (1, 1), NONE),
+            params(2, (8, 8), 16, 33, (3, 3), 1, 2, (2, 2), NONE),
+            params(1, (10, 9), 7, 13, (1, 7), 1, 1, (0, 3), (-1.0, 1.0)),
+            params(1, (9, 10), 7, 13, (7, 1), 1, 1, (3, 0), (0.0, 6.0)),
+            params(1, (11, 11), 6, 20, (5, 5), 2, 1, (2, 2), NONE),
+            params(1, (6, 6), 4, 9, (3, 3), 2, 1, (0, 0), NONE),
+            params(1, (7, 5), 33, 48, (3, 3), 1, 1, (1, 1), (0.0, 6.0)),
+        ];
+        for (i, p) in cases.iter().enumerate() {
+            check_shape(p, 100 + i as u64);
+        }
+    }
+
+    #[test]
+    fn asymmetric_padding_and_bad_params() {
+        // SAME padding on an even input with stride 2 pads only at the bottom/right.
+        let mut p = params(1, (8, 8), 3, 8, (3, 3), 2, 1, (0, 0), NONE);
+        p.out_h = 4;
+        p.out_w = 4;
+        check_shape(&p, 7);
+        assert!(p.check(1, 2, None, 3).is_err());
+        let mut q = p;
+        q.stride_h = 0;
+        assert!(
+            q.check(q.input_len(), q.filter_len(), None, q.output_len())
+                .is_err()
+        );
+        assert!(
+            p.check(p.input_len(), p.filter_len(), Some(3), p.output_len())
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn forced_isa_is_capped_to_cpu() {
+        let p = params(1, (4, 4), 8, 8, (1, 1), 1, 1, (0, 0), NONE);
+        let mut rng = Lcg(9);
+        let (input, filter) = (rng.vec(p.input_len()), rng.vec(p.filter_len()));
+        let packed = PackedConv2D::new(&p, &filter, None);
+        let mut a = vec![0.0; p.output_len()];
+        let mut b = vec![0.0; p.output_len()];
+        packed.run_isa(Isa::Avx512, &input, &mut a, Parallelism::SINGLE);
+        conv2d_reference(&p, &input, &filter, None, &mut b);
+        assert_close(&a, &b, p.k(), "capped");
+    }
+}

@@ -1,0 +1,337 @@
+//! Packed-panel float32 GEMM shared by CONV_2D and FULLY_CONNECTED:
+//! `C[m, n] = clamp(A[m, k] · B[k, n] + bias[n], min, max)`.
+//!
+//! B (the weights) is packed once into column panels of [`NR`] = 16 floats: panel `p`
+//! holds columns `16p..16p+16` as `k` consecutive rows of 16 (zero-padded past `n`).
+//! The same layout serves every ISA: the AVX-512 micro-kernel reads two panels at a
+//! time (32 columns), AVX2 and portable one.
+//!
+//! A is packed per tile of `MR` rows as `k` consecutive groups of `MR` floats, by a
+//! caller-supplied fill function: a plain row copy for 1×1 convolutions and FC, an
+//! im2col gather for general convolutions. Packing A makes the micro-kernel read one
+//! contiguous stream (one pointer, no per-row bounds), and lets im2col write straight
+//! into the layout the kernel wants.
+
+use rayon::prelude::*;
+
+use crate::exec::kernels::Parallelism;
+use crate::exec::kernels::cpu::{self, Isa};
+
+mod portable;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+/// Panel width (columns of B per packed panel).
+pub(crate) const NR: usize = 16;
+
+/// Weights packed into [`NR`]-column panels, with the bias padded to whole panels.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct PackedB {
+    pub k: usize,
+    pub n: usize,
+    pub panels: usize,
+    data: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+impl PackedB {
+    /// Packs `w`, row-major `[n][k]` (a TFLite OHWI filter flattened per output
+    /// channel, or FC weights `[units, depth]`), so that `B[kk][j] = w[j*k + kk]`.
+    pub fn from_nk(k: usize, n: usize, w: &[f32], bias: Option<&[f32]>) -> Self {
+        assert!(w.len() >= k * n, "weights: {} floats for {n}x{k}", w.len());
+        let panels = n.div_ceil(NR);
+        let mut data = vec![0.0f32; panels * k * NR];
+        if k > 0 {
+            for (col, src) in w.chunks_exact(k).take(n).enumerate() {
+                let panel = &mut data[(col / NR) * k * NR..][..k * NR];
+                let j = col % NR;
+                for (dst, &v) in panel.chunks_exact_mut(NR).zip(src) {
+                    dst[j] = v;
+                }
+            }
+        }
+        let mut padded_bias = vec![0.0f32; panels * NR];
+        if let Some(b) = bias {
+            assert!(b.len() >= n, "bias: {} floats for {n} outputs", b.len());
+            padded_bias[..n].copy_from_slice(&b[..n]);
+        }
+        PackedB {
+            k,
+            n,
+            panels,
+            data,
+            bias: padded_bias,
+        }
+    }
+
+    /// Panels `p..p+np` (contiguous, `k*NR` floats each).
+    fn panels_from(&self, p: usize, np: usize) -> &[f32] {
+        &self.data[p * self.k * NR..(p + np) * self.k * NR]
+    }
+
+    fn bias_from(&self, p: usize, np: usize) -> &[f32] {
+        &self.bias[p * NR..(p + np) * NR]
+    }
+
+    pub fn bytes(&self) -> usize {
+        (self.data.len() + self.bias.len()) * 4
+    }
+}
+
+/// Fills a packed A tile: `(row0, rows, mr_stride, buf)` must write
+/// `buf[kk * mr_stride + i] = A[row0 + i][kk]` for `i < rows`, `kk < k`. Rows
+/// `rows..mr_stride` may hold anything (their results are never stored).
+pub(crate) type FillA<'a> = dyn Fn(usize, usize, usize, &mut [f32]) + Sync + 'a;
+
+/// One micro-kernel call: `mr` valid rows (of the ISA's MR) × `ncols` valid columns
+/// starting at panel `p`, `np` panels wide.
+pub(crate) struct Tile<'a> {
+    pub k: usize,
+    pub a: &'a [f32],
+    pub b: &'a [f32],
+    pub bias: &'a [f32],
+    pub np: usize,
+    pub c: &'a mut [f32],
+    pub ldc: usize,
+    pub mr: usize,
+    pub ncols: usize,
+    pub min: f32,
+    pub max: f32,
+}
+
+/// An ISA's micro-kernel family.
+#[derive(Clone, Copy)]
+struct Kernel {
+    /// Rows per tile (A packing stride).
+    mr: usize,
+    /// Panels per GEMM tile call.
+    tile_panels: usize,
+    /// Panels per GEMV call (MR = 1).
+    gemv_panels: usize,
+    tile: fn(Tile<'_>),
+    gemv: fn(Tile<'_>),
+}
+
+fn kernel_for(isa: Isa) -> Kernel {
+    match cpu::clamp_to_detected(isa) {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => x86::AVX512,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => x86::AVX2,
+        _ => portable::KERNEL,
+    }
+}
+
+/// Rows of A per packed block: keeps the packed A block around 128 KiB (L2-resident)
+/// while one B panel group is swept down it.
+fn block_rows(k: usize, mr: usize) -> usize {
+    let tiles = (32 * 1024 / (mr * k.max(1))).clamp(1, 64);
+    tiles * mr
+}
+
+/// `c[..m*n] = clamp(A·B + bias)`. A is provided tile by tile through `fill`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm(
+    isa: Isa,
+    m: usize,
+    fill: &FillA<'_>,
+    b: &PackedB,
+    c: &mut [f32],
+    min: f32,
+    max: f32,
+    par: Parallelism,
+) {
+    let n = b.n;
+    assert!(c.len() >= m * n, "output: {} floats for {m}x{n}", c.len());
+    if m == 0 || n == 0 {
+        return;
+    }
+    let kern = kernel_for(isa);
+    let c = &mut c[..m * n];
+    if m == 1 {
+        let mut a = vec![0.0f32; b.k];
+        fill(0, 1, 1, &mut a);
+        // GEMV: split the columns between threads (rows cannot be split).
+        let chunk = (n.div_ceil(par.threads.max(1) * 2)).div_ceil(64) * 64;
+        if par.threads > 1 && n > chunk {
+            c.par_chunks_mut(chunk)
+                .enumerate()
+                .for_each(|(ci, cc)| gemv_cols(&kern, &a, b, ci * chunk / NR, cc, min, max));
+        } else {
+            gemv_cols(&kern, &a, b, 0, c, min, max);
+        }
+        return;
+    }
+    let tiles = m.div_ceil(kern.mr);
+    if par.threads > 1 && tiles > 1 {
+        let per_chunk = tiles.div_ceil(par.threads * 4).max(1) * kern.mr;
+        c.par_chunks_mut(per_chunk * n)
+            .enumerate()
+            .for_each(|(ci, cc)| {
+                rows_block(&kern, ci * per_chunk, cc.len() / n, fill, b, cc, min, max)
+            });
+    } else {
+        rows_block(&kern, 0, m, fill, b, c, min, max);
+    }
+}
+
+/// Computes rows `row0..row0+rows` into `c` (which starts at row `row0`).
+#[allow(clippy::too_many_arguments)]
+fn rows_block(
+    kern: &Kernel,
+    row0: usize,
+    rows: usize,
+    fill: &FillA<'_>,
+    b: &PackedB,
+    c: &mut [f32],
+    min: f32,
+    max: f32,
+) {
+    let (k, n, mr_max) = (b.k, b.n, kern.mr);
+    let block = block_rows(k, mr_max).min(rows.div_ceil(mr_max) * mr_max);
+    let mut apack = vec![0.0f32; block * k];
+    let mut r0 = 0;
+    while r0 < rows {
+        let brows = block.min(rows - r0);
+        let btiles = brows.div_ceil(mr_max);
+        for t in 0..btiles {
+            let tr = t * mr_max;
+            let mr = mr_max.min(brows - tr);
+            fill(
+                row0 + r0 + tr,
+                mr,
+                mr_max,
+                &mut apack[t * mr_max * k..(t + 1) * mr_max * k],
+            );
+        }
+        let mut p = 0;
+        while p < b.panels {
+            let np = kern.tile_panels.min(b.panels - p);
+            let col0 = p * NR;
+            let ncols = (n - col0).min(np * NR);
+            for t in 0..btiles {
+                let tr = t * mr_max;
+                let mr = mr_max.min(brows - tr);
+                (kern.tile)(Tile {
+                    k,
+                    a: &apack[t * mr_max * k..(t + 1) * mr_max * k],
+                    b: b.panels_from(p, np),
+                    bias: b.bias_from(p, np),
+                    np,
+                    c: &mut c[(r0 + tr) * n + col0..],
+                    ldc: n,
+                    mr,
+                    ncols,
+                    min,
+                    max,
+                });
+            }
+            p += np;
+        }
+        r0 += brows;
+    }
+}
+
+/// One-row GEMM over the columns held by `c`, starting at panel `p0`.
+fn gemv_cols(kern: &Kernel, a: &[f32], b: &PackedB, p0: usize, c: &mut [f32], min: f32, max: f32) {
+    let cols = c.len();
+    let mut local = 0;
+    while local < cols {
+        let p = p0 + local / NR;
+        let np = kern.gemv_panels.min((cols - local).div_ceil(NR));
+        let ncols = (cols - local).min(np * NR);
+        (kern.gemv)(Tile {
+            k: b.k,
+            a,
+            b: b.panels_from(p, np),
+            bias: b.bias_from(p, np),
+            np,
+            c: &mut c[local..],
+            ldc: 0,
+            mr: 1,
+            ncols,
+            min,
+            max,
+        });
+        local += np * NR;
+    }
+}
+
+/// Checks a tile's slices before a SIMD kernel dereferences raw pointers into them.
+pub(crate) fn check_tile(t: &Tile<'_>, mr_stride: usize) {
+    assert!(t.a.len() >= t.k * mr_stride, "packed A too short");
+    assert!(t.b.len() >= t.np * t.k * NR, "packed B too short");
+    assert!(t.bias.len() >= t.np * NR, "bias too short");
+    assert!(t.ncols <= t.np * NR && t.mr <= mr_stride && t.mr >= 1);
+    assert!(
+        t.c.len() >= (t.mr - 1) * t.ldc + t.ncols,
+        "output tile too short"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(m: usize, k: usize, n: usize, a: &[f32], w: &[f32], bias: &[f32]) -> Vec<f32> {
+        let mut out = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                let mut s = 0.0f64;
+                for kk in 0..k {
+                    s += a[i * k + kk] as f64 * w[j * k + kk] as f64;
+                }
+                out[i * n + j] = (s + bias[j] as f64).clamp(-3.0, 3.0) as f32;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn gemm_all_isas_edges() {
+        let mut seed = 12345u32;
+        let mut rnd = || {
+            seed = seed.wrapping_mul(1664525).wrapping_add(1013904223);
+            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        };
+        for &(m, k, n) in &[
+            (1, 5, 3),
+            (1, 70, 130),
+            (13, 7, 33),
+            (25, 1, 17),
+            (40, 33, 64),
+            (7, 0, 5),
+        ] {
+            let a: Vec<f32> = (0..m * k).map(|_| rnd()).collect();
+            let w: Vec<f32> = (0..n * k).map(|_| rnd()).collect();
+            let bias: Vec<f32> = (0..n).map(|_| rnd()).collect();
+            let want = naive(m, k, n, &a, &w, &bias);
+            let b = PackedB::from_nk(k, n, &w, Some(&bias));
+            for isa in cpu::available_isas() {
+                for threads in [1, 2] {
+                    let mut c = vec![f32::NAN; m * n];
+                    let fill = |r0: usize, rows: usize, s: usize, buf: &mut [f32]| {
+                        for i in 0..rows {
+                            for kk in 0..k {
+                                buf[kk * s + i] = a[(r0 + i) * k + kk];
+                            }
+                        }
+                    };
+                    gemm(
+                        isa,
+                        m,
+                        &fill,
+                        &b,
+                        &mut c,
+                        -3.0,
+                        3.0,
+                        Parallelism { threads },
+                    );
+                    for (x, y) in c.iter().zip(&want) {
+                        assert!((x - y).abs() < 1e-4, "{isa:?} m{m} k{k} n{n}: {x} vs {y}");
+                    }
+                }
+            }
+        }
+    }
+}
