@@ -10,11 +10,13 @@ use crate::cli::{ConvertArgs, ConvertTarget};
 
 pub fn run(a: &ConvertArgs) -> Result<()> {
     let model = load_model(&a.model)?;
-    let out = match a.to {
-        ConvertTarget::Float32 => {
+    let (out, to) = match a.to {
+        ConvertTarget::Float32 => (
             dequantize_model(&model, &DequantizeOptions { keep_io: a.keep_io })
-                .with_context(|| format!("{}: cannot dequantize", a.model.display()))?
-        }
+                .with_context(|| format!("{}: cannot dequantize", a.model.display()))?,
+            "float32",
+        ),
+        ConvertTarget::Same => (model, "same"),
     };
     let size = save_model(&out, &a.output)?;
     let st = graph_stats(out.main());

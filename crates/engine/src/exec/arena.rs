@@ -34,10 +34,6 @@ impl Arena {
         self.len
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     fn check(&self, offset: usize, bytes: usize) {
         assert!(
             offset

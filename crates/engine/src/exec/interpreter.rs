@@ -98,7 +98,6 @@ enum Kernel {
     },
     BinaryI32(BinaryOp),
     Unary(fn(&[f32], &mut [f32])),
-    Clamp(f32, f32),
     /// RESHAPE, SQUEEZE: same bytes, new shape.
     Copy,
     Concat {
@@ -515,9 +514,6 @@ impl Interpreter {
                 &self.slot(out).shape,
             ),
             Kernel::Unary(f) => f(self.input(inp(0)), self.output(out)),
-            Kernel::Clamp(lo, hi) => {
-                kernels::activation::clamp(self.input(inp(0)), self.output(out), *lo, *hi)
-            }
             Kernel::Copy => {
                 let src: &[u8] = self.input(inp(0));
                 self.output::<u8>(out).copy_from_slice(src);
