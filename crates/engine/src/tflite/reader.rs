@@ -445,7 +445,8 @@ fn signature_def(
                 subgraphs.len()
             ))
         })?;
-    let maps = |v: Option<Vector<'_, planus::Result<fb::TensorMapRef<'_>>>>| -> Result<Vec<(String, TensorId)>> {
+    type Maps<'a> = Option<Vector<'a, planus::Result<fb::TensorMapRef<'a>>>>;
+    let maps = |v: Maps<'_>| -> Result<Vec<(String, TensorId)>> {
         let mut out = Vec::new();
         for m in v.iter().flat_map(|v| v.iter()) {
             let m = m.map_err(&e)?;
