@@ -456,9 +456,18 @@ fn clear_errors_for_bad_headers() {
     let mut b = small_model_bytes();
     b[4..8].copy_from_slice(b"XYZ9");
     assert!(expect_invalid(&b, "identifier").contains("identifier"));
-    // Version 2 instead of 3: patch it via a rewritten model.
+    // Version 2 instead of 3: patch `Model.version` (field 0 of the root table,
+    // found through the root table's vtable).
     let m = read_model(&small_model_bytes()).unwrap();
     let good = write_model(&m).unwrap();
+    let u32_at = |b: &[u8], i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap());
+    let root = u32_at(&good, 0) as usize;
+    let vtable = (root as i64 - i64::from(u32_at(&good, root) as i32)) as usize;
+    let field = u16::from_le_bytes([good[vtable + 4], good[vtable + 5]]) as usize;
+    assert_eq!(u32_at(&good, root + field), 3);
+    let mut v2 = good.clone();
+    v2[root + field] = 2;
+    assert!(expect_invalid(&v2, "version 2").contains("schema version 2"));
     let mut truncated = good.clone();
     truncated.truncate(good.len() / 2);
     let msg = expect_invalid(&truncated, "truncated");
@@ -546,4 +555,21 @@ fn rejects_bad_indices_instead_of_panicking() {
             bytes[i] = 0;
         }
     }
+}
+
+#[test]
+fn huge_shapes_are_rejected_not_overflowed() {
+    let mut g = Graph::default();
+    let big = i32::MAX as usize;
+    let x = g.add_tensor(Tensor::constant(
+        "x",
+        vec![big, big, big, big],
+        DType::F32,
+        vec![0; 4],
+    ));
+    g.inputs = vec![x];
+    g.outputs = vec![x];
+    let bytes = write_model(&Model::from_graph(g, "")).unwrap();
+    let msg = expect_invalid(&bytes, "huge shape");
+    assert!(msg.contains("too many elements"), "{msg}");
 }

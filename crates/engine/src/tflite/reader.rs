@@ -361,6 +361,17 @@ fn tensor(ctx: &str, t: fb::TensorRef<'_>, buffers: &[Option<&[u8]>]) -> Result<
             shape.push(dim);
         }
     }
+    // Consumers multiply dimensions freely: refuse shapes whose element count
+    // does not fit in usize.
+    if shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .is_none()
+    {
+        return Err(EngineError::invalid(format!(
+            "{ctx} '{name}': shape {shape:?} has too many elements"
+        )));
+    }
     let dtype = DType::from_tflite(t.type_().map_err(&e)?);
     let b = t.buffer().map_err(&e)? as usize;
     let data = buffers.get(b).ok_or_else(|| {
@@ -434,7 +445,8 @@ fn signature_def(
                 subgraphs.len()
             ))
         })?;
-    let maps = |v: Option<Vector<'_, planus::Result<fb::TensorMapRef<'_>>>>| -> Result<Vec<(String, TensorId)>> {
+    type Maps<'a> = Option<Vector<'a, planus::Result<fb::TensorMapRef<'a>>>>;
+    let maps = |v: Maps<'_>| -> Result<Vec<(String, TensorId)>> {
         let mut out = Vec::new();
         for m in v.iter().flat_map(|v| v.iter()) {
             let m = m.map_err(&e)?;

@@ -5,7 +5,8 @@
 //! up at the end of the file, planus builds back to front), each preceded by just
 //! enough filler that its distance from the end of the FlatBuffer is a multiple of
 //! 16; after `finish`, the identifier and filler inserted after the root offset
-//! make the total length a multiple of 16, which puts every data vector at a 16-aligned file offset.
+//! make the total length a multiple of 16, which puts every data vector at a
+//! 16-aligned file offset.
 
 use std::collections::HashMap;
 
