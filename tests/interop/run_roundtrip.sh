@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Round-trip every Coral model that has golden outputs through quantfarm's TFLite
-# reader/writer (examples/tflite_roundtrip.rs) and check with the official LiteRT
+# reader/writer (`quantfarm convert --to same`) and check with the official LiteRT
 # interpreter that the rewritten file computes byte-identical outputs
 # (tests/interop/roundtrip_check.py).
 #
 # Env: PYTHON (default python3; needs `ai-edge-litert` and numpy),
 #      QUANTFARM_DATA (default ../shared relative to the repository root),
-#      CARGO_TARGET_DIR (optional, as for cargo).
+#      QUANTFARM (the quantfarm binary; default: the release build).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
@@ -17,8 +17,7 @@ models="$data/models/coral"
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 
-cargo build -q -p quantfarm-engine --example tflite_roundtrip
-bin="${CARGO_TARGET_DIR:-$root/target}/debug/examples/tflite_roundtrip"
+bin="${QUANTFARM:-${CARGO_TARGET_DIR:-$root/target}/release/quantfarm}"
 
 fail=0
 n=0
@@ -30,7 +29,7 @@ for golden in "$golden_root"/*/; do
     continue
   fi
   n=$((n + 1))
-  "$bin" "$model" "$out/$name.tflite"
+  "$bin" convert "$model" --to same -o "$out/$name.tflite" >/dev/null
   if ! "$python" tests/interop/roundtrip_check.py "$model" "$out/$name.tflite" "$golden"; then
     fail=$((fail + 1))
   fi
