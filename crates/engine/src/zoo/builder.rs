@@ -391,10 +391,11 @@ impl Net {
     }
 
     /// AVERAGE_POOL_2D over the whole feature map (VALID, kernel = h × w), the way
-    /// the slim classifiers pool before their logits.
-    pub(crate) fn global_avg_pool(&mut self, x: Act, name: &str) -> Result<Act> {
+    /// the slim classifiers pool before their logits. `stride` does not change the
+    /// 1×1 result; it is whatever the slim graph had (`avg_pool2d` defaults to 2).
+    pub(crate) fn global_avg_pool(&mut self, x: Act, name: &str, stride: usize) -> Result<Act> {
         let [_, h, w, _] = self.shape(x);
-        let a = self.pool_hw(x, name, false, h, w, 1, Padding::Valid)?;
+        let a = self.pool_hw(x, name, false, h, w, stride, Padding::Valid)?;
         // Averaging many ReLU outputs leaves about their squared mean (1/π of E[x²]
         // for a rectified Gaussian).
         Ok(Act {

@@ -142,7 +142,7 @@ pub(crate) fn v3(p: &Params) -> Result<Model> {
         b.mixed_7(x, "Mixed_7c")?
     };
     // 8×8 at 299: the pool covers the whole final map (dropout is gone at inference).
-    let pooled = net.global_avg_pool(x, &format!("{SCOPE}/Logits/AvgPool_1a_8x8"))?;
+    let pooled = net.global_avg_pool(x, &format!("{SCOPE}/Logits/AvgPool_1a_8x8"), 2)?;
     let logits = net.conv(
         pooled,
         &format!("{SCOPE}/Logits/Conv2d_1c_1x1"),

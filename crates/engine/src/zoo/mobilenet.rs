@@ -33,15 +33,21 @@ fn make_divisible(v: f64) -> usize {
 }
 
 /// Classifier head shared by both MobileNets.
+/// `pool_stride` is what the slim graph has: v1 calls `avg_pool2d` with its default
+/// stride 2, v2 pools with stride 1 (no effect on the 1×1 result, but the hosted
+/// files record it).
 fn head(
     mut net: Net,
     x: super::builder::Act,
-    scope: &str,
     p: &Params,
-    out: &str,
     arch: Arch,
+    pool_stride: usize,
 ) -> Result<Model> {
-    let pooled = net.global_avg_pool(x, &format!("{scope}/Logits/AvgPool"))?;
+    let (scope, out) = match arch {
+        Arch::MobilenetV1 => ("MobilenetV1", "MobilenetV1/Predictions/Reshape_1"),
+        _ => ("MobilenetV2", "MobilenetV2/Predictions/Softmax"),
+    };
+    let pooled = net.global_avg_pool(x, &format!("{scope}/Logits/AvgPool"), pool_stride)?;
     let logits = net.conv(
         pooled,
         &format!("{scope}/Logits/Conv2d_1c_1x1"),
@@ -88,14 +94,7 @@ pub(crate) fn v1(p: &Params) -> Result<Model> {
             ConvCfg::bn(v1_depth(d, p.width), 1, 1, 1, RELU6),
         )?;
     }
-    head(
-        net,
-        x,
-        SCOPE,
-        p,
-        "MobilenetV1/Predictions/Reshape_1",
-        Arch::MobilenetV1,
-    )
+    head(net, x, p, Arch::MobilenetV1, 2)
 }
 
 pub(crate) fn v2(p: &Params) -> Result<Model> {
@@ -170,14 +169,7 @@ pub(crate) fn v2(p: &Params) -> Result<Model> {
         &format!("{SCOPE}/Conv_1"),
         ConvCfg::bn(last, 1, 1, 1, RELU6),
     )?;
-    head(
-        net,
-        x,
-        SCOPE,
-        p,
-        "MobilenetV2/Predictions/Softmax",
-        Arch::MobilenetV2,
-    )
+    head(net, x, p, Arch::MobilenetV2, 1)
 }
 
 #[cfg(test)]
