@@ -2,7 +2,8 @@
 //! float32 kernels written here, not the engine's) to check that the generated
 //! weights keep activations finite and non-trivial through the whole depth.
 //! The full-size runs are `#[ignore]`d: run them with
-//! `cargo test --release -p quantfarm-engine --test zoo_forward -- --ignored --nocapture`.
+//! `cargo test --release -p quantfarm-engine --test zoo_forward -- --ignored --nocapture`
+//! (`ZOO_ONLY=<arch name>` runs one architecture, `ZOO_VERBOSE=1` prints every layer).
 
 use quantfarm_engine::ir::{Activation, Graph, Model, OpKind, Padding};
 use quantfarm_engine::zoo::{Arch, ZooConfig, build};
@@ -233,6 +234,20 @@ fn check(arch: Arch, width: f32, resolution: usize, verbose: bool) {
     let g = m.main();
     let (p1, stats) = run(g, &image(resolution, 0.0));
     let (p2, _) = run(g, &image(resolution, 1.7));
+    // Different images must not all land on one class (a trained net's logits
+    // depend on the image; random weights without BN's mean removal would not).
+    let mut classes: Vec<usize> = [0.0, 1.7, 3.1, 4.4]
+        .iter()
+        .map(|&ph| {
+            let p = if ph == 0.0 {
+                p1.clone()
+            } else {
+                run(g, &image(resolution, ph)).0
+            };
+            (0..p.len()).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap()
+        })
+        .collect();
+    classes.dedup();
     for s in &stats {
         if verbose {
             eprintln!("{:70} rms {:9.4} max {:9.4}", s.name, s.rms, s.max_abs);
@@ -241,10 +256,13 @@ fn check(arch: Arch, width: f32, resolution: usize, verbose: bool) {
         assert!(s.rms > 1e-3 && s.rms < 1e3, "{}: rms {}", s.name, s.rms);
     }
     let top = |p: &[f32]| p.iter().cloned().fold(0f32, f32::max);
+    let argmax = |p: &[f32]| (0..p.len()).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap();
     let sum: f32 = p1.iter().sum();
     eprintln!(
-        "{} {width} {resolution}: top probability {:.4} / {:.4}, sum {sum:.5}",
+        "{} {width} {resolution}: top class {} / {}, probability {:.4} / {:.4}, sum {sum:.5}",
         arch.name(),
+        argmax(&p1),
+        argmax(&p2),
         top(&p1),
         top(&p2)
     );
@@ -253,6 +271,7 @@ fn check(arch: Arch, width: f32, resolution: usize, verbose: bool) {
     assert!(top(&p1) > 0.003 && top(&p1) < 0.999, "{}", top(&p1));
     let diff: f32 = p1.iter().zip(&p2).map(|(a, b)| (a - b).abs()).sum();
     assert!(diff > 1e-3, "output ignores the input ({diff})");
+    assert!(classes.len() > 1, "every image gets class {classes:?}");
 }
 
 #[test]
@@ -264,7 +283,11 @@ fn small_models_stay_finite_and_non_trivial() {
 #[test]
 #[ignore = "minutes in a debug build; run with --release"]
 fn full_models_stay_finite_and_non_trivial() {
+    let only = std::env::var("ZOO_ONLY").ok();
     for arch in Arch::ALL {
+        if only.as_deref().is_some_and(|o| o != arch.name()) {
+            continue;
+        }
         check(
             arch,
             1.0,

@@ -4,7 +4,7 @@
 //! RESHAPE → SOFTMAX like the hosted `mobilenet_*_quant.tflite` files.
 
 use super::builder::{ConvCfg, Net};
-use super::{Arch, INPUT_M2, LOGITS_GAIN, Params};
+use super::{Arch, INPUT_VAR, LOGITS_GAIN, Params};
 use crate::error::Result;
 use crate::ir::{Activation, Model};
 
@@ -51,7 +51,7 @@ fn head(
     let logits = net.conv(
         pooled,
         &format!("{scope}/Logits/Conv2d_1c_1x1"),
-        ConvCfg::plain(p.num_classes, 1, 1, LOGITS_GAIN),
+        ConvCfg::logits(p.num_classes, LOGITS_GAIN),
     )?;
     let flat = net.squeeze_to_2d(logits, &format!("{scope}/Logits/SpatialSqueeze"))?;
     let probs = net.softmax(flat, out);
@@ -79,7 +79,7 @@ pub(crate) fn v1(p: &Params) -> Result<Model> {
     ];
     let mut net = Net::new(SCOPE, p.seed);
     let r = p.resolution;
-    let mut x = net.input("input", r, r, 3, INPUT_M2);
+    let mut x = net.input("input", r, r, 3, INPUT_VAR);
     x = net.conv(
         x,
         &format!("{SCOPE}/Conv2d_0"),
@@ -114,7 +114,7 @@ pub(crate) fn v2(p: &Params) -> Result<Model> {
     let depth = |d: usize| make_divisible(scaled(d, p.width));
     let mut net = Net::new(SCOPE, p.seed);
     let r = p.resolution;
-    let mut x = net.input("input", r, r, 3, INPUT_M2);
+    let mut x = net.input("input", r, r, 3, INPUT_VAR);
     x = net.conv(
         x,
         &format!("{SCOPE}/Conv"),
