@@ -180,6 +180,11 @@ fn check_shapes(m: &Model) {
     for &o in &g.outputs {
         assert!(ready[o]);
     }
+    let mut names: Vec<&str> = g.tensors.iter().map(|t| t.name.as_str()).collect();
+    names.sort_unstable();
+    let before = names.len();
+    names.dedup();
+    assert_eq!(names.len(), before, "tensor names are not unique");
 }
 
 #[test]
