@@ -180,6 +180,11 @@ fn check_shapes(m: &Model) {
     for &o in &g.outputs {
         assert!(ready[o]);
     }
+    let mut names: Vec<&str> = g.tensors.iter().map(|t| t.name.as_str()).collect();
+    names.sort_unstable();
+    let before = names.len();
+    names.dedup();
+    assert_eq!(names.len(), before, "tensor names are not unique");
 }
 
 #[test]
@@ -446,4 +451,25 @@ fn unsupported_configurations_are_errors() {
         m.main().tensor(m.main().inputs[0]).shape,
         vec![1, 224, 224, 3]
     );
+}
+
+#[test]
+fn mobilenet_width_families_match_published_counts() {
+    // Published parameter counts (M) of the slim checkpoints at 224; the v2 ones
+    // only match with slim's rule that the last conv stays 1280 for width < 1.
+    let table = [
+        (Arch::MobilenetV1, 0.25, 0.47),
+        (Arch::MobilenetV1, 0.5, 1.32),
+        (Arch::MobilenetV1, 0.75, 2.59),
+        (Arch::MobilenetV2, 0.35, 1.66),
+        (Arch::MobilenetV2, 0.5, 1.95),
+        (Arch::MobilenetV2, 0.75, 2.61),
+        (Arch::MobilenetV2, 1.3, 5.34),
+        (Arch::MobilenetV2, 1.4, 6.06),
+    ];
+    for (a, w, mparams) in table {
+        let m = build(a, &cfg(a, w, 224)).unwrap();
+        let p = f32_params(m.main());
+        assert!(rel(p as f64, mparams * 1e6) < 0.01, "{} {w}: {p}", a.name());
+    }
 }

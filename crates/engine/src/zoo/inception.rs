@@ -4,7 +4,7 @@
 //! inference graph has no auxiliary head, so neither does this one.
 
 use super::builder::{Act, ConvCfg, Net};
-use super::{Arch, INPUT_M2, LOGITS_GAIN, Params};
+use super::{Arch, INPUT_VAR, LOGITS_GAIN, Params};
 use crate::error::Result;
 use crate::ir::{Activation, Model, Padding};
 
@@ -118,7 +118,7 @@ impl B<'_> {
 pub(crate) fn v3(p: &Params) -> Result<Model> {
     let mut net = Net::new(SCOPE, p.seed);
     let r = p.resolution;
-    let input = net.input("input", r, r, 3, INPUT_M2);
+    let input = net.input("input", r, r, 3, INPUT_VAR);
     let x = {
         let mut b = B { net: &mut net };
         // Stem: slim's base scope makes these VALID unless stated.
@@ -142,11 +142,11 @@ pub(crate) fn v3(p: &Params) -> Result<Model> {
         b.mixed_7(x, "Mixed_7c")?
     };
     // 8×8 at 299: the pool covers the whole final map (dropout is gone at inference).
-    let pooled = net.global_avg_pool(x, &format!("{SCOPE}/Logits/AvgPool_1a_8x8"))?;
+    let pooled = net.global_avg_pool(x, &format!("{SCOPE}/Logits/AvgPool_1a_8x8"), 2)?;
     let logits = net.conv(
         pooled,
         &format!("{SCOPE}/Logits/Conv2d_1c_1x1"),
-        ConvCfg::plain(p.num_classes, 1, 1, LOGITS_GAIN),
+        ConvCfg::logits(p.num_classes, LOGITS_GAIN),
     )?;
     let flat = net.squeeze_to_2d(logits, &format!("{SCOPE}/Logits/SpatialSqueeze"))?;
     let probs = net.softmax(flat, &format!("{SCOPE}/Predictions/Softmax"));

@@ -4,7 +4,7 @@
 //! RESHAPE → SOFTMAX like the hosted `mobilenet_*_quant.tflite` files.
 
 use super::builder::{ConvCfg, Net};
-use super::{Arch, INPUT_M2, LOGITS_GAIN, Params};
+use super::{Arch, INPUT_VAR, LOGITS_GAIN, Params};
 use crate::error::Result;
 use crate::ir::{Activation, Model};
 
@@ -33,19 +33,25 @@ fn make_divisible(v: f64) -> usize {
 }
 
 /// Classifier head shared by both MobileNets.
+/// `pool_stride` is what the slim graph has: v1 calls `avg_pool2d` with its default
+/// stride 2, v2 pools with stride 1 (no effect on the 1×1 result, but the hosted
+/// files record it).
 fn head(
     mut net: Net,
     x: super::builder::Act,
-    scope: &str,
     p: &Params,
-    out: &str,
     arch: Arch,
+    pool_stride: usize,
 ) -> Result<Model> {
-    let pooled = net.global_avg_pool(x, &format!("{scope}/Logits/AvgPool"))?;
+    let (scope, out) = match arch {
+        Arch::MobilenetV1 => ("MobilenetV1", "MobilenetV1/Predictions/Reshape_1"),
+        _ => ("MobilenetV2", "MobilenetV2/Predictions/Softmax"),
+    };
+    let pooled = net.global_avg_pool(x, &format!("{scope}/Logits/AvgPool"), pool_stride)?;
     let logits = net.conv(
         pooled,
         &format!("{scope}/Logits/Conv2d_1c_1x1"),
-        ConvCfg::plain(p.num_classes, 1, 1, LOGITS_GAIN),
+        ConvCfg::logits(p.num_classes, LOGITS_GAIN),
     )?;
     let flat = net.squeeze_to_2d(logits, &format!("{scope}/Logits/SpatialSqueeze"))?;
     let probs = net.softmax(flat, out);
@@ -73,7 +79,7 @@ pub(crate) fn v1(p: &Params) -> Result<Model> {
     ];
     let mut net = Net::new(SCOPE, p.seed);
     let r = p.resolution;
-    let mut x = net.input("input", r, r, 3, INPUT_M2);
+    let mut x = net.input("input", r, r, 3, INPUT_VAR);
     x = net.conv(
         x,
         &format!("{SCOPE}/Conv2d_0"),
@@ -88,14 +94,7 @@ pub(crate) fn v1(p: &Params) -> Result<Model> {
             ConvCfg::bn(v1_depth(d, p.width), 1, 1, 1, RELU6),
         )?;
     }
-    head(
-        net,
-        x,
-        SCOPE,
-        p,
-        "MobilenetV1/Predictions/Reshape_1",
-        Arch::MobilenetV1,
-    )
+    head(net, x, p, Arch::MobilenetV1, 2)
 }
 
 pub(crate) fn v2(p: &Params) -> Result<Model> {
@@ -115,7 +114,7 @@ pub(crate) fn v2(p: &Params) -> Result<Model> {
     let depth = |d: usize| make_divisible(scaled(d, p.width));
     let mut net = Net::new(SCOPE, p.seed);
     let r = p.resolution;
-    let mut x = net.input("input", r, r, 3, INPUT_M2);
+    let mut x = net.input("input", r, r, 3, INPUT_VAR);
     x = net.conv(
         x,
         &format!("{SCOPE}/Conv"),
@@ -170,14 +169,7 @@ pub(crate) fn v2(p: &Params) -> Result<Model> {
         &format!("{SCOPE}/Conv_1"),
         ConvCfg::bn(last, 1, 1, 1, RELU6),
     )?;
-    head(
-        net,
-        x,
-        SCOPE,
-        p,
-        "MobilenetV2/Predictions/Softmax",
-        Arch::MobilenetV2,
-    )
+    head(net, x, p, Arch::MobilenetV2, 1)
 }
 
 #[cfg(test)]

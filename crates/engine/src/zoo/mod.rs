@@ -182,6 +182,6 @@ impl Params {
 
 /// Second moment of the expected input: pixels mapped to [-1, 1] (what every slim
 /// ImageNet checkpoint here was trained on), roughly uniform.
-const INPUT_M2: f32 = 1.0 / 3.0;
+const INPUT_VAR: f32 = 1.0 / 3.0;
 /// Std of the logits: large enough that the softmax is not flat.
 const LOGITS_GAIN: f32 = 2.5;

@@ -17,7 +17,7 @@
 //! `γ, β`, so the parameter count stays the published one.
 
 use super::builder::{Act, ConvCfg, Net};
-use super::{Arch, INPUT_M2, LOGITS_GAIN, Params};
+use super::{Arch, INPUT_VAR, LOGITS_GAIN, Params};
 use crate::error::Result;
 use crate::ir::{Activation, Model, Padding};
 
@@ -88,7 +88,7 @@ fn bottleneck(net: &mut Net, x: Act, name: &str, base: usize, stride: usize) -> 
 pub(crate) fn v2_101(p: &Params) -> Result<Model> {
     let mut net = Net::new(SCOPE, p.seed);
     let r = p.resolution;
-    let mut x = net.input("input", r, r, 3, INPUT_M2);
+    let mut x = net.input("input", r, r, 3, INPUT_VAR);
     // Root: conv1 has neither BN nor activation in resnet v2 (the first unit's
     // preact normalises it).
     x = conv2d_same(
@@ -110,7 +110,7 @@ pub(crate) fn v2_101(p: &Params) -> Result<Model> {
     let logits = net.conv(
         pooled,
         &format!("{SCOPE}/logits"),
-        ConvCfg::plain(p.num_classes, 1, 1, LOGITS_GAIN),
+        ConvCfg::logits(p.num_classes, LOGITS_GAIN),
     )?;
     let flat = net.squeeze_to_2d(logits, &format!("{SCOPE}/spatial_squeeze"))?;
     let probs = net.softmax(flat, &format!("{SCOPE}/predictions/Softmax"));
