@@ -69,7 +69,7 @@ impl ConvParams {
         if self.dilation_h == 0 || self.dilation_w == 0 {
             return Err(EngineError::invalid("conv2d: dilation 0"));
         }
-        if !(self.act_min <= self.act_max) {
+        if self.act_min.is_nan() || self.act_max.is_nan() || self.act_min > self.act_max {
             return Err(EngineError::invalid("conv2d: activation min > max"));
         }
         let sizes = [

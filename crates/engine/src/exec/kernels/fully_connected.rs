@@ -32,7 +32,7 @@ impl FcParams {
         bias_len: Option<usize>,
         output_len: usize,
     ) -> Result<()> {
-        if !(self.act_min <= self.act_max) {
+        if self.act_min.is_nan() || self.act_max.is_nan() || self.act_min > self.act_max {
             return Err(EngineError::invalid(
                 "fully_connected: activation min > max",
             ));
