@@ -190,5 +190,149 @@ fn bench_fc(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_conv, bench_depthwise, bench_fc);
+/// One float32 layer of MobileNetV2 1.0 224, packed.
+enum Layer {
+    Conv(PackedConv2D, usize, usize),
+    Dw(PackedDepthwise, usize, usize),
+    Fc(PackedFullyConnected, usize, usize),
+}
+
+#[derive(Default)]
+struct Net {
+    layers: Vec<Layer>,
+    max_len: usize,
+    macs: usize,
+}
+
+/// TF SAME padding for a 3×3 kernel: stride 2 on even sizes pads bottom/right only.
+fn same_pad(s: usize) -> usize {
+    if s == 2 { 0 } else { 1 }
+}
+
+impl Net {
+    fn conv(&mut self, hw: usize, ci: usize, co: usize, k: usize, s: usize) -> usize {
+        let out = hw / s;
+        let pad = if k == 3 { same_pad(s) } else { 0 };
+        let p = conv_params(hw, ci, co, k, s, pad, out);
+        self.macs += p.macs();
+        self.max_len = self.max_len.max(p.input_len()).max(p.output_len());
+        let f = data(p.filter_len(), 11);
+        let b = data(co, 12);
+        let packed = PackedConv2D::new(&p, &f, Some(&b));
+        self.layers
+            .push(Layer::Conv(packed, p.input_len(), p.output_len()));
+        out
+    }
+
+    fn dw(&mut self, hw: usize, c: usize, s: usize) -> usize {
+        let p = dw_params(hw, c, s, same_pad(s), hw / s);
+        self.macs += p.macs();
+        self.max_len = self.max_len.max(p.input_len()).max(p.output_len());
+        let f = data(p.filter_len(), 13);
+        let b = data(c, 14);
+        let packed = PackedDepthwise::new(&p, &f, Some(&b));
+        self.layers
+            .push(Layer::Dw(packed, p.input_len(), p.output_len()));
+        hw / s
+    }
+}
+
+/// The conv / depthwise / FC layers of MobileNetV2 1.0 224 (adds and the pool omitted).
+fn mobilenet_v2() -> Net {
+    let mut net = Net::default();
+    let mut hw = net.conv(224, 3, 32, 3, 2);
+    let mut c = 32;
+    // (expansion t, output channels, repeats, first stride)
+    let settings = [
+        (1, 16, 1, 1),
+        (6, 24, 2, 2),
+        (6, 32, 3, 2),
+        (6, 64, 4, 2),
+        (6, 96, 3, 1),
+        (6, 160, 3, 2),
+        (6, 320, 1, 1),
+    ];
+    for (t, co, n, s0) in settings {
+        for i in 0..n {
+            let s = if i == 0 { s0 } else { 1 };
+            let hidden = c * t;
+            if t != 1 {
+                net.conv(hw, c, hidden, 1, 1);
+            }
+            hw = net.dw(hw, hidden, s);
+            net.conv(hw, hidden, co, 1, 1);
+            c = co;
+        }
+    }
+    net.conv(hw, 320, 1280, 1, 1);
+    let p = FcParams {
+        rows: 1,
+        depth: 1280,
+        units: 1001,
+        act_min: f32::NEG_INFINITY,
+        act_max: f32::INFINITY,
+    };
+    net.macs += p.macs();
+    let w = data(1280 * 1001, 15);
+    let packed = PackedFullyConnected::new(&p, &w, Some(&data(1001, 16)));
+    net.layers.push(Layer::Fc(packed, 1280, 1001));
+    net
+}
+
+fn run_network(layers: &[Layer], a: &[f32], out: &mut [f32], par: Parallelism) {
+    for l in layers {
+        match l {
+            Layer::Conv(k, i, o) => k.run(&a[..*i], &mut out[..*o], par),
+            Layer::Dw(k, i, o) => k.run(&a[..*i], &mut out[..*o], par),
+            Layer::Fc(k, i, o) => k.run(&a[..*i], &mut out[..*o], par),
+        }
+    }
+}
+
+fn bench_mobilenet(c: &mut Criterion) {
+    let pool = two_threads();
+    let Net {
+        layers,
+        max_len,
+        macs,
+    } = mobilenet_v2();
+    let a = data(max_len, 17);
+    let mut out = vec![0.0; max_len];
+    if std::env::var_os("QUANTFARM_BENCH_LAYERS").is_some() {
+        // Per-layer breakdown (best of 20) for tuning.
+        for l in &layers {
+            let mut best = f64::MAX;
+            for _ in 0..20 {
+                let t = std::time::Instant::now();
+                run_network(std::slice::from_ref(l), &a, &mut out, Parallelism::SINGLE);
+                best = best.min(t.elapsed().as_secs_f64());
+            }
+            let (kind, p) = match l {
+                Layer::Conv(k, ..) => ("conv", format!("{:?}", k.params())),
+                Layer::Dw(k, ..) => ("dw", format!("{:?}", k.params())),
+                Layer::Fc(k, ..) => ("fc", format!("{:?}", k.params())),
+            };
+            eprintln!("{kind} {:8.1} us  {p}", best * 1e6);
+        }
+    }
+    let mut g = c.benchmark_group("mobilenet_v2_conv_dw_fc_layers");
+    g.throughput(Throughput::Elements(2 * macs as u64));
+    g.bench_function(format!("fast_{}_t1", cpu::selected_isa().name()), |b| {
+        b.iter(|| run_network(&layers, black_box(&a), &mut out, Parallelism::SINGLE))
+    });
+    g.bench_function("fast_t2", |b| {
+        pool.install(|| {
+            b.iter(|| run_network(&layers, black_box(&a), &mut out, Parallelism { threads: 2 }))
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_conv,
+    bench_depthwise,
+    bench_fc,
+    bench_mobilenet
+);
 criterion_main!(benches);

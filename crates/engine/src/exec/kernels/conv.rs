@@ -211,7 +211,10 @@ impl PackedConv2D {
         assert_lengths(p, input, output);
         let m = p.batch * p.out_h * p.out_w;
         let output = &mut output[..p.output_len()];
-        if p.is_pointwise() {
+        if p.is_pointwise() && gemm::prefer_direct(p.out_c) {
+            let (a, k) = (&input[..p.input_len()], p.in_c);
+            gemm::gemm_direct(isa, m, a, k, &self.b, output, p.act_min, p.act_max, par);
+        } else if p.is_pointwise() {
             let k = p.in_c;
             let fill = |r0: usize, rows: usize, s: usize, buf: &mut [f32]| {
                 for i in 0..rows {
