@@ -164,6 +164,10 @@ pub fn depthwise_reference(
 /// Channel padding of the repacked weights (one AVX-512 register).
 const CB: usize = 16;
 
+/// Interior output pixels computed together by the SIMD paths (one accumulator each,
+/// sharing every weight load).
+const PIX: usize = 4;
+
 /// DEPTHWISE_CONV_2D with weights repacked once at load.
 #[derive(Debug, Clone)]
 pub struct PackedDepthwise {
@@ -247,12 +251,25 @@ impl PackedDepthwise {
     /// Output rows `row0..` (row = batch × out_h index) into `out`.
     fn rows(&self, isa: Isa, row0: usize, input: &[f32], out: &mut [f32]) {
         let p = &self.p;
-        let row_len = p.out_w * p.out_c();
+        let out_c = p.out_c();
+        let row_len = p.out_w * out_c;
+        // Interior columns: every kx tap inside the image. There, pixel ox+1's taps are
+        // pixel ox's moved by stride_w pixels, so SIMD paths do PIX pixels per tap list.
+        let ox_lo = p.pad_left.div_ceil(p.stride_w).min(p.out_w);
+        let span = (p.k_w - 1) * p.dilation_w + 1;
+        let ox_hi = if p.in_w + p.pad_left >= span {
+            ((p.in_w + p.pad_left - span) / p.stride_w + 1).min(p.out_w)
+        } else {
+            0
+        };
+        let multi = p.depth_multiplier == 1 && isa != Isa::Portable;
+        let xstride = p.stride_w * p.in_c;
         let mut taps: Vec<Tap> = Vec::with_capacity(p.k_h * p.k_w);
         for (r, out_row) in out.chunks_exact_mut(row_len).enumerate() {
             let b = (row0 + r) / p.out_h;
             let oy = (row0 + r) % p.out_h;
-            for (ox, dst) in out_row.chunks_exact_mut(p.out_c()).enumerate() {
+            let mut ox = 0;
+            while ox < p.out_w {
                 taps.clear();
                 for ky in 0..p.k_h {
                     let Some(iy) = p.in_y(oy, ky) else { continue };
@@ -264,7 +281,25 @@ impl PackedDepthwise {
                         });
                     }
                 }
-                self.pixel(isa, input, &taps, dst);
+                let dst = &mut out_row[ox * out_c..];
+                if multi && ox >= ox_lo && ox + PIX <= ox_hi {
+                    // SAFETY: `isa` is capped to the detected features (run_isa); the
+                    // PIX pixels are interior, so every tap + j*xstride is a whole
+                    // in-image pixel of `input`; `dst` holds PIX pixels.
+                    #[cfg(target_arch = "x86_64")]
+                    unsafe {
+                        let dst = &mut dst[..PIX * out_c];
+                        if isa == Isa::Avx512 {
+                            x86::pixels512(self, input, &taps, xstride, dst);
+                        } else {
+                            x86::pixels256(self, input, &taps, xstride, dst);
+                        }
+                    }
+                    ox += PIX;
+                } else {
+                    self.pixel(isa, input, &taps, &mut dst[..out_c]);
+                    ox += 1;
+                }
             }
         }
     }
@@ -314,7 +349,92 @@ impl PackedDepthwise {
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{PackedDepthwise, Tap};
+    use super::{PIX, PackedDepthwise, Tap};
+
+    /// `PIX` adjacent interior pixels: pixel `j` reads tap offset `+ j * xstride`.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn pixels512(
+        k: &PackedDepthwise,
+        input: &[f32],
+        taps: &[Tap],
+        xstride: usize,
+        dst: &mut [f32],
+    ) {
+        let c = k.p.in_c;
+        let vmin = _mm512_set1_ps(k.p.act_min);
+        let vmax = _mm512_set1_ps(k.p.act_max);
+        let inp = input.as_ptr();
+        let w = k.w.as_ptr();
+        let out = dst.as_mut_ptr();
+        unsafe {
+            let mut cb = 0;
+            while cb < c {
+                let rem = (c - cb).min(16);
+                let mask = ((1u32 << rem) - 1) as u16;
+                let bias = _mm512_loadu_ps(k.bias.as_ptr().add(cb));
+                let mut acc = [bias; PIX];
+                for t in taps {
+                    let wv = _mm512_loadu_ps(w.add(t.weight + cb));
+                    let src = inp.add(t.input + cb);
+                    for (j, a) in acc.iter_mut().enumerate() {
+                        // Masked: the last block must not read past the pixel/slice.
+                        let x = _mm512_maskz_loadu_ps(mask, src.add(j * xstride));
+                        *a = _mm512_fmadd_ps(x, wv, *a);
+                    }
+                }
+                for (j, a) in acc.iter().enumerate() {
+                    let v = _mm512_min_ps(_mm512_max_ps(*a, vmin), vmax);
+                    _mm512_mask_storeu_ps(out.add(j * c + cb), mask, v);
+                }
+                cb += 16;
+            }
+        }
+    }
+
+    /// AVX2 version of [`pixels512`].
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn pixels256(
+        k: &PackedDepthwise,
+        input: &[f32],
+        taps: &[Tap],
+        xstride: usize,
+        dst: &mut [f32],
+    ) {
+        let c = k.p.in_c;
+        let vmin = _mm256_set1_ps(k.p.act_min);
+        let vmax = _mm256_set1_ps(k.p.act_max);
+        let inp = input.as_ptr();
+        let w = k.w.as_ptr();
+        let out = dst.as_mut_ptr();
+        let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        unsafe {
+            let mut cb = 0;
+            while cb < c {
+                let rem = (c - cb).min(8);
+                let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(rem as i32), lanes);
+                let bias = _mm256_loadu_ps(k.bias.as_ptr().add(cb));
+                let mut acc = [bias; PIX];
+                for t in taps {
+                    let wv = _mm256_loadu_ps(w.add(t.weight + cb));
+                    let src = inp.add(t.input + cb);
+                    for (j, a) in acc.iter_mut().enumerate() {
+                        let at = src.add(j * xstride);
+                        let x = if rem == 8 {
+                            _mm256_loadu_ps(at)
+                        } else {
+                            _mm256_maskload_ps(at, mask)
+                        };
+                        *a = _mm256_fmadd_ps(x, wv, *a);
+                    }
+                }
+                for (j, a) in acc.iter().enumerate() {
+                    let v = _mm256_min_ps(_mm256_max_ps(*a, vmin), vmax);
+                    _mm256_maskstore_ps(out.add(j * c + cb), mask, v);
+                }
+                cb += 8;
+            }
+        }
+    }
 
     #[target_feature(enable = "avx512f,avx2,fma")]
     pub(super) unsafe fn pixel512(
@@ -476,6 +596,10 @@ mod tests {
             params(1, (6, 9), 13, 1, (1, 7), 1, 1, (0, 3), (0.0, 6.0)),
             params(1, (5, 5), 129, 1, (3, 3), 1, 1, (1, 1), (-1.0, 1.0)),
             params(1, (4, 4), 1, 1, (3, 3), 1, 1, (0, 0), NONE),
+            // Wide rows: the 4-pixel interior path, with stride 2 and odd channels.
+            params(1, (5, 21), 35, 1, (3, 3), 2, 1, (1, 1), (0.0, 6.0)),
+            params(1, (3, 12), 129, 1, (3, 3), 1, 1, (1, 1), NONE),
+            params(1, (4, 13), 8, 1, (5, 5), 1, 1, (2, 2), NONE),
         ];
         for (ci, p) in cases.iter().enumerate() {
             let mut rng = Lcg(200 + ci as u64);

@@ -6,11 +6,13 @@
 //! The same layout serves every ISA: the AVX-512 micro-kernel reads two panels at a
 //! time (32 columns), AVX2 and portable one.
 //!
-//! A is packed per tile of `MR` rows as `k` consecutive groups of `MR` floats, by a
-//! caller-supplied fill function: a plain row copy for 1×1 convolutions and FC, an
-//! im2col gather for general convolutions. Packing A makes the micro-kernel read one
-//! contiguous stream (one pointer, no per-row bounds), and lets im2col write straight
-//! into the layout the kernel wants.
+//! Two ways to feed A:
+//! - [`gemm_direct`]: A row-major in memory (1×1 convolutions, FC with several rows):
+//!   the micro-kernel broadcasts straight from `MR` row pointers, no copy at all;
+//! - [`gemm`]: A produced tile by tile by a caller-supplied fill function into a packed
+//!   buffer (`k` groups of `MR` floats): im2col for general convolutions writes straight
+//!   into the layout the kernel reads as one contiguous stream. Its `m == 1` case is the
+//!   GEMV used by FC with one row (4 panels = 64 outputs per AVX-512 pass).
 
 use rayon::prelude::*;
 
@@ -262,13 +264,6 @@ fn gemv_cols(kern: &Kernel, a: &[f32], b: &PackedB, p0: usize, c: &mut [f32], mi
         });
         local += np * NR;
     }
-}
-
-/// Whether to read A in place rather than pack it: packing costs about one strided
-/// store per element of A, worth it only when each element feeds many columns (and
-/// the packed block keeps a large B sweep L2-friendly).
-pub(crate) fn prefer_direct(n: usize) -> bool {
-    n <= 64
 }
 
 /// `c[..m*n] = clamp(A·B + bias)` with A row-major (`lda` floats per row), read in
