@@ -139,7 +139,7 @@ impl PackedFullyConnected {
         );
         let k = p.depth;
         let output = &mut output[..p.rows * p.units];
-        if p.rows > 1 {
+        if p.rows > 1 && cpu::clamp_to_detected(isa) != cpu::Isa::Portable {
             let a = &input[..p.rows * k];
             gemm::gemm_direct(
                 isa, p.rows, a, k, &self.b, output, p.act_min, p.act_max, par,
