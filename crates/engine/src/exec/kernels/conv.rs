@@ -70,6 +70,9 @@ impl ConvParams {
         if self.stride_h == 0 || self.stride_w == 0 {
             return Err(EngineError::invalid("conv2d: stride 0"));
         }
+        if self.k_h == 0 || self.k_w == 0 || self.in_c == 0 {
+            return Err(EngineError::invalid("conv2d: empty filter or input depth"));
+        }
         if self.dilation_h == 0 || self.dilation_w == 0 {
             return Err(EngineError::invalid("conv2d: dilation 0"));
         }
@@ -217,7 +220,8 @@ impl PackedConv2D {
         let output = &mut output[..p.output_len()];
         // The portable micro-kernel is faster on packed A (its direct form keeps
         // bounds checks on the row reads); the SIMD ones are faster reading rows.
-        let direct = cpu::clamp_to_detected(isa) != cpu::Isa::Portable;
+        // (K = 0 also goes the packed way: its im2col needs no non-empty chunks.)
+        let direct = cpu::clamp_to_detected(isa) != cpu::Isa::Portable && p.k() > 0;
         if p.is_pointwise() && direct {
             // Read the input rows in place: measured faster than packing A on every
             // MobileNetV2 1×1 layer (packing costs a strided store per input float).
@@ -320,6 +324,9 @@ fn im2col_rows(p: &ConvParams, input: &[f32], r0: usize, rows: usize, buf: &mut 
 /// (`buf[kk * s + i]`), zeros for out-of-image taps.
 fn im2col_tile(p: &ConvParams, input: &[f32], r0: usize, rows: usize, s: usize, buf: &mut [f32]) {
     let c = p.in_c;
+    if p.k() == 0 {
+        return;
+    }
     for i in 0..rows {
         let r = r0 + i;
         let ox = r % p.out_w;
@@ -478,6 +485,9 @@ mod tests {
             params(1, (11, 11), 6, 20, (5, 5), 2, 1, (2, 2), NONE),
             params(1, (6, 6), 4, 9, (3, 3), 2, 1, (0, 0), NONE),
             params(1, (7, 5), 33, 48, (3, 3), 1, 1, (1, 1), (0.0, 6.0)),
+            // Several im2col blocks (threads split them).
+            params(1, (20, 20), 40, 17, (3, 3), 1, 1, (1, 1), (0.0, 6.0)),
+            params(1, (23, 21), 30, 24, (3, 3), 2, 2, (2, 2), NONE),
         ];
         for (i, p) in cases.iter().enumerate() {
             check_shape(p, 100 + i as u64);
@@ -492,6 +502,12 @@ mod tests {
         p.out_w = 4;
         check_shape(&p, 7);
         assert!(p.check(1, 2, None, 3).is_err());
+        let mut z = p;
+        z.k_w = 0;
+        assert!(
+            z.check(z.input_len(), z.filter_len(), None, z.output_len())
+                .is_err()
+        );
         let mut q = p;
         q.stride_h = 0;
         assert!(
@@ -501,6 +517,26 @@ mod tests {
         assert!(
             p.check(p.input_len(), p.filter_len(), Some(3), p.output_len())
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn degenerate_shapes_do_not_panic() {
+        // Zero input depth: output is clamp(bias); zero pixels: nothing to do.
+        let mut p = params(1, (3, 3), 1, 5, (3, 3), 1, 1, (1, 1), (0.0, 6.0));
+        p.in_c = 0;
+        let bias = [1.0, -1.0, 7.0, 0.5, 2.0];
+        let packed = PackedConv2D::new(&p, &[], Some(&bias));
+        let mut out = vec![f32::NAN; p.output_len()];
+        packed.run(&[], &mut out, Parallelism::SINGLE);
+        assert_eq!(&out[..5], &[1.0, 0.0, 6.0, 0.5, 2.0]);
+        let mut q = params(1, (3, 3), 2, 5, (3, 3), 1, 1, (1, 1), NONE);
+        q.out_h = 0;
+        let packed = PackedConv2D::new(&q, &vec![0.0; q.filter_len()], None);
+        packed.run(
+            &vec![0.0; q.input_len()],
+            &mut [],
+            Parallelism { threads: 2 },
         );
     }
 

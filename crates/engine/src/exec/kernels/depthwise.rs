@@ -66,6 +66,9 @@ impl DepthwiseParams {
         if self.dilation_h == 0 || self.dilation_w == 0 {
             return Err(EngineError::invalid("depthwise_conv2d: dilation 0"));
         }
+        if self.k_h == 0 || self.k_w == 0 {
+            return Err(EngineError::invalid("depthwise_conv2d: empty filter"));
+        }
         if self.depth_multiplier == 0 {
             return Err(EngineError::invalid("depthwise_conv2d: depth multiplier 0"));
         }
@@ -256,7 +259,7 @@ impl PackedDepthwise {
         // Interior columns: every kx tap inside the image. There, pixel ox+1's taps are
         // pixel ox's moved by stride_w pixels, so SIMD paths do PIX pixels per tap list.
         let ox_lo = p.pad_left.div_ceil(p.stride_w).min(p.out_w);
-        let span = (p.k_w - 1) * p.dilation_w + 1;
+        let span = p.k_w.saturating_sub(1) * p.dilation_w + 1;
         let ox_hi = if p.in_w + p.pad_left >= span {
             ((p.in_w + p.pad_left - span) / p.stride_w + 1).min(p.out_w)
         } else {
