@@ -265,8 +265,8 @@ impl PackedDepthwise {
         } else {
             0
         };
-        let multi = p.depth_multiplier == 1 && isa != Isa::Portable;
-        let xstride = p.stride_w * p.in_c;
+        // Only the x86_64 SIMD paths have a multi-pixel kernel.
+        let multi = cfg!(target_arch = "x86_64") && p.depth_multiplier == 1 && isa != Isa::Portable;
         let mut taps: Vec<Tap> = Vec::with_capacity(p.k_h * p.k_w);
         for (r, out_row) in out.chunks_exact_mut(row_len).enumerate() {
             let b = (row0 + r) / p.out_h;
@@ -291,6 +291,7 @@ impl PackedDepthwise {
                     // in-image pixel of `input`; `dst` holds PIX pixels.
                     #[cfg(target_arch = "x86_64")]
                     unsafe {
+                        let xstride = p.stride_w * p.in_c;
                         let dst = &mut dst[..PIX * out_c];
                         if isa == Isa::Avx512 {
                             x86::pixels512(self, input, &taps, xstride, dst);

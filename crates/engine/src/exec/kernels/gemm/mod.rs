@@ -359,7 +359,7 @@ pub(crate) fn check_tile(t: &Tile<'_>, mr_stride: usize) {
     }
     assert!(t.b.len() >= t.np * t.k * NR, "packed B too short");
     assert!(t.bias.len() >= t.np * NR, "bias too short");
-    assert!(t.ncols <= t.np * NR && t.mr <= mr_stride && t.mr >= 1);
+    assert!(t.np >= 1 && t.ncols <= t.np * NR && t.mr <= mr_stride && t.mr >= 1);
     assert!(
         t.c.len() >= (t.mr - 1) * t.ldc + t.ncols,
         "output tile too short"
