@@ -300,20 +300,36 @@ fn bench_mobilenet(c: &mut Criterion) {
     let mut out = vec![0.0; max_len];
     if std::env::var_os("QUANTFARM_BENCH_LAYERS").is_some() {
         // Per-layer breakdown (best of 20) for tuning.
+        let mut totals = [0.0f64; 2];
         for l in &layers {
-            let mut best = f64::MAX;
-            for _ in 0..20 {
-                let t = std::time::Instant::now();
-                run_network(std::slice::from_ref(l), &a, &mut out, Parallelism::SINGLE);
-                best = best.min(t.elapsed().as_secs_f64());
+            let mut best = [f64::MAX; 2];
+            for (ti, threads) in [1, 2].into_iter().enumerate() {
+                pool.install(|| {
+                    for _ in 0..20 {
+                        let t = std::time::Instant::now();
+                        let one = std::slice::from_ref(l);
+                        run_network(one, &a, &mut out, Parallelism { threads });
+                        best[ti] = best[ti].min(t.elapsed().as_secs_f64());
+                    }
+                });
+                totals[ti] += best[ti];
             }
             let (kind, p) = match l {
                 Layer::Conv(k, ..) => ("conv", format!("{:?}", k.params())),
                 Layer::Dw(k, ..) => ("dw", format!("{:?}", k.params())),
                 Layer::Fc(k, ..) => ("fc", format!("{:?}", k.params())),
             };
-            eprintln!("{kind} {:8.1} us  {p}", best * 1e6);
+            eprintln!(
+                "{kind} {:8.1} us  t2 {:8.1} us  {p}",
+                best[0] * 1e6,
+                best[1] * 1e6
+            );
         }
+        eprintln!(
+            "sum of layers: t1 {:.2} ms, t2 {:.2} ms",
+            totals[0] * 1e3,
+            totals[1] * 1e3
+        );
     }
     let mut g = c.benchmark_group("mobilenet_v2_conv_dw_fc_layers");
     g.throughput(Throughput::Elements(2 * macs as u64));

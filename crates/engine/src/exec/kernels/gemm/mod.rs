@@ -116,6 +116,8 @@ struct Kernel {
     gemv: fn(Tile<'_>),
     /// Rows per direct tile (A read in place, no packing).
     direct_mr: usize,
+    /// Panels per direct tile call.
+    direct_panels: usize,
     direct: fn(Tile<'_>),
 }
 
@@ -325,7 +327,7 @@ fn direct_rows(
         let mr = mr_max.min(rows - r);
         let mut p = 0;
         while p < b.panels {
-            let np = kern.tile_panels.min(b.panels - p);
+            let np = kern.direct_panels.min(b.panels - p);
             let col0 = p * NR;
             (kern.direct)(Tile {
                 k,

@@ -12,6 +12,7 @@ pub(super) const KERNEL: Kernel = Kernel {
     tile: tile4,
     gemv: tile1,
     direct_mr: MR,
+    direct_panels: 1,
     direct: tile4,
 };
 
