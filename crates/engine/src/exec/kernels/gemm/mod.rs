@@ -7,12 +7,13 @@
 //! time (32 columns), AVX2 and portable one.
 //!
 //! Two ways to feed A:
-//! - [`gemm_direct`]: A row-major in memory (1×1 convolutions, FC with several rows):
-//!   the micro-kernel broadcasts straight from `MR` row pointers, no copy at all;
+//! - [`gemm_direct`]: A row-major in memory (1×1 convolutions, im2col blocks, FC with
+//!   several rows): the micro-kernel broadcasts straight from `MR` row pointers, no
+//!   copy at all (AVX-512: 8 rows × 32 columns, AVX2: 6 × 16);
 //! - [`gemm`]: A produced tile by tile by a caller-supplied fill function into a packed
-//!   buffer (`k` groups of `MR` floats): im2col for general convolutions writes straight
-//!   into the layout the kernel reads as one contiguous stream. Its `m == 1` case is the
-//!   GEMV used by FC with one row (4 panels = 64 outputs per AVX-512 pass).
+//!   buffer (`k` groups of `MR` floats) that the kernel reads as one contiguous stream
+//!   (AVX-512: 12 × 32). Used by the portable path (which vectorizes better that way)
+//!   and, with `m == 1`, as the GEMV of one-row FC (AVX-512: 64 outputs per pass).
 
 use rayon::prelude::*;
 
@@ -85,8 +86,8 @@ impl PackedB {
 /// `rows..mr_stride` may hold anything (their results are never stored).
 pub(crate) type FillA<'a> = dyn Fn(usize, usize, usize, &mut [f32]) + Sync + 'a;
 
-/// One micro-kernel call: `mr` valid rows (of the ISA's MR) × `ncols` valid columns
-/// starting at panel `p`, `np` panels wide.
+/// One micro-kernel call: `mr` valid rows (of the kernel's MR) × `ncols` valid
+/// columns; `b`/`bias` start at the first of the `np` panels, `c` at the tile's corner.
 pub(crate) struct Tile<'a> {
     pub k: usize,
     /// Packed A tile (`lda == 0`), or row-major rows `lda` floats apart (direct kernels).
