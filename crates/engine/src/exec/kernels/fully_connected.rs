@@ -32,7 +32,7 @@ impl FcParams {
         bias_len: Option<usize>,
         output_len: usize,
     ) -> Result<()> {
-        if !(self.act_min <= self.act_max) {
+        if self.act_min.is_nan() || self.act_max.is_nan() || self.act_min > self.act_max {
             return Err(EngineError::invalid(
                 "fully_connected: activation min > max",
             ));
@@ -138,6 +138,14 @@ impl PackedFullyConnected {
             "fully_connected: output too short"
         );
         let k = p.depth;
+        let output = &mut output[..p.rows * p.units];
+        if p.rows > 1 && cpu::clamp_to_detected(isa) != cpu::Isa::Portable {
+            let a = &input[..p.rows * k];
+            gemm::gemm_direct(
+                isa, p.rows, a, k, &self.b, output, p.act_min, p.act_max, par,
+            );
+            return;
+        }
         let fill = |r0: usize, rows: usize, s: usize, buf: &mut [f32]| {
             if s == 1 {
                 buf[..k].copy_from_slice(&input[r0 * k..(r0 + 1) * k]);
@@ -151,14 +159,7 @@ impl PackedFullyConnected {
             }
         };
         gemm::gemm(
-            isa,
-            p.rows,
-            &fill,
-            &self.b,
-            &mut output[..p.rows * p.units],
-            p.act_min,
-            p.act_max,
-            par,
+            isa, p.rows, &fill, &self.b, output, p.act_min, p.act_max, par,
         );
     }
 }

@@ -6,11 +6,14 @@
 //! The same layout serves every ISA: the AVX-512 micro-kernel reads two panels at a
 //! time (32 columns), AVX2 and portable one.
 //!
-//! A is packed per tile of `MR` rows as `k` consecutive groups of `MR` floats, by a
-//! caller-supplied fill function: a plain row copy for 1×1 convolutions and FC, an
-//! im2col gather for general convolutions. Packing A makes the micro-kernel read one
-//! contiguous stream (one pointer, no per-row bounds), and lets im2col write straight
-//! into the layout the kernel wants.
+//! Two ways to feed A:
+//! - [`gemm_direct`]: A row-major in memory (1×1 convolutions, im2col blocks, FC with
+//!   several rows): the micro-kernel broadcasts straight from `MR` row pointers, no
+//!   copy at all (AVX-512: 8 rows × 32 columns, AVX2: 6 × 16);
+//! - [`gemm`]: A produced tile by tile by a caller-supplied fill function into a packed
+//!   buffer (`k` groups of `MR` floats) that the kernel reads as one contiguous stream
+//!   (AVX-512: 12 × 32). Used by the portable path (which vectorizes better that way)
+//!   and, with `m == 1`, as the GEMV of one-row FC (AVX-512: 64 outputs per pass).
 
 use rayon::prelude::*;
 
@@ -83,11 +86,13 @@ impl PackedB {
 /// `rows..mr_stride` may hold anything (their results are never stored).
 pub(crate) type FillA<'a> = dyn Fn(usize, usize, usize, &mut [f32]) + Sync + 'a;
 
-/// One micro-kernel call: `mr` valid rows (of the ISA's MR) × `ncols` valid columns
-/// starting at panel `p`, `np` panels wide.
+/// One micro-kernel call: `mr` valid rows (of the kernel's MR) × `ncols` valid
+/// columns; `b`/`bias` start at the first of the `np` panels, `c` at the tile's corner.
 pub(crate) struct Tile<'a> {
     pub k: usize,
+    /// Packed A tile (`lda == 0`), or row-major rows `lda` floats apart (direct kernels).
     pub a: &'a [f32],
+    pub lda: usize,
     pub b: &'a [f32],
     pub bias: &'a [f32],
     pub np: usize,
@@ -110,6 +115,11 @@ struct Kernel {
     gemv_panels: usize,
     tile: fn(Tile<'_>),
     gemv: fn(Tile<'_>),
+    /// Rows per direct tile (A read in place, no packing).
+    direct_mr: usize,
+    /// Panels per direct tile call.
+    direct_panels: usize,
+    direct: fn(Tile<'_>),
 }
 
 fn kernel_for(isa: Isa) -> Kernel {
@@ -215,6 +225,7 @@ fn rows_block(
                 (kern.tile)(Tile {
                     k,
                     a: &apack[t * mr_max * k..(t + 1) * mr_max * k],
+                    lda: 0,
                     b: b.panels_from(p, np),
                     bias: b.bias_from(p, np),
                     np,
@@ -243,6 +254,7 @@ fn gemv_cols(kern: &Kernel, a: &[f32], b: &PackedB, p0: usize, c: &mut [f32], mi
         (kern.gemv)(Tile {
             k: b.k,
             a,
+            lda: 0,
             b: b.panels_from(p, np),
             bias: b.bias_from(p, np),
             np,
@@ -257,12 +269,100 @@ fn gemv_cols(kern: &Kernel, a: &[f32], b: &PackedB, p0: usize, c: &mut [f32], mi
     }
 }
 
+/// `c[..m*n] = clamp(A·B + bias)` with A row-major (`lda` floats per row), read in
+/// place by the direct micro-kernels.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_direct(
+    isa: Isa,
+    m: usize,
+    a: &[f32],
+    lda: usize,
+    b: &PackedB,
+    c: &mut [f32],
+    min: f32,
+    max: f32,
+    par: Parallelism,
+) {
+    let n = b.n;
+    assert!(
+        lda >= b.k && (m == 0 || a.len() >= (m - 1) * lda + b.k),
+        "A too short"
+    );
+    assert!(c.len() >= m * n, "output: {} floats for {m}x{n}", c.len());
+    if m == 0 || n == 0 {
+        return;
+    }
+    let kern = kernel_for(isa);
+    let c = &mut c[..m * n];
+    let mr = kern.direct_mr;
+    let tiles = m.div_ceil(mr);
+    if par.threads > 1 && tiles > 1 {
+        let per_chunk = tiles.div_ceil(par.threads * 4).max(1) * mr;
+        c.par_chunks_mut(per_chunk * n)
+            .enumerate()
+            .for_each(|(ci, cc)| {
+                let row0 = ci * per_chunk;
+                direct_rows(&kern, &a[row0 * lda..], lda, cc.len() / n, b, cc, min, max)
+            });
+    } else {
+        direct_rows(&kern, a, lda, m, b, c, min, max);
+    }
+}
+
+/// `rows` rows of A (starting at `a`) into `c`: tile outer so the A rows stay in L1
+/// while the (small, since `n` is small) B sweeps past.
+#[allow(clippy::too_many_arguments)]
+fn direct_rows(
+    kern: &Kernel,
+    a: &[f32],
+    lda: usize,
+    rows: usize,
+    b: &PackedB,
+    c: &mut [f32],
+    min: f32,
+    max: f32,
+) {
+    let (k, n, mr_max) = (b.k, b.n, kern.direct_mr);
+    let mut r = 0;
+    while r < rows {
+        let mr = mr_max.min(rows - r);
+        let mut p = 0;
+        while p < b.panels {
+            let np = kern.direct_panels.min(b.panels - p);
+            let col0 = p * NR;
+            (kern.direct)(Tile {
+                k,
+                a: &a[r * lda..],
+                lda,
+                b: b.panels_from(p, np),
+                bias: b.bias_from(p, np),
+                np,
+                c: &mut c[r * n + col0..],
+                ldc: n,
+                mr,
+                ncols: (n - col0).min(np * NR),
+                min,
+                max,
+            });
+            p += np;
+        }
+        r += mr;
+    }
+}
+
 /// Checks a tile's slices before a SIMD kernel dereferences raw pointers into them.
 pub(crate) fn check_tile(t: &Tile<'_>, mr_stride: usize) {
-    assert!(t.a.len() >= t.k * mr_stride, "packed A too short");
+    if t.lda == 0 {
+        assert!(t.a.len() >= t.k * mr_stride, "packed A too short");
+    } else {
+        assert!(
+            t.lda >= t.k && t.a.len() >= (t.mr - 1) * t.lda + t.k,
+            "A rows too short"
+        );
+    }
     assert!(t.b.len() >= t.np * t.k * NR, "packed B too short");
     assert!(t.bias.len() >= t.np * NR, "bias too short");
-    assert!(t.ncols <= t.np * NR && t.mr <= mr_stride && t.mr >= 1);
+    assert!(t.np >= 1 && t.ncols <= t.np * NR && t.mr <= mr_stride && t.mr >= 1);
     assert!(
         t.c.len() >= (t.mr - 1) * t.ldc + t.ncols,
         "output tile too short"

@@ -11,6 +11,9 @@ pub(super) const KERNEL: Kernel = Kernel {
     gemv_panels: 1,
     tile: tile4,
     gemv: tile1,
+    direct_mr: MR,
+    direct_panels: 1,
+    direct: tile4,
 };
 
 fn tile4(t: Tile<'_>) {
@@ -28,13 +31,27 @@ fn tile<const R: usize>(t: Tile<'_>) {
     for row in acc.iter_mut() {
         row.copy_from_slice(&t.bias[..NR]);
     }
-    let a = &t.a[..t.k * R];
     let b = &t.b[..t.k * NR];
-    for (ak, bk) in a.chunks_exact(R).zip(b.chunks_exact(NR)) {
-        let bk: &[f32; NR] = bk.try_into().expect("exact chunk");
-        for (row, &av) in acc.iter_mut().zip(ak) {
-            for (x, &bv) in row.iter_mut().zip(bk) {
-                *x += av * bv;
+    if t.lda == 0 {
+        let a = &t.a[..t.k * R];
+        for (ak, bk) in a.chunks_exact(R).zip(b.chunks_exact(NR)) {
+            let bk: &[f32; NR] = bk.try_into().expect("exact chunk");
+            for (row, &av) in acc.iter_mut().zip(ak) {
+                for (x, &bv) in row.iter_mut().zip(bk) {
+                    *x += av * bv;
+                }
+            }
+        }
+    } else {
+        // Rows read in place; padding rows repeat the last valid row (never stored).
+        let rows: [&[f32]; R] = std::array::from_fn(|i| &t.a[i.min(t.mr - 1) * t.lda..][..t.k]);
+        for (kk, bk) in b.chunks_exact(NR).enumerate() {
+            let bk: &[f32; NR] = bk.try_into().expect("exact chunk");
+            for (row, ar) in acc.iter_mut().zip(&rows) {
+                let av = ar[kk];
+                for (x, &bv) in row.iter_mut().zip(bk) {
+                    *x += av * bv;
+                }
             }
         }
     }
