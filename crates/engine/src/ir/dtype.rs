@@ -73,7 +73,7 @@ impl DType {
     pub fn is_numeric_param(self) -> bool {
         matches!(
             self,
-            DType::F32 | DType::F16 | DType::U8 | DType::I8 | DType::I16 | DType::I32 | DType::F64
+            DType::F32 | DType::F16 | DType::U8 | DType::I8 | DType::I16 | DType::F64
         )
     }
 

@@ -121,6 +121,14 @@ impl Tensor {
         self.data.is_some()
     }
 
+    /// Whether this constant counts as a model parameter (weight or bias).
+    pub fn is_parameter(&self) -> bool {
+        match self.dtype {
+            DType::I32 => self.quant.as_ref().is_some_and(|q| !q.scale.is_empty()),
+            other => other.is_numeric_param(),
+        }
+    }
+
     pub fn with_quant(mut self, q: Quantization) -> Self {
         self.quant = Some(q);
         self
@@ -233,15 +241,16 @@ impl Graph {
         &self.tensors[id]
     }
 
-    /// Number of parameters: elements of every constant tensor that feeds a weight or
-    /// bias slot (not shape/axis/index operands).
+    /// Number of parameters: elements of every constant weight or bias tensor. Plain
+    /// int32/int64 constants are shape, axis or index operands, not parameters; int32
+    /// with quantization is the bias of a quantized op.
     pub fn param_count(&self) -> usize {
         let mut seen = vec![false; self.tensors.len()];
         let mut n = 0;
         for op in &self.ops {
             for &t in op.inputs.iter().flatten() {
                 let tensor = &self.tensors[t];
-                if tensor.is_constant() && !seen[t] && tensor.dtype.is_numeric_param() {
+                if tensor.is_constant() && !seen[t] && tensor.is_parameter() {
                     seen[t] = true;
                     n += tensor.num_elements();
                 }
