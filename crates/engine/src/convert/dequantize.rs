@@ -77,13 +77,15 @@ fn dequantize_graph(g: &mut Graph, opts: &DequantizeOptions) -> Result<()> {
             *slot = alias[*slot];
         }
         let is_conversion = matches!(op.kind, OpKind::Quantize | OpKind::Dequantize);
-        if is_conversion && op.inputs.len() == 1 && op.outputs.len() == 1 {
-            if let Some(src) = op.input(0) {
-                let dst = op.outputs[0];
-                if g.tensors[src].dtype == DType::F32 && g.tensors[dst].dtype == DType::F32 {
-                    alias[dst] = src;
-                    continue;
-                }
+        if is_conversion
+            && op.inputs.len() == 1
+            && op.outputs.len() == 1
+            && let Some(src) = op.input(0)
+        {
+            let dst = op.outputs[0];
+            if g.tensors[src].dtype == DType::F32 && g.tensors[dst].dtype == DType::F32 {
+                alias[dst] = src;
+                continue;
             }
         }
         kept.push(op);

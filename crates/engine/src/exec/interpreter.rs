@@ -1054,7 +1054,7 @@ fn prepare_op(g: &Graph, op: &Op, choice: KernelChoice) -> Result<Kernel> {
             }
             let (units, depth) = (ws[0], ws[1]);
             let elems = g.tensors[x].num_elements();
-            if elems % depth != 0 {
+            if !elems.is_multiple_of(depth) {
                 return Err(EngineError::invalid(format!(
                     "input of {elems} elements is not a multiple of depth {depth}"
                 )));
