@@ -225,6 +225,11 @@ impl PackedDepthwise {
         &self.p
     }
 
+    /// Bytes held by the repacked weights and bias.
+    pub fn packed_bytes(&self) -> usize {
+        (self.w.len() + self.bias.len()) * 4
+    }
+
     pub fn run(&self, input: &[f32], output: &mut [f32], par: Parallelism) {
         self.run_isa(cpu::selected_isa(), input, output, par)
     }
