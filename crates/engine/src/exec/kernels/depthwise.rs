@@ -168,8 +168,9 @@ pub fn depthwise_reference(
 const CB: usize = 16;
 
 /// Interior output pixels computed together by the SIMD paths (one accumulator each,
-/// sharing every weight load).
-const PIX: usize = 4;
+/// sharing every weight load): groups of 8, then 4, then single pixels.
+const PIX_MAX: usize = 8;
+const PIX_MIN: usize = 4;
 
 /// DEPTHWISE_CONV_2D with weights repacked once at load.
 #[derive(Debug, Clone)]
@@ -224,6 +225,11 @@ impl PackedDepthwise {
         &self.p
     }
 
+    /// Bytes held by the repacked weights and bias.
+    pub fn packed_bytes(&self) -> usize {
+        (self.w.len() + self.bias.len()) * 4
+    }
+
     pub fn run(&self, input: &[f32], output: &mut [f32], par: Parallelism) {
         self.run_isa(cpu::selected_isa(), input, output, par)
     }
@@ -256,8 +262,9 @@ impl PackedDepthwise {
         let p = &self.p;
         let out_c = p.out_c();
         let row_len = p.out_w * out_c;
-        // Interior columns: every kx tap inside the image. There, pixel ox+1's taps are
-        // pixel ox's moved by stride_w pixels, so SIMD paths do PIX pixels per tap list.
+        // Interior columns: every kx tap inside the image. There, pixel ox's taps are
+        // pixel ox_lo's moved by (ox - ox_lo) * stride_w pixels: one tap list per row
+        // serves all of them, and the SIMD paths do 8 or 4 pixels per weight load.
         let ox_lo = p.pad_left.div_ceil(p.stride_w).min(p.out_w);
         let span = p.k_w.saturating_sub(1) * p.dilation_w + 1;
         let ox_hi = if p.in_w + p.pad_left >= span {
@@ -265,45 +272,72 @@ impl PackedDepthwise {
         } else {
             0
         };
-        // Only the x86_64 SIMD paths have a multi-pixel kernel.
-        let multi = cfg!(target_arch = "x86_64") && p.depth_multiplier == 1 && isa != Isa::Portable;
+        // Only the x86_64 SIMD paths have multi-pixel kernels.
+        let multi = cfg!(target_arch = "x86_64")
+            && p.depth_multiplier == 1
+            && isa != Isa::Portable
+            && ox_hi >= ox_lo + PIX_MIN;
         let mut taps: Vec<Tap> = Vec::with_capacity(p.k_h * p.k_w);
+        let mut interior: Vec<Tap> = Vec::with_capacity(p.k_h * p.k_w);
         for (r, out_row) in out.chunks_exact_mut(row_len).enumerate() {
             let b = (row0 + r) / p.out_h;
             let oy = (row0 + r) % p.out_h;
+            if multi {
+                self.taps_of(b, oy, ox_lo, &mut interior);
+            }
             let mut ox = 0;
             while ox < p.out_w {
-                taps.clear();
-                for ky in 0..p.k_h {
-                    let Some(iy) = p.in_y(oy, ky) else { continue };
-                    for kx in 0..p.k_w {
-                        let Some(ix) = p.in_x(ox, kx) else { continue };
-                        taps.push(Tap {
-                            input: ((b * p.in_h + iy) * p.in_w + ix) * p.in_c,
-                            weight: (ky * p.k_w + kx) * self.cp,
-                        });
-                    }
-                }
                 let dst = &mut out_row[ox * out_c..];
-                if multi && ox >= ox_lo && ox + PIX <= ox_hi {
-                    // SAFETY: `isa` is capped to the detected features (run_isa); the
-                    // PIX pixels are interior, so every tap + j*xstride is a whole
-                    // in-image pixel of `input`; `dst` holds PIX pixels.
+                if multi && ox >= ox_lo && ox + PIX_MIN <= ox_hi {
+                    let pix = if ox + PIX_MAX <= ox_hi {
+                        PIX_MAX
+                    } else {
+                        PIX_MIN
+                    };
+                    let base = (ox - ox_lo) * p.stride_w * p.in_c;
                     #[cfg(target_arch = "x86_64")]
+                    // SAFETY: `isa` is capped to the detected features (run_isa); the
+                    // `pix` pixels are interior, so each interior tap + base + j*xstride
+                    // (j < pix) is a whole in-image pixel of `input` (length checked in
+                    // run_isa); `dst` holds `pix` pixels.
                     unsafe {
-                        let xstride = p.stride_w * p.in_c;
-                        let dst = &mut dst[..PIX * out_c];
-                        if isa == Isa::Avx512 {
-                            x86::pixels512(self, input, &taps, xstride, dst);
-                        } else {
-                            x86::pixels256(self, input, &taps, xstride, dst);
+                        let xs = p.stride_w * p.in_c;
+                        let dst = &mut dst[..pix * out_c];
+                        match (isa, pix) {
+                            (Isa::Avx512, PIX_MAX) => {
+                                x86::pixels512::<PIX_MAX>(self, input, &interior, base, xs, dst)
+                            }
+                            (Isa::Avx512, _) => {
+                                x86::pixels512::<PIX_MIN>(self, input, &interior, base, xs, dst)
+                            }
+                            (_, PIX_MAX) => {
+                                x86::pixels256::<PIX_MAX>(self, input, &interior, base, xs, dst)
+                            }
+                            _ => x86::pixels256::<PIX_MIN>(self, input, &interior, base, xs, dst),
                         }
                     }
-                    ox += PIX;
+                    ox += pix;
                 } else {
+                    self.taps_of(b, oy, ox, &mut taps);
                     self.pixel(isa, input, &taps, &mut dst[..out_c]);
                     ox += 1;
                 }
+            }
+        }
+    }
+
+    /// The in-image taps of output pixel (b, oy, ox).
+    fn taps_of(&self, b: usize, oy: usize, ox: usize, taps: &mut Vec<Tap>) {
+        let p = &self.p;
+        taps.clear();
+        for ky in 0..p.k_h {
+            let Some(iy) = p.in_y(oy, ky) else { continue };
+            for kx in 0..p.k_w {
+                let Some(ix) = p.in_x(ox, kx) else { continue };
+                taps.push(Tap {
+                    input: ((b * p.in_h + iy) * p.in_w + ix) * p.in_c,
+                    weight: (ky * p.k_w + kx) * self.cp,
+                });
             }
         }
     }
@@ -353,14 +387,15 @@ impl PackedDepthwise {
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{PIX, PackedDepthwise, Tap};
+    use super::{PackedDepthwise, Tap};
 
-    /// `PIX` adjacent interior pixels: pixel `j` reads tap offset `+ j * xstride`.
+    /// `PIX` adjacent interior pixels: pixel `j` reads tap offset `+ base + j * xstride`.
     #[target_feature(enable = "avx512f,avx2,fma")]
-    pub(super) unsafe fn pixels512(
+    pub(super) unsafe fn pixels512<const PIX: usize>(
         k: &PackedDepthwise,
         input: &[f32],
         taps: &[Tap],
+        base: usize,
         xstride: usize,
         dst: &mut [f32],
     ) {
@@ -379,7 +414,7 @@ mod x86 {
                 let mut acc = [bias; PIX];
                 for t in taps {
                     let wv = _mm512_loadu_ps(w.add(t.weight + cb));
-                    let src = inp.add(t.input + cb);
+                    let src = inp.add(base + t.input + cb);
                     for (j, a) in acc.iter_mut().enumerate() {
                         // Masked: the last block must not read past the pixel/slice.
                         let x = _mm512_maskz_loadu_ps(mask, src.add(j * xstride));
@@ -397,10 +432,11 @@ mod x86 {
 
     /// AVX2 version of [`pixels512`].
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn pixels256(
+    pub(super) unsafe fn pixels256<const PIX: usize>(
         k: &PackedDepthwise,
         input: &[f32],
         taps: &[Tap],
+        base: usize,
         xstride: usize,
         dst: &mut [f32],
     ) {
@@ -420,7 +456,7 @@ mod x86 {
                 let mut acc = [bias; PIX];
                 for t in taps {
                     let wv = _mm256_loadu_ps(w.add(t.weight + cb));
-                    let src = inp.add(t.input + cb);
+                    let src = inp.add(base + t.input + cb);
                     for (j, a) in acc.iter_mut().enumerate() {
                         let at = src.add(j * xstride);
                         let x = if rem == 8 {
@@ -604,6 +640,8 @@ mod tests {
             params(1, (5, 21), 35, 1, (3, 3), 2, 1, (1, 1), (0.0, 6.0)),
             params(1, (3, 12), 129, 1, (3, 3), 1, 1, (1, 1), NONE),
             params(1, (4, 13), 8, 1, (5, 5), 1, 1, (2, 2), NONE),
+            params(2, (3, 30), 20, 1, (3, 3), 1, 1, (1, 1), (0.0, 6.0)),
+            params(1, (5, 40), 17, 1, (3, 3), 2, 2, (2, 2), NONE),
         ];
         for (ci, p) in cases.iter().enumerate() {
             let mut rng = Lcg(200 + ci as u64);

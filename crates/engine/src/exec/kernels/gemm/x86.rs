@@ -6,7 +6,9 @@ use std::arch::x86_64::*;
 
 use super::{Kernel, NR, Tile, check_tile};
 
-/// AVX-512: 12 rows × 32 columns = 24 zmm accumulators, 2 B loads + 12 broadcasts per k.
+/// AVX-512 packed-A tile: 12 rows × 32 columns = 24 zmm accumulators, 2 B loads + 12
+/// broadcasts per k. (The SIMD conv/FC paths use the direct kernel; this one serves
+/// GEMM callers that pack A.)
 const MR512: usize = 12;
 
 pub(super) const AVX512: Kernel = Kernel {
@@ -21,7 +23,8 @@ pub(super) const AVX512: Kernel = Kernel {
     direct: avx512_direct,
 };
 
-/// AVX-512 direct (unpacked A): 8 row pointers fit the general registers.
+/// AVX-512 direct (unpacked A): 8 rows × 32 columns, 16 accumulators. 8 row pointers
+/// fit the general registers; 12 rows measured ~5% slower on MobileNetV2 layers.
 const MRD512: usize = 8;
 
 /// AVX2: 6 rows × 16 columns = 12 ymm accumulators.
