@@ -980,6 +980,12 @@ fn prepare_op(g: &Graph, op: &Op, choice: KernelChoice) -> Result<Kernel> {
             };
             let filter = const_f32(g, w, "filter")?;
             let bias = optional_bias(g, op, oc)?;
+            p.check(
+                g.tensors[x].num_elements(),
+                filter.len(),
+                bias.as_ref().map(Vec::len),
+                g.tensors[y].num_elements(),
+            )?;
             Ok(if fast {
                 Kernel::ConvFast(PackedConv2D::new(&p, &filter, bias.as_deref()))
             } else {
@@ -1028,6 +1034,12 @@ fn prepare_op(g: &Graph, op: &Op, choice: KernelChoice) -> Result<Kernel> {
             };
             let filter = const_f32(g, w, "filter")?;
             let bias = optional_bias(g, op, oc)?;
+            p.check(
+                g.tensors[x].num_elements(),
+                filter.len(),
+                bias.as_ref().map(Vec::len),
+                g.tensors[y].num_elements(),
+            )?;
             Ok(if fast {
                 Kernel::DepthwiseFast(PackedDepthwise::new(&p, &filter, bias.as_deref()))
             } else {
@@ -1076,6 +1088,12 @@ fn prepare_op(g: &Graph, op: &Op, choice: KernelChoice) -> Result<Kernel> {
             };
             let weights = const_f32(g, w, "weights")?;
             let bias = optional_bias(g, op, units)?;
+            p.check(
+                g.tensors[x].num_elements(),
+                weights.len(),
+                bias.as_ref().map(Vec::len),
+                g.tensors[y].num_elements(),
+            )?;
             Ok(if fast {
                 Kernel::FcFast(PackedFullyConnected::new(&p, &weights, bias.as_deref()))
             } else {
