@@ -1,6 +1,6 @@
 //! One 64-byte aligned block of memory holding every runtime tensor.
 
-use super::interpreter::bytemuck_lite::Pod;
+use super::tensors::Pod;
 
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]

@@ -1,9 +1,12 @@
 //! Execution: the interpreter, its static memory plan and its kernels.
 
 mod arena;
+mod float_ops;
 mod interpreter;
 pub mod kernels;
 pub mod plan;
+mod prepare;
+mod tensors;
 
 pub use interpreter::{Interpreter, InterpreterOptions, OpTiming, TensorInfo};
 pub use kernels::KernelChoice;

@@ -1,0 +1,184 @@
+//! What preparing an op produces, and the checks every op family shares.
+
+use super::kernels::Parallelism;
+use super::tensors::Tensors;
+use crate::error::{EngineError, Result};
+use crate::ir::{Activation, DType, Graph, Op, Padding, TensorId};
+
+/// A prepared op: its kernel runs on the arena with no further checks.
+pub(crate) trait OpKernel: Send {
+    fn run(
+        &self,
+        io: &Tensors<'_>,
+        inputs: &[Option<TensorId>],
+        outputs: &[TensorId],
+        par: Parallelism,
+    );
+}
+
+/// The result of preparing one op.
+pub(crate) struct Prepared {
+    pub kernel: Box<dyn OpKernel>,
+    /// Input slots whose constants the kernel copied (packed weights, biases): they need
+    /// no place in the arena.
+    pub packed_inputs: Vec<usize>,
+}
+
+impl Prepared {
+    pub fn packing(kernel: impl OpKernel + 'static, packed_inputs: Vec<usize>) -> Self {
+        Prepared {
+            kernel: Box::new(kernel),
+            packed_inputs,
+        }
+    }
+}
+
+pub(crate) fn shape_of(g: &Graph, t: TensorId) -> &[usize] {
+    &g.tensors[t].shape
+}
+
+pub(crate) fn require_input(op: &Op, k: usize) -> Result<TensorId> {
+    op.input(k)
+        .ok_or_else(|| EngineError::invalid(format!("missing required input {k}")))
+}
+
+pub(crate) fn require_output(op: &Op) -> Result<TensorId> {
+    op.outputs
+        .first()
+        .copied()
+        .ok_or_else(|| EngineError::invalid("operator has no output"))
+}
+
+pub(crate) fn require_dtype(g: &Graph, t: TensorId, want: DType) -> Result<()> {
+    let have = g.tensors[t].dtype;
+    if have != want {
+        let hint = if matches!(have, DType::U8 | DType::I8 | DType::I16) && want == DType::F32 {
+            " (integer kernels are not implemented yet: dequantize the model first with `quantfarm convert --to float32`)"
+        } else {
+            ""
+        };
+        return Err(EngineError::unsupported(format!(
+            "tensor '{}' is {have}, this kernel needs {want}{hint}",
+            g.tensors[t].name
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn const_f32(g: &Graph, t: TensorId, what: &str) -> Result<Vec<f32>> {
+    g.tensors[t].data_f32().ok_or_else(|| {
+        EngineError::unsupported(format!(
+            "{what} '{}' must be a float32 constant (it is {}{})",
+            g.tensors[t].name,
+            g.tensors[t].dtype,
+            if g.tensors[t].is_constant() {
+                ""
+            } else {
+                ", computed at run time"
+            }
+        ))
+    })
+}
+
+pub(crate) fn const_ints(g: &Graph, t: TensorId, what: &str) -> Result<Vec<i64>> {
+    g.tensors[t].data_i64().ok_or_else(|| {
+        EngineError::unsupported(format!(
+            "{what} '{}' must be an int32/int64 constant",
+            g.tensors[t].name
+        ))
+    })
+}
+
+pub(crate) fn act_range(a: Activation) -> Result<(f32, f32)> {
+    a.float_range()
+        .ok_or_else(|| EngineError::unsupported(format!("fused activation {a:?}")))
+}
+
+/// Output size and leading padding of one spatial dimension, as TFLite computes them.
+pub(crate) fn out_and_pad(
+    padding: Padding,
+    input: usize,
+    k: usize,
+    stride: usize,
+    dilation: usize,
+) -> Result<(usize, usize)> {
+    if stride == 0 || dilation == 0 || k == 0 {
+        return Err(EngineError::invalid(
+            "stride, dilation and kernel size must be positive",
+        ));
+    }
+    let k_eff = (k - 1) * dilation + 1;
+    let out = match padding {
+        Padding::Same => input.div_ceil(stride),
+        Padding::Valid => {
+            if input < k_eff {
+                return Err(EngineError::invalid(format!(
+                    "VALID padding: input size {input} smaller than the kernel extent {k_eff}"
+                )));
+            }
+            (input - k_eff) / stride + 1
+        }
+    };
+    let total = ((out.saturating_sub(1)) * stride + k_eff).saturating_sub(input);
+    Ok((out, total / 2))
+}
+
+pub(crate) fn expect_shape(g: &Graph, t: TensorId, want: &[usize]) -> Result<()> {
+    if shape_of(g, t) != want {
+        return Err(EngineError::invalid(format!(
+            "tensor '{}' has shape {:?}, the op computes {:?}",
+            g.tensors[t].name,
+            shape_of(g, t),
+            want
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn rank4(g: &Graph, t: TensorId) -> Result<[usize; 4]> {
+    let s = shape_of(g, t);
+    if s.len() != 4 {
+        return Err(EngineError::invalid(format!(
+            "tensor '{}' must be 4-D (NHWC), has shape {s:?}",
+            g.tensors[t].name
+        )));
+    }
+    Ok([s[0], s[1], s[2], s[3]])
+}
+
+pub(crate) fn optional_bias(g: &Graph, op: &Op, units: usize) -> Result<Option<Vec<f32>>> {
+    match op.input(2) {
+        None => Ok(None),
+        Some(b) => {
+            let v = const_f32(g, b, "bias")?;
+            if v.len() != units {
+                return Err(EngineError::invalid(format!(
+                    "bias has {} values for {units} channels",
+                    v.len()
+                )));
+            }
+            Ok(Some(v))
+        }
+    }
+}
+
+pub(crate) fn normalize_axis(axis: i64, rank: usize) -> Result<usize> {
+    let r = rank as i64;
+    let a = if axis < 0 { axis + r } else { axis };
+    if a < 0 || a >= r.max(1) {
+        return Err(EngineError::invalid(format!(
+            "axis {axis} out of range for rank {rank}"
+        )));
+    }
+    Ok(a as usize)
+}
+
+pub(crate) fn same_elements(g: &Graph, a: TensorId, b: TensorId) -> Result<()> {
+    if g.tensors[a].num_elements() != g.tensors[b].num_elements() {
+        return Err(EngineError::invalid(format!(
+            "'{}' {:?} and '{}' {:?} differ in element count",
+            g.tensors[a].name, g.tensors[a].shape, g.tensors[b].name, g.tensors[b].shape
+        )));
+    }
+    Ok(())
+}
