@@ -51,6 +51,7 @@ pub fn interpreter(model: &Model, path: &Path, run: &RunArgs) -> Result<Interpre
             Kernels::Fast => KernelChoice::Fast,
             Kernels::Reference => KernelChoice::Reference,
         },
+        ..Default::default()
     };
     Interpreter::new(model, opts).with_context(|| path.display().to_string())
 }

@@ -14,6 +14,7 @@ pub mod data;
 pub mod error;
 pub mod exec;
 pub mod ir;
+pub mod quant;
 pub mod stats;
 pub mod tflite;
 pub mod zoo;

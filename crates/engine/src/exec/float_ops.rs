@@ -215,11 +215,7 @@ impl OpKernel for FloatKernel {
                 let shape = &io.slot(inp(0)).shape;
                 let indices: Vec<i64> = match io.slot(inp(1)).dtype {
                     DType::I64 => io.input::<i64>(inp(1)).to_vec(),
-                    _ => io
-                        .input::<i32>(inp(1))
-                        .iter()
-                        .map(|&v| v as i64)
-                        .collect(),
+                    _ => io.input::<i32>(inp(1)).iter().map(|&v| v as i64).collect(),
                 };
                 with_width!(size, T => {
                     // Indices are data, not structure: an out-of-range one leaves the

@@ -8,6 +8,7 @@ use super::float_ops::prepare_float;
 use super::kernels::{KernelChoice, Parallelism};
 use super::plan::{self, Request};
 use super::prepare::{OpKernel, Prepared};
+use super::quant_ops;
 use super::tensors::{Slot, Tensors};
 use crate::error::{EngineError, Result};
 use crate::ir::{DType, Graph, Model, Op, Quantization, TensorId};
@@ -18,6 +19,9 @@ pub struct InterpreterOptions {
     /// Worker threads for the heavy kernels (1 = run on the calling thread only).
     pub threads: usize,
     pub kernels: KernelChoice,
+    /// Keep every intermediate tensor readable after `invoke` (calibration needs them;
+    /// costs memory because nothing is reused).
+    pub preserve_all_tensors: bool,
 }
 
 impl Default for InterpreterOptions {
@@ -25,6 +29,7 @@ impl Default for InterpreterOptions {
         InterpreterOptions {
             threads: 1,
             kernels: KernelChoice::Fast,
+            preserve_all_tensors: false,
         }
     }
 }
@@ -147,6 +152,9 @@ impl Interpreter {
             needed[t] = true;
             first[t] = first[t].min(end);
             last[t] = usize::MAX;
+        }
+        if opts.preserve_all_tensors {
+            last.iter_mut().for_each(|l| *l = usize::MAX);
         }
         let mut ids = Vec::new();
         let mut requests = Vec::new();
@@ -273,6 +281,14 @@ impl Interpreter {
         self.arena.bytes(slot.offset, slot.bytes)
     }
 
+    /// Raw bytes of any tensor that lives in the arena (constants read at run time,
+    /// activations). Intermediate activations hold the last `invoke`'s values only with
+    /// `preserve_all_tensors`; otherwise their memory may have been reused.
+    pub fn tensor_bytes(&self, t: TensorId) -> Option<&[u8]> {
+        let slot = self.slots.get(t)?.as_ref()?;
+        Some(self.arena.bytes(slot.offset, slot.bytes))
+    }
+
     /// Output `k` as float32 values (quantized outputs are dequantized).
     pub fn output_f32(&self, k: usize) -> Result<Vec<f32>> {
         let info = &self.output_info[k];
@@ -355,7 +371,7 @@ impl Interpreter {
 
 /// Pick the op family by the tensors' types and prepare the op.
 fn prepare_op(g: &Graph, op: &Op, choice: KernelChoice) -> Result<Prepared> {
-    prepare_float(g, op, choice)
+    quant_ops::prepare(g, op, choice).unwrap_or_else(|| prepare_float(g, op, choice))
 }
 
 /// Structural checks the memory plan relies on.

@@ -6,6 +6,7 @@ mod interpreter;
 pub mod kernels;
 pub mod plan;
 mod prepare;
+mod quant_ops;
 mod tensors;
 
 pub use interpreter::{Interpreter, InterpreterOptions, OpTiming, TensorInfo};

@@ -1,0 +1,4 @@
+//! Quantization: TFLite's fixed-point arithmetic, the post-training quantizers and
+//! calibration.
+
+pub mod fixed_point;
