@@ -353,6 +353,16 @@ pub(crate) fn prepare_float(g: &Graph, op: &Op, choice: KernelChoice) -> Result<
     Ok(Prepared::packing(kernel, packed))
 }
 
+/// The float32 filter and optional bias of a conv-like op.
+fn weights_and_bias(
+    g: &Graph,
+    op: &Op,
+    w: TensorId,
+    out_c: usize,
+) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
+    Ok((const_f32(g, w, "filter")?, optional_bias(g, op, out_c)?))
+}
+
 fn prepare_kernel(g: &Graph, op: &Op, choice: KernelChoice) -> Result<FloatKernel> {
     use OpKind::*;
     let fast = choice == KernelChoice::Fast;
@@ -366,38 +376,35 @@ fn prepare_kernel(g: &Graph, op: &Op, choice: KernelChoice) -> Result<FloatKerne
             for t in [x, w, y] {
                 require_dtype(g, t, DType::F32)?;
             }
-            let [n, h, wd, c] = rank4(g, x)?;
-            let [oc, kh, kw, ic] = rank4(g, w)?;
-            if ic != c {
-                return Err(EngineError::unsupported(format!(
-                    "filter depth {ic} differs from input depth {c} (grouped convolution)"
-                )));
-            }
-            let (oh, pt) = out_and_pad(o.padding, h, kh, o.stride_h, o.dilation_h)?;
-            let (ow, pl) = out_and_pad(o.padding, wd, kw, o.stride_w, o.dilation_w)?;
-            expect_shape(g, y, &[n, oh, ow, oc])?;
-            let (act_min, act_max) = act_range(o.activation)?;
-            let p = ConvParams {
-                batch: n,
-                in_h: h,
-                in_w: wd,
-                in_c: c,
-                out_h: oh,
-                out_w: ow,
-                out_c: oc,
-                k_h: kh,
-                k_w: kw,
+            let attrs = ConvAttrs {
+                padding: o.padding,
                 stride_h: o.stride_h,
                 stride_w: o.stride_w,
                 dilation_h: o.dilation_h,
                 dilation_w: o.dilation_w,
-                pad_top: pt,
-                pad_left: pl,
+            };
+            let win = conv_window(g, (x, w, y), false, attrs)?;
+            let (act_min, act_max) = act_range(o.activation)?;
+            let p = ConvParams {
+                batch: win.batch,
+                in_h: win.in_h,
+                in_w: win.in_w,
+                in_c: win.in_c,
+                out_h: win.out_h,
+                out_w: win.out_w,
+                out_c: win.out_c,
+                k_h: win.k_h,
+                k_w: win.k_w,
+                stride_h: o.stride_h,
+                stride_w: o.stride_w,
+                dilation_h: o.dilation_h,
+                dilation_w: o.dilation_w,
+                pad_top: win.pad_top,
+                pad_left: win.pad_left,
                 act_min,
                 act_max,
             };
-            let filter = const_f32(g, w, "filter")?;
-            let bias = optional_bias(g, op, oc)?;
+            let (filter, bias) = weights_and_bias(g, op, w, win.out_c)?;
             p.check(
                 g.tensors[x].num_elements(),
                 filter.len(),
@@ -419,39 +426,35 @@ fn prepare_kernel(g: &Graph, op: &Op, choice: KernelChoice) -> Result<FloatKerne
             for t in [x, w, y] {
                 require_dtype(g, t, DType::F32)?;
             }
-            let [n, h, wd, c] = rank4(g, x)?;
-            let [one, kh, kw, oc] = rank4(g, w)?;
-            if one != 1 || c == 0 || oc % c != 0 {
-                return Err(EngineError::invalid(format!(
-                    "depthwise filter shape {:?} does not fit input depth {c}",
-                    shape_of(g, w)
-                )));
-            }
-            let (oh, pt) = out_and_pad(o.padding, h, kh, o.stride_h, o.dilation_h)?;
-            let (ow, pl) = out_and_pad(o.padding, wd, kw, o.stride_w, o.dilation_w)?;
-            expect_shape(g, y, &[n, oh, ow, oc])?;
-            let (act_min, act_max) = act_range(o.activation)?;
-            let p = DepthwiseParams {
-                batch: n,
-                in_h: h,
-                in_w: wd,
-                in_c: c,
-                out_h: oh,
-                out_w: ow,
-                depth_multiplier: oc / c,
-                k_h: kh,
-                k_w: kw,
+            let attrs = ConvAttrs {
+                padding: o.padding,
                 stride_h: o.stride_h,
                 stride_w: o.stride_w,
                 dilation_h: o.dilation_h,
                 dilation_w: o.dilation_w,
-                pad_top: pt,
-                pad_left: pl,
+            };
+            let win = conv_window(g, (x, w, y), true, attrs)?;
+            let (act_min, act_max) = act_range(o.activation)?;
+            let p = DepthwiseParams {
+                batch: win.batch,
+                in_h: win.in_h,
+                in_w: win.in_w,
+                in_c: win.in_c,
+                out_h: win.out_h,
+                out_w: win.out_w,
+                depth_multiplier: win.out_c / win.in_c,
+                k_h: win.k_h,
+                k_w: win.k_w,
+                stride_h: o.stride_h,
+                stride_w: o.stride_w,
+                dilation_h: o.dilation_h,
+                dilation_w: o.dilation_w,
+                pad_top: win.pad_top,
+                pad_left: win.pad_left,
                 act_min,
                 act_max,
             };
-            let filter = const_f32(g, w, "filter")?;
-            let bias = optional_bias(g, op, oc)?;
+            let (filter, bias) = weights_and_bias(g, op, w, win.out_c)?;
             p.check(
                 g.tensors[x].num_elements(),
                 filter.len(),

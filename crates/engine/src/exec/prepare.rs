@@ -182,3 +182,72 @@ pub(crate) fn same_elements(g: &Graph, a: TensorId, b: TensorId) -> Result<()> {
     }
     Ok(())
 }
+
+/// The geometry of a CONV_2D or DEPTHWISE_CONV_2D, checked against its tensors:
+/// NHWC input `x`, filter `w` (OHWI, or `[1, kh, kw, C·M]` for depthwise), output `y`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ConvWindow {
+    pub batch: usize,
+    pub in_h: usize,
+    pub in_w: usize,
+    pub in_c: usize,
+    pub out_h: usize,
+    pub out_w: usize,
+    pub out_c: usize,
+    pub k_h: usize,
+    pub k_w: usize,
+    pub pad_top: usize,
+    pub pad_left: usize,
+}
+
+/// Strides, dilations and padding of a conv-like op.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConvAttrs {
+    pub padding: Padding,
+    pub stride_h: usize,
+    pub stride_w: usize,
+    pub dilation_h: usize,
+    pub dilation_w: usize,
+}
+
+pub(crate) fn conv_window(
+    g: &Graph,
+    (x, w, y): (TensorId, TensorId, TensorId),
+    depthwise: bool,
+    a: ConvAttrs,
+) -> Result<ConvWindow> {
+    let [n, h, wd, c] = rank4(g, x)?;
+    let [f0, kh, kw, f3] = rank4(g, w)?;
+    let oc = if depthwise {
+        if f0 != 1 || c == 0 || f3 % c != 0 {
+            return Err(EngineError::invalid(format!(
+                "depthwise filter shape {:?} does not fit input depth {c}",
+                shape_of(g, w)
+            )));
+        }
+        f3
+    } else {
+        if f3 != c {
+            return Err(EngineError::unsupported(format!(
+                "filter depth {f3} differs from input depth {c} (grouped convolution)"
+            )));
+        }
+        f0
+    };
+    let (oh, pt) = out_and_pad(a.padding, h, kh, a.stride_h, a.dilation_h)?;
+    let (ow, pl) = out_and_pad(a.padding, wd, kw, a.stride_w, a.dilation_w)?;
+    expect_shape(g, y, &[n, oh, ow, oc])?;
+    Ok(ConvWindow {
+        batch: n,
+        in_h: h,
+        in_w: wd,
+        in_c: c,
+        out_h: oh,
+        out_w: ow,
+        out_c: oc,
+        k_h: kh,
+        k_w: kw,
+        pad_top: pt,
+        pad_left: pl,
+    })
+}
