@@ -57,8 +57,33 @@ impl ScenarioError {
             Some(i) if line != 0 => text[..i].to_string(),
             _ => text,
         };
-        Self::at(file, line, column, message)
+        Self::at(file, line, column, plain(&message))
     }
+}
+
+/// Reword the YAML crate's terse type errors as "what was expected".
+fn plain(msg: &str) -> String {
+    let m = msg.trim();
+    let expected = match m {
+        "invalid u8" | "invalid u16" | "invalid u32" | "invalid u64" | "invalid usize" => {
+            Some("expected a whole number ≥ 0")
+        }
+        "invalid i8" | "invalid i16" | "invalid i32" | "invalid i64" | "invalid isize" => {
+            Some("expected a whole number")
+        }
+        "invalid f32" | "invalid f64" | "invalid floating point" => Some("expected a number"),
+        "invalid bool" | "invalid boolean (strict mode expects true/false)" => {
+            Some("expected true or false")
+        }
+        "expected sequence start" => Some("expected a list ([a, b] or lines starting with `- `)"),
+        "expected mapping start" => Some("expected a mapping (`key: value` lines or {key: value})"),
+        "expected string scalar" => Some("expected a string"),
+        "unexpected end of input" => {
+            Some("unexpected end of input: expected a complete YAML mapping")
+        }
+        _ => None,
+    };
+    expected.map_or_else(|| m.to_string(), str::to_string)
 }
 
 /// Errors are one line: multi-line text from below is folded.

@@ -163,6 +163,20 @@ fn ids_are_deterministic_and_content_derived() {
     assert!(a.jobs.iter().zip(&d.jobs).all(|(x, y)| x.id != y.id));
 }
 
+/// Ids are persisted by the coordinator: changing the canonical form orphans every
+/// stored run, so it must be a deliberate, versioned change.
+#[test]
+fn smoke_ids_are_pinned() {
+    let s = load(root().join("scenarios/smoke.yaml")).unwrap();
+    if !shared_available() {
+        return;
+    }
+    let g = expand(&s, &profiles()).unwrap();
+    assert_eq!(g.jobs[0].id.0, "bd039e31a7a14451");
+    assert_eq!(g.jobs[8].id.0, "f81f42b800243747");
+    assert_eq!(job_id(&g.jobs[1].spec), g.jobs[1].id);
+}
+
 #[test]
 fn unaccepted_numerics_are_skipped_unless_fallback() {
     let p = profiles();
@@ -209,8 +223,17 @@ fn unknown_key_is_an_error() {
 fn wrong_types_are_errors() {
     let e = err_of(&MINIMAL.replace("resolution: 64", "resolution: big"));
     assert_eq!((e.line, e.column), (6, 17), "{e}");
+    assert_eq!(e.message, "expected a whole number ≥ 0");
+    let e = err_of(&format!("{MINIMAL}fallback: yes\n"));
+    assert_eq!(
+        (e.line, e.column, e.message.as_str()),
+        (10, 11, "expected true or false")
+    );
+    let e = err_of("");
+    assert_eq!(e.line, 1, "{e}");
     let e = err_of(&MINIMAL.replace("devices: [cpu-host]", "devices: cpu-host"));
     assert_eq!(e.line, 9, "{e}");
+    assert!(e.message.starts_with("expected a list"), "{e}");
     let e = err_of(&MINIMAL.replace("technique: float32", "technique: int4"));
     assert_eq!((e.line, e.column), (8, 16), "{e}");
     assert!(
