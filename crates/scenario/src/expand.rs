@@ -8,13 +8,15 @@ use crate::scenario::{
     CalibrationSettings, LatencySettings, MetricKind, ModelSourceDecl, Scenario, resolve_model_path,
 };
 use crate::technique::{CalibrationMethod, Technique};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
 /// Content-derived job id: the first 16 hex digits (64 bits) of a SHA-256 over the
 /// job's canonical description, which includes the ids of the jobs it depends on.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct JobId(pub String);
 
 impl std::fmt::Display for JobId {
@@ -23,14 +25,14 @@ impl std::fmt::Display for JobId {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelSpec {
     /// The scenario's name for the model.
     pub name: String,
     pub source: ModelSource,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ModelSource {
     /// `path` as written in the scenario (hashed into the id, so ids do not depend on
     /// where a machine keeps its files); `resolved` where this machine finds it.
@@ -46,7 +48,7 @@ pub enum ModelSource {
     },
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Metric {
     Latency {
         warmup: usize,
@@ -76,7 +78,7 @@ impl Metric {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum JobSpec {
     /// Produce an artifact: `technique` applied to `model`'s float baseline (or the
     /// file untouched for `original`). `label` is the scenario's technique label.
@@ -95,7 +97,7 @@ pub enum JobSpec {
     },
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Job {
     pub id: JobId,
     pub spec: JobSpec,
@@ -104,7 +106,7 @@ pub struct Job {
 }
 
 /// A (model, technique, device) combination expansion left out, and why.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Skipped {
     pub model: String,
     pub technique: String,
@@ -114,7 +116,7 @@ pub struct Skipped {
 
 /// Jobs in dependency order (every job after the jobs it depends on), without
 /// duplicates.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct JobGraph {
     pub jobs: Vec<Job>,
     pub skipped: Vec<Skipped>,
@@ -130,6 +132,28 @@ impl JobGraph {
         self.jobs
             .iter()
             .flat_map(|j| j.deps.iter().map(move |d| (d, &j.id)))
+    }
+
+    /// For a benchmark job: the optimize job whose artifact it measures.
+    pub fn artifact_job(&self, job: &Job) -> Option<&Job> {
+        match &job.spec {
+            JobSpec::Benchmark { artifact_of, .. } => self.get(artifact_of),
+            JobSpec::Optimize { .. } => None,
+        }
+    }
+
+    /// For a benchmark job: (model name, technique label, device), the key its
+    /// result is filed under in [`crate::Measurement`].
+    pub fn measurement_key(&self, job: &Job) -> Option<(String, String, Option<String>)> {
+        let JobSpec::Benchmark { device, .. } = &job.spec else {
+            return None;
+        };
+        match &self.artifact_job(job)?.spec {
+            JobSpec::Optimize { model, label, .. } => {
+                Some((model.name.clone(), label.clone(), device.clone()))
+            }
+            JobSpec::Benchmark { .. } => None,
+        }
     }
 
     pub fn optimize_jobs(&self) -> impl Iterator<Item = &Job> {

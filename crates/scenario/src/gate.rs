@@ -1,9 +1,10 @@
 //! Gate evaluation against measured results.
 
 use crate::scenario::{Baseline, Gate, GateKind};
+use serde::{Deserialize, Serialize};
 
 /// One measured value.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Observed {
     /// Typical (median) time per inference.
     LatencyMs(f64),
@@ -19,7 +20,7 @@ pub enum Observed {
 
 /// A result row: `technique` is the scenario's technique label; `device` is `None`
 /// for device-independent metrics (size).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Measurement {
     pub model: String,
     pub technique: String,
@@ -28,13 +29,13 @@ pub struct Measurement {
 }
 
 /// This run's measurements, and the previous run's for `baseline: previous` gates.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Results {
     pub measurements: Vec<Measurement>,
     pub previous: Vec<Measurement>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum GateStatus {
     Pass,
     Fail,
@@ -42,7 +43,7 @@ pub enum GateStatus {
     NoData,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GateOutcome {
     pub gate: String,
     pub status: GateStatus,

@@ -7,7 +7,7 @@ use crate::profile::ProfileSet;
 use crate::technique::{CalibrationMethod, Technique};
 use quantfarm_engine::data::DATASET_NAMES;
 use quantfarm_engine::zoo::Arch;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -116,7 +116,7 @@ struct RawLatency {
 }
 
 /// The four things a benchmark job can measure.
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
 pub enum MetricKind {
     Size,
@@ -231,7 +231,7 @@ pub struct TechniqueDecl {
     pub calibration: Option<CalibrationSettings>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CalibrationSettings {
     /// Canonical dataset name (see [`canonical_dataset`]).
     pub dataset: String,
@@ -431,7 +431,12 @@ impl Scenario {
         Ok(())
     }
 
-    /// The label → technique map entry for `label`.
+    /// The device profile names, in scenario order: one agent each.
+    pub fn device_names(&self) -> Vec<&str> {
+        self.devices.iter().map(|d| d.value.as_str()).collect()
+    }
+
+    /// The technique declared with `label`.
     pub fn technique(&self, label: &str) -> Option<&TechniqueDecl> {
         self.techniques.iter().find(|t| t.label == label)
     }

@@ -1,7 +1,7 @@
 //! Optimization techniques (the engine's `quantfarm quantize --mode` values) and
 //! calibration methods.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// What an optimize job does to a model.
 ///
@@ -9,7 +9,7 @@ use serde::Deserialize;
 /// form for a `dequantize:` model. `Original` benchmarks the model file byte for byte
 /// (e.g. a hosted QAT model), with no transform. The others are post-training
 /// quantizations of the float baseline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Technique {
     Float32,
@@ -74,7 +74,8 @@ impl std::fmt::Display for Technique {
 }
 
 /// How activation ranges are taken from the calibration sample.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum CalibrationMethod {
     /// Running min/max over the sample (what the TFLite converter does).
     MinMax,

@@ -671,3 +671,35 @@ fn mutations_never_panic() {
         "mutations should mostly break the file ({errors})"
     );
 }
+
+/// The coordinator stores and ships jobs as serde data: a round trip keeps them equal
+/// and a received spec still hashes to its id.
+#[test]
+fn job_graph_round_trips_through_serde() {
+    let p = profiles();
+    let g = expand(&parse_here(MINIMAL).unwrap(), &p).unwrap();
+    let json = serde_json::to_string(&g).unwrap();
+    let back: JobGraph = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, g);
+    for j in &back.jobs {
+        assert_eq!(job_id(&j.spec), j.id);
+    }
+    let bench = g
+        .benchmark_jobs()
+        .find(|j| {
+            matches!(
+                j.spec,
+                JobSpec::Benchmark {
+                    metric: Metric::Latency { .. },
+                    ..
+                }
+            )
+        })
+        .unwrap();
+    assert_eq!(
+        g.measurement_key(bench),
+        Some(("m".into(), "float32".into(), Some("cpu-host".into())))
+    );
+    assert_eq!(g.artifact_job(bench).map(|j| &j.id), Some(&g.jobs[0].id));
+    assert_eq!(g.measurement_key(&g.jobs[0]), None);
+}
