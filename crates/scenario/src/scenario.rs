@@ -8,7 +8,7 @@ use crate::technique::{CalibrationMethod, Technique};
 use quantfarm_engine::data::DATASET_NAMES;
 use quantfarm_engine::zoo::Arch;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Scenario files larger than this are refused before parsing: a scenario is a page
@@ -384,8 +384,9 @@ pub fn resolve_model_path(written: &str, base_dir: &Path) -> Result<PathBuf> {
 
 impl Scenario {
     /// Checks against the outside world: every device names a profile in `profiles`,
-    /// every gate device is one of the scenario's devices, every model file exists,
-    /// and latency threads fit each device (when its profile gives a core count).
+    /// latency threads fit each device (when its profile gives a core count), every
+    /// calibration and accuracy slice lies inside its dataset (read from the shared
+    /// folder), and every model file exists.
     pub fn validate(&self, profiles: &ProfileSet) -> Result<()> {
         for d in &self.devices {
             let Some(p) = profiles.get(&d.value) else {
@@ -411,6 +412,7 @@ impl Scenario {
                 ));
             }
         }
+        self.validate_slices()?;
         for m in &self.models {
             let path = match &m.source {
                 ModelSourceDecl::File(p) | ModelSourceDecl::Dequantize(p) => p,
@@ -427,6 +429,51 @@ impl Scenario {
                     ),
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// Every calibration and accuracy slice must lie inside its dataset. Each dataset
+    /// is opened once (reading its tar index) to learn its length.
+    fn validate_slices(&self) -> Result<()> {
+        // (what, dataset, offset, limit, at)
+        type Slice<'a> = (&'static str, &'a str, usize, Option<usize>, (u32, u32));
+        let mut slices: Vec<Slice> = Vec::new();
+        for t in &self.techniques {
+            if let Some(c) = &t.calibration {
+                let at = (c.line, c.column);
+                slices.push(("calibration", &c.dataset, c.offset, Some(c.limit), at));
+            }
+        }
+        if let Some(a) = &self.accuracy {
+            slices.push((
+                "accuracy",
+                &a.dataset,
+                a.offset,
+                a.limit,
+                (a.line, a.column),
+            ));
+        }
+        let mut lens: BTreeMap<&str, usize> = BTreeMap::new();
+        for (what, dataset, offset, limit, (line, column)) in slices {
+            let at = |msg: String| ScenarioError::at(&self.file, line, column, msg);
+            let len = match lens.get(dataset) {
+                Some(&n) => n,
+                None => {
+                    let root =
+                        quantfarm_engine::data::shared_root().map_err(|e| at(e.to_string()))?;
+                    let n = quantfarm_engine::data::open_dataset(dataset, &root)
+                        .map_err(|e| at(e.to_string()))?
+                        .len();
+                    lens.insert(dataset, n);
+                    n
+                }
+            };
+            quantfarm_engine::data::slice_range(len, offset, limit).map_err(|e| {
+                let e = e.to_string();
+                let e = e.trim_start_matches("bad input: ");
+                at(format!("{what} slice of {dataset}: {e}"))
+            })?;
         }
         Ok(())
     }
@@ -466,7 +513,7 @@ impl Builder<'_> {
         ScenarioError::at(self.file, at.line, at.column, msg)
     }
 
-    fn name_ok<T>(&self, what: &str, n: &At<String>, _ctx: &At<T>) -> Result<()> {
+    fn name_ok(&self, what: &str, n: &At<String>) -> Result<()> {
         let ok = !n.value.is_empty()
             && n.value.len() <= 64
             && n.value
@@ -486,7 +533,7 @@ impl Builder<'_> {
     }
 
     fn build(&self, raw: RawScenario, base_dir: PathBuf) -> Result<Scenario> {
-        self.name_ok("scenario name", &raw.name, &raw.name)?;
+        self.name_ok("scenario name", &raw.name)?;
 
         // Models.
         if raw.models.value.is_empty() {
@@ -495,7 +542,7 @@ impl Builder<'_> {
         let mut models = Vec::new();
         let mut model_names = BTreeSet::new();
         for m in raw.models.value {
-            self.name_ok("model name", &m.name, &m.name)?;
+            self.name_ok("model name", &m.name)?;
             if !model_names.insert(m.name.value.clone()) {
                 return Err(self.err(
                     &m.name,
@@ -522,7 +569,7 @@ impl Builder<'_> {
         for t in raw.techniques.value {
             let label = match &t.label {
                 Some(l) => {
-                    self.name_ok("technique label", l, l)?;
+                    self.name_ok("technique label", l)?;
                     l.value.clone()
                 }
                 None => t.technique.value.name().to_string(),
@@ -918,7 +965,7 @@ impl Builder<'_> {
         devices: &[At<String>],
     ) -> Result<Gate> {
         let r = &g.value;
-        self.name_ok("gate name", &r.name, &r.name)?;
+        self.name_ok("gate name", &r.name)?;
         let labels = || {
             techniques
                 .iter()

@@ -311,6 +311,43 @@ fn missing_model_file() {
 }
 
 #[test]
+fn slices_must_fit_their_dataset() {
+    if !shared_available() {
+        return;
+    }
+    let p = profiles();
+    // imagenet-sample has 1000 images.
+    let s = parse_here(&format!(
+        "{MINIMAL}accuracy: {{dataset: imagenet-sample, offset: 900, limit: 200}}\n"
+    ))
+    .unwrap();
+    let e = s.validate(&p).unwrap_err();
+    assert_eq!((e.line, e.column), (10, 11), "{e}");
+    assert!(
+        e.message.starts_with(
+            "accuracy slice of imagenet-sample: offset 900 + limit 200 goes past the end"
+        ),
+        "{e}"
+    );
+    let text = MINIMAL.replace(
+        "technique: float32",
+        "technique: int8\n    calibration: {dataset: imagenet-sample, offset: 1000, limit: 1}",
+    );
+    let e = parse_here(&text).unwrap().validate(&p).unwrap_err();
+    assert!(
+        e.message.contains("calibration slice")
+            && e.message.contains("offset 1000 is out of range"),
+        "{e}"
+    );
+    parse_here(&format!(
+        "{MINIMAL}accuracy: {{dataset: imagenet-sample, offset: 900}}\n"
+    ))
+    .unwrap()
+    .validate(&p)
+    .unwrap();
+}
+
+#[test]
 fn structural_errors() {
     // Two sources.
     let e = err_of(&MINIMAL.replace(
