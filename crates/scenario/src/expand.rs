@@ -105,6 +105,17 @@ pub struct Job {
     pub deps: Vec<JobId>,
 }
 
+impl Job {
+    /// The device profile whose agent must run this job; `None` = any agent (optimize
+    /// jobs and size benchmarks are device-independent host work).
+    pub fn required_device(&self) -> Option<&str> {
+        match &self.spec {
+            JobSpec::Benchmark { device, .. } => device.as_deref(),
+            JobSpec::Optimize { .. } => None,
+        }
+    }
+}
+
 /// A (model, technique, device) combination expansion left out, and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Skipped {

@@ -752,4 +752,6 @@ fn job_graph_round_trips_through_serde() {
     );
     assert_eq!(g.artifact_job(bench).map(|j| &j.id), Some(&g.jobs[0].id));
     assert_eq!(g.measurement_key(&g.jobs[0]), None);
+    assert_eq!(bench.required_device(), Some("cpu-host"));
+    assert_eq!(g.jobs[0].required_device(), None);
 }
