@@ -28,7 +28,7 @@ pub use gate::{GateOutcome, GateStatus, Measurement, Observed, Results, check, c
 pub use loc::At;
 pub use profile::{DeviceKind, DeviceProfile, ProfileSet, PublishedFact};
 pub use scenario::{
-    AccuracySettings, Baseline, CalibrationSettings, Gate, GateKind, LatencySettings,
+    AccuracySettings, Baseline, CalibrationSettings, Gate, GateKind, LatencySettings, MAX_JOBS,
     MAX_SCENARIO_BYTES, MetricKind, ModelDecl, ModelSourceDecl, Scenario, TechniqueDecl,
     canonical_dataset, load, parse, resolve_model_path,
 };

@@ -19,6 +19,17 @@ pub const MAX_SCENARIO_BYTES: usize = 1 << 20;
 /// (`QUANTFARM_DATA`, else `../shared`), so scenarios run unchanged on every machine.
 const SHARED_PREFIX: &str = "$shared/";
 
+/// Most jobs one scenario may expand into.
+pub const MAX_JOBS: usize = 100_000;
+
+/// Upper bound of the jobs a scenario expands into: per model × technique one optimize
+/// and one size job, per device up to three benchmarks.
+fn raw_counts_product(models: usize, techniques: usize, devices: usize) -> usize {
+    models
+        .saturating_mul(techniques)
+        .saturating_mul(devices.saturating_mul(3).saturating_add(2))
+}
+
 // ---------------------------------------------------------------- raw YAML schema
 
 #[derive(Deserialize)]
@@ -635,6 +646,22 @@ impl Builder<'_> {
                     format!("duplicate device '{}': expected each device once", d.value),
                 ));
             }
+        }
+
+        // A scenario is written by hand: these bounds only stop a generated or hostile
+        // file from expanding into millions of jobs.
+        let jobs_bound =
+            raw_counts_product(models.len(), techniques.len(), raw.devices.value.len());
+        if jobs_bound > MAX_JOBS {
+            return Err(self.err(
+                &raw.devices,
+                format!(
+                    "{} models × {} techniques × {} devices give up to {jobs_bound} jobs: expected at most {MAX_JOBS}",
+                    models.len(),
+                    techniques.len(),
+                    raw.devices.value.len()
+                ),
+            ));
         }
 
         // Accuracy and metrics.

@@ -397,6 +397,18 @@ fn structural_errors() {
     // Duplicate keys are errors too (silently taking the last one hides typos).
     let e = err_of(&format!("{MINIMAL}fallback: true\nfallback: false\n"));
     assert_eq!(e.line, 11, "{e}");
+    // Too many jobs.
+    let mut big = String::from("name: t\nmodels:\n");
+    for i in 0..200 {
+        big += &format!("  - {{name: m{i}, zoo: mobilenet_v1}}\n");
+    }
+    big += "techniques:\n";
+    for i in 0..30 {
+        big += &format!("  - {{technique: float16, label: f{i}}}\n");
+    }
+    big += "devices: [a, b, c, d, e, f]\n";
+    let e = err_of(&big);
+    assert!(e.message.contains("expected at most 100000"), "{e}");
     // Numbers out of range.
     let e = err_of(&format!("{MINIMAL}latency: {{runs: 0}}\n"));
     assert!(e.message.contains("runs 0"), "{e}");
