@@ -703,3 +703,7 @@ impl OpKernel for FloatLstmKernel {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "../kernels/lstm/model_tests.rs"]
+mod tests;
