@@ -431,6 +431,12 @@ fn prepare_integer(g: &Graph, op: &Op, opts: &LstmOptions) -> Result<Prepared> {
         )));
     }
 
+    if l.peephole && d.n_output > d.n_cell {
+        return Err(EngineError::unsupported(format!(
+            "integer peephole LSTM with more outputs than units ({} > {}): TFLite's kernel reads past its arrays there",
+            d.n_output, d.n_cell
+        )));
+    }
     if op.intermediates.len() != 5 {
         return Err(EngineError::invalid(format!(
             "integer LSTM needs 5 intermediate tensors, has {}",

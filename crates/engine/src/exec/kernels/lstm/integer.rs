@@ -250,16 +250,19 @@ impl IntegerLstm {
             self.rounding,
         );
         if let Some((w, m)) = &g.peephole {
-            // TFLite passes n_output as the vector length here; it equals n_cell in
-            // every model without projection, and n_cell is the only safe length.
-            for (gb, cb) in gate
-                .chunks_exact_mut(d.n_cell)
-                .zip(cell_state.chunks_exact(d.n_cell))
-            {
-                for ((o, &wv), &c) in gb.iter_mut().zip(w).zip(cb) {
-                    let prod = mbqm(wv as i32 * c as i32, *m, self.rounding);
-                    *o = (prod + *o as i32).clamp(-32768, 32767) as i16;
-                }
+            // TFLite passes n_output, not n_cell, as the vector length here and walks the
+            // batch rows with that stride (`VectorBatchVectorCwiseProductAccumulate`).
+            // With projection (n_output < n_cell) only the first n_output * n_batch
+            // entries get a peephole term; mirrored for bit-exactness. Preparation
+            // rejects n_output > n_cell, which would read past the arrays.
+            let len = d.n_output;
+            for idx in 0..n_batch * len {
+                let prod = mbqm(
+                    w[idx % len] as i32 * cell_state[idx] as i32,
+                    *m,
+                    self.rounding,
+                );
+                gate[idx] = (prod + gate[idx] as i32).clamp(-32768, 32767) as i16;
             }
         }
         if let Some(ln) = &g.layer_norm {

@@ -517,3 +517,179 @@ fn malformed_lstms_are_errors_not_panics() {
     m.main_mut().tensors[x].shape = vec![30, 1];
     assert!(prepare_err(&m).to_string().contains("3-D"));
 }
+
+/// Interop aid, not run by default: writes each synthetic integer LSTM variant, its
+/// int8 inputs for two consecutive invokes and our outputs to
+/// `$TMPDIR/quantfarm-lstm-interop/`, so LiteRT (BUILTIN_REF) can replay them:
+/// `for each <name>.tflite: interp.set_tensor(input, <name>.in<k>.bin); invoke();
+/// compare with <name>.out<k>.bin`.
+#[test]
+#[ignore = "writes files for a manual LiteRT comparison"]
+fn dump_synthetic_models_for_litert() {
+    let dir = std::env::temp_dir().join("quantfarm-lstm-interop");
+    std::fs::create_dir_all(&dir).unwrap();
+    let variants = [
+        ("plain", Cfg::plain()),
+        (
+            "batch3_time_major",
+            Cfg {
+                batch: 3,
+                time_major: true,
+                seed: 2,
+                ..Cfg::plain()
+            },
+        ),
+        (
+            "batch3_batch_major",
+            Cfg {
+                batch: 3,
+                seed: 2,
+                ..Cfg::plain()
+            },
+        ),
+        (
+            "cifg_peephole_clip",
+            Cfg {
+                cifg: true,
+                peephole: true,
+                cell_clip: 0.75,
+                seed: 3,
+                ..Cfg::plain()
+            },
+        ),
+        (
+            "peephole",
+            Cfg {
+                peephole: true,
+                seed: 4,
+                ..Cfg::plain()
+            },
+        ),
+        (
+            "projection_clip",
+            Cfg {
+                projection: true,
+                n_output: 3,
+                proj_clip: 0.9,
+                batch: 2,
+                seed: 5,
+                ..Cfg::plain()
+            },
+        ),
+        (
+            "layer_norm",
+            Cfg {
+                layer_norm: true,
+                n_cell: 8,
+                n_output: 8,
+                seed: 6,
+                ..Cfg::plain()
+            },
+        ),
+        (
+            "layer_norm_cifg",
+            Cfg {
+                layer_norm: true,
+                cifg: true,
+                time_major: true,
+                batch: 2,
+                seed: 7,
+                ..Cfg::plain()
+            },
+        ),
+        (
+            "large_projection_peephole",
+            Cfg {
+                projection: true,
+                peephole: true,
+                n_input: 24,
+                n_cell: 32,
+                n_output: 16,
+                time: 20,
+                batch: 2,
+                seed: 8,
+                ..Cfg::plain()
+            },
+        ),
+        (
+            "large_projection_peephole_time_major",
+            Cfg {
+                projection: true,
+                peephole: true,
+                time_major: true,
+                n_input: 24,
+                n_cell: 32,
+                n_output: 16,
+                time: 20,
+                batch: 3,
+                seed: 10,
+                ..Cfg::plain()
+            },
+        ),
+        (
+            "large_layer_norm_cifg_clip",
+            Cfg {
+                layer_norm: true,
+                cifg: true,
+                peephole: true,
+                cell_clip: 1.5,
+                n_input: 16,
+                n_cell: 64,
+                n_output: 64,
+                time: 30,
+                batch: 2,
+                seed: 11,
+                ..Cfg::plain()
+            },
+        ),
+        (
+            "layer_norm_width6",
+            Cfg {
+                layer_norm: true,
+                n_cell: 6,
+                n_output: 6,
+                time: 10,
+                seed: 9,
+                ..Cfg::plain()
+            },
+        ),
+    ];
+    for (name, c) in variants {
+        let model = build_integer(c);
+        let float_model = dequantize_model(&model, &DequantizeOptions::default()).unwrap();
+        crate::tflite::write_model_file(&float_model, &dir.join(format!("{name}.float.tflite")))
+            .unwrap();
+        crate::tflite::write_model_file(&model, &dir.join(format!("{name}.tflite"))).unwrap();
+        let mut it = Interpreter::new(&model, InterpreterOptions::default()).unwrap();
+        let n = it.inputs()[0].num_elements();
+        let mut r = Rng(c.seed + 1000);
+        for k in 0..2 {
+            let x: Vec<u8> = (0..n)
+                .map(|_| r.uniform(-128.0, 128.0).floor() as i8 as u8)
+                .collect();
+            it.set_input_bytes(0, &x).unwrap();
+            it.invoke();
+            std::fs::write(dir.join(format!("{name}.in{k}.bin")), &x).unwrap();
+            std::fs::write(dir.join(format!("{name}.out{k}.bin")), it.output_bytes(0)).unwrap();
+        }
+        // The float kernel on the dequantized model, same inputs dequantized.
+        let mut fi = Interpreter::new(&float_model, InterpreterOptions::default()).unwrap();
+        for k in 0..2 {
+            let x = std::fs::read(dir.join(format!("{name}.in{k}.bin"))).unwrap();
+            let xf: Vec<f32> = x
+                .iter()
+                .map(|&v| ((v as i8 as i64 - IN_ZP) as f64 * IN_SCALE as f64) as f32)
+                .collect();
+            fi.set_input_f32(0, &xf).unwrap();
+            fi.invoke();
+            let bytes: Vec<u8> = xf.iter().flat_map(|v| v.to_le_bytes()).collect();
+            std::fs::write(dir.join(format!("{name}.float.in{k}.bin")), bytes).unwrap();
+            std::fs::write(
+                dir.join(format!("{name}.float.out{k}.bin")),
+                fi.output_bytes(0),
+            )
+            .unwrap();
+        }
+    }
+    eprintln!("wrote {}", dir.display());
+}
