@@ -691,5 +691,68 @@ fn dump_synthetic_models_for_litert() {
             .unwrap();
         }
     }
+    // The dequantized golden model, its 8 cases in order.
+    if let Ok(root) = crate::data::shared_root() {
+        let model = crate::tflite::read_model_file(&root.join(GOLDEN_MODEL)).unwrap();
+        let fm = dequantize_model(&model, &DequantizeOptions::default()).unwrap();
+        crate::tflite::write_model_file(&fm, &dir.join("golden.float.tflite")).unwrap();
+        let mut it = Interpreter::new(&fm, InterpreterOptions::default()).unwrap();
+        for k in 0..8 {
+            let x: Vec<f32> =
+                std::fs::read(root.join(GOLDEN_DIR).join(format!("case_{k:03}.in0.bin")))
+                    .unwrap()
+                    .iter()
+                    .map(|&b| b as f32 * 0.003_921_568_9)
+                    .collect();
+            it.set_input_f32(0, &x).unwrap();
+            it.invoke();
+            let bytes: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
+            std::fs::write(dir.join(format!("golden.float.in{k}.bin")), bytes).unwrap();
+            std::fs::write(
+                dir.join(format!("golden.float.out{k}.bin")),
+                it.output_bytes(0),
+            )
+            .unwrap();
+        }
+    }
     eprintln!("wrote {}", dir.display());
+}
+
+/// The dequantized golden model runs on the float kernels (float LSTM, FC, softmax)
+/// and agrees with LiteRT's integer outputs: same top class, probabilities close.
+#[test]
+fn dequantized_golden_model_runs_in_float() {
+    let Ok(root) = crate::data::shared_root() else {
+        return;
+    };
+    let model = crate::tflite::read_model_file(&root.join(GOLDEN_MODEL)).unwrap();
+    let float_model = dequantize_model(&model, &DequantizeOptions::default()).unwrap();
+    let mut it = Interpreter::new(&float_model, InterpreterOptions::default()).unwrap();
+    assert_eq!(it.inputs()[0].dtype, DType::F32);
+    let in_scale = 0.003_921_568_9f32;
+    let (mut worst, mut agree) = (0f32, 0);
+    for c in 0..8 {
+        let dir = root.join(GOLDEN_DIR);
+        let x: Vec<f32> = std::fs::read(dir.join(format!("case_{c:03}.in0.bin")))
+            .unwrap()
+            .iter()
+            .map(|&b| b as f32 * in_scale)
+            .collect();
+        it.set_input_f32(0, &x).unwrap();
+        it.invoke();
+        let got = it.output_f32(0).unwrap();
+        let want: Vec<f32> = std::fs::read(dir.join(format!("case_{c:03}.out0.bin")))
+            .unwrap()
+            .iter()
+            .map(|&b| b as f32 / 256.0)
+            .collect();
+        let argmax = |v: &[f32]| (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b])).unwrap();
+        agree += (argmax(&got) == argmax(&want)) as usize;
+        for (a, b) in got.iter().zip(&want) {
+            worst = worst.max((a - b).abs());
+        }
+    }
+    eprintln!("dequantized golden model: top-1 agreement {agree}/8, worst |Δp| {worst:.4}");
+    assert_eq!(agree, 8);
+    assert!(worst < 0.05, "worst probability difference {worst}");
 }
