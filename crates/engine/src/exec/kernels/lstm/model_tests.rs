@@ -30,6 +30,17 @@ fn lstm_only(model: &Model) -> Model {
     m
 }
 
+/// Scale of the golden model's uint8 input (zero point 0).
+fn golden_input_scale(model: &Model) -> f32 {
+    let g = model.main();
+    g.tensors[g.inputs[0]]
+        .quant
+        .as_ref()
+        .expect("quantized input")
+        .params(0)
+        .0
+}
+
 fn unhex(s: &str) -> Vec<u8> {
     (0..s.len())
         .step_by(2)
@@ -696,13 +707,14 @@ fn dump_synthetic_models_for_litert() {
         let model = crate::tflite::read_model_file(&root.join(GOLDEN_MODEL)).unwrap();
         let fm = dequantize_model(&model, &DequantizeOptions::default()).unwrap();
         crate::tflite::write_model_file(&fm, &dir.join("golden.float.tflite")).unwrap();
+        let in_scale = golden_input_scale(&model);
         let mut it = Interpreter::new(&fm, InterpreterOptions::default()).unwrap();
         for k in 0..8 {
             let x: Vec<f32> =
                 std::fs::read(root.join(GOLDEN_DIR).join(format!("case_{k:03}.in0.bin")))
                     .unwrap()
                     .iter()
-                    .map(|&b| b as f32 * 0.003_921_568_9)
+                    .map(|&b| b as f32 * in_scale)
                     .collect();
             it.set_input_f32(0, &x).unwrap();
             it.invoke();
@@ -729,7 +741,7 @@ fn dequantized_golden_model_runs_in_float() {
     let float_model = dequantize_model(&model, &DequantizeOptions::default()).unwrap();
     let mut it = Interpreter::new(&float_model, InterpreterOptions::default()).unwrap();
     assert_eq!(it.inputs()[0].dtype, DType::F32);
-    let in_scale = 0.003_921_568_9f32;
+    let in_scale = golden_input_scale(&model);
     let (mut worst, mut agree) = (0f32, 0);
     for c in 0..8 {
         let dir = root.join(GOLDEN_DIR);
