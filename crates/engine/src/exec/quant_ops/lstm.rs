@@ -377,8 +377,17 @@ fn checked_log2(x: f32) -> Option<i32> {
     ((l - r).abs() < 1e-3 && r.is_finite()).then_some(r as i32)
 }
 
-fn qm(real: f32) -> Multiplier {
-    quantize_multiplier(real as f64, Rounding::default())
+/// QuantizeMultiplier of an effective scale, refusing left shifts past 30 bits (MBQM's
+/// `x * 2^shift` would overflow; only absurd scales get there). `extra` is a further
+/// left shift the kernel adds (layer norm's +12).
+fn qm(real: f32, extra: i32, what: &str) -> Result<Multiplier> {
+    let m = quantize_multiplier(real as f64, Rounding::default());
+    if m.shift + extra > 30 {
+        return Err(EngineError::unsupported(format!(
+            "integer LSTM {what}: effective scale {real} is too large"
+        )));
+    }
+    Ok(m)
 }
 
 /// `bias + zp * rowsum(w)` in wrapping int32, as `PrecomputeZeroPointTimesWeightWithBias`.
@@ -417,6 +426,11 @@ fn prepare_integer(g: &Graph, op: &Op, opts: &LstmOptions) -> Result<Prepared> {
         return Err(EngineError::unsupported("integer LSTM output must be int8"));
     }
     let (output_state_scale, output_state_zp) = qparams(g, l.output_state, "output state")?;
+    if !(-128..=127).contains(&input_zp) || !(-128..=127).contains(&output_state_zp) {
+        return Err(EngineError::invalid(format!(
+            "integer LSTM zero points out of int8 range (input {input_zp}, output state {output_state_zp})"
+        )));
+    }
     let (cell_state_scale, _) = qparams(g, l.cell_state, "cell state")?;
     let (output_scale, _) = qparams(g, l.y, "output")?;
     let cell_scale = checked_log2(cell_state_scale).ok_or_else(|| {
@@ -451,6 +465,11 @@ fn prepare_integer(g: &Graph, op: &Op, opts: &LstmOptions) -> Result<Prepared> {
         }
     }
     let (hidden_scale, hidden_zp) = qparams(g, op.intermediates[4], "hidden intermediate")?;
+    if !(-128..=127).contains(&hidden_zp) {
+        return Err(EngineError::invalid(format!(
+            "integer LSTM hidden zero point {hidden_zp} out of int8 range"
+        )));
+    }
 
     let weight_scale = |k: usize, what: &str| qparams(g, slot(k), what).map(|p| p.0);
     let gate = |k_in: usize,
@@ -474,7 +493,7 @@ fn prepare_integer(g: &Graph, op: &Op, opts: &LstmOptions) -> Result<Prepared> {
                 let s = qparams(g, t, "peephole weights")?.0;
                 // std::pow(2, int) is a double in TFLite: evaluated in f64, stored as f32.
                 let eff = (2f64.powi(cell_scale) * s as f64 / inter_scale[gi] as f64) as f32;
-                Some((w, qm(eff)))
+                Some((w, qm(eff, 0, "peephole scale")?))
             }
             _ => None,
         };
@@ -485,7 +504,7 @@ fn prepare_integer(g: &Graph, op: &Op, opts: &LstmOptions) -> Result<Prepared> {
             Some(IntLayerNorm {
                 coefficients,
                 bias: bias.clone(),
-                scale: qm(s),
+                scale: qm(s, 12, "layer-norm scale")?,
                 variance_guard: ((10000.0f32 * s) as i32).max(1),
             })
         } else {
@@ -496,10 +515,10 @@ fn prepare_integer(g: &Graph, op: &Op, opts: &LstmOptions) -> Result<Prepared> {
         Ok(IntGate {
             input_effective_bias: fold_zero_point(&w_in, d.n_cell, folded_bias, -input_zp),
             input_weights: w_in,
-            input_scale: qm(input_scale_eff),
+            input_scale: qm(input_scale_eff, 0, "input-to-gate scale")?,
             recurrent_effective_bias: fold_zero_point(&w_rec, d.n_cell, None, -output_state_zp),
             recurrent_weights: w_rec,
-            recurrent_scale: qm(rec_scale_eff),
+            recurrent_scale: qm(rec_scale_eff, 0, "recurrent-to-gate scale")?,
             peephole,
             layer_norm,
         })
@@ -529,7 +548,7 @@ fn prepare_integer(g: &Graph, op: &Op, opts: &LstmOptions) -> Result<Prepared> {
         Some(IntProjection {
             effective_bias: fold_zero_point(&w, d.n_output, bias.as_deref(), hidden_zp),
             weights: w,
-            scale: qm(s * hidden_scale / output_state_scale),
+            scale: qm(s * hidden_scale / output_state_scale, 0, "projection scale")?,
             clip,
         })
     } else {
@@ -551,13 +570,13 @@ fn prepare_integer(g: &Graph, op: &Op, opts: &LstmOptions) -> Result<Prepared> {
         output_gate,
         cell_scale,
         cell_clip,
-        hidden_scale: qm(eff_hidden),
+        hidden_scale: qm(eff_hidden, 0, "hidden scale")?,
         hidden_zp,
         projection,
         output_state_zp,
         rounding: Rounding::default(),
     };
-    let output_state_reset = output_state_zp.clamp(-128, 127) as i8;
+    let output_state_reset = output_state_zp as i8;
     Ok(Prepared::packing(
         IntegerLstmKernel {
             scratch: Mutex::new(IntScratch::new(&d)),

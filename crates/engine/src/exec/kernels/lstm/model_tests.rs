@@ -768,3 +768,28 @@ fn dequantized_golden_model_runs_in_float() {
     assert_eq!(agree, 8);
     assert!(worst < 0.05, "worst probability difference {worst}");
 }
+
+#[test]
+fn absurd_quantization_is_an_error_not_a_panic() {
+    let base = build_integer(Cfg {
+        layer_norm: true,
+        ..Cfg::plain()
+    });
+    // A layer-norm coefficient scale of 2^40 would need a 52-bit left shift.
+    let mut m = base.clone();
+    let ln = lstm_op(&mut m).inputs[21].unwrap();
+    m.main_mut().tensors[ln].quant = Some(Quantization::per_tensor(2f32.powi(40), 0));
+    assert!(prepare_err(&m).to_string().contains("too large"));
+
+    let mut m = base.clone();
+    let hidden = lstm_op(&mut m).intermediates[4];
+    m.main_mut().tensors[hidden].quant = Some(Quantization::per_tensor(0.01, i64::from(i32::MIN)));
+    assert!(prepare_err(&m).to_string().contains("zero point"));
+
+    // Zero and non-finite scales give zero multipliers, not panics.
+    let mut m = base;
+    let w = lstm_op(&mut m).inputs[2].unwrap();
+    m.main_mut().tensors[w].quant = Some(Quantization::per_tensor(0.0, 0));
+    let mut it = Interpreter::new(&m, InterpreterOptions::default()).unwrap();
+    it.invoke();
+}
