@@ -145,7 +145,13 @@ impl Wide {
             for (d, v) in a.iter_mut().zip(x.iter()) {
                 *d = v.to_i32() as i16;
             }
-            dispatch!(self.isa, wide_row, wide_row_avx2, wide_row_avx512, (self, a, o));
+            dispatch!(
+                self.isa,
+                wide_row,
+                wide_row_avx2,
+                wide_row_avx512,
+                (self, a, o)
+            );
         };
         let init = || (vec![T::from_i32(0); self.k], vec![0i16; self.kp]);
         if par.threads > 1 {
@@ -362,7 +368,13 @@ struct DwRow<'a, T> {
 }
 
 #[inline(always)]
-fn dw_row<T: QElem>(r: &DwRow<'_, T>, acc: &mut [i32], acc64: &mut [i64], xe: &mut [i32], out: &mut [T]) {
+fn dw_row<T: QElem>(
+    r: &DwRow<'_, T>,
+    acc: &mut [i32],
+    acc64: &mut [i64],
+    xe: &mut [i32],
+    out: &mut [T],
+) {
     let k = r.k;
     let g = &k.g;
     let (oc, mult) = (g.out_c, g.depth_multiplier);
@@ -475,15 +487,22 @@ impl PackedQDepthwise {
         }
         let n = g.out_c.next_multiple_of(16);
         let init = || (vec![0i32; n], vec![0i64; g.out_c], vec![0i32; g.out_c]);
-        let one = |(acc, acc64, xe): &mut (Vec<i32>, Vec<i64>, Vec<i32>), row: usize, o: &mut [T]| {
-            let r = DwRow {
-                k: self,
-                input,
-                row,
+        let one =
+            |(acc, acc64, xe): &mut (Vec<i32>, Vec<i64>, Vec<i32>), row: usize, o: &mut [T]| {
+                let r = DwRow {
+                    k: self,
+                    input,
+                    row,
+                };
+                let acc = &mut acc[..g.out_c];
+                dispatch!(
+                    self.isa,
+                    dw_row,
+                    dw_row_avx2,
+                    dw_row_avx512,
+                    (&r, acc, acc64, xe, o)
+                );
             };
-            let acc = &mut acc[..g.out_c];
-            dispatch!(self.isa, dw_row, dw_row_avx2, dw_row_avx512, (&r, acc, acc64, xe, o));
-        };
         if par.threads > 1 {
             out.par_chunks_mut(row_len)
                 .enumerate()

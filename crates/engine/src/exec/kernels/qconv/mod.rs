@@ -173,7 +173,11 @@ impl QParams {
         if self.act_min > self.act_max {
             return Err(EngineError::invalid("activation min > max"));
         }
-        if let Some(m) = self.mult.iter().find(|m| m.m < 0 || !(-31..=30).contains(&m.shift)) {
+        if let Some(m) = self
+            .mult
+            .iter()
+            .find(|m| m.m < 0 || !(-31..=30).contains(&m.shift))
+        {
             return Err(EngineError::unsupported(format!(
                 "output multiplier {m:?} out of range"
             )));
@@ -249,7 +253,8 @@ pub fn conv_reference<T: QElem, W: QElem>(
                 for oc in 0..g.out_c {
                     let mut acc: i64 = 0;
                     for ky in 0..g.k_h {
-                        let iy = (oy * g.stride_h + ky * g.dilation_h) as isize - g.pad_top as isize;
+                        let iy =
+                            (oy * g.stride_h + ky * g.dilation_h) as isize - g.pad_top as isize;
                         if iy < 0 || iy >= g.in_h as isize {
                             continue;
                         }
@@ -306,8 +311,8 @@ pub fn depthwise_reference<T: QElem, W: QElem>(
                         let oc = ic * g.depth_multiplier + m;
                         let mut acc: i64 = 0;
                         for ky in 0..g.k_h {
-                            let iy = (oy * g.stride_h + ky * g.dilation_h) as isize
-                                - g.pad_top as isize;
+                            let iy =
+                                (oy * g.stride_h + ky * g.dilation_h) as isize - g.pad_top as isize;
                             if iy < 0 || iy >= g.in_h as isize {
                                 continue;
                             }

@@ -129,7 +129,12 @@ mod x86 {
                 let rem = _mm512_and_si512(h, mask);
                 let thr = _mm512_add_epi32(_mm512_srai_epi32(mask, 1), _mm512_srli_epi32(h, 31));
                 let up = _mm512_cmpgt_epi32_mask(rem, thr);
-                let v = _mm512_mask_add_epi32(_mm512_srav_epi32(h, rs), up, _mm512_srav_epi32(h, rs), one);
+                let v = _mm512_mask_add_epi32(
+                    _mm512_srav_epi32(h, rs),
+                    up,
+                    _mm512_srav_epi32(h, rs),
+                    one,
+                );
                 let v = _mm512_add_epi32(v, zp);
                 let v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
                 _mm512_storeu_si512(tmp.as_mut_ptr().cast(), v);
