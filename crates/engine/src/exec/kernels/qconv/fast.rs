@@ -1,0 +1,517 @@
+//! Packed (fast) integer conv, depthwise and FC kernels.
+//!
+//! - 8-bit conv/FC: [`Gemm8`] over input rows (1×1 stride-1 convs and FC read the input
+//!   directly; other convs gather one im2col row per output pixel, padding taps filled
+//!   with the input zero point, which contributes exactly 0 like a skipped tap).
+//! - int16x8 conv/FC: 16-bit dot products accumulated in int32 over blocks of 256
+//!   (|x·w| ≤ 2^22, so a block cannot overflow) and widened to int64 between blocks.
+//! - depthwise: per output pixel, channel-vectorized multiply-adds over the taps.
+//!
+//! The plain-Rust loops are compiled three times (baseline, AVX2, AVX-512) and chosen
+//! at run time; the ISA is read once when the kernel is packed.
+
+use rayon::prelude::*;
+
+use super::gemm::Gemm8;
+use super::requant::Requant;
+use super::{QConvGeom, QElem, QFcGeom, QParams, QScheme};
+use crate::error::{EngineError, Result};
+use crate::exec::kernels::Parallelism;
+use crate::exec::kernels::cpu::{self, Isa};
+use crate::quant::fixed_point::{Multiplier, mbqm64};
+
+/// Generates AVX2 and AVX-512 copies of a plain `#[inline(always)]` function.
+macro_rules! multiversion {
+    ($name:ident, $avx2:ident, $avx512:ident, <$($g:ident : $b:path),*> ($($arg:ident : $ty:ty),*)) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma")]
+        fn $avx2<$($g: $b),*>($($arg: $ty),*) {
+            $name($($arg),*)
+        }
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
+        fn $avx512<$($g: $b),*>($($arg: $ty),*) {
+            $name($($arg),*)
+        }
+    };
+}
+
+/// Calls the copy of a multiversioned function matching `isa`.
+macro_rules! dispatch {
+    ($isa:expr, $name:ident, $avx2:ident, $avx512:ident, ($($arg:expr),*)) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: `isa` was clamped to the detected CPU features when packing.
+            match $isa {
+                Isa::Avx512 => unsafe { $avx512($($arg),*) },
+                Isa::Avx2 => unsafe { $avx2($($arg),*) },
+                Isa::Portable => $name($($arg),*),
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            $name($($arg),*)
+        }
+    }};
+}
+
+fn isa_now() -> Isa {
+    let isa = cpu::clamp_to_detected(cpu::selected_isa());
+    // The AVX-512 copies also use avx512bw.
+    if isa == Isa::Avx512 && !cpu::features().avx512bw {
+        Isa::Avx2
+    } else {
+        isa
+    }
+}
+
+/// int16x8 GEMM: weights `[n][kp]` as int16, exact int64 sums.
+struct Wide {
+    isa: Isa,
+    k: usize,
+    kp: usize,
+    n: usize,
+    w: Vec<i16>,
+    bias: Vec<i64>,
+    mult: Vec<Multiplier>,
+    act_min: i32,
+    act_max: i32,
+}
+
+const WIDE_BLOCK: usize = 256;
+
+#[inline(always)]
+fn dot16(a: &[i16], b: &[i16]) -> i64 {
+    let mut t = 0i64;
+    for (ca, cb) in a.chunks(WIDE_BLOCK).zip(b.chunks(WIDE_BLOCK)) {
+        let s: i32 = ca.iter().zip(cb).map(|(&x, &y)| x as i32 * y as i32).sum();
+        t += s as i64;
+    }
+    t
+}
+
+#[inline(always)]
+fn wide_row<T: QElem>(wd: &Wide, a: &[i16], out: &mut [T]) {
+    for (c, o) in out.iter_mut().enumerate() {
+        let acc = dot16(a, &wd.w[c * wd.kp..(c + 1) * wd.kp]);
+        let v = mbqm64(acc.wrapping_add(wd.bias[c]), wd.mult[c]);
+        *o = T::from_i32(v.clamp(wd.act_min, wd.act_max));
+    }
+}
+multiversion!(wide_row, wide_row_avx2, wide_row_avx512, <T: QElem>(wd: &Wide, a: &[i16], out: &mut [T]));
+
+impl Wide {
+    fn new(
+        n: usize,
+        k: usize,
+        w: impl Fn(usize, usize) -> i32,
+        bias: Option<&[i64]>,
+        q: &QParams,
+    ) -> Self {
+        let kp = k.next_multiple_of(16);
+        let mut wv = vec![0i16; n * kp];
+        for c in 0..n {
+            for kk in 0..k {
+                wv[c * kp + kk] = w(c, kk) as i16;
+            }
+        }
+        Wide {
+            isa: isa_now(),
+            k,
+            kp,
+            n,
+            w: wv,
+            bias: (0..n).map(|c| bias.map_or(0, |b| b[c])).collect(),
+            mult: q.mult.clone(),
+            act_min: q.act_min,
+            act_max: q.act_max,
+        }
+    }
+
+    fn run<T: QElem>(
+        &self,
+        m: usize,
+        fill: &(dyn Fn(usize, &mut [T]) + Sync),
+        out: &mut [T],
+        par: Parallelism,
+    ) {
+        let n = self.n;
+        assert_eq!(out.len(), m * n, "int16 gemm output size");
+        if n == 0 {
+            return;
+        }
+        let row = |x: &mut Vec<T>, a: &mut Vec<i16>, r: usize, o: &mut [T]| {
+            fill(r, x);
+            for (d, v) in a.iter_mut().zip(x.iter()) {
+                *d = v.to_i32() as i16;
+            }
+            dispatch!(
+                self.isa,
+                wide_row,
+                wide_row_avx2,
+                wide_row_avx512,
+                (self, a, o)
+            );
+        };
+        let init = || (vec![T::from_i32(0); self.k], vec![0i16; self.kp]);
+        if par.threads > 1 {
+            out.par_chunks_mut(n)
+                .enumerate()
+                .for_each_init(init, |(x, a), (r, o)| row(x, a, r, o));
+        } else {
+            let (mut x, mut a) = init();
+            for (r, o) in out.chunks_mut(n).enumerate() {
+                row(&mut x, &mut a, r, o);
+            }
+        }
+    }
+}
+
+enum Engine {
+    Narrow(Gemm8),
+    Wide(Wide),
+}
+
+impl Engine {
+    fn new(
+        n: usize,
+        k: usize,
+        w: impl Fn(usize, usize) -> i32,
+        bias: Option<&[i64]>,
+        q: &QParams,
+    ) -> Self {
+        match q.scheme {
+            QScheme::Int16x8 => Engine::Wide(Wide::new(n, k, w, bias, q)),
+            QScheme::Int8 | QScheme::Uint8 => {
+                let (a_bias, b_bias) = if q.scheme == QScheme::Int8 {
+                    (128, 0)
+                } else {
+                    (0, -128)
+                };
+                let rq = Requant::new(&q.mult, q.out_zp, q.act_min, q.act_max, q.rounding);
+                Engine::Narrow(Gemm8::new(
+                    n, k, w, -q.in_zp, -q.w_zp, a_bias, b_bias, bias, rq,
+                ))
+            }
+        }
+    }
+
+    fn run<T: QElem>(
+        &self,
+        m: usize,
+        fill: &(dyn Fn(usize, &mut [T]) + Sync),
+        out: &mut [T],
+        par: Parallelism,
+    ) {
+        match self {
+            Engine::Narrow(g) => g.run(m, fill, out, par),
+            Engine::Wide(w) => w.run(m, fill, out, par),
+        }
+    }
+
+    fn packed_bytes(&self) -> usize {
+        match self {
+            Engine::Narrow(g) => g.packed_bytes(),
+            Engine::Wide(w) => w.w.len() * 2,
+        }
+    }
+}
+
+fn check_bias(bias: Option<&[i64]>, n: usize) -> Result<()> {
+    match bias {
+        Some(b) if b.len() != n => Err(EngineError::invalid(format!(
+            "bias has {} values for {n} channels",
+            b.len()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Integer CONV_2D with weights packed at construction.
+pub struct PackedQConv {
+    g: QConvGeom,
+    in_zp: i32,
+    engine: Engine,
+}
+
+impl PackedQConv {
+    pub fn new<W: QElem>(
+        g: &QConvGeom,
+        q: &QParams,
+        filter: &[W],
+        bias: Option<&[i64]>,
+    ) -> Result<Self> {
+        g.check(false)?;
+        q.check(g.out_c)?;
+        check_bias(bias, g.out_c)?;
+        if filter.len() != g.conv_filter_len() {
+            return Err(EngineError::invalid(format!(
+                "conv filter has {} values, shape needs {}",
+                filter.len(),
+                g.conv_filter_len()
+            )));
+        }
+        let k = g.k_h * g.k_w * g.in_c;
+        let engine = Engine::new(g.out_c, k, |c, kk| filter[c * k + kk].to_i32(), bias, q);
+        Ok(PackedQConv {
+            g: *g,
+            in_zp: q.in_zp,
+            engine,
+        })
+    }
+
+    pub fn packed_bytes(&self) -> usize {
+        self.engine.packed_bytes()
+    }
+
+    /// `T` must be the scheme's activation type (u8, i8 or i16).
+    pub fn run<T: QElem>(&self, input: &[T], out: &mut [T], par: Parallelism) {
+        let g = &self.g;
+        assert_eq!(input.len(), g.input_len(), "conv input size");
+        let m = g.batch * g.out_h * g.out_w;
+        let direct = g.k_h == 1
+            && g.k_w == 1
+            && g.stride_h == 1
+            && g.stride_w == 1
+            && g.pad_top == 0
+            && g.pad_left == 0
+            && g.out_h == g.in_h
+            && g.out_w == g.in_w;
+        let pad = T::from_i32(self.in_zp);
+        let c = g.in_c;
+        let fill = |row: usize, buf: &mut [T]| {
+            if direct {
+                buf.copy_from_slice(&input[row * c..(row + 1) * c]);
+                return;
+            }
+            let ox = row % g.out_w;
+            let oy = (row / g.out_w) % g.out_h;
+            let b = row / (g.out_w * g.out_h);
+            for ky in 0..g.k_h {
+                let iy = (oy * g.stride_h + ky * g.dilation_h) as isize - g.pad_top as isize;
+                for kx in 0..g.k_w {
+                    let ix = (ox * g.stride_w + kx * g.dilation_w) as isize - g.pad_left as isize;
+                    let dst = &mut buf[(ky * g.k_w + kx) * c..(ky * g.k_w + kx + 1) * c];
+                    if iy < 0 || ix < 0 || iy >= g.in_h as isize || ix >= g.in_w as isize {
+                        dst.fill(pad);
+                    } else {
+                        let s = ((b * g.in_h + iy as usize) * g.in_w + ix as usize) * c;
+                        dst.copy_from_slice(&input[s..s + c]);
+                    }
+                }
+            }
+        };
+        self.engine.run(m, &fill, out, par);
+    }
+}
+
+/// Integer FULLY_CONNECTED with weights packed at construction.
+pub struct PackedQFc {
+    g: QFcGeom,
+    engine: Engine,
+}
+
+impl PackedQFc {
+    pub fn new<W: QElem>(
+        g: &QFcGeom,
+        q: &QParams,
+        weights: &[W],
+        bias: Option<&[i64]>,
+    ) -> Result<Self> {
+        q.check(g.units)?;
+        check_bias(bias, g.units)?;
+        if weights.len() != g.units * g.depth {
+            return Err(EngineError::invalid(format!(
+                "FC weights have {} values, shape needs {}",
+                weights.len(),
+                g.units * g.depth
+            )));
+        }
+        let d = g.depth;
+        let engine = Engine::new(g.units, d, |c, kk| weights[c * d + kk].to_i32(), bias, q);
+        Ok(PackedQFc { g: *g, engine })
+    }
+
+    pub fn packed_bytes(&self) -> usize {
+        self.engine.packed_bytes()
+    }
+
+    pub fn run<T: QElem>(&self, input: &[T], out: &mut [T], par: Parallelism) {
+        let d = self.g.depth;
+        assert_eq!(input.len(), self.g.rows * d, "FC input size");
+        let fill = |row: usize, buf: &mut [T]| buf.copy_from_slice(&input[row * d..(row + 1) * d]);
+        self.engine.run(self.g.rows, &fill, out, par);
+    }
+}
+
+/// Integer DEPTHWISE_CONV_2D with weights packed (offset applied, widened) at construction.
+pub struct PackedQDepthwise {
+    g: QConvGeom,
+    isa: Isa,
+    wide: bool,
+    in_offset: i32,
+    /// `[tap][out_c]`, `w + w_offset`.
+    w: Vec<i32>,
+    bias32: Vec<i32>,
+    bias64: Vec<i64>,
+    rq: Requant,
+    mult: Vec<Multiplier>,
+    act_min: i32,
+    act_max: i32,
+}
+
+struct DwRow<'a, T> {
+    k: &'a PackedQDepthwise,
+    input: &'a [T],
+    /// Flattened (batch, oy).
+    row: usize,
+}
+
+#[inline(always)]
+fn dw_row<T: QElem>(
+    r: &DwRow<'_, T>,
+    acc: &mut [i32],
+    acc64: &mut [i64],
+    xe: &mut [i32],
+    out: &mut [T],
+) {
+    let k = r.k;
+    let g = &k.g;
+    let (oc, mult) = (g.out_c, g.depth_multiplier);
+    let oy = r.row % g.out_h;
+    let b = r.row / g.out_h;
+    for ox in 0..g.out_w {
+        acc.fill(0);
+        acc64.fill(0);
+        for ky in 0..g.k_h {
+            let iy = (oy * g.stride_h + ky * g.dilation_h) as isize - g.pad_top as isize;
+            if iy < 0 || iy >= g.in_h as isize {
+                continue;
+            }
+            for kx in 0..g.k_w {
+                let ix = (ox * g.stride_w + kx * g.dilation_w) as isize - g.pad_left as isize;
+                if ix < 0 || ix >= g.in_w as isize {
+                    continue;
+                }
+                let s = ((b * g.in_h + iy as usize) * g.in_w + ix as usize) * g.in_c;
+                let x = &r.input[s..s + g.in_c];
+                let w = &k.w[(ky * g.k_w + kx) * oc..(ky * g.k_w + kx + 1) * oc];
+                if mult == 1 {
+                    if k.wide {
+                        for ((a, &xv), &wv) in acc64.iter_mut().zip(x).zip(w) {
+                            *a += (xv.to_i32() * wv) as i64;
+                        }
+                    } else {
+                        for ((a, &xv), &wv) in acc.iter_mut().zip(x).zip(w) {
+                            *a = a.wrapping_add((xv.to_i32() + k.in_offset) * wv);
+                        }
+                    }
+                } else {
+                    for (c, e) in xe.iter_mut().enumerate() {
+                        *e = x[c / mult].to_i32() + k.in_offset;
+                    }
+                    if k.wide {
+                        for ((a, &xv), &wv) in acc64.iter_mut().zip(xe.iter()).zip(w) {
+                            *a += (xv * wv) as i64;
+                        }
+                    } else {
+                        for ((a, &xv), &wv) in acc.iter_mut().zip(xe.iter()).zip(w) {
+                            *a = a.wrapping_add(xv * wv);
+                        }
+                    }
+                }
+            }
+        }
+        let o = &mut out[ox * oc..(ox + 1) * oc];
+        if k.wide {
+            for (c, (ov, &a)) in o.iter_mut().zip(acc64.iter()).enumerate() {
+                let v = mbqm64(a.wrapping_add(k.bias64[c]), k.mult[c]);
+                *ov = T::from_i32(v.clamp(k.act_min, k.act_max));
+            }
+        } else {
+            k.rq.row(k.isa, 0, acc, &k.bias32, 0, o);
+        }
+    }
+}
+multiversion!(dw_row, dw_row_avx2, dw_row_avx512, <T: QElem>(r: &DwRow<'_, T>, acc: &mut [i32], acc64: &mut [i64], xe: &mut [i32], out: &mut [T]));
+
+impl PackedQDepthwise {
+    pub fn new<W: QElem>(
+        g: &QConvGeom,
+        q: &QParams,
+        filter: &[W],
+        bias: Option<&[i64]>,
+    ) -> Result<Self> {
+        g.check(true)?;
+        q.check(g.out_c)?;
+        check_bias(bias, g.out_c)?;
+        if filter.len() != g.depthwise_filter_len() {
+            return Err(EngineError::invalid(format!(
+                "depthwise filter has {} values, shape needs {}",
+                filter.len(),
+                g.depthwise_filter_len()
+            )));
+        }
+        let wo = -q.w_zp;
+        let n = g.out_c;
+        let bias64: Vec<i64> = (0..n).map(|c| bias.map_or(0, |b| b[c])).collect();
+        let mut bias32: Vec<i32> = bias64.iter().map(|&b| b as i32).collect();
+        bias32.resize(n.next_multiple_of(16), 0);
+        let isa = isa_now();
+        Ok(PackedQDepthwise {
+            g: *g,
+            isa,
+            wide: q.scheme.wide(),
+            in_offset: -q.in_zp,
+            w: filter.iter().map(|w| w.to_i32() + wo).collect(),
+            bias32,
+            bias64,
+            rq: Requant::new(&q.mult, q.out_zp, q.act_min, q.act_max, q.rounding),
+            mult: q.mult.clone(),
+            act_min: q.act_min,
+            act_max: q.act_max,
+        })
+    }
+
+    pub fn packed_bytes(&self) -> usize {
+        self.w.len() * 4
+    }
+
+    pub fn run<T: QElem>(&self, input: &[T], out: &mut [T], par: Parallelism) {
+        let g = &self.g;
+        assert_eq!(input.len(), g.input_len(), "depthwise input size");
+        assert_eq!(out.len(), g.output_len(), "depthwise output size");
+        let row_len = g.out_w * g.out_c;
+        if row_len == 0 {
+            return;
+        }
+        let n = g.out_c.next_multiple_of(16);
+        let init = || (vec![0i32; n], vec![0i64; g.out_c], vec![0i32; g.out_c]);
+        let one =
+            |(acc, acc64, xe): &mut (Vec<i32>, Vec<i64>, Vec<i32>), row: usize, o: &mut [T]| {
+                let r = DwRow {
+                    k: self,
+                    input,
+                    row,
+                };
+                let acc = &mut acc[..g.out_c];
+                dispatch!(
+                    self.isa,
+                    dw_row,
+                    dw_row_avx2,
+                    dw_row_avx512,
+                    (&r, acc, acc64, xe, o)
+                );
+            };
+        if par.threads > 1 {
+            out.par_chunks_mut(row_len)
+                .enumerate()
+                .for_each_init(init, |s, (row, o)| one(s, row, o));
+        } else {
+            let mut s = init();
+            for (row, o) in out.chunks_mut(row_len).enumerate() {
+                one(&mut s, row, o);
+            }
+        }
+    }
+}

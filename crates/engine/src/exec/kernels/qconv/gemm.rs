@@ -1,0 +1,429 @@
+//! The 8-bit GEMM behind integer conv and FC: `out[m, c] = requant(Σ_k (x + io)(w + wo))`.
+//!
+//! Both 8-bit schemes are mapped onto unsigned × signed byte products: the input row
+//! becomes `a = x + a_bias` (int8 inputs get +128, uint8 stay) and the weights
+//! `b = w + b_bias` (uint8 weights get −128). With `α = io − a_bias`, `β = wo − b_bias`:
+//!
+//! `Σ (x + io)(w + wo) = Σ a·b + β·Σa + α·Σb + K·α·β`
+//!
+//! `α·Σb + K·α·β + bias` is a per-channel constant (precomputed), `β·Σa` a per-row term
+//! (computed while packing the row). All sums wrap in int32 exactly like the reference,
+//! so the requantized bytes are identical.
+//!
+//! Paths: AVX-512 VNNI (`vpdpbusd`, 4 rows × up to 64 channels), AVX2 (`vpmaddwd` on
+//! 16-bit widened values: exact, unlike the saturating `vpmaddubsw`) and portable.
+
+use rayon::prelude::*;
+
+use super::QElem;
+use super::requant::Requant;
+use crate::exec::kernels::Parallelism;
+use crate::exec::kernels::cpu::{self, Isa};
+
+/// Rows per register tile.
+const MR: usize = 4;
+/// Rows packed per work item (one scratch fill, one rayon task).
+const CHUNK: usize = 32;
+
+/// Packed weights in the layout of the selected path.
+enum BPack {
+    /// Blocks of 16 channels; per 4 k's, 16 lanes × 4 bytes.
+    Vnni(Vec<i8>),
+    /// Blocks of 8 channels; per 2 k's, 8 lanes × 2 int16.
+    Avx2(Vec<i16>),
+    /// `[n][kp]` bytes.
+    Portable(Vec<i8>),
+}
+
+/// Which path runs; `Vnni` implies the AVX-512 requantization too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    Vnni,
+    Avx2,
+    Portable,
+}
+
+pub(crate) struct Gemm8 {
+    path: Path,
+    isa: Isa,
+    k: usize,
+    kp: usize,
+    n: usize,
+    b: BPack,
+    col: Vec<i32>,
+    beta: i32,
+    a_bias: i32,
+    rq: Requant,
+}
+
+/// Per-worker scratch.
+struct Scratch<T> {
+    x: Vec<T>,
+    a8: Vec<u8>,
+    a16: Vec<i16>,
+    rowsum: Vec<i32>,
+    tile: Vec<i32>,
+}
+
+impl Gemm8 {
+    /// `w(c, k)` gives the raw weight value of channel `c` at depth `k`; `a_bias`,
+    /// `b_bias` map input and weights to u8 × i8 (see the module comment).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        n: usize,
+        k: usize,
+        w: impl Fn(usize, usize) -> i32,
+        in_offset: i32,
+        w_offset: i32,
+        a_bias: i32,
+        b_bias: i32,
+        bias: Option<&[i64]>,
+        rq: Requant,
+    ) -> Self {
+        let isa = cpu::clamp_to_detected(cpu::selected_isa());
+        let path = match isa {
+            Isa::Avx512 if cpu::features().avx512vnni && cpu::features().avx512bw => Path::Vnni,
+            Isa::Avx512 | Isa::Avx2 => Path::Avx2,
+            Isa::Portable => Path::Portable,
+        };
+        // Requantization runs on AVX2 when the GEMM does (AVX-512 requires avx512bw here).
+        let isa = match (path, isa) {
+            (Path::Avx2, _) => Isa::Avx2,
+            (_, i) => i,
+        };
+        let kp = k.next_multiple_of(4);
+        let bv = |c: usize, kk: usize| -> i32 {
+            if c < n && kk < k {
+                w(c, kk) + b_bias
+            } else {
+                0
+            }
+        };
+        let alpha = in_offset - a_bias;
+        let beta = w_offset - b_bias;
+        let np = n.next_multiple_of(16);
+        let mut col = vec![0i32; np];
+        for (c, slot) in col.iter_mut().enumerate().take(n) {
+            let sb = (0..k).fold(0i32, |s, kk| s.wrapping_add(bv(c, kk)));
+            let b0 = bias.map_or(0, |b| b[c]) as i32;
+            *slot = b0
+                .wrapping_add(alpha.wrapping_mul(sb))
+                .wrapping_add((k as i32).wrapping_mul(alpha).wrapping_mul(beta));
+        }
+        let b = match path {
+            Path::Vnni => {
+                let mut v = Vec::with_capacity(np * kp);
+                for blk in 0..np / 16 {
+                    for k4 in 0..kp / 4 {
+                        for lane in 0..16 {
+                            for d in 0..4 {
+                                v.push(bv(blk * 16 + lane, k4 * 4 + d) as i8);
+                            }
+                        }
+                    }
+                }
+                BPack::Vnni(v)
+            }
+            Path::Avx2 => {
+                let mut v = Vec::with_capacity(np * kp);
+                for blk in 0..np / 8 {
+                    for k2 in 0..kp / 2 {
+                        for lane in 0..8 {
+                            for d in 0..2 {
+                                v.push(bv(blk * 8 + lane, k2 * 2 + d) as i16);
+                            }
+                        }
+                    }
+                }
+                BPack::Avx2(v)
+            }
+            Path::Portable => {
+                let mut v = Vec::with_capacity(n * kp);
+                for c in 0..n {
+                    v.extend((0..kp).map(|kk| bv(c, kk) as i8));
+                }
+                BPack::Portable(v)
+            }
+        };
+        Gemm8 {
+            path,
+            isa,
+            k,
+            kp,
+            n,
+            b,
+            col,
+            beta,
+            a_bias,
+            rq,
+        }
+    }
+
+    pub fn packed_bytes(&self) -> usize {
+        match &self.b {
+            BPack::Vnni(v) | BPack::Portable(v) => v.len(),
+            BPack::Avx2(v) => v.len() * 2,
+        }
+    }
+
+    fn scratch<T: QElem>(&self) -> Scratch<T> {
+        Scratch {
+            x: vec![T::from_i32(0); self.k],
+            a8: vec![0; CHUNK * self.kp],
+            a16: vec![0; CHUNK * self.kp],
+            rowsum: vec![0; CHUNK],
+            tile: vec![0; MR * 64],
+        }
+    }
+
+    /// Computes `m` output rows; `fill(row, buf)` writes the `k` input values of a row.
+    pub fn run<T: QElem>(
+        &self,
+        m: usize,
+        fill: &(dyn Fn(usize, &mut [T]) + Sync),
+        out: &mut [T],
+        par: Parallelism,
+    ) {
+        let n = self.n;
+        assert_eq!(out.len(), m * n, "gemm output size");
+        if n == 0 || m == 0 {
+            return;
+        }
+        if par.threads > 1 {
+            out.par_chunks_mut(CHUNK * n).enumerate().for_each_init(
+                || self.scratch::<T>(),
+                |s, (i, o)| self.chunk(i * CHUNK, o.len() / n, fill, o, s),
+            );
+        } else {
+            let mut s = self.scratch::<T>();
+            for (i, o) in out.chunks_mut(CHUNK * n).enumerate() {
+                self.chunk(i * CHUNK, o.len() / n, fill, o, &mut s);
+            }
+        }
+    }
+
+    fn chunk<T: QElem>(
+        &self,
+        m0: usize,
+        rows: usize,
+        fill: &(dyn Fn(usize, &mut [T]) + Sync),
+        out: &mut [T],
+        s: &mut Scratch<T>,
+    ) {
+        let (k, kp, n) = (self.k, self.kp, self.n);
+        for r in 0..rows {
+            fill(m0 + r, &mut s.x);
+            let mut sum = 0i32;
+            if self.path == Path::Avx2 {
+                let dst = &mut s.a16[r * kp..(r + 1) * kp];
+                for (d, x) in dst.iter_mut().zip(&s.x) {
+                    let a = x.to_i32() + self.a_bias;
+                    sum += a;
+                    *d = a as i16;
+                }
+                dst[k..].fill(0);
+            } else {
+                let dst = &mut s.a8[r * kp..(r + 1) * kp];
+                for (d, x) in dst.iter_mut().zip(&s.x) {
+                    let a = x.to_i32() + self.a_bias;
+                    sum += a;
+                    *d = a as u8;
+                }
+                dst[k..].fill(0);
+            }
+            s.rowsum[r] = self.beta.wrapping_mul(sum);
+        }
+        let mut r0 = 0;
+        while r0 < rows {
+            let mr = MR.min(rows - r0);
+            match &self.b {
+                BPack::Portable(b) => {
+                    for r in r0..r0 + mr {
+                        let a = &s.a8[r * kp..(r + 1) * kp];
+                        let o = &mut out[r * n..(r + 1) * n];
+                        for n0 in (0..n).step_by(64) {
+                            let w = 64.min(n - n0);
+                            for c in 0..w {
+                                let bc = &b[(n0 + c) * kp..(n0 + c + 1) * kp];
+                                s.tile[c] = dot_u8_i8(a, bc);
+                            }
+                            self.rq.row(
+                                self.isa,
+                                n0,
+                                &s.tile[..w],
+                                &self.col[n0..n0 + w],
+                                s.rowsum[r],
+                                &mut o[n0..n0 + w],
+                            );
+                        }
+                    }
+                }
+                #[cfg(target_arch = "x86_64")]
+                BPack::Vnni(b) => {
+                    let blocks = n.div_ceil(16);
+                    let mut j0 = 0;
+                    while j0 < blocks {
+                        let nb = 4.min(blocks - j0);
+                        let bp = &b[j0 * 16 * kp..(j0 + nb) * 16 * kp];
+                        let a = &s.a8[r0 * kp..(r0 + mr) * kp];
+                        // SAFETY: the path is only chosen when the CPU has AVX-512 VNNI/BW;
+                        // slice lengths are checked inside.
+                        unsafe {
+                            match nb {
+                                1 => x86::mk_vnni::<1>(a, mr, kp, bp, &mut s.tile),
+                                2 => x86::mk_vnni::<2>(a, mr, kp, bp, &mut s.tile),
+                                3 => x86::mk_vnni::<3>(a, mr, kp, bp, &mut s.tile),
+                                _ => x86::mk_vnni::<4>(a, mr, kp, bp, &mut s.tile),
+                            }
+                        }
+                        self.epilogue(r0, mr, j0 * 16, nb * 16, out, s);
+                        j0 += nb;
+                    }
+                }
+                #[cfg(target_arch = "x86_64")]
+                BPack::Avx2(b) => {
+                    let blocks = n.div_ceil(8);
+                    let mut j0 = 0;
+                    while j0 < blocks {
+                        let nb = 2.min(blocks - j0);
+                        let bp = &b[j0 * 8 * kp..(j0 + nb) * 8 * kp];
+                        let a = &s.a16[r0 * kp..(r0 + mr) * kp];
+                        // SAFETY: the path is only chosen when the CPU has AVX2.
+                        unsafe {
+                            match nb {
+                                1 => x86::mk_avx2::<1>(a, mr, kp, bp, &mut s.tile),
+                                _ => x86::mk_avx2::<2>(a, mr, kp, bp, &mut s.tile),
+                            }
+                        }
+                        self.epilogue(r0, mr, j0 * 8, nb * 8, out, s);
+                        j0 += nb;
+                    }
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                _ => unreachable!("SIMD paths are x86_64 only"),
+            }
+            r0 += mr;
+        }
+    }
+
+    /// Requantizes a register tile of `mr` rows × `w` channels starting at `n0`.
+    fn epilogue<T: QElem>(
+        &self,
+        r0: usize,
+        mr: usize,
+        n0: usize,
+        w: usize,
+        out: &mut [T],
+        s: &Scratch<T>,
+    ) {
+        let n = self.n;
+        let wv = w.min(n - n0);
+        for r in 0..mr {
+            let row = r0 + r;
+            self.rq.row(
+                self.isa,
+                n0,
+                &s.tile[r * w..r * w + w],
+                &self.col[n0..n0 + w],
+                s.rowsum[row],
+                &mut out[row * n + n0..row * n + n0 + wv],
+            );
+        }
+    }
+}
+
+#[inline]
+fn dot_u8_i8(a: &[u8], b: &[i8]) -> i32 {
+    a.iter()
+        .zip(b)
+        .fold(0i32, |s, (&x, &w)| s.wrapping_add(x as i32 * w as i32))
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::MR;
+    use std::arch::x86_64::*;
+
+    /// `tile[r * NB*16 + c] = Σ_k a[r, k] · b[k, c]` for `mr ≤ 4` rows; rows beyond `mr`
+    /// recompute the last one and are not stored.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    #[allow(clippy::needless_range_loop)] // register tiles are indexed on purpose
+    pub(super) fn mk_vnni<const NB: usize>(
+        a: &[u8],
+        mr: usize,
+        kp: usize,
+        b: &[i8],
+        tile: &mut [i32],
+    ) {
+        assert!((1..=MR).contains(&mr) && a.len() >= mr * kp && kp.is_multiple_of(4));
+        assert!(b.len() >= NB * 16 * kp && tile.len() >= MR * NB * 16);
+        let rp: [*const u8; MR] = std::array::from_fn(|r| a[r.min(mr - 1) * kp..].as_ptr());
+        let mut acc = [[_mm512_setzero_si512(); NB]; MR];
+        let bp = b.as_ptr();
+        for k4 in 0..kp / 4 {
+            // SAFETY: k4 * 4 + 4 <= kp bytes of each row and (j*kp*16 + k4*64 + 64) <=
+            // NB*16*kp bytes of b, both asserted above.
+            unsafe {
+                let bv: [__m512i; NB] = std::array::from_fn(|j| {
+                    _mm512_loadu_si512(bp.add(j * kp * 16 + k4 * 64).cast())
+                });
+                for r in 0..MR {
+                    let av = _mm512_set1_epi32(rp[r].add(k4 * 4).cast::<i32>().read_unaligned());
+                    for j in 0..NB {
+                        acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], av, bv[j]);
+                    }
+                }
+            }
+        }
+        for r in 0..mr {
+            for j in 0..NB {
+                // SAFETY: r * NB*16 + j*16 + 16 <= MR*NB*16 <= tile.len().
+                unsafe {
+                    _mm512_storeu_si512(
+                        tile.as_mut_ptr().add(r * NB * 16 + j * 16).cast(),
+                        acc[r][j],
+                    )
+                };
+            }
+        }
+    }
+
+    /// As [`mk_vnni`] with 8-channel blocks of 16-bit values and `vpmaddwd`.
+    #[target_feature(enable = "avx2")]
+    #[allow(clippy::needless_range_loop)]
+    pub(super) fn mk_avx2<const NB: usize>(
+        a: &[i16],
+        mr: usize,
+        kp: usize,
+        b: &[i16],
+        tile: &mut [i32],
+    ) {
+        assert!((1..=MR).contains(&mr) && a.len() >= mr * kp && kp.is_multiple_of(2));
+        assert!(b.len() >= NB * 8 * kp && tile.len() >= MR * NB * 8);
+        let rp: [*const i16; MR] = std::array::from_fn(|r| a[r.min(mr - 1) * kp..].as_ptr());
+        let mut acc = [[_mm256_setzero_si256(); NB]; MR];
+        let bp = b.as_ptr();
+        for k2 in 0..kp / 2 {
+            // SAFETY: bounds asserted above (two int16 per row step, 16 per block step).
+            unsafe {
+                let bv: [__m256i; NB] = std::array::from_fn(|j| {
+                    _mm256_loadu_si256(bp.add(j * kp * 8 + k2 * 16).cast())
+                });
+                for r in 0..MR {
+                    let av = _mm256_set1_epi32(rp[r].add(k2 * 2).cast::<i32>().read_unaligned());
+                    for j in 0..NB {
+                        acc[r][j] = _mm256_add_epi32(acc[r][j], _mm256_madd_epi16(av, bv[j]));
+                    }
+                }
+            }
+        }
+        for r in 0..mr {
+            for j in 0..NB {
+                // SAFETY: within MR*NB*8 <= tile.len().
+                unsafe {
+                    _mm256_storeu_si256(tile.as_mut_ptr().add(r * NB * 8 + j * 8).cast(), acc[r][j])
+                };
+            }
+        }
+    }
+}

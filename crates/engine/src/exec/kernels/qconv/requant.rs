@@ -1,0 +1,204 @@
+//! Vectorized 8-bit requantization: `clamp(MBQM(acc + col[c] + row) + out_zp)` for a run
+//! of output channels, with the exact double-rounding arithmetic of the reference.
+//!
+//! SRDHM's nudge-and-truncate equals `(x·m + 2^30) >> 31` (floor) for every product
+//! whose multiplier `m` is non-negative, because the negative nudge `1 − 2^30` plus the
+//! truncation correction `2^31 − 1` is again `2^30`; the saturating case needs
+//! `m = INT32_MIN`, which QuantizeMultiplier never produces. So lanes need one 64-bit
+//! multiply, one add and one shift.
+
+use super::QElem;
+use crate::exec::kernels::cpu::Isa;
+use crate::quant::fixed_point::{Multiplier, Rounding, mbqm};
+
+/// Per-channel requantization constants, padded with zeros to a multiple of 16.
+pub(crate) struct Requant {
+    pub mult: Vec<Multiplier>,
+    pub m: Vec<i32>,
+    pub lsh: Vec<i32>,
+    pub rsh: Vec<i32>,
+    pub out_zp: i32,
+    pub act_min: i32,
+    pub act_max: i32,
+    pub rounding: Rounding,
+}
+
+impl Requant {
+    pub fn new(mult: &[Multiplier], out_zp: i32, act_min: i32, act_max: i32, r: Rounding) -> Self {
+        let n = mult.len().next_multiple_of(16);
+        let mut mult = mult.to_vec();
+        mult.resize(n, Multiplier::default());
+        Requant {
+            m: mult.iter().map(|m| m.m).collect(),
+            lsh: mult.iter().map(|m| m.shift.max(0)).collect(),
+            rsh: mult.iter().map(|m| (-m.shift).max(0)).collect(),
+            mult,
+            out_zp,
+            act_min,
+            act_max,
+            rounding: r,
+        }
+    }
+
+    #[inline(always)]
+    fn scalar(&self, c: usize, v: i32) -> i32 {
+        mbqm(v, self.mult[c], self.rounding)
+            .wrapping_add(self.out_zp)
+            .clamp(self.act_min, self.act_max)
+    }
+
+    /// Writes `out[j]` for channels `n0 + j` from `acc[j] + col[j] + row_add`.
+    /// `acc` and `col` may be longer than `out` (padded tiles).
+    #[inline]
+    pub fn row<T: QElem>(
+        &self,
+        isa: Isa,
+        n0: usize,
+        acc: &[i32],
+        col: &[i32],
+        row_add: i32,
+        out: &mut [T],
+    ) {
+        let n = out.len();
+        let mut done = 0;
+        #[cfg(target_arch = "x86_64")]
+        if self.rounding == Rounding::Double && n >= 8 {
+            // SAFETY: the ISA was clamped to what the CPU supports at preparation.
+            done = unsafe {
+                match isa {
+                    Isa::Avx512 => x86::row_avx512(self, n0, acc, col, row_add, out),
+                    Isa::Avx2 => x86::row_avx2(self, n0, acc, col, row_add, out),
+                    Isa::Portable => 0,
+                }
+            };
+        }
+        let _ = isa;
+        for j in done..n {
+            let v = acc[j].wrapping_add(col[j]).wrapping_add(row_add);
+            out[j] = T::from_i32(self.scalar(n0 + j, v));
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{QElem, Requant};
+    use std::arch::x86_64::*;
+
+    /// Returns how many leading channels were written (a multiple of 16).
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(super) fn row_avx512<T: QElem>(
+        r: &Requant,
+        n0: usize,
+        acc: &[i32],
+        col: &[i32],
+        row_add: i32,
+        out: &mut [T],
+    ) -> usize {
+        let n = out.len() / 16 * 16;
+        assert!(acc.len() >= n && col.len() >= n && r.m.len() >= n0 + n);
+        let radd = _mm512_set1_epi32(row_add);
+        let nudge = _mm512_set1_epi64(1 << 30);
+        let one = _mm512_set1_epi32(1);
+        let zp = _mm512_set1_epi32(r.out_zp);
+        let lo = _mm512_set1_epi32(r.act_min);
+        let hi = _mm512_set1_epi32(r.act_max);
+        let mut tmp = [0i32; 16];
+        let mut j = 0;
+        while j < n {
+            // SAFETY: every load reads 16 lanes inside the slices asserted above.
+            unsafe {
+                let a = _mm512_loadu_si512(acc.as_ptr().add(j).cast());
+                let c = _mm512_loadu_si512(col.as_ptr().add(j).cast());
+                let m = _mm512_loadu_si512(r.m.as_ptr().add(n0 + j).cast());
+                let ls = _mm512_loadu_si512(r.lsh.as_ptr().add(n0 + j).cast());
+                let rs = _mm512_loadu_si512(r.rsh.as_ptr().add(n0 + j).cast());
+                let x = _mm512_add_epi32(_mm512_add_epi32(a, c), radd);
+                let x = _mm512_sllv_epi32(x, ls);
+                // SRDHM on even and odd lanes as 64-bit products.
+                let pe = _mm512_add_epi64(_mm512_mul_epi32(x, m), nudge);
+                let po = _mm512_add_epi64(
+                    _mm512_mul_epi32(_mm512_srli_epi64(x, 32), _mm512_srli_epi64(m, 32)),
+                    nudge,
+                );
+                let qe = _mm512_srli_epi64(pe, 31);
+                let qo = _mm512_slli_epi64(_mm512_srli_epi64(po, 31), 32);
+                let h = _mm512_mask_blend_epi32(0xAAAA, qe, qo);
+                // RDBPOT: arithmetic shift plus one where the remainder passes the threshold.
+                let mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, rs), one);
+                let rem = _mm512_and_si512(h, mask);
+                let thr = _mm512_add_epi32(_mm512_srai_epi32(mask, 1), _mm512_srli_epi32(h, 31));
+                let up = _mm512_cmpgt_epi32_mask(rem, thr);
+                let v = _mm512_mask_add_epi32(
+                    _mm512_srav_epi32(h, rs),
+                    up,
+                    _mm512_srav_epi32(h, rs),
+                    one,
+                );
+                let v = _mm512_add_epi32(v, zp);
+                let v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
+                _mm512_storeu_si512(tmp.as_mut_ptr().cast(), v);
+            }
+            for (o, &t) in out[j..j + 16].iter_mut().zip(&tmp) {
+                *o = T::from_i32(t);
+            }
+            j += 16;
+        }
+        n
+    }
+
+    #[target_feature(enable = "avx2")]
+    pub(super) fn row_avx2<T: QElem>(
+        r: &Requant,
+        n0: usize,
+        acc: &[i32],
+        col: &[i32],
+        row_add: i32,
+        out: &mut [T],
+    ) -> usize {
+        let n = out.len() / 8 * 8;
+        assert!(acc.len() >= n && col.len() >= n && r.m.len() >= n0 + n);
+        let radd = _mm256_set1_epi32(row_add);
+        let nudge = _mm256_set1_epi64x(1 << 30);
+        let one = _mm256_set1_epi32(1);
+        let zp = _mm256_set1_epi32(r.out_zp);
+        let lo = _mm256_set1_epi32(r.act_min);
+        let hi = _mm256_set1_epi32(r.act_max);
+        let mut tmp = [0i32; 8];
+        let mut j = 0;
+        while j < n {
+            // SAFETY: every load reads 8 lanes inside the slices asserted above.
+            unsafe {
+                let a = _mm256_loadu_si256(acc.as_ptr().add(j).cast());
+                let c = _mm256_loadu_si256(col.as_ptr().add(j).cast());
+                let m = _mm256_loadu_si256(r.m.as_ptr().add(n0 + j).cast());
+                let ls = _mm256_loadu_si256(r.lsh.as_ptr().add(n0 + j).cast());
+                let rs = _mm256_loadu_si256(r.rsh.as_ptr().add(n0 + j).cast());
+                let x = _mm256_add_epi32(_mm256_add_epi32(a, c), radd);
+                let x = _mm256_sllv_epi32(x, ls);
+                let pe = _mm256_add_epi64(_mm256_mul_epi32(x, m), nudge);
+                let po = _mm256_add_epi64(
+                    _mm256_mul_epi32(_mm256_srli_epi64(x, 32), _mm256_srli_epi64(m, 32)),
+                    nudge,
+                );
+                // Low 32 bits of a logical and an arithmetic shift by 31 agree.
+                let qe = _mm256_srli_epi64(pe, 31);
+                let qo = _mm256_slli_epi64(_mm256_srli_epi64(po, 31), 32);
+                let h = _mm256_blend_epi32(qe, qo, 0b1010_1010);
+                let mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, rs), one);
+                let rem = _mm256_and_si256(h, mask);
+                let thr = _mm256_add_epi32(_mm256_srai_epi32(mask, 1), _mm256_srli_epi32(h, 31));
+                let up = _mm256_cmpgt_epi32(rem, thr); // -1 where rounding up
+                let v = _mm256_sub_epi32(_mm256_srav_epi32(h, rs), up);
+                let v = _mm256_add_epi32(v, zp);
+                let v = _mm256_min_epi32(_mm256_max_epi32(v, lo), hi);
+                _mm256_storeu_si256(tmp.as_mut_ptr().cast(), v);
+            }
+            for (o, &t) in out[j..j + 8].iter_mut().zip(&tmp) {
+                *o = T::from_i32(t);
+            }
+            j += 8;
+        }
+        n
+    }
+}

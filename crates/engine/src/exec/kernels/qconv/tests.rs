@@ -1,0 +1,478 @@
+//! Fast vs reference on random shapes for every ISA, thread count and scheme, plus
+//! small hand-computed cases.
+
+use super::*;
+use crate::exec::kernels::Parallelism;
+use crate::exec::kernels::cpu::{available_isas, with_isa};
+use crate::exec::prepare::out_and_pad;
+use crate::ir::Padding;
+use crate::quant::fixed_point::quantize_multiplier;
+
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> u32 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) as u32
+    }
+    fn range(&mut self, lo: i64, hi: i64) -> i64 {
+        lo + (self.next() as i64 % (hi - lo + 1))
+    }
+    fn unit(&mut self) -> f64 {
+        self.next() as f64 / (1u64 << 31) as f64
+    }
+}
+
+fn two_threads<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap()
+        .install(f)
+}
+
+/// Random activations, weights, bias and parameters of one scheme.
+struct Case {
+    q: QParams,
+    bias: Option<Vec<i64>>,
+}
+
+fn params(rng: &mut Lcg, scheme: QScheme, n: usize, k: usize) -> Case {
+    let (in_zp, w_zp, out_zp, lo, hi) = match scheme {
+        QScheme::Uint8 => (
+            rng.range(0, 255),
+            rng.range(0, 255),
+            rng.range(0, 255),
+            0,
+            255,
+        ),
+        QScheme::Int8 => (rng.range(-128, 127), 0, rng.range(-128, 127), -128, 127),
+        QScheme::Int16x8 => (0, 0, 0, -32768, 32767),
+    };
+    // Scale the multiplier so outputs spread over the range, sometimes above 1.
+    let span = match scheme {
+        QScheme::Int16x8 => 32768.0 * 128.0,
+        _ => 128.0 * 128.0,
+    } * (k as f64).sqrt();
+    let range = (hi - lo) as f64;
+    let mult = (0..n)
+        .map(|_| {
+            let real = range / span * (0.05 + 4.0 * rng.unit());
+            quantize_multiplier(real, Rounding::Double)
+        })
+        .collect();
+    let (act_min, act_max) = if rng.range(0, 2) == 0 {
+        (lo as i32, hi as i32)
+    } else {
+        let a = rng.range(lo, (lo + hi) / 2) as i32;
+        (a, rng.range(a as i64, hi) as i32)
+    };
+    let bmax = if scheme == QScheme::Int16x8 {
+        1 << 30
+    } else {
+        1 << 16
+    };
+    let bias = (rng.range(0, 3) > 0).then(|| (0..n).map(|_| rng.range(-bmax, bmax)).collect());
+    Case {
+        q: QParams {
+            scheme,
+            in_zp: in_zp as i32,
+            w_zp: w_zp as i32,
+            out_zp: out_zp as i32,
+            mult,
+            act_min,
+            act_max,
+            rounding: Rounding::Double,
+        },
+        bias,
+    }
+}
+
+fn rand_vec<T: QElem>(rng: &mut Lcg, n: usize, lo: i64, hi: i64) -> Vec<T> {
+    (0..n)
+        .map(|_| T::from_i32(rng.range(lo, hi) as i32))
+        .collect()
+}
+
+fn random_geom(rng: &mut Lcg, depthwise: bool, big: bool) -> QConvGeom {
+    let k_h = rng.range(1, 3) as usize;
+    let k_w = rng.range(1, 3) as usize;
+    let stride_h = rng.range(1, 2) as usize;
+    let stride_w = rng.range(1, 2) as usize;
+    let dilation_h = rng.range(1, 2) as usize;
+    let dilation_w = rng.range(1, 2) as usize;
+    let in_h = rng.range(5, if big { 14 } else { 8 }) as usize;
+    let in_w = rng.range(5, if big { 14 } else { 8 }) as usize;
+    let in_c = rng.range(1, if big { 70 } else { 20 }) as usize;
+    let depth_multiplier = if depthwise {
+        rng.range(1, 3) as usize
+    } else {
+        1
+    };
+    let out_c = if depthwise {
+        in_c * depth_multiplier
+    } else {
+        rng.range(1, if big { 90 } else { 40 }) as usize
+    };
+    let padding = if rng.range(0, 1) == 0 {
+        Padding::Same
+    } else {
+        Padding::Valid
+    };
+    let (out_h, pad_top) = out_and_pad(padding, in_h, k_h, stride_h, dilation_h).unwrap();
+    let (out_w, pad_left) = out_and_pad(padding, in_w, k_w, stride_w, dilation_w).unwrap();
+    QConvGeom {
+        batch: rng.range(1, 2) as usize,
+        in_h,
+        in_w,
+        in_c,
+        out_h,
+        out_w,
+        out_c,
+        k_h,
+        k_w,
+        stride_h,
+        stride_w,
+        dilation_h,
+        dilation_w,
+        pad_top,
+        pad_left,
+        depth_multiplier,
+    }
+}
+
+/// Runs `fast` under every ISA with 1 and 2 threads and compares with `want`.
+fn every_path<T: QElem + PartialEq + std::fmt::Debug>(
+    what: &str,
+    want: &[T],
+    fast: impl Fn(&mut [T], Parallelism) + Sync,
+) {
+    for isa in available_isas() {
+        with_isa(isa, || {
+            for threads in [1, 2] {
+                let mut got = vec![T::from_i32(0); want.len()];
+                let par = Parallelism { threads };
+                if threads > 1 {
+                    two_threads(|| fast(&mut got, par));
+                } else {
+                    fast(&mut got, par);
+                }
+                let bad = got.iter().zip(want).position(|(a, b)| a != b);
+                assert!(
+                    bad.is_none(),
+                    "{what}, {isa:?}, {threads} threads: first difference at {bad:?}"
+                );
+            }
+        });
+    }
+}
+
+fn conv_case<T: QElem + PartialEq + std::fmt::Debug, W: QElem>(
+    rng: &mut Lcg,
+    scheme: QScheme,
+    g: &QConvGeom,
+    (xl, xh): (i64, i64),
+    (wl, wh): (i64, i64),
+) {
+    let k = g.k_h * g.k_w * g.in_c;
+    let c = params(rng, scheme, g.out_c, k);
+    let x: Vec<T> = rand_vec(rng, g.input_len(), xl, xh);
+    let w: Vec<W> = rand_vec(rng, g.conv_filter_len(), wl, wh);
+    let mut want = vec![T::from_i32(0); g.output_len()];
+    conv_reference(g, &c.q, &x, &w, c.bias.as_deref(), &mut want).unwrap();
+    every_path(&format!("conv {scheme:?} {g:?}"), &want, |out, par| {
+        PackedQConv::new(g, &c.q, &w, c.bias.as_deref())
+            .unwrap()
+            .run(&x, out, par)
+    });
+}
+
+fn dw_case<T: QElem + PartialEq + std::fmt::Debug, W: QElem>(
+    rng: &mut Lcg,
+    scheme: QScheme,
+    g: &QConvGeom,
+    (xl, xh): (i64, i64),
+    (wl, wh): (i64, i64),
+) {
+    let c = params(rng, scheme, g.out_c, g.k_h * g.k_w);
+    let x: Vec<T> = rand_vec(rng, g.input_len(), xl, xh);
+    let w: Vec<W> = rand_vec(rng, g.depthwise_filter_len(), wl, wh);
+    let mut want = vec![T::from_i32(0); g.output_len()];
+    depthwise_reference(g, &c.q, &x, &w, c.bias.as_deref(), &mut want).unwrap();
+    every_path(&format!("depthwise {scheme:?} {g:?}"), &want, |out, par| {
+        PackedQDepthwise::new(g, &c.q, &w, c.bias.as_deref())
+            .unwrap()
+            .run(&x, out, par)
+    });
+}
+
+fn fc_case<T: QElem + PartialEq + std::fmt::Debug, W: QElem>(
+    rng: &mut Lcg,
+    scheme: QScheme,
+    g: &QFcGeom,
+    (xl, xh): (i64, i64),
+    (wl, wh): (i64, i64),
+) {
+    let c = params(rng, scheme, g.units, g.depth);
+    let x: Vec<T> = rand_vec(rng, g.rows * g.depth, xl, xh);
+    let w: Vec<W> = rand_vec(rng, g.units * g.depth, wl, wh);
+    let mut want = vec![T::from_i32(0); g.rows * g.units];
+    fc_reference(g, &c.q, &x, &w, c.bias.as_deref(), &mut want).unwrap();
+    every_path(&format!("fc {scheme:?} {g:?}"), &want, |out, par| {
+        PackedQFc::new(g, &c.q, &w, c.bias.as_deref())
+            .unwrap()
+            .run(&x, out, par)
+    });
+}
+
+const U8: (i64, i64) = (0, 255);
+const I8: (i64, i64) = (-128, 127);
+const I8W: (i64, i64) = (-127, 127);
+const I16: (i64, i64) = (-32768, 32767);
+
+#[test]
+fn conv_fast_matches_reference() {
+    let mut rng = Lcg(1);
+    for i in 0..24 {
+        let g = random_geom(&mut rng, false, i % 6 == 0);
+        conv_case::<u8, u8>(&mut rng, QScheme::Uint8, &g, U8, U8);
+        conv_case::<i8, i8>(&mut rng, QScheme::Int8, &g, I8, I8W);
+        conv_case::<i16, i8>(&mut rng, QScheme::Int16x8, &g, I16, I8);
+    }
+}
+
+#[test]
+fn depthwise_fast_matches_reference() {
+    let mut rng = Lcg(2);
+    for i in 0..24 {
+        let g = random_geom(&mut rng, true, i % 6 == 0);
+        dw_case::<u8, u8>(&mut rng, QScheme::Uint8, &g, U8, U8);
+        dw_case::<i8, i8>(&mut rng, QScheme::Int8, &g, I8, I8W);
+        dw_case::<i16, i8>(&mut rng, QScheme::Int16x8, &g, I16, I8);
+    }
+}
+
+#[test]
+fn fc_fast_matches_reference() {
+    let mut rng = Lcg(3);
+    for i in 0..20 {
+        let g = QFcGeom {
+            rows: rng.range(1, if i % 5 == 0 { 70 } else { 5 }) as usize,
+            depth: rng.range(1, if i % 4 == 0 { 700 } else { 40 }) as usize,
+            units: rng.range(1, 80) as usize,
+        };
+        fc_case::<u8, u8>(&mut rng, QScheme::Uint8, &g, U8, U8);
+        fc_case::<i8, i8>(&mut rng, QScheme::Int8, &g, I8, I8W);
+        fc_case::<i16, i8>(&mut rng, QScheme::Int16x8, &g, I16, I8);
+    }
+}
+
+/// Extreme values: int16 sums that overflow int32 and need the blocked int64 path;
+/// int8 sums that wrap.
+#[test]
+fn extremes_match_reference() {
+    let mut rng = Lcg(4);
+    let g = QFcGeom {
+        rows: 3,
+        depth: 1000,
+        units: 17,
+    };
+    fc_case::<i16, i8>(
+        &mut rng,
+        QScheme::Int16x8,
+        &g,
+        (-32768, -32768),
+        (-128, -128),
+    );
+    fc_case::<i16, i8>(&mut rng, QScheme::Int16x8, &g, (32767, 32767), (-128, -128));
+    fc_case::<u8, u8>(&mut rng, QScheme::Uint8, &g, (255, 255), (0, 0));
+    fc_case::<i8, i8>(&mut rng, QScheme::Int8, &g, (-128, -128), (-127, -127));
+}
+
+fn unit_params(scheme: QScheme, in_zp: i32, w_zp: i32, out_zp: i32, n: usize) -> QParams {
+    QParams {
+        scheme,
+        in_zp,
+        w_zp,
+        out_zp,
+        // Real multiplier 0.5.
+        mult: vec![quantize_multiplier(0.5, Rounding::Double); n],
+        act_min: if scheme == QScheme::Uint8 { 0 } else { -128 },
+        act_max: if scheme == QScheme::Uint8 { 255 } else { 127 },
+        rounding: Rounding::Double,
+    }
+}
+
+#[test]
+fn hand_checked_conv_int8() {
+    // 1×3×3×1 input, 2×2 kernel, SAME padding, stride 1: the bottom/right taps are
+    // skipped at the border (= input zero point 1).
+    let g = QConvGeom {
+        batch: 1,
+        in_h: 3,
+        in_w: 3,
+        in_c: 1,
+        out_h: 3,
+        out_w: 3,
+        out_c: 1,
+        k_h: 2,
+        k_w: 2,
+        stride_h: 1,
+        stride_w: 1,
+        dilation_h: 1,
+        dilation_w: 1,
+        pad_top: 0,
+        pad_left: 0,
+        depth_multiplier: 1,
+    };
+    let q = unit_params(QScheme::Int8, 1, 0, -3, 1);
+    let x: Vec<i8> = vec![2, 3, 4, 5, 6, 7, 8, 9, 10]; // minus zp: 1..9
+    let w: Vec<i8> = vec![1, 2, 3, 4];
+    let bias = [1i64];
+    // Top-left: 1·1 + 2·2 + 4·3 + 5·4 = 37, +1 = 38, ×0.5 = 19, −3 = 16.
+    // Right column (x=2): 3·1 + 6·3 = 21 +1 = 22 → 11 − 3 = 8.
+    // Bottom-right: 9·1 = 9 + 1 = 10 → 5 − 3 = 2.
+    let mut out = vec![0i8; 9];
+    conv_reference(&g, &q, &x, &w, Some(&bias), &mut out).unwrap();
+    assert_eq!(out[0], 16);
+    assert_eq!(out[2], 8);
+    assert_eq!(out[8], 2);
+    // Ties: 37 + 1 = 38 is even; bias 0 gives 37 × 0.5 = 18.5 → 19 (away from zero) − 3.
+    conv_reference(&g, &q, &x, &w, None, &mut out).unwrap();
+    assert_eq!(out[0], 16);
+    let mut fast = vec![0i8; 9];
+    PackedQConv::new(&g, &q, &w, None)
+        .unwrap()
+        .run(&x, &mut fast, Parallelism::SINGLE);
+    assert_eq!(fast, out);
+}
+
+#[test]
+fn hand_checked_uint8_fc_and_depthwise() {
+    // uint8 FC with weight zero point 128: w − 128 ∈ {−1, 1}, x − 100 ∈ {10, 20}.
+    let g = QFcGeom {
+        rows: 1,
+        depth: 2,
+        units: 1,
+    };
+    let q = unit_params(QScheme::Uint8, 100, 128, 50, 1);
+    let (x, w) = (vec![110u8, 120], vec![127u8, 129]);
+    let mut out = vec![0u8];
+    // (−1)·10 + 1·20 = 10 → 5 + 50 = 55.
+    fc_reference(&g, &q, &x, &w, None, &mut out).unwrap();
+    assert_eq!(out, [55]);
+    // Depthwise, 1 pixel, 2 channels, multiplier 2 (4 outputs), 1×1 kernel.
+    let g = QConvGeom {
+        batch: 1,
+        in_h: 1,
+        in_w: 1,
+        in_c: 2,
+        out_h: 1,
+        out_w: 1,
+        out_c: 4,
+        k_h: 1,
+        k_w: 1,
+        stride_h: 1,
+        stride_w: 1,
+        dilation_h: 1,
+        dilation_w: 1,
+        pad_top: 0,
+        pad_left: 0,
+        depth_multiplier: 2,
+    };
+    let q = unit_params(QScheme::Uint8, 100, 128, 50, 4);
+    let w = vec![130u8, 126, 132, 124]; // offsets 2, −2, 4, −4
+    let mut out = vec![0u8; 4];
+    // Channel 0 (x−zp 10): 20 → 60, −20 → 40; channel 1 (20): 80 → 90, −80 → 10.
+    depthwise_reference(&g, &q, &x, &w, None, &mut out).unwrap();
+    assert_eq!(out, [60, 40, 90, 10]);
+}
+
+#[test]
+fn bad_sizes_are_errors() {
+    let g = QFcGeom {
+        rows: 1,
+        depth: 2,
+        units: 1,
+    };
+    let q = unit_params(QScheme::Int8, 0, 0, 0, 1);
+    assert!(PackedQFc::new(&g, &q, &[1i8], None).is_err());
+    assert!(fc_reference(&g, &q, &[1i8, 2], &[1i8, 2], Some(&[1, 2]), &mut [0i8]).is_err());
+}
+
+/// Each conv/depthwise/FC of a real model, run alone on the input LiteRT's reference
+/// kernels saw, must reproduce LiteRT's output. Needs the dump written by
+/// `dump.py` (set `QCONV_DUMP=/tmp/qconv_dump`); ignored by default.
+#[test]
+#[ignore]
+fn litert_layers_bit_exact() {
+    use crate::exec::{Interpreter, InterpreterOptions, KernelChoice};
+    use crate::ir::{Graph, Model, Op};
+    let Ok(root) = std::env::var("QCONV_DUMP") else {
+        eprintln!("QCONV_DUMP not set");
+        return;
+    };
+    let shared = crate::data::shared_root().expect("shared folder");
+    let mut failures = Vec::new();
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let dir = entry.unwrap().path();
+        if !dir.is_dir() {
+            continue;
+        }
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        let model =
+            crate::tflite::read_model_file(&shared.join(format!("models/coral/{name}.tflite")))
+                .unwrap();
+        let src = model.main();
+        let ops: Vec<usize> =
+            serde_json::from_slice(&std::fs::read(dir.join("ops.json")).unwrap()).unwrap();
+        let mut passed = 0;
+        for &oi in &ops {
+            let op = &src.ops[oi];
+            let mut g = Graph::default();
+            let mut ids = Vec::new();
+            for t in op.inputs.iter() {
+                ids.push(t.map(|t| g.add_tensor(src.tensors[t].clone())));
+            }
+            let y = g.add_tensor(src.tensors[op.outputs[0]].clone());
+            let x = ids[0].unwrap();
+            g.inputs = vec![x];
+            g.outputs = vec![y];
+            g.add_op(Op {
+                kind: op.kind.clone(),
+                inputs: ids,
+                outputs: vec![y],
+                intermediates: vec![],
+                version: op.version,
+            });
+            let m = Model::from_graph(g, "layer");
+            let input = std::fs::read(dir.join(format!("{oi}_in.bin"))).unwrap();
+            let want = std::fs::read(dir.join(format!("{oi}_out.bin"))).unwrap();
+            let mut ok = true;
+            for kernels in [KernelChoice::Reference, KernelChoice::Fast] {
+                let opts = InterpreterOptions {
+                    kernels,
+                    ..Default::default()
+                };
+                let mut it = Interpreter::new(&m, opts).unwrap();
+                it.set_input_bytes(0, &input).unwrap();
+                it.invoke();
+                let got = it.output_bytes(0);
+                if got != want.as_slice() {
+                    let diff = got.iter().zip(&want).filter(|(a, b)| a != b).count();
+                    failures.push(format!(
+                        "{name} op {oi} {} {kernels:?}: {diff} of {} bytes differ",
+                        op.kind.name(),
+                        want.len()
+                    ));
+                    ok = false;
+                }
+            }
+            passed += ok as usize;
+        }
+        eprintln!("{name}: {passed}/{} layers bit-exact", ops.len());
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
