@@ -98,13 +98,11 @@ fn check_all(kernels: KernelChoice) {
 }
 
 #[test]
-#[ignore = "integer kernels land with issue 3"]
 fn golden_outputs_with_reference_kernels() {
     check_all(KernelChoice::Reference);
 }
 
 #[test]
-#[ignore = "integer kernels land with issue 3"]
 fn golden_outputs_with_fast_kernels() {
     check_all(KernelChoice::Fast);
 }
