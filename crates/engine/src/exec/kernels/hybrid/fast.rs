@@ -7,9 +7,7 @@
 
 use rayon::prelude::*;
 
-use super::{
-    HybridConvParams, HybridFcParams, clamp_act, quantize_asymmetric, quantize_symmetric,
-};
+use super::{HybridConvParams, HybridFcParams, clamp_act, quantize_asymmetric, quantize_symmetric};
 use crate::exec::kernels::Parallelism;
 use crate::exec::kernels::cpu::{self, Isa};
 use crate::exec::kernels::depthwise::DepthwiseParams;
@@ -68,7 +66,10 @@ impl PackedRows {
         let rows_p = rows.div_ceil(ROWS) * ROWS;
         let mut data = vec![0i16; rows_p * kp];
         for r in 0..rows {
-            for (d, &s) in data[r * kp..r * kp + k].iter_mut().zip(&w[r * k..(r + 1) * k]) {
+            for (d, &s) in data[r * kp..r * kp + k]
+                .iter_mut()
+                .zip(&w[r * k..(r + 1) * k])
+            {
                 *d = i16::from(s);
             }
         }
@@ -176,13 +177,7 @@ mod x86 {
     /// # Safety
     /// AVX-512F/BW must be available; bounds as [`dots_avx2`] with `kp % 32 == 0`.
     #[target_feature(enable = "avx512f,avx512bw")]
-    pub unsafe fn dots_avx512(
-        x: &[i16],
-        w: &[i16],
-        kp: usize,
-        rp: usize,
-        acc: &mut [i32],
-    ) {
+    pub unsafe fn dots_avx512(x: &[i16], w: &[i16], kp: usize, rp: usize, acc: &mut [i32]) {
         debug_assert!(x.len() >= GROUP * kp && w.len() >= rp * kp && acc.len() >= GROUP * rp);
         let (xp, wp) = (x.as_ptr(), w.as_ptr());
         for r in (0..rp).step_by(ROWS) {
@@ -191,8 +186,9 @@ mod x86 {
             while k < kp {
                 // SAFETY: k + 32 <= kp, r + 3 < rp (caller's bounds).
                 unsafe {
-                    let wv: [__m512i; ROWS] =
-                        std::array::from_fn(|j| _mm512_loadu_si512(wp.add((r + j) * kp + k).cast()));
+                    let wv: [__m512i; ROWS] = std::array::from_fn(|j| {
+                        _mm512_loadu_si512(wp.add((r + j) * kp + k).cast())
+                    });
                     for (g, ag) in a.iter_mut().enumerate() {
                         let xv = _mm512_loadu_si512(xp.add(g * kp + k).cast());
                         for j in 0..ROWS {
@@ -224,8 +220,9 @@ mod x86 {
             while k < kp {
                 // SAFETY: k + 32 <= kp, r + 3 < rp (caller's bounds).
                 unsafe {
-                    let wv: [__m512i; ROWS] =
-                        std::array::from_fn(|j| _mm512_loadu_si512(wp.add((r + j) * kp + k).cast()));
+                    let wv: [__m512i; ROWS] = std::array::from_fn(|j| {
+                        _mm512_loadu_si512(wp.add((r + j) * kp + k).cast())
+                    });
                     for (g, ag) in a.iter_mut().enumerate() {
                         let xv = _mm512_loadu_si512(xp.add(g * kp + k).cast());
                         for j in 0..ROWS {
@@ -337,12 +334,7 @@ pub struct PackedHybridConv {
 
 impl PackedHybridConv {
     /// Sizes must have passed the family's conv check.
-    pub fn new(
-        hp: &HybridConvParams,
-        filter: &[i8],
-        scales: &[f32],
-        bias: Option<&[f32]>,
-    ) -> Self {
+    pub fn new(hp: &HybridConvParams, filter: &[i8], scales: &[f32], bias: Option<&[f32]>) -> Self {
         let p = &hp.conv;
         PackedHybridConv {
             hp: *hp,
@@ -372,7 +364,8 @@ impl PackedHybridConv {
             );
             let out_b = &mut output[b * out_img..(b + 1) * out_img];
             let row = p.out_w * p.out_c;
-            let work = |(oy, out_row): (usize, &mut [f32])| self.run_row(isa, &x16, s_in, oy, out_row);
+            let work =
+                |(oy, out_row): (usize, &mut [f32])| self.run_row(isa, &x16, s_in, oy, out_row);
             if par.threads > 1 && p.out_h > 1 {
                 out_b.par_chunks_mut(row).enumerate().for_each(work);
             } else {

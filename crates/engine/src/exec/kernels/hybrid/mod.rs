@@ -4,8 +4,12 @@
 //! products accumulate exactly in int32, and a float epilogue applies the scales, the
 //! bias and the fused activation. The reference kernels follow TFLite's hybrid paths
 //! (`fully_connected.cc` EvalHybridDense, `conv.cc` EvalHybrid / EvalHybridPerChannel,
-//! `depthwise_conv.cc` EvalHybridPerChannel and the portable tensor utilities) loop
-//! for loop, including the order of the float operations. The fast kernels
+//! `depthwise_conv.cc` EvalHybridPerChannel) loop for loop, including the order of the
+//! float operations. The on-the-fly input quantization follows the NEON tensor
+//! utilities, which LiteRT's x86 build runs through NEON_2_SSE (they differ from the
+//! portable ones in where the asymmetric range is rounded and how the vector loop
+//! rounds); with that, the reference kernels reproduce LiteRT's `BUILTIN_REF` outputs
+//! bit for bit (see `tests/interop/hybrid_check.py`). The fast kernels
 //! ([`fast`]) compute the same int32 sums with SIMD and then run the identical float
 //! epilogue, so both give the same bytes.
 //!
@@ -23,8 +27,25 @@ use super::conv::ConvParams;
 use super::depthwise::DepthwiseParams;
 use crate::error::{EngineError, Result};
 
+/// Elements quantized by TFLite's 8-wide vector loop; the rest take the scalar tail.
+fn vector_part(len: usize) -> usize {
+    len & !7
+}
+
+/// The vector loop's rounding (`RoundToNearest` without `vcvtaq`): add ±0.5 in f32,
+/// then truncate. Differs from `round()` only when the addition itself rounds.
+#[inline(always)]
+fn round_vector(v: f32) -> i32 {
+    let half = if v < 0.0 { -0.5 } else { 0.5 };
+    (v + half) as i32
+}
+
 /// Quantizes `x` symmetrically to `[-127, 127]` (TFLite `SymmetricQuantizeFloats`);
 /// returns the scale (`max|x| / 127`, or 1 for an all-zero vector).
+///
+/// LiteRT's x86 build runs the NEON tensor utilities through NEON_2_SSE, so this follows
+/// `NeonSymmetricQuantizeFloats`: the first `len & !7` values round with
+/// [`round_vector`], the tail with `round()` (half away from zero).
 pub fn quantize_symmetric(x: &[f32], q: &mut [i8]) -> f32 {
     debug_assert_eq!(x.len(), q.len());
     let (min, max) = min_max(x);
@@ -36,27 +57,37 @@ pub fn quantize_symmetric(x: &[f32], q: &mut [i8]) -> f32 {
     }
     let scale = range / 127.0;
     let inv = 127.0 / range;
-    for (qi, &v) in q.iter_mut().zip(x) {
-        // `as` saturates (NaN → 0) where C would be undefined; the clamp follows TFLite.
-        *qi = ((v * inv).round() as i32).clamp(-127, 127) as i8;
+    let split = vector_part(x.len());
+    for (i, (qi, &v)) in q.iter_mut().zip(x).enumerate() {
+        let r = if i < split {
+            round_vector(v * inv)
+        } else {
+            // `as` saturates (NaN → 0) where C would be undefined.
+            (v * inv).round() as i32
+        };
+        *qi = r.clamp(-127, 127) as i8;
     }
     scale
 }
 
-/// Quantizes `x` asymmetrically to `[-128, 127]` (TFLite `AsymmetricQuantizeFloats`):
-/// the range `[min(x, 0), max(x, 0)]` is computed in f64, the zero point is nudged from
-/// whichever end has the smaller error. Returns `(scale, zero_point)`.
+/// Quantizes `x` asymmetrically to `[-128, 127]` (TFLite `AsymmetricQuantizeFloats`,
+/// as `NeonAsymmetricQuantizeFloats` computes it): range `[min(x, 0), max(x, 0)]` in
+/// f32, scale `f64(rmax - rmin) / 255`, the zero point nudged from whichever end has the
+/// smaller error; vector part `round(x / s) + zp`, tail `zp + round(x / s)`, clamped.
+/// Returns `(scale, zero_point)`.
 pub fn quantize_asymmetric(x: &[f32], q: &mut [i8]) -> (f32, i32) {
     debug_assert_eq!(x.len(), q.len());
     let (min, max) = min_max(x);
-    let rmin = f64::from(min).min(0.0);
-    let rmax = f64::from(max).max(0.0);
+    let rmin = if 0.0 < min { 0.0 } else { min };
+    let rmax = if 0.0 > max { 0.0 } else { max };
     if rmin == rmax {
         q.fill(0);
         return (1.0, 0);
     }
     let (qmin, qmax) = (-128.0f64, 127.0f64);
-    let scale = (rmax - rmin) / (qmax - qmin);
+    // The difference is taken in f32 (the NEON path keeps rmin/rmax as floats).
+    let scale = f64::from(rmax - rmin) / (qmax - qmin);
+    let (rmin, rmax) = (f64::from(rmin), f64::from(rmax));
     let zp_from_min = qmin - rmin / scale;
     let zp_from_max = qmax - rmax / scale;
     let err_min = qmin.abs() + (rmin / scale).abs();
@@ -76,9 +107,14 @@ pub fn quantize_asymmetric(x: &[f32], q: &mut [i8]) -> (f32, i32) {
     let scale = scale as f32;
     // C: `const float inv = 1.0 / *scaling_factor;` divides in double.
     let inv = (1.0 / f64::from(scale)) as f32;
-    let zp_f32 = zp as f32;
-    for (qi, &v) in q.iter_mut().zip(x) {
-        *qi = ((zp_f32 + v * inv).round() as i32).clamp(-128, 127) as i8;
+    let split = vector_part(x.len());
+    for (i, (qi, &v)) in q.iter_mut().zip(x).enumerate() {
+        let r = if i < split {
+            round_vector(v * inv) + zp
+        } else {
+            (zp as f32 + (v * inv).round()) as i32
+        };
+        *qi = r.clamp(-128, 127) as i8;
     }
     (scale, zp)
 }
@@ -93,7 +129,8 @@ fn min_max(x: &[f32]) -> (f32, f32) {
         if v < min {
             min = v;
         }
-        if !(v < max) {
+        // `!(v < max)`: a later equal value (or a NaN) becomes the maximum.
+        if v.partial_cmp(&max) != Some(std::cmp::Ordering::Less) {
             max = v;
         }
     }
@@ -188,8 +225,7 @@ pub(crate) fn check_conv(
     bias_len: Option<usize>,
     output_len: usize,
 ) -> Result<()> {
-    p.conv
-        .check(input_len, filter_len, bias_len, output_len)?;
+    p.conv.check(input_len, filter_len, bias_len, output_len)?;
     check_sizes(
         "hybrid conv2d",
         &[("weight scales", scales_len, Some(p.conv.out_c))],
@@ -333,8 +369,8 @@ pub fn conv_reference(
                             if ix < 0 || ix >= p.in_w as isize {
                                 continue;
                             }
-                            let ibase = ((b * p.in_h + iy as usize) * p.in_w + ix as usize)
-                                * p.in_c;
+                            let ibase =
+                                ((b * p.in_h + iy as usize) * p.in_w + ix as usize) * p.in_c;
                             let fbase = ((oc * p.k_h + ky) * p.k_w + kx) * p.in_c;
                             for ic in 0..p.in_c {
                                 let iv = i32::from(q[ibase + ic]) - zps[b];
@@ -396,8 +432,7 @@ pub fn depthwise_reference(
                                     continue;
                                 }
                                 let iv = i32::from(
-                                    q[((b * p.in_h + iy as usize) * p.in_w + ix as usize)
-                                        * p.in_c
+                                    q[((b * p.in_h + iy as usize) * p.in_w + ix as usize) * p.in_c
                                         + ic],
                                 ) - zps[b];
                                 let fv = i32::from(filter[(ky * p.k_w + kx) * out_c + oc]);

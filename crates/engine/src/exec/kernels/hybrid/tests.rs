@@ -23,7 +23,9 @@ impl Rng {
         (0..n).map(|_| lo + (hi - lo) * self.unit()).collect()
     }
     fn i8s(&mut self, n: usize) -> Vec<i8> {
-        (0..n).map(|_| (self.below(255) as i32 - 127) as i8).collect()
+        (0..n)
+            .map(|_| (self.below(255) as i32 - 127) as i8)
+            .collect()
     }
 }
 
@@ -136,7 +138,13 @@ fn fc_fast_matches_reference() {
         let w = rng.i8s(units * depth);
         let per_channel = case % 4 < 2;
         let scales: Vec<f32> = (0..units)
-            .map(|u| if per_channel { 0.003 + 0.001 * u as f32 } else { 0.0042 })
+            .map(|u| {
+                if per_channel {
+                    0.003 + 0.001 * u as f32
+                } else {
+                    0.0042
+                }
+            })
             .collect();
         let bias = (case % 3 != 0).then(|| rng.floats(units, -1.0, 1.0));
         let mut want = vec![0f32; rows * units];
@@ -146,7 +154,11 @@ fn fc_fast_matches_reference() {
             for threads in [1, 2] {
                 let mut got = vec![f32::NAN; rows * units];
                 k.run(&x, &mut got, Parallelism { threads });
-                assert_eq!(bits(&got), bits(&want), "case {case} {isa:?} threads {threads}");
+                assert_eq!(
+                    bits(&got),
+                    bits(&want),
+                    "case {case} {isa:?} threads {threads}"
+                );
             }
         });
     }
@@ -209,7 +221,13 @@ fn conv_fast_matches_reference() {
         let x = rng.floats(p.input_len(), -1.0, 4.0);
         let w = rng.i8s(p.filter_len());
         let scales: Vec<f32> = (0..out_c)
-            .map(|c| if hp.per_channel { 0.002 + 0.0007 * c as f32 } else { 0.005 })
+            .map(|c| {
+                if hp.per_channel {
+                    0.002 + 0.0007 * c as f32
+                } else {
+                    0.005
+                }
+            })
             .collect();
         let bias = (case % 3 != 1).then(|| rng.floats(out_c, -0.5, 0.5));
         check_conv(
