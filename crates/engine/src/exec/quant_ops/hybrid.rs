@@ -701,4 +701,85 @@ mod tests {
             );
         }
     }
+
+    /// Test-only stand-in for a dynamic-range quantizer (until the PTQ branch writes
+    /// them): conv / depthwise weights per-channel, FC weights per-tensor, symmetric
+    /// int8, tensors under 1024 elements left in float (the converter's threshold).
+    fn make_dynamic_range(float: &Model) -> Model {
+        let mut m = float.clone();
+        let g = m.main_mut();
+        for oi in 0..g.ops.len() {
+            let (axis, per_channel, version) = match g.ops[oi].kind {
+                OpKind::Conv2D(_) => (0, true, 5),
+                OpKind::DepthwiseConv2D(_) => (3, true, 6),
+                OpKind::FullyConnected(_) => (0, false, 3),
+                _ => continue,
+            };
+            let Some(w) = g.ops[oi].input(1) else {
+                continue;
+            };
+            let t = &g.tensors[w];
+            let Some(vals) = t.data_f32() else { continue };
+            if vals.len() < 1024 {
+                continue;
+            }
+            let (q, quant, _) = quantize_weights(&vals, &t.shape.clone(), axis, per_channel);
+            let t = &mut g.tensors[w];
+            t.dtype = DType::I8;
+            t.data = Some(q.iter().map(|&v| v as u8).collect());
+            t.quant = Some(quant);
+            g.ops[oi].version = version;
+        }
+        m
+    }
+
+    /// Writes float and dynamic-range versions of Coral MobileNets to
+    /// `$QUANTFARM_HYBRID_OUT` (default `/tmp/quantfarm-hybrid`), plus one LiteRT
+    /// comparison case per model (run `tests/interop/hybrid_check.py DIR/cases`).
+    #[test]
+    #[ignore]
+    fn write_dynamic_range_mobilenets() {
+        let root = crate::data::shared_root().expect("shared data");
+        let out = std::path::PathBuf::from(
+            std::env::var("QUANTFARM_HYBRID_OUT")
+                .unwrap_or_else(|_| "/tmp/quantfarm-hybrid".into()),
+        );
+        for name in ["mobilenet_v1_0.25_128", "mobilenet_v2_1.0_224"] {
+            let path = root.join(format!("models/coral/{name}_quant.tflite"));
+            let quant = crate::tflite::read_model_file(&path).unwrap();
+            let float = crate::convert::dequantize_model(&quant, &Default::default()).unwrap();
+            let dynamic = make_dynamic_range(&float);
+            std::fs::create_dir_all(&out).unwrap();
+            crate::tflite::write_model_file(&float, &out.join(format!("{name}_float.tflite")))
+                .unwrap();
+            crate::tflite::write_model_file(&dynamic, &out.join(format!("{name}_dynamic.tflite")))
+                .unwrap();
+            let n: usize = dynamic.main().tensors[dynamic.main().inputs[0]]
+                .shape
+                .iter()
+                .product();
+            let mut rng = Rng(5);
+            let x = rng.floats(n, -1.0, 1.0);
+            let d = out.join("cases").join(name);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::copy(
+                out.join(format!("{name}_dynamic.tflite")),
+                d.join("model.tflite"),
+            )
+            .unwrap();
+            std::fs::write(d.join("input.bin"), f32_to_bytes(&x)).unwrap();
+            let r = run(&dynamic, &x, KernelChoice::Reference, 1);
+            let f = run(&dynamic, &x, KernelChoice::Fast, 1);
+            // Layers left in float use the float kernels, whose fast paths are not
+            // bit-exact with their reference, so whole networks only agree closely.
+            let diff = r
+                .iter()
+                .zip(&f)
+                .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            println!("{name}: fast vs reference max difference {diff:e}");
+            std::fs::write(d.join("ref.bin"), f32_to_bytes(&r)).unwrap();
+            std::fs::write(d.join("fast.bin"), f32_to_bytes(&f)).unwrap();
+            println!("{name}: wrote {}", out.display());
+        }
+    }
 }
