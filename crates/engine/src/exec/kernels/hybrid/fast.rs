@@ -1,23 +1,27 @@
 //! Fast hybrid kernels. The int8 operands are widened to i16 once (weights at
-//! preparation, the quantized input while building each patch, with the input zero
-//! point already subtracted), so the inner loops are pure 16-bit multiply-adds into
-//! int32: `vpdpwssd` (AVX-512 VNNI), `vpmaddwd` (AVX-512BW / AVX2) or plain loops.
-//! The int32 sums equal the reference's exactly (wrapping arithmetic is associative),
-//! and the float epilogues are the reference's expressions, so results are identical.
+//! preparation, the quantized input while quantizing, with the input zero point
+//! already subtracted), so the inner loops are pure 16-bit multiply-adds into int32:
+//! `vpdpwssd` (AVX-512 VNNI), `vpmaddwd` (AVX-512BW / AVX2) or plain loops. Weights
+//! are packed in blocks of 16 output channels with depth pairs interleaved, so one
+//! broadcast pair of patch values times one weight vector updates 16 channel sums with
+//! no horizontal reduction. The int32 sums equal the reference's exactly (wrapping
+//! arithmetic is associative) and the float epilogues are the reference's expressions,
+//! so results are identical.
 
 use rayon::prelude::*;
 
-use super::{HybridConvParams, HybridFcParams, clamp_act, quantize_asymmetric, quantize_symmetric};
+use super::{
+    HybridConvParams, HybridFcParams, asymmetric_params, clamp_act, q_asymmetric, q_symmetric,
+    symmetric_params, vector_part,
+};
 use crate::exec::kernels::Parallelism;
 use crate::exec::kernels::cpu::{self, Isa};
 use crate::exec::kernels::depthwise::DepthwiseParams;
 
-/// Patches per micro-kernel call.
-const GROUP: usize = 4;
-/// Weight rows per micro-kernel block.
-const ROWS: usize = 4;
-/// Depth padding: one 512-bit vector of i16.
-const KALIGN: usize = 32;
+/// Patches per full micro-kernel call.
+const GROUP: usize = 8;
+/// Output channels per packed weight block (16 i32 lanes of a zmm register).
+const OCB: usize = 16;
 
 /// Which dot-product routine to run (resolved once per kernel call).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,10 +55,12 @@ fn dot_isa() -> DotIsa {
     DotIsa::Portable
 }
 
-/// Weight rows widened to i16, each padded with zeros to `kp` (a multiple of 32), the
-/// row count padded to a multiple of [`ROWS`].
+/// Weight rows widened to i16 and packed: blocks of [`OCB`] rows, inside a block
+/// `[depth pair][row][2]`. The depth is padded to even (`kp`), the rows to a multiple
+/// of [`OCB`], both with zeros.
 #[derive(Debug, Clone)]
 pub struct PackedRows {
+    blocks: usize,
     kp: usize,
     data: Vec<i16>,
 }
@@ -62,22 +68,21 @@ pub struct PackedRows {
 impl PackedRows {
     /// `w` holds `rows` rows of `k` int8 values.
     pub fn new(w: &[i8], rows: usize, k: usize) -> Self {
-        let kp = k.div_ceil(KALIGN).max(1) * KALIGN;
-        let rows_p = rows.div_ceil(ROWS) * ROWS;
-        let mut data = vec![0i16; rows_p * kp];
+        let kp = k.div_ceil(2).max(1) * 2;
+        let blocks = rows.div_ceil(OCB);
+        let mut data = vec![0i16; blocks * kp * OCB];
         for r in 0..rows {
-            for (d, &s) in data[r * kp..r * kp + k]
-                .iter_mut()
-                .zip(&w[r * k..(r + 1) * k])
-            {
-                *d = i16::from(s);
+            let (b, l) = (r / OCB, r % OCB);
+            for (kk, &v) in w[r * k..(r + 1) * k].iter().enumerate() {
+                data[((b * (kp / 2) + kk / 2) * OCB + l) * 2 + kk % 2] = i16::from(v);
             }
         }
-        PackedRows { kp, data }
+        PackedRows { blocks, kp, data }
     }
 
+    /// Rows including the padding (the stride of an accumulator row).
     fn rows_padded(&self) -> usize {
-        self.data.len() / self.kp
+        self.blocks * OCB
     }
 
     /// Bytes held (for memory reports).
@@ -86,40 +91,35 @@ impl PackedRows {
     }
 }
 
-/// `acc[g * rows_padded + r] = Σ_k patches[g * kp + k] * w[r][k]` for `GROUP` patches.
-fn dots(isa: DotIsa, patches: &[i16], w: &PackedRows, acc: &mut [i32]) {
+/// `acc[g * rows_padded + r] = Σ_k x[g * kp + k] * w[r][k]` for `n` patches.
+fn dots(isa: DotIsa, x: &[i16], n: usize, w: &PackedRows, acc: &mut [i32]) {
     let (kp, rp) = (w.kp, w.rows_padded());
-    assert!(patches.len() >= GROUP * kp && acc.len() >= GROUP * rp);
+    assert!((1..=GROUP).contains(&n) && x.len() >= n * kp && acc.len() >= n * rp);
     match isa {
-        DotIsa::Portable => dots_portable(patches, w, acc),
+        DotIsa::Portable => dots_portable(x, n, w, acc),
         // SAFETY: each variant is only chosen when the CPU has its features (dot_isa),
-        // and the asserts above bound every pointer the kernels form.
+        // and the assert above bounds every pointer the kernels form.
         #[cfg(target_arch = "x86_64")]
-        DotIsa::Avx2 => unsafe {
-            x86::dots_avx2(patches, &w.data, kp, rp, acc);
-        },
-        #[cfg(target_arch = "x86_64")]
-        DotIsa::Avx512Bw => unsafe {
-            x86::dots_avx512(patches, &w.data, kp, rp, acc);
-        },
-        #[cfg(target_arch = "x86_64")]
-        DotIsa::Avx512Vnni => unsafe {
-            x86::dots_avx512_vnni(patches, &w.data, kp, rp, acc);
-        },
+        _ => unsafe { x86::dots(isa, x, n, w.blocks, kp, &w.data, acc) },
     }
 }
 
-fn dots_portable(patches: &[i16], w: &PackedRows, acc: &mut [i32]) {
+fn dots_portable(x: &[i16], n: usize, w: &PackedRows, acc: &mut [i32]) {
     let (kp, rp) = (w.kp, w.rows_padded());
-    for g in 0..GROUP {
-        let x = &patches[g * kp..(g + 1) * kp];
-        for r in 0..rp {
-            let wr = &w.data[r * kp..(r + 1) * kp];
-            let mut s = 0i32;
-            for (&a, &b) in x.iter().zip(wr) {
-                s = s.wrapping_add(i32::from(a) * i32::from(b));
+    for g in 0..n {
+        let xg = &x[g * kp..(g + 1) * kp];
+        for b in 0..w.blocks {
+            let mut s = [0i32; OCB];
+            let wb = &w.data[b * kp * OCB..(b + 1) * kp * OCB];
+            for (kk, pair) in xg.chunks_exact(2).enumerate() {
+                let wk = &wb[kk * 2 * OCB..(kk + 1) * 2 * OCB];
+                for l in 0..OCB {
+                    let p = i32::from(pair[0]) * i32::from(wk[2 * l])
+                        + i32::from(pair[1]) * i32::from(wk[2 * l + 1]);
+                    s[l] = s[l].wrapping_add(p);
+                }
             }
-            acc[g * rp + r] = s;
+            acc[g * rp + b * OCB..g * rp + (b + 1) * OCB].copy_from_slice(&s);
         }
     }
 }
@@ -128,131 +128,236 @@ fn dots_portable(patches: &[i16], w: &PackedRows, acc: &mut [i32]) {
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{GROUP, ROWS};
+    use super::{DotIsa, GROUP, OCB};
 
-    #[target_feature(enable = "avx2")]
-    fn hsum256(v: __m256i) -> i32 {
-        let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
-        let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
-        let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
-        _mm_cvtsi128_si32(s)
-    }
-
-    /// 2 patches × 4 rows per block (8 accumulators fit the 16 ymm registers).
+    /// Reads patch values `2kk, 2kk + 1` as one i32 (the pair `vpmaddwd` multiplies).
     ///
     /// # Safety
-    /// AVX2 must be available; `x` holds `GROUP * kp`, `w` `rp * kp`, `acc`
-    /// `GROUP * rp` values, `kp % 16 == 0`, `rp % 4 == 0`.
-    #[target_feature(enable = "avx2")]
-    pub unsafe fn dots_avx2(x: &[i16], w: &[i16], kp: usize, rp: usize, acc: &mut [i32]) {
-        debug_assert!(x.len() >= GROUP * kp && w.len() >= rp * kp && acc.len() >= GROUP * rp);
-        let (xp, wp) = (x.as_ptr(), w.as_ptr());
-        for g in (0..GROUP).step_by(2) {
-            for r in (0..rp).step_by(ROWS) {
-                let mut a = [_mm256_setzero_si256(); 8];
-                let mut k = 0;
-                while k < kp {
-                    // SAFETY: k + 16 <= kp, g + 1 < GROUP, r + 3 < rp (caller's bounds).
-                    unsafe {
-                        let x0 = _mm256_loadu_si256(xp.add(g * kp + k).cast());
-                        let x1 = _mm256_loadu_si256(xp.add((g + 1) * kp + k).cast());
-                        for j in 0..ROWS {
-                            let wv = _mm256_loadu_si256(wp.add((r + j) * kp + k).cast());
-                            a[j] = _mm256_add_epi32(a[j], _mm256_madd_epi16(x0, wv));
-                            a[4 + j] = _mm256_add_epi32(a[4 + j], _mm256_madd_epi16(x1, wv));
+    /// `p` must point to two readable i16.
+    #[inline(always)]
+    unsafe fn pair(p: *const i16) -> i32 {
+        // SAFETY: the caller guarantees two readable i16 at p.
+        unsafe { p.cast::<i32>().read_unaligned() }
+    }
+
+    /// Dispatch over patch count and block grouping.
+    ///
+    /// # Safety
+    /// The ISA's features must be present; `x` holds `n * kp`, `w` `blocks * kp * 16`,
+    /// `acc` `n * blocks * 16` values.
+    pub unsafe fn dots(
+        isa: DotIsa,
+        x: &[i16],
+        n: usize,
+        blocks: usize,
+        kp: usize,
+        w: &[i16],
+        acc: &mut [i32],
+    ) {
+        let rp = blocks * OCB;
+        let (xp, wp, ap) = (x.as_ptr(), w.as_ptr(), acc.as_mut_ptr());
+        // SAFETY (all calls): block ranges stay below `blocks`, patch ranges below `n`.
+        unsafe {
+            macro_rules! run {
+                ($f:ident) => {{
+                    if n == GROUP {
+                        let mut b = 0;
+                        while b + 2 <= blocks {
+                            $f::<GROUP, 2>(xp, kp, wp, b, ap, rp);
+                            b += 2;
+                        }
+                        if b < blocks {
+                            $f::<GROUP, 1>(xp, kp, wp, b, ap, rp);
+                        }
+                    } else {
+                        for g in 0..n {
+                            let (xg, ag) = (xp.add(g * kp), ap.add(g * rp));
+                            let mut b = 0;
+                            while b + 4 <= blocks {
+                                $f::<1, 4>(xg, kp, wp, b, ag, rp);
+                                b += 4;
+                            }
+                            while b < blocks {
+                                $f::<1, 1>(xg, kp, wp, b, ag, rp);
+                                b += 1;
+                            }
                         }
                     }
-                    k += 16;
-                }
-                for j in 0..ROWS {
-                    acc[g * rp + r + j] = hsum256(a[j]);
-                    acc[(g + 1) * rp + r + j] = hsum256(a[4 + j]);
-                }
+                }};
+            }
+            match isa {
+                DotIsa::Avx512Vnni => run!(k512_vnni),
+                DotIsa::Avx512Bw => run!(k512),
+                _ => run!(k256),
             }
         }
     }
 
-    /// 4 patches × 4 rows per block, `vpmaddwd` + `vpaddd` (AVX-512BW).
-    ///
-    /// # Safety
-    /// AVX-512F/BW must be available; bounds as [`dots_avx2`] with `kp % 32 == 0`.
+    /// `P` patches × `NB` blocks of 16 channels, AVX-512BW `vpmaddwd` + `vpaddd`.
     #[target_feature(enable = "avx512f,avx512bw")]
-    pub unsafe fn dots_avx512(x: &[i16], w: &[i16], kp: usize, rp: usize, acc: &mut [i32]) {
-        debug_assert!(x.len() >= GROUP * kp && w.len() >= rp * kp && acc.len() >= GROUP * rp);
-        let (xp, wp) = (x.as_ptr(), w.as_ptr());
-        for r in (0..rp).step_by(ROWS) {
-            let mut a = [[_mm512_setzero_si512(); ROWS]; GROUP];
-            let mut k = 0;
-            while k < kp {
-                // SAFETY: k + 32 <= kp, r + 3 < rp (caller's bounds).
-                unsafe {
-                    let wv: [__m512i; ROWS] = std::array::from_fn(|j| {
-                        _mm512_loadu_si512(wp.add((r + j) * kp + k).cast())
-                    });
-                    for (g, ag) in a.iter_mut().enumerate() {
-                        let xv = _mm512_loadu_si512(xp.add(g * kp + k).cast());
-                        for j in 0..ROWS {
-                            ag[j] = _mm512_add_epi32(ag[j], _mm512_madd_epi16(xv, wv[j]));
-                        }
+    unsafe fn k512<const P: usize, const NB: usize>(
+        x: *const i16,
+        kp: usize,
+        w: *const i16,
+        b0: usize,
+        acc: *mut i32,
+        rp: usize,
+    ) {
+        let mut a = [[_mm512_setzero_si512(); NB]; P];
+        // SAFETY: the caller's bounds (see `dots`).
+        unsafe {
+            for kk in 0..kp / 2 {
+                let wv: [__m512i; NB] = std::array::from_fn(|j| {
+                    _mm512_loadu_si512(w.add(((b0 + j) * (kp / 2) + kk) * 2 * OCB).cast())
+                });
+                for (g, ag) in a.iter_mut().enumerate() {
+                    let xv = _mm512_set1_epi32(pair(x.add(g * kp + 2 * kk)));
+                    for j in 0..NB {
+                        ag[j] = _mm512_add_epi32(ag[j], _mm512_madd_epi16(xv, wv[j]));
                     }
                 }
-                k += 32;
             }
             for (g, ag) in a.iter().enumerate() {
-                for j in 0..ROWS {
-                    acc[g * rp + r + j] = _mm512_reduce_add_epi32(ag[j]);
+                for (j, v) in ag.iter().enumerate() {
+                    _mm512_storeu_si512(acc.add(g * rp + (b0 + j) * OCB).cast(), *v);
                 }
             }
         }
     }
 
-    /// As [`dots_avx512`] with the fused `vpdpwssd` (AVX-512 VNNI).
-    ///
-    /// # Safety
-    /// AVX-512F/BW/VNNI must be available; bounds as [`dots_avx512`].
+    /// As [`k512`] with the fused `vpdpwssd` (AVX-512 VNNI).
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub unsafe fn dots_avx512_vnni(x: &[i16], w: &[i16], kp: usize, rp: usize, acc: &mut [i32]) {
-        debug_assert!(x.len() >= GROUP * kp && w.len() >= rp * kp && acc.len() >= GROUP * rp);
-        let (xp, wp) = (x.as_ptr(), w.as_ptr());
-        for r in (0..rp).step_by(ROWS) {
-            let mut a = [[_mm512_setzero_si512(); ROWS]; GROUP];
-            let mut k = 0;
-            while k < kp {
-                // SAFETY: k + 32 <= kp, r + 3 < rp (caller's bounds).
-                unsafe {
-                    let wv: [__m512i; ROWS] = std::array::from_fn(|j| {
-                        _mm512_loadu_si512(wp.add((r + j) * kp + k).cast())
-                    });
-                    for (g, ag) in a.iter_mut().enumerate() {
-                        let xv = _mm512_loadu_si512(xp.add(g * kp + k).cast());
-                        for j in 0..ROWS {
-                            ag[j] = _mm512_dpwssd_epi32(ag[j], xv, wv[j]);
-                        }
+    unsafe fn k512_vnni<const P: usize, const NB: usize>(
+        x: *const i16,
+        kp: usize,
+        w: *const i16,
+        b0: usize,
+        acc: *mut i32,
+        rp: usize,
+    ) {
+        let mut a = [[_mm512_setzero_si512(); NB]; P];
+        // SAFETY: the caller's bounds (see `dots`).
+        unsafe {
+            for kk in 0..kp / 2 {
+                let wv: [__m512i; NB] = std::array::from_fn(|j| {
+                    _mm512_loadu_si512(w.add(((b0 + j) * (kp / 2) + kk) * 2 * OCB).cast())
+                });
+                for (g, ag) in a.iter_mut().enumerate() {
+                    let xv = _mm512_set1_epi32(pair(x.add(g * kp + 2 * kk)));
+                    for j in 0..NB {
+                        ag[j] = _mm512_dpwssd_epi32(ag[j], xv, wv[j]);
                     }
                 }
-                k += 32;
             }
             for (g, ag) in a.iter().enumerate() {
-                for j in 0..ROWS {
-                    acc[g * rp + r + j] = _mm512_reduce_add_epi32(ag[j]);
+                for (j, v) in ag.iter().enumerate() {
+                    _mm512_storeu_si512(acc.add(g * rp + (b0 + j) * OCB).cast(), *v);
                 }
             }
+        }
+    }
+
+    /// AVX2: a 16-channel block is two ymm halves; patches in groups of 4 keep the
+    /// accumulators within the 16 ymm registers.
+    #[target_feature(enable = "avx2")]
+    unsafe fn k256<const P: usize, const NB: usize>(
+        x: *const i16,
+        kp: usize,
+        w: *const i16,
+        b0: usize,
+        acc: *mut i32,
+        rp: usize,
+    ) {
+        let mut g0 = 0;
+        while g0 < P {
+            let pc = (P - g0).min(4);
+            // SAFETY: the caller's bounds; patches g0..g0+pc < P.
+            unsafe {
+                for j in 0..NB {
+                    let mut a = [[_mm256_setzero_si256(); 2]; 4];
+                    let wb = w.add((b0 + j) * (kp / 2) * 2 * OCB);
+                    for kk in 0..kp / 2 {
+                        let w0 = _mm256_loadu_si256(wb.add(kk * 2 * OCB).cast());
+                        let w1 = _mm256_loadu_si256(wb.add(kk * 2 * OCB + OCB).cast());
+                        for (g, ag) in a.iter_mut().enumerate().take(pc) {
+                            let xv = _mm256_set1_epi32(pair(x.add((g0 + g) * kp + 2 * kk)));
+                            ag[0] = _mm256_add_epi32(ag[0], _mm256_madd_epi16(xv, w0));
+                            ag[1] = _mm256_add_epi32(ag[1], _mm256_madd_epi16(xv, w1));
+                        }
+                    }
+                    for (g, ag) in a.iter().enumerate().take(pc) {
+                        let dst = acc.add((g0 + g) * rp + (b0 + j) * OCB);
+                        _mm256_storeu_si256(dst.cast(), ag[0]);
+                        _mm256_storeu_si256(dst.add(8).cast(), ag[1]);
+                    }
+                }
+            }
+            g0 += pc;
         }
     }
 }
 
-/// Quantizes one vector and writes `q - zero_point` as i16 into `dst` (`dst.len() ==
-/// x.len()`); returns `(scale, zero_point)`.
-fn quantize_to_i16(x: &[f32], asymmetric: bool, q: &mut [i8], dst: &mut [i16]) -> (f32, i32) {
-    let (s, zp) = if asymmetric {
-        quantize_asymmetric(x, q)
-    } else {
-        (quantize_symmetric(x, q), 0)
-    };
-    for (d, &v) in dst.iter_mut().zip(q.iter()) {
-        *d = (i32::from(v) - zp) as i16;
+/// Quantizes one vector straight to `q - zero_point` as i16 (`dst.len() == x.len()`)
+/// with the reference's rules; returns the scale.
+fn quantize_to_i16(x: &[f32], asymmetric: bool, dst: &mut [i16]) -> f32 {
+    let isa = cpu::clamp_to_detected(cpu::selected_isa());
+    #[cfg(target_arch = "x86_64")]
+    {
+        if isa == Isa::Avx512 {
+            // SAFETY: AVX-512F present (the selected ISA is clamped to the detected one).
+            return unsafe { quantize_i16_avx512(x, asymmetric, dst) };
+        }
+        if isa >= Isa::Avx2 {
+            // SAFETY: AVX2 present.
+            return unsafe { quantize_i16_avx2(x, asymmetric, dst) };
+        }
     }
-    (s, zp)
+    let _ = isa;
+    quantize_i16_body(x, asymmetric, dst)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn quantize_i16_avx512(x: &[f32], asymmetric: bool, dst: &mut [i16]) -> f32 {
+    quantize_i16_body(x, asymmetric, dst)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn quantize_i16_avx2(x: &[f32], asymmetric: bool, dst: &mut [i16]) -> f32 {
+    quantize_i16_body(x, asymmetric, dst)
+}
+
+#[inline(always)]
+fn quantize_i16_body(x: &[f32], asymmetric: bool, dst: &mut [i16]) -> f32 {
+    let split = vector_part(x.len());
+    let (xv, xt) = x.split_at(split);
+    let (dv, dt) = dst.split_at_mut(split);
+    if asymmetric {
+        let Some((scale, zp, inv)) = asymmetric_params(x) else {
+            dst.fill(0);
+            return 1.0;
+        };
+        for (d, &v) in dv.iter_mut().zip(xv) {
+            *d = (q_asymmetric(v, inv, zp, true) - zp) as i16;
+        }
+        for (d, &v) in dt.iter_mut().zip(xt) {
+            *d = (q_asymmetric(v, inv, zp, false) - zp) as i16;
+        }
+        scale
+    } else {
+        let Some((scale, inv)) = symmetric_params(x) else {
+            dst.fill(0);
+            return 1.0;
+        };
+        for (d, &v) in dv.iter_mut().zip(xv) {
+            *d = q_symmetric(v, inv, true) as i16;
+        }
+        for (d, &v) in dt.iter_mut().zip(xt) {
+            *d = q_symmetric(v, inv, false) as i16;
+        }
+        scale
+    }
 }
 
 /// Packed hybrid FULLY_CONNECTED.
@@ -289,7 +394,6 @@ impl PackedHybridFc {
         let work = |(gi, out): (usize, &mut [f32])| {
             let r0 = gi * GROUP;
             let n = out.len() / units;
-            let mut q = vec![0i8; depth];
             let mut patches = vec![0i16; GROUP * kp];
             let mut acc = vec![0i32; GROUP * rp];
             let mut in_scales = [0f32; GROUP];
@@ -297,9 +401,9 @@ impl PackedHybridFc {
                 for g in 0..n {
                     let x = &input[(r0 + g) * depth..(r0 + g + 1) * depth];
                     let dst = &mut patches[g * kp..g * kp + depth];
-                    in_scales[g] = quantize_to_i16(x, p.asymmetric, &mut q, dst).0;
+                    in_scales[g] = quantize_to_i16(x, p.asymmetric, dst);
                 }
-                dots(isa, &patches, &self.w, &mut acc);
+                dots(isa, &patches, n, &self.w, &mut acc);
             }
             for g in 0..n {
                 let o = &mut out[g * units..(g + 1) * units];
@@ -353,13 +457,11 @@ impl PackedHybridConv {
         let isa = dot_isa();
         let img = p.in_h * p.in_w * p.in_c;
         let out_img = p.out_h * p.out_w * p.out_c;
-        let mut q = vec![0i8; img];
         let mut x16 = vec![0i16; img];
         for b in 0..p.batch {
-            let (s_in, _) = quantize_to_i16(
+            let s_in = quantize_to_i16(
                 &input[b * img..(b + 1) * img],
                 self.hp.per_channel,
-                &mut q,
                 &mut x16,
             );
             let out_b = &mut output[b * out_img..(b + 1) * out_img];
@@ -383,12 +485,8 @@ impl PackedHybridConv {
         let y0 = (oy * p.stride_h) as isize - p.pad_top as isize;
         for ox0 in (0..p.out_w).step_by(GROUP) {
             let n = GROUP.min(p.out_w - ox0);
-            for g in 0..GROUP {
+            for g in 0..n {
                 let patch = &mut patches[g * kp..(g + 1) * kp];
-                if g >= n {
-                    patch.fill(0);
-                    continue;
-                }
                 let x0 = ((ox0 + g) * p.stride_w) as isize - p.pad_left as isize;
                 let mut at = 0;
                 for ky in 0..p.k_h {
@@ -407,7 +505,7 @@ impl PackedHybridConv {
                     }
                 }
             }
-            dots(isa, &patches, &self.w, &mut acc);
+            dots(isa, &patches, n, &self.w, &mut acc);
             for g in 0..n {
                 let o = &mut out_row[(ox0 + g) * p.out_c..(ox0 + g + 1) * p.out_c];
                 for (oc, ov) in o.iter_mut().enumerate() {
@@ -458,29 +556,16 @@ impl PackedHybridDepthwise {
         let img = p.in_h * p.in_w * p.in_c;
         let out_c = p.out_c();
         let out_img = p.out_h * p.out_w * out_c;
-        let mut q = vec![0i8; img];
         let mut x16 = vec![0i16; img];
         for b in 0..p.batch {
-            let (s_in, _) = quantize_to_i16(&input[b * img..(b + 1) * img], true, &mut q, &mut x16);
+            let s_in = quantize_to_i16(&input[b * img..(b + 1) * img], true, &mut x16);
             // Reference: `f32(acc) *= scale_w[oc] * scale_in`.
             let comb: Vec<f32> = self.scales.iter().map(|&s| s * s_in).collect();
             let out_b = &mut output[b * out_img..(b + 1) * out_img];
             let row = p.out_w * out_c;
+            let bias = self.bias.as_deref();
             let work = |(oy, out_row): (usize, &mut [f32])| {
-                let mut acc = vec![0i32; out_c];
-                for ox in 0..p.out_w {
-                    acc.fill(0);
-                    dw_pixel_dispatch(isa, p, &self.w, &x16, oy, ox, &mut acc);
-                    let o = &mut out_row[ox * out_c..(ox + 1) * out_c];
-                    for (oc, ov) in o.iter_mut().enumerate() {
-                        let mut v = acc[oc] as f32;
-                        v *= comb[oc];
-                        if let Some(bias) = &self.bias {
-                            v += bias[oc];
-                        }
-                        *ov = clamp_act(v, p.act_min, p.act_max);
-                    }
-                }
+                dw_row_dispatch(isa, p, &self.w, &x16, &comb, bias, oy, out_row)
             };
             if par.threads > 1 && p.out_h > 1 {
                 out_b.par_chunks_mut(row).enumerate().for_each(work);
@@ -491,47 +576,88 @@ impl PackedHybridDepthwise {
     }
 }
 
-fn dw_pixel_dispatch(
+#[allow(clippy::too_many_arguments)]
+fn dw_row_dispatch(
     isa: Isa,
     p: &DepthwiseParams,
     w: &[i16],
     x: &[i16],
+    comb: &[f32],
+    bias: Option<&[f32]>,
     oy: usize,
-    ox: usize,
-    acc: &mut [i32],
+    out_row: &mut [f32],
 ) {
     #[cfg(target_arch = "x86_64")]
     {
         if isa == Isa::Avx512 && cpu::features().avx512bw {
             // SAFETY: AVX-512F/BW present (checked above); the body is safe code.
-            return unsafe { dw_pixel_avx512(p, w, x, oy, ox, acc) };
+            return unsafe { dw_row_avx512(p, w, x, comb, bias, oy, out_row) };
         }
         if isa >= Isa::Avx2 {
             // SAFETY: AVX2 present (the selected ISA is clamped to the detected one).
-            return unsafe { dw_pixel_avx2(p, w, x, oy, ox, acc) };
+            return unsafe { dw_row_avx2(p, w, x, comb, bias, oy, out_row) };
         }
     }
     let _ = isa;
-    dw_pixel(p, w, x, oy, ox, acc)
+    dw_row(p, w, x, comb, bias, oy, out_row)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn dw_pixel_avx2(p: &DepthwiseParams, w: &[i16], x: &[i16], oy: usize, ox: usize, acc: &mut [i32]) {
-    dw_pixel(p, w, x, oy, ox, acc)
+#[allow(clippy::too_many_arguments)]
+fn dw_row_avx2(
+    p: &DepthwiseParams,
+    w: &[i16],
+    x: &[i16],
+    comb: &[f32],
+    bias: Option<&[f32]>,
+    oy: usize,
+    out_row: &mut [f32],
+) {
+    dw_row(p, w, x, comb, bias, oy, out_row)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw")]
-fn dw_pixel_avx512(
+#[allow(clippy::too_many_arguments)]
+fn dw_row_avx512(
     p: &DepthwiseParams,
     w: &[i16],
     x: &[i16],
+    comb: &[f32],
+    bias: Option<&[f32]>,
     oy: usize,
-    ox: usize,
-    acc: &mut [i32],
+    out_row: &mut [f32],
 ) {
-    dw_pixel(p, w, x, oy, ox, acc)
+    dw_row(p, w, x, comb, bias, oy, out_row)
+}
+
+/// One output row: int32 sums per pixel, then `f32(acc) * (s_w * s_in) + bias`.
+#[inline(always)]
+fn dw_row(
+    p: &DepthwiseParams,
+    w: &[i16],
+    x: &[i16],
+    comb: &[f32],
+    bias: Option<&[f32]>,
+    oy: usize,
+    out_row: &mut [f32],
+) {
+    let out_c = p.out_c();
+    let mut acc = vec![0i32; out_c];
+    for ox in 0..p.out_w {
+        acc.fill(0);
+        dw_pixel(p, w, x, oy, ox, &mut acc);
+        let o = &mut out_row[ox * out_c..(ox + 1) * out_c];
+        for (oc, ov) in o.iter_mut().enumerate() {
+            let mut v = acc[oc] as f32;
+            v *= comb[oc];
+            if let Some(bias) = bias {
+                v += bias[oc];
+            }
+            *ov = clamp_act(v, p.act_min, p.act_max);
+        }
+    }
 }
 
 /// One output pixel's int32 sums over the taps inside the image.

@@ -28,7 +28,7 @@ use super::depthwise::DepthwiseParams;
 use crate::error::{EngineError, Result};
 
 /// Elements quantized by TFLite's 8-wide vector loop; the rest take the scalar tail.
-fn vector_part(len: usize) -> usize {
+pub(crate) fn vector_part(len: usize) -> usize {
     len & !7
 }
 
@@ -40,49 +40,26 @@ fn round_vector(v: f32) -> i32 {
     (v + half) as i32
 }
 
-/// Quantizes `x` symmetrically to `[-127, 127]` (TFLite `SymmetricQuantizeFloats`);
-/// returns the scale (`max|x| / 127`, or 1 for an all-zero vector).
-///
-/// LiteRT's x86 build runs the NEON tensor utilities through NEON_2_SSE, so this follows
-/// `NeonSymmetricQuantizeFloats`: the first `len & !7` values round with
-/// [`round_vector`], the tail with `round()` (half away from zero).
-pub fn quantize_symmetric(x: &[f32], q: &mut [i8]) -> f32 {
-    debug_assert_eq!(x.len(), q.len());
+/// Scale and reciprocal of symmetric quantization (`None`: all-zero input, which
+/// TFLite maps to zeros with scale 1).
+pub(crate) fn symmetric_params(x: &[f32]) -> Option<(f32, f32)> {
     let (min, max) = min_max(x);
     let (a, b) = (min.abs(), max.abs());
     let range = if a < b { b } else { a };
     if range == 0.0 {
-        q.fill(0);
-        return 1.0;
+        return None;
     }
-    let scale = range / 127.0;
-    let inv = 127.0 / range;
-    let split = vector_part(x.len());
-    for (i, (qi, &v)) in q.iter_mut().zip(x).enumerate() {
-        let r = if i < split {
-            round_vector(v * inv)
-        } else {
-            // `as` saturates (NaN → 0) where C would be undefined.
-            (v * inv).round() as i32
-        };
-        *qi = r.clamp(-127, 127) as i8;
-    }
-    scale
+    Some((range / 127.0, 127.0 / range))
 }
 
-/// Quantizes `x` asymmetrically to `[-128, 127]` (TFLite `AsymmetricQuantizeFloats`,
-/// as `NeonAsymmetricQuantizeFloats` computes it): range `[min(x, 0), max(x, 0)]` in
-/// f32, scale `f64(rmax - rmin) / 255`, the zero point nudged from whichever end has the
-/// smaller error; vector part `round(x / s) + zp`, tail `zp + round(x / s)`, clamped.
-/// Returns `(scale, zero_point)`.
-pub fn quantize_asymmetric(x: &[f32], q: &mut [i8]) -> (f32, i32) {
-    debug_assert_eq!(x.len(), q.len());
+/// Scale, zero point and reciprocal of asymmetric quantization (`None`: the range
+/// `[min(x, 0), max(x, 0)]` is empty).
+pub(crate) fn asymmetric_params(x: &[f32]) -> Option<(f32, i32, f32)> {
     let (min, max) = min_max(x);
     let rmin = if 0.0 < min { 0.0 } else { min };
     let rmax = if 0.0 > max { 0.0 } else { max };
     if rmin == rmax {
-        q.fill(0);
-        return (1.0, 0);
+        return None;
     }
     let (qmin, qmax) = (-128.0f64, 127.0f64);
     // The difference is taken in f32 (the NEON path keeps rmin/rmax as floats).
@@ -107,30 +84,98 @@ pub fn quantize_asymmetric(x: &[f32], q: &mut [i8]) -> (f32, i32) {
     let scale = scale as f32;
     // C: `const float inv = 1.0 / *scaling_factor;` divides in double.
     let inv = (1.0 / f64::from(scale)) as f32;
+    Some((scale, zp, inv))
+}
+
+/// One symmetric value; `vector` selects the 8-wide loop's rounding.
+#[inline(always)]
+pub(crate) fn q_symmetric(v: f32, inv: f32, vector: bool) -> i32 {
+    let r = if vector {
+        round_vector(v * inv)
+    } else {
+        // `as` saturates (NaN → 0) where C would be undefined.
+        (v * inv).round() as i32
+    };
+    r.clamp(-127, 127)
+}
+
+/// One asymmetric value (vector loop: `round(x / s) + zp`; tail: `zp + round(x / s)`
+/// added in f32).
+#[inline(always)]
+pub(crate) fn q_asymmetric(v: f32, inv: f32, zp: i32, vector: bool) -> i32 {
+    let r = if vector {
+        round_vector(v * inv) + zp
+    } else {
+        (zp as f32 + (v * inv).round()) as i32
+    };
+    r.clamp(-128, 127)
+}
+
+/// Quantizes `x` symmetrically to `[-127, 127]` (TFLite `SymmetricQuantizeFloats`);
+/// returns the scale (`max|x| / 127`, or 1 for an all-zero vector).
+///
+/// LiteRT's x86 build runs the NEON tensor utilities through NEON_2_SSE, so this follows
+/// `NeonSymmetricQuantizeFloats`: the first `len & !7` values round with
+/// [`round_vector`], the tail with `round()` (half away from zero).
+pub fn quantize_symmetric(x: &[f32], q: &mut [i8]) -> f32 {
+    debug_assert_eq!(x.len(), q.len());
+    let Some((scale, inv)) = symmetric_params(x) else {
+        q.fill(0);
+        return 1.0;
+    };
     let split = vector_part(x.len());
     for (i, (qi, &v)) in q.iter_mut().zip(x).enumerate() {
-        let r = if i < split {
-            round_vector(v * inv) + zp
-        } else {
-            (zp as f32 + (v * inv).round()) as i32
-        };
-        *qi = r.clamp(-128, 127) as i8;
+        *qi = q_symmetric(v, inv, i < split) as i8;
+    }
+    scale
+}
+
+/// Quantizes `x` asymmetrically to `[-128, 127]` (TFLite `AsymmetricQuantizeFloats`,
+/// as `NeonAsymmetricQuantizeFloats` computes it): range `[min(x, 0), max(x, 0)]` in
+/// f32, scale `f64(rmax - rmin) / 255`, the zero point nudged from whichever end has the
+/// smaller error; vector part `round(x / s) + zp`, tail `zp + round(x / s)`, clamped.
+/// Returns `(scale, zero_point)`.
+pub fn quantize_asymmetric(x: &[f32], q: &mut [i8]) -> (f32, i32) {
+    debug_assert_eq!(x.len(), q.len());
+    let Some((scale, zp, inv)) = asymmetric_params(x) else {
+        q.fill(0);
+        return (1.0, 0);
+    };
+    let split = vector_part(x.len());
+    for (i, (qi, &v)) in q.iter_mut().zip(x).enumerate() {
+        *qi = q_asymmetric(v, inv, zp, i < split) as i8;
     }
     (scale, zp)
 }
 
-/// `std::minmax_element` values (first minimum, last maximum; NaNs never win a `<`).
-fn min_max(x: &[f32]) -> (f32, f32) {
+/// Minimum and maximum, lane-wise over 16 lanes so it vectorizes (the values equal a
+/// sequential scan's for any input without NaN).
+pub(crate) fn min_max(x: &[f32]) -> (f32, f32) {
     let Some(&first) = x.first() else {
         return (0.0, 0.0);
     };
+    let mut mins = [first; 16];
+    let mut maxs = [first; 16];
+    let chunks = x.chunks_exact(16);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for l in 0..16 {
+            if c[l] < mins[l] {
+                mins[l] = c[l];
+            }
+            if c[l] > maxs[l] {
+                maxs[l] = c[l];
+            }
+        }
+    }
     let (mut min, mut max) = (first, first);
-    for &v in &x[1..] {
+    for &v in mins.iter().chain(rest) {
         if v < min {
             min = v;
         }
-        // `!(v < max)`: a later equal value (or a NaN) becomes the maximum.
-        if v.partial_cmp(&max) != Some(std::cmp::Ordering::Less) {
+    }
+    for &v in maxs.iter().chain(rest) {
+        if v > max {
             max = v;
         }
     }

@@ -116,7 +116,7 @@ fn fc_fast_matches_reference() {
     for case in 0..60 {
         let rows = 1 + rng.below(9);
         let depth = 1 + rng.below(200);
-        let units = 1 + rng.below(40);
+        let units = 1 + rng.below(90);
         let asymmetric = case % 2 == 1;
         let (act_min, act_max) = ACTS[case % 3];
         let p = HybridFcParams {
@@ -171,7 +171,7 @@ fn conv_fast_matches_reference() {
         let batch = 1 + rng.below(2);
         let (in_h, in_w) = (1 + rng.below(9), 1 + rng.below(9));
         let in_c = 1 + rng.below(20);
-        let out_c = 1 + rng.below(20);
+        let out_c = 1 + rng.below(70);
         let (k_h, k_w) = (1 + rng.below(3), 1 + rng.below(3));
         let (stride_h, stride_w) = (1 + rng.below(2), 1 + rng.below(2));
         let (dilation_h, dilation_w) = (1 + rng.below(2), 1 + rng.below(2));
