@@ -316,10 +316,72 @@ fn quantize_to_i16(x: &[f32], asymmetric: bool, dst: &mut [i16]) -> f32 {
     quantize_i16_body(x, asymmetric, dst)
 }
 
+/// AVX-512 quantization: the first multiple of 16 of the vector part in registers
+/// (`cvttps` after adding ±0.5, NaN lanes → 0 as Rust's `as` gives), the rest with
+/// the shared scalar rules.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw")]
 fn quantize_i16_avx512(x: &[f32], asymmetric: bool, dst: &mut [i16]) -> f32 {
-    quantize_i16_body(x, asymmetric, dst)
+    use std::arch::x86_64::*;
+    let (scale, zp, inv, lo, hi) = if asymmetric {
+        match asymmetric_params(x) {
+            Some((s, zp, inv)) => (s, zp, inv, -128, 127),
+            None => {
+                dst.fill(0);
+                return 1.0;
+            }
+        }
+    } else {
+        match symmetric_params(x) {
+            Some((s, inv)) => (s, 0, inv, -127, 127),
+            None => {
+                dst.fill(0);
+                return 1.0;
+            }
+        }
+    };
+    let split = vector_part(x.len());
+    let simd = split & !15;
+    let inv_v = _mm512_set1_ps(inv);
+    let big = _mm512_set1_ps(1_073_741_824.0);
+    let nbig = _mm512_set1_ps(-1_073_741_824.0);
+    let (pos, neg) = (_mm512_set1_ps(0.5), _mm512_set1_ps(-0.5));
+    let zero = _mm512_setzero_ps();
+    let zp_v = _mm512_set1_epi32(zp);
+    let (lo_v, hi_v) = (_mm512_set1_epi32(lo), _mm512_set1_epi32(hi));
+    let mut i = 0;
+    while i < simd {
+        // SAFETY: i + 16 <= simd <= x.len() == dst.len().
+        unsafe {
+            let v = _mm512_loadu_ps(x.as_ptr().add(i));
+            let r = _mm512_mul_ps(v, inv_v);
+            let ordered = _mm512_cmp_ps_mask::<_CMP_ORD_Q>(r, r);
+            let neg_mask = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(r, zero);
+            let half = _mm512_mask_blend_ps(neg_mask, pos, neg);
+            // Far outside the clamp range either way; keeps cvttps from overflowing.
+            let r = _mm512_min_ps(_mm512_max_ps(r, nbig), big);
+            let t = _mm512_maskz_mov_epi32(ordered, _mm512_cvttps_epi32(_mm512_add_ps(r, half)));
+            let q = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(t, zp_v), lo_v), hi_v);
+            let d = _mm512_cvtepi32_epi16(_mm512_sub_epi32(q, zp_v));
+            _mm256_storeu_si256(dst.as_mut_ptr().add(i).cast(), d);
+        }
+        i += 16;
+    }
+    for (d, &v) in dst[simd..].iter_mut().zip(&x[simd..]).take(split - simd) {
+        *d = if asymmetric {
+            (q_asymmetric(v, inv, zp, true) - zp) as i16
+        } else {
+            q_symmetric(v, inv, true) as i16
+        };
+    }
+    for (d, &v) in dst[split..].iter_mut().zip(&x[split..]) {
+        *d = if asymmetric {
+            (q_asymmetric(v, inv, zp, false) - zp) as i16
+        } else {
+            q_symmetric(v, inv, false) as i16
+        };
+    }
+    scale
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -508,19 +570,58 @@ impl PackedHybridConv {
             dots(isa, &patches, n, &self.w, &mut acc);
             for g in 0..n {
                 let o = &mut out_row[(ox0 + g) * p.out_c..(ox0 + g + 1) * p.out_c];
-                for (oc, ov) in o.iter_mut().enumerate() {
-                    let a = acc[g * rp + oc] as f32;
-                    let mut v = if self.hp.per_channel {
-                        a * self.scales[oc] * s_in
-                    } else {
-                        a * (s_in * self.scales[oc])
-                    };
-                    if let Some(bias) = &self.bias {
-                        v += bias[oc];
-                    }
-                    *ov = clamp_act(v, p.act_min, p.act_max);
-                }
+                let a = &acc[g * rp..g * rp + p.out_c];
+                conv_epilogue(
+                    o,
+                    a,
+                    &self.scales,
+                    self.bias.as_deref(),
+                    s_in,
+                    self.hp.per_channel,
+                    p.act_min,
+                    p.act_max,
+                );
             }
+        }
+    }
+}
+
+/// `f32(acc) * s_w * s_in + bias` (per-channel) or `f32(acc) * (s_in * s_w) + bias`,
+/// clamped; branches hoisted so each loop vectorizes.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn conv_epilogue(
+    o: &mut [f32],
+    acc: &[i32],
+    scales: &[f32],
+    bias: Option<&[f32]>,
+    s_in: f32,
+    per_channel: bool,
+    lo: f32,
+    hi: f32,
+) {
+    let bias = match bias {
+        Some(b) => b,
+        None => {
+            // Adding +0.0 is not an identity for -0.0: keep the no-bias sum exact.
+            for ((ov, &a), &s) in o.iter_mut().zip(acc).zip(scales) {
+                let v = if per_channel {
+                    a as f32 * s * s_in
+                } else {
+                    a as f32 * (s_in * s)
+                };
+                *ov = clamp_act(v, lo, hi);
+            }
+            return;
+        }
+    };
+    if per_channel {
+        for (((ov, &a), &s), &b) in o.iter_mut().zip(acc).zip(scales).zip(bias) {
+            *ov = clamp_act(a as f32 * s * s_in + b, lo, hi);
+        }
+    } else {
+        for (((ov, &a), &s), &b) in o.iter_mut().zip(acc).zip(scales).zip(bias) {
+            *ov = clamp_act(a as f32 * (s_in * s) + b, lo, hi);
         }
     }
 }
