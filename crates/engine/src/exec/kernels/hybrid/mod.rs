@@ -148,26 +148,28 @@ pub fn quantize_asymmetric(x: &[f32], q: &mut [i8]) -> (f32, i32) {
     (scale, zp)
 }
 
-/// Minimum and maximum, lane-wise over 16 lanes so it vectorizes (the values equal a
-/// sequential scan's for any input without NaN).
+/// Minimum and maximum, lane-wise over 16 lanes and then reduced in lane order, so it
+/// vectorizes; a NaN never replaces a lane's value (as `x < m` is false), so every
+/// path returns the same pair for any input.
 pub(crate) fn min_max(x: &[f32]) -> (f32, f32) {
     let Some(&first) = x.first() else {
         return (0.0, 0.0);
     };
     let mut mins = [first; 16];
     let mut maxs = [first; 16];
-    let chunks = x.chunks_exact(16);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for l in 0..16 {
-            if c[l] < mins[l] {
-                mins[l] = c[l];
-            }
-            if c[l] > maxs[l] {
-                maxs[l] = c[l];
-            }
+    let whole = x.len() & !15;
+    #[cfg(target_arch = "x86_64")]
+    {
+        if super::cpu::features().avx512f {
+            // SAFETY: AVX-512F present.
+            unsafe { lanes_avx512(&x[..whole], &mut mins, &mut maxs) };
+        } else {
+            lanes(&x[..whole], &mut mins, &mut maxs);
         }
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    lanes(&x[..whole], &mut mins, &mut maxs);
+    let rest = &x[whole..];
     let (mut min, mut max) = (first, first);
     for &v in mins.iter().chain(rest) {
         if v < min {
@@ -180,6 +182,40 @@ pub(crate) fn min_max(x: &[f32]) -> (f32, f32) {
         }
     }
     (min, max)
+}
+
+#[inline(always)]
+fn lanes(x: &[f32], mins: &mut [f32; 16], maxs: &mut [f32; 16]) {
+    for c in x.chunks_exact(16) {
+        for l in 0..16 {
+            if c[l] < mins[l] {
+                mins[l] = c[l];
+            }
+            if c[l] > maxs[l] {
+                maxs[l] = c[l];
+            }
+        }
+    }
+}
+
+/// `vminps(x, m)` returns `m` when either is NaN or they are equal: the same rule as
+/// [`lanes`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn lanes_avx512(x: &[f32], mins: &mut [f32; 16], maxs: &mut [f32; 16]) {
+    use std::arch::x86_64::*;
+    // SAFETY: the arrays hold 16 floats; every chunk holds 16 floats.
+    unsafe {
+        let mut mn = _mm512_loadu_ps(mins.as_ptr());
+        let mut mx = _mm512_loadu_ps(maxs.as_ptr());
+        for c in x.chunks_exact(16) {
+            let v = _mm512_loadu_ps(c.as_ptr());
+            mn = _mm512_min_ps(v, mn);
+            mx = _mm512_max_ps(v, mx);
+        }
+        _mm512_storeu_ps(mins.as_mut_ptr(), mn);
+        _mm512_storeu_ps(maxs.as_mut_ptr(), mx);
+    }
 }
 
 /// `min(max(v, lo), hi)` as C++ `std::min`/`std::max` evaluate it.

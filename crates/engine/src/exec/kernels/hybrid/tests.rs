@@ -317,3 +317,36 @@ fn depthwise_fast_matches_reference() {
         });
     }
 }
+
+#[test]
+fn min_max_paths_agree_even_with_nan() {
+    let mut rng = Rng(3);
+    for n in [1, 5, 16, 17, 40, 100] {
+        let mut x = rng.floats(n, -5.0, 5.0);
+        if n > 3 {
+            x[2] = f32::NAN;
+        }
+        let mut mins = [x[0]; 16];
+        let mut maxs = [x[0]; 16];
+        let whole = n & !15;
+        lanes(&x[..whole], &mut mins, &mut maxs);
+        let (a, b) = min_max(&x);
+        let want_min = mins
+            .iter()
+            .chain(&x[whole..])
+            .fold(x[0], |m, &v| if v < m { v } else { m });
+        let want_max = maxs
+            .iter()
+            .chain(&x[whole..])
+            .fold(x[0], |m, &v| if v > m { v } else { m });
+        assert_eq!(
+            (a.to_bits(), b.to_bits()),
+            (want_min.to_bits(), want_max.to_bits()),
+            "n={n}"
+        );
+        let finite: Vec<f32> = x.iter().copied().filter(|v| !v.is_nan()).collect();
+        if x[0].is_finite() {
+            assert_eq!(a, finite.iter().copied().fold(f32::INFINITY, f32::min));
+        }
+    }
+}
