@@ -33,6 +33,8 @@ pub enum Command {
     Eval(EvalArgs),
     /// Measure single-inference latency.
     Bench(BenchArgs),
+    /// Post-training quantization of a float32 model (float16, dynamic, int8, int16x8, uint8).
+    Quantize(QuantizeArgs),
 }
 
 #[derive(Args, Debug, Clone, Copy)]
@@ -157,6 +159,56 @@ pub struct BenchArgs {
     pub profile: bool,
     #[command(flatten)]
     pub run: RunArgs,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuantModeArg {
+    Float16,
+    Dynamic,
+    Int8,
+    Int16x8,
+    Uint8,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoTypeArg {
+    Float,
+    Int8,
+    Uint8,
+}
+
+#[derive(Args, Debug)]
+pub struct QuantizeArgs {
+    /// Float32 input model.
+    pub model: PathBuf,
+    #[arg(long, value_enum)]
+    pub mode: QuantModeArg,
+    /// Calibration dataset (full-integer modes).
+    #[arg(long, default_value = "imagenet-sample")]
+    pub calibration: String,
+    /// Number of calibration images.
+    #[arg(long, default_value_t = 100)]
+    pub calibration_size: usize,
+    /// First calibration image.
+    #[arg(long, default_value_t = 0)]
+    pub calibration_offset: usize,
+    /// Range estimator: minmax, percentile (99.99%), percentile:P or mse.
+    #[arg(long, default_value = "minmax")]
+    pub calibration_method: String,
+    /// Model input/output type in full-integer modes.
+    #[arg(long, value_enum, default_value_t = IoTypeArg::Float)]
+    pub io: IoTypeArg,
+    /// Keep ops without an integer kernel in float (DEQUANTIZE/QUANTIZE around them).
+    #[arg(long)]
+    pub allow_float_fallback: bool,
+    /// Worker threads for calibration.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Output .tflite path.
+    #[arg(short, long)]
+    pub output: PathBuf,
     #[arg(long)]
     pub json: bool,
 }

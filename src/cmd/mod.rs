@@ -5,6 +5,7 @@ mod convert;
 mod eval;
 mod infer;
 mod inspect;
+mod quantize;
 mod zoo;
 
 use std::path::Path;
@@ -25,6 +26,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Infer(a) => infer::run(&a),
         Command::Eval(a) => eval::run(&a),
         Command::Bench(a) => bench::run(&a),
+        Command::Quantize(a) => quantize::run(&a),
     }?;
     Ok(ExitCode::SUCCESS)
 }

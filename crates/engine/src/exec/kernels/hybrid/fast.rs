@@ -1,0 +1,798 @@
+//! Fast hybrid kernels. The int8 operands are widened to i16 once (weights at
+//! preparation, the quantized input while quantizing, with the input zero point
+//! already subtracted), so the inner loops are pure 16-bit multiply-adds into int32:
+//! `vpdpwssd` (AVX-512 VNNI), `vpmaddwd` (AVX-512BW / AVX2) or plain loops. Weights
+//! are packed in blocks of 16 output channels with depth pairs interleaved, so one
+//! broadcast pair of patch values times one weight vector updates 16 channel sums with
+//! no horizontal reduction. The int32 sums equal the reference's exactly (wrapping
+//! arithmetic is associative) and the float epilogues are the reference's expressions,
+//! so results are identical.
+
+use rayon::prelude::*;
+
+use super::{
+    HybridConvParams, HybridFcParams, asymmetric_params, clamp_act, q_asymmetric, q_symmetric,
+    symmetric_params, vector_part,
+};
+use crate::exec::kernels::Parallelism;
+use crate::exec::kernels::cpu::{self, Isa};
+use crate::exec::kernels::depthwise::DepthwiseParams;
+
+/// Patches per full micro-kernel call.
+const GROUP: usize = 8;
+/// Output channels per packed weight block (16 i32 lanes of a zmm register).
+const OCB: usize = 16;
+
+/// Which dot-product routine to run (resolved once per kernel call).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DotIsa {
+    Portable,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    #[cfg(target_arch = "x86_64")]
+    Avx512Bw,
+    #[cfg(target_arch = "x86_64")]
+    Avx512Vnni,
+}
+
+fn dot_isa() -> DotIsa {
+    let isa = cpu::clamp_to_detected(cpu::selected_isa());
+    #[cfg(target_arch = "x86_64")]
+    {
+        let f = cpu::features();
+        if isa == Isa::Avx512 && f.avx512bw {
+            return if f.avx512vnni {
+                DotIsa::Avx512Vnni
+            } else {
+                DotIsa::Avx512Bw
+            };
+        }
+        if isa >= Isa::Avx2 {
+            return DotIsa::Avx2;
+        }
+    }
+    let _ = isa;
+    DotIsa::Portable
+}
+
+/// Weight rows widened to i16 and packed: blocks of [`OCB`] rows, inside a block
+/// `[depth pair][row][2]`. The depth is padded to even (`kp`), the rows to a multiple
+/// of [`OCB`], both with zeros.
+#[derive(Debug, Clone)]
+pub struct PackedRows {
+    blocks: usize,
+    kp: usize,
+    data: Vec<i16>,
+}
+
+impl PackedRows {
+    /// `w` holds `rows` rows of `k` int8 values.
+    pub fn new(w: &[i8], rows: usize, k: usize) -> Self {
+        let kp = k.div_ceil(2).max(1) * 2;
+        let blocks = rows.div_ceil(OCB);
+        let mut data = vec![0i16; blocks * kp * OCB];
+        for r in 0..rows {
+            let (b, l) = (r / OCB, r % OCB);
+            for (kk, &v) in w[r * k..(r + 1) * k].iter().enumerate() {
+                data[((b * (kp / 2) + kk / 2) * OCB + l) * 2 + kk % 2] = i16::from(v);
+            }
+        }
+        PackedRows { blocks, kp, data }
+    }
+
+    /// Rows including the padding (the stride of an accumulator row).
+    fn rows_padded(&self) -> usize {
+        self.blocks * OCB
+    }
+
+    /// Bytes held (for memory reports).
+    pub fn bytes(&self) -> usize {
+        self.data.len() * 2
+    }
+}
+
+/// `acc[g * rows_padded + r] = Σ_k x[g * kp + k] * w[r][k]` for `n` patches.
+fn dots(isa: DotIsa, x: &[i16], n: usize, w: &PackedRows, acc: &mut [i32]) {
+    let (kp, rp) = (w.kp, w.rows_padded());
+    assert!((1..=GROUP).contains(&n) && x.len() >= n * kp && acc.len() >= n * rp);
+    match isa {
+        DotIsa::Portable => dots_portable(x, n, w, acc),
+        // SAFETY: each variant is only chosen when the CPU has its features (dot_isa),
+        // and the assert above bounds every pointer the kernels form.
+        #[cfg(target_arch = "x86_64")]
+        _ => unsafe { x86::dots(isa, x, n, w.blocks, kp, &w.data, acc) },
+    }
+}
+
+fn dots_portable(x: &[i16], n: usize, w: &PackedRows, acc: &mut [i32]) {
+    let (kp, rp) = (w.kp, w.rows_padded());
+    for g in 0..n {
+        let xg = &x[g * kp..(g + 1) * kp];
+        for b in 0..w.blocks {
+            let mut s = [0i32; OCB];
+            let wb = &w.data[b * kp * OCB..(b + 1) * kp * OCB];
+            for (kk, pair) in xg.chunks_exact(2).enumerate() {
+                let wk = &wb[kk * 2 * OCB..(kk + 1) * 2 * OCB];
+                for l in 0..OCB {
+                    let p = i32::from(pair[0]) * i32::from(wk[2 * l])
+                        + i32::from(pair[1]) * i32::from(wk[2 * l + 1]);
+                    s[l] = s[l].wrapping_add(p);
+                }
+            }
+            acc[g * rp + b * OCB..g * rp + (b + 1) * OCB].copy_from_slice(&s);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::{DotIsa, GROUP, OCB};
+
+    /// Reads patch values `2kk, 2kk + 1` as one i32 (the pair `vpmaddwd` multiplies).
+    ///
+    /// # Safety
+    /// `p` must point to two readable i16.
+    #[inline(always)]
+    unsafe fn pair(p: *const i16) -> i32 {
+        // SAFETY: the caller guarantees two readable i16 at p.
+        unsafe { p.cast::<i32>().read_unaligned() }
+    }
+
+    /// Dispatch over patch count and block grouping.
+    ///
+    /// # Safety
+    /// The ISA's features must be present; `x` holds `n * kp`, `w` `blocks * kp * 16`,
+    /// `acc` `n * blocks * 16` values.
+    pub unsafe fn dots(
+        isa: DotIsa,
+        x: &[i16],
+        n: usize,
+        blocks: usize,
+        kp: usize,
+        w: &[i16],
+        acc: &mut [i32],
+    ) {
+        let rp = blocks * OCB;
+        let (xp, wp, ap) = (x.as_ptr(), w.as_ptr(), acc.as_mut_ptr());
+        // SAFETY (all calls): block ranges stay below `blocks`, patch ranges below `n`.
+        unsafe {
+            macro_rules! run {
+                ($f:ident) => {{
+                    if n == GROUP {
+                        let mut b = 0;
+                        while b + 2 <= blocks {
+                            $f::<GROUP, 2>(xp, kp, wp, b, ap, rp);
+                            b += 2;
+                        }
+                        if b < blocks {
+                            $f::<GROUP, 1>(xp, kp, wp, b, ap, rp);
+                        }
+                    } else {
+                        for g in 0..n {
+                            let (xg, ag) = (xp.add(g * kp), ap.add(g * rp));
+                            let mut b = 0;
+                            while b + 4 <= blocks {
+                                $f::<1, 4>(xg, kp, wp, b, ag, rp);
+                                b += 4;
+                            }
+                            while b < blocks {
+                                $f::<1, 1>(xg, kp, wp, b, ag, rp);
+                                b += 1;
+                            }
+                        }
+                    }
+                }};
+            }
+            match isa {
+                DotIsa::Avx512Vnni => run!(k512_vnni),
+                DotIsa::Avx512Bw => run!(k512),
+                _ => run!(k256),
+            }
+        }
+    }
+
+    /// `P` patches × `NB` blocks of 16 channels, AVX-512BW `vpmaddwd` + `vpaddd`.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    unsafe fn k512<const P: usize, const NB: usize>(
+        x: *const i16,
+        kp: usize,
+        w: *const i16,
+        b0: usize,
+        acc: *mut i32,
+        rp: usize,
+    ) {
+        let mut a = [[_mm512_setzero_si512(); NB]; P];
+        // SAFETY: the caller's bounds (see `dots`).
+        unsafe {
+            for kk in 0..kp / 2 {
+                let wv: [__m512i; NB] = std::array::from_fn(|j| {
+                    _mm512_loadu_si512(w.add(((b0 + j) * (kp / 2) + kk) * 2 * OCB).cast())
+                });
+                for (g, ag) in a.iter_mut().enumerate() {
+                    let xv = _mm512_set1_epi32(pair(x.add(g * kp + 2 * kk)));
+                    for j in 0..NB {
+                        ag[j] = _mm512_add_epi32(ag[j], _mm512_madd_epi16(xv, wv[j]));
+                    }
+                }
+            }
+            for (g, ag) in a.iter().enumerate() {
+                for (j, v) in ag.iter().enumerate() {
+                    _mm512_storeu_si512(acc.add(g * rp + (b0 + j) * OCB).cast(), *v);
+                }
+            }
+        }
+    }
+
+    /// As [`k512`] with the fused `vpdpwssd` (AVX-512 VNNI).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn k512_vnni<const P: usize, const NB: usize>(
+        x: *const i16,
+        kp: usize,
+        w: *const i16,
+        b0: usize,
+        acc: *mut i32,
+        rp: usize,
+    ) {
+        let mut a = [[_mm512_setzero_si512(); NB]; P];
+        // SAFETY: the caller's bounds (see `dots`).
+        unsafe {
+            for kk in 0..kp / 2 {
+                let wv: [__m512i; NB] = std::array::from_fn(|j| {
+                    _mm512_loadu_si512(w.add(((b0 + j) * (kp / 2) + kk) * 2 * OCB).cast())
+                });
+                for (g, ag) in a.iter_mut().enumerate() {
+                    let xv = _mm512_set1_epi32(pair(x.add(g * kp + 2 * kk)));
+                    for j in 0..NB {
+                        ag[j] = _mm512_dpwssd_epi32(ag[j], xv, wv[j]);
+                    }
+                }
+            }
+            for (g, ag) in a.iter().enumerate() {
+                for (j, v) in ag.iter().enumerate() {
+                    _mm512_storeu_si512(acc.add(g * rp + (b0 + j) * OCB).cast(), *v);
+                }
+            }
+        }
+    }
+
+    /// AVX2: a 16-channel block is two ymm halves; patches in groups of 4 keep the
+    /// accumulators within the 16 ymm registers.
+    #[target_feature(enable = "avx2")]
+    unsafe fn k256<const P: usize, const NB: usize>(
+        x: *const i16,
+        kp: usize,
+        w: *const i16,
+        b0: usize,
+        acc: *mut i32,
+        rp: usize,
+    ) {
+        let mut g0 = 0;
+        while g0 < P {
+            let pc = (P - g0).min(4);
+            // SAFETY: the caller's bounds; patches g0..g0+pc < P.
+            unsafe {
+                for j in 0..NB {
+                    let mut a = [[_mm256_setzero_si256(); 2]; 4];
+                    let wb = w.add((b0 + j) * (kp / 2) * 2 * OCB);
+                    for kk in 0..kp / 2 {
+                        let w0 = _mm256_loadu_si256(wb.add(kk * 2 * OCB).cast());
+                        let w1 = _mm256_loadu_si256(wb.add(kk * 2 * OCB + OCB).cast());
+                        for (g, ag) in a.iter_mut().enumerate().take(pc) {
+                            let xv = _mm256_set1_epi32(pair(x.add((g0 + g) * kp + 2 * kk)));
+                            ag[0] = _mm256_add_epi32(ag[0], _mm256_madd_epi16(xv, w0));
+                            ag[1] = _mm256_add_epi32(ag[1], _mm256_madd_epi16(xv, w1));
+                        }
+                    }
+                    for (g, ag) in a.iter().enumerate().take(pc) {
+                        let dst = acc.add((g0 + g) * rp + (b0 + j) * OCB);
+                        _mm256_storeu_si256(dst.cast(), ag[0]);
+                        _mm256_storeu_si256(dst.add(8).cast(), ag[1]);
+                    }
+                }
+            }
+            g0 += pc;
+        }
+    }
+}
+
+/// Quantizes one vector straight to `q - zero_point` as i16 (`dst.len() == x.len()`)
+/// with the reference's rules; returns the scale.
+fn quantize_to_i16(x: &[f32], asymmetric: bool, dst: &mut [i16]) -> f32 {
+    let isa = cpu::clamp_to_detected(cpu::selected_isa());
+    #[cfg(target_arch = "x86_64")]
+    {
+        if isa == Isa::Avx512 {
+            // SAFETY: AVX-512F present (the selected ISA is clamped to the detected one).
+            return unsafe { quantize_i16_avx512(x, asymmetric, dst) };
+        }
+        if isa >= Isa::Avx2 {
+            // SAFETY: AVX2 present.
+            return unsafe { quantize_i16_avx2(x, asymmetric, dst) };
+        }
+    }
+    let _ = isa;
+    quantize_i16_body(x, asymmetric, dst)
+}
+
+/// AVX-512 quantization: the first multiple of 16 of the vector part in registers
+/// (`cvttps` after adding ±0.5, NaN lanes → 0 as Rust's `as` gives), the rest with
+/// the shared scalar rules.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+fn quantize_i16_avx512(x: &[f32], asymmetric: bool, dst: &mut [i16]) -> f32 {
+    use std::arch::x86_64::*;
+    let (scale, zp, inv, lo, hi) = if asymmetric {
+        match asymmetric_params(x) {
+            Some((s, zp, inv)) => (s, zp, inv, -128, 127),
+            None => {
+                dst.fill(0);
+                return 1.0;
+            }
+        }
+    } else {
+        match symmetric_params(x) {
+            Some((s, inv)) => (s, 0, inv, -127, 127),
+            None => {
+                dst.fill(0);
+                return 1.0;
+            }
+        }
+    };
+    let split = vector_part(x.len());
+    let simd = split & !15;
+    let inv_v = _mm512_set1_ps(inv);
+    let big = _mm512_set1_ps(1_073_741_824.0);
+    let nbig = _mm512_set1_ps(-1_073_741_824.0);
+    let (pos, neg) = (_mm512_set1_ps(0.5), _mm512_set1_ps(-0.5));
+    let zero = _mm512_setzero_ps();
+    let zp_v = _mm512_set1_epi32(zp);
+    let (lo_v, hi_v) = (_mm512_set1_epi32(lo), _mm512_set1_epi32(hi));
+    let mut i = 0;
+    while i < simd {
+        // SAFETY: i + 16 <= simd <= x.len() == dst.len().
+        unsafe {
+            let v = _mm512_loadu_ps(x.as_ptr().add(i));
+            let r = _mm512_mul_ps(v, inv_v);
+            let ordered = _mm512_cmp_ps_mask::<_CMP_ORD_Q>(r, r);
+            let neg_mask = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(r, zero);
+            let half = _mm512_mask_blend_ps(neg_mask, pos, neg);
+            // Far outside the clamp range either way; keeps cvttps from overflowing.
+            let r = _mm512_min_ps(_mm512_max_ps(r, nbig), big);
+            let t = _mm512_maskz_mov_epi32(ordered, _mm512_cvttps_epi32(_mm512_add_ps(r, half)));
+            let q = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(t, zp_v), lo_v), hi_v);
+            let d = _mm512_cvtepi32_epi16(_mm512_sub_epi32(q, zp_v));
+            _mm256_storeu_si256(dst.as_mut_ptr().add(i).cast(), d);
+        }
+        i += 16;
+    }
+    for (d, &v) in dst[simd..].iter_mut().zip(&x[simd..]).take(split - simd) {
+        *d = if asymmetric {
+            (q_asymmetric(v, inv, zp, true) - zp) as i16
+        } else {
+            q_symmetric(v, inv, true) as i16
+        };
+    }
+    for (d, &v) in dst[split..].iter_mut().zip(&x[split..]) {
+        *d = if asymmetric {
+            (q_asymmetric(v, inv, zp, false) - zp) as i16
+        } else {
+            q_symmetric(v, inv, false) as i16
+        };
+    }
+    scale
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn quantize_i16_avx2(x: &[f32], asymmetric: bool, dst: &mut [i16]) -> f32 {
+    quantize_i16_body(x, asymmetric, dst)
+}
+
+#[inline(always)]
+fn quantize_i16_body(x: &[f32], asymmetric: bool, dst: &mut [i16]) -> f32 {
+    let split = vector_part(x.len());
+    let (xv, xt) = x.split_at(split);
+    let (dv, dt) = dst.split_at_mut(split);
+    if asymmetric {
+        let Some((scale, zp, inv)) = asymmetric_params(x) else {
+            dst.fill(0);
+            return 1.0;
+        };
+        for (d, &v) in dv.iter_mut().zip(xv) {
+            *d = (q_asymmetric(v, inv, zp, true) - zp) as i16;
+        }
+        for (d, &v) in dt.iter_mut().zip(xt) {
+            *d = (q_asymmetric(v, inv, zp, false) - zp) as i16;
+        }
+        scale
+    } else {
+        let Some((scale, inv)) = symmetric_params(x) else {
+            dst.fill(0);
+            return 1.0;
+        };
+        for (d, &v) in dv.iter_mut().zip(xv) {
+            *d = q_symmetric(v, inv, true) as i16;
+        }
+        for (d, &v) in dt.iter_mut().zip(xt) {
+            *d = q_symmetric(v, inv, false) as i16;
+        }
+        scale
+    }
+}
+
+/// Packed hybrid FULLY_CONNECTED.
+#[derive(Debug, Clone)]
+pub struct PackedHybridFc {
+    p: HybridFcParams,
+    w: PackedRows,
+    scales: Vec<f32>,
+    bias: Option<Vec<f32>>,
+}
+
+impl PackedHybridFc {
+    /// Sizes must have passed [`HybridFcParams::check`].
+    pub fn new(p: &HybridFcParams, weights: &[i8], scales: &[f32], bias: Option<&[f32]>) -> Self {
+        PackedHybridFc {
+            p: *p,
+            w: PackedRows::new(weights, p.units, p.depth),
+            scales: scales.to_vec(),
+            bias: bias.map(<[f32]>::to_vec),
+        }
+    }
+
+    pub fn packed_bytes(&self) -> usize {
+        self.w.bytes() + self.scales.len() * 4 + self.bias.as_ref().map_or(0, |b| b.len() * 4)
+    }
+
+    pub fn run(&self, input: &[f32], output: &mut [f32], par: Parallelism) {
+        let p = &self.p;
+        let (depth, units) = (p.depth, p.units);
+        let isa = dot_isa();
+        let zero = input.iter().all(|&v| v == 0.0);
+        let rp = self.w.rows_padded();
+        let kp = self.w.kp;
+        let work = |(gi, out): (usize, &mut [f32])| {
+            let r0 = gi * GROUP;
+            let n = out.len() / units;
+            let mut patches = vec![0i16; GROUP * kp];
+            let mut acc = vec![0i32; GROUP * rp];
+            let mut in_scales = [0f32; GROUP];
+            if !zero {
+                for g in 0..n {
+                    let x = &input[(r0 + g) * depth..(r0 + g + 1) * depth];
+                    let dst = &mut patches[g * kp..g * kp + depth];
+                    in_scales[g] = quantize_to_i16(x, p.asymmetric, dst);
+                }
+                dots(isa, &patches, n, &self.w, &mut acc);
+            }
+            for g in 0..n {
+                let o = &mut out[g * units..(g + 1) * units];
+                for u in 0..units {
+                    let init = self.bias.as_ref().map_or(0.0, |b| b[u]);
+                    let v = if zero {
+                        init
+                    } else {
+                        init + acc[g * rp + u] as f32 * (in_scales[g] * self.scales[u])
+                    };
+                    o[u] = clamp_act(v, p.act_min, p.act_max);
+                }
+            }
+        };
+        let out = &mut output[..p.rows * units];
+        if par.threads > 1 && p.rows > GROUP {
+            out.par_chunks_mut(GROUP * units).enumerate().for_each(work);
+        } else {
+            out.chunks_mut(GROUP * units).enumerate().for_each(work);
+        }
+    }
+}
+
+/// Packed hybrid CONV_2D (im2col of the quantized input, i16 patches × i16 filters).
+#[derive(Debug, Clone)]
+pub struct PackedHybridConv {
+    hp: HybridConvParams,
+    w: PackedRows,
+    scales: Vec<f32>,
+    bias: Option<Vec<f32>>,
+}
+
+impl PackedHybridConv {
+    /// Sizes must have passed the family's conv check.
+    pub fn new(hp: &HybridConvParams, filter: &[i8], scales: &[f32], bias: Option<&[f32]>) -> Self {
+        let p = &hp.conv;
+        PackedHybridConv {
+            hp: *hp,
+            w: PackedRows::new(filter, p.out_c, p.k()),
+            scales: scales.to_vec(),
+            bias: bias.map(<[f32]>::to_vec),
+        }
+    }
+
+    pub fn packed_bytes(&self) -> usize {
+        self.w.bytes() + self.scales.len() * 4 + self.bias.as_ref().map_or(0, |b| b.len() * 4)
+    }
+
+    pub fn run(&self, input: &[f32], output: &mut [f32], par: Parallelism) {
+        let p = &self.hp.conv;
+        let isa = dot_isa();
+        let img = p.in_h * p.in_w * p.in_c;
+        let out_img = p.out_h * p.out_w * p.out_c;
+        let mut x16 = vec![0i16; img];
+        for b in 0..p.batch {
+            let s_in = quantize_to_i16(
+                &input[b * img..(b + 1) * img],
+                self.hp.per_channel,
+                &mut x16,
+            );
+            let out_b = &mut output[b * out_img..(b + 1) * out_img];
+            let row = p.out_w * p.out_c;
+            let work =
+                |(oy, out_row): (usize, &mut [f32])| self.run_row(isa, &x16, s_in, oy, out_row);
+            if par.threads > 1 && p.out_h > 1 {
+                out_b.par_chunks_mut(row).enumerate().for_each(work);
+            } else {
+                out_b.chunks_mut(row).enumerate().for_each(work);
+            }
+        }
+    }
+
+    /// One output row: patches in groups of [`GROUP`], then the epilogue.
+    fn run_row(&self, isa: DotIsa, x16: &[i16], s_in: f32, oy: usize, out_row: &mut [f32]) {
+        let p = &self.hp.conv;
+        let (kp, rp) = (self.w.kp, self.w.rows_padded());
+        let mut patches = vec![0i16; GROUP * kp];
+        let mut acc = vec![0i32; GROUP * rp];
+        let y0 = (oy * p.stride_h) as isize - p.pad_top as isize;
+        for ox0 in (0..p.out_w).step_by(GROUP) {
+            let n = GROUP.min(p.out_w - ox0);
+            for g in 0..n {
+                let patch = &mut patches[g * kp..(g + 1) * kp];
+                let x0 = ((ox0 + g) * p.stride_w) as isize - p.pad_left as isize;
+                let mut at = 0;
+                for ky in 0..p.k_h {
+                    let iy = y0 + (ky * p.dilation_h) as isize;
+                    for kx in 0..p.k_w {
+                        let ix = x0 + (kx * p.dilation_w) as isize;
+                        let dst = &mut patch[at..at + p.in_c];
+                        if iy < 0 || iy >= p.in_h as isize || ix < 0 || ix >= p.in_w as isize {
+                            // Outside the image the reference adds nothing.
+                            dst.fill(0);
+                        } else {
+                            let src = (iy as usize * p.in_w + ix as usize) * p.in_c;
+                            dst.copy_from_slice(&x16[src..src + p.in_c]);
+                        }
+                        at += p.in_c;
+                    }
+                }
+            }
+            dots(isa, &patches, n, &self.w, &mut acc);
+            for g in 0..n {
+                let o = &mut out_row[(ox0 + g) * p.out_c..(ox0 + g + 1) * p.out_c];
+                let a = &acc[g * rp..g * rp + p.out_c];
+                conv_epilogue(
+                    o,
+                    a,
+                    &self.scales,
+                    self.bias.as_deref(),
+                    s_in,
+                    self.hp.per_channel,
+                    p.act_min,
+                    p.act_max,
+                );
+            }
+        }
+    }
+}
+
+/// `f32(acc) * s_w * s_in + bias` (per-channel) or `f32(acc) * (s_in * s_w) + bias`,
+/// clamped; branches hoisted so each loop vectorizes.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn conv_epilogue(
+    o: &mut [f32],
+    acc: &[i32],
+    scales: &[f32],
+    bias: Option<&[f32]>,
+    s_in: f32,
+    per_channel: bool,
+    lo: f32,
+    hi: f32,
+) {
+    let bias = match bias {
+        Some(b) => b,
+        None => {
+            // Adding +0.0 is not an identity for -0.0: keep the no-bias sum exact.
+            for ((ov, &a), &s) in o.iter_mut().zip(acc).zip(scales) {
+                let v = if per_channel {
+                    a as f32 * s * s_in
+                } else {
+                    a as f32 * (s_in * s)
+                };
+                *ov = clamp_act(v, lo, hi);
+            }
+            return;
+        }
+    };
+    if per_channel {
+        for (((ov, &a), &s), &b) in o.iter_mut().zip(acc).zip(scales).zip(bias) {
+            *ov = clamp_act(a as f32 * s * s_in + b, lo, hi);
+        }
+    } else {
+        for (((ov, &a), &s), &b) in o.iter_mut().zip(acc).zip(scales).zip(bias) {
+            *ov = clamp_act(a as f32 * (s_in * s) + b, lo, hi);
+        }
+    }
+}
+
+/// Packed hybrid DEPTHWISE_CONV_2D: i16 filter, per-pixel channel-vectorized int32
+/// accumulation (multiversioned for AVX2 / AVX-512BW, autovectorized).
+#[derive(Debug, Clone)]
+pub struct PackedHybridDepthwise {
+    p: DepthwiseParams,
+    w: Vec<i16>,
+    scales: Vec<f32>,
+    bias: Option<Vec<f32>>,
+}
+
+impl PackedHybridDepthwise {
+    /// Sizes must have passed the family's depthwise check.
+    pub fn new(p: &DepthwiseParams, filter: &[i8], scales: &[f32], bias: Option<&[f32]>) -> Self {
+        PackedHybridDepthwise {
+            p: *p,
+            w: filter.iter().map(|&v| i16::from(v)).collect(),
+            scales: scales.to_vec(),
+            bias: bias.map(<[f32]>::to_vec),
+        }
+    }
+
+    pub fn packed_bytes(&self) -> usize {
+        self.w.len() * 2 + self.scales.len() * 4 + self.bias.as_ref().map_or(0, |b| b.len() * 4)
+    }
+
+    pub fn run(&self, input: &[f32], output: &mut [f32], par: Parallelism) {
+        let p = &self.p;
+        let isa = cpu::clamp_to_detected(cpu::selected_isa());
+        let img = p.in_h * p.in_w * p.in_c;
+        let out_c = p.out_c();
+        let out_img = p.out_h * p.out_w * out_c;
+        let mut x16 = vec![0i16; img];
+        for b in 0..p.batch {
+            let s_in = quantize_to_i16(&input[b * img..(b + 1) * img], true, &mut x16);
+            // Reference: `f32(acc) *= scale_w[oc] * scale_in`.
+            let comb: Vec<f32> = self.scales.iter().map(|&s| s * s_in).collect();
+            let out_b = &mut output[b * out_img..(b + 1) * out_img];
+            let row = p.out_w * out_c;
+            let bias = self.bias.as_deref();
+            let work = |(oy, out_row): (usize, &mut [f32])| {
+                dw_row_dispatch(isa, p, &self.w, &x16, &comb, bias, oy, out_row)
+            };
+            if par.threads > 1 && p.out_h > 1 {
+                out_b.par_chunks_mut(row).enumerate().for_each(work);
+            } else {
+                out_b.chunks_mut(row).enumerate().for_each(work);
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn dw_row_dispatch(
+    isa: Isa,
+    p: &DepthwiseParams,
+    w: &[i16],
+    x: &[i16],
+    comb: &[f32],
+    bias: Option<&[f32]>,
+    oy: usize,
+    out_row: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if isa == Isa::Avx512 && cpu::features().avx512bw {
+            // SAFETY: AVX-512F/BW present (checked above); the body is safe code.
+            return unsafe { dw_row_avx512(p, w, x, comb, bias, oy, out_row) };
+        }
+        if isa >= Isa::Avx2 {
+            // SAFETY: AVX2 present (the selected ISA is clamped to the detected one).
+            return unsafe { dw_row_avx2(p, w, x, comb, bias, oy, out_row) };
+        }
+    }
+    let _ = isa;
+    dw_row(p, w, x, comb, bias, oy, out_row)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+fn dw_row_avx2(
+    p: &DepthwiseParams,
+    w: &[i16],
+    x: &[i16],
+    comb: &[f32],
+    bias: Option<&[f32]>,
+    oy: usize,
+    out_row: &mut [f32],
+) {
+    dw_row(p, w, x, comb, bias, oy, out_row)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+#[allow(clippy::too_many_arguments)]
+fn dw_row_avx512(
+    p: &DepthwiseParams,
+    w: &[i16],
+    x: &[i16],
+    comb: &[f32],
+    bias: Option<&[f32]>,
+    oy: usize,
+    out_row: &mut [f32],
+) {
+    dw_row(p, w, x, comb, bias, oy, out_row)
+}
+
+/// One output row: int32 sums per pixel, then `f32(acc) * (s_w * s_in) + bias`.
+#[inline(always)]
+fn dw_row(
+    p: &DepthwiseParams,
+    w: &[i16],
+    x: &[i16],
+    comb: &[f32],
+    bias: Option<&[f32]>,
+    oy: usize,
+    out_row: &mut [f32],
+) {
+    let out_c = p.out_c();
+    let mut acc = vec![0i32; out_c];
+    for ox in 0..p.out_w {
+        acc.fill(0);
+        dw_pixel(p, w, x, oy, ox, &mut acc);
+        let o = &mut out_row[ox * out_c..(ox + 1) * out_c];
+        for (oc, ov) in o.iter_mut().enumerate() {
+            let mut v = acc[oc] as f32;
+            v *= comb[oc];
+            if let Some(bias) = bias {
+                v += bias[oc];
+            }
+            *ov = clamp_act(v, p.act_min, p.act_max);
+        }
+    }
+}
+
+/// One output pixel's int32 sums over the taps inside the image.
+#[inline(always)]
+fn dw_pixel(p: &DepthwiseParams, w: &[i16], x: &[i16], oy: usize, ox: usize, acc: &mut [i32]) {
+    let out_c = p.in_c * p.depth_multiplier;
+    let y0 = (oy * p.stride_h) as isize - p.pad_top as isize;
+    let x0 = (ox * p.stride_w) as isize - p.pad_left as isize;
+    for ky in 0..p.k_h {
+        let iy = y0 + (ky * p.dilation_h) as isize;
+        if iy < 0 || iy >= p.in_h as isize {
+            continue;
+        }
+        for kx in 0..p.k_w {
+            let ix = x0 + (kx * p.dilation_w) as isize;
+            if ix < 0 || ix >= p.in_w as isize {
+                continue;
+            }
+            let src = (iy as usize * p.in_w + ix as usize) * p.in_c;
+            let xs = &x[src..src + p.in_c];
+            let ws = &w[(ky * p.k_w + kx) * out_c..(ky * p.k_w + kx + 1) * out_c];
+            if p.depth_multiplier == 1 {
+                for ((a, &wv), &xv) in acc.iter_mut().zip(ws).zip(xs) {
+                    *a = a.wrapping_add(i32::from(wv) * i32::from(xv));
+                }
+            } else {
+                let dm = p.depth_multiplier;
+                for (c, &xv) in xs.iter().enumerate() {
+                    for m in 0..dm {
+                        let oc = c * dm + m;
+                        acc[oc] = acc[oc].wrapping_add(i32::from(ws[oc]) * i32::from(xv));
+                    }
+                }
+            }
+        }
+    }
+}
