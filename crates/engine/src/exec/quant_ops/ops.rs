@@ -316,7 +316,7 @@ fn prepare_kernel(g: &Graph, op: &Op, choice: KernelChoice) -> Result<QKernel> {
             })
         }
         Logistic | Tanh | HardSwish | Relu | Relu6 => unary(g, op, fast),
-        Mean { keep_dims } => {
+        Mean { .. } => {
             let (x, a, y) = (
                 require_input(op, 0)?,
                 require_input(op, 1)?,
@@ -329,17 +329,10 @@ fn prepare_kernel(g: &Graph, op: &Op, choice: KernelChoice) -> Result<QKernel> {
                 return Err(EngineError::unsupported("int16 MEAN needs zero points 0"));
             }
             let s = shape_of(g, x).to_vec();
-            let raw = const_ints(g, a, "axes")?;
-            let mut axes = raw
+            let mut axes = const_ints(g, a, "axes")?
                 .iter()
                 .map(|&v| normalize_axis(v, s.len()))
                 .collect::<Result<Vec<_>>>()?;
-            // TFLite's special case looks at the axis list as given (two entries, 1 and 2).
-            let hw_case = *keep_dims
-                && s.len() == 4
-                && raw.len() == 2
-                && axes.contains(&1)
-                && axes.contains(&2);
             axes.sort_unstable();
             axes.dedup();
             let kept: usize = s
@@ -354,13 +347,8 @@ fn prepare_kernel(g: &Graph, op: &Op, choice: KernelChoice) -> Result<QKernel> {
                 ));
             }
             let count: usize = axes.iter().map(|&d| s[d]).product();
-            if count > (1 << 23) {
-                return Err(EngineError::unsupported(
-                    "MEAN over more than 2^23 elements",
-                ));
-            }
             Ok(QKernel::Mean {
-                q: QMean::new(dt == DType::U8, hw_case, count, px, py),
+                q: QMean::new(count, px, py),
                 axes,
             })
         }
