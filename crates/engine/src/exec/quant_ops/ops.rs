@@ -1,10 +1,804 @@
-//! (filled in by its owner)
+//! The integer op family for everything but conv/depthwise/FC and LSTM: ADD, SUB,
+//! MUL, pools, SOFTMAX, LOGISTIC, TANH, HARD_SWISH, RELU/RELU6, MEAN,
+//! RESIZE_BILINEAR, CONCATENATION with differing parameters, QUANTIZE int→int, and
+//! the type-generic PACK, UNPACK and GATHER_ND. An op is claimed when its tensors
+//! are quantized integers (or, for the generic ops, always); everything else is
+//! left to the float family.
 
-use crate::error::Result;
-use crate::exec::kernels::KernelChoice;
-use crate::exec::prepare::Prepared;
-use crate::ir::{Graph, Op};
+use crate::error::{EngineError, Result};
+use crate::exec::kernels::qops::{
+    QInt,
+    binary::{self, QBinaryKind, QBinaryParams},
+    lut::{self, HardSwishParams, ReluParams},
+    mean::QMean,
+    pool::{self, QPoolParams},
+    requant::{self, ConcatPart, Requantize},
+    resize, shape,
+    softmax::{self, SoftmaxParams},
+};
+use crate::exec::kernels::{KernelChoice, Parallelism, elementwise::broadcast_shape};
+use crate::exec::prepare::*;
+use crate::exec::tensors::{Tensors, with_width};
+use crate::ir::{Activation, DType, Graph, Op, OpKind, TensorId};
+use crate::quant::fixed_point::activation_range;
 
-pub(crate) fn prepare(_g: &Graph, _op: &Op, _choice: KernelChoice) -> Option<Result<Prepared>> {
-    None
+/// Run `$body` with `$t` bound to the Rust type of the quantized dtype `$dt`.
+macro_rules! by_qtype {
+    ($dt:expr, $t:ident => $body:block) => {
+        match $dt {
+            DType::U8 => {
+                type $t = u8;
+                $body
+            }
+            DType::I8 => {
+                type $t = i8;
+                $body
+            }
+            _ => {
+                type $t = i16;
+                $body
+            }
+        }
+    };
+}
+
+fn is_qint(dt: DType) -> bool {
+    matches!(dt, DType::U8 | DType::I8 | DType::I16)
+}
+
+fn is_quantized(g: &Graph, t: TensorId) -> bool {
+    is_qint(g.tensors[t].dtype)
+        && g.tensors[t]
+            .quant
+            .as_ref()
+            .is_some_and(|q| !q.scale.is_empty())
+}
+
+/// Per-tensor (scale, zero point) of a quantized tensor.
+fn qparams(g: &Graph, t: TensorId) -> Result<(f32, i32)> {
+    let tensor = &g.tensors[t];
+    let q = tensor
+        .quant
+        .as_ref()
+        .filter(|q| !q.scale.is_empty())
+        .ok_or_else(|| {
+            EngineError::invalid(format!("tensor '{}' has no quantization", tensor.name))
+        })?;
+    if q.is_per_axis() {
+        return Err(EngineError::unsupported(format!(
+            "tensor '{}' is quantized per axis; this op needs one scale",
+            tensor.name
+        )));
+    }
+    let (s, z) = q.params(0);
+    if !(s.is_finite() && s > 0.0) {
+        return Err(EngineError::invalid(format!(
+            "tensor '{}' has scale {s}",
+            tensor.name
+        )));
+    }
+    let (lo, hi) = type_range(tensor.dtype);
+    if z < lo as i64 || z > hi as i64 {
+        return Err(EngineError::invalid(format!(
+            "tensor '{}' zero point {z} outside its {} range",
+            tensor.name, tensor.dtype
+        )));
+    }
+    Ok((s, z as i32))
+}
+
+fn type_range(dt: DType) -> (i32, i32) {
+    match dt {
+        DType::U8 => (0, 255),
+        DType::I8 => (-128, 127),
+        _ => (-32768, 32767),
+    }
+}
+
+fn same_type(g: &Graph, a: TensorId, b: TensorId) -> Result<()> {
+    if g.tensors[a].dtype != g.tensors[b].dtype {
+        return Err(EngineError::unsupported(format!(
+            "'{}' is {} but '{}' is {}",
+            g.tensors[a].name, g.tensors[a].dtype, g.tensors[b].name, g.tensors[b].dtype
+        )));
+    }
+    Ok(())
+}
+
+fn act_range_q(g: &Graph, y: TensorId, act: Activation) -> Result<(i32, i32)> {
+    let (s, z) = qparams(g, y)?;
+    let (lo, hi) = type_range(g.tensors[y].dtype);
+    Ok(activation_range(act, s, z, lo, hi))
+}
+
+/// Does this family take the op?
+fn claims(g: &Graph, op: &Op) -> bool {
+    use OpKind::*;
+    let in0 = op.input(0);
+    let out0 = op.outputs.first().copied();
+    let q_in = in0.is_some_and(|t| is_quantized(g, t));
+    let q_out = out0.is_some_and(|t| is_quantized(g, t));
+    match &op.kind {
+        Add { .. } | Sub { .. } | Mul { .. } => q_out,
+        AveragePool2D(_)
+        | MaxPool2D(_)
+        | Softmax { .. }
+        | Logistic
+        | Tanh
+        | HardSwish
+        | Relu
+        | Relu6
+        | Mean { .. }
+        | ResizeBilinear { .. } => q_in,
+        Quantize => q_in && q_out,
+        Concatenation { .. } => {
+            q_out
+                && op
+                    .inputs
+                    .iter()
+                    .flatten()
+                    .any(|&t| g.tensors[t].quant != g.tensors[out0.unwrap_or(t)].quant)
+        }
+        Pack { .. } | Unpack { .. } | GatherNd => true,
+        _ => false,
+    }
+}
+
+pub(crate) fn prepare(g: &Graph, op: &Op, choice: KernelChoice) -> Option<Result<Prepared>> {
+    if !claims(g, op) {
+        return None;
+    }
+    Some(prepare_kernel(g, op, choice).map(|k| Prepared::packing(k, Vec::new())))
+}
+
+/// Integer kernels with their prepared parameters.
+enum QKernel {
+    Binary {
+        p: QBinaryParams,
+        fast: bool,
+    },
+    AvgPool {
+        p: QPoolParams,
+        fast: bool,
+    },
+    MaxPool(QPoolParams),
+    Softmax {
+        p: SoftmaxParams,
+        depth: usize,
+    },
+    /// An 8-bit table indexed by `x − T::MIN` (LOGISTIC/TANH always; other unary
+    /// ops on the fast path).
+    Table8(Vec<u8>),
+    HardSwish(HardSwishParams),
+    Relu(ReluParams),
+    Mean {
+        q: QMean,
+        axes: Vec<usize>,
+    },
+    Resize {
+        align_corners: bool,
+        half_pixel_centers: bool,
+    },
+    Requantize {
+        r: Requantize,
+        flip: bool,
+    },
+    Concat {
+        axis: usize,
+        parts: Vec<ConcatPart>,
+    },
+    Pack {
+        outer: usize,
+        inner: usize,
+    },
+    Unpack {
+        outer: usize,
+        inner: usize,
+    },
+    GatherNd {
+        depth: usize,
+    },
+}
+
+/// A table of `f` over every value of the 8-bit type, as raw bytes.
+fn table_bytes<T: QInt>(f: impl Fn(i32) -> T) -> Vec<u8> {
+    (T::MIN..=T::MAX)
+        .map(|v| {
+            let o = f(v).get();
+            o as u8
+        })
+        .collect()
+}
+
+fn prepare_kernel(g: &Graph, op: &Op, choice: KernelChoice) -> Result<QKernel> {
+    use OpKind::*;
+    let fast = choice == KernelChoice::Fast;
+    match &op.kind {
+        Add {
+            activation,
+            pot_scale_int16,
+        }
+        | Sub {
+            activation,
+            pot_scale_int16,
+        } => {
+            let sub = matches!(op.kind, Sub { .. });
+            let (a, b, y) = binary_io(g, op)?;
+            let (pa, pb, py) = (qparams(g, a)?, qparams(g, b)?, qparams(g, y)?);
+            let (lo, hi) = act_range_q(g, y, *activation)?;
+            let dt = g.tensors[y].dtype;
+            let p = if dt == DType::I16 {
+                if pa.1 != 0 || pb.1 != 0 || py.1 != 0 {
+                    return Err(EngineError::unsupported(
+                        "int16 ADD/SUB needs zero points 0",
+                    ));
+                }
+                if *pot_scale_int16 {
+                    pot16(sub, pa.0, pb.0, py.0, lo, hi, g, a, b)?
+                } else {
+                    QBinaryParams::add_sub(sub, 15, pa, pb, py, lo, hi)
+                }
+            } else {
+                QBinaryParams::add_sub(sub, 20, pa, pb, py, lo, hi)
+            };
+            Ok(QKernel::Binary { p, fast })
+        }
+        Mul { activation } => {
+            let (a, b, y) = binary_io(g, op)?;
+            let (pa, pb, py) = (qparams(g, a)?, qparams(g, b)?, qparams(g, y)?);
+            if g.tensors[y].dtype == DType::I16 && (pa.1 != 0 || pb.1 != 0 || py.1 != 0) {
+                return Err(EngineError::unsupported("int16 MUL needs zero points 0"));
+            }
+            let (lo, hi) = act_range_q(g, y, *activation)?;
+            Ok(QKernel::Binary {
+                p: QBinaryParams::mul(pa, pb, py, lo, hi),
+                fast,
+            })
+        }
+        AveragePool2D(o) | MaxPool2D(o) => {
+            let (x, y) = (require_input(op, 0)?, require_output(op)?);
+            same_type(g, x, y)?;
+            if qparams(g, x)? != qparams(g, y)? {
+                return Err(EngineError::unsupported(
+                    "quantized pooling needs equal input and output parameters",
+                ));
+            }
+            let [n, h, w, c] = rank4(g, x)?;
+            let (oh, pt) = out_and_pad(o.padding, h, o.filter_h, o.stride_h, 1)?;
+            let (ow, pl) = out_and_pad(o.padding, w, o.filter_w, o.stride_w, 1)?;
+            expect_shape(g, y, &[n, oh, ow, c])?;
+            let (act_min, act_max) = act_range_q(g, y, o.activation)?;
+            let p = QPoolParams {
+                batch: n,
+                in_h: h,
+                in_w: w,
+                channels: c,
+                out_h: oh,
+                out_w: ow,
+                filter_h: o.filter_h,
+                filter_w: o.filter_w,
+                stride_h: o.stride_h,
+                stride_w: o.stride_w,
+                pad_top: pt,
+                pad_left: pl,
+                act_min,
+                act_max,
+            };
+            Ok(if matches!(op.kind, AveragePool2D(_)) {
+                QKernel::AvgPool { p, fast }
+            } else {
+                QKernel::MaxPool(p)
+            })
+        }
+        Softmax { beta } => {
+            let (x, y) = (require_input(op, 0)?, require_output(op)?);
+            same_type(g, x, y)?;
+            same_elements(g, x, y)?;
+            let dt = g.tensors[x].dtype;
+            if dt == DType::I16 {
+                return Err(EngineError::unsupported("int16 SOFTMAX"));
+            }
+            let (s, _) = qparams(g, x)?;
+            let (os, oz) = qparams(g, y)?;
+            let want_zp = if dt == DType::I8 { -128 } else { 0 };
+            if oz != want_zp || (os * 256.0 - 1.0).abs() > 0.001 {
+                return Err(EngineError::invalid(format!(
+                    "SOFTMAX output must be quantized (1/256, {want_zp}), is ({os}, {oz})"
+                )));
+            }
+            let depth = shape_of(g, x).last().copied().unwrap_or(1);
+            if depth == 0 {
+                return Err(EngineError::invalid("softmax over an empty axis"));
+            }
+            Ok(QKernel::Softmax {
+                p: SoftmaxParams::new(*beta, s),
+                depth,
+            })
+        }
+        Logistic | Tanh | HardSwish | Relu | Relu6 => unary(g, op, fast),
+        Mean { .. } => {
+            let (x, a, y) = (
+                require_input(op, 0)?,
+                require_input(op, 1)?,
+                require_output(op)?,
+            );
+            same_type(g, x, y)?;
+            let dt = g.tensors[x].dtype;
+            let (px, py) = (qparams(g, x)?, qparams(g, y)?);
+            if dt == DType::I16 && (px.1 != 0 || py.1 != 0) {
+                return Err(EngineError::unsupported("int16 MEAN needs zero points 0"));
+            }
+            let s = shape_of(g, x).to_vec();
+            let mut axes = const_ints(g, a, "axes")?
+                .iter()
+                .map(|&v| normalize_axis(v, s.len()))
+                .collect::<Result<Vec<_>>>()?;
+            axes.sort_unstable();
+            axes.dedup();
+            let kept: usize = s
+                .iter()
+                .enumerate()
+                .filter(|(d, _)| !axes.contains(d))
+                .map(|(_, &n)| n)
+                .product();
+            if kept != g.tensors[y].num_elements() {
+                return Err(EngineError::invalid(
+                    "MEAN output size does not match the reduced input",
+                ));
+            }
+            let count: usize = axes.iter().map(|&d| s[d]).product();
+            Ok(QKernel::Mean {
+                q: QMean::new(count, px, py),
+                axes,
+            })
+        }
+        ResizeBilinear {
+            align_corners,
+            half_pixel_centers,
+        } => {
+            let (x, y) = (require_input(op, 0)?, require_output(op)?);
+            same_type(g, x, y)?;
+            if qparams(g, x)? != qparams(g, y)? {
+                return Err(EngineError::unsupported(
+                    "quantized RESIZE_BILINEAR needs equal input and output parameters",
+                ));
+            }
+            let [n, h, w, c] = rank4(g, x)?;
+            let [on, oh, ow, oc] = rank4(g, y)?;
+            if n != on || c != oc {
+                return Err(EngineError::invalid("resize changes batch or channels"));
+            }
+            if (h == 0 || w == 0) && on * oh * ow * oc > 0 {
+                return Err(EngineError::invalid("resize of an empty image"));
+            }
+            // The 10-bit coordinate arithmetic stays in i32 only for moderate sizes.
+            if h.max(w).max(oh).max(ow) > 1 << 15 {
+                return Err(EngineError::unsupported(
+                    "RESIZE_BILINEAR beyond 32768 pixels",
+                ));
+            }
+            Ok(QKernel::Resize {
+                align_corners: *align_corners,
+                half_pixel_centers: *half_pixel_centers,
+            })
+        }
+        Quantize => {
+            let (x, y) = (require_input(op, 0)?, require_output(op)?);
+            same_elements(g, x, y)?;
+            let r = Requantize::new(qparams(g, x)?, qparams(g, y)?);
+            let (xt, yt) = (g.tensors[x].dtype, g.tensors[y].dtype);
+            let flip = match (xt, yt) {
+                (DType::U8, DType::I8) => r.is_bit_flip::<u8, i8>(),
+                (DType::I8, DType::U8) => r.is_bit_flip::<i8, u8>(),
+                _ => false,
+            };
+            Ok(QKernel::Requantize { r, flip })
+        }
+        Concatenation { axis, activation } => {
+            let y = require_output(op)?;
+            if *activation != Activation::None {
+                return Err(EngineError::unsupported(
+                    "fused activation on CONCATENATION",
+                ));
+            }
+            let out_shape = shape_of(g, y).to_vec();
+            let axis = normalize_axis(*axis as i64, out_shape.len())?;
+            let py = qparams(g, y)?;
+            let mut along = 0;
+            let mut parts = Vec::new();
+            for k in 0..op.inputs.len() {
+                let x = require_input(op, k)?;
+                same_type(g, x, y)?;
+                let s = shape_of(g, x);
+                if s.len() != out_shape.len()
+                    || s.iter()
+                        .zip(&out_shape)
+                        .enumerate()
+                        .any(|(d, (a, b))| d != axis && a != b)
+                {
+                    return Err(EngineError::invalid(format!(
+                        "input {k} shape {s:?} vs output {out_shape:?}"
+                    )));
+                }
+                along += s[axis];
+                parts.push(ConcatPart::new(qparams(g, x)?, py));
+            }
+            if along != out_shape[axis] {
+                return Err(EngineError::invalid(
+                    "concatenated sizes do not add up to the output",
+                ));
+            }
+            Ok(QKernel::Concat { axis, parts })
+        }
+        Pack { axis, .. } => {
+            let y = require_output(op)?;
+            let x0 = require_input(op, 0)?;
+            let s = shape_of(g, x0).to_vec();
+            let axis = normalize_axis(*axis as i64, s.len() + 1)?;
+            for k in 0..op.inputs.len() {
+                let x = require_input(op, k)?;
+                same_type(g, x, y)?;
+                if shape_of(g, x) != s.as_slice()
+                    || (is_quantized(g, y) && g.tensors[x].quant != g.tensors[y].quant)
+                {
+                    return Err(EngineError::unsupported(format!(
+                        "PACK input {k} differs in shape or quantization"
+                    )));
+                }
+            }
+            let mut want = s.clone();
+            want.insert(axis, op.inputs.len());
+            expect_shape(g, y, &want)?;
+            sized(g, y)?;
+            Ok(QKernel::Pack {
+                outer: s[..axis].iter().product(),
+                inner: s[axis..].iter().product(),
+            })
+        }
+        Unpack { axis, .. } => {
+            let x = require_input(op, 0)?;
+            let s = shape_of(g, x).to_vec();
+            let axis = normalize_axis(*axis as i64, s.len())?;
+            if op.outputs.len() != s[axis] {
+                return Err(EngineError::invalid(format!(
+                    "UNPACK into {} outputs along a dimension of {}",
+                    op.outputs.len(),
+                    s[axis]
+                )));
+            }
+            let mut want = s.clone();
+            want.remove(axis);
+            for &y in &op.outputs {
+                same_type(g, x, y)?;
+                expect_shape(g, y, &want)?;
+            }
+            sized(g, x)?;
+            Ok(QKernel::Unpack {
+                outer: s[..axis].iter().product(),
+                inner: s[axis + 1..].iter().product(),
+            })
+        }
+        GatherNd => {
+            let (x, i, y) = (
+                require_input(op, 0)?,
+                require_input(op, 1)?,
+                require_output(op)?,
+            );
+            same_type(g, x, y)?;
+            sized(g, x)?;
+            if !matches!(g.tensors[i].dtype, DType::I32 | DType::I64) {
+                return Err(EngineError::unsupported(
+                    "GATHER_ND indices must be int32/int64",
+                ));
+            }
+            let (ps, is) = (shape_of(g, x), shape_of(g, i));
+            let depth = is.last().copied().unwrap_or(0);
+            if is.is_empty() || depth > ps.len() {
+                return Err(EngineError::invalid(format!(
+                    "GATHER_ND indices {is:?} do not fit params {ps:?}"
+                )));
+            }
+            let mut want = is[..is.len() - 1].to_vec();
+            want.extend_from_slice(&ps[depth..]);
+            expect_shape(g, y, &want)?;
+            Ok(QKernel::GatherNd { depth })
+        }
+        other => Err(EngineError::unsupported(format!(
+            "no integer kernel for {}",
+            other.name()
+        ))),
+    }
+}
+
+/// Element types the generic movers can handle (fixed width).
+fn sized(g: &Graph, t: TensorId) -> Result<()> {
+    g.tensors[t]
+        .dtype
+        .fixed_size_bytes()
+        .map(|_| ())
+        .ok_or_else(|| {
+            EngineError::unsupported(format!(
+                "tensor '{}' of type {} has no fixed element size",
+                g.tensors[t].name, g.tensors[t].dtype
+            ))
+        })
+}
+
+fn binary_io(g: &Graph, op: &Op) -> Result<(TensorId, TensorId, TensorId)> {
+    let (a, b, y) = (
+        require_input(op, 0)?,
+        require_input(op, 1)?,
+        require_output(op)?,
+    );
+    same_type(g, a, y)?;
+    same_type(g, b, y)?;
+    let (sa, sb) = (shape_of(g, a), shape_of(g, b));
+    let out = broadcast_shape(sa, sb).ok_or_else(|| {
+        EngineError::invalid(format!("shapes {sa:?} and {sb:?} do not broadcast"))
+    })?;
+    expect_shape(g, y, &out)?;
+    Ok((a, b, y))
+}
+
+/// TFLite's `CheckedLog2`: the rounded log2 of a scale that must be a power of two.
+fn checked_log2(x: f32) -> Option<i32> {
+    let l = x.ln() * (1.0 / 2f32.ln());
+    let r = l.round();
+    ((l - r).abs() < 1e-3).then_some(r as i32)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn pot16(
+    sub: bool,
+    s1: f32,
+    s2: f32,
+    so: f32,
+    lo: i32,
+    hi: i32,
+    g: &Graph,
+    a: TensorId,
+    b: TensorId,
+) -> Result<QBinaryParams> {
+    let err =
+        || EngineError::unsupported("int16 ADD/SUB with pot_scale_int16 needs power-of-two scales");
+    let (l1, l2, lo_) = (
+        checked_log2(s1).ok_or_else(err)?,
+        checked_log2(s2).ok_or_else(err)?,
+        checked_log2(so).ok_or_else(err)?,
+    );
+    let (shift1, shift2) = (l1 - lo_, l2 - lo_);
+    if !(shift1 == 0 || shift2 == 0) || shift1 > 0 || shift2 > 0 {
+        return Err(EngineError::unsupported(
+            "int16 ADD/SUB: only one input may be rescaled, and only down",
+        ));
+    }
+    if shape_of(g, a) != shape_of(g, b) {
+        return Err(EngineError::unsupported(
+            "int16 ADD/SUB with power-of-two scales does not broadcast",
+        ));
+    }
+    Ok(QBinaryParams {
+        kind: QBinaryKind::Pot16 {
+            sub,
+            shift1,
+            shift2,
+        },
+        in1_offset: 0,
+        in2_offset: 0,
+        out_offset: 0,
+        act_min: lo,
+        act_max: hi,
+    })
+}
+
+fn unary(g: &Graph, op: &Op, fast: bool) -> Result<QKernel> {
+    use OpKind::*;
+    let (x, y) = (require_input(op, 0)?, require_output(op)?);
+    same_type(g, x, y)?;
+    same_elements(g, x, y)?;
+    let dt = g.tensors[x].dtype;
+    let (px, py) = (qparams(g, x)?, qparams(g, y)?);
+    if dt == DType::I16 && !matches!(op.kind, Relu | Relu6) {
+        return Err(EngineError::unsupported(format!(
+            "int16 {}",
+            op.kind.name()
+        )));
+    }
+    macro_rules! table_or {
+        ($t:ty, $f:expr, $k:expr) => {
+            if fast && dt != DType::I16 {
+                Ok(QKernel::Table8(table_bytes::<$t>($f)))
+            } else {
+                Ok($k)
+            }
+        };
+    }
+    by_qtype!(dt, T => {
+        match op.kind {
+            Logistic | Tanh => {
+                // Fixed output parameters TFLite checks at preparation.
+                let want = match (&op.kind, dt) {
+                    (Logistic, DType::U8) => (1.0 / 256.0, 0),
+                    (Logistic, _) => (1.0 / 256.0, -128),
+                    (_, DType::U8) => (1.0 / 128.0, 128),
+                    _ => (1.0 / 128.0, 0),
+                };
+                if py != want {
+                    return Err(EngineError::invalid(format!(
+                        "{} output must be quantized {want:?}, is {py:?}",
+                        op.kind.name()
+                    )));
+                }
+                let f = if matches!(op.kind, Logistic) { lut::sigmoid } else { lut::tanh };
+                let t = lut::float_table::<T>(px, py, f);
+                Ok(QKernel::Table8(t.iter().map(|v| v.get() as u8).collect()))
+            }
+            HardSwish => {
+                let p = HardSwishParams::new(px, py).ok_or_else(|| {
+                    EngineError::unsupported("HARD_SWISH with an output scale below the input's /128")
+                })?;
+                table_or!(T, |v| p.apply::<T>(v), QKernel::HardSwish(p))
+            }
+            _ => {
+                let hi = if matches!(op.kind, Relu6) { Some(6.0) } else { None };
+                let p = ReluParams::new::<T>(px, py, 0.0, hi);
+                table_or!(T, |v| p.apply::<T>(v), QKernel::Relu(p))
+            }
+        }
+    })
+}
+
+impl OpKernel for QKernel {
+    fn run(
+        &self,
+        io: &Tensors<'_>,
+        inputs: &[Option<TensorId>],
+        outputs: &[TensorId],
+        _par: Parallelism,
+    ) {
+        let inp = |k: usize| inputs[k].expect("required inputs were checked");
+        let out = outputs[0];
+        let dt = io.slot(out).dtype;
+        match self {
+            QKernel::Binary { p, fast } => by_qtype!(dt, T => {
+                let (a, b) = (inp(0), inp(1));
+                let (sa, sb, so) = (&io.slot(a).shape, &io.slot(b).shape, &io.slot(out).shape);
+                let (xa, xb, y) = (io.input::<T>(a), io.input::<T>(b), io.output::<T>(out));
+                if !fast {
+                    binary::binary_reference(p, xa, sa, xb, sb, y, so);
+                } else if sa == sb {
+                    binary::binary_same_shape(p, xa, xb, y);
+                } else {
+                    binary::binary_broadcast_rows(p, xa, sa, xb, sb, y, so);
+                }
+            }),
+            QKernel::AvgPool { p, fast } => by_qtype!(dt, T => {
+                let (x, y) = (io.input::<T>(inp(0)), io.output::<T>(out));
+                if *fast {
+                    pool::average_pool_fast(p, x, y);
+                } else {
+                    pool::average_pool_reference(p, x, y);
+                }
+            }),
+            QKernel::MaxPool(p) => by_qtype!(dt, T => {
+                pool::max_pool(p, io.input::<T>(inp(0)), io.output::<T>(out));
+            }),
+            QKernel::Softmax { p, depth } => by_qtype!(dt, T => {
+                softmax::softmax_fixed_point(p, io.input::<T>(inp(0)), io.output::<T>(out), *depth);
+            }),
+            QKernel::Table8(table) => {
+                // Index by the byte offset from the type minimum: for int8 that is
+                // the byte with its top bit flipped.
+                let flip = if dt == DType::I8 { 0x80 } else { 0 };
+                let x = io.input::<u8>(inp(0));
+                for (o, &v) in io.output::<u8>(out).iter_mut().zip(x) {
+                    *o = table[(v ^ flip) as usize];
+                }
+            }
+            QKernel::HardSwish(p) => by_qtype!(dt, T => {
+                for (o, v) in io.output::<T>(out).iter_mut().zip(io.input::<T>(inp(0))) {
+                    *o = p.apply::<T>(v.get());
+                }
+            }),
+            QKernel::Relu(p) => by_qtype!(dt, T => {
+                for (o, v) in io.output::<T>(out).iter_mut().zip(io.input::<T>(inp(0))) {
+                    *o = p.apply::<T>(v.get());
+                }
+            }),
+            QKernel::Mean { q, axes } => by_qtype!(dt, T => {
+                let shape = io.slot(inp(0)).shape.clone();
+                q.run(io.input::<T>(inp(0)), &shape, axes, io.output::<T>(out));
+            }),
+            QKernel::Resize {
+                align_corners,
+                half_pixel_centers,
+            } => {
+                let s = &io.slot(inp(0)).shape;
+                let o = &io.slot(out).shape;
+                let shape = [s[0], s[1], s[2], s[3]];
+                match dt {
+                    DType::U8 => resize::resize_bilinear_u8(
+                        io.input(inp(0)),
+                        shape,
+                        io.output(out),
+                        o[1],
+                        o[2],
+                        *align_corners,
+                        *half_pixel_centers,
+                    ),
+                    DType::I8 => resize::resize_bilinear_integer::<i8>(
+                        io.input(inp(0)),
+                        shape,
+                        io.output(out),
+                        o[1],
+                        o[2],
+                        *align_corners,
+                        *half_pixel_centers,
+                    ),
+                    _ => resize::resize_bilinear_integer::<i16>(
+                        io.input(inp(0)),
+                        shape,
+                        io.output(out),
+                        o[1],
+                        o[2],
+                        *align_corners,
+                        *half_pixel_centers,
+                    ),
+                }
+            }
+            QKernel::Requantize { r, flip } => {
+                if *flip {
+                    requant::flip_top_bit(io.input(inp(0)), io.output(out));
+                    return;
+                }
+                let it = io.slot(inp(0)).dtype;
+                by_qtype!(it, I => {
+                    by_qtype!(dt, O => {
+                        requant::requantize::<I, O>(r, io.input(inp(0)), io.output(out));
+                    })
+                })
+            }
+            QKernel::Concat { axis, parts } => by_qtype!(dt, T => {
+                let list: Vec<(&[T], &[usize], ConcatPart)> = inputs
+                    .iter()
+                    .zip(parts)
+                    .map(|(t, &how)| {
+                        let t = t.expect("checked");
+                        (io.input::<T>(t), io.slot(t).shape.as_slice(), how)
+                    })
+                    .collect();
+                requant::concat_rescaled(&list, *axis, io.output::<T>(out));
+            }),
+            QKernel::Pack { outer, inner } => {
+                with_width!(dt.size_bytes(), W => {
+                    let list: Vec<&[W]> =
+                        inputs.iter().map(|t| io.input::<W>(t.expect("checked"))).collect();
+                    shape::pack(&list, *outer, *inner, io.output::<W>(out));
+                })
+            }
+            QKernel::Unpack { outer, inner } => {
+                let it = io.slot(inp(0)).dtype;
+                with_width!(it.size_bytes(), W => {
+                    let mut outs: Vec<&mut [W]> =
+                        outputs.iter().map(|&t| io.output::<W>(t)).collect();
+                    shape::unpack(io.input::<W>(inp(0)), *outer, *inner, &mut outs);
+                })
+            }
+            QKernel::GatherNd { depth } => {
+                let shape = io.slot(inp(0)).shape.clone();
+                let indices: Vec<i64> = match io.slot(inp(1)).dtype {
+                    DType::I64 => io.input::<i64>(inp(1)).to_vec(),
+                    _ => io.input::<i32>(inp(1)).iter().map(|&v| v as i64).collect(),
+                };
+                with_width!(dt.size_bytes(), W => {
+                    // Indices are data: an out-of-range one zeroes the output instead
+                    // of aborting the run (TFLite fails the invocation).
+                    let y = io.output::<W>(out);
+                    if shape::gather_nd(io.input::<W>(inp(0)), &shape, &indices, *depth, y).is_err() {
+                        y.fill(0 as W);
+                    }
+                })
+            }
+        }
+    }
 }

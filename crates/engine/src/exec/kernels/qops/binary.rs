@@ -1,0 +1,331 @@
+//! Quantized ADD, SUB and MUL with NumPy broadcasting (spec §11).
+//!
+//! The reference kernel walks the output with an index odometer and reads each
+//! operand through broadcast strides, like TFLite's `BroadcastAdd6DSlow`; the fast
+//! path handles equal shapes as one flat loop. Both call the same per-element
+//! arithmetic, so they produce the same bytes.
+
+use super::QInt;
+use crate::quant::fixed_point::{Multiplier, Rounding, mbqm, quantize_multiplier, rdbpot};
+
+/// The per-element arithmetic of one quantized binary op.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum QBinaryKind {
+    /// ADD/SUB: rescale both inputs to a common scale with `left_shift` bits of
+    /// headroom, add or subtract, rescale to the output.
+    AddSub {
+        sub: bool,
+        left_shift: i32,
+        m1: Multiplier,
+        m2: Multiplier,
+        m_out: Multiplier,
+    },
+    /// MUL: `(x1 − z1)·(x2 − z2)` rescaled by `s1·s2/s_out`.
+    Mul { m: Multiplier },
+    /// int16 ADD/SUB with power-of-two scales and zero points 0 (`pot_scale_int16`):
+    /// one input is shifted right by `shift1`/`shift2` (≤ 0 means right shift by
+    /// its negation), then a saturating 16-bit add or subtract.
+    Pot16 { sub: bool, shift1: i32, shift2: i32 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QBinaryParams {
+    pub kind: QBinaryKind,
+    /// `−zero_point` of each input, `+zero_point` of the output.
+    pub in1_offset: i32,
+    pub in2_offset: i32,
+    pub out_offset: i32,
+    pub act_min: i32,
+    pub act_max: i32,
+}
+
+impl QBinaryParams {
+    /// ADD/SUB parameters from the input/output scales (`left_shift` 20 for 8-bit, 15
+    /// for int16), computed in f64 as TFLite's `add.cc`/`sub.cc` do.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_sub(
+        sub: bool,
+        left_shift: i32,
+        (s1, z1): (f32, i32),
+        (s2, z2): (f32, i32),
+        (so, zo): (f32, i32),
+        act_min: i32,
+        act_max: i32,
+    ) -> Self {
+        let r = Rounding::Double;
+        // `2 * max(float, float)` is a float product in TFLite, exact either way.
+        let twice_max = (2.0 * s1.max(s2)) as f64;
+        let m1 = quantize_multiplier(s1 as f64 / twice_max, r);
+        let m2 = quantize_multiplier(s2 as f64 / twice_max, r);
+        let m_out = quantize_multiplier(twice_max / ((1u32 << left_shift) as f32 * so) as f64, r);
+        QBinaryParams {
+            kind: QBinaryKind::AddSub {
+                sub,
+                left_shift,
+                m1,
+                m2,
+                m_out,
+            },
+            in1_offset: -z1,
+            in2_offset: -z2,
+            out_offset: zo,
+            act_min,
+            act_max,
+        }
+    }
+
+    /// MUL parameters: `s1·s2/s_out` in f64.
+    pub fn mul(
+        (s1, z1): (f32, i32),
+        (s2, z2): (f32, i32),
+        (so, zo): (f32, i32),
+        act_min: i32,
+        act_max: i32,
+    ) -> Self {
+        let real = s1 as f64 * s2 as f64 / so as f64;
+        QBinaryParams {
+            kind: QBinaryKind::Mul {
+                m: quantize_multiplier(real, Rounding::Double),
+            },
+            in1_offset: -z1,
+            in2_offset: -z2,
+            out_offset: zo,
+            act_min,
+            act_max,
+        }
+    }
+
+    /// The output value for raw inputs `x1`, `x2` (already clamped).
+    #[inline(always)]
+    pub fn apply(&self, x1: i32, x2: i32) -> i32 {
+        let r = Rounding::Double;
+        let v = match self.kind {
+            QBinaryKind::AddSub {
+                sub,
+                left_shift,
+                m1,
+                m2,
+                m_out,
+            } => {
+                let a = (x1 + self.in1_offset).wrapping_mul(1 << left_shift);
+                let b = (x2 + self.in2_offset).wrapping_mul(1 << left_shift);
+                let a = mbqm(a, m1, r);
+                let b = mbqm(b, m2, r);
+                let raw = if sub {
+                    a.wrapping_sub(b)
+                } else {
+                    a.wrapping_add(b)
+                };
+                mbqm(raw, m_out, r).wrapping_add(self.out_offset)
+            }
+            QBinaryKind::Mul { m } => {
+                let p = (x1 + self.in1_offset).wrapping_mul(x2 + self.in2_offset);
+                mbqm(p, m, r).wrapping_add(self.out_offset)
+            }
+            QBinaryKind::Pot16 {
+                sub,
+                shift1,
+                shift2,
+            } => {
+                let a = if shift1 < 0 { rdbpot(x1, -shift1) } else { x1 };
+                let b = if shift2 < 0 { rdbpot(x2, -shift2) } else { x2 };
+                let raw = if sub { a - b } else { a + b };
+                raw.clamp(i16::MIN as i32, i16::MAX as i32)
+            }
+        };
+        v.max(self.act_min).min(self.act_max)
+    }
+}
+
+/// Right-aligned broadcast strides of `shape` within `out_shape` (0 where broadcast).
+fn broadcast_strides(shape: &[usize], out_shape: &[usize]) -> Vec<usize> {
+    let rank = out_shape.len();
+    let lead = rank - shape.len();
+    let mut strides = vec![0usize; rank];
+    let mut s = 1usize;
+    for i in (0..rank).rev() {
+        if i >= lead {
+            let d = shape[i - lead];
+            if d != 1 {
+                strides[i] = s;
+            }
+            s *= d;
+        }
+    }
+    strides
+}
+
+/// Reference kernel: every output element through its broadcast coordinates.
+/// Shapes must broadcast to `out_shape` (checked at preparation).
+#[allow(clippy::too_many_arguments)]
+pub fn binary_reference<T: QInt>(
+    p: &QBinaryParams,
+    a: &[T],
+    a_shape: &[usize],
+    b: &[T],
+    b_shape: &[usize],
+    y: &mut [T],
+    out_shape: &[usize],
+) {
+    if y.is_empty() {
+        return;
+    }
+    let sa = broadcast_strides(a_shape, out_shape);
+    let sb = broadcast_strides(b_shape, out_shape);
+    let rank = out_shape.len();
+    let mut idx = vec![0usize; rank];
+    for o in y.iter_mut() {
+        let ia: usize = idx.iter().zip(&sa).map(|(i, s)| i * s).sum();
+        let ib: usize = idx.iter().zip(&sb).map(|(i, s)| i * s).sum();
+        *o = T::put(p.apply(a[ia].get(), b[ib].get()));
+        for k in (0..rank).rev() {
+            idx[k] += 1;
+            if idx[k] < out_shape[k] {
+                break;
+            }
+            idx[k] = 0;
+        }
+    }
+}
+
+/// Fast path for equal shapes: one flat loop the compiler can unroll.
+pub fn binary_same_shape<T: QInt>(p: &QBinaryParams, a: &[T], b: &[T], y: &mut [T]) {
+    for ((o, &x1), &x2) in y.iter_mut().zip(a).zip(b) {
+        *o = T::put(p.apply(x1.get(), x2.get()));
+    }
+}
+
+/// Fast path with broadcasting: rows along the innermost dimension, operands that do
+/// not advance along it read once per row.
+#[allow(clippy::too_many_arguments)]
+pub fn binary_broadcast_rows<T: QInt>(
+    p: &QBinaryParams,
+    a: &[T],
+    a_shape: &[usize],
+    b: &[T],
+    b_shape: &[usize],
+    y: &mut [T],
+    out_shape: &[usize],
+) {
+    let rank = out_shape.len();
+    if y.is_empty() || rank == 0 {
+        binary_reference(p, a, a_shape, b, b_shape, y, out_shape);
+        return;
+    }
+    let sa = broadcast_strides(a_shape, out_shape);
+    let sb = broadcast_strides(b_shape, out_shape);
+    let n = out_shape[rank - 1];
+    let (ia_step, ib_step) = (sa[rank - 1], sb[rank - 1]);
+    let outer = &out_shape[..rank - 1];
+    let mut idx = vec![0usize; rank - 1];
+    for row in y.chunks_exact_mut(n) {
+        let a0: usize = idx.iter().zip(&sa).map(|(i, s)| i * s).sum();
+        let b0: usize = idx.iter().zip(&sb).map(|(i, s)| i * s).sum();
+        for (j, o) in row.iter_mut().enumerate() {
+            *o = T::put(p.apply(a[a0 + j * ia_step].get(), b[b0 + j * ib_step].get()));
+        }
+        for k in (0..outer.len()).rev() {
+            idx[k] += 1;
+            if idx[k] < outer[k] {
+                break;
+            }
+            idx[k] = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tv8_int8_add() {
+        let p = QBinaryParams::add_sub(false, 20, (0.5, 0), (0.25, 0), (0.5, 0), -128, 127);
+        let mut y = [0i8; 1];
+        binary_same_shape(&p, &[3i8], &[2i8], &mut y);
+        assert_eq!(y, [4]);
+    }
+
+    #[test]
+    fn uint8_add_with_offsets_and_relu() {
+        // 0.1·(x−128) + 0.2·(y−100) on (0.1, 10) output, clamped at Q(0) = 10.
+        let p = QBinaryParams::add_sub(false, 20, (0.1, 128), (0.2, 100), (0.1, 10), 10, 255);
+        let mut y = [0u8; 3];
+        binary_same_shape(&p, &[138u8, 128, 100], &[105u8, 100, 90], &mut y);
+        // 1.0 + 1.0 = 2.0 → 30; 0 + 0 → 10; −2.8 − 2.0 → clamped 10.
+        assert_eq!(y, [30, 10, 10]);
+    }
+
+    #[test]
+    fn sub_and_mul() {
+        let p = QBinaryParams::add_sub(true, 20, (0.5, 0), (0.5, 0), (0.5, 0), -128, 127);
+        let mut y = [0i8; 2];
+        binary_same_shape(&p, &[10i8, -3], &[4i8, 5], &mut y);
+        assert_eq!(y, [6, -8]);
+        // (3−1)·(4−0)·(0.5·0.25/0.125) = 8.
+        let p = QBinaryParams::mul((0.5, 1), (0.25, 0), (0.125, 0), -128, 127);
+        let mut y = [0i8; 1];
+        binary_same_shape(&p, &[3i8], &[4i8], &mut y);
+        assert_eq!(y, [8]);
+        // Saturation at the type range.
+        let mut y = [0i8; 1];
+        binary_same_shape(&p, &[127i8], &[127i8], &mut y);
+        assert_eq!(y, [127]);
+    }
+
+    #[test]
+    fn pot16_add_shifts_one_input() {
+        let p = QBinaryParams {
+            kind: QBinaryKind::Pot16 {
+                sub: false,
+                shift1: 0,
+                shift2: -1,
+            },
+            in1_offset: 0,
+            in2_offset: 0,
+            out_offset: 0,
+            act_min: -32768,
+            act_max: 32767,
+        };
+        let mut y = [0i16; 3];
+        binary_same_shape(&p, &[100i16, 32000, -5], &[5i16, 2000, -3], &mut y);
+        assert_eq!(y, [103, 32767, -7]);
+    }
+
+    #[test]
+    fn broadcasting_matches_elementwise() {
+        let p = QBinaryParams::add_sub(false, 20, (0.02, -3), (0.05, 7), (0.04, 1), -128, 127);
+        let a_shape = [2, 3, 4];
+        let b_shape = [3, 1];
+        let a: Vec<i8> = (0..24).map(|i| (i * 11 - 100) as i8).collect();
+        let b: Vec<i8> = vec![-50, 0, 90];
+        let mut y_ref = vec![0i8; 24];
+        binary_reference(&p, &a, &a_shape, &b, &b_shape, &mut y_ref, &[2, 3, 4]);
+        for i in 0..24 {
+            let row = (i / 4) % 3;
+            assert_eq!(y_ref[i] as i32, p.apply(a[i] as i32, b[row] as i32));
+        }
+        let mut y_fast = vec![0i8; 24];
+        binary_broadcast_rows(&p, &a, &a_shape, &b, &b_shape, &mut y_fast, &[2, 3, 4]);
+        assert_eq!(y_ref, y_fast);
+        // Scalar operand on the left, [4] on the right.
+        let mut y1 = vec![0i8; 4];
+        let mut y2 = vec![0i8; 4];
+        binary_reference(&p, &[5i8], &[], &b[..], &[3], &mut y1[..3], &[3]);
+        binary_broadcast_rows(&p, &[5i8], &[], &b[..], &[3], &mut y2[..3], &[3]);
+        assert_eq!(y1, y2);
+        assert_eq!(y1[1] as i32, p.apply(5, 0));
+    }
+
+    #[test]
+    fn same_shape_fast_path_equals_reference() {
+        let p = QBinaryParams::add_sub(false, 20, (0.031, 12), (0.017, -40), (0.05, -7), -128, 127);
+        let a: Vec<i8> = (0..=255).map(|v: i32| v as u8 as i8).collect();
+        let b: Vec<i8> = a.iter().rev().copied().collect();
+        let mut y1 = vec![0i8; 256];
+        let mut y2 = vec![0i8; 256];
+        binary_reference(&p, &a, &[256], &b, &[256], &mut y1, &[256]);
+        binary_same_shape(&p, &a, &b, &mut y2);
+        assert_eq!(y1, y2);
+    }
+}
