@@ -347,6 +347,7 @@ mod x86 {
     /// `tile[r * NB*16 + c] = Σ_k a[r, k] · b[k, c]` for `mr ≤ 4` rows; rows beyond `mr`
     /// recompute the last one and are not stored.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    #[allow(clippy::needless_range_loop)] // register tiles are indexed on purpose
     pub(super) fn mk_vnni<const NB: usize>(
         a: &[u8],
         mr: usize,
@@ -354,7 +355,7 @@ mod x86 {
         b: &[i8],
         tile: &mut [i32],
     ) {
-        assert!(mr >= 1 && mr <= MR && a.len() >= mr * kp && kp % 4 == 0);
+        assert!((1..=MR).contains(&mr) && a.len() >= mr * kp && kp.is_multiple_of(4));
         assert!(b.len() >= NB * 16 * kp && tile.len() >= MR * NB * 16);
         let rp: [*const u8; MR] = std::array::from_fn(|r| a[r.min(mr - 1) * kp..].as_ptr());
         let mut acc = [[_mm512_setzero_si512(); NB]; MR];
@@ -363,8 +364,11 @@ mod x86 {
             // SAFETY: k4 * 4 + 4 <= kp bytes of each row and (j*kp*16 + k4*64 + 64) <=
             // NB*16*kp bytes of b, both asserted above.
             unsafe {
-                let bv: [__m512i; NB] =
-                    std::array::from_fn(|j| _mm512_loadu_si512(bp.add(j * kp * 16 + k4 * 64).cast()));
+                // No closures here: they would not inherit the target features.
+                let mut bv = [_mm512_setzero_si512(); NB];
+                for j in 0..NB {
+                    bv[j] = _mm512_loadu_si512(bp.add(j * kp * 16 + k4 * 64).cast());
+                }
                 for r in 0..MR {
                     let av = _mm512_set1_epi32(rp[r].add(k4 * 4).cast::<i32>().read_unaligned());
                     for j in 0..NB {
@@ -377,7 +381,10 @@ mod x86 {
             for j in 0..NB {
                 // SAFETY: r * NB*16 + j*16 + 16 <= MR*NB*16 <= tile.len().
                 unsafe {
-                    _mm512_storeu_si512(tile.as_mut_ptr().add(r * NB * 16 + j * 16).cast(), acc[r][j])
+                    _mm512_storeu_si512(
+                        tile.as_mut_ptr().add(r * NB * 16 + j * 16).cast(),
+                        acc[r][j],
+                    )
                 };
             }
         }
@@ -385,6 +392,7 @@ mod x86 {
 
     /// As [`mk_vnni`] with 8-channel blocks of 16-bit values and `vpmaddwd`.
     #[target_feature(enable = "avx2")]
+    #[allow(clippy::needless_range_loop)]
     pub(super) fn mk_avx2<const NB: usize>(
         a: &[i16],
         mr: usize,
@@ -392,7 +400,7 @@ mod x86 {
         b: &[i16],
         tile: &mut [i32],
     ) {
-        assert!(mr >= 1 && mr <= MR && a.len() >= mr * kp && kp % 2 == 0);
+        assert!((1..=MR).contains(&mr) && a.len() >= mr * kp && kp.is_multiple_of(2));
         assert!(b.len() >= NB * 8 * kp && tile.len() >= MR * NB * 8);
         let rp: [*const i16; MR] = std::array::from_fn(|r| a[r.min(mr - 1) * kp..].as_ptr());
         let mut acc = [[_mm256_setzero_si256(); NB]; MR];
@@ -400,8 +408,10 @@ mod x86 {
         for k2 in 0..kp / 2 {
             // SAFETY: bounds asserted above (two int16 per row step, 16 per block step).
             unsafe {
-                let bv: [__m256i; NB] =
-                    std::array::from_fn(|j| _mm256_loadu_si256(bp.add(j * kp * 8 + k2 * 16).cast()));
+                let mut bv = [_mm256_setzero_si256(); NB];
+                for j in 0..NB {
+                    bv[j] = _mm256_loadu_si256(bp.add(j * kp * 8 + k2 * 16).cast());
+                }
                 for r in 0..MR {
                     let av = _mm256_set1_epi32(rp[r].add(k2 * 2).cast::<i32>().read_unaligned());
                     for j in 0..NB {

@@ -40,12 +40,15 @@ impl QScheme {
 
 /// An activation or weight element type of the integer kernels.
 pub trait QElem: Copy + Send + Sync + 'static {
+    /// Whether the type is signed (selects the SIMD narrowing instruction).
+    const SIGNED: bool;
     fn to_i32(self) -> i32;
     /// From a value already clamped to the type's range.
     fn from_i32(v: i32) -> Self;
 }
 
 impl QElem for u8 {
+    const SIGNED: bool = false;
     #[inline(always)]
     fn to_i32(self) -> i32 {
         self as i32
@@ -57,6 +60,7 @@ impl QElem for u8 {
 }
 
 impl QElem for i8 {
+    const SIGNED: bool = true;
     #[inline(always)]
     fn to_i32(self) -> i32 {
         self as i32
@@ -68,6 +72,7 @@ impl QElem for i8 {
 }
 
 impl QElem for i16 {
+    const SIGNED: bool = true;
     #[inline(always)]
     fn to_i32(self) -> i32 {
         self as i32
@@ -173,7 +178,11 @@ impl QParams {
         if self.act_min > self.act_max {
             return Err(EngineError::invalid("activation min > max"));
         }
-        if let Some(m) = self.mult.iter().find(|m| m.m < 0 || !(-31..=30).contains(&m.shift)) {
+        if let Some(m) = self
+            .mult
+            .iter()
+            .find(|m| m.m < 0 || !(-31..=30).contains(&m.shift))
+        {
             return Err(EngineError::unsupported(format!(
                 "output multiplier {m:?} out of range"
             )));
@@ -249,7 +258,8 @@ pub fn conv_reference<T: QElem, W: QElem>(
                 for oc in 0..g.out_c {
                     let mut acc: i64 = 0;
                     for ky in 0..g.k_h {
-                        let iy = (oy * g.stride_h + ky * g.dilation_h) as isize - g.pad_top as isize;
+                        let iy =
+                            (oy * g.stride_h + ky * g.dilation_h) as isize - g.pad_top as isize;
                         if iy < 0 || iy >= g.in_h as isize {
                             continue;
                         }
@@ -306,8 +316,8 @@ pub fn depthwise_reference<T: QElem, W: QElem>(
                         let oc = ic * g.depth_multiplier + m;
                         let mut acc: i64 = 0;
                         for ky in 0..g.k_h {
-                            let iy = (oy * g.stride_h + ky * g.dilation_h) as isize
-                                - g.pad_top as isize;
+                            let iy =
+                                (oy * g.stride_h + ky * g.dilation_h) as isize - g.pad_top as isize;
                             if iy < 0 || iy >= g.in_h as isize {
                                 continue;
                             }

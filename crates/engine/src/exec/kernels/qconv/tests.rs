@@ -69,7 +69,11 @@ fn params(rng: &mut Lcg, scheme: QScheme, n: usize, k: usize) -> Case {
         let a = rng.range(lo, (lo + hi) / 2) as i32;
         (a, rng.range(a as i64, hi) as i32)
     };
-    let bmax = if scheme == QScheme::Int16x8 { 1 << 30 } else { 1 << 16 };
+    let bmax = if scheme == QScheme::Int16x8 {
+        1 << 30
+    } else {
+        1 << 16
+    };
     let bias = (rng.range(0, 3) > 0).then(|| (0..n).map(|_| rng.range(-bmax, bmax)).collect());
     Case {
         q: QParams {
@@ -87,7 +91,9 @@ fn params(rng: &mut Lcg, scheme: QScheme, n: usize, k: usize) -> Case {
 }
 
 fn rand_vec<T: QElem>(rng: &mut Lcg, n: usize, lo: i64, hi: i64) -> Vec<T> {
-    (0..n).map(|_| T::from_i32(rng.range(lo, hi) as i32)).collect()
+    (0..n)
+        .map(|_| T::from_i32(rng.range(lo, hi) as i32))
+        .collect()
 }
 
 fn random_geom(rng: &mut Lcg, depthwise: bool, big: bool) -> QConvGeom {
@@ -100,7 +106,11 @@ fn random_geom(rng: &mut Lcg, depthwise: bool, big: bool) -> QConvGeom {
     let in_h = rng.range(5, if big { 14 } else { 8 }) as usize;
     let in_w = rng.range(5, if big { 14 } else { 8 }) as usize;
     let in_c = rng.range(1, if big { 70 } else { 20 }) as usize;
-    let depth_multiplier = if depthwise { rng.range(1, 3) as usize } else { 1 };
+    let depth_multiplier = if depthwise {
+        rng.range(1, 3) as usize
+    } else {
+        1
+    };
     let out_c = if depthwise {
         in_c * depth_multiplier
     } else {
@@ -269,7 +279,13 @@ fn extremes_match_reference() {
         depth: 1000,
         units: 17,
     };
-    fc_case::<i16, i8>(&mut rng, QScheme::Int16x8, &g, (-32768, -32768), (-128, -128));
+    fc_case::<i16, i8>(
+        &mut rng,
+        QScheme::Int16x8,
+        &g,
+        (-32768, -32768),
+        (-128, -128),
+    );
     fc_case::<i16, i8>(&mut rng, QScheme::Int16x8, &g, (32767, 32767), (-128, -128));
     fc_case::<u8, u8>(&mut rng, QScheme::Uint8, &g, (255, 255), (0, 0));
     fc_case::<i8, i8>(&mut rng, QScheme::Int8, &g, (-128, -128), (-127, -127));
@@ -384,4 +400,153 @@ fn bad_sizes_are_errors() {
     let q = unit_params(QScheme::Int8, 0, 0, 0, 1);
     assert!(PackedQFc::new(&g, &q, &[1i8], None).is_err());
     assert!(fc_reference(&g, &q, &[1i8, 2], &[1i8, 2], Some(&[1, 2]), &mut [0i8]).is_err());
+}
+
+/// Each conv/depthwise/FC of a real model, run alone on the input LiteRT's reference
+/// kernels saw, must reproduce LiteRT's output. Needs the dump written by
+/// `dump.py` (set `QCONV_DUMP=/tmp/qconv_dump`); ignored by default.
+#[test]
+#[ignore]
+fn litert_layers_bit_exact() {
+    use crate::exec::{Interpreter, InterpreterOptions, KernelChoice};
+    use crate::ir::{Graph, Model, Op};
+    let Ok(root) = std::env::var("QCONV_DUMP") else {
+        eprintln!("QCONV_DUMP not set");
+        return;
+    };
+    let shared = crate::data::shared_root().expect("shared folder");
+    let mut failures = Vec::new();
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let dir = entry.unwrap().path();
+        if !dir.is_dir() {
+            continue;
+        }
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        let model =
+            crate::tflite::read_model_file(&shared.join(format!("models/coral/{name}.tflite")))
+                .unwrap();
+        let src = model.main();
+        let ops: Vec<usize> =
+            serde_json::from_slice(&std::fs::read(dir.join("ops.json")).unwrap()).unwrap();
+        let mut passed = 0;
+        for &oi in &ops {
+            let op = &src.ops[oi];
+            let mut g = Graph::default();
+            let mut ids = Vec::new();
+            for t in op.inputs.iter() {
+                ids.push(t.map(|t| g.add_tensor(src.tensors[t].clone())));
+            }
+            let y = g.add_tensor(src.tensors[op.outputs[0]].clone());
+            let x = ids[0].unwrap();
+            g.inputs = vec![x];
+            g.outputs = vec![y];
+            g.add_op(Op {
+                kind: op.kind.clone(),
+                inputs: ids,
+                outputs: vec![y],
+                intermediates: vec![],
+                version: op.version,
+            });
+            let m = Model::from_graph(g, "layer");
+            let input = std::fs::read(dir.join(format!("{oi}_in.bin"))).unwrap();
+            let want = std::fs::read(dir.join(format!("{oi}_out.bin"))).unwrap();
+            let mut ok = true;
+            for kernels in [KernelChoice::Reference, KernelChoice::Fast] {
+                let opts = InterpreterOptions {
+                    kernels,
+                    ..Default::default()
+                };
+                let mut it = Interpreter::new(&m, opts).unwrap();
+                it.set_input_bytes(0, &input).unwrap();
+                it.invoke();
+                let got = it.output_bytes(0);
+                if got != want.as_slice() {
+                    let diff = got.iter().zip(&want).filter(|(a, b)| a != b).count();
+                    failures.push(format!(
+                        "{name} op {oi} {} {kernels:?}: {diff} of {} bytes differ",
+                        op.kind.name(),
+                        want.len()
+                    ));
+                    ok = false;
+                }
+            }
+            passed += ok as usize;
+        }
+        eprintln!("{name}: {passed}/{} layers bit-exact", ops.len());
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// On-CPU nanoseconds of this thread (robust to other processes sharing the cores).
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Per-layer CPU time of the fast kernels on MobileNetV2-like shapes (release only:
+/// `cargo test --release --lib qconv_timing -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn qconv_timing() {
+    let mut rng = Lcg(9);
+    let geo = |hw, ic, oc, k, s, pad, ohw, m| QConvGeom {
+        batch: 1,
+        in_h: hw,
+        in_w: hw,
+        in_c: ic,
+        out_h: ohw,
+        out_w: ohw,
+        out_c: oc,
+        k_h: k,
+        k_w: k,
+        stride_h: s,
+        stride_w: s,
+        dilation_h: 1,
+        dilation_w: 1,
+        pad_top: pad,
+        pad_left: pad,
+        depth_multiplier: m,
+    };
+    let time = |f: &mut dyn FnMut()| {
+        f();
+        let t0 = thread_cpu_ns();
+        let mut n = 0;
+        while thread_cpu_ns() - t0 < 300_000_000 {
+            f();
+            n += 1;
+        }
+        (thread_cpu_ns() - t0) as f64 / n as f64 / 1e3
+    };
+    for isa in available_isas() {
+        with_isa(isa, || {
+            for (name, g) in [
+                ("conv1x1 56x56 24->144", geo(56, 24, 144, 1, 1, 0, 56, 1)),
+                ("conv1x1 14x14 384->64", geo(14, 384, 64, 1, 1, 0, 14, 1)),
+                ("conv3x3s2 224 3->32", geo(224, 3, 32, 3, 2, 0, 112, 1)),
+            ] {
+                let c = params(&mut rng, QScheme::Int8, g.out_c, 100);
+                let x: Vec<i8> = rand_vec(&mut rng, g.input_len(), -128, 127);
+                let w: Vec<i8> = rand_vec(&mut rng, g.conv_filter_len(), -127, 127);
+                let k = PackedQConv::new(&g, &c.q, &w, c.bias.as_deref()).unwrap();
+                let mut out = vec![0i8; g.output_len()];
+                let us = time(&mut || k.run(&x, &mut out, Parallelism::SINGLE));
+                let gops = 2.0 * (g.output_len() * g.k_h * g.k_w * g.in_c) as f64 / us / 1e3;
+                eprintln!("{isa:?} int8 {name}: {us:.0} µs ({gops:.1} GOP/s)");
+            }
+            for (name, g) in [
+                ("dw3x3s2 112 96", geo(112, 96, 96, 3, 2, 0, 56, 1)),
+                ("dw3x3s1 56 144", geo(56, 144, 144, 3, 1, 1, 56, 1)),
+            ] {
+                let c = params(&mut rng, QScheme::Int8, g.out_c, 9);
+                let x: Vec<i8> = rand_vec(&mut rng, g.input_len(), -128, 127);
+                let w: Vec<i8> = rand_vec(&mut rng, g.depthwise_filter_len(), -127, 127);
+                let k = PackedQDepthwise::new(&g, &c.q, &w, c.bias.as_deref()).unwrap();
+                let mut out = vec![0i8; g.output_len()];
+                let us = time(&mut || k.run(&x, &mut out, Parallelism::SINGLE));
+                eprintln!("{isa:?} int8 {name}: {us:.0} µs");
+            }
+        });
+    }
 }
