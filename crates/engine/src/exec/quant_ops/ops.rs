@@ -8,7 +8,7 @@
 use crate::error::{EngineError, Result};
 use crate::exec::kernels::qops::{
     QInt,
-    binary::{self, QBinaryKind, QBinaryParams},
+    binary::{self, AddSubTables, QBinaryKind, QBinaryParams},
     lut::{self, HardSwishParams, ReluParams},
     mean::QMean,
     pool::{self, QPoolParams},
@@ -157,6 +157,8 @@ enum QKernel {
         p: QBinaryParams,
         fast: bool,
     },
+    /// 8-bit ADD/SUB on the fast path: per-input rescaling tabulated.
+    AddSubTable(Box<AddSubTables>),
     AvgPool {
         p: QPoolParams,
         fast: bool,
@@ -241,7 +243,15 @@ fn prepare_kernel(g: &Graph, op: &Op, choice: KernelChoice) -> Result<QKernel> {
             } else {
                 QBinaryParams::add_sub(sub, 20, pa, pb, py, lo, hi)
             };
-            Ok(QKernel::Binary { p, fast })
+            let table = match dt {
+                DType::U8 => AddSubTables::new::<u8>(&p),
+                DType::I8 => AddSubTables::new::<i8>(&p),
+                _ => None,
+            };
+            Ok(match table {
+                Some(t) if fast => QKernel::AddSubTable(Box::new(t)),
+                _ => QKernel::Binary { p, fast },
+            })
         }
         Mul { activation } => {
             let (a, b, y) = binary_io(g, op)?;
@@ -670,6 +680,16 @@ impl OpKernel for QKernel {
                     binary::binary_same_shape(p, xa, xb, y);
                 } else {
                     binary::binary_broadcast_rows(p, xa, sa, xb, sb, y, so);
+                }
+            }),
+            QKernel::AddSubTable(t) => by_qtype!(dt, T => {
+                let (a, b) = (inp(0), inp(1));
+                let (sa, sb, so) = (&io.slot(a).shape, &io.slot(b).shape, &io.slot(out).shape);
+                let (xa, xb, y) = (io.input::<T>(a), io.input::<T>(b), io.output::<T>(out));
+                if sa == sb {
+                    t.run_same_shape(xa, xb, y);
+                } else {
+                    t.run_broadcast(xa, sa, xb, sb, y, so);
                 }
             }),
             QKernel::AvgPool { p, fast } => by_qtype!(dt, T => {

@@ -234,6 +234,116 @@ pub fn binary_broadcast_rows<T: QInt>(
     }
 }
 
+/// Fast 8-bit ADD/SUB: each input's rescaling `MBQM((x − z)·2^left_shift, M)`
+/// depends on one byte only, so it is tabulated once (256 entries per input); per
+/// element only the sum and the output MBQM remain. Same arithmetic, same bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AddSubTables {
+    t1: [i32; 256],
+    t2: [i32; 256],
+    sub: bool,
+    m_out: Multiplier,
+    out_offset: i32,
+    act_min: i32,
+    act_max: i32,
+}
+
+impl AddSubTables {
+    /// `None` unless `p` is an ADD/SUB with the 8-bit type `T`.
+    pub fn new<T: QInt>(p: &QBinaryParams) -> Option<Self> {
+        let QBinaryKind::AddSub {
+            sub,
+            left_shift,
+            m1,
+            m2,
+            m_out,
+        } = p.kind
+        else {
+            return None;
+        };
+        if T::MAX - T::MIN != 255 {
+            return None;
+        }
+        let r = Rounding::Double;
+        let mut t1 = [0i32; 256];
+        let mut t2 = [0i32; 256];
+        for (k, v) in (T::MIN..=T::MAX).enumerate() {
+            t1[k] = mbqm((v + p.in1_offset).wrapping_mul(1 << left_shift), m1, r);
+            t2[k] = mbqm((v + p.in2_offset).wrapping_mul(1 << left_shift), m2, r);
+        }
+        Some(AddSubTables {
+            t1,
+            t2,
+            sub,
+            m_out,
+            out_offset: p.out_offset,
+            act_min: p.act_min,
+            act_max: p.act_max,
+        })
+    }
+
+    #[inline(always)]
+    fn apply<T: QInt>(&self, x1: T, x2: T) -> T {
+        let a = self.t1[(x1.get() - T::MIN) as usize];
+        let b = self.t2[(x2.get() - T::MIN) as usize];
+        let raw = if self.sub {
+            a.wrapping_sub(b)
+        } else {
+            a.wrapping_add(b)
+        };
+        let v = mbqm(raw, self.m_out, Rounding::Double).wrapping_add(self.out_offset);
+        T::put(v.max(self.act_min).min(self.act_max))
+    }
+
+    /// Equal shapes: one flat loop.
+    pub fn run_same_shape<T: QInt>(&self, a: &[T], b: &[T], y: &mut [T]) {
+        for ((o, &x1), &x2) in y.iter_mut().zip(a).zip(b) {
+            *o = self.apply(x1, x2);
+        }
+    }
+
+    /// Broadcasting: rows along the innermost dimension.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_broadcast<T: QInt>(
+        &self,
+        a: &[T],
+        a_shape: &[usize],
+        b: &[T],
+        b_shape: &[usize],
+        y: &mut [T],
+        out_shape: &[usize],
+    ) {
+        let rank = out_shape.len();
+        if y.is_empty() {
+            return;
+        }
+        if rank == 0 {
+            y[0] = self.apply(a[0], b[0]);
+            return;
+        }
+        let sa = broadcast_strides(a_shape, out_shape);
+        let sb = broadcast_strides(b_shape, out_shape);
+        let n = out_shape[rank - 1];
+        let (ia_step, ib_step) = (sa[rank - 1], sb[rank - 1]);
+        let outer = &out_shape[..rank - 1];
+        let mut idx = vec![0usize; rank - 1];
+        for row in y.chunks_exact_mut(n) {
+            let a0: usize = idx.iter().zip(&sa).map(|(i, s)| i * s).sum();
+            let b0: usize = idx.iter().zip(&sb).map(|(i, s)| i * s).sum();
+            for (j, o) in row.iter_mut().enumerate() {
+                *o = self.apply(a[a0 + j * ia_step], b[b0 + j * ib_step]);
+            }
+            for k in (0..outer.len()).rev() {
+                idx[k] += 1;
+                if idx[k] < outer[k] {
+                    break;
+                }
+                idx[k] = 0;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -327,5 +437,45 @@ mod tests {
         binary_reference(&p, &a, &[256], &b, &[256], &mut y1, &[256]);
         binary_same_shape(&p, &a, &b, &mut y2);
         assert_eq!(y1, y2);
+    }
+
+    #[test]
+    fn add_sub_tables_equal_reference_on_every_pair() {
+        let a: Vec<u8> = (0..=255)
+            .flat_map(|v| std::iter::repeat_n(v as u8, 256))
+            .collect();
+        let b: Vec<u8> = (0..256 * 256).map(|k| (k % 256) as u8).collect();
+        for sub in [false, true] {
+            let p = QBinaryParams::add_sub(sub, 20, (0.031, 130), (0.017, 40), (0.05, 120), 3, 250);
+            let t = AddSubTables::new::<u8>(&p).unwrap();
+            let mut y1 = vec![0u8; a.len()];
+            let mut y2 = vec![0u8; a.len()];
+            binary_same_shape(&p, &a, &b, &mut y1);
+            t.run_same_shape(&a, &b, &mut y2);
+            assert_eq!(y1, y2);
+        }
+        let ai: Vec<i8> = a.iter().map(|&v| v as i8).collect();
+        let bi: Vec<i8> = b.iter().map(|&v| v as i8).collect();
+        let p = QBinaryParams::add_sub(false, 20, (0.2, -5), (0.01, 17), (0.1, 3), -128, 127);
+        let t = AddSubTables::new::<i8>(&p).unwrap();
+        let mut y1 = vec![0i8; ai.len()];
+        let mut y2 = vec![0i8; ai.len()];
+        binary_reference(
+            &p,
+            &ai,
+            &[256, 256],
+            &bi[..256],
+            &[256],
+            &mut y1,
+            &[256, 256],
+        );
+        t.run_broadcast(&ai, &[256, 256], &bi[..256], &[256], &mut y2, &[256, 256]);
+        assert_eq!(y1, y2);
+        // MUL and int16 have no tables.
+        assert!(
+            AddSubTables::new::<i8>(&QBinaryParams::mul((1.0, 0), (1.0, 0), (1.0, 0), -128, 127))
+                .is_none()
+        );
+        assert!(AddSubTables::new::<i16>(&p).is_none());
     }
 }
