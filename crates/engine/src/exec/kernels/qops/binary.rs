@@ -155,6 +155,74 @@ fn broadcast_strides(shape: &[usize], out_shape: &[usize]) -> Vec<usize> {
     strides
 }
 
+/// The output shape with size-1 dims dropped and adjacent dims of the same broadcast
+/// pattern merged, with both operands' strides: `[N,H,W,C] (op) [C]` becomes
+/// `[N·H·W, C]`, so the fast loops run long rows with little index bookkeeping.
+fn merged_dims(
+    a_shape: &[usize],
+    b_shape: &[usize],
+    out_shape: &[usize],
+) -> (Vec<usize>, Vec<usize>, Vec<usize>) {
+    let sa = broadcast_strides(a_shape, out_shape);
+    let sb = broadcast_strides(b_shape, out_shape);
+    let mut dims: Vec<(usize, usize, usize)> = Vec::new();
+    for ((&n, &x), &y) in out_shape.iter().zip(&sa).zip(&sb) {
+        if n == 1 {
+            continue;
+        }
+        match dims.last_mut() {
+            // Contiguous continuation for both operands (or broadcast in both).
+            Some(last) if (last.1 == 0) == (x == 0) && (last.2 == 0) == (y == 0) => {
+                last.0 *= n;
+                last.1 = x;
+                last.2 = y;
+            }
+            _ => dims.push((n, x, y)),
+        }
+    }
+    (
+        dims.iter().map(|d| d.0).collect(),
+        dims.iter().map(|d| d.1).collect(),
+        dims.iter().map(|d| d.2).collect(),
+    )
+}
+
+/// Visit the rows of the innermost merged dimension: `f(a_start, a_step, b_start,
+/// b_step, output_row)`.
+fn for_each_row<T>(
+    a_shape: &[usize],
+    b_shape: &[usize],
+    out_shape: &[usize],
+    y: &mut [T],
+    mut f: impl FnMut(usize, usize, usize, usize, &mut [T]),
+) {
+    if y.is_empty() {
+        return;
+    }
+    let (dims, sa, sb) = merged_dims(a_shape, b_shape, out_shape);
+    let Some((&n, outer)) = dims.split_last() else {
+        f(0, 0, 0, 0, y);
+        return;
+    };
+    let (a_step, b_step) = (sa[dims.len() - 1], sb[dims.len() - 1]);
+    let mut idx = vec![0usize; outer.len()];
+    let (mut a0, mut b0) = (0usize, 0usize);
+    for row in y.chunks_exact_mut(n) {
+        f(a0, a_step, b0, b_step, row);
+        for k in (0..outer.len()).rev() {
+            idx[k] += 1;
+            a0 += sa[k];
+            b0 += sb[k];
+            if idx[k] < outer[k] {
+                break;
+            }
+            a0 -= sa[k] * outer[k];
+            b0 -= sb[k] * outer[k];
+            idx[k] = 0;
+        }
+    }
+}
+
 /// Reference kernel: every output element through its broadcast coordinates.
 /// Shapes must broadcast to `out_shape` (checked at preparation).
 #[allow(clippy::too_many_arguments)]
@@ -207,31 +275,11 @@ pub fn binary_broadcast_rows<T: QInt>(
     y: &mut [T],
     out_shape: &[usize],
 ) {
-    let rank = out_shape.len();
-    if y.is_empty() || rank == 0 {
-        binary_reference(p, a, a_shape, b, b_shape, y, out_shape);
-        return;
-    }
-    let sa = broadcast_strides(a_shape, out_shape);
-    let sb = broadcast_strides(b_shape, out_shape);
-    let n = out_shape[rank - 1];
-    let (ia_step, ib_step) = (sa[rank - 1], sb[rank - 1]);
-    let outer = &out_shape[..rank - 1];
-    let mut idx = vec![0usize; rank - 1];
-    for row in y.chunks_exact_mut(n) {
-        let a0: usize = idx.iter().zip(&sa).map(|(i, s)| i * s).sum();
-        let b0: usize = idx.iter().zip(&sb).map(|(i, s)| i * s).sum();
+    for_each_row(a_shape, b_shape, out_shape, y, |a0, sa, b0, sb, row| {
         for (j, o) in row.iter_mut().enumerate() {
-            *o = T::put(p.apply(a[a0 + j * ia_step].get(), b[b0 + j * ib_step].get()));
+            *o = T::put(p.apply(a[a0 + j * sa].get(), b[b0 + j * sb].get()));
         }
-        for k in (0..outer.len()).rev() {
-            idx[k] += 1;
-            if idx[k] < outer[k] {
-                break;
-            }
-            idx[k] = 0;
-        }
-    }
+    });
 }
 
 /// Fast 8-bit ADD/SUB: each input's rescaling `MBQM((x − z)·2^left_shift, M)`
@@ -302,7 +350,7 @@ impl AddSubTables {
         }
     }
 
-    /// Broadcasting: rows along the innermost dimension.
+    /// Broadcasting: rows along the innermost merged dimension.
     #[allow(clippy::too_many_arguments)]
     pub fn run_broadcast<T: QInt>(
         &self,
@@ -313,34 +361,32 @@ impl AddSubTables {
         y: &mut [T],
         out_shape: &[usize],
     ) {
-        let rank = out_shape.len();
-        if y.is_empty() {
-            return;
-        }
-        if rank == 0 {
-            y[0] = self.apply(a[0], b[0]);
-            return;
-        }
-        let sa = broadcast_strides(a_shape, out_shape);
-        let sb = broadcast_strides(b_shape, out_shape);
-        let n = out_shape[rank - 1];
-        let (ia_step, ib_step) = (sa[rank - 1], sb[rank - 1]);
-        let outer = &out_shape[..rank - 1];
-        let mut idx = vec![0usize; rank - 1];
-        for row in y.chunks_exact_mut(n) {
-            let a0: usize = idx.iter().zip(&sa).map(|(i, s)| i * s).sum();
-            let b0: usize = idx.iter().zip(&sb).map(|(i, s)| i * s).sum();
-            for (j, o) in row.iter_mut().enumerate() {
-                *o = self.apply(a[a0 + j * ia_step], b[b0 + j * ib_step]);
-            }
-            for k in (0..outer.len()).rev() {
-                idx[k] += 1;
-                if idx[k] < outer[k] {
-                    break;
+        for_each_row(
+            a_shape,
+            b_shape,
+            out_shape,
+            y,
+            |a0, sa, b0, sb, row| match (sa, sb) {
+                (1, 1) => self.run_same_shape(&a[a0..a0 + row.len()], &b[b0..b0 + row.len()], row),
+                (1, 0) => {
+                    let x2 = b[b0];
+                    for (o, &x1) in row.iter_mut().zip(&a[a0..]) {
+                        *o = self.apply(x1, x2);
+                    }
                 }
-                idx[k] = 0;
-            }
-        }
+                (0, 1) => {
+                    let x1 = a[a0];
+                    for (o, &x2) in row.iter_mut().zip(&b[b0..]) {
+                        *o = self.apply(x1, x2);
+                    }
+                }
+                _ => {
+                    for (j, o) in row.iter_mut().enumerate() {
+                        *o = self.apply(a[a0 + j * sa], b[b0 + j * sb]);
+                    }
+                }
+            },
+        );
     }
 }
 
@@ -477,5 +523,43 @@ mod tests {
                 .is_none()
         );
         assert!(AddSubTables::new::<i16>(&p).is_none());
+    }
+
+    #[test]
+    fn fast_broadcast_paths_equal_reference() {
+        let cases: [(&[usize], &[usize]); 7] = [
+            (&[2, 1, 3, 4], &[1, 5, 1, 4]),
+            (&[1, 6, 6, 3], &[1, 1, 1, 3]),
+            (&[6, 6, 1], &[1, 17]),
+            (&[], &[2, 3]),
+            (&[2, 3], &[]),
+            (&[3, 1, 1], &[1, 1, 1]),
+            (&[1, 4, 1, 2], &[3, 1, 5, 1]),
+        ];
+        for (k, (sa, sb)) in cases.into_iter().enumerate() {
+            let so = crate::exec::kernels::elementwise::broadcast_shape(sa, sb).unwrap();
+            let (na, nb, no) = (
+                sa.iter().product::<usize>(),
+                sb.iter().product::<usize>(),
+                so.iter().product::<usize>(),
+            );
+            let a: Vec<i8> = (0..na).map(|i| (i * 37 + k) as u8 as i8).collect();
+            let b: Vec<i8> = (0..nb).map(|i| (i * 91 + 3 * k) as u8 as i8).collect();
+            for p in [
+                QBinaryParams::add_sub(true, 20, (0.03, 5), (0.02, -9), (0.04, 2), -128, 127),
+                QBinaryParams::mul((0.03, 5), (0.02, -9), (0.004, 2), -100, 127),
+            ] {
+                let mut r = vec![0i8; no];
+                let mut f = vec![0i8; no];
+                binary_reference(&p, &a, sa, &b, sb, &mut r, &so);
+                binary_broadcast_rows(&p, &a, sa, &b, sb, &mut f, &so);
+                assert_eq!(r, f, "{sa:?} {sb:?}");
+                if let Some(t) = AddSubTables::new::<i8>(&p) {
+                    let mut g = vec![0i8; no];
+                    t.run_broadcast(&a, sa, &b, sb, &mut g, &so);
+                    assert_eq!(r, g, "{sa:?} {sb:?} (tables)");
+                }
+            }
+        }
     }
 }
