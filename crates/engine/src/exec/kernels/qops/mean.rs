@@ -6,29 +6,65 @@
 use super::{QInt, clamp_to};
 use crate::quant::fixed_point::{Multiplier, Rounding, mbqm, quantize_multiplier};
 
-/// Sum of `x` (shape `shape`) over `axes` (sorted, unique), one i32 per kept element
-/// in row-major order.
+/// Sum of `x` (shape `shape`) over `axes` (sorted, unique), minus `sub` per element,
+/// one wrapping i32 per kept element in row-major order. Adjacent dims with the same
+/// reduced/kept status are merged first, so `[N,H,W,C]` over {1,2} runs as
+/// contiguous channel rows added into the output (integer sums: order-free).
 pub fn reduce_sum<T: QInt>(x: &[T], shape: &[usize], axes: &[usize], sub: i32) -> Vec<i32> {
-    let rank = shape.len();
-    // Output strides for kept dims (0 for reduced ones).
-    let mut ostr = vec![0usize; rank];
-    let mut s = 1usize;
-    for d in (0..rank).rev() {
-        if !axes.contains(&d) {
-            ostr[d] = s;
-            s *= shape[d];
+    let kept: usize = shape
+        .iter()
+        .enumerate()
+        .filter(|(d, _)| !axes.contains(d))
+        .map(|(_, &n)| n)
+        .product();
+    let mut out = vec![0i32; kept];
+    if x.is_empty() {
+        return out;
+    }
+    let mut dims: Vec<(usize, bool)> = Vec::new();
+    for (d, &n) in shape.iter().enumerate() {
+        if n == 1 {
+            continue;
+        }
+        let red = axes.contains(&d);
+        match dims.last_mut() {
+            Some(last) if last.1 == red => last.0 *= n,
+            _ => dims.push((n, red)),
         }
     }
-    let mut out = vec![0i32; s];
-    let mut idx = vec![0usize; rank];
-    for v in x {
-        let o: usize = idx.iter().zip(&ostr).map(|(i, st)| i * st).sum();
-        out[o] = out[o].wrapping_add(v.get() - sub);
-        for k in (0..rank).rev() {
+    let Some((&(n, inner_reduced), outer)) = dims.split_last() else {
+        out[0] = x[0].get() - sub;
+        return out;
+    };
+    // Output strides of the outer dims (0 for reduced ones).
+    let mut ostr = vec![0usize; outer.len()];
+    let mut st = if inner_reduced { 1 } else { n };
+    for (k, &(d, red)) in outer.iter().enumerate().rev() {
+        if !red {
+            ostr[k] = st;
+            st *= d;
+        }
+    }
+    let mut idx = vec![0usize; outer.len()];
+    let mut o0 = 0usize;
+    for row in x.chunks_exact(n) {
+        if inner_reduced {
+            let s = row
+                .iter()
+                .fold(0i32, |acc, v| acc.wrapping_add(v.get() - sub));
+            out[o0] = out[o0].wrapping_add(s);
+        } else {
+            for (o, v) in out[o0..o0 + n].iter_mut().zip(row) {
+                *o = o.wrapping_add(v.get() - sub);
+            }
+        }
+        for k in (0..outer.len()).rev() {
             idx[k] += 1;
-            if idx[k] < shape[k] {
+            o0 += ostr[k];
+            if idx[k] < outer[k].0 {
                 break;
             }
+            o0 -= ostr[k] * outer[k].0;
             idx[k] = 0;
         }
     }
@@ -121,5 +157,41 @@ mod tests {
         q.run(&[100u8, 101, 102, 90, 90, 93], &[2, 3], &[1], &mut y);
         // row 0: mean 101 → 2·1 + 10 = 12; row 1: mean 91 → 2·(−9) + 10 = −8 → 0.
         assert_eq!(y, [12, 0]);
+    }
+
+    #[test]
+    fn reduce_sum_matches_index_arithmetic() {
+        let shape = [2usize, 3, 1, 4, 5];
+        let x: Vec<i8> = (0..120).map(|i| (i * 53 % 256) as u8 as i8).collect();
+        for axes in [
+            vec![0],
+            vec![1, 3],
+            vec![4],
+            vec![0, 1, 2, 3, 4],
+            vec![2],
+            vec![0, 4],
+        ] {
+            let got = reduce_sum(&x, &shape, &axes, 3);
+            // Plain odometer over every element.
+            let mut ostr = [0usize; 5];
+            let mut st = 1;
+            for d in (0..5).rev() {
+                if !axes.contains(&d) {
+                    ostr[d] = st;
+                    st *= shape[d];
+                }
+            }
+            let mut want = vec![0i32; st];
+            for (i, v) in x.iter().enumerate() {
+                let mut r = i;
+                let mut o = 0;
+                for d in (0..5).rev() {
+                    o += (r % shape[d]) * ostr[d];
+                    r /= shape[d];
+                }
+                want[o] += *v as i32 - 3;
+            }
+            assert_eq!(got, want, "{axes:?}");
+        }
     }
 }
