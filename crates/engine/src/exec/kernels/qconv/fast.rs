@@ -433,6 +433,72 @@ fn dw_row<T: QElem>(
         }
     }
 }
+/// Channels per register block of the 8-bit depthwise path.
+const DW_LANES: usize = 32;
+
+/// 8-bit depthwise with multiplier 1: for each output pixel and block of 32 channels
+/// the sums stay in registers across the taps, then are requantized at once.
+#[inline(always)]
+fn dw_row8<T: QElem>(r: &DwRow<'_, T>, taps: &mut Vec<(usize, usize)>, out: &mut [T]) {
+    let k = r.k;
+    let g = &k.g;
+    let c = g.out_c;
+    let oy = r.row % g.out_h;
+    let b = r.row / g.out_h;
+    let io = k.in_offset;
+    for ox in 0..g.out_w {
+        taps.clear();
+        for ky in 0..g.k_h {
+            let iy = (oy * g.stride_h + ky * g.dilation_h) as isize - g.pad_top as isize;
+            if iy < 0 || iy >= g.in_h as isize {
+                continue;
+            }
+            for kx in 0..g.k_w {
+                let ix = (ox * g.stride_w + kx * g.dilation_w) as isize - g.pad_left as isize;
+                if ix < 0 || ix >= g.in_w as isize {
+                    continue;
+                }
+                let s = ((b * g.in_h + iy as usize) * g.in_w + ix as usize) * g.in_c;
+                taps.push((s, (ky * g.k_w + kx) * c));
+            }
+        }
+        let o = &mut out[ox * c..(ox + 1) * c];
+        let mut c0 = 0;
+        while c0 + DW_LANES <= c {
+            let mut acc = [0i32; DW_LANES];
+            for &(xs, ws) in taps.iter() {
+                let x = &r.input[xs + c0..xs + c0 + DW_LANES];
+                let w = &k.w[ws + c0..ws + c0 + DW_LANES];
+                for l in 0..DW_LANES {
+                    acc[l] = acc[l].wrapping_add((x[l].to_i32() + io) * w[l]);
+                }
+            }
+            k.rq.row(
+                k.isa,
+                c0,
+                &acc,
+                &k.bias32[c0..],
+                0,
+                &mut o[c0..c0 + DW_LANES],
+            );
+            c0 += DW_LANES;
+        }
+        if c0 < c {
+            let n = c - c0;
+            let mut acc = [0i32; DW_LANES];
+            for &(xs, ws) in taps.iter() {
+                let x = &r.input[xs + c0..xs + c];
+                let w = &k.w[ws + c0..ws + c];
+                for l in 0..n {
+                    acc[l] = acc[l].wrapping_add((x[l].to_i32() + io) * w[l]);
+                }
+            }
+            k.rq.row(k.isa, c0, &acc[..n], &k.bias32[c0..], 0, &mut o[c0..]);
+        }
+    }
+}
+multiversion!(dw_row8, dw_row8_avx2, dw_row8_avx512, <T: QElem>(r: &DwRow<'_, T>, taps: &mut Vec<(usize, usize)>, out: &mut [T]));
+
 multiversion!(dw_row, dw_row_avx2, dw_row_avx512, <T: QElem>(r: &DwRow<'_, T>, acc: &mut [i32], acc64: &mut [i64], xe: &mut [i32], out: &mut [T]));
 
 impl PackedQDepthwise {
@@ -486,14 +552,31 @@ impl PackedQDepthwise {
             return;
         }
         let n = g.out_c.next_multiple_of(16);
-        let init = || (vec![0i32; n], vec![0i64; g.out_c], vec![0i32; g.out_c]);
-        let one =
-            |(acc, acc64, xe): &mut (Vec<i32>, Vec<i64>, Vec<i32>), row: usize, o: &mut [T]| {
-                let r = DwRow {
-                    k: self,
-                    input,
-                    row,
-                };
+        let simple = !self.wide && g.depth_multiplier == 1;
+        type Scratch = (Vec<i32>, Vec<i64>, Vec<i32>, Vec<(usize, usize)>);
+        let init = || -> Scratch {
+            (
+                vec![0i32; n],
+                vec![0i64; g.out_c],
+                vec![0i32; g.out_c],
+                Vec::with_capacity(g.k_h * g.k_w),
+            )
+        };
+        let one = |(acc, acc64, xe, taps): &mut Scratch, row: usize, o: &mut [T]| {
+            let r = DwRow {
+                k: self,
+                input,
+                row,
+            };
+            if simple {
+                dispatch!(
+                    self.isa,
+                    dw_row8,
+                    dw_row8_avx2,
+                    dw_row8_avx512,
+                    (&r, taps, o)
+                );
+            } else {
                 let acc = &mut acc[..g.out_c];
                 dispatch!(
                     self.isa,
@@ -502,7 +585,8 @@ impl PackedQDepthwise {
                     dw_row_avx512,
                     (&r, acc, acc64, xe, o)
                 );
-            };
+            }
+        };
         if par.threads > 1 {
             out.par_chunks_mut(row_len)
                 .enumerate()

@@ -364,9 +364,11 @@ mod x86 {
             // SAFETY: k4 * 4 + 4 <= kp bytes of each row and (j*kp*16 + k4*64 + 64) <=
             // NB*16*kp bytes of b, both asserted above.
             unsafe {
-                let bv: [__m512i; NB] = std::array::from_fn(|j| {
-                    _mm512_loadu_si512(bp.add(j * kp * 16 + k4 * 64).cast())
-                });
+                // No closures here: they would not inherit the target features.
+                let mut bv = [_mm512_setzero_si512(); NB];
+                for j in 0..NB {
+                    bv[j] = _mm512_loadu_si512(bp.add(j * kp * 16 + k4 * 64).cast());
+                }
                 for r in 0..MR {
                     let av = _mm512_set1_epi32(rp[r].add(k4 * 4).cast::<i32>().read_unaligned());
                     for j in 0..NB {
@@ -406,9 +408,10 @@ mod x86 {
         for k2 in 0..kp / 2 {
             // SAFETY: bounds asserted above (two int16 per row step, 16 per block step).
             unsafe {
-                let bv: [__m256i; NB] = std::array::from_fn(|j| {
-                    _mm256_loadu_si256(bp.add(j * kp * 8 + k2 * 16).cast())
-                });
+                let mut bv = [_mm256_setzero_si256(); NB];
+                for j in 0..NB {
+                    bv[j] = _mm256_loadu_si256(bp.add(j * kp * 8 + k2 * 16).cast());
+                }
                 for r in 0..MR {
                     let av = _mm256_set1_epi32(rp[r].add(k2 * 2).cast::<i32>().read_unaligned());
                     for j in 0..NB {

@@ -40,12 +40,15 @@ impl QScheme {
 
 /// An activation or weight element type of the integer kernels.
 pub trait QElem: Copy + Send + Sync + 'static {
+    /// Whether the type is signed (selects the SIMD narrowing instruction).
+    const SIGNED: bool;
     fn to_i32(self) -> i32;
     /// From a value already clamped to the type's range.
     fn from_i32(v: i32) -> Self;
 }
 
 impl QElem for u8 {
+    const SIGNED: bool = false;
     #[inline(always)]
     fn to_i32(self) -> i32 {
         self as i32
@@ -57,6 +60,7 @@ impl QElem for u8 {
 }
 
 impl QElem for i8 {
+    const SIGNED: bool = true;
     #[inline(always)]
     fn to_i32(self) -> i32 {
         self as i32
@@ -68,6 +72,7 @@ impl QElem for i8 {
 }
 
 impl QElem for i16 {
+    const SIGNED: bool = true;
     #[inline(always)]
     fn to_i32(self) -> i32 {
         self as i32

@@ -103,10 +103,10 @@ mod x86 {
         let zp = _mm512_set1_epi32(r.out_zp);
         let lo = _mm512_set1_epi32(r.act_min);
         let hi = _mm512_set1_epi32(r.act_max);
-        let mut tmp = [0i32; 16];
         let mut j = 0;
         while j < n {
-            // SAFETY: every load reads 16 lanes inside the slices asserted above.
+            // SAFETY: every load reads 16 lanes inside the slices asserted above; the
+            // store writes 16 elements of `out` (j + 16 <= n <= out.len()).
             unsafe {
                 let a = _mm512_loadu_si512(acc.as_ptr().add(j).cast());
                 let c = _mm512_loadu_si512(col.as_ptr().add(j).cast());
@@ -137,10 +137,12 @@ mod x86 {
                 );
                 let v = _mm512_add_epi32(v, zp);
                 let v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
-                _mm512_storeu_si512(tmp.as_mut_ptr().cast(), v);
-            }
-            for (o, &t) in out[j..j + 16].iter_mut().zip(&tmp) {
-                *o = T::from_i32(t);
+                // Values are clamped to T's range, so truncating narrows are exact.
+                let dst = out.as_mut_ptr().add(j);
+                match std::mem::size_of::<T>() {
+                    1 => _mm_storeu_si128(dst.cast(), _mm512_cvtepi32_epi8(v)),
+                    _ => _mm256_storeu_si256(dst.cast(), _mm512_cvtepi32_epi16(v)),
+                }
             }
             j += 16;
         }
@@ -164,10 +166,10 @@ mod x86 {
         let zp = _mm256_set1_epi32(r.out_zp);
         let lo = _mm256_set1_epi32(r.act_min);
         let hi = _mm256_set1_epi32(r.act_max);
-        let mut tmp = [0i32; 8];
         let mut j = 0;
         while j < n {
-            // SAFETY: every load reads 8 lanes inside the slices asserted above.
+            // SAFETY: every load reads 8 lanes inside the slices asserted above; the
+            // store writes 8 elements of `out`.
             unsafe {
                 let a = _mm256_loadu_si256(acc.as_ptr().add(j).cast());
                 let c = _mm256_loadu_si256(col.as_ptr().add(j).cast());
@@ -192,10 +194,15 @@ mod x86 {
                 let v = _mm256_sub_epi32(_mm256_srav_epi32(h, rs), up);
                 let v = _mm256_add_epi32(v, zp);
                 let v = _mm256_min_epi32(_mm256_max_epi32(v, lo), hi);
-                _mm256_storeu_si256(tmp.as_mut_ptr().cast(), v);
-            }
-            for (o, &t) in out[j..j + 8].iter_mut().zip(&tmp) {
-                *o = T::from_i32(t);
+                // Values are clamped to T's range, so saturating packs are exact.
+                let p16 =
+                    _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+                let dst = out.as_mut_ptr().add(j);
+                match (std::mem::size_of::<T>(), T::SIGNED) {
+                    (1, true) => _mm_storel_epi64(dst.cast(), _mm_packs_epi16(p16, p16)),
+                    (1, false) => _mm_storel_epi64(dst.cast(), _mm_packus_epi16(p16, p16)),
+                    _ => _mm_storeu_si128(dst.cast(), p16),
+                }
             }
             j += 8;
         }

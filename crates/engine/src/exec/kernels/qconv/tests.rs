@@ -476,3 +476,77 @@ fn litert_layers_bit_exact() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// On-CPU nanoseconds of this thread (robust to other processes sharing the cores).
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Per-layer CPU time of the fast kernels on MobileNetV2-like shapes (release only:
+/// `cargo test --release --lib qconv_timing -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn qconv_timing() {
+    let mut rng = Lcg(9);
+    let geo = |hw, ic, oc, k, s, pad, ohw, m| QConvGeom {
+        batch: 1,
+        in_h: hw,
+        in_w: hw,
+        in_c: ic,
+        out_h: ohw,
+        out_w: ohw,
+        out_c: oc,
+        k_h: k,
+        k_w: k,
+        stride_h: s,
+        stride_w: s,
+        dilation_h: 1,
+        dilation_w: 1,
+        pad_top: pad,
+        pad_left: pad,
+        depth_multiplier: m,
+    };
+    let time = |f: &mut dyn FnMut()| {
+        f();
+        let t0 = thread_cpu_ns();
+        let mut n = 0;
+        while thread_cpu_ns() - t0 < 300_000_000 {
+            f();
+            n += 1;
+        }
+        (thread_cpu_ns() - t0) as f64 / n as f64 / 1e3
+    };
+    for isa in available_isas() {
+        with_isa(isa, || {
+            for (name, g) in [
+                ("conv1x1 56x56 24->144", geo(56, 24, 144, 1, 1, 0, 56, 1)),
+                ("conv1x1 14x14 384->64", geo(14, 384, 64, 1, 1, 0, 14, 1)),
+                ("conv3x3s2 224 3->32", geo(224, 3, 32, 3, 2, 0, 112, 1)),
+            ] {
+                let c = params(&mut rng, QScheme::Int8, g.out_c, 100);
+                let x: Vec<i8> = rand_vec(&mut rng, g.input_len(), -128, 127);
+                let w: Vec<i8> = rand_vec(&mut rng, g.conv_filter_len(), -127, 127);
+                let k = PackedQConv::new(&g, &c.q, &w, c.bias.as_deref()).unwrap();
+                let mut out = vec![0i8; g.output_len()];
+                let us = time(&mut || k.run(&x, &mut out, Parallelism::SINGLE));
+                let gops = 2.0 * (g.output_len() * g.k_h * g.k_w * g.in_c) as f64 / us / 1e3;
+                eprintln!("{isa:?} int8 {name}: {us:.0} µs ({gops:.1} GOP/s)");
+            }
+            for (name, g) in [
+                ("dw3x3s2 112 96", geo(112, 96, 96, 3, 2, 0, 56, 1)),
+                ("dw3x3s1 56 144", geo(56, 144, 144, 3, 1, 1, 56, 1)),
+            ] {
+                let c = params(&mut rng, QScheme::Int8, g.out_c, 9);
+                let x: Vec<i8> = rand_vec(&mut rng, g.input_len(), -128, 127);
+                let w: Vec<i8> = rand_vec(&mut rng, g.depthwise_filter_len(), -127, 127);
+                let k = PackedQDepthwise::new(&g, &c.q, &w, c.bias.as_deref()).unwrap();
+                let mut out = vec![0i8; g.output_len()];
+                let us = time(&mut || k.run(&x, &mut out, Parallelism::SINGLE));
+                eprintln!("{isa:?} int8 {name}: {us:.0} µs");
+            }
+        });
+    }
+}

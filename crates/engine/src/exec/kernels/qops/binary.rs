@@ -155,6 +155,74 @@ fn broadcast_strides(shape: &[usize], out_shape: &[usize]) -> Vec<usize> {
     strides
 }
 
+/// The output shape with size-1 dims dropped and adjacent dims of the same broadcast
+/// pattern merged, with both operands' strides: `[N,H,W,C] (op) [C]` becomes
+/// `[N·H·W, C]`, so the fast loops run long rows with little index bookkeeping.
+fn merged_dims(
+    a_shape: &[usize],
+    b_shape: &[usize],
+    out_shape: &[usize],
+) -> (Vec<usize>, Vec<usize>, Vec<usize>) {
+    let sa = broadcast_strides(a_shape, out_shape);
+    let sb = broadcast_strides(b_shape, out_shape);
+    let mut dims: Vec<(usize, usize, usize)> = Vec::new();
+    for ((&n, &x), &y) in out_shape.iter().zip(&sa).zip(&sb) {
+        if n == 1 {
+            continue;
+        }
+        match dims.last_mut() {
+            // Contiguous continuation for both operands (or broadcast in both).
+            Some(last) if (last.1 == 0) == (x == 0) && (last.2 == 0) == (y == 0) => {
+                last.0 *= n;
+                last.1 = x;
+                last.2 = y;
+            }
+            _ => dims.push((n, x, y)),
+        }
+    }
+    (
+        dims.iter().map(|d| d.0).collect(),
+        dims.iter().map(|d| d.1).collect(),
+        dims.iter().map(|d| d.2).collect(),
+    )
+}
+
+/// Visit the rows of the innermost merged dimension: `f(a_start, a_step, b_start,
+/// b_step, output_row)`.
+fn for_each_row<T>(
+    a_shape: &[usize],
+    b_shape: &[usize],
+    out_shape: &[usize],
+    y: &mut [T],
+    mut f: impl FnMut(usize, usize, usize, usize, &mut [T]),
+) {
+    if y.is_empty() {
+        return;
+    }
+    let (dims, sa, sb) = merged_dims(a_shape, b_shape, out_shape);
+    let Some((&n, outer)) = dims.split_last() else {
+        f(0, 0, 0, 0, y);
+        return;
+    };
+    let (a_step, b_step) = (sa[dims.len() - 1], sb[dims.len() - 1]);
+    let mut idx = vec![0usize; outer.len()];
+    let (mut a0, mut b0) = (0usize, 0usize);
+    for row in y.chunks_exact_mut(n) {
+        f(a0, a_step, b0, b_step, row);
+        for k in (0..outer.len()).rev() {
+            idx[k] += 1;
+            a0 += sa[k];
+            b0 += sb[k];
+            if idx[k] < outer[k] {
+                break;
+            }
+            a0 -= sa[k] * outer[k];
+            b0 -= sb[k] * outer[k];
+            idx[k] = 0;
+        }
+    }
+}
+
 /// Reference kernel: every output element through its broadcast coordinates.
 /// Shapes must broadcast to `out_shape` (checked at preparation).
 #[allow(clippy::too_many_arguments)]
@@ -207,30 +275,118 @@ pub fn binary_broadcast_rows<T: QInt>(
     y: &mut [T],
     out_shape: &[usize],
 ) {
-    let rank = out_shape.len();
-    if y.is_empty() || rank == 0 {
-        binary_reference(p, a, a_shape, b, b_shape, y, out_shape);
-        return;
-    }
-    let sa = broadcast_strides(a_shape, out_shape);
-    let sb = broadcast_strides(b_shape, out_shape);
-    let n = out_shape[rank - 1];
-    let (ia_step, ib_step) = (sa[rank - 1], sb[rank - 1]);
-    let outer = &out_shape[..rank - 1];
-    let mut idx = vec![0usize; rank - 1];
-    for row in y.chunks_exact_mut(n) {
-        let a0: usize = idx.iter().zip(&sa).map(|(i, s)| i * s).sum();
-        let b0: usize = idx.iter().zip(&sb).map(|(i, s)| i * s).sum();
+    for_each_row(a_shape, b_shape, out_shape, y, |a0, sa, b0, sb, row| {
         for (j, o) in row.iter_mut().enumerate() {
-            *o = T::put(p.apply(a[a0 + j * ia_step].get(), b[b0 + j * ib_step].get()));
+            *o = T::put(p.apply(a[a0 + j * sa].get(), b[b0 + j * sb].get()));
         }
-        for k in (0..outer.len()).rev() {
-            idx[k] += 1;
-            if idx[k] < outer[k] {
-                break;
-            }
-            idx[k] = 0;
+    });
+}
+
+/// Fast 8-bit ADD/SUB: each input's rescaling `MBQM((x − z)·2^left_shift, M)`
+/// depends on one byte only, so it is tabulated once (256 entries per input); per
+/// element only the sum and the output MBQM remain. Same arithmetic, same bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AddSubTables {
+    t1: [i32; 256],
+    t2: [i32; 256],
+    sub: bool,
+    m_out: Multiplier,
+    out_offset: i32,
+    act_min: i32,
+    act_max: i32,
+}
+
+impl AddSubTables {
+    /// `None` unless `p` is an ADD/SUB with the 8-bit type `T`.
+    pub fn new<T: QInt>(p: &QBinaryParams) -> Option<Self> {
+        let QBinaryKind::AddSub {
+            sub,
+            left_shift,
+            m1,
+            m2,
+            m_out,
+        } = p.kind
+        else {
+            return None;
+        };
+        if T::MAX - T::MIN != 255 {
+            return None;
         }
+        let r = Rounding::Double;
+        let mut t1 = [0i32; 256];
+        let mut t2 = [0i32; 256];
+        for (k, v) in (T::MIN..=T::MAX).enumerate() {
+            t1[k] = mbqm((v + p.in1_offset).wrapping_mul(1 << left_shift), m1, r);
+            t2[k] = mbqm((v + p.in2_offset).wrapping_mul(1 << left_shift), m2, r);
+        }
+        Some(AddSubTables {
+            t1,
+            t2,
+            sub,
+            m_out,
+            out_offset: p.out_offset,
+            act_min: p.act_min,
+            act_max: p.act_max,
+        })
+    }
+
+    #[inline(always)]
+    fn apply<T: QInt>(&self, x1: T, x2: T) -> T {
+        let a = self.t1[(x1.get() - T::MIN) as usize];
+        let b = self.t2[(x2.get() - T::MIN) as usize];
+        let raw = if self.sub {
+            a.wrapping_sub(b)
+        } else {
+            a.wrapping_add(b)
+        };
+        let v = mbqm(raw, self.m_out, Rounding::Double).wrapping_add(self.out_offset);
+        T::put(v.max(self.act_min).min(self.act_max))
+    }
+
+    /// Equal shapes: one flat loop.
+    pub fn run_same_shape<T: QInt>(&self, a: &[T], b: &[T], y: &mut [T]) {
+        for ((o, &x1), &x2) in y.iter_mut().zip(a).zip(b) {
+            *o = self.apply(x1, x2);
+        }
+    }
+
+    /// Broadcasting: rows along the innermost merged dimension.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_broadcast<T: QInt>(
+        &self,
+        a: &[T],
+        a_shape: &[usize],
+        b: &[T],
+        b_shape: &[usize],
+        y: &mut [T],
+        out_shape: &[usize],
+    ) {
+        for_each_row(
+            a_shape,
+            b_shape,
+            out_shape,
+            y,
+            |a0, sa, b0, sb, row| match (sa, sb) {
+                (1, 1) => self.run_same_shape(&a[a0..a0 + row.len()], &b[b0..b0 + row.len()], row),
+                (1, 0) => {
+                    let x2 = b[b0];
+                    for (o, &x1) in row.iter_mut().zip(&a[a0..]) {
+                        *o = self.apply(x1, x2);
+                    }
+                }
+                (0, 1) => {
+                    let x1 = a[a0];
+                    for (o, &x2) in row.iter_mut().zip(&b[b0..]) {
+                        *o = self.apply(x1, x2);
+                    }
+                }
+                _ => {
+                    for (j, o) in row.iter_mut().enumerate() {
+                        *o = self.apply(a[a0 + j * sa], b[b0 + j * sb]);
+                    }
+                }
+            },
+        );
     }
 }
 
@@ -327,5 +483,83 @@ mod tests {
         binary_reference(&p, &a, &[256], &b, &[256], &mut y1, &[256]);
         binary_same_shape(&p, &a, &b, &mut y2);
         assert_eq!(y1, y2);
+    }
+
+    #[test]
+    fn add_sub_tables_equal_reference_on_every_pair() {
+        let a: Vec<u8> = (0..=255)
+            .flat_map(|v| std::iter::repeat_n(v as u8, 256))
+            .collect();
+        let b: Vec<u8> = (0..256 * 256).map(|k| (k % 256) as u8).collect();
+        for sub in [false, true] {
+            let p = QBinaryParams::add_sub(sub, 20, (0.031, 130), (0.017, 40), (0.05, 120), 3, 250);
+            let t = AddSubTables::new::<u8>(&p).unwrap();
+            let mut y1 = vec![0u8; a.len()];
+            let mut y2 = vec![0u8; a.len()];
+            binary_same_shape(&p, &a, &b, &mut y1);
+            t.run_same_shape(&a, &b, &mut y2);
+            assert_eq!(y1, y2);
+        }
+        let ai: Vec<i8> = a.iter().map(|&v| v as i8).collect();
+        let bi: Vec<i8> = b.iter().map(|&v| v as i8).collect();
+        let p = QBinaryParams::add_sub(false, 20, (0.2, -5), (0.01, 17), (0.1, 3), -128, 127);
+        let t = AddSubTables::new::<i8>(&p).unwrap();
+        let mut y1 = vec![0i8; ai.len()];
+        let mut y2 = vec![0i8; ai.len()];
+        binary_reference(
+            &p,
+            &ai,
+            &[256, 256],
+            &bi[..256],
+            &[256],
+            &mut y1,
+            &[256, 256],
+        );
+        t.run_broadcast(&ai, &[256, 256], &bi[..256], &[256], &mut y2, &[256, 256]);
+        assert_eq!(y1, y2);
+        // MUL and int16 have no tables.
+        assert!(
+            AddSubTables::new::<i8>(&QBinaryParams::mul((1.0, 0), (1.0, 0), (1.0, 0), -128, 127))
+                .is_none()
+        );
+        assert!(AddSubTables::new::<i16>(&p).is_none());
+    }
+
+    #[test]
+    fn fast_broadcast_paths_equal_reference() {
+        let cases: [(&[usize], &[usize]); 7] = [
+            (&[2, 1, 3, 4], &[1, 5, 1, 4]),
+            (&[1, 6, 6, 3], &[1, 1, 1, 3]),
+            (&[6, 6, 1], &[1, 17]),
+            (&[], &[2, 3]),
+            (&[2, 3], &[]),
+            (&[3, 1, 1], &[1, 1, 1]),
+            (&[1, 4, 1, 2], &[3, 1, 5, 1]),
+        ];
+        for (k, (sa, sb)) in cases.into_iter().enumerate() {
+            let so = crate::exec::kernels::elementwise::broadcast_shape(sa, sb).unwrap();
+            let (na, nb, no) = (
+                sa.iter().product::<usize>(),
+                sb.iter().product::<usize>(),
+                so.iter().product::<usize>(),
+            );
+            let a: Vec<i8> = (0..na).map(|i| (i * 37 + k) as u8 as i8).collect();
+            let b: Vec<i8> = (0..nb).map(|i| (i * 91 + 3 * k) as u8 as i8).collect();
+            for p in [
+                QBinaryParams::add_sub(true, 20, (0.03, 5), (0.02, -9), (0.04, 2), -128, 127),
+                QBinaryParams::mul((0.03, 5), (0.02, -9), (0.004, 2), -100, 127),
+            ] {
+                let mut r = vec![0i8; no];
+                let mut f = vec![0i8; no];
+                binary_reference(&p, &a, sa, &b, sb, &mut r, &so);
+                binary_broadcast_rows(&p, &a, sa, &b, sb, &mut f, &so);
+                assert_eq!(r, f, "{sa:?} {sb:?}");
+                if let Some(t) = AddSubTables::new::<i8>(&p) {
+                    let mut g = vec![0i8; no];
+                    t.run_broadcast(&a, sa, &b, sb, &mut g, &so);
+                    assert_eq!(r, g, "{sa:?} {sb:?} (tables)");
+                }
+            }
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! RESIZE_BILINEAR on quantized integers. int8/int16 use TFLite's integer reference
 //! path (10-bit fixed-point coordinates, 20-bit products); uint8 uses the reference
-//! float template, truncating the interpolated value (input and output share their
-//! quantization, so values move untouched).
+//! float template and rounds the interpolated value half away from zero (checked
+//! against LiteRT 2.3 BUILTIN_REF; input and output share their quantization).
 
 use super::QInt;
 
@@ -68,7 +68,7 @@ pub fn resize_bilinear_integer<T: QInt>(
     }
 }
 
-/// uint8 bilinear resize through TFLite's float reference template.
+/// uint8 bilinear resize through TFLite's float reference template, rounded.
 #[allow(clippy::too_many_arguments)]
 pub fn resize_bilinear_u8(
     x: &[u8],
@@ -115,7 +115,7 @@ pub fn resize_bilinear_u8(
                         + at(y1, x0, ch) * dy * (1.0 - dx)
                         + at(y0, x1, ch) * (1.0 - dy) * dx
                         + at(y1, x1, ch) * dy * dx;
-                    *o = v as u8;
+                    *o = v.round() as u8;
                 }
             }
         }
@@ -141,10 +141,14 @@ mod tests {
     }
 
     #[test]
-    fn uint8_truncates() {
-        // align_corners 1×1×2 → 1×1×3: middle = 0.5·1 + 0.5·2 = 1.5 → 1.
+    fn uint8_rounds_half_away_from_zero() {
+        // align_corners 1×1×2 → 1×1×3: middle = 0.5·1 + 0.5·2 = 1.5 → 2.
         let mut y = [0u8; 3];
         resize_bilinear_u8(&[1u8, 2], [1, 1, 2, 1], &mut y, 1, 3, true, false);
-        assert_eq!(y, [1, 1, 2]);
+        assert_eq!(y, [1, 2, 2]);
+        // 1×1×2 → 1×1×4 (scale 0.5): 10, 10.5 → 11, then 11, 11.
+        let mut y = [0u8; 4];
+        resize_bilinear_u8(&[10u8, 11], [1, 1, 2, 1], &mut y, 1, 4, false, false);
+        assert_eq!(y, [10, 11, 11, 11]);
     }
 }

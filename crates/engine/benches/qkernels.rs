@@ -1,0 +1,202 @@
+//! Reference vs fast integer conv / depthwise / FC on MobileNetV2-like layers (int8 and
+//! uint8). Throughput counts 2 elements per MAC, so "Gelem/s" reads as GOP/s.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use quantfarm_engine::exec::kernels::Parallelism;
+use quantfarm_engine::exec::kernels::cpu;
+use quantfarm_engine::exec::kernels::qconv::{
+    PackedQConv, PackedQDepthwise, PackedQFc, QConvGeom, QElem, QFcGeom, QParams, QScheme,
+    conv_reference, depthwise_reference, fc_reference,
+};
+use quantfarm_engine::quant::fixed_point::{Rounding, quantize_multiplier};
+
+fn data<T: QElem>(n: usize, seed: u32, lo: i32, hi: i32) -> Vec<T> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(1664525).wrapping_add(1013904223);
+            T::from_i32(lo + ((s >> 8) % (hi - lo + 1) as u32) as i32)
+        })
+        .collect()
+}
+
+fn two_threads() -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .expect("rayon pool")
+}
+
+fn params(scheme: QScheme, n: usize) -> QParams {
+    let (in_zp, w_zp, out_zp, lo, hi) = match scheme {
+        QScheme::Uint8 => (128, 120, 0, 0, 255),
+        _ => (-128, 0, -128, -128, 127),
+    };
+    QParams {
+        scheme,
+        in_zp,
+        w_zp,
+        out_zp,
+        mult: (0..n)
+            .map(|c| quantize_multiplier(0.0005 + 0.00001 * c as f64, Rounding::Double))
+            .collect(),
+        act_min: lo,
+        act_max: hi,
+        rounding: Rounding::Double,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn geom(
+    hw: usize,
+    in_c: usize,
+    out_c: usize,
+    k: usize,
+    s: usize,
+    pad: usize,
+    out_hw: usize,
+    mult: usize,
+) -> QConvGeom {
+    QConvGeom {
+        batch: 1,
+        in_h: hw,
+        in_w: hw,
+        in_c,
+        out_h: out_hw,
+        out_w: out_hw,
+        out_c,
+        k_h: k,
+        k_w: k,
+        stride_h: s,
+        stride_w: s,
+        dilation_h: 1,
+        dilation_w: 1,
+        pad_top: pad,
+        pad_left: pad,
+        depth_multiplier: mult,
+    }
+}
+
+fn conv_group<T: QElem>(c: &mut Criterion, scheme: QScheme, tag: &str, wl: i32, wh: i32) {
+    let pool = two_threads();
+    let cases = [
+        ("conv1x1_56x56x24to144", geom(56, 24, 144, 1, 1, 0, 56, 1)),
+        ("conv1x1_14x14x384to64", geom(14, 384, 64, 1, 1, 0, 14, 1)),
+        ("conv3x3s2_224x224x3to32", geom(224, 3, 32, 3, 2, 0, 112, 1)),
+    ];
+    let (xl, xh) = if scheme == QScheme::Uint8 {
+        (0, 255)
+    } else {
+        (-128, 127)
+    };
+    for (name, g) in cases {
+        let q = params(scheme, g.out_c);
+        let x: Vec<T> = data(g.input_len(), 1, xl, xh);
+        let w: Vec<T> = data(g.conv_filter_len(), 2, wl, wh);
+        let bias: Vec<i64> = (0..g.out_c as i64).map(|i| i * 37 - 500).collect();
+        let mut out = vec![T::from_i32(0); g.output_len()];
+        let macs = g.output_len() * g.k_h * g.k_w * g.in_c;
+        let mut grp = c.benchmark_group(format!("{tag}_{name}"));
+        grp.throughput(Throughput::Elements(2 * macs as u64));
+        grp.sample_size(10);
+        grp.bench_function("reference", |b| {
+            b.iter(|| conv_reference(&g, &q, black_box(&x), &w, Some(&bias), &mut out).unwrap())
+        });
+        for isa in cpu::available_isas() {
+            let k = cpu::with_isa(isa, || PackedQConv::new(&g, &q, &w, Some(&bias)).unwrap());
+            grp.bench_function(format!("fast_{}_t1", isa.name()), |b| {
+                b.iter(|| k.run(black_box(&x), &mut out, Parallelism::SINGLE))
+            });
+        }
+        let k = PackedQConv::new(&g, &q, &w, Some(&bias)).unwrap();
+        grp.bench_function("fast_t2", |b| {
+            pool.install(|| b.iter(|| k.run(black_box(&x), &mut out, Parallelism { threads: 2 })))
+        });
+        grp.finish();
+    }
+}
+
+fn dw_group<T: QElem>(c: &mut Criterion, scheme: QScheme, tag: &str, wl: i32, wh: i32) {
+    let cases = [
+        ("dw3x3s2_112x112x96", geom(112, 96, 96, 3, 2, 0, 56, 1)),
+        ("dw3x3s1_56x56x144", geom(56, 144, 144, 3, 1, 1, 56, 1)),
+        ("dw3x3s1_14x14x576", geom(14, 576, 576, 3, 1, 1, 14, 1)),
+    ];
+    let (xl, xh) = if scheme == QScheme::Uint8 {
+        (0, 255)
+    } else {
+        (-128, 127)
+    };
+    for (name, g) in cases {
+        let q = params(scheme, g.out_c);
+        let x: Vec<T> = data(g.input_len(), 3, xl, xh);
+        let w: Vec<T> = data(g.depthwise_filter_len(), 4, wl, wh);
+        let bias: Vec<i64> = (0..g.out_c as i64).map(|i| i * 37 - 500).collect();
+        let mut out = vec![T::from_i32(0); g.output_len()];
+        let macs = g.output_len() * g.k_h * g.k_w;
+        let mut grp = c.benchmark_group(format!("{tag}_{name}"));
+        grp.throughput(Throughput::Elements(2 * macs as u64));
+        grp.sample_size(10);
+        grp.bench_function("reference", |b| {
+            b.iter(|| {
+                depthwise_reference(&g, &q, black_box(&x), &w, Some(&bias), &mut out).unwrap()
+            })
+        });
+        for isa in cpu::available_isas() {
+            let k = cpu::with_isa(isa, || {
+                PackedQDepthwise::new(&g, &q, &w, Some(&bias)).unwrap()
+            });
+            grp.bench_function(format!("fast_{}_t1", isa.name()), |b| {
+                b.iter(|| k.run(black_box(&x), &mut out, Parallelism::SINGLE))
+            });
+        }
+        grp.finish();
+    }
+}
+
+fn fc_group<T: QElem>(c: &mut Criterion, scheme: QScheme, tag: &str, wl: i32, wh: i32) {
+    let g = QFcGeom {
+        rows: 1,
+        depth: 1280,
+        units: 1001,
+    };
+    let (xl, xh) = if scheme == QScheme::Uint8 {
+        (0, 255)
+    } else {
+        (-128, 127)
+    };
+    let q = params(scheme, g.units);
+    let x: Vec<T> = data(g.rows * g.depth, 5, xl, xh);
+    let w: Vec<T> = data(g.units * g.depth, 6, wl, wh);
+    let mut out = vec![T::from_i32(0); g.rows * g.units];
+    let mut grp = c.benchmark_group(format!("{tag}_fc_1280to1001"));
+    grp.throughput(Throughput::Elements(2 * (g.depth * g.units) as u64));
+    grp.sample_size(10);
+    grp.bench_function("reference", |b| {
+        b.iter(|| fc_reference(&g, &q, black_box(&x), &w, None, &mut out).unwrap())
+    });
+    for isa in cpu::available_isas() {
+        let k = cpu::with_isa(isa, || PackedQFc::new(&g, &q, &w, None).unwrap());
+        grp.bench_function(format!("fast_{}_t1", isa.name()), |b| {
+            b.iter(|| k.run(black_box(&x), &mut out, Parallelism::SINGLE))
+        });
+    }
+    grp.finish();
+}
+
+fn bench_int8(c: &mut Criterion) {
+    conv_group::<i8>(c, QScheme::Int8, "int8", -127, 127);
+    dw_group::<i8>(c, QScheme::Int8, "int8", -127, 127);
+    fc_group::<i8>(c, QScheme::Int8, "int8", -127, 127);
+}
+
+fn bench_uint8(c: &mut Criterion) {
+    conv_group::<u8>(c, QScheme::Uint8, "uint8", 0, 255);
+    dw_group::<u8>(c, QScheme::Uint8, "uint8", 0, 255);
+    fc_group::<u8>(c, QScheme::Uint8, "uint8", 0, 255);
+}
+
+criterion_group!(benches, bench_int8, bench_uint8);
+criterion_main!(benches);
