@@ -10,7 +10,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use quantfarm_engine::data;
 use quantfarm_engine::ir::Model;
 use quantfarm_engine::quant::calibrate::{Calibrator, RangeMethod, TensorRanges, calibrate_images};
-use quantfarm_engine::quant::ptq::{IoType, PtqOptions, QuantMode, quantize_model};
+use quantfarm_engine::quant::ptq::{
+    IoType, PtqOptions, QuantMode, ensure_float_model, quantize_model,
+};
 use quantfarm_engine::stats::graph_stats;
 use quantfarm_engine::tflite;
 use serde_json::json;
@@ -38,6 +40,9 @@ pub fn run(a: &QuantizeArgs) -> Result<()> {
         allow_float_fallback: a.allow_float_fallback,
         ..PtqOptions::new(mode)
     };
+    // Before calibrating: an integer model would fail there with a less useful message.
+    ensure_float_model(&model).with_context(|| a.model.display().to_string())?;
+    opts.check()?;
     let start = Instant::now();
     let ranges = if mode.needs_calibration() {
         Some(calibrate(a, &model, method, mode)?)

@@ -2,7 +2,8 @@
 """Check that quantized models written by `quantfarm quantize` load and run in LiteRT
 and agree with the float model they came from.
 
-Usage: quantize_check.py --float FLOAT.tflite --inputs DIR [--ref] [--limit N] QUANT.tflite...
+Usage: quantize_check.py --float FLOAT.tflite --inputs DIR [--labels TSV] [--ref] [--limit N]
+                         QUANT.tflite...
 
 DIR holds preprocessed float32 inputs (`quantfarm eval --dump-inputs DIR`), one
 `NNNNN.bin` per image. Each QUANT file is loaded with the official LiteRT interpreter
@@ -10,7 +11,8 @@ DIR holds preprocessed float32 inputs (`quantfarm eval --dump-inputs DIR`), one
 integer-I/O models are quantized with the model's own input parameters, integer
 outputs dequantized. Prints one JSON object per model: whether it loaded and ran, the
 op versions, top-1 agreement with the float model and the mean absolute difference
-of the output scores. Exits non-zero if any model fails to load or run.
+of the output scores; with `--labels` (the `--predictions` TSV of the same `eval` run)
+also the top-1 accuracy of the float and quantized models. Exits non-zero if any model fails to load or run.
 """
 
 import argparse
@@ -53,6 +55,7 @@ def main():
     ap.add_argument("--inputs", required=True)
     ap.add_argument("--ref", action="store_true")
     ap.add_argument("--limit", type=int, default=20)
+    ap.add_argument("--labels", help="eval --predictions TSV (index, label, ...)")
     ap.add_argument("quant", nargs="+")
     a = ap.parse_args()
 
@@ -64,6 +67,22 @@ def main():
     shape = fm.get_input_details()[0]["shape"]
     xs = [np.fromfile(f, dtype="<f4").reshape(shape) for f in files]
     ref = [run(fm, x) for x in xs]
+    labels = None
+    if a.labels:
+        table = {}
+        for line in Path(a.labels).read_text().splitlines()[1:]:
+            cols = line.split("\t")
+            table[int(cols[0])] = int(cols[1])
+        labels = [table[int(f.stem)] for f in files]
+        # TF-slim models have a background class in slot 0.
+        offset = 1 if ref[0].size == 1001 else 0
+        labels = [l + offset for l in labels]
+
+    def top1(outs):
+        return sum(int(np.argmax(o) == l) for o, l in zip(outs, labels)) / len(outs)
+
+    if labels:
+        print(json.dumps({"model": a.float_model, "n": len(xs), "top1": top1(ref)}), flush=True)
 
     failed = 0
     for q in a.quant:
@@ -81,6 +100,8 @@ def main():
                 mean_abs_diff=float(np.mean([np.mean(np.abs(o - r)) for o, r in zip(outs, ref)])),
                 size_bytes=Path(q).stat().st_size,
             )
+            if labels:
+                res["top1"] = top1(outs)
         except Exception as e:  # report and continue with the next model
             res.update(loaded=False, error=str(e).splitlines()[0] if str(e) else repr(e))
             failed += 1

@@ -109,6 +109,23 @@ pub struct PtqOptions {
 }
 
 impl PtqOptions {
+    /// Reject option combinations the quantizer cannot produce (before calibrating).
+    pub fn check(&self) -> Result<()> {
+        if self.mode != QuantMode::Int8 && self.mode != QuantMode::Uint8 && self.io != IoType::Float
+        {
+            let supported = if self.mode == QuantMode::Int16x8 {
+                "int16x8 models here keep float I/O"
+            } else {
+                "only full-integer modes change the I/O type"
+            };
+            return Err(EngineError::bad_input(format!(
+                "--io other than float is not available for mode {}: {supported}",
+                self.mode.name()
+            )));
+        }
+        Ok(())
+    }
+
     pub fn new(mode: QuantMode) -> Self {
         PtqOptions {
             mode,
@@ -139,19 +156,8 @@ pub fn quantize_model(
     opts: &PtqOptions,
     ranges: Option<&TensorRanges>,
 ) -> Result<(Model, PtqSummary)> {
-    model.validate()?;
-    check_float_model(model.main())?;
-    if opts.mode != QuantMode::Int8 && opts.mode != QuantMode::Uint8 && opts.io != IoType::Float {
-        let supported = if opts.mode == QuantMode::Int16x8 {
-            "int16x8 models here keep float I/O"
-        } else {
-            "only full-integer modes change the I/O type"
-        };
-        return Err(EngineError::bad_input(format!(
-            "--io other than float is not available for mode {}: {supported}",
-            opts.mode.name()
-        )));
-    }
+    ensure_float_model(model)?;
+    opts.check()?;
     let (mut out, summary) = match opts.mode {
         QuantMode::Float16 => float16::quantize(model)?,
         QuantMode::Dynamic => dynamic::quantize(model, opts.dynamic_min_elements)?,
@@ -180,7 +186,9 @@ pub fn quantize_model(
 
 /// Refuse models that already contain quantized tensors or non-float activations
 /// where float is expected: quantizing twice would compound errors silently.
-fn check_float_model(g: &Graph) -> Result<()> {
+pub fn ensure_float_model(model: &Model) -> Result<()> {
+    model.validate()?;
+    let g = model.main();
     for (i, t) in g.tensors.iter().enumerate() {
         let quantized = t.quant.as_ref().is_some_and(|q| !q.scale.is_empty());
         if quantized || matches!(t.dtype, DType::I8 | DType::U8 | DType::I16 | DType::F16) {
@@ -242,3 +250,6 @@ pub(crate) fn compact(g: &mut Graph) -> Vec<TensorId> {
     g.outputs.iter_mut().for_each(remap);
     map
 }
+
+#[cfg(test)]
+mod tests;
