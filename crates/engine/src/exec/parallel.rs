@@ -41,37 +41,79 @@ pub type Task<'a> = dyn Fn(usize) + Sync + 'a;
 /// after it the worker sleeps, so an idle interpreter costs no CPU.
 pub const SPIN: Duration = Duration::from_micros(200);
 
-/// Total work (in multiply-accumulates) below which a kernel should not split at all:
-/// handing out tasks, the second core's cold caches and the final wait cost about a
-/// microsecond, which such a layer does not win back. Measured with the kernel benches.
-pub const MIN_PARALLEL_MACS: usize = 32 * 1024;
+/// Estimated single-thread time (ns) below which a kernel should not split at all.
+/// A loop on two threads costs about 1.1 µs more than the work itself (publishing it,
+/// the worker's claim, waiting for its last task: cross-core cache-line trips, measured
+/// with a spinning worker on the 2-core EPYC VM), plus ~0.15 µs per extra task; a layer
+/// must run at least ~3 µs alone for half of it plus that to be a clear gain.
+pub const MIN_PARALLEL_NS: usize = 3_000;
 
-/// Work per task (MACs) below which more tasks stop paying for their bookkeeping.
-pub const MIN_TASK_MACS: usize = 8 * 1024;
+/// Estimated time (ns) per task below which more tasks cost more than they balance.
+pub const MIN_TASK_NS: usize = 2_500;
 
-/// Tasks per thread when the work allows: several per thread let the dynamic claiming
-/// even out unequal tiles and a late-waking worker.
-const TASKS_PER_THREAD: usize = 4;
+/// Tasks per thread at most: two let the claiming even out unequal tiles or a worker
+/// that starts late, without paying for many claims.
+const TASKS_PER_THREAD: usize = 2;
 
-/// How many tasks to cut `items` independent units (rows, tiles, column blocks) totalling
-/// `macs` multiply-accumulates into. 1 means "run serially".
-pub fn task_count(par: Parallelism, items: usize, macs: usize) -> usize {
-    if par.threads <= 1 || items <= 1 || macs < MIN_PARALLEL_MACS {
+/// Rough single-thread speeds (MACs per ns, AVX-512 on the EPYC VM; AVX2 and portable
+/// are slower, which only makes splitting pay off sooner) for [`task_count`]'s estimate.
+pub const GEMM_MACS_PER_NS: usize = 48;
+/// One-row GEMM (weights streamed from L2/L3) and depthwise (loads per MAC).
+pub const GEMV_MACS_PER_NS: usize = 16;
+pub const DEPTHWISE_MACS_PER_NS: usize = 20;
+
+/// How many tasks to cut `items` independent units (rows, tiles, column blocks) into,
+/// for a kernel estimated to take `ns` nanoseconds on one thread. 1 means "run
+/// serially": the split would cost more than it saves.
+pub fn task_count(par: Parallelism, items: usize, ns: usize) -> usize {
+    if par.threads <= 1 || items <= 1 || (ns < MIN_PARALLEL_NS && !forced()) {
         return 1;
     }
-    let by_work = (macs / MIN_TASK_MACS).max(2);
+    let by_work = (ns / MIN_TASK_NS).max(par.threads);
     items.min(par.threads * TASKS_PER_THREAD).min(by_work)
+}
+
+#[cfg(not(test))]
+fn forced() -> bool {
+    false
+}
+
+#[cfg(test)]
+thread_local! {
+    static FORCE_SPLIT: Cell<bool> = const { Cell::new(false) };
+}
+
+#[cfg(test)]
+fn forced() -> bool {
+    FORCE_SPLIT.with(Cell::get)
+}
+
+/// Runs `f` with [`task_count`]'s size threshold off on this thread, so that kernel
+/// tests with small shapes still exercise the split paths.
+#[cfg(test)]
+pub(crate) fn split_everything<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            FORCE_SPLIT.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(FORCE_SPLIT.with(|c| c.replace(true)));
+    f()
 }
 
 /// Job state shared by the caller and the workers of one pool.
 struct Shared {
-    /// Generation of the current loop (high 32 bits) and its next unclaimed task (low 32
-    /// bits). A new loop stores `(generation + 1, 0)`; a claim is a compare-exchange, so
-    /// a worker still holding the previous generation can never claim a task of the next.
-    state: AtomicU64,
-    n_tasks: AtomicUsize,
-    /// Tasks finished (or panicked) in the current loop.
-    done: AtomicUsize,
+    /// The current loop: generation (bits 40..64), then the unclaimed tasks
+    /// `front..back` (bits 20..40 and 0..20). A new loop stores `(generation + 1, 0, n)`;
+    /// a claim is a compare-exchange, so a worker still holding the previous generation
+    /// can never claim a task of the next. The caller claims from the front and the
+    /// workers from the back: each thread keeps producing the same part of every output,
+    /// which the next op then reads from its own cache.
+    state: CacheLine<AtomicU64>,
+    /// Tasks finished (or panicked) in the current loop. On its own cache line: workers
+    /// bump it while the caller is still claiming from `state`.
+    done: CacheLine<AtomicUsize>,
     /// Address of the caller's `&Task` while a loop runs (see `run_task`).
     job: AtomicPtr<()>,
     /// A loop is running (one at a time per pool).
@@ -87,7 +129,21 @@ struct Shared {
     workers: usize,
 }
 
-const LOW: u64 = 0xffff_ffff;
+/// Keeps a hot atomic alone on its cache line.
+#[repr(align(128))]
+struct CacheLine<T>(T);
+
+impl<T> std::ops::Deref for CacheLine<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// Tasks of one loop (20 bits); longer loops run as several.
+const MAX_TASKS: usize = (1 << 20) - 1;
+const FIELD: u64 = (1 << 20) - 1;
+const GEN_SHIFT: u32 = 40;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // The mutexes guard nothing a panic could leave half-written.
@@ -95,24 +151,27 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    /// Claims the next task of generation `generation`, if any is left.
-    fn claim(&self, generation: u64) -> Option<usize> {
+    /// Claims the first (caller) or last (worker) unclaimed task of loop `generation`.
+    fn claim(&self, generation: u64, from_back: bool) -> Option<usize> {
         let mut s = self.state.load(Ordering::Acquire);
         loop {
-            if s >> 32 != generation {
+            if s >> GEN_SHIFT != generation {
                 return None;
             }
-            let i = (s & LOW) as usize;
-            // `n_tasks` may already belong to a later loop only if this generation has
-            // finished, in which case the exchange below fails anyway.
-            if i >= self.n_tasks.load(Ordering::Acquire) {
+            let (front, back) = ((s >> 20) & FIELD, s & FIELD);
+            if front >= back {
                 return None;
             }
+            let (next, i) = if from_back {
+                (s - 1, back - 1)
+            } else {
+                (s + (1 << 20), front)
+            };
             match self
                 .state
-                .compare_exchange_weak(s, s + 1, Ordering::AcqRel, Ordering::Acquire)
+                .compare_exchange_weak(s, next, Ordering::AcqRel, Ordering::Acquire)
             {
-                Ok(_) => return Some(i),
+                Ok(_) => return Some(i as usize),
                 Err(now) => s = now,
             }
         }
@@ -137,9 +196,14 @@ impl Shared {
 
     /// Runs `f(0..n)` on the caller and the workers; returns when all tasks are done.
     fn parallel_for(&self, n: usize, f: &Task<'_>) {
+        if n > MAX_TASKS {
+            for start in (0..n).step_by(MAX_TASKS) {
+                self.parallel_for(MAX_TASKS.min(n - start), &|i| f(start + i));
+            }
+            return;
+        }
         if n <= 1
             || self.workers == 0
-            || n > LOW as usize
             || self
                 .busy
                 .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
@@ -149,19 +213,19 @@ impl Shared {
             return;
         }
         let job: &Task<'_> = f;
-        self.n_tasks.store(n, Ordering::Relaxed);
         self.done.store(0, Ordering::Relaxed);
         self.job
             .store(&job as *const &Task<'_> as *mut (), Ordering::Relaxed);
-        let generation = ((self.state.load(Ordering::Relaxed) >> 32) + 1) & LOW;
+        let generation = ((self.state.load(Ordering::Relaxed) >> GEN_SHIFT) + 1) & 0xff_ffff;
         // SeqCst pairs with the parking worker's SeqCst `sleepers` increment: either it
         // sees this generation or this thread sees it asleep and wakes it.
-        self.state.store(generation << 32, Ordering::SeqCst);
+        self.state
+            .store(generation << GEN_SHIFT | n as u64, Ordering::SeqCst);
         if self.sleepers.load(Ordering::SeqCst) > 0 {
             drop(lock(&self.lock));
             self.wake.notify_all();
         }
-        while let Some(i) = self.claim(generation) {
+        while let Some(i) = self.claim(generation, false) {
             self.run_task(i);
         }
         // Tasks the workers are still running: they are short, so spin, but yield the
@@ -189,7 +253,7 @@ impl Shared {
         let start = Instant::now();
         let mut spins = 0u32;
         loop {
-            let g = self.state.load(Ordering::Acquire) >> 32;
+            let g = self.state.load(Ordering::Acquire) >> GEN_SHIFT;
             if g != seen {
                 return Some(g);
             }
@@ -206,7 +270,7 @@ impl Shared {
         let mut guard = lock(&self.lock);
         self.sleepers.fetch_add(1, Ordering::SeqCst);
         let result = loop {
-            let g = self.state.load(Ordering::SeqCst) >> 32;
+            let g = self.state.load(Ordering::SeqCst) >> GEN_SHIFT;
             if g != seen {
                 break Some(g);
             }
@@ -237,7 +301,7 @@ fn worker_main(shared: Arc<Shared>) {
     let mut seen = 0;
     while let Some(generation) = shared.wait_for_job(seen) {
         seen = generation;
-        while let Some(i) = shared.claim(generation) {
+        while let Some(i) = shared.claim(generation, true) {
             shared.run_task(i);
         }
     }
@@ -263,9 +327,8 @@ impl ThreadPool {
     pub fn new(threads: usize) -> Result<ThreadPool> {
         let workers = threads.saturating_sub(1);
         let shared = Arc::new(Shared {
-            state: AtomicU64::new(0),
-            n_tasks: AtomicUsize::new(0),
-            done: AtomicUsize::new(0),
+            state: CacheLine(AtomicU64::new(0)),
+            done: CacheLine(AtomicUsize::new(0)),
             job: AtomicPtr::new(std::ptr::null_mut()),
             busy: AtomicBool::new(false),
             panic: Mutex::new(None),
@@ -386,7 +449,14 @@ pub fn for_each_chunk_mut<T: Send>(
     }
     let chunks = Mutex::new(data.chunks_mut(chunk_len).enumerate());
     parallel_for(par, n, &|_| {
-        let next = lock(&chunks).next();
+        // As many tasks as chunks, so each task takes one. Workers claim tasks from the
+        // back and the caller from the front; taking chunks the same way keeps each
+        // thread on the same part of the output from op to op.
+        let next = if IS_WORKER.with(Cell::get) {
+            lock(&chunks).next_back()
+        } else {
+            lock(&chunks).next()
+        };
         if let Some((i, c)) = next {
             f(i, c);
         }
@@ -558,11 +628,13 @@ mod tests {
     #[test]
     fn task_count_respects_thresholds() {
         let two = Parallelism { threads: 2 };
-        assert_eq!(task_count(Parallelism::SINGLE, 100, 1 << 30), 1);
-        assert_eq!(task_count(two, 1, 1 << 30), 1);
-        assert_eq!(task_count(two, 100, MIN_PARALLEL_MACS - 1), 1);
-        assert_eq!(task_count(two, 100, 1 << 30), 2 * TASKS_PER_THREAD);
-        assert_eq!(task_count(two, 3, 1 << 30), 3);
-        assert_eq!(task_count(two, 100, MIN_PARALLEL_MACS), 4);
+        let big = 1 << 30;
+        assert_eq!(task_count(Parallelism::SINGLE, 100, big), 1);
+        assert_eq!(task_count(two, 1, big), 1);
+        assert_eq!(task_count(two, 100, MIN_PARALLEL_NS - 1), 1);
+        assert_eq!(task_count(two, 100, big), 2 * TASKS_PER_THREAD);
+        assert_eq!(task_count(two, 3, big), 3);
+        assert_eq!(task_count(two, 100, MIN_PARALLEL_NS), 2);
+        assert_eq!(split_everything(|| task_count(two, 100, 10)), 2);
     }
 }

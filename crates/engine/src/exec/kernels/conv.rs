@@ -256,7 +256,8 @@ impl PackedConv2D {
         let p = &self.p;
         let (k, n) = (p.k(), p.out_c);
         let m = output.len() / n.max(1);
-        let tasks = parallel::task_count(par, m.div_ceil(IM2COL_ROW_UNIT), p.macs());
+        let ns = p.macs() / parallel::GEMM_MACS_PER_NS;
+        let tasks = parallel::task_count(par, m.div_ceil(IM2COL_ROW_UNIT), ns);
         let even = m.div_ceil(tasks).div_ceil(IM2COL_ROW_UNIT) * IM2COL_ROW_UNIT;
         let block = im2col_block_rows(k).min(even);
         let one = |bi: usize, out: &mut [f32]| {
@@ -451,8 +452,11 @@ mod tests {
             for isa in available_isas() {
                 for threads in [1, 2] {
                     let mut got = vec![f32::NAN; p.output_len()];
+                    // Split even the small shapes, so that every split path runs.
                     with_isa(isa, || {
-                        packed.run(&input, &mut got, Parallelism { threads });
+                        crate::exec::parallel::split_everything(|| {
+                            packed.run(&input, &mut got, Parallelism { threads })
+                        })
                     });
                     assert_close(&got, &want, p.k(), &format!("{isa:?} t{threads} {p:?}"));
                 }

@@ -245,7 +245,7 @@ impl PackedDepthwise {
             return;
         }
         let output = &mut output[..rows * row_len];
-        let tasks = parallel::task_count(par, rows, p.macs());
+        let tasks = parallel::task_count(par, rows, p.macs() / parallel::DEPTHWISE_MACS_PER_NS);
         if tasks > 1 {
             let per_task = rows.div_ceil(tasks);
             parallel::for_each_chunk_mut(par, output, per_task * row_len, &|ci, chunk| {
@@ -658,7 +658,9 @@ mod tests {
                     for threads in [1, 2] {
                         let mut got = vec![f32::NAN; p.output_len()];
                         with_isa(isa, || {
-                            packed.run(&input, &mut got, Parallelism { threads })
+                            crate::exec::parallel::split_everything(|| {
+                                packed.run(&input, &mut got, Parallelism { threads })
+                            })
                         });
                         let k = p.k_h * p.k_w;
                         assert_close(&got, &want, k, &format!("{isa:?} t{threads} {p:?}"));

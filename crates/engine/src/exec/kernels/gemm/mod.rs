@@ -165,7 +165,7 @@ pub(crate) fn gemm(
     }
     let mr = kern.mr;
     let tiles = m.div_ceil(mr);
-    let tasks = parallel::task_count(par, tiles, m * n * b.k);
+    let tasks = parallel::task_count(par, tiles, m * n * b.k / parallel::GEMM_MACS_PER_NS);
     if tasks > 1 {
         let per_task = tiles.div_ceil(tasks) * mr;
         parallel::for_each_chunk_mut(par, c, per_task * n, &|ci, cc| {
@@ -188,7 +188,7 @@ fn gemv(
 ) {
     let n = c.len();
     let pass = kern.gemv_panels * NR;
-    let tasks = parallel::task_count(par, n.div_ceil(pass), n * b.k);
+    let tasks = parallel::task_count(par, n.div_ceil(pass), n * b.k / parallel::GEMV_MACS_PER_NS);
     if tasks > 1 {
         let chunk = n.div_ceil(pass).div_ceil(tasks) * pass;
         parallel::for_each_chunk_mut(par, c, chunk, &|ci, cc| {
@@ -315,7 +315,7 @@ pub(crate) fn gemm_direct(
     }
     let mr = kern.direct_mr;
     let tiles = m.div_ceil(mr);
-    let tasks = parallel::task_count(par, tiles, m * n * b.k);
+    let tasks = parallel::task_count(par, tiles, m * n * b.k / parallel::GEMM_MACS_PER_NS);
     if tasks > 1 {
         let per_task = tiles.div_ceil(tasks) * mr;
         parallel::for_each_chunk_mut(par, c, per_task * n, &|ci, cc| {
@@ -435,16 +435,18 @@ mod tests {
                             }
                         }
                     };
-                    gemm(
-                        isa,
-                        m,
-                        &fill,
-                        &b,
-                        &mut c,
-                        -3.0,
-                        3.0,
-                        Parallelism { threads },
-                    );
+                    crate::exec::parallel::split_everything(|| {
+                        gemm(
+                            isa,
+                            m,
+                            &fill,
+                            &b,
+                            &mut c,
+                            -3.0,
+                            3.0,
+                            Parallelism { threads },
+                        );
+                    });
                     for (x, y) in c.iter().zip(&want) {
                         assert!((x - y).abs() < 1e-4, "{isa:?} m{m} k{k} n{n}: {x} vs {y}");
                     }
