@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use super::arena::Arena;
 use super::float_ops::prepare_float;
 use super::kernels::{KernelChoice, Parallelism};
+use super::parallel::ThreadPool;
 use super::plan::{self, Request};
 use super::prepare::{OpKernel, Prepared};
 use super::quant_ops;
@@ -81,7 +82,7 @@ pub struct Interpreter {
     input_info: Vec<TensorInfo>,
     output_info: Vec<TensorInfo>,
     tensor_names: Vec<String>,
-    pool: Option<rayon::ThreadPool>,
+    pool: Option<ThreadPool>,
     par: Parallelism,
     times: Vec<Duration>,
 }
@@ -192,15 +193,7 @@ impl Interpreter {
         }
 
         let pool = if opts.threads > 1 {
-            Some(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(opts.threads)
-                    .thread_name(|i| format!("quantfarm-worker-{i}"))
-                    .build()
-                    .map_err(|e| {
-                        EngineError::unsupported(format!("cannot start worker threads: {e}"))
-                    })?,
-            )
+            Some(ThreadPool::new(opts.threads)?)
         } else {
             None
         };

@@ -4,6 +4,7 @@ mod arena;
 mod float_ops;
 mod interpreter;
 pub mod kernels;
+pub mod parallel;
 pub mod plan;
 mod prepare;
 mod quant_ops;

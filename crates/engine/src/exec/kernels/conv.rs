@@ -8,11 +8,12 @@
 //!   are inside the image) into ~128 KiB of per-worker scratch and fed to the same
 //!   GEMM, so no full im2col matrix ever exists. The portable path packs A instead.
 
-use rayon::prelude::*;
+use std::cell::RefCell;
 
 use super::Parallelism;
 use super::cpu;
 use crate::error::{EngineError, Result};
+use crate::exec::parallel;
 
 #[path = "gemm/mod.rs"]
 pub(crate) mod gemm;
@@ -196,9 +197,9 @@ impl PackedConv2D {
         self.b.bytes()
     }
 
-    /// Floats of im2col scratch one worker uses per run (0 for a pointwise conv). The
-    /// scratch (about 128 KiB, L2-resident) is allocated inside `run`, once per run
-    /// and worker, so callers need not provide it; this is for memory reports.
+    /// Floats of im2col scratch one thread uses at most (0 for a pointwise conv). The
+    /// scratch (about 128 KiB, L2-resident) is a per-thread buffer that `run` grows on
+    /// first use and keeps, so callers need not provide it; this is for memory reports.
     pub fn scratch_len(&self) -> usize {
         if self.p.is_pointwise() {
             return 0;
@@ -249,38 +250,46 @@ impl PackedConv2D {
     }
 
     /// General conv: im2col a block of output pixels into row-major scratch (L2-sized,
-    /// one per worker), then the direct GEMM over it.
+    /// one per thread, kept between runs), then the direct GEMM over it. With threads,
+    /// the blocks shrink so that the pixels split evenly between the tasks.
     fn run_im2col(&self, isa: cpu::Isa, input: &[f32], output: &mut [f32], par: Parallelism) {
         let p = &self.p;
         let (k, n) = (p.k(), p.out_c);
-        let block = im2col_block_rows(k);
-        let one = |scratch: &mut Vec<f32>, bi: usize, out: &mut [f32]| {
+        let m = output.len() / n.max(1);
+        let ns = p.macs() / parallel::GEMM_MACS_PER_NS;
+        let tasks = parallel::task_count(par, m.div_ceil(IM2COL_ROW_UNIT), ns);
+        let even = m.div_ceil(tasks).div_ceil(IM2COL_ROW_UNIT) * IM2COL_ROW_UNIT;
+        let block = im2col_block_rows(k).min(even);
+        let one = |bi: usize, out: &mut [f32]| {
             let rows = out.len() / n;
-            scratch.resize(rows * k, 0.0);
-            im2col_rows(p, input, bi * block, rows, scratch);
-            let single = Parallelism::SINGLE;
-            gemm::gemm_direct(
-                isa, rows, scratch, k, &self.b, out, p.act_min, p.act_max, single,
-            );
+            SCRATCH.with(|s| {
+                let mut scratch = s.borrow_mut();
+                if scratch.len() < rows * k {
+                    scratch.resize(rows * k, 0.0);
+                }
+                let a = &mut scratch[..rows * k];
+                im2col_rows(p, input, bi * block, rows, a);
+                let single = Parallelism::SINGLE;
+                gemm::gemm_direct(isa, rows, a, k, &self.b, out, p.act_min, p.act_max, single);
+            })
         };
-        if par.threads > 1 && output.len() > block * n {
-            output
-                .par_chunks_mut(block * n)
-                .enumerate()
-                .for_each_init(Vec::new, |scratch, (bi, out)| one(scratch, bi, out));
-        } else {
-            let mut scratch = Vec::new();
-            for (bi, out) in output.chunks_mut(block * n).enumerate() {
-                one(&mut scratch, bi, out);
-            }
-        }
+        parallel::for_each_chunk_mut(par, output, block * n, &one);
     }
 }
 
-/// Output pixels per im2col block: about 128 KiB of scratch, a multiple of every
-/// direct kernel's MR (8, 6, 4) so only the image's last block has a short tile.
+thread_local! {
+    /// im2col scratch of this thread (about 128 KiB at most, see `im2col_block_rows`).
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// im2col blocks are whole multiples of this many pixels: a multiple of every direct
+/// kernel's MR (8, 6, 4), so only the image's last block has a short tile.
+const IM2COL_ROW_UNIT: usize = 24;
+
+/// Output pixels per im2col block: about 128 KiB of scratch, in whole
+/// [`IM2COL_ROW_UNIT`]s.
 fn im2col_block_rows(k: usize) -> usize {
-    ((32 * 1024 / k.max(1)) / 24).clamp(1, 40) * 24
+    ((32 * 1024 / k.max(1)) / IM2COL_ROW_UNIT).clamp(1, 40) * IM2COL_ROW_UNIT
 }
 
 /// Writes im2col rows `r0..r0+rows` row-major into `buf` (`k` floats per row), zeros
@@ -443,8 +452,11 @@ mod tests {
             for isa in available_isas() {
                 for threads in [1, 2] {
                     let mut got = vec![f32::NAN; p.output_len()];
+                    // Split even the small shapes, so that every split path runs.
                     with_isa(isa, || {
-                        packed.run(&input, &mut got, Parallelism { threads });
+                        crate::exec::parallel::split_everything(|| {
+                            packed.run(&input, &mut got, Parallelism { threads })
+                        })
                     });
                     assert_close(&got, &want, p.k(), &format!("{isa:?} t{threads} {p:?}"));
                 }

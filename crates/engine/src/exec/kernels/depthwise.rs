@@ -7,11 +7,10 @@
 //! blocks over that list. Weights are repacked tap-major with the channel count padded
 //! to 16, so the last block's weight and bias loads never need a mask.
 
-use rayon::prelude::*;
-
 use super::Parallelism;
 use super::cpu::{self, Isa};
 use crate::error::{EngineError, Result};
+use crate::exec::parallel;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DepthwiseParams {
@@ -246,12 +245,12 @@ impl PackedDepthwise {
             return;
         }
         let output = &mut output[..rows * row_len];
-        if par.threads > 1 && rows > 1 {
-            let per_chunk = rows.div_ceil(par.threads * 4).max(1);
-            output
-                .par_chunks_mut(per_chunk * row_len)
-                .enumerate()
-                .for_each(|(ci, chunk)| self.rows(isa, ci * per_chunk, input, chunk));
+        let tasks = parallel::task_count(par, rows, p.macs() / parallel::DEPTHWISE_MACS_PER_NS);
+        if tasks > 1 {
+            let per_task = rows.div_ceil(tasks);
+            parallel::for_each_chunk_mut(par, output, per_task * row_len, &|ci, chunk| {
+                self.rows(isa, ci * per_task, input, chunk)
+            });
         } else {
             self.rows(isa, 0, input, output);
         }
@@ -659,7 +658,9 @@ mod tests {
                     for threads in [1, 2] {
                         let mut got = vec![f32::NAN; p.output_len()];
                         with_isa(isa, || {
-                            packed.run(&input, &mut got, Parallelism { threads })
+                            crate::exec::parallel::split_everything(|| {
+                                packed.run(&input, &mut got, Parallelism { threads })
+                            })
                         });
                         let k = p.k_h * p.k_w;
                         assert_close(&got, &want, k, &format!("{isa:?} t{threads} {p:?}"));

@@ -206,7 +206,9 @@ mod tests {
                     for threads in [1, 2] {
                         let mut got = vec![f32::NAN; rows * units];
                         with_isa(isa, || {
-                            packed.run(&input, &mut got, Parallelism { threads })
+                            crate::exec::parallel::split_everything(|| {
+                                packed.run(&input, &mut got, Parallelism { threads })
+                            })
                         });
                         assert_close(&got, &want, depth, &format!("{isa:?} t{threads} {p:?}"));
                     }

@@ -23,8 +23,9 @@ pub mod resize;
 pub mod shape_ops;
 pub mod softmax;
 
-/// How many threads a kernel may use. When `threads > 1` the caller runs the kernel
-/// inside a rayon pool of that size, so kernels split work with `rayon` directly.
+/// How many threads a kernel may use. When `threads > 1` kernels split their work with
+/// `exec::parallel`, which runs it on the pool the caller installed (the interpreter's)
+/// or else on a shared pool of that size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Parallelism {
     pub threads: usize,

@@ -15,10 +15,9 @@
 //!   (AVX-512: 12 × 32). Used by the portable path (which vectorizes better that way)
 //!   and, with `m == 1`, as the GEMV of one-row FC (AVX-512: 64 outputs per pass).
 
-use rayon::prelude::*;
-
 use crate::exec::kernels::Parallelism;
 use crate::exec::kernels::cpu::{self, Isa};
+use crate::exec::parallel;
 
 mod portable;
 #[cfg(target_arch = "x86_64")]
@@ -161,27 +160,42 @@ pub(crate) fn gemm(
     if m == 1 {
         let mut a = vec![0.0f32; b.k];
         fill(0, 1, 1, &mut a);
-        // GEMV: split the columns between threads (rows cannot be split).
-        let chunk = (n.div_ceil(par.threads.max(1) * 2)).div_ceil(64) * 64;
-        if par.threads > 1 && n > chunk {
-            c.par_chunks_mut(chunk)
-                .enumerate()
-                .for_each(|(ci, cc)| gemv_cols(&kern, &a, b, ci * chunk / NR, cc, min, max));
-        } else {
-            gemv_cols(&kern, &a, b, 0, c, min, max);
-        }
+        gemv(&kern, &a, b, c, min, max, par);
         return;
     }
-    let tiles = m.div_ceil(kern.mr);
-    if par.threads > 1 && tiles > 1 {
-        let per_chunk = tiles.div_ceil(par.threads * 4).max(1) * kern.mr;
-        c.par_chunks_mut(per_chunk * n)
-            .enumerate()
-            .for_each(|(ci, cc)| {
-                rows_block(&kern, ci * per_chunk, cc.len() / n, fill, b, cc, min, max)
-            });
+    let mr = kern.mr;
+    let tiles = m.div_ceil(mr);
+    let tasks = parallel::task_count(par, tiles, m * n * b.k / parallel::GEMM_MACS_PER_NS);
+    if tasks > 1 {
+        let per_task = tiles.div_ceil(tasks) * mr;
+        parallel::for_each_chunk_mut(par, c, per_task * n, &|ci, cc| {
+            rows_block(&kern, ci * per_task, cc.len() / n, fill, b, cc, min, max)
+        });
     } else {
         rows_block(&kern, 0, m, fill, b, c, min, max);
+    }
+}
+
+/// One-row GEMM: threads split the columns (whole GEMV passes per task).
+fn gemv(
+    kern: &Kernel,
+    a: &[f32],
+    b: &PackedB,
+    c: &mut [f32],
+    min: f32,
+    max: f32,
+    par: Parallelism,
+) {
+    let n = c.len();
+    let pass = kern.gemv_panels * NR;
+    let tasks = parallel::task_count(par, n.div_ceil(pass), n * b.k / parallel::GEMV_MACS_PER_NS);
+    if tasks > 1 {
+        let chunk = n.div_ceil(pass).div_ceil(tasks) * pass;
+        parallel::for_each_chunk_mut(par, c, chunk, &|ci, cc| {
+            gemv_cols(kern, a, b, ci * chunk / NR, cc, min, max)
+        });
+    } else {
+        gemv_cols(kern, a, b, 0, c, min, max);
     }
 }
 
@@ -294,16 +308,20 @@ pub(crate) fn gemm_direct(
     }
     let kern = kernel_for(isa);
     let c = &mut c[..m * n];
+    if m == 1 {
+        // One row: the GEMV kernel (more columns per pass), split by columns.
+        gemv(&kern, &a[..b.k], b, c, min, max, par);
+        return;
+    }
     let mr = kern.direct_mr;
     let tiles = m.div_ceil(mr);
-    if par.threads > 1 && tiles > 1 {
-        let per_chunk = tiles.div_ceil(par.threads * 4).max(1) * mr;
-        c.par_chunks_mut(per_chunk * n)
-            .enumerate()
-            .for_each(|(ci, cc)| {
-                let row0 = ci * per_chunk;
-                direct_rows(&kern, &a[row0 * lda..], lda, cc.len() / n, b, cc, min, max)
-            });
+    let tasks = parallel::task_count(par, tiles, m * n * b.k / parallel::GEMM_MACS_PER_NS);
+    if tasks > 1 {
+        let per_task = tiles.div_ceil(tasks) * mr;
+        parallel::for_each_chunk_mut(par, c, per_task * n, &|ci, cc| {
+            let row0 = ci * per_task;
+            direct_rows(&kern, &a[row0 * lda..], lda, cc.len() / n, b, cc, min, max)
+        });
     } else {
         direct_rows(&kern, a, lda, m, b, c, min, max);
     }
@@ -417,16 +435,18 @@ mod tests {
                             }
                         }
                     };
-                    gemm(
-                        isa,
-                        m,
-                        &fill,
-                        &b,
-                        &mut c,
-                        -3.0,
-                        3.0,
-                        Parallelism { threads },
-                    );
+                    crate::exec::parallel::split_everything(|| {
+                        gemm(
+                            isa,
+                            m,
+                            &fill,
+                            &b,
+                            &mut c,
+                            -3.0,
+                            3.0,
+                            Parallelism { threads },
+                        );
+                    });
                     for (x, y) in c.iter().zip(&want) {
                         assert!((x - y).abs() < 1e-4, "{isa:?} m{m} k{k} n{n}: {x} vs {y}");
                     }
