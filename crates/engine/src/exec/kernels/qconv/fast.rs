@@ -199,12 +199,13 @@ impl Engine {
     fn run<T: QElem>(
         &self,
         m: usize,
+        direct: Option<&[T]>,
         fill: &(dyn Fn(usize, &mut [T]) + Sync),
         out: &mut [T],
         par: Parallelism,
     ) {
         match self {
-            Engine::Narrow(g) => g.run(m, fill, out, par),
+            Engine::Narrow(g) => g.run(m, direct, fill, out, par),
             Engine::Wide(w) => w.run(m, fill, out, par),
         }
     }
@@ -301,7 +302,7 @@ impl PackedQConv {
                 }
             }
         };
-        self.engine.run(m, &fill, out, par);
+        self.engine.run(m, direct.then_some(input), &fill, out, par);
     }
 }
 
@@ -340,7 +341,7 @@ impl PackedQFc {
         let d = self.g.depth;
         assert_eq!(input.len(), self.g.rows * d, "FC input size");
         let fill = |row: usize, buf: &mut [T]| buf.copy_from_slice(&input[row * d..(row + 1) * d]);
-        self.engine.run(self.g.rows, &fill, out, par);
+        self.engine.run(self.g.rows, Some(input), &fill, out, par);
     }
 }
 
