@@ -194,16 +194,52 @@ impl Gemm8 {
         if par.threads > 1 {
             out.par_chunks_mut(CHUNK * n).enumerate().for_each_init(
                 || self.scratch::<T>(),
-                |s, (i, o)| self.chunk(i * CHUNK, o.len() / n, direct, fill, o, s),
+                |s, (i, o)| self.chunk_any(i * CHUNK, o.len() / n, direct, fill, o, s),
             );
         } else {
             let mut s = self.scratch::<T>();
             for (i, o) in out.chunks_mut(CHUNK * n).enumerate() {
-                self.chunk(i * CHUNK, o.len() / n, direct, fill, o, &mut s);
+                self.chunk_any(i * CHUNK, o.len() / n, direct, fill, o, &mut s);
             }
         }
     }
 
+    /// [`Self::chunk`] compiled with AVX-512 enabled, so the row packing and the
+    /// epilogue glue vectorize too.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
+    fn chunk_avx512<T: QElem>(
+        &self,
+        m0: usize,
+        rows: usize,
+        direct: Option<&[T]>,
+        fill: &(dyn Fn(usize, &mut [T]) + Sync),
+        out: &mut [T],
+        s: &mut Scratch<T>,
+    ) {
+        self.chunk(m0, rows, direct, fill, out, s)
+    }
+
+    /// Runs one chunk on the widest code path the kernel was packed for.
+    fn chunk_any<T: QElem>(
+        &self,
+        m0: usize,
+        rows: usize,
+        direct: Option<&[T]>,
+        fill: &(dyn Fn(usize, &mut [T]) + Sync),
+        out: &mut [T],
+        s: &mut Scratch<T>,
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if self.path == Path::Vnni {
+            // SAFETY: the VNNI path is only chosen when the CPU has these features.
+            unsafe { self.chunk_avx512(m0, rows, direct, fill, out, s) };
+            return;
+        }
+        self.chunk(m0, rows, direct, fill, out, s)
+    }
+
+    #[inline(always)]
     fn chunk<T: QElem>(
         &self,
         m0: usize,
