@@ -199,12 +199,13 @@ impl Engine {
     fn run<T: QElem>(
         &self,
         m: usize,
+        direct: Option<&[T]>,
         fill: &(dyn Fn(usize, &mut [T]) + Sync),
         out: &mut [T],
         par: Parallelism,
     ) {
         match self {
-            Engine::Narrow(g) => g.run(m, fill, out, par),
+            Engine::Narrow(g) => g.run(m, direct, fill, out, par),
             Engine::Wide(w) => w.run(m, fill, out, par),
         }
     }
@@ -301,7 +302,7 @@ impl PackedQConv {
                 }
             }
         };
-        self.engine.run(m, &fill, out, par);
+        self.engine.run(m, direct.then_some(input), &fill, out, par);
     }
 }
 
@@ -340,7 +341,7 @@ impl PackedQFc {
         let d = self.g.depth;
         assert_eq!(input.len(), self.g.rows * d, "FC input size");
         let fill = |row: usize, buf: &mut [T]| buf.copy_from_slice(&input[row * d..(row + 1) * d]);
-        self.engine.run(self.g.rows, &fill, out, par);
+        self.engine.run(self.g.rows, Some(input), &fill, out, par);
     }
 }
 
@@ -433,19 +434,21 @@ fn dw_row<T: QElem>(
         }
     }
 }
-/// Channels per register block of the 8-bit depthwise path.
-const DW_LANES: usize = 32;
-
-/// 8-bit depthwise with multiplier 1: for each output pixel and block of 32 channels
-/// the sums stay in registers across the taps, then are requantized at once.
-#[inline(always)]
-fn dw_row8<T: QElem>(r: &DwRow<'_, T>, taps: &mut Vec<(usize, usize)>, out: &mut [T]) {
+/// 8-bit depthwise with multiplier 1: per output pixel, gather the valid taps, sum all
+/// channels (SIMD blocks of 16/8 channels kept in registers across the taps), then
+/// requantize the pixel's channels at once.
+fn dw_row8<T: QElem>(
+    r: &DwRow<'_, T>,
+    taps: &mut Vec<(usize, usize)>,
+    tile: &mut [i32],
+    out: &mut [T],
+) {
     let k = r.k;
     let g = &k.g;
     let c = g.out_c;
     let oy = r.row % g.out_h;
     let b = r.row / g.out_h;
-    let io = k.in_offset;
+    let tile = &mut tile[..c];
     for ox in 0..g.out_w {
         taps.clear();
         for ky in 0..g.k_h {
@@ -462,42 +465,126 @@ fn dw_row8<T: QElem>(r: &DwRow<'_, T>, taps: &mut Vec<(usize, usize)>, out: &mut
                 taps.push((s, (ky * g.k_w + kx) * c));
             }
         }
-        let o = &mut out[ox * c..(ox + 1) * c];
-        let mut c0 = 0;
-        while c0 + DW_LANES <= c {
-            let mut acc = [0i32; DW_LANES];
-            for &(xs, ws) in taps.iter() {
-                let x = &r.input[xs + c0..xs + c0 + DW_LANES];
-                let w = &k.w[ws + c0..ws + c0 + DW_LANES];
-                for l in 0..DW_LANES {
-                    acc[l] = acc[l].wrapping_add((x[l].to_i32() + io) * w[l]);
-                }
-            }
-            k.rq.row(
-                k.isa,
-                c0,
-                &acc,
-                &k.bias32[c0..],
-                0,
-                &mut o[c0..c0 + DW_LANES],
-            );
-            c0 += DW_LANES;
+        let done = dw_pixel_simd(k.isa, r.input, &k.w, taps, k.in_offset, tile);
+        for (ch, a) in tile.iter_mut().enumerate().skip(done) {
+            *a = taps.iter().fold(0i32, |s, &(xs, ws)| {
+                s.wrapping_add((r.input[xs + ch].to_i32() + k.in_offset) * k.w[ws + ch])
+            });
         }
-        if c0 < c {
-            let n = c - c0;
-            let mut acc = [0i32; DW_LANES];
-            for &(xs, ws) in taps.iter() {
-                let x = &r.input[xs + c0..xs + c];
-                let w = &k.w[ws + c0..ws + c];
-                for l in 0..n {
-                    acc[l] = acc[l].wrapping_add((x[l].to_i32() + io) * w[l]);
-                }
-            }
-            k.rq.row(k.isa, c0, &acc[..n], &k.bias32[c0..], 0, &mut o[c0..]);
-        }
+        k.rq.row(k.isa, 0, tile, &k.bias32, 0, &mut out[ox * c..(ox + 1) * c]);
     }
 }
-multiversion!(dw_row8, dw_row8_avx2, dw_row8_avx512, <T: QElem>(r: &DwRow<'_, T>, taps: &mut Vec<(usize, usize)>, out: &mut [T]));
+
+/// Sums the leading channels of one pixel with SIMD; returns how many it did.
+fn dw_pixel_simd<T: QElem>(
+    isa: Isa,
+    input: &[T],
+    w: &[i32],
+    taps: &[(usize, usize)],
+    io: i32,
+    tile: &mut [i32],
+) -> usize {
+    if std::mem::size_of::<T>() != 1 {
+        return 0;
+    }
+    let c = tile.len();
+    for &(xs, ws) in taps {
+        assert!(
+            xs + c <= input.len() && ws + c <= w.len(),
+            "depthwise tap in bounds"
+        );
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: the ISA was clamped to the CPU's features; taps are in bounds (above)
+        // and T is one byte wide.
+        unsafe {
+            match isa {
+                Isa::Avx512 => return x86dw::pixel_avx512(input, w, taps, io, tile),
+                Isa::Avx2 => return x86dw::pixel_avx2(input, w, taps, io, tile),
+                Isa::Portable => {}
+            }
+        }
+    }
+    let _ = (isa, io);
+    0
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86dw {
+    use super::QElem;
+    use std::arch::x86_64::*;
+
+    /// Caller guarantees `T` is one byte and every tap reads `tile.len()` channels in
+    /// bounds of `input` and `w`.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(super) unsafe fn pixel_avx512<T: QElem>(
+        input: &[T],
+        w: &[i32],
+        taps: &[(usize, usize)],
+        io: i32,
+        tile: &mut [i32],
+    ) -> usize {
+        let n = tile.len() / 16 * 16;
+        let vio = _mm512_set1_epi32(io);
+        let (xp, wp) = (input.as_ptr().cast::<u8>(), w.as_ptr());
+        let mut c0 = 0;
+        while c0 < n {
+            let mut acc = _mm512_setzero_si512();
+            for &(xs, ws) in taps {
+                // SAFETY: in bounds per the caller's contract.
+                unsafe {
+                    let xb = _mm_loadu_si128(xp.add(xs + c0).cast());
+                    let x = if T::SIGNED {
+                        _mm512_cvtepi8_epi32(xb)
+                    } else {
+                        _mm512_cvtepu8_epi32(xb)
+                    };
+                    let wv = _mm512_loadu_si512(wp.add(ws + c0).cast());
+                    acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(_mm512_add_epi32(x, vio), wv));
+                }
+            }
+            // SAFETY: c0 + 16 <= tile.len().
+            unsafe { _mm512_storeu_si512(tile.as_mut_ptr().add(c0).cast(), acc) };
+            c0 += 16;
+        }
+        n
+    }
+
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn pixel_avx2<T: QElem>(
+        input: &[T],
+        w: &[i32],
+        taps: &[(usize, usize)],
+        io: i32,
+        tile: &mut [i32],
+    ) -> usize {
+        let n = tile.len() / 8 * 8;
+        let vio = _mm256_set1_epi32(io);
+        let (xp, wp) = (input.as_ptr().cast::<u8>(), w.as_ptr());
+        let mut c0 = 0;
+        while c0 < n {
+            let mut acc = _mm256_setzero_si256();
+            for &(xs, ws) in taps {
+                // SAFETY: in bounds per the caller's contract.
+                unsafe {
+                    let xb = _mm_loadl_epi64(xp.add(xs + c0).cast());
+                    let x = if T::SIGNED {
+                        _mm256_cvtepi8_epi32(xb)
+                    } else {
+                        _mm256_cvtepu8_epi32(xb)
+                    };
+                    let wv = _mm256_loadu_si256(wp.add(ws + c0).cast());
+                    acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(_mm256_add_epi32(x, vio), wv));
+                }
+            }
+            // SAFETY: c0 + 8 <= tile.len().
+            unsafe { _mm256_storeu_si256(tile.as_mut_ptr().add(c0).cast(), acc) };
+            c0 += 8;
+        }
+        n
+    }
+}
 
 multiversion!(dw_row, dw_row_avx2, dw_row_avx512, <T: QElem>(r: &DwRow<'_, T>, acc: &mut [i32], acc64: &mut [i64], xe: &mut [i32], out: &mut [T]));
 
@@ -569,13 +656,7 @@ impl PackedQDepthwise {
                 row,
             };
             if simple {
-                dispatch!(
-                    self.isa,
-                    dw_row8,
-                    dw_row8_avx2,
-                    dw_row8_avx512,
-                    (&r, taps, o)
-                );
+                dw_row8(&r, taps, acc, o);
             } else {
                 let acc = &mut acc[..g.out_c];
                 dispatch!(

@@ -176,10 +176,12 @@ impl Gemm8 {
         }
     }
 
-    /// Computes `m` output rows; `fill(row, buf)` writes the `k` input values of a row.
+    /// Computes `m` output rows; `fill(row, buf)` writes the `k` input values of a row,
+    /// unless `direct` holds the rows back to back (then they are read in place).
     pub fn run<T: QElem>(
         &self,
         m: usize,
+        direct: Option<&[T]>,
         fill: &(dyn Fn(usize, &mut [T]) + Sync),
         out: &mut [T],
         par: Parallelism,
@@ -192,41 +194,84 @@ impl Gemm8 {
         if par.threads > 1 {
             out.par_chunks_mut(CHUNK * n).enumerate().for_each_init(
                 || self.scratch::<T>(),
-                |s, (i, o)| self.chunk(i * CHUNK, o.len() / n, fill, o, s),
+                |s, (i, o)| self.chunk_any(i * CHUNK, o.len() / n, direct, fill, o, s),
             );
         } else {
             let mut s = self.scratch::<T>();
             for (i, o) in out.chunks_mut(CHUNK * n).enumerate() {
-                self.chunk(i * CHUNK, o.len() / n, fill, o, &mut s);
+                self.chunk_any(i * CHUNK, o.len() / n, direct, fill, o, &mut s);
             }
         }
     }
 
+    /// [`Self::chunk`] compiled with AVX-512 enabled, so the row packing and the
+    /// epilogue glue vectorize too.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
+    fn chunk_avx512<T: QElem>(
+        &self,
+        m0: usize,
+        rows: usize,
+        direct: Option<&[T]>,
+        fill: &(dyn Fn(usize, &mut [T]) + Sync),
+        out: &mut [T],
+        s: &mut Scratch<T>,
+    ) {
+        self.chunk(m0, rows, direct, fill, out, s)
+    }
+
+    /// Runs one chunk on the widest code path the kernel was packed for.
+    fn chunk_any<T: QElem>(
+        &self,
+        m0: usize,
+        rows: usize,
+        direct: Option<&[T]>,
+        fill: &(dyn Fn(usize, &mut [T]) + Sync),
+        out: &mut [T],
+        s: &mut Scratch<T>,
+    ) {
+        #[cfg(target_arch = "x86_64")]
+        if self.path == Path::Vnni {
+            // SAFETY: the VNNI path is only chosen when the CPU has these features.
+            unsafe { self.chunk_avx512(m0, rows, direct, fill, out, s) };
+            return;
+        }
+        self.chunk(m0, rows, direct, fill, out, s)
+    }
+
+    #[inline(always)]
     fn chunk<T: QElem>(
         &self,
         m0: usize,
         rows: usize,
+        direct: Option<&[T]>,
         fill: &(dyn Fn(usize, &mut [T]) + Sync),
         out: &mut [T],
         s: &mut Scratch<T>,
     ) {
         let (k, kp, n) = (self.k, self.kp, self.n);
         for r in 0..rows {
-            fill(m0 + r, &mut s.x);
+            let src: &[T] = match direct {
+                Some(x) => &x[(m0 + r) * k..(m0 + r + 1) * k],
+                None => {
+                    fill(m0 + r, &mut s.x);
+                    &s.x
+                }
+            };
             let mut sum = 0i32;
             if self.path == Path::Avx2 {
                 let dst = &mut s.a16[r * kp..(r + 1) * kp];
-                for (d, x) in dst.iter_mut().zip(&s.x) {
+                for (d, x) in dst.iter_mut().zip(src) {
                     let a = x.to_i32() + self.a_bias;
-                    sum += a;
+                    sum = sum.wrapping_add(a);
                     *d = a as i16;
                 }
                 dst[k..].fill(0);
             } else {
                 let dst = &mut s.a8[r * kp..(r + 1) * kp];
-                for (d, x) in dst.iter_mut().zip(&s.x) {
+                for (d, x) in dst.iter_mut().zip(src) {
                     let a = x.to_i32() + self.a_bias;
-                    sum += a;
+                    sum = sum.wrapping_add(a);
                     *d = a as u8;
                 }
                 dst[k..].fill(0);

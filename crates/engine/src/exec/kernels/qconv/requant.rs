@@ -17,6 +17,11 @@ pub(crate) struct Requant {
     pub m: Vec<i32>,
     pub lsh: Vec<i32>,
     pub rsh: Vec<i32>,
+    /// RDBPOT's `2^rsh − 1` and `(2^rsh − 1) >> 1`, precomputed per channel.
+    pub rmask: Vec<i32>,
+    pub rhalf: Vec<i32>,
+    /// Whether any channel shifts left (multiplier ≥ 1); usually not.
+    pub any_lsh: bool,
     pub out_zp: i32,
     pub act_min: i32,
     pub act_max: i32,
@@ -32,6 +37,15 @@ impl Requant {
             m: mult.iter().map(|m| m.m).collect(),
             lsh: mult.iter().map(|m| m.shift.max(0)).collect(),
             rsh: mult.iter().map(|m| (-m.shift).max(0)).collect(),
+            rmask: mult
+                .iter()
+                .map(|m| ((1i64 << (-m.shift).max(0)) - 1) as i32)
+                .collect(),
+            rhalf: mult
+                .iter()
+                .map(|m| (((1i64 << (-m.shift).max(0)) - 1) >> 1) as i32)
+                .collect(),
+            any_lsh: mult.iter().any(|m| m.shift > 0),
             mult,
             out_zp,
             act_min,
@@ -111,10 +125,12 @@ mod x86 {
                 let a = _mm512_loadu_si512(acc.as_ptr().add(j).cast());
                 let c = _mm512_loadu_si512(col.as_ptr().add(j).cast());
                 let m = _mm512_loadu_si512(r.m.as_ptr().add(n0 + j).cast());
-                let ls = _mm512_loadu_si512(r.lsh.as_ptr().add(n0 + j).cast());
                 let rs = _mm512_loadu_si512(r.rsh.as_ptr().add(n0 + j).cast());
-                let x = _mm512_add_epi32(_mm512_add_epi32(a, c), radd);
-                let x = _mm512_sllv_epi32(x, ls);
+                let mut x = _mm512_add_epi32(_mm512_add_epi32(a, c), radd);
+                if r.any_lsh {
+                    let ls = _mm512_loadu_si512(r.lsh.as_ptr().add(n0 + j).cast());
+                    x = _mm512_sllv_epi32(x, ls);
+                }
                 // SRDHM on even and odd lanes as 64-bit products.
                 let pe = _mm512_add_epi64(_mm512_mul_epi32(x, m), nudge);
                 let po = _mm512_add_epi64(
@@ -125,9 +141,10 @@ mod x86 {
                 let qo = _mm512_slli_epi64(_mm512_srli_epi64(po, 31), 32);
                 let h = _mm512_mask_blend_epi32(0xAAAA, qe, qo);
                 // RDBPOT: arithmetic shift plus one where the remainder passes the threshold.
-                let mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, rs), one);
+                let mask = _mm512_loadu_si512(r.rmask.as_ptr().add(n0 + j).cast());
+                let half = _mm512_loadu_si512(r.rhalf.as_ptr().add(n0 + j).cast());
                 let rem = _mm512_and_si512(h, mask);
-                let thr = _mm512_add_epi32(_mm512_srai_epi32(mask, 1), _mm512_srli_epi32(h, 31));
+                let thr = _mm512_add_epi32(half, _mm512_srli_epi32(h, 31));
                 let up = _mm512_cmpgt_epi32_mask(rem, thr);
                 let v = _mm512_mask_add_epi32(
                     _mm512_srav_epi32(h, rs),
@@ -162,7 +179,6 @@ mod x86 {
         assert!(acc.len() >= n && col.len() >= n && r.m.len() >= n0 + n);
         let radd = _mm256_set1_epi32(row_add);
         let nudge = _mm256_set1_epi64x(1 << 30);
-        let one = _mm256_set1_epi32(1);
         let zp = _mm256_set1_epi32(r.out_zp);
         let lo = _mm256_set1_epi32(r.act_min);
         let hi = _mm256_set1_epi32(r.act_max);
@@ -174,10 +190,12 @@ mod x86 {
                 let a = _mm256_loadu_si256(acc.as_ptr().add(j).cast());
                 let c = _mm256_loadu_si256(col.as_ptr().add(j).cast());
                 let m = _mm256_loadu_si256(r.m.as_ptr().add(n0 + j).cast());
-                let ls = _mm256_loadu_si256(r.lsh.as_ptr().add(n0 + j).cast());
                 let rs = _mm256_loadu_si256(r.rsh.as_ptr().add(n0 + j).cast());
-                let x = _mm256_add_epi32(_mm256_add_epi32(a, c), radd);
-                let x = _mm256_sllv_epi32(x, ls);
+                let mut x = _mm256_add_epi32(_mm256_add_epi32(a, c), radd);
+                if r.any_lsh {
+                    let ls = _mm256_loadu_si256(r.lsh.as_ptr().add(n0 + j).cast());
+                    x = _mm256_sllv_epi32(x, ls);
+                }
                 let pe = _mm256_add_epi64(_mm256_mul_epi32(x, m), nudge);
                 let po = _mm256_add_epi64(
                     _mm256_mul_epi32(_mm256_srli_epi64(x, 32), _mm256_srli_epi64(m, 32)),
@@ -187,9 +205,10 @@ mod x86 {
                 let qe = _mm256_srli_epi64(pe, 31);
                 let qo = _mm256_slli_epi64(_mm256_srli_epi64(po, 31), 32);
                 let h = _mm256_blend_epi32(qe, qo, 0b1010_1010);
-                let mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, rs), one);
+                let mask = _mm256_loadu_si256(r.rmask.as_ptr().add(n0 + j).cast());
+                let half = _mm256_loadu_si256(r.rhalf.as_ptr().add(n0 + j).cast());
                 let rem = _mm256_and_si256(h, mask);
-                let thr = _mm256_add_epi32(_mm256_srai_epi32(mask, 1), _mm256_srli_epi32(h, 31));
+                let thr = _mm256_add_epi32(half, _mm256_srli_epi32(h, 31));
                 let up = _mm256_cmpgt_epi32(rem, thr); // -1 where rounding up
                 let v = _mm256_sub_epi32(_mm256_srav_epi32(h, rs), up);
                 let v = _mm256_add_epi32(v, zp);

@@ -59,7 +59,9 @@ fn params(rng: &mut Lcg, scheme: QScheme, n: usize, k: usize) -> Case {
     let range = (hi - lo) as f64;
     let mult = (0..n)
         .map(|_| {
-            let real = range / span * (0.05 + 4.0 * rng.unit());
+            // Some channels get a multiplier above 1 (left shift in MBQM).
+            let boost = if rng.range(0, 6) == 0 { 300.0 } else { 1.0 };
+            let real = range / span * (0.05 + 4.0 * rng.unit()) * boost;
             quantize_multiplier(real, Rounding::Double)
         })
         .collect();
