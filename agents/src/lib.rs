@@ -239,10 +239,27 @@ async fn execute(shared: &Arc<Shared>, a: Assignment, cancel: Arc<AtomicBool>) -
         }
         Err(e) => {
             result.ok = false;
+            result.retryable = e.is::<Transfer>();
             result.error = format!("{e:#}");
         }
     }
     result
+}
+
+/// An error moving artifacts (the network or the coordinator), not the job's own.
+#[derive(Debug)]
+struct Transfer(String);
+
+impl std::fmt::Display for Transfer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Transfer {}
+
+fn transfer(e: anyhow::Error) -> anyhow::Error {
+    anyhow::Error::new(Transfer(format!("{e:#}")))
 }
 
 async fn execute_inner(
@@ -255,12 +272,13 @@ async fn execute_inner(
     let input = if a.input_digest.is_empty() {
         None
     } else {
-        let mut client = dial(cfg).await?;
+        let mut client = dial(cfg).await.map_err(transfer)?;
         Some(
             shared
                 .cache
                 .get(&mut client, &a.input_digest, cfg.max_artifact_bytes)
-                .await?,
+                .await
+                .map_err(transfer)?,
         )
     };
     let out_tx = shared.out.clone();
@@ -294,8 +312,10 @@ async fn execute_inner(
     .context("job thread panicked")??;
     let digest = match &output.artifact {
         Some(bytes) => {
-            let mut client = dial(cfg).await?;
-            artifact::upload(&mut client, bytes.clone()).await?
+            let mut client = dial(cfg).await.map_err(transfer)?;
+            artifact::upload(&mut client, bytes.clone())
+                .await
+                .map_err(transfer)?
         }
         None => String::new(),
     };

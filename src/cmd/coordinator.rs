@@ -18,8 +18,12 @@ pub fn run(a: &CoordinatorArgs) -> Result<()> {
         let r = rt.block_on(loadtest::load_test(a.agents, a.jobs, &dir));
         let _ = std::fs::remove_dir_all(&dir);
         let r = r?;
+        let cpu = r
+            .cpu_ms_per_job
+            .map(|c| format!(", {c:.3} ms CPU/job (coordinator + simulated agents)"))
+            .unwrap_or_default();
         println!(
-            "load test: {} agents, {} no-op jobs in {:.3} s: {:.0} jobs/s, {:.3} ms/job",
+            "load test: {} agents, {} no-op jobs in {:.3} s: {:.0} jobs/s, {:.3} ms/job wall{cpu}",
             r.agents, r.jobs, r.seconds, r.jobs_per_sec, r.ms_per_job
         );
         return Ok(());

@@ -94,7 +94,7 @@ pub fn run(a: &RunScenarioArgs) -> Result<()> {
                 (local.url.clone(), local.token.clone(), Some(local))
             }
         };
-        let mut client = connect(&url, &token).await.map_err(|e| anyhow!(e))?;
+        let mut client = connect_retrying(&url, &token, a.wait_secs.min(30)).await?;
         let mut digests = BTreeMap::new();
         for (name, bytes) in models {
             let d = artifact::upload(&mut client, bytes)
@@ -172,6 +172,18 @@ async fn start_local(dir: &Path, devices: &[String], threads: usize) -> Result<L
         _server: server,
         _agents: agents,
     })
+}
+
+/// Dial, retrying for `secs` (a coordinator may be starting or restarting).
+async fn connect_retrying(url: &str, token: &str, secs: u64) -> Result<Client> {
+    let t = Instant::now();
+    loop {
+        match connect(url, token).await {
+            Ok(c) => return Ok(c),
+            Err(e) if t.elapsed() >= Duration::from_secs(secs) => return Err(anyhow!(e)),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
 }
 
 /// Optimize jobs (model × technique) feeding benchmark jobs (× device).

@@ -26,8 +26,24 @@ pub struct LoadReport {
     /// From submission until the run is finished.
     pub seconds: f64,
     pub jobs_per_sec: f64,
-    /// Wall-clock coordinator time per job (seconds / jobs), in milliseconds.
+    /// Wall-clock time per job (seconds / jobs), in milliseconds.
     pub ms_per_job: f64,
+    /// CPU time of the whole process (coordinator, simulated agents and client) per
+    /// job, in milliseconds: an upper bound on the coordinator's own cost that, unlike
+    /// wall-clock time, does not depend on what else the machine is running.
+    pub cpu_ms_per_job: Option<f64>,
+}
+
+/// User + system CPU seconds of this process so far (Linux; None elsewhere).
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are the 12th and
+    // 13th of those, in clock ticks (100 per second on Linux).
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
 }
 
 /// Start a coordinator on loopback with its store in `dir`, connect `agents` simulated
@@ -77,6 +93,7 @@ pub async fn load_test(agents: usize, jobs: usize, dir: &Path) -> Result<LoadRep
         })
         .collect();
     let start = Instant::now();
+    let cpu0 = process_cpu_seconds();
     client
         .submit_run(SubmitRunRequest {
             run_id: "load".into(),
@@ -104,6 +121,7 @@ pub async fn load_test(agents: usize, jobs: usize, dir: &Path) -> Result<LoadRep
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let seconds = start.elapsed().as_secs_f64();
+    let cpu = process_cpu_seconds().zip(cpu0).map(|(b, a)| b - a);
     let _ = stop_tx.send(());
     for s in sims {
         s.abort();
@@ -115,6 +133,7 @@ pub async fn load_test(agents: usize, jobs: usize, dir: &Path) -> Result<LoadRep
         seconds,
         jobs_per_sec: jobs as f64 / seconds,
         ms_per_job: 1e3 * seconds / jobs.max(1) as f64,
+        cpu_ms_per_job: cpu.map(|c| 1e3 * c / jobs.max(1) as f64),
     })
 }
 

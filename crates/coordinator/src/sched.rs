@@ -431,8 +431,15 @@ impl Scheduler {
             self.dispatch();
             return Ok(());
         }
-        // A retryable failure (the agent could not fetch its input, say) would need a
-        // separate flag; agent-reported errors are treated as final.
+        if !r.ok && r.retryable {
+            // Only the attempt that holds the lease may give it back.
+            if job.lease.map(|l| l.0) == Some(aid) {
+                let why = format!("agent {}: {}", r.agent, r.error);
+                self.lease_lost(&r.job_id.clone(), aid, &why)?;
+            }
+            self.dispatch();
+            return Ok(());
+        }
         let state = if r.ok {
             JobState::Succeeded
         } else {
@@ -735,4 +742,292 @@ fn validate_dag(specs: &[JobSpec], existing: &HashMap<String, Job>) -> Result<()
         bail!("job dependencies form a cycle");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quantfarm_proto::v1::coordinator_message::Msg;
+    use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+
+    type Rx = UnboundedReceiver<Result<CoordinatorMessage, Status>>;
+
+    fn sched(path: &std::path::Path) -> Scheduler {
+        Scheduler::recover(Store::open(path).unwrap(), Duration::from_secs(60), 2).unwrap()
+    }
+
+    fn job(id: &str, requires: &str, deps: &[&str]) -> JobSpec {
+        JobSpec {
+            id: id.into(),
+            kind: "synthetic".into(),
+            requires: requires.into(),
+            depends_on: deps.iter().map(|d| d.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    fn agent(s: &mut Scheduler, name: &str, caps: &[&str]) -> (u64, Rx) {
+        let (tx, rx) = unbounded_channel();
+        let caps = caps.iter().map(|c| c.to_string()).collect();
+        let id = s.register(name, "dev", caps, 1, tx).unwrap();
+        s.dispatch();
+        (id, rx)
+    }
+
+    fn assigned(rx: &mut Rx) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Ok(Ok(m)) = rx.try_recv() {
+            if let Some(Msg::Assign(a)) = m.msg {
+                out.push(a.spec.unwrap().id);
+            }
+        }
+        out
+    }
+
+    fn ok(id: &str) -> JobResult {
+        JobResult {
+            job_id: id.into(),
+            ok: true,
+            ..Default::default()
+        }
+    }
+
+    fn state(s: &Scheduler, id: &str) -> JobState {
+        s.jobs[id].state
+    }
+
+    #[test]
+    fn runs_share_an_agent_round_robin() {
+        let dir = tempfile_dir("rr");
+        let mut s = sched(&dir.join("db"));
+        let big: Vec<_> = (0..10)
+            .map(|i| job(&format!("big/{i}"), "cpu", &[]))
+            .collect();
+        s.submit("big", "big", "", big).unwrap();
+        s.submit(
+            "small",
+            "small",
+            "",
+            vec![job("small/0", "cpu", &[]), job("small/1", "cpu", &[])],
+        )
+        .unwrap();
+        let (a, mut rx) = agent(&mut s, "a", &["cpu"]);
+        let mut order = Vec::new();
+        for _ in 0..12 {
+            let got = assigned(&mut rx);
+            assert_eq!(got.len(), 1);
+            order.push(got[0].clone());
+            s.result(a, ok(&got[0])).unwrap();
+        }
+        let pos = |id: &str| order.iter().position(|x| x == id).unwrap();
+        assert!(pos("small/0") <= 2 && pos("small/1") <= 4, "{order:?}");
+        assert!(s.run_status("big").unwrap().finished);
+        assert!(s.run_status("small").unwrap().finished);
+    }
+
+    #[test]
+    fn capabilities_and_dependencies_gate_dispatch() {
+        let dir = tempfile_dir("deps");
+        let mut s = sched(&dir.join("db"));
+        let mut b = job("r/b", "tpu", &["r/a"]);
+        b.input_from = "r/a".into();
+        s.submit("r", "r", "", vec![job("r/a", "optimize", &[]), b])
+            .unwrap();
+        let (tpu, mut tpu_rx) = agent(&mut s, "tpu", &["tpu"]);
+        assert!(
+            assigned(&mut tpu_rx).is_empty(),
+            "wrong capability or unmet dependency"
+        );
+        let (opt, mut opt_rx) = agent(&mut s, "opt", &["optimize"]);
+        assert_eq!(assigned(&mut opt_rx), ["r/a"]);
+        assert_eq!(state(&s, "r/b"), JobState::Pending);
+        let mut r = ok("r/a");
+        r.output_digest = "d".repeat(64);
+        s.result(opt, r).unwrap();
+        // The dependent gets the producer's output as its input.
+        let m = tpu_rx.try_recv().unwrap().unwrap();
+        let Some(Msg::Assign(a)) = m.msg else {
+            panic!("{m:?}")
+        };
+        assert_eq!(a.input_digest, "d".repeat(64));
+        s.result(tpu, ok("r/b")).unwrap();
+        assert!(s.run_status("r").unwrap().finished);
+    }
+
+    #[test]
+    fn failed_dependency_fails_dependents() {
+        let dir = tempfile_dir("faildep");
+        let mut s = sched(&dir.join("db"));
+        s.submit(
+            "r",
+            "r",
+            "",
+            vec![job("r/a", "cpu", &[]), job("r/b", "cpu", &["r/a"])],
+        )
+        .unwrap();
+        let (a, _rx) = agent(&mut s, "a", &["cpu"]);
+        let mut r = ok("r/a");
+        r.ok = false;
+        r.error = "boom".into();
+        s.result(a, r).unwrap();
+        assert_eq!(state(&s, "r/b"), JobState::Failed);
+        assert!(s.run_status("r").unwrap().finished);
+    }
+
+    #[test]
+    fn lost_leases_retry_then_fail_and_results_count_once() {
+        let dir = tempfile_dir("retry");
+        let mut s = sched(&dir.join("db"));
+        s.submit(
+            "r",
+            "r",
+            "",
+            vec![job("r/x", "gpu", &[]), job("r/y", "cpu", &[])],
+        )
+        .unwrap();
+        // r/x: lost twice (max 2 attempts) -> failed.
+        let (a1, mut rx1) = agent(&mut s, "a1", &["gpu"]);
+        assert_eq!(assigned(&mut rx1), ["r/x"]);
+        s.disconnect(a1, "killed");
+        let (a2, mut rx2) = agent(&mut s, "a2", &["gpu"]);
+        assert_eq!(assigned(&mut rx2), ["r/x"]);
+        s.disconnect(a2, "killed");
+        assert_eq!(state(&s, "r/x"), JobState::Failed);
+        // r/y runs on a3, its lease is lost, it runs again on a4; the late result from
+        // a3 arrives first and is the one recorded; a4 is told to stop.
+        let (a3, mut rx3) = agent(&mut s, "a3", &["cpu"]);
+        assert_eq!(assigned(&mut rx3), ["r/y"]);
+        // a3 goes silent: reaping drops it and requeues its job.
+        s.agents.get_mut(&a3).unwrap().last_seen = Instant::now() - Duration::from_secs(61);
+        s.reap();
+        assert!(!s.agents.contains_key(&a3));
+        assert_eq!(state(&s, "r/y"), JobState::Ready);
+        let (a4, mut rx4) = agent(&mut s, "a4", &["cpu"]);
+        assert_eq!(assigned(&mut rx4), ["r/y"]);
+        let mut late = ok("r/y");
+        late.metrics.insert("v".into(), 1.0);
+        s.result(a3, late).unwrap();
+        let mut second = ok("r/y");
+        second.metrics.insert("v".into(), 2.0);
+        let m = rx4.try_recv().unwrap().unwrap();
+        assert!(
+            matches!(m.msg, Some(Msg::Cancel(_))),
+            "a4 is told to stop: {m:?}"
+        );
+        s.result(a4, second).unwrap();
+        assert_eq!(s.jobs["r/y"].result.as_ref().unwrap().metrics["v"], 1.0);
+        let n: i64 = s
+            .store
+            .conn_for_tests()
+            .query_row("SELECT COUNT(*) FROM results", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1);
+        assert!(s.run_status("r").unwrap().finished);
+    }
+
+    #[test]
+    fn retryable_failure_requeues() {
+        let dir = tempfile_dir("retryable");
+        let mut s = sched(&dir.join("db"));
+        s.submit("r", "r", "", vec![job("r/x", "cpu", &[])])
+            .unwrap();
+        let (a, mut rx) = agent(&mut s, "a", &["cpu"]);
+        assert_eq!(assigned(&mut rx), ["r/x"]);
+        let mut r = ok("r/x");
+        r.ok = false;
+        r.retryable = true;
+        s.result(a, r).unwrap();
+        assert_eq!(assigned(&mut rx), ["r/x"]);
+        s.result(a, ok("r/x")).unwrap();
+        assert_eq!(state(&s, "r/x"), JobState::Succeeded);
+    }
+
+    #[test]
+    fn restart_keeps_results_and_requeues_the_rest() {
+        let dir = tempfile_dir("recover");
+        let db = dir.join("db");
+        {
+            let mut s = sched(&db);
+            s.submit(
+                "r",
+                "r",
+                "",
+                vec![
+                    job("r/a", "cpu", &[]),
+                    job("r/b", "cpu", &["r/a"]),
+                    job("r/c", "cpu", &[]),
+                ],
+            )
+            .unwrap();
+            let (a, mut rx) = agent(&mut s, "a", &["cpu"]);
+            let first = assigned(&mut rx);
+            assert_eq!(first, ["r/a"]);
+            s.result(a, ok("r/a")).unwrap();
+            // r/b or r/c is now running; the process dies here.
+            assert_eq!(assigned(&mut rx).len(), 1);
+        }
+        let mut s = sched(&db);
+        assert_eq!(state(&s, "r/a"), JobState::Succeeded);
+        assert_eq!(s.jobs["r/a"].attempts, 1);
+        assert_eq!(state(&s, "r/b"), JobState::Ready);
+        assert_eq!(state(&s, "r/c"), JobState::Ready);
+        let (a, mut rx) = agent(&mut s, "a", &["cpu"]);
+        for _ in 0..2 {
+            let got = assigned(&mut rx);
+            assert_eq!(got.len(), 1);
+            s.result(a, ok(&got[0])).unwrap();
+        }
+        assert!(s.run_status("r").unwrap().finished);
+        // Resubmitting the same run id is a no-op.
+        assert!(
+            !s.submit("r", "r", "", vec![job("r/z", "cpu", &[])])
+                .unwrap()
+        );
+    }
+
+    #[test]
+    fn cancel_stops_running_jobs() {
+        let dir = tempfile_dir("cancel");
+        let mut s = sched(&dir.join("db"));
+        s.submit(
+            "r",
+            "r",
+            "",
+            vec![job("r/a", "cpu", &[]), job("r/b", "cpu", &[])],
+        )
+        .unwrap();
+        let (a, mut rx) = agent(&mut s, "a", &["cpu"]);
+        assert_eq!(assigned(&mut rx), ["r/a"]);
+        assert_eq!(s.cancel("r").unwrap(), 2);
+        let m = rx.try_recv().unwrap().unwrap();
+        assert!(matches!(m.msg, Some(Msg::Cancel(_))), "{m:?}");
+        // The stopped job's late result changes nothing.
+        s.result(a, ok("r/a")).unwrap();
+        assert_eq!(state(&s, "r/a"), JobState::Cancelled);
+        assert!(s.run_status("r").unwrap().finished);
+    }
+
+    #[test]
+    fn invalid_dags_are_rejected() {
+        let dir = tempfile_dir("dag");
+        let mut s = sched(&dir.join("db"));
+        let cyc = vec![job("a", "cpu", &["b"]), job("b", "cpu", &["a"])];
+        assert!(
+            s.submit("r1", "r", "", cyc)
+                .unwrap_err()
+                .to_string()
+                .contains("cycle")
+        );
+        let unknown = vec![job("a", "cpu", &["nope"])];
+        assert!(s.submit("r2", "r", "", unknown).is_err());
+        let dup = vec![job("a", "cpu", &[]), job("a", "cpu", &[])];
+        assert!(s.submit("r3", "r", "", dup).is_err());
+    }
+
+    fn tempfile_dir(name: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("qf-sched-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
 }

@@ -277,3 +277,10 @@ impl Store {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+impl Store {
+    pub fn conn_for_tests(&self) -> &Connection {
+        &self.conn
+    }
+}

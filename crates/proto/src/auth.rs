@@ -82,7 +82,11 @@ pub async fn connect(url: &str, token: &str) -> Result<Client, String> {
     let endpoint = Endpoint::from_shared(url.to_string())
         .map_err(|e| format!("{url}: bad coordinator address: {e}"))?
         .connect_timeout(std::time::Duration::from_secs(5))
-        .tcp_nodelay(true);
+        .tcp_nodelay(true)
+        // Notice a coordinator that vanished without closing the connection.
+        .http2_keep_alive_interval(std::time::Duration::from_secs(10))
+        .keep_alive_timeout(std::time::Duration::from_secs(20))
+        .keep_alive_while_idle(true);
     let channel = endpoint
         .connect()
         .await
