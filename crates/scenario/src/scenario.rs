@@ -1,0 +1,1135 @@
+//! The scenario document: YAML schema, parsing with structural checks, and
+//! validation against device profiles and the file system.
+
+use crate::error::{Result, ScenarioError};
+use crate::loc::At;
+use crate::profile::ProfileSet;
+use crate::technique::{CalibrationMethod, Technique};
+use quantfarm_engine::data::DATASET_NAMES;
+use quantfarm_engine::zoo::Arch;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// Scenario files larger than this are refused before parsing: a scenario is a page
+/// of YAML, so anything bigger is a mistake (or an attack on the coordinator).
+pub const MAX_SCENARIO_BYTES: usize = 1 << 20;
+
+/// Prefix of model paths resolved against the shared data folder
+/// (`QUANTFARM_DATA`, else `../shared`), so scenarios run unchanged on every machine.
+const SHARED_PREFIX: &str = "$shared/";
+
+/// Most jobs one scenario may expand into.
+pub const MAX_JOBS: usize = 100_000;
+
+/// Upper bound of the jobs a scenario expands into: per model × technique one optimize
+/// and one size job, per device up to three benchmarks.
+fn raw_counts_product(models: usize, techniques: usize, devices: usize) -> usize {
+    models
+        .saturating_mul(techniques)
+        .saturating_mul(devices.saturating_mul(3).saturating_add(2))
+}
+
+// ---------------------------------------------------------------- raw YAML schema
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    name: At<String>,
+    #[serde(default)]
+    description: Option<String>,
+    models: At<Vec<RawModel>>,
+    techniques: At<Vec<RawTechnique>>,
+    devices: At<Vec<At<String>>>,
+    #[serde(default)]
+    calibration: Option<At<RawCalibration>>,
+    #[serde(default)]
+    accuracy: Option<At<RawAccuracy>>,
+    #[serde(default)]
+    latency: Option<At<RawLatency>>,
+    #[serde(default)]
+    metrics: Option<At<Vec<At<MetricKind>>>>,
+    #[serde(default)]
+    fallback: bool,
+    #[serde(default)]
+    gates: Vec<At<RawGate>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModel {
+    name: At<String>,
+    #[serde(default)]
+    file: Option<At<String>>,
+    #[serde(default)]
+    zoo: Option<At<String>>,
+    #[serde(default)]
+    dequantize: Option<At<String>>,
+    #[serde(default)]
+    width: Option<At<f32>>,
+    #[serde(default)]
+    resolution: Option<At<usize>>,
+    #[serde(default)]
+    seed: Option<At<u64>>,
+    #[serde(default)]
+    metrics: Option<At<Vec<At<MetricKind>>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTechnique {
+    technique: At<Technique>,
+    #[serde(default)]
+    label: Option<At<String>>,
+    #[serde(default)]
+    calibration: Option<At<RawCalibration>>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum MethodName {
+    Minmax,
+    Percentile,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawCalibration {
+    dataset: At<String>,
+    #[serde(default)]
+    offset: usize,
+    limit: At<usize>,
+    #[serde(default)]
+    method: Option<At<MethodName>>,
+    #[serde(default)]
+    percentile: Option<At<f64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccuracy {
+    dataset: At<String>,
+    #[serde(default)]
+    offset: usize,
+    #[serde(default)]
+    limit: Option<At<usize>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLatency {
+    #[serde(default)]
+    warmup: Option<usize>,
+    #[serde(default)]
+    runs: Option<At<usize>>,
+    #[serde(default)]
+    threads: Option<At<usize>>,
+}
+
+/// The four things a benchmark job can measure.
+#[derive(Debug, Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricKind {
+    Size,
+    Latency,
+    Accuracy,
+    Mapping,
+}
+
+impl MetricKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            MetricKind::Size => "size",
+            MetricKind::Latency => "latency",
+            MetricKind::Accuracy => "accuracy",
+            MetricKind::Mapping => "mapping",
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGate {
+    name: At<String>,
+    #[serde(default)]
+    model: Option<At<String>>,
+    #[serde(default)]
+    technique: Option<At<String>>,
+    #[serde(default)]
+    device: Option<At<String>>,
+    #[serde(default)]
+    baseline: Option<At<String>>,
+    #[serde(default)]
+    max_top1_drop: Option<At<f64>>,
+    #[serde(default)]
+    max_latency_regression: Option<At<f64>>,
+    #[serde(default)]
+    max_size_ratio: Option<At<f64>>,
+    #[serde(default)]
+    full_mapping: Option<At<String>>,
+}
+
+// ---------------------------------------------------------------- public model
+
+/// A parsed scenario. Every name in it is checked against the scenario itself and
+/// the engine's lists; [`Scenario::validate`] adds the checks against device profiles
+/// and the file system.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    /// The file name errors are reported against.
+    pub file: String,
+    /// Directory relative model paths are resolved against (the scenario's folder).
+    pub base_dir: PathBuf,
+    pub name: String,
+    pub description: Option<String>,
+    pub models: Vec<ModelDecl>,
+    pub techniques: Vec<TechniqueDecl>,
+    /// Device profile names; one agent per device.
+    pub devices: Vec<At<String>>,
+    /// Accuracy slice; `None` when the scenario measures no accuracy.
+    pub accuracy: Option<AccuracySettings>,
+    pub latency: LatencySettings,
+    pub measure_size: bool,
+    pub measure_latency: bool,
+    pub measure_mapping: bool,
+    /// Also benchmark artifacts on devices whose profile does not accept their
+    /// numerics (they run on the device's fallback, usually the CPU).
+    pub fallback: bool,
+    pub gates: Vec<Gate>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelDecl {
+    pub name: At<String>,
+    pub source: ModelSourceDecl,
+    /// Restricts the scenario's metrics for this model (e.g. no accuracy for a zoo
+    /// model, whose weights are random); `None` = all the scenario measures.
+    pub metrics: Option<Vec<At<MetricKind>>>,
+}
+
+impl ModelDecl {
+    /// Is `kind` measured for this model (given that the scenario measures it)?
+    pub fn measures(&self, kind: MetricKind) -> bool {
+        self.metrics
+            .as_ref()
+            .is_none_or(|m| m.iter().any(|k| k.value == kind))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelSourceDecl {
+    /// A `.tflite` file, used as is (float models are their own float32 baseline).
+    File(At<String>),
+    /// A quantized `.tflite` file whose dequantized form is the float32 baseline.
+    Dequantize(At<String>),
+    /// An engine zoo architecture (`quantfarm_engine::zoo::Arch` names).
+    Zoo {
+        arch: At<String>,
+        width: f32,
+        resolution: usize,
+        seed: u64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TechniqueDecl {
+    pub technique: At<Technique>,
+    /// Unique within the scenario; defaults to the technique's name. Results, gates
+    /// and reports name techniques by label.
+    pub label: String,
+    /// The calibration sample (own or the scenario default); `Some` exactly when the
+    /// technique needs one.
+    pub calibration: Option<CalibrationSettings>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CalibrationSettings {
+    /// Canonical dataset name (see [`canonical_dataset`]).
+    pub dataset: String,
+    pub offset: usize,
+    pub limit: usize,
+    pub method: CalibrationMethod,
+    pub line: u32,
+    pub column: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccuracySettings {
+    pub dataset: String,
+    pub offset: usize,
+    /// `None` = to the end of the dataset.
+    pub limit: Option<usize>,
+    pub line: u32,
+    pub column: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LatencySettings {
+    pub warmup: usize,
+    pub runs: usize,
+    pub threads: usize,
+}
+
+impl Default for LatencySettings {
+    fn default() -> Self {
+        LatencySettings {
+            warmup: 3,
+            runs: 20,
+            threads: 1,
+        }
+    }
+}
+
+/// A condition a run must meet; [`crate::check`] evaluates it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gate {
+    pub name: String,
+    pub kind: GateKind,
+    /// Filters: only results of this model / technique label / device are checked.
+    pub model: Option<String>,
+    pub technique: Option<String>,
+    pub device: Option<String>,
+    pub line: u32,
+    pub column: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum GateKind {
+    /// Top-1 may fall at most this much (absolute, 0.02 = two points) below the baseline.
+    MaxTop1Drop { max: f64, baseline: Baseline },
+    /// Latency may grow at most this fraction over the baseline (0.1 = 10% slower;
+    /// negative values demand a speed-up).
+    MaxLatencyRegression { max: f64, baseline: Baseline },
+    /// Artifact size / baseline size at most this (0.3 ≈ "at least 3.3× smaller").
+    MaxSizeRatio { max: f64, baseline: Baseline },
+    /// Every op of the artifact must be placed on this device (no CPU fallback).
+    FullMapping { device: String },
+}
+
+/// What a relative gate compares against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Baseline {
+    /// The same model on the same device under this technique label.
+    Technique(String),
+    /// The same measurement in the previous run (nightly trend).
+    Previous,
+}
+
+// ---------------------------------------------------------------- entry points
+
+/// Read and parse a scenario file; see [`parse`].
+pub fn load(path: impl AsRef<Path>) -> Result<Scenario> {
+    let path = path.as_ref();
+    let name = path.display().to_string();
+    let meta = std::fs::metadata(path)
+        .map_err(|e| ScenarioError::file(&name, format!("cannot read scenario: {e}")))?;
+    if meta.len() > MAX_SCENARIO_BYTES as u64 {
+        return Err(ScenarioError::file(
+            &name,
+            format!(
+                "scenario is {} bytes; at most {MAX_SCENARIO_BYTES} expected",
+                meta.len()
+            ),
+        ));
+    }
+    let bytes = std::fs::read(path)
+        .map_err(|e| ScenarioError::file(&name, format!("cannot read scenario: {e}")))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|e| ScenarioError::file(&name, format!("not valid UTF-8: {e}")))?;
+    parse(&text, &name)
+}
+
+/// Parse scenario YAML. `file_name` names the text in errors and its folder is where
+/// relative model paths are resolved. Reports malformed YAML, wrong types, unknown or
+/// missing keys, unknown technique/dataset/architecture names, duplicate names,
+/// missing calibration, overlapping calibration and accuracy slices and dangling gate
+/// references, each as `file:line:column: what was expected`.
+pub fn parse(text: &str, file_name: &str) -> Result<Scenario> {
+    if text.len() > MAX_SCENARIO_BYTES {
+        return Err(ScenarioError::file(
+            file_name,
+            format!(
+                "scenario is {} bytes; at most {MAX_SCENARIO_BYTES} expected",
+                text.len()
+            ),
+        ));
+    }
+    let mut opts = serde_saphyr::Options::default();
+    opts.with_snippet = false;
+    opts.strict_booleans = true;
+    let raw: RawScenario = serde_saphyr::from_str_with_options(text, opts)
+        .map_err(|e| ScenarioError::from_yaml(file_name, &e))?;
+    let base_dir = Path::new(file_name)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    Builder { file: file_name }.build(raw, base_dir)
+}
+
+/// The canonical spelling of a dataset name (`cifar10` is the test split), or `None`
+/// if the engine does not know it.
+pub fn canonical_dataset(name: &str) -> Option<&'static str> {
+    if name == "cifar10" {
+        return Some("cifar10-test");
+    }
+    DATASET_NAMES.iter().copied().find(|d| *d == name)
+}
+
+/// Where a model path written in a scenario lives: `$shared/…` under the shared data
+/// folder, absolute paths as written, others relative to `base_dir`.
+pub fn resolve_model_path(written: &str, base_dir: &Path) -> Result<PathBuf> {
+    if let Some(rest) = written.strip_prefix(SHARED_PREFIX) {
+        let root = quantfarm_engine::data::shared_root()
+            .map_err(|e| ScenarioError::file(written, e.to_string()))?;
+        Ok(root.join(rest))
+    } else {
+        let p = Path::new(written);
+        Ok(if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            base_dir.join(p)
+        })
+    }
+}
+
+impl Scenario {
+    /// Checks against the outside world: every device names a profile in `profiles`,
+    /// latency threads fit each device (when its profile gives a core count), every
+    /// calibration and accuracy slice lies inside its dataset (read from the shared
+    /// folder), and every model file exists.
+    pub fn validate(&self, profiles: &ProfileSet) -> Result<()> {
+        for d in &self.devices {
+            let Some(p) = profiles.get(&d.value) else {
+                return Err(self.err(
+                    d,
+                    format!(
+                        "unknown device '{}': expected one of the profiles {}",
+                        d.value,
+                        list(profiles.names())
+                    ),
+                ));
+            };
+            if let Some(cores) = p.cores
+                && self.measure_latency
+                && self.latency.threads > cores
+            {
+                return Err(self.err(
+                    d,
+                    format!(
+                        "device '{}' has {cores} cores but latency.threads is {}; expected at most {cores}",
+                        d.value, self.latency.threads
+                    ),
+                ));
+            }
+        }
+        self.validate_slices()?;
+        for m in &self.models {
+            let path = match &m.source {
+                ModelSourceDecl::File(p) | ModelSourceDecl::Dequantize(p) => p,
+                ModelSourceDecl::Zoo { .. } => continue,
+            };
+            let resolved = resolve_model_path(&path.value, &self.base_dir)
+                .map_err(|e| self.err(path, e.message))?;
+            if !resolved.is_file() {
+                return Err(self.err(
+                    path,
+                    format!(
+                        "model file not found: {} (expected an existing .tflite file)",
+                        resolved.display()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every calibration and accuracy slice must lie inside its dataset. Each dataset
+    /// is opened once (reading its tar index) to learn its length.
+    fn validate_slices(&self) -> Result<()> {
+        // (what, dataset, offset, limit, at)
+        type Slice<'a> = (&'static str, &'a str, usize, Option<usize>, (u32, u32));
+        let mut slices: Vec<Slice> = Vec::new();
+        for t in &self.techniques {
+            if let Some(c) = &t.calibration {
+                let at = (c.line, c.column);
+                slices.push(("calibration", &c.dataset, c.offset, Some(c.limit), at));
+            }
+        }
+        if let Some(a) = &self.accuracy {
+            slices.push((
+                "accuracy",
+                &a.dataset,
+                a.offset,
+                a.limit,
+                (a.line, a.column),
+            ));
+        }
+        let mut lens: BTreeMap<&str, usize> = BTreeMap::new();
+        for (what, dataset, offset, limit, (line, column)) in slices {
+            let at = |msg: String| ScenarioError::at(&self.file, line, column, msg);
+            let len = match lens.get(dataset) {
+                Some(&n) => n,
+                None => {
+                    let root =
+                        quantfarm_engine::data::shared_root().map_err(|e| at(e.to_string()))?;
+                    let n = quantfarm_engine::data::open_dataset(dataset, &root)
+                        .map_err(|e| at(e.to_string()))?
+                        .len();
+                    lens.insert(dataset, n);
+                    n
+                }
+            };
+            quantfarm_engine::data::slice_range(len, offset, limit).map_err(|e| {
+                let e = e.to_string();
+                let e = e.trim_start_matches("bad input: ");
+                at(format!("{what} slice of {dataset}: {e}"))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The device profile names, in scenario order: one agent each.
+    pub fn device_names(&self) -> Vec<&str> {
+        self.devices.iter().map(|d| d.value.as_str()).collect()
+    }
+
+    /// The technique declared with `label`.
+    pub fn technique(&self, label: &str) -> Option<&TechniqueDecl> {
+        self.techniques.iter().find(|t| t.label == label)
+    }
+
+    fn err<T>(&self, at: &At<T>, msg: impl Into<String>) -> ScenarioError {
+        ScenarioError::at(&self.file, at.line, at.column, msg)
+    }
+}
+
+fn list<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+    let v: Vec<&str> = names.into_iter().collect();
+    if v.is_empty() {
+        "(none loaded)".to_string()
+    } else {
+        v.join(", ")
+    }
+}
+
+// ---------------------------------------------------------------- raw → checked
+
+struct Builder<'a> {
+    file: &'a str,
+}
+
+impl Builder<'_> {
+    fn err<T>(&self, at: &At<T>, msg: impl Into<String>) -> ScenarioError {
+        ScenarioError::at(self.file, at.line, at.column, msg)
+    }
+
+    fn name_ok(&self, what: &str, n: &At<String>) -> Result<()> {
+        let ok = !n.value.is_empty()
+            && n.value.len() <= 64
+            && n.value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+        if ok {
+            Ok(())
+        } else {
+            Err(self.err(
+                n,
+                format!(
+                    "{what} '{}': expected 1–64 characters from a-z A-Z 0-9 . _ -",
+                    n.value
+                ),
+            ))
+        }
+    }
+
+    fn build(&self, raw: RawScenario, base_dir: PathBuf) -> Result<Scenario> {
+        self.name_ok("scenario name", &raw.name)?;
+
+        // Models.
+        if raw.models.value.is_empty() {
+            return Err(self.err(&raw.models, "at least one model expected"));
+        }
+        let mut models = Vec::new();
+        let mut model_names = BTreeSet::new();
+        for m in raw.models.value {
+            self.name_ok("model name", &m.name)?;
+            if !model_names.insert(m.name.value.clone()) {
+                return Err(self.err(
+                    &m.name,
+                    format!(
+                        "duplicate model name '{}': expected unique names",
+                        m.name.value
+                    ),
+                ));
+            }
+            models.push(self.model(m)?);
+        }
+
+        // Scenario-wide calibration default.
+        let default_cal = match &raw.calibration {
+            Some(c) => Some(self.calibration(c)?),
+            None => None,
+        };
+
+        // Techniques.
+        if raw.techniques.value.is_empty() {
+            return Err(self.err(&raw.techniques, "at least one technique expected"));
+        }
+        let mut techniques: Vec<TechniqueDecl> = Vec::new();
+        for t in raw.techniques.value {
+            let label = match &t.label {
+                Some(l) => {
+                    self.name_ok("technique label", l)?;
+                    l.value.clone()
+                }
+                None => t.technique.value.name().to_string(),
+            };
+            if techniques.iter().any(|o| o.label == label) {
+                let at = t
+                    .label
+                    .as_ref()
+                    .map_or((t.technique.line, t.technique.column), |l| {
+                        (l.line, l.column)
+                    });
+                return Err(ScenarioError::at(
+                    self.file,
+                    at.0,
+                    at.1,
+                    format!(
+                        "duplicate technique label '{label}': expected unique labels (add `label:` to tell them apart)"
+                    ),
+                ));
+            }
+            let needs = t.technique.value.needs_calibration();
+            let calibration = match (&t.calibration, needs) {
+                (Some(c), true) => Some(self.calibration(c)?),
+                (None, true) => match &default_cal {
+                    Some(c) => Some(c.clone()),
+                    None => {
+                        return Err(self.err(
+                            &t.technique,
+                            format!(
+                                "{} needs a calibration sample: expected `calibration:` here or at the top level",
+                                t.technique.value
+                            ),
+                        ));
+                    }
+                },
+                (Some(c), false) => {
+                    return Err(self.err(
+                        c,
+                        format!(
+                            "{} takes no calibration data: expected no `calibration:` here",
+                            t.technique.value
+                        ),
+                    ));
+                }
+                (None, false) => None,
+            };
+            techniques.push(TechniqueDecl {
+                technique: t.technique,
+                label,
+                calibration,
+            });
+        }
+
+        // Devices.
+        if raw.devices.value.is_empty() {
+            return Err(self.err(&raw.devices, "at least one device expected"));
+        }
+        let mut seen = BTreeSet::new();
+        for d in &raw.devices.value {
+            if !seen.insert(d.value.clone()) {
+                return Err(self.err(
+                    d,
+                    format!("duplicate device '{}': expected each device once", d.value),
+                ));
+            }
+        }
+
+        // A scenario is written by hand: these bounds only stop a generated or hostile
+        // file from expanding into millions of jobs.
+        let jobs_bound =
+            raw_counts_product(models.len(), techniques.len(), raw.devices.value.len());
+        if jobs_bound > MAX_JOBS {
+            return Err(self.err(
+                &raw.devices,
+                format!(
+                    "{} models × {} techniques × {} devices give up to {jobs_bound} jobs: expected at most {MAX_JOBS}",
+                    models.len(),
+                    techniques.len(),
+                    raw.devices.value.len()
+                ),
+            ));
+        }
+
+        // Accuracy and metrics.
+        let accuracy = match &raw.accuracy {
+            Some(a) => Some(self.accuracy(a)?),
+            None => None,
+        };
+        let (mut size, mut latency_on, mut acc_on, mut mapping) =
+            (true, true, accuracy.is_some(), true);
+        if let Some(ms) = &raw.metrics {
+            if ms.value.is_empty() {
+                return Err(self.err(
+                    ms,
+                    "at least one metric expected (size, latency, accuracy, mapping)",
+                ));
+            }
+            (size, latency_on, acc_on, mapping) = (false, false, false, false);
+            for m in &ms.value {
+                match m.value {
+                    MetricKind::Size => size = true,
+                    MetricKind::Latency => latency_on = true,
+                    MetricKind::Mapping => mapping = true,
+                    MetricKind::Accuracy => {
+                        if accuracy.is_none() {
+                            return Err(self.err(
+                                m,
+                                "metric accuracy needs a dataset slice: expected a top-level `accuracy:` section",
+                            ));
+                        }
+                        acc_on = true;
+                    }
+                }
+            }
+        }
+        let accuracy = if acc_on { accuracy } else { None };
+        for m in &models {
+            for k in m.metrics.iter().flatten() {
+                let on = match k.value {
+                    MetricKind::Size => size,
+                    MetricKind::Latency => latency_on,
+                    MetricKind::Accuracy => acc_on,
+                    MetricKind::Mapping => mapping,
+                };
+                if !on {
+                    return Err(self.err(
+                        k,
+                        format!(
+                            "model '{}' asks for {}, which the scenario does not measure: expected a subset of the scenario's metrics",
+                            m.name.value,
+                            k.value.name()
+                        ),
+                    ));
+                }
+            }
+        }
+
+        // Calibration and accuracy slices of the same dataset must not overlap: a
+        // model calibrated on its test images would report flattering accuracy.
+        if let Some(a) = &accuracy {
+            for t in &techniques {
+                if let Some(c) = &t.calibration
+                    && c.dataset == a.dataset
+                {
+                    let (c0, c1) = (c.offset, c.offset.saturating_add(c.limit));
+                    let a1 = a.limit.map_or(usize::MAX, |l| a.offset.saturating_add(l));
+                    if c0 < a1 && a.offset < c1 {
+                        return Err(ScenarioError::at(
+                            self.file,
+                            c.line,
+                            c.column,
+                            format!(
+                                "calibration slice {}[{c0}..{c1}) of technique '{}' overlaps the accuracy slice {}[{}..{}) at line {}: expected disjoint slices",
+                                c.dataset,
+                                t.label,
+                                a.dataset,
+                                a.offset,
+                                a.limit.map_or("end".to_string(), |_| a1.to_string()),
+                                a.line
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+
+        let latency = match &raw.latency {
+            Some(l) => self.latency(l)?,
+            None => LatencySettings::default(),
+        };
+
+        let devices = raw.devices.value;
+        let mut gates: Vec<Gate> = Vec::new();
+        for g in &raw.gates {
+            let gate = self.gate(g, &models, &techniques, &devices)?;
+            if gates.iter().any(|o| o.name == gate.name) {
+                return Err(self.err(
+                    &g.value.name,
+                    format!("duplicate gate name '{}': expected unique names", gate.name),
+                ));
+            }
+            let needs = match gate.kind {
+                GateKind::MaxTop1Drop { .. } => acc_on.then_some(()).ok_or("accuracy"),
+                GateKind::MaxLatencyRegression { .. } => latency_on.then_some(()).ok_or("latency"),
+                GateKind::MaxSizeRatio { .. } => size.then_some(()).ok_or("size"),
+                GateKind::FullMapping { .. } => mapping.then_some(()).ok_or("mapping"),
+            };
+            if let Err(metric) = needs {
+                return Err(self.err(
+                    g,
+                    format!(
+                        "gate '{}' needs the {metric} metric, which this scenario does not measure: expected `{metric}` in `metrics:`{}",
+                        gate.name,
+                        if metric == "accuracy" { " and an `accuracy:` section" } else { "" }
+                    ),
+                ));
+            }
+            gates.push(gate);
+        }
+
+        Ok(Scenario {
+            file: self.file.to_string(),
+            base_dir,
+            name: raw.name.value,
+            description: raw.description,
+            models,
+            techniques,
+            devices,
+            accuracy,
+            latency,
+            measure_size: size,
+            measure_latency: latency_on,
+            measure_mapping: mapping,
+            fallback: raw.fallback,
+            gates,
+        })
+    }
+
+    fn model(&self, m: RawModel) -> Result<ModelDecl> {
+        let n_sources =
+            m.file.is_some() as u8 + m.zoo.is_some() as u8 + m.dequantize.is_some() as u8;
+        if n_sources != 1 {
+            return Err(self.err(
+                &m.name,
+                format!(
+                    "model '{}': expected exactly one of `file:`, `zoo:` or `dequantize:` (found {n_sources})",
+                    m.name.value
+                ),
+            ));
+        }
+        if m.zoo.is_none() {
+            for (key, at) in [
+                ("width", m.width.as_ref().map(|a| (a.line, a.column))),
+                (
+                    "resolution",
+                    m.resolution.as_ref().map(|a| (a.line, a.column)),
+                ),
+                ("seed", m.seed.as_ref().map(|a| (a.line, a.column))),
+            ] {
+                if let Some((l, c)) = at {
+                    return Err(ScenarioError::at(
+                        self.file,
+                        l,
+                        c,
+                        format!(
+                            "`{key}:` applies to `zoo:` models only: expected no `{key}:` on a file model"
+                        ),
+                    ));
+                }
+            }
+        }
+        let source = if let Some(p) = m.file {
+            self.path_ok(&p)?;
+            ModelSourceDecl::File(p)
+        } else if let Some(p) = m.dequantize {
+            self.path_ok(&p)?;
+            ModelSourceDecl::Dequantize(p)
+        } else if let Some(arch) = m.zoo {
+            if let Err(e) = Arch::parse(&arch.value) {
+                return Err(self.err(&arch, e.to_string()));
+            }
+            let width = match &m.width {
+                Some(w) if !(w.value.is_finite() && w.value > 0.0 && w.value <= 4.0) => {
+                    return Err(
+                        self.err(w, format!("width {}: expected a number in (0, 4]", w.value))
+                    );
+                }
+                Some(w) => w.value,
+                None => 1.0,
+            };
+            let resolution = match &m.resolution {
+                Some(r) if r.value == 0 || r.value > 1024 => {
+                    return Err(self.err(
+                        r,
+                        format!("resolution {}: expected 1..=1024 pixels", r.value),
+                    ));
+                }
+                Some(r) => r.value,
+                None => 0,
+            };
+            ModelSourceDecl::Zoo {
+                arch,
+                width,
+                resolution,
+                seed: m.seed.map_or(0, |s| s.value),
+            }
+        } else {
+            unreachable!("exactly one source was checked above")
+        };
+        let metrics = match &m.metrics {
+            Some(ms) if ms.value.is_empty() => {
+                return Err(self.err(
+                    ms,
+                    "at least one metric expected (size, latency, accuracy, mapping)",
+                ));
+            }
+            Some(ms) => Some(ms.value.clone()),
+            None => None,
+        };
+        Ok(ModelDecl {
+            name: m.name,
+            source,
+            metrics,
+        })
+    }
+
+    fn path_ok(&self, p: &At<String>) -> Result<()> {
+        if p.value.is_empty() || p.value.contains('\0') {
+            return Err(self.err(p, "expected a non-empty file path"));
+        }
+        Ok(())
+    }
+
+    fn dataset(&self, d: &At<String>) -> Result<String> {
+        canonical_dataset(&d.value)
+            .map(str::to_string)
+            .ok_or_else(|| {
+                self.err(
+                    d,
+                    format!(
+                        "unknown dataset '{}': expected one of {}",
+                        d.value,
+                        DATASET_NAMES.join(", ")
+                    ),
+                )
+            })
+    }
+
+    fn calibration(&self, c: &At<RawCalibration>) -> Result<CalibrationSettings> {
+        let dataset = self.dataset(&c.dataset)?;
+        if c.limit.value == 0 {
+            return Err(self.err(&c.limit, "calibration limit 0: expected at least 1 sample"));
+        }
+        let method = match (&c.method, &c.percentile) {
+            (Some(m), Some(p)) if matches!(m.value, MethodName::Percentile) => {
+                if !(p.value.is_finite() && p.value > 0.0 && p.value <= 100.0) {
+                    return Err(self.err(
+                        p,
+                        format!("percentile {}: expected a number in (0, 100]", p.value),
+                    ));
+                }
+                CalibrationMethod::Percentile(p.value)
+            }
+            (Some(m), None) if matches!(m.value, MethodName::Percentile) => {
+                return Err(self.err(
+                    m,
+                    "method percentile: expected a `percentile:` value, e.g. 99.99",
+                ));
+            }
+            (_, Some(p)) => {
+                return Err(self.err(p, "`percentile:` applies to `method: percentile` only"));
+            }
+            _ => CalibrationMethod::MinMax,
+        };
+        Ok(CalibrationSettings {
+            dataset,
+            offset: c.offset,
+            limit: c.limit.value,
+            method,
+            line: c.line,
+            column: c.column,
+        })
+    }
+
+    fn accuracy(&self, a: &At<RawAccuracy>) -> Result<AccuracySettings> {
+        let dataset = self.dataset(&a.dataset)?;
+        if let Some(l) = &a.limit
+            && l.value == 0
+        {
+            return Err(self.err(l, "accuracy limit 0: expected at least 1 item"));
+        }
+        Ok(AccuracySettings {
+            dataset,
+            offset: a.offset,
+            limit: a.limit.as_ref().map(|l| l.value),
+            line: a.line,
+            column: a.column,
+        })
+    }
+
+    fn latency(&self, l: &At<RawLatency>) -> Result<LatencySettings> {
+        let d = LatencySettings::default();
+        let runs = match &l.runs {
+            Some(r) if r.value == 0 || r.value > 1_000_000 => {
+                return Err(self.err(r, format!("runs {}: expected 1..=1000000", r.value)));
+            }
+            Some(r) => r.value,
+            None => d.runs,
+        };
+        let threads = match &l.threads {
+            Some(t) if t.value == 0 || t.value > 256 => {
+                return Err(self.err(t, format!("threads {}: expected 1..=256", t.value)));
+            }
+            Some(t) => t.value,
+            None => d.threads,
+        };
+        Ok(LatencySettings {
+            warmup: l.warmup.unwrap_or(d.warmup).min(1_000_000),
+            runs,
+            threads,
+        })
+    }
+
+    fn gate(
+        &self,
+        g: &At<RawGate>,
+        models: &[ModelDecl],
+        techniques: &[TechniqueDecl],
+        devices: &[At<String>],
+    ) -> Result<Gate> {
+        let r = &g.value;
+        self.name_ok("gate name", &r.name)?;
+        let labels = || {
+            techniques
+                .iter()
+                .map(|t| t.label.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let check_label = |l: &At<String>| -> Result<()> {
+            if techniques.iter().any(|t| t.label == l.value) {
+                Ok(())
+            } else {
+                Err(self.err(
+                    l,
+                    format!(
+                        "unknown technique label '{}': expected one of {}",
+                        l.value,
+                        labels()
+                    ),
+                ))
+            }
+        };
+        let check_device = |d: &At<String>| -> Result<()> {
+            if devices.iter().any(|x| x.value == d.value) {
+                Ok(())
+            } else {
+                Err(self.err(
+                    d,
+                    format!(
+                        "device '{}' is not in this scenario's devices: expected one of {}",
+                        d.value,
+                        list(devices.iter().map(|d| d.value.as_str()))
+                    ),
+                ))
+            }
+        };
+        if let Some(m) = &r.model
+            && !models.iter().any(|x| x.name.value == m.value)
+        {
+            return Err(self.err(
+                m,
+                format!(
+                    "unknown model '{}': expected one of {}",
+                    m.value,
+                    list(models.iter().map(|m| m.name.value.as_str()))
+                ),
+            ));
+        }
+        if let Some(t) = &r.technique {
+            check_label(t)?;
+        }
+        if let Some(d) = &r.device {
+            check_device(d)?;
+        }
+        let baseline = match &r.baseline {
+            Some(b) if b.value == "previous" => Baseline::Previous,
+            Some(b) => {
+                check_label(b)?;
+                Baseline::Technique(b.value.clone())
+            }
+            None => Baseline::Technique("float32".to_string()),
+        };
+        let n_kinds = r.max_top1_drop.is_some() as u8
+            + r.max_latency_regression.is_some() as u8
+            + r.max_size_ratio.is_some() as u8
+            + r.full_mapping.is_some() as u8;
+        if n_kinds != 1 {
+            return Err(self.err(
+                g,
+                format!(
+                    "gate '{}': expected exactly one of `max_top1_drop:`, `max_latency_regression:`, `max_size_ratio:`, `full_mapping:` (found {n_kinds})",
+                    r.name.value
+                ),
+            ));
+        }
+        let finite = |v: &At<f64>, lo: f64| -> Result<f64> {
+            if v.value.is_finite() && v.value >= lo {
+                Ok(v.value)
+            } else {
+                Err(self.err(v, format!("{}: expected a finite number ≥ {lo}", v.value)))
+            }
+        };
+        // A relative gate needs its baseline measured, unless it compares with the past.
+        let baseline_measured = |b: &Baseline| -> Result<()> {
+            if let Baseline::Technique(l) = b
+                && !techniques.iter().any(|t| &t.label == l)
+            {
+                return Err(self.err(
+                    g,
+                    format!(
+                        "gate '{}' compares with technique '{l}', which this scenario does not run: expected `baseline:` naming one of {}, or `previous`",
+                        r.name.value,
+                        labels()
+                    ),
+                ));
+            }
+            Ok(())
+        };
+        let kind = if let Some(v) = &r.max_top1_drop {
+            baseline_measured(&baseline)?;
+            GateKind::MaxTop1Drop {
+                max: finite(v, 0.0)?,
+                baseline,
+            }
+        } else if let Some(v) = &r.max_latency_regression {
+            baseline_measured(&baseline)?;
+            GateKind::MaxLatencyRegression {
+                max: finite(v, -1.0)?,
+                baseline,
+            }
+        } else if let Some(v) = &r.max_size_ratio {
+            baseline_measured(&baseline)?;
+            GateKind::MaxSizeRatio {
+                max: finite(v, 0.0)?,
+                baseline,
+            }
+        } else if let Some(d) = &r.full_mapping {
+            check_device(d)?;
+            if let Some(b) = &r.baseline {
+                return Err(self.err(
+                    b,
+                    "`baseline:` applies to relative gates only, not to `full_mapping:`",
+                ));
+            }
+            GateKind::FullMapping {
+                device: d.value.clone(),
+            }
+        } else {
+            unreachable!("exactly one kind was checked above")
+        };
+        Ok(Gate {
+            name: r.name.value.clone(),
+            kind,
+            model: r.model.as_ref().map(|m| m.value.clone()),
+            technique: r.technique.as_ref().map(|t| t.value.clone()),
+            device: r.device.as_ref().map(|d| d.value.clone()),
+            line: g.line,
+            column: g.column,
+        })
+    }
+}

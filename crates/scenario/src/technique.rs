@@ -1,0 +1,93 @@
+//! Optimization techniques (the engine's `quantfarm quantize --mode` values) and
+//! calibration methods.
+
+use serde::{Deserialize, Serialize};
+
+/// What an optimize job does to a model.
+///
+/// `Float32` is the float baseline: the model itself when it is float, its dequantized
+/// form for a `dequantize:` model. `Original` benchmarks the model file byte for byte
+/// (e.g. a hosted QAT model), with no transform. The others are post-training
+/// quantizations of the float baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Technique {
+    Float32,
+    Float16,
+    Dynamic,
+    Int8,
+    Int16x8,
+    Uint8,
+    Original,
+}
+
+impl Technique {
+    pub const ALL: [Technique; 7] = [
+        Technique::Float32,
+        Technique::Float16,
+        Technique::Dynamic,
+        Technique::Int8,
+        Technique::Int16x8,
+        Technique::Uint8,
+        Technique::Original,
+    ];
+
+    /// The YAML spelling, also the engine's `--mode` value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Technique::Float32 => "float32",
+            Technique::Float16 => "float16",
+            Technique::Dynamic => "dynamic",
+            Technique::Int8 => "int8",
+            Technique::Int16x8 => "int16x8",
+            Technique::Uint8 => "uint8",
+            Technique::Original => "original",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Technique> {
+        Technique::ALL.into_iter().find(|t| t.name() == s)
+    }
+
+    /// Full-integer schemes need a representative (calibration) sample.
+    pub fn needs_calibration(self) -> bool {
+        matches!(
+            self,
+            Technique::Int8 | Technique::Int16x8 | Technique::Uint8
+        )
+    }
+
+    /// The numerics of the produced model, as device profiles list them in `accepts`.
+    /// `None` for `Original`: only the file itself knows.
+    pub fn numerics(self) -> Option<&'static str> {
+        match self {
+            Technique::Original => None,
+            t => Some(t.name()),
+        }
+    }
+}
+
+impl std::fmt::Display for Technique {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How activation ranges are taken from the calibration sample.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CalibrationMethod {
+    /// Running min/max over the sample (what the TFLite converter does).
+    MinMax,
+    /// Clip each activation range to this percentile of |x| (0 < p ≤ 100).
+    Percentile(f64),
+}
+
+impl CalibrationMethod {
+    pub fn name(&self) -> &'static str {
+        match self {
+            CalibrationMethod::MinMax => "minmax",
+            CalibrationMethod::Percentile(_) => "percentile",
+        }
+    }
+}
