@@ -186,9 +186,12 @@ pub struct RunScenarioArgs {
     /// Run id (default: <scenario name>-<UTC time>-<pid>).
     #[arg(long)]
     pub run_id: Option<String>,
-    /// Engine threads per job on the local agents.
+    /// Engine threads per job on the local agents (latency jobs use the scenario's).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// Device profiles (one YAML per device).
+    #[arg(long, default_value = "agents/profiles")]
+    pub profiles: PathBuf,
     /// Give up after the coordinator has been unreachable this long.
     #[arg(long, default_value_t = 120)]
     pub wait_secs: u64,

@@ -19,7 +19,7 @@ fn harness_run_against_remote_coordinator() {
     let sc = dir.path().join("remote.yaml");
     std::fs::write(
         &sc,
-        "name: remote\nmodels:\n  - name: mnv1\n    path: models/coral/mobilenet_v1_0.25_128_quant.tflite\ntechniques: [dequantize]\ndevices: [cpu-host]\nbench: {warmup: 0, runs: 1}\n",
+        "name: remote\nmodels:\n  - name: mnv1\n    dequantize: $shared/models/coral/mobilenet_v1_0.25_128_quant.tflite\ntechniques:\n  - technique: float32\ndevices: [cpu-host]\nmetrics: [size, latency]\nlatency: {warmup: 0, runs: 1, threads: 1}\n",
     )
     .unwrap();
     let url = format!("http://127.0.0.1:{port}");
@@ -51,7 +51,8 @@ fn harness_run_against_remote_coordinator() {
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["finished"], true);
-    assert_eq!(v["jobs"].as_array().unwrap().len(), 2);
+    // optimize, size, latency
+    assert_eq!(v["jobs"].as_array().unwrap().len(), 3);
 }
 
 #[test]

@@ -1,8 +1,13 @@
 //! What an agent does with one job, synchronously, with the engine.
 //!
-//! - `optimize`: transform the input model by `technique` and return the new model;
-//! - `benchmark`: time single inferences (`warmup`, `runs`) and, with `dataset`,
-//!   measure top-1/top-5 the way `quantfarm eval` does;
+//! - `optimize`: build the float32 baseline from `source` (`file`: the input model as
+//!   is; `dequantize`: the input's dequantized form; `zoo`: an engine architecture
+//!   from `arch`/`width`/`resolution`/`seed`) and apply `technique` (`float32`, or
+//!   `original` = the input file byte for byte); returns the new model;
+//! - `benchmark`: time single inferences (`warmup`, `runs`, `threads`; `runs = 0`
+//!   skips timing) and, with `dataset`, measure top-1/top-5 over
+//!   `[offset, offset + limit)` the way `quantfarm eval` does;
+//! - `size`: the input artifact's size;
 //! - `synthetic`: sleep `duration_ms` (harness self-tests and load tests).
 
 use std::collections::BTreeMap;
@@ -15,10 +20,12 @@ use quantfarm_engine::data::{self, TopK};
 use quantfarm_engine::exec::{Interpreter, InterpreterOptions, TensorInfo};
 use quantfarm_engine::ir::DType;
 use quantfarm_engine::tflite;
+use quantfarm_engine::zoo::{self, Arch, ZooConfig};
 use quantfarm_proto::v1::JobSpec;
 
-/// Techniques an `optimize` job accepts with this engine build.
-pub const TECHNIQUES: &[&str] = &["none", "dequantize"];
+/// Techniques an `optimize` job accepts with this engine build (the post-training
+/// quantizations arrive with the engine's quantizer).
+pub const TECHNIQUES: &[&str] = &["float32", "original"];
 
 pub struct JobContext<'a> {
     pub cancel: &'a AtomicBool,
@@ -60,31 +67,61 @@ fn check_cancel(ctx: &JobContext) -> Result<()> {
 
 pub fn run_job(spec: &JobSpec, input: Option<&[u8]>, ctx: &JobContext) -> Result<JobOutput> {
     match spec.kind.as_str() {
-        "optimize" => optimize(spec, input.context("optimize job without an input model")?),
+        "optimize" => optimize(spec, input),
         "benchmark" => benchmark(
             spec,
             input.context("benchmark job without an input model")?,
             ctx,
+        ),
+        "size" => {
+            let input = input.context("size job without an input model")?;
+            let mut out = JobOutput::default();
+            out.metrics.insert("size_bytes".into(), input.len() as f64);
+            Ok(out)
+        }
+        "mapping" => bail!(
+            "op placement needs the devices crate (placement rules per profile), \
+             which this agent does not have yet"
         ),
         "synthetic" => synthetic(spec, ctx),
         other => bail!("unknown job kind {other:?}"),
     }
 }
 
-fn optimize(spec: &JobSpec, input: &[u8]) -> Result<JobOutput> {
-    let technique = param(spec, "technique").unwrap_or("none");
+fn optimize(spec: &JobSpec, input: Option<&[u8]>) -> Result<JobOutput> {
+    let technique = param(spec, "technique").unwrap_or("float32");
+    let source = param(spec, "source").unwrap_or("file");
     let t = Instant::now();
-    let bytes = match technique {
-        // The model as given (already optimized upstream, e.g. a quantized .tflite).
-        "none" => input.to_vec(),
-        "dequantize" => {
-            let model = tflite::read_model(input).context("input model")?;
+    let need_input = || input.context("optimize job without an input model");
+    let bytes = match (technique, source) {
+        ("original", "zoo") => bail!("a zoo model has no original file"),
+        ("original", _) => need_input()?.to_vec(),
+        ("float32", "file") => need_input()?.to_vec(),
+        ("float32", "dequantize") => {
+            let model = tflite::read_model(need_input()?).context("input model")?;
             let out =
                 dequantize_model(&model, &DequantizeOptions::default()).context("dequantize")?;
             tflite::write_model(&out).context("encode the dequantized model")?
         }
-        other => bail!(
-            "technique {other:?} is not available in this engine (available: {})",
+        ("float32", "zoo") => {
+            let arch = Arch::parse(param(spec, "arch").unwrap_or(""))?;
+            let mut cfg = ZooConfig::new(arch);
+            if let Some(w) = param(spec, "width") {
+                cfg.width = w
+                    .parse()
+                    .with_context(|| format!("job parameter width={w:?} is not a number"))?;
+            }
+            let r = param_usize(spec, "resolution", 0)?;
+            if r > 0 {
+                cfg.resolution = r;
+            }
+            cfg.seed = param_usize(spec, "seed", 0)? as u64;
+            let model = zoo::build(arch, &cfg).context("build the zoo model")?;
+            tflite::write_model(&model).context("encode the zoo model")?
+        }
+        ("float32", other) => bail!("unknown model source {other:?}"),
+        (other, _) => bail!(
+            "technique {other:?} is not available in this engine yet (available: {})",
             TECHNIQUES.join(", ")
         ),
     };
@@ -99,55 +136,68 @@ fn optimize(spec: &JobSpec, input: &[u8]) -> Result<JobOutput> {
 
 fn benchmark(spec: &JobSpec, input: &[u8], ctx: &JobContext) -> Result<JobOutput> {
     let warmup = param_usize(spec, "warmup", 3)?;
-    let runs = param_usize(spec, "runs", 20)?.max(1);
+    let runs = param_usize(spec, "runs", 20)?;
     let dataset = param(spec, "dataset");
-    let limit = param_usize(spec, "limit", 100)?;
+    let offset = param_usize(spec, "offset", 0)?;
+    let limit = param(spec, "limit")
+        .map(|_| param_usize(spec, "limit", 0))
+        .transpose()?;
+    let threads = param_usize(spec, "threads", ctx.threads)?;
     let model = tflite::read_model(input).context("input model")?;
     let mut interp = Interpreter::new(
         &model,
         InterpreterOptions {
-            threads: ctx.threads.max(1),
+            threads: threads.max(1),
             ..Default::default()
         },
     )
     .context("prepare the interpreter")?;
-    let eval_n = if dataset.is_some() { limit } else { 0 };
-    let total = (warmup + runs + eval_n).max(1) as f64;
+    let timed = if runs > 0 { warmup + runs } else { 0 };
+    let eval_n = if dataset.is_some() {
+        limit.unwrap_or(1000)
+    } else {
+        0
+    };
+    let total = (timed + eval_n).max(1) as f64;
     let mut done = 0usize;
     let tick = |done: &mut usize| {
         *done += 1;
         (ctx.progress)(*done as f64 / total);
     };
 
-    fill_inputs(&mut interp)?;
-    for _ in 0..warmup {
-        check_cancel(ctx)?;
-        interp.invoke();
-        tick(&mut done);
-    }
-    let mut times = Vec::with_capacity(runs);
-    for _ in 0..runs {
-        check_cancel(ctx)?;
-        let t = Instant::now();
-        interp.invoke();
-        times.push(t.elapsed().as_secs_f64() * 1e3);
-        tick(&mut done);
-    }
     let mut out = JobOutput::default();
-    let mean = times.iter().sum::<f64>() / times.len() as f64;
-    times.sort_by(f64::total_cmp);
-    let pct = |p: f64| times[((p * times.len() as f64).ceil() as usize).clamp(1, times.len()) - 1];
-    out.metrics.insert("latency_mean_ms".into(), mean);
-    out.metrics.insert("latency_p50_ms".into(), pct(0.5));
-    out.metrics.insert("latency_p90_ms".into(), pct(0.9));
-    out.metrics.insert("latency_min_ms".into(), times[0]);
     out.metrics.insert("size_bytes".into(), input.len() as f64);
-    out.metrics.insert("runs".into(), runs as f64);
+    if runs > 0 {
+        fill_inputs(&mut interp)?;
+        for _ in 0..warmup {
+            check_cancel(ctx)?;
+            interp.invoke();
+            tick(&mut done);
+        }
+        let mut times = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            check_cancel(ctx)?;
+            let t = Instant::now();
+            interp.invoke();
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+            tick(&mut done);
+        }
+        let mean = times.iter().sum::<f64>() / times.len() as f64;
+        times.sort_by(f64::total_cmp);
+        let pct =
+            |p: f64| times[((p * times.len() as f64).ceil() as usize).clamp(1, times.len()) - 1];
+        out.metrics.insert("latency_mean_ms".into(), mean);
+        out.metrics.insert("latency_p50_ms".into(), pct(0.5));
+        out.metrics.insert("latency_p90_ms".into(), pct(0.9));
+        out.metrics.insert("latency_min_ms".into(), times[0]);
+        out.metrics.insert("runs".into(), runs as f64);
+        out.metrics.insert("threads".into(), threads as f64);
+    }
 
     if let Some(name) = dataset {
         let root = data::shared_root().context("shared data folder")?;
         let ds = data::open_dataset(name, &root)?;
-        let range = data::slice_range(ds.len(), 0, Some(limit))
+        let range = data::slice_range(ds.len(), offset, limit)
             .with_context(|| format!("dataset {name}"))?;
         let info = interp
             .inputs()

@@ -1,19 +1,22 @@
-//! `quantfarm run SCENARIO`: expand a scenario into jobs, run them on a coordinator
-//! (an embedded one with one local agent per device unless `--coordinator` is given),
-//! and write `reports/<run-id>/results.{csv,json}`.
-
-mod scenario;
+//! `quantfarm run SCENARIO`: expand a scenario into jobs (`quantfarm-scenario`), run
+//! them on a coordinator (an embedded one with one local agent per device unless
+//! `--coordinator` is given), write `reports/<run-id>/results.{csv,json}` and check
+//! the scenario's gates.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use quantfarm_agent::{AgentConfig, artifact, jobs::TECHNIQUES, run_agent};
+use quantfarm_agent::{AgentConfig, artifact, run_agent};
 use quantfarm_coordinator::{Config, Coordinator, random_token};
 use quantfarm_proto::auth::{Client, connect};
 use quantfarm_proto::v1::{GetRunRequest, JobSpec, JobState, RunStatus, SubmitRunRequest};
+use quantfarm_scenario::{
+    self as scenario, GateStatus, JobGraph, Measurement, Metric, ModelSource, Observed, ProfileSet,
+    Results,
+};
 use serde_json::{Value, json};
 
 use crate::cli::RunScenarioArgs;
@@ -70,39 +73,59 @@ fn run_id(name: &str) -> String {
 
 pub fn run(a: &RunScenarioArgs) -> Result<()> {
     // Everything that can be wrong with the scenario is reported before anything runs.
-    let (sc, text) = scenario::load(&a.scenario, TECHNIQUES)?;
-    let mut models = Vec::new();
-    for m in &sc.models {
-        let p = scenario::model_path(&a.scenario, m)?;
-        let bytes = std::fs::read(&p).with_context(|| format!("{}: cannot read", p.display()))?;
-        models.push((m.name.clone(), bytes));
+    let profiles = ProfileSet::load_dir(&a.profiles).map_err(|e| anyhow!("{e}"))?;
+    let sc = scenario::load(&a.scenario).map_err(|e| anyhow!("{e}"))?;
+    let graph = scenario::expand(&sc, &profiles).map_err(|e| anyhow!("{e}"))?;
+    let text = std::fs::read_to_string(&a.scenario).unwrap_or_default();
+    // Model files, read once each.
+    let mut files: BTreeMap<PathBuf, Vec<u8>> = BTreeMap::new();
+    for j in graph.optimize_jobs() {
+        if let scenario::JobSpec::Optimize { model, .. } = &j.spec
+            && let ModelSource::File { resolved, .. } | ModelSource::Dequantize { resolved, .. } =
+                &model.source
+            && !files.contains_key(resolved)
+        {
+            let bytes = std::fs::read(resolved)
+                .with_context(|| format!("{}: cannot read", resolved.display()))?;
+            files.insert(resolved.clone(), bytes);
+        }
     }
     let remote_token = match &a.coordinator {
         Some(_) => Some(read_token(a.token_file.as_deref())?),
         None => None,
     };
+    let devices: Vec<String> = sc.devices.iter().map(|d| d.value.clone()).collect();
     let id = a.run_id.clone().unwrap_or_else(|| run_id(&sc.name));
     let dir = a.reports.join(&id);
     std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+    for s in &graph.skipped {
+        eprintln!(
+            "skipped {}/{} on {}: {}",
+            s.model,
+            s.technique,
+            s.device.as_deref().unwrap_or("any device"),
+            s.reason
+        );
+    }
 
     let rt = runtime()?;
     let status = rt.block_on(async {
         let (url, token, _local) = match (&a.coordinator, remote_token) {
             (Some(url), Some(token)) => (url.clone(), token, None),
             _ => {
-                let local = start_local(&dir, &sc.devices, a.threads).await?;
+                let local = start_local(&dir, &devices, a.threads).await?;
                 (local.url.clone(), local.token.clone(), Some(local))
             }
         };
         let mut client = connect_retrying(&url, &token, a.wait_secs.min(30)).await?;
         let mut digests = BTreeMap::new();
-        for (name, bytes) in models {
+        for (path, bytes) in files {
             let d = artifact::upload(&mut client, bytes)
                 .await
-                .with_context(|| format!("model {name}: upload"))?;
-            digests.insert(name, d);
+                .with_context(|| format!("{}: upload", path.display()))?;
+            digests.insert(path, d);
         }
-        let jobs = expand(&id, &sc, &digests);
+        let jobs = to_wire(&id, &graph, &digests);
         let req = SubmitRunRequest {
             run_id: id.clone(),
             name: sc.name.clone(),
@@ -117,22 +140,32 @@ pub fn run(a: &RunScenarioArgs) -> Result<()> {
     })?;
     drop(rt);
 
-    let rows = rows(&status);
+    let (rows, measurements) = rows(&status, &graph, &id);
     write_reports(&dir, &status, &rows)?;
     print_rows(&rows);
     println!("report: {}", dir.display());
     let mut failures = Vec::new();
-    for r in &rows {
-        if r["status"] != "succeeded" {
+    for j in &status.jobs {
+        if j.state != JobState::Succeeded as i32 {
             failures.push(format!(
                 "job {} {}: {}",
-                r["job"].as_str().unwrap_or(""),
-                r["status"].as_str().unwrap_or(""),
-                r["error"].as_str().unwrap_or("")
+                j.spec.as_ref().map(|s| s.id.as_str()).unwrap_or(""),
+                state_name(j.state),
+                j.result.as_ref().map(|r| r.error.as_str()).unwrap_or("")
             ));
         }
     }
-    failures.extend(check_gates(&sc.gates, &rows));
+    let results = Results {
+        measurements,
+        previous: Vec::new(),
+    };
+    for outcome in scenario::check_all(&sc.gates, &results) {
+        match outcome.status {
+            GateStatus::Pass => println!("{}", outcome.message),
+            GateStatus::NoData => eprintln!("{}", outcome.message),
+            GateStatus::Fail => failures.push(outcome.message),
+        }
+    }
     if !failures.is_empty() {
         bail!("{}", failures.join("; "));
     }
@@ -162,7 +195,14 @@ async fn start_local(dir: &Path, devices: &[String], threads: usize) -> Result<L
     let server = tokio::spawn(coord.serve(listener, std::future::pending()));
     let mut agents = Vec::new();
     for d in devices {
-        let mut cfg = AgentConfig::new(&url, &token, &format!("local-{d}"), d, dir.join("cache"));
+        // One cache per agent: they would race on the same files otherwise.
+        let mut cfg = AgentConfig::new(
+            &url,
+            &token,
+            &format!("local-{d}"),
+            d,
+            dir.join(format!("cache-{d}")),
+        );
         cfg.threads = threads;
         agents.push(tokio::spawn(run_agent(cfg)));
     }
@@ -186,45 +226,100 @@ async fn connect_retrying(url: &str, token: &str, secs: u64) -> Result<Client> {
     }
 }
 
-/// Optimize jobs (model × technique) feeding benchmark jobs (× device).
-fn expand(run: &str, sc: &scenario::Scenario, digests: &BTreeMap<String, String>) -> Vec<JobSpec> {
-    let mut jobs = Vec::new();
-    for m in &sc.models {
-        for t in &sc.techniques {
-            let opt = format!("{run}/optimize/{}/{t}", m.name);
-            let mut params: BTreeMap<String, String> = BTreeMap::new();
-            params.insert("technique".into(), t.clone());
-            params.insert("model".into(), m.name.clone());
-            jobs.push(JobSpec {
-                id: opt.clone(),
-                kind: "optimize".into(),
-                requires: "optimize".into(),
-                model_digest: digests[&m.name].clone(),
-                params: params.clone().into_iter().collect(),
+/// The scenario's job graph as wire jobs: ids prefixed by the run id, parameters as
+/// strings (the agent protocol does not depend on the scenario crate's types).
+fn to_wire(run: &str, graph: &JobGraph, digests: &BTreeMap<PathBuf, String>) -> Vec<JobSpec> {
+    let wid = |id: &scenario::JobId| format!("{run}/{id}");
+    graph
+        .jobs
+        .iter()
+        .map(|j| {
+            let mut p: BTreeMap<String, String> = BTreeMap::new();
+            let mut w = JobSpec {
+                id: wid(&j.id),
+                depends_on: j.deps.iter().map(wid).collect(),
+                requires: j.required_device().unwrap_or("optimize").to_string(),
                 ..Default::default()
-            });
-            for d in &sc.devices {
-                let mut p = params.clone();
-                p.insert("device".into(), d.clone());
-                p.insert("warmup".into(), sc.bench.warmup.to_string());
-                p.insert("runs".into(), sc.bench.runs.to_string());
-                if let Some(ds) = &sc.dataset {
-                    p.insert("dataset".into(), ds.clone());
-                    p.insert("limit".into(), sc.limit.to_string());
+            };
+            match &j.spec {
+                scenario::JobSpec::Optimize {
+                    model,
+                    technique,
+                    label,
+                    ..
+                } => {
+                    w.kind = "optimize".into();
+                    p.insert("model".into(), model.name.clone());
+                    p.insert("technique".into(), technique.name().into());
+                    p.insert("label".into(), label.clone());
+                    match &model.source {
+                        ModelSource::File { resolved, .. } => {
+                            p.insert("source".into(), "file".into());
+                            w.model_digest = digests[resolved].clone();
+                        }
+                        ModelSource::Dequantize { resolved, .. } => {
+                            p.insert("source".into(), "dequantize".into());
+                            w.model_digest = digests[resolved].clone();
+                        }
+                        ModelSource::Zoo {
+                            arch,
+                            width,
+                            resolution,
+                            seed,
+                        } => {
+                            p.insert("source".into(), "zoo".into());
+                            p.insert("arch".into(), arch.clone());
+                            p.insert("width".into(), width.to_string());
+                            p.insert("resolution".into(), resolution.to_string());
+                            p.insert("seed".into(), seed.to_string());
+                        }
+                    }
                 }
-                jobs.push(JobSpec {
-                    id: format!("{run}/benchmark/{}/{t}/{d}", m.name),
-                    kind: "benchmark".into(),
-                    requires: d.clone(),
-                    depends_on: vec![opt.clone()],
-                    input_from: opt.clone(),
-                    params: p.into_iter().collect(),
-                    ..Default::default()
-                });
+                scenario::JobSpec::Benchmark {
+                    artifact_of,
+                    device,
+                    metric,
+                } => {
+                    w.input_from = wid(artifact_of);
+                    if let Some((model, label, _)) = graph.measurement_key(j) {
+                        p.insert("model".into(), model);
+                        p.insert("label".into(), label);
+                    }
+                    p.insert("device".into(), device.clone().unwrap_or_default());
+                    p.insert("metric".into(), metric.name().into());
+                    match metric {
+                        Metric::Latency {
+                            warmup,
+                            runs,
+                            threads,
+                        } => {
+                            w.kind = "benchmark".into();
+                            p.insert("warmup".into(), warmup.to_string());
+                            p.insert("runs".into(), runs.to_string());
+                            p.insert("threads".into(), threads.to_string());
+                        }
+                        Metric::Accuracy {
+                            dataset,
+                            offset,
+                            limit,
+                        } => {
+                            w.kind = "benchmark".into();
+                            p.insert("runs".into(), "0".into());
+                            p.insert("dataset".into(), dataset.clone());
+                            p.insert("offset".into(), offset.to_string());
+                            if let Some(l) = limit {
+                                p.insert("limit".into(), l.to_string());
+                            }
+                        }
+                        Metric::Size => w.kind = "size".into(),
+                        Metric::Mapping => w.kind = "mapping".into(),
+                    }
+                }
             }
-        }
-    }
-    jobs
+            w.params = p.into_iter().collect();
+            w
+        })
+        .collect()
 }
 
 /// Poll until the run finishes, riding out coordinator restarts for `wait_secs`.
@@ -323,40 +418,118 @@ const METRICS: &[&str] = &[
     "eval_images",
 ];
 
-/// One row per benchmark job (plus failed optimize jobs, so no failure is hidden).
-fn rows(st: &RunStatus) -> Vec<Value> {
-    let mut out = Vec::new();
-    for j in &st.jobs {
-        let Some(spec) = &j.spec else { continue };
-        if spec.kind == "optimize" && j.state == JobState::Succeeded as i32 {
+/// One row per (model, technique, device) with the metrics of its benchmark jobs
+/// merged (size, being device-independent, goes into every row of its artifact), and
+/// the measurements the gates check.
+fn rows(st: &RunStatus, graph: &JobGraph, run: &str) -> (Vec<Value>, Vec<Measurement>) {
+    let by_id: BTreeMap<String, &scenario::Job> = graph
+        .jobs
+        .iter()
+        .map(|j| (format!("{run}/{}", j.id), j))
+        .collect();
+    let mut table: BTreeMap<(String, String, String), Value> = BTreeMap::new();
+    let mut sizes: BTreeMap<(String, String), f64> = BTreeMap::new();
+    let mut measurements = Vec::new();
+    for js in &st.jobs {
+        let Some(spec) = &js.spec else { continue };
+        let Some(job) = by_id.get(&spec.id) else {
             continue;
-        }
-        let p = |k: &str| spec.params.get(k).cloned().unwrap_or_default();
-        let mut row = json!({
-            "job": spec.id,
-            "kind": spec.kind,
-            "model": p("model"),
-            "technique": p("technique"),
-            "device": p("device"),
-            "status": state_name(j.state),
-            "attempts": j.attempts,
-            "agent": j.agent,
-            "error": j.result.as_ref().map(|r| r.error.clone()).unwrap_or_default(),
-        });
-        if let Some(r) = &j.result {
-            for m in METRICS {
-                if let Some(v) = r.metrics.get(*m) {
-                    row[*m] = json!(v);
+        };
+        let Some((model, label, device)) = graph.measurement_key(job) else {
+            continue;
+        };
+        let metrics = js.result.as_ref().map(|r| &r.metrics);
+        let ok = js.state == JobState::Succeeded as i32;
+        let get = |k: &str| metrics.and_then(|m| m.get(k)).copied();
+        let dev = device.clone().unwrap_or_default();
+        if ok {
+            let value = match spec.kind.as_str() {
+                "size" => get("size_bytes").map(|v| Observed::SizeBytes(v as u64)),
+                _ if spec.params.get("metric").map(String::as_str) == Some("accuracy") => {
+                    get("top1").map(Observed::Top1)
                 }
+                "benchmark" => get("latency_p50_ms").map(Observed::LatencyMs),
+                _ => None,
+            };
+            if let Some(value) = value {
+                measurements.push(Measurement {
+                    model: model.clone(),
+                    technique: label.clone(),
+                    device: device.clone(),
+                    value,
+                });
+            }
+            if spec.kind == "size"
+                && let Some(v) = get("size_bytes")
+            {
+                sizes.insert((model.clone(), label.clone()), v);
             }
         }
-        out.push(row);
+        if spec.kind == "size" && ok {
+            continue;
+        }
+        let row = table
+            .entry((model.clone(), label.clone(), dev.clone()))
+            .or_insert_with(|| {
+                json!({
+                    "model": model, "technique": label, "device": dev,
+                    "status": "succeeded", "attempts": 0, "agent": "", "error": "",
+                })
+            });
+        row["attempts"] = json!(row["attempts"].as_u64().unwrap_or(0) + js.attempts as u64);
+        if !js.agent.is_empty() {
+            row["agent"] = json!(js.agent);
+        }
+        if !ok {
+            row["status"] = json!(state_name(js.state));
+            let err = js
+                .result
+                .as_ref()
+                .map(|r| r.error.clone())
+                .unwrap_or_default();
+            let prev = row["error"].as_str().unwrap_or("").to_string();
+            let what = format!(
+                "{}: {err}",
+                spec.params.get("metric").cloned().unwrap_or_default()
+            );
+            row["error"] = json!(if prev.is_empty() {
+                what
+            } else {
+                format!("{prev}; {what}")
+            });
+        }
+        for m in METRICS {
+            if let Some(v) = get(m)
+                && *m != "size_bytes"
+            {
+                row[*m] = json!(v);
+            }
+        }
     }
-    out
+    // Size rows without any device row still appear (a scenario measuring size only).
+    for ((model, label), v) in &sizes {
+        let mut any = false;
+        for ((m, l, _), row) in table.iter_mut() {
+            if m == model && l == label {
+                row["size_bytes"] = json!(v);
+                any = true;
+            }
+        }
+        if !any {
+            table.insert(
+                (model.clone(), label.clone(), String::new()),
+                json!({
+                    "model": model, "technique": label, "device": "", "status": "succeeded",
+                    "attempts": 1, "agent": "", "error": "", "size_bytes": v,
+                }),
+            );
+        }
+    }
+    (table.into_values().collect(), measurements)
 }
 
 fn write_reports(dir: &Path, st: &RunStatus, rows: &[Value]) -> Result<()> {
-    let cols: Vec<&str> = ["job", "model", "technique", "device", "status"]
+    let cols: Vec<&str> = ["model", "technique", "device", "status"]
         .into_iter()
         .chain(METRICS.iter().copied())
         .chain(["attempts", "agent", "error"])
@@ -425,63 +598,6 @@ fn print_rows(rows: &[Value]) {
             r["status"].as_str().unwrap_or("")
         );
     }
-}
-
-/// Messages for every breached gate (a gate that selects no value is breached too:
-/// a gate must not pass because its metric went missing).
-fn check_gates(gates: &[scenario::Gate], rows: &[Value]) -> Vec<String> {
-    let mut out = Vec::new();
-    for g in gates {
-        let matches = |r: &&Value| {
-            r["kind"] == "benchmark"
-                && g.model.as_ref().is_none_or(|m| r["model"] == m.as_str())
-                && g.technique
-                    .as_ref()
-                    .is_none_or(|t| r["technique"] == t.as_str())
-                && g.device.as_ref().is_none_or(|d| r["device"] == d.as_str())
-        };
-        let selected: Vec<&Value> = rows.iter().filter(matches).collect();
-        if selected.is_empty() {
-            out.push(format!(
-                "gate {:?} breached: no benchmark row matches it",
-                g.name
-            ));
-            continue;
-        }
-        for r in selected {
-            let label = format!(
-                "{}/{}/{}",
-                r["model"].as_str().unwrap_or(""),
-                r["technique"].as_str().unwrap_or(""),
-                r["device"].as_str().unwrap_or("")
-            );
-            match r[g.metric.as_str()].as_f64() {
-                None => out.push(format!(
-                    "gate {:?} breached: {label} has no {}",
-                    g.name, g.metric
-                )),
-                Some(v) => {
-                    if let Some(min) = g.min
-                        && v < min
-                    {
-                        out.push(format!(
-                            "gate {:?} breached: {label} {} = {v} < min {min}",
-                            g.name, g.metric
-                        ));
-                    }
-                    if let Some(max) = g.max
-                        && v > max
-                    {
-                        out.push(format!(
-                            "gate {:?} breached: {label} {} = {v} > max {max}",
-                            g.name, g.metric
-                        ));
-                    }
-                }
-            }
-        }
-    }
-    out
 }
 
 /// Used by `status`: a readable state name.
