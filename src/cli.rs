@@ -35,6 +35,16 @@ pub enum Command {
     Bench(BenchArgs),
     /// Post-training quantization of a float32 model (float16, dynamic, int8, int16x8, uint8).
     Quantize(QuantizeArgs),
+    /// Run a scenario (embedded coordinator and local agents unless --coordinator).
+    Run(RunScenarioArgs),
+    /// Serve the coordinator's gRPC API (or --load-test it).
+    Coordinator(CoordinatorArgs),
+    /// Run a device agent that dials a coordinator.
+    Agent(AgentArgs),
+    /// Show runs on a coordinator, or one run's jobs.
+    Status(StatusArgs),
+    /// Cancel a run on a coordinator.
+    Cancel(CancelArgs),
 }
 
 #[derive(Args, Debug, Clone, Copy)]
@@ -211,4 +221,103 @@ pub struct QuantizeArgs {
     pub output: PathBuf,
     #[arg(long)]
     pub json: bool,
+}
+#[derive(Args, Debug)]
+pub struct RunScenarioArgs {
+    pub scenario: PathBuf,
+    /// Submit to this coordinator (e.g. http://host:7070) instead of an embedded one.
+    /// Token from --token-file or QUANTFARM_TOKEN.
+    #[arg(long)]
+    pub coordinator: Option<String>,
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// Reports go to DIR/<run-id>/.
+    #[arg(long, default_value = "reports")]
+    pub reports: PathBuf,
+    /// Run id (default: <scenario name>-<UTC time>-<pid>).
+    #[arg(long)]
+    pub run_id: Option<String>,
+    /// Engine threads per job on the local agents (latency jobs use the scenario's).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Device profiles (one YAML per device).
+    #[arg(long, default_value = "agents/profiles")]
+    pub profiles: PathBuf,
+    /// Give up after the coordinator has been unreachable this long.
+    #[arg(long, default_value_t = 120)]
+    pub wait_secs: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct CoordinatorArgs {
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    pub listen: String,
+    /// SQLite database (runs, jobs, results); reopening it resumes unfinished runs.
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+    /// Artifact directory (content-addressed by sha256).
+    #[arg(long)]
+    pub artifacts: Option<PathBuf>,
+    /// Token file (else QUANTFARM_TOKEN).
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// Requeue a job when its agent is silent this long.
+    #[arg(long, default_value_t = 15_000)]
+    pub lease_ms: u64,
+    #[arg(long, default_value_t = 2_000)]
+    pub heartbeat_ms: u64,
+    /// Attempts per job before it fails.
+    #[arg(long, default_value_t = 3)]
+    pub max_attempts: u32,
+    /// Measure dispatch cost with simulated agents and no-op jobs, then exit.
+    #[arg(long)]
+    pub load_test: bool,
+    #[arg(long, default_value_t = 200)]
+    pub agents: usize,
+    #[arg(long, default_value_t = 5000)]
+    pub jobs: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct AgentArgs {
+    /// Coordinator URL, e.g. http://host:7070.
+    #[arg(long)]
+    pub coordinator: String,
+    /// Device profile this agent serves.
+    #[arg(long, default_value = "cpu-host")]
+    pub device: String,
+    /// Unique agent name (default: <device>-<pid>).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Artifact cache directory.
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// Engine threads per job.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Jobs at once.
+    #[arg(long, default_value_t = 1)]
+    pub slots: u32,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    pub run_id: Option<String>,
+    #[arg(long)]
+    pub coordinator: String,
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CancelArgs {
+    pub run_id: String,
+    #[arg(long)]
+    pub coordinator: String,
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
 }

@@ -107,15 +107,50 @@ fn unsupported_ops_are_one_line_errors() {
     let m = coral("mobilenet_v1_0.25_128_quant_edgetpu.tflite");
     let out = quantfarm(&["bench", m.to_str().unwrap(), "--runs", "1"]);
     assert_user_error(&out, "edgetpu-custom-op");
-    // A quantized model needs integer kernels, which do not exist yet.
-    let q = coral("mobilenet_v1_0.25_128_quant.tflite");
-    assert_user_error(
-        &quantfarm(&["bench", q.to_str().unwrap()]),
-        "mobilenet_v1_0.25_128_quant.tflite",
-    );
+    // A builtin the engine has no kernel for.
+    let mut g = quantfarm_engine::ir::Graph::default();
+    let x = g.add_tensor(quantfarm_engine::ir::Tensor::activation(
+        "x",
+        vec![1, 4],
+        quantfarm_engine::ir::DType::F32,
+    ));
+    let y = g.add_tensor(quantfarm_engine::ir::Tensor::activation(
+        "y",
+        vec![1, 4],
+        quantfarm_engine::ir::DType::F32,
+    ));
+    g.add_op(quantfarm_engine::ir::Op::new(
+        quantfarm_engine::ir::OpKind::UnknownBuiltin { code: 150 },
+        vec![x],
+        vec![y],
+    ));
+    g.inputs = vec![x];
+    g.outputs = vec![y];
+    let path = tmp("unknown_op.tflite");
+    let model = quantfarm_engine::ir::Model::from_graph(g, "test");
+    std::fs::write(
+        &path,
+        quantfarm_engine::tflite::write_model(&model).unwrap(),
+    )
+    .unwrap();
+    let out = quantfarm(&["bench", path.to_str().unwrap()]);
+    assert_user_error(&out, "unknown_op.tflite");
+    assert_user_error(&out, "BUILTIN_150");
 }
 
-/// Dequantize a Coral model into a file of its own (`tag` keeps parallel tests apart).
+#[test]
+fn quantized_models_run_with_integer_kernels() {
+    let q = coral("mobilenet_v1_0.25_128_quant.tflite");
+    let b = json_of(&quantfarm(&[
+        "bench",
+        q.to_str().unwrap(),
+        "--runs",
+        "3",
+        "--json",
+    ]));
+    assert!(b["median_ms"].as_f64().unwrap() > 0.0);
+}
+
 fn dequantized(name: &str, tag: &str) -> PathBuf {
     let out = tmp(&format!("{name}_{tag}_float.tflite"));
     let src = coral(&format!("{name}.tflite"));

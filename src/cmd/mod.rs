@@ -1,11 +1,16 @@
 //! Subcommand implementations.
 
+mod agent;
 mod bench;
+mod cancel;
 mod convert;
+mod coordinator;
 mod eval;
 mod infer;
 mod inspect;
 mod quantize;
+mod run;
+mod status;
 mod zoo;
 
 use std::path::Path;
@@ -27,6 +32,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Eval(a) => eval::run(&a),
         Command::Bench(a) => bench::run(&a),
         Command::Quantize(a) => quantize::run(&a),
+        Command::Run(a) => run::run(&a),
+        Command::Coordinator(a) => coordinator::run(&a),
+        Command::Agent(a) => agent::run(&a),
+        Command::Status(a) => status::run(&a),
+        Command::Cancel(a) => cancel::run(&a),
     }?;
     Ok(ExitCode::SUCCESS)
 }

@@ -12,7 +12,7 @@ use super::prepare::{OpKernel, Prepared};
 use super::quant_ops;
 use super::tensors::{Slot, Tensors};
 use crate::error::{EngineError, Result};
-use crate::ir::{DType, Graph, Model, Op, Quantization, TensorId};
+use crate::ir::{DType, Graph, Model, Op, OpKind, Quantization, TensorId};
 
 /// Settings of an interpreter instance.
 #[derive(Debug, Clone, Copy)]
@@ -92,7 +92,8 @@ impl Interpreter {
     /// `invoke` cannot fail on a model this accepted.
     pub fn new(model: &Model, opts: InterpreterOptions) -> Result<Interpreter> {
         model.validate()?;
-        let g = model.main();
+        let folded = fold_constant_f16(model.main());
+        let g = folded.as_ref().unwrap_or(model.main());
         if opts.threads == 0 {
             return Err(EngineError::bad_input("thread count must be at least 1"));
         }
@@ -360,6 +361,43 @@ impl Interpreter {
         step.kernel
             .run(&self.tensors(), &step.inputs, &step.outputs, self.par);
     }
+}
+
+/// Float16-quantized models store weights as FLOAT16 constants, each read through a
+/// DEQUANTIZE. Like TFLite, expand them once to float32 constants before preparation
+/// so the float kernels see (and pack) ordinary float weights. `None`: nothing to fold.
+fn fold_constant_f16(g: &Graph) -> Option<Graph> {
+    let is_f16_const_dequantize = |op: &Op| {
+        matches!(op.kind, OpKind::Dequantize)
+            && op
+                .input(0)
+                .is_some_and(|t| g.tensors[t].dtype == DType::F16 && g.tensors[t].is_constant())
+            && op.outputs.len() == 1
+            && g.tensors[op.outputs[0]].dtype == DType::F32
+    };
+    if !g.ops.iter().any(is_f16_const_dequantize) {
+        return None;
+    }
+    let mut out = g.clone();
+    out.ops.clear();
+    for op in &g.ops {
+        if is_f16_const_dequantize(op) {
+            let src = op.input(0).expect("checked");
+            let data = g.tensors[src].data.as_ref().expect("checked");
+            let values: Vec<u8> = data
+                .chunks_exact(2)
+                .flat_map(|c| {
+                    half::f16::from_le_bytes([c[0], c[1]])
+                        .to_f32()
+                        .to_le_bytes()
+                })
+                .collect();
+            out.tensors[op.outputs[0]].data = Some(values);
+        } else {
+            out.ops.push(op.clone());
+        }
+    }
+    Some(out)
 }
 
 /// Pick the op family by the tensors' types and prepare the op.

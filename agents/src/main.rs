@@ -1,0 +1,57 @@
+//! `quantfarm-agent`: a standalone device agent (the same as `quantfarm agent`).
+//!
+//! Usage: quantfarm-agent COORDINATOR_URL DEVICE [NAME]; token from QUANTFARM_TOKEN
+//! or the file named by QUANTFARM_TOKEN_FILE.
+
+use std::process::ExitCode;
+
+use quantfarm_agent::{AgentConfig, run_agent};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.len() < 2 || args.len() > 3 {
+        eprintln!("usage: quantfarm-agent COORDINATOR_URL DEVICE [NAME]");
+        return ExitCode::from(2);
+    }
+    let token = match (
+        std::env::var("QUANTFARM_TOKEN"),
+        std::env::var("QUANTFARM_TOKEN_FILE"),
+    ) {
+        (Ok(t), _) if !t.is_empty() => t,
+        (_, Ok(f)) => match std::fs::read_to_string(&f) {
+            Ok(t) => t.trim().to_string(),
+            Err(e) => {
+                eprintln!("{f}: cannot read token: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        _ => {
+            eprintln!("set QUANTFARM_TOKEN or QUANTFARM_TOKEN_FILE");
+            return ExitCode::from(2);
+        }
+    };
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "agent".into());
+    let name = args
+        .get(2)
+        .cloned()
+        .unwrap_or_else(|| format!("{host}-{}-{}", args[1], std::process::id()));
+    let cache = std::env::temp_dir().join("quantfarm-agent-cache");
+    let cfg = AgentConfig::new(&args[0], &token, &name, &args[1], cache);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match rt.block_on(run_agent(cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! `quantfarm agent`: a device agent that dials a coordinator and runs its jobs.
+
+use anyhow::Result;
+use quantfarm_agent::{AgentConfig, run_agent};
+
+use super::run::{read_token, runtime};
+use crate::cli::AgentArgs;
+
+pub fn run(a: &AgentArgs) -> Result<()> {
+    let token = read_token(a.token_file.as_deref())?;
+    let name = a
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("{}-{}", a.device, std::process::id()));
+    let cache = a
+        .cache
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("quantfarm-agent-cache"));
+    let mut cfg = AgentConfig::new(&a.coordinator, &token, &name, &a.device, cache);
+    cfg.threads = a.threads;
+    cfg.slots = a.slots.max(1);
+    runtime()?.block_on(run_agent(cfg))
+}

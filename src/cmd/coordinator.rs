@@ -1,0 +1,50 @@
+//! `quantfarm coordinator`: serve the gRPC API on an address until interrupted, or
+//! `--load-test`: measure the coordinator's own per-job cost with simulated agents.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use quantfarm_coordinator::{Config, Coordinator, loadtest};
+
+use super::run::{read_token, runtime};
+use crate::cli::CoordinatorArgs;
+
+pub fn run(a: &CoordinatorArgs) -> Result<()> {
+    let rt = runtime()?;
+    if a.load_test {
+        let dir = std::env::temp_dir().join(format!("quantfarm-load-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("{}: cannot create", dir.display()))?;
+        let r = rt.block_on(loadtest::load_test(a.agents, a.jobs, &dir));
+        let _ = std::fs::remove_dir_all(&dir);
+        let r = r?;
+        let cpu = r
+            .cpu_ms_per_job
+            .map(|c| format!(", {c:.3} ms CPU/job (coordinator + simulated agents)"))
+            .unwrap_or_default();
+        println!(
+            "load test: {} agents, {} no-op jobs in {:.3} s: {:.0} jobs/s, {:.3} ms/job wall{cpu}",
+            r.agents, r.jobs, r.seconds, r.jobs_per_sec, r.ms_per_job
+        );
+        return Ok(());
+    }
+    let token = read_token(a.token_file.as_deref())?;
+    let db = a.db.clone().context("--db is required")?;
+    let artifacts = a.artifacts.clone().context("--artifacts is required")?;
+    let mut cfg = Config::new(db, artifacts, token);
+    cfg.lease_ttl = Duration::from_millis(a.lease_ms);
+    cfg.heartbeat = Duration::from_millis(a.heartbeat_ms);
+    cfg.max_attempts = a.max_attempts.max(1);
+    rt.block_on(async {
+        let coord = Coordinator::open(cfg)?;
+        let listener = tokio::net::TcpListener::bind(&a.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", a.listen))?;
+        eprintln!("coordinator listening on http://{}", listener.local_addr()?);
+        coord
+            .serve(listener, async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+    })
+}

@@ -1,0 +1,100 @@
+//! `quantfarm status [RUN_ID]`: list runs, or one run's jobs.
+
+use anyhow::{Result, anyhow};
+use quantfarm_proto::auth::connect;
+use quantfarm_proto::v1::{GetRunRequest, ListRunsRequest};
+use serde_json::json;
+
+use super::print_json;
+use super::run::{job_state_name, read_token, runtime};
+use crate::cli::StatusArgs;
+
+pub fn run(a: &StatusArgs) -> Result<()> {
+    let token = read_token(a.token_file.as_deref())?;
+    runtime()?.block_on(async {
+        let mut c = connect(&a.coordinator, &token)
+            .await
+            .map_err(|e| anyhow!(e))?;
+        match &a.run_id {
+            None => {
+                let runs = c
+                    .list_runs(ListRunsRequest {})
+                    .await
+                    .map_err(|e| anyhow!("{}", e.message()))?
+                    .into_inner()
+                    .runs;
+                if a.json {
+                    print_json(&json!(
+                        runs.iter()
+                            .map(|r| json!({
+                                "run_id": r.run_id, "name": r.name, "finished": r.finished,
+                                "jobs": r.jobs, "succeeded": r.done, "failed": r.failed,
+                            }))
+                            .collect::<Vec<_>>()
+                    ));
+                } else {
+                    for r in runs {
+                        println!(
+                            "{}  {}  {}/{} succeeded, {} failed{}",
+                            r.run_id,
+                            r.name,
+                            r.done,
+                            r.jobs,
+                            r.failed,
+                            if r.finished { ", finished" } else { "" }
+                        );
+                    }
+                }
+            }
+            Some(id) => {
+                let st = c
+                    .get_run(GetRunRequest { run_id: id.clone() })
+                    .await
+                    .map_err(|e| anyhow!("{}", e.message()))?
+                    .into_inner();
+                let jobs: Vec<_> = st
+                    .jobs
+                    .iter()
+                    .map(|j| {
+                        let r = j.result.clone().unwrap_or_default();
+                        json!({
+                            "job": j.spec.as_ref().map(|s| s.id.clone()).unwrap_or_default(),
+                            "state": job_state_name(j.state),
+                            "attempts": j.attempts,
+                            "agent": j.agent,
+                            "progress": j.progress,
+                            "result_agent": r.agent,
+                            "result_attempt": r.attempt,
+                            "error": r.error,
+                            "metrics": r.metrics,
+                        })
+                    })
+                    .collect();
+                if a.json {
+                    print_json(&json!({
+                        "run_id": st.run_id, "name": st.name, "finished": st.finished,
+                        "cancelled": st.cancelled, "jobs": jobs,
+                    }));
+                } else {
+                    println!(
+                        "{} ({}){}{}",
+                        st.run_id,
+                        st.name,
+                        if st.finished { ", finished" } else { "" },
+                        if st.cancelled { ", cancelled" } else { "" }
+                    );
+                    for j in jobs {
+                        println!(
+                            "  {:<60} {:<10} attempts {} {}",
+                            j["job"].as_str().unwrap_or(""),
+                            j["state"].as_str().unwrap_or(""),
+                            j["attempts"],
+                            j["agent"].as_str().unwrap_or("")
+                        );
+                    }
+                }
+            }
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,174 @@
+//! Shared helpers of the harness tests: processes of the real binary on loopback,
+//! a gRPC client, and polling.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use quantfarm_proto::auth::{Client, connect};
+use quantfarm_proto::v1::{GetRunRequest, JobSpec, RunStatus, SubmitRunRequest};
+
+pub const TOKEN: &str = "harness-test-token-0123456789";
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_quantfarm")
+}
+
+/// A child process killed (SIGKILL) when dropped.
+pub struct Proc(pub Child);
+
+impl Proc {
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+pub fn token_file(dir: &Path) -> PathBuf {
+    let p = dir.join("token");
+    std::fs::write(&p, format!("{TOKEN}\n")).unwrap();
+    p
+}
+
+/// `label` names the log file (coordinator-<label>.log in `dir`).
+pub fn spawn_coordinator(dir: &Path, port: u16, label: &str) -> Proc {
+    let log = std::fs::File::create(dir.join(format!("coordinator-{label}.log"))).unwrap();
+    let child = Command::new(bin())
+        .args(["coordinator", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--db")
+        .arg(dir.join("coord.db"))
+        .arg("--artifacts")
+        .arg(dir.join("artifacts"))
+        .arg("--token-file")
+        .arg(token_file(dir))
+        .args(["--lease-ms", "1500", "--heartbeat-ms", "200"])
+        .env_remove("QUANTFARM_TOKEN")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start the coordinator");
+    Proc(child)
+}
+
+pub fn spawn_agent(dir: &Path, port: u16, name: &str) -> Proc {
+    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+    let child = Command::new(bin())
+        .args([
+            "agent",
+            "--coordinator",
+            &format!("http://127.0.0.1:{port}"),
+        ])
+        .args(["--device", "cpu-host", "--name", name])
+        .arg("--cache")
+        .arg(dir.join(format!("cache-{name}")))
+        .arg("--token-file")
+        .arg(token_file(dir))
+        .env_remove("QUANTFARM_TOKEN")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start an agent");
+    Proc(child)
+}
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Connect, retrying while the coordinator starts.
+pub fn client(rt: &tokio::runtime::Runtime, port: u16) -> Client {
+    let url = format!("http://127.0.0.1:{port}");
+    let t = Instant::now();
+    loop {
+        if let Ok(c) = rt.block_on(connect(&url, TOKEN)) {
+            return c;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "coordinator did not come up"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn synthetic_jobs(run: &str, n: usize, ms: u64) -> Vec<JobSpec> {
+    (0..n)
+        .map(|i| JobSpec {
+            id: format!("{run}/job{i}"),
+            kind: "synthetic".into(),
+            requires: "cpu-host".into(),
+            params: [("duration_ms".to_string(), ms.to_string())]
+                .into_iter()
+                .collect(),
+            ..Default::default()
+        })
+        .collect()
+}
+
+pub fn submit(rt: &tokio::runtime::Runtime, c: &mut Client, run: &str, jobs: Vec<JobSpec>) {
+    rt.block_on(c.submit_run(SubmitRunRequest {
+        run_id: run.into(),
+        name: run.into(),
+        jobs,
+        scenario_yaml: String::new(),
+    }))
+    .expect("submit");
+}
+
+/// Poll the run until `pred` holds (reconnecting if the coordinator restarts).
+pub fn wait_run(
+    rt: &tokio::runtime::Runtime,
+    port: u16,
+    run: &str,
+    timeout: Duration,
+    pred: impl Fn(&RunStatus) -> bool,
+) -> RunStatus {
+    let t = Instant::now();
+    let mut c = client(rt, port);
+    loop {
+        match rt.block_on(c.get_run(GetRunRequest { run_id: run.into() })) {
+            Ok(r) => {
+                let st = r.into_inner();
+                if pred(&st) {
+                    return st;
+                }
+                assert!(t.elapsed() < timeout, "timed out; last status: {st:#?}");
+            }
+            Err(e) => {
+                assert!(t.elapsed() < timeout, "timed out: {e}");
+                c = client(rt, port);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Rows of the results table (job id, agent, attempt) straight from SQLite.
+pub fn db_results(db: &Path) -> Vec<(String, String, u32)> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut st = conn
+        .prepare("SELECT job_id, agent, attempt FROM results ORDER BY job_id")
+        .unwrap();
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect()
+}

@@ -1,0 +1,97 @@
+//! `quantfarm run --coordinator URL`, `status` and `cancel` against a separately
+//! started coordinator and agent.
+
+mod harness_common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use harness_common::*;
+use quantfarm_proto::v1::JobState;
+
+#[test]
+fn harness_run_against_remote_coordinator() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _coord = spawn_coordinator(dir.path(), port, "remote");
+    let _agent = spawn_agent(dir.path(), port, "remote-agent");
+    let _ = client(&runtime(), port); // listening
+    let sc = dir.path().join("remote.yaml");
+    std::fs::write(
+        &sc,
+        "name: remote\nmodels:\n  - name: mnv1\n    dequantize: $shared/models/coral/mobilenet_v1_0.25_128_quant.tflite\ntechniques:\n  - technique: float32\ndevices: [cpu-host]\nmetrics: [size, latency]\nlatency: {warmup: 0, runs: 1, threads: 1}\n",
+    )
+    .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let out = Command::new(bin())
+        .arg("run")
+        .arg(&sc)
+        .args(["--coordinator", &url, "--run-id", "remote-1"])
+        .arg("--token-file")
+        .arg(token_file(dir.path()))
+        .arg("--reports")
+        .arg(dir.path().join("reports"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("succeeded"), "{stdout}");
+    let csv = std::fs::read_to_string(dir.path().join("reports/remote-1/results.csv")).unwrap();
+    assert!(csv.contains("remote-agent"), "{csv}");
+
+    let out = Command::new(bin())
+        .args(["status", "remote-1", "--json", "--coordinator", &url])
+        .env("QUANTFARM_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["finished"], true);
+    // optimize, size, latency
+    assert_eq!(v["jobs"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn harness_cancel_stops_a_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _coord = spawn_coordinator(dir.path(), port, "cancel");
+    let _agent = spawn_agent(dir.path(), port, "cancel-agent");
+    let rt = runtime();
+    let mut c = client(&rt, port);
+    submit(&rt, &mut c, "long", synthetic_jobs("long", 3, 30_000));
+    wait_run(&rt, port, "long", Duration::from_secs(30), |st| {
+        st.jobs.iter().any(|j| j.state == JobState::Running as i32)
+    });
+    let out = Command::new(bin())
+        .args([
+            "cancel",
+            "long",
+            "--coordinator",
+            &format!("http://127.0.0.1:{port}"),
+        ])
+        .env("QUANTFARM_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("3 job(s) cancelled"));
+    let st = wait_run(&rt, port, "long", Duration::from_secs(5), |st| st.finished);
+    assert!(st.cancelled);
+    assert!(
+        st.jobs
+            .iter()
+            .all(|j| j.state == JobState::Cancelled as i32)
+    );
+    // The agent's slot is free again: a new job runs long before the 30 s job would end.
+    submit(&rt, &mut c, "next", synthetic_jobs("next", 1, 10));
+    let st = wait_run(&rt, port, "next", Duration::from_secs(10), |st| st.finished);
+    assert_eq!(st.jobs[0].state, JobState::Succeeded as i32);
+}
