@@ -283,9 +283,12 @@ pub struct AgentArgs {
     /// Coordinator URL, e.g. http://host:7070.
     #[arg(long)]
     pub coordinator: String,
-    /// Device profile this agent serves.
-    #[arg(long, default_value = "cpu-host")]
+    /// Device profile this agent serves, by name.
+    #[arg(long, default_value = "cpu-host", conflicts_with = "profile")]
     pub device: String,
+    /// Device profile this agent serves, as a profile YAML file (agents/profiles/*.yaml).
+    #[arg(long)]
+    pub profile: Option<PathBuf>,
     /// Unique agent name (default: <device>-<pid>).
     #[arg(long)]
     pub name: Option<String>,

@@ -1,22 +1,31 @@
 //! `quantfarm agent`: a device agent that dials a coordinator and runs its jobs.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use quantfarm_agent::{AgentConfig, run_agent};
+use quantfarm_scenario::DeviceProfile;
 
 use super::run::{read_token, runtime};
 use crate::cli::AgentArgs;
 
 pub fn run(a: &AgentArgs) -> Result<()> {
     let token = read_token(a.token_file.as_deref())?;
+    let device = match &a.profile {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("{}: cannot read", path.display()))?;
+            DeviceProfile::parse(&text, &path.display().to_string())?.name
+        }
+        None => a.device.clone(),
+    };
     let name = a
         .name
         .clone()
-        .unwrap_or_else(|| format!("{}-{}", a.device, std::process::id()));
+        .unwrap_or_else(|| format!("{}-{}", device, std::process::id()));
     let cache = a
         .cache
         .clone()
         .unwrap_or_else(|| std::env::temp_dir().join("quantfarm-agent-cache"));
-    let mut cfg = AgentConfig::new(&a.coordinator, &token, &name, &a.device, cache);
+    let mut cfg = AgentConfig::new(&a.coordinator, &token, &name, &device, cache);
     cfg.threads = a.threads;
     cfg.slots = a.slots.max(1);
     runtime()?.block_on(run_agent(cfg))
