@@ -18,6 +18,7 @@ fn all_succeeded(st: &quantfarm_proto::v1::RunStatus) -> bool {
 /// completes with exactly one result per job.
 #[test]
 fn harness_agent_killed_mid_job_job_moves_to_another_agent() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let _coord = spawn_coordinator(dir.path(), port, "a");
@@ -71,6 +72,7 @@ fn harness_agent_killed_mid_job_job_moves_to_another_agent() {
 /// completes and no finished result is lost or duplicated.
 #[test]
 fn harness_coordinator_restart_resumes_run_without_losing_results() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let mut coord = spawn_coordinator(dir.path(), port, "b1");
@@ -132,6 +134,7 @@ fn harness_coordinator_restart_resumes_run_without_losing_results() {
 /// (c) A wrong or missing token is rejected, on the client API and the agent stream.
 #[test]
 fn harness_wrong_or_missing_token_rejected() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let _coord = spawn_coordinator(dir.path(), port, "c");

@@ -11,6 +11,7 @@ use quantfarm_proto::v1::JobState;
 
 #[test]
 fn harness_run_against_remote_coordinator() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let _coord = spawn_coordinator(dir.path(), port, "remote");
@@ -57,6 +58,7 @@ fn harness_run_against_remote_coordinator() {
 
 #[test]
 fn harness_cancel_stops_a_run() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let _coord = spawn_coordinator(dir.path(), port, "cancel");

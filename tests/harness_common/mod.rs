@@ -32,6 +32,14 @@ impl Drop for Proc {
     }
 }
 
+/// Tests that start coordinator processes on `free_port()` ports run one at a time:
+/// the port is free when chosen but only bound when the process starts, so two tests
+/// running in parallel could be handed the same port and talk to each other's coordinator.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
