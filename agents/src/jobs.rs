@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use quantfarm_engine::convert::{DequantizeOptions, dequantize_model};
 use quantfarm_engine::data::{self, TopK};
-use quantfarm_engine::exec::{Interpreter, InterpreterOptions, TensorInfo};
+use quantfarm_engine::exec::{Interpreter, InterpreterOptions};
 use quantfarm_engine::ir::DType;
 use quantfarm_engine::quant::calibrate::{Calibrator, RangeMethod, calibrate_images};
 use quantfarm_engine::quant::ptq::{PtqOptions, QuantMode, ensure_float_model, quantize_model};
@@ -275,7 +275,10 @@ fn benchmark(spec: &JobSpec, input: &[u8], ctx: &JobContext) -> Result<JobOutput
             check_cancel(ctx)?;
             let img = ds.image(i)?;
             let pixels = data::central_crop_resize(&img, crop, h, w);
-            interp.set_input_bytes(0, &encode_input(&pixels, &info))?;
+            interp.set_input_bytes(
+                0,
+                &data::encode_model_input(&pixels, info.dtype, info.quant.as_ref()),
+            )?;
             interp.invoke();
             topk.update(&interp.output_f32(0)?, ds.label(i) + label_offset);
             tick(&mut done);
@@ -308,39 +311,6 @@ fn fill_inputs(interp: &mut Interpreter) -> Result<()> {
         interp.set_input_bytes(k, &bytes)?;
     }
     Ok(())
-}
-
-/// Preprocessed pixels (0..255, HWC) to the model input's bytes, as `quantfarm eval`:
-/// float inputs in [-1, 1], quantized inputs through their own quantization, raw
-/// uint8 inputs as pixels.
-fn encode_input(pixels: &[f32], info: &TensorInfo) -> Vec<u8> {
-    let unit = |p: f32| (p / 255.0 - 0.5) * 2.0;
-    match (
-        info.dtype,
-        info.quant.as_ref().filter(|q| !q.scale.is_empty()),
-    ) {
-        (DType::F32, _) => pixels.iter().flat_map(|&p| unit(p).to_le_bytes()).collect(),
-        (DType::U8, Some(q)) | (DType::I8, Some(q)) => {
-            let (scale, zp) = q.params(0);
-            let unsigned = info.dtype == DType::U8;
-            let (lo, hi) = if unsigned {
-                (0.0, 255.0)
-            } else {
-                (-128.0, 127.0)
-            };
-            pixels
-                .iter()
-                .map(|&p| {
-                    let v = ((unit(p) / scale).round() + zp as f32).clamp(lo, hi);
-                    if unsigned { v as u8 } else { v as i8 as u8 }
-                })
-                .collect()
-        }
-        _ => pixels
-            .iter()
-            .map(|&p| p.round().clamp(0.0, 255.0) as u8)
-            .collect(),
-    }
 }
 
 fn synthetic(spec: &JobSpec, ctx: &JobContext) -> Result<JobOutput> {

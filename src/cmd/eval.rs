@@ -11,8 +11,6 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use quantfarm_engine::data::{self, ImageDataset, TopK};
-use quantfarm_engine::exec::TensorInfo;
-use quantfarm_engine::ir::DType;
 use serde_json::json;
 
 use super::{interpreter, load_model, print_json};
@@ -103,7 +101,11 @@ pub fn run(a: &EvalArgs) -> Result<()> {
                     .image(i)
                     .map(|img| {
                         let pixels = data::central_crop_resize(&img, crop, h, w);
-                        (i, ds.label(i), encode_input(&pixels, input))
+                        (
+                            i,
+                            ds.label(i),
+                            data::encode_model_input(&pixels, input.dtype, input.quant.as_ref()),
+                        )
                     })
                     .map_err(anyhow::Error::from);
                 if tx.send(item).is_err() {
@@ -162,39 +164,4 @@ pub fn run(a: &EvalArgs) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// Turn preprocessed pixels (0..255 floats, HWC) into the model input's bytes.
-fn encode_input(pixels: &[f32], info: &TensorInfo) -> Vec<u8> {
-    let unit = |p: f32| (p / 255.0 - 0.5) * 2.0;
-    match (
-        info.dtype,
-        info.quant.as_ref().filter(|q| !q.scale.is_empty()),
-    ) {
-        (DType::F32, _) => pixels.iter().flat_map(|&p| unit(p).to_le_bytes()).collect(),
-        (DType::U8, Some(q)) | (DType::I8, Some(q)) => {
-            let (scale, zp) = q.params(0);
-            let (lo, hi) = if info.dtype == DType::U8 {
-                (0.0, 255.0)
-            } else {
-                (-128.0, 127.0)
-            };
-            pixels
-                .iter()
-                .map(|&p| {
-                    let v = ((unit(p) / scale).round() + zp as f32).clamp(lo, hi);
-                    if info.dtype == DType::U8 {
-                        v as u8
-                    } else {
-                        v as i8 as u8
-                    }
-                })
-                .collect()
-        }
-        // Unquantized uint8 input (e.g. MoveNet): raw pixel values.
-        _ => pixels
-            .iter()
-            .map(|&p| p.round().clamp(0.0, 255.0) as u8)
-            .collect(),
-    }
 }

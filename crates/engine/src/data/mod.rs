@@ -19,7 +19,9 @@ pub use cifar10::{CIFAR10_DIR, Cifar10, CifarSplit};
 pub use image::{RgbImage, decode_jpeg};
 pub use imagenet::{IMAGENET_SAMPLE_DIR, ImagenetSample};
 pub use metrics::{TopK, top_k};
-pub use preprocess::{central_crop_box, central_crop_resize, resize_bilinear_tf1, to_unit_range};
+pub use preprocess::{
+    central_crop_box, central_crop_resize, encode_model_input, resize_bilinear_tf1, to_unit_range,
+};
 pub use root::{DATA_ENV, find_shared_root, shared_root};
 pub use tarindex::{TarIndex, TarMember};
 

@@ -126,3 +126,71 @@ fn resize_window(
     }
     out
 }
+
+/// Encode preprocessed pixels (0..255 floats, HWC) as the bytes of an image model's input:
+/// float32 inputs get the TF-slim range [-1, 1]; quantized uint8/int8 inputs get that
+/// value quantized with the input's own scale and zero point; unquantized uint8 inputs
+/// (e.g. MoveNet) get the raw pixels.
+pub fn encode_model_input(
+    pixels: &[f32],
+    dtype: crate::ir::DType,
+    quant: Option<&crate::ir::Quantization>,
+) -> Vec<u8> {
+    use crate::ir::DType;
+    let unit = |p: f32| (p / 255.0 - 0.5) * 2.0;
+    match (dtype, quant.filter(|q| !q.scale.is_empty())) {
+        (DType::F32, _) => pixels.iter().flat_map(|&p| unit(p).to_le_bytes()).collect(),
+        (DType::U8 | DType::I8, Some(q)) => {
+            let (scale, zp) = q.params(0);
+            let unsigned = dtype == DType::U8;
+            let (lo, hi) = if unsigned {
+                (0.0, 255.0)
+            } else {
+                (-128.0, 127.0)
+            };
+            pixels
+                .iter()
+                .map(|&p| {
+                    let v = ((unit(p) / scale).round() + zp as f32).clamp(lo, hi);
+                    if unsigned { v as u8 } else { v as i8 as u8 }
+                })
+                .collect()
+        }
+        _ => pixels
+            .iter()
+            .map(|&p| p.round().clamp(0.0, 255.0) as u8)
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod encode_tests {
+    use super::encode_model_input;
+    use crate::ir::{DType, Quantization};
+
+    #[test]
+    fn encodes_each_input_kind() {
+        let px = [0.0f32, 127.5, 255.0];
+        let f = encode_model_input(&px, DType::F32, None);
+        let vals: Vec<f32> = f
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        assert_eq!(vals, vec![-1.0, 0.0, 1.0]);
+        // Coral MobileNet input: scale 1/128, zero point 128.
+        let q = Quantization::per_tensor(1.0 / 128.0, 128);
+        assert_eq!(
+            encode_model_input(&px, DType::U8, Some(&q)),
+            vec![0, 128, 255]
+        );
+        let q8 = Quantization::per_tensor(1.0 / 128.0, 0);
+        assert_eq!(
+            encode_model_input(&px, DType::I8, Some(&q8)),
+            vec![0x80, 0, 127]
+        );
+        assert_eq!(
+            encode_model_input(&[3.4, 300.0], DType::U8, None),
+            vec![3, 255]
+        );
+    }
+}
