@@ -10,6 +10,7 @@ use super::kernels::{
     pool::PoolParams,
     shape_ops::SlicePlan,
 };
+use super::parallel;
 use super::prepare::*;
 use super::tensors::{Tensors, with_width};
 use crate::error::{EngineError, Result};
@@ -126,17 +127,34 @@ impl OpKernel for FloatKernel {
                 kernels::pool::average_pool(p, io.input(inp(0)), io.output(out))
             }
             FloatKernel::MaxPool(p) => kernels::pool::max_pool(p, io.input(inp(0)), io.output(out)),
-            FloatKernel::BinaryF32 { op, min, max } => kernels::elementwise::binary_f32(
-                *op,
-                io.input(inp(0)),
-                &io.slot(inp(0)).shape,
-                io.input(inp(1)),
-                &io.slot(inp(1)).shape,
-                io.output(out),
-                &io.slot(out).shape,
-                *min,
-                *max,
-            ),
+            FloatKernel::BinaryF32 { op, min, max } => {
+                let (a, b, y) = (io.input::<f32>(inp(0)), io.input::<f32>(inp(1)), out);
+                let (sa, sb, sy) = (
+                    &io.slot(inp(0)).shape,
+                    &io.slot(inp(1)).shape,
+                    &io.slot(y).shape,
+                );
+                let run = |a: &[f32],
+                           sa: &[usize],
+                           b: &[f32],
+                           sb: &[usize],
+                           y: &mut [f32],
+                           sy: &[usize]| {
+                    kernels::elementwise::binary_f32(*op, a, sa, b, sb, y, sy, *min, *max)
+                };
+                if sa == sy && sb == sy {
+                    // Same shapes: one flat loop, split into contiguous ranges.
+                    let y = io.output::<f32>(y);
+                    let ns = y.len() / parallel::ELEMENTWISE_PER_NS;
+                    parallel::for_each_range_mut(par, y, ns, &|start, yc| {
+                        let n = [yc.len()];
+                        let r = start..start + yc.len();
+                        run(&a[r.clone()], &n, &b[r], &n, yc, &n)
+                    });
+                } else {
+                    run(a, sa, b, sb, io.output(y), sy)
+                }
+            }
             FloatKernel::BinaryI32(op) => kernels::elementwise::binary_i32(
                 *op,
                 io.input(inp(0)),
@@ -146,7 +164,14 @@ impl OpKernel for FloatKernel {
                 io.output(out),
                 &io.slot(out).shape,
             ),
-            FloatKernel::Unary(f) => f(io.input(inp(0)), io.output(out)),
+            FloatKernel::Unary(f) => {
+                let x = io.input::<f32>(inp(0));
+                let y = io.output::<f32>(out);
+                let ns = y.len() / parallel::ELEMENTWISE_PER_NS;
+                parallel::for_each_range_mut(par, y, ns, &|start, yc| {
+                    f(&x[start..start + yc.len()], yc)
+                });
+            }
             FloatKernel::Copy => {
                 let src: &[u8] = io.input(inp(0));
                 io.output::<u8>(out).copy_from_slice(src);

@@ -61,6 +61,30 @@ pub const GEMM_MACS_PER_NS: usize = 48;
 /// One-row GEMM (weights streamed from L2/L3) and depthwise (loads per MAC).
 pub const GEMV_MACS_PER_NS: usize = 16;
 pub const DEPTHWISE_MACS_PER_NS: usize = 20;
+/// Element-wise float ops stream their operands from L2/L3: elements per ns.
+pub const ELEMENTWISE_PER_NS: usize = 8;
+
+/// Runs `f(start, out_chunk)` over `out` cut into contiguous chunks (whole multiples of
+/// 64 bytes of `T`: in 64-byte aligned tensors, as in the arena, two threads never
+/// write one cache line), in parallel when
+/// `ns` (the single-thread estimate) makes splitting pay. Each thread gets the same
+/// share of every element-wise op as of the op that produced its inputs, so on two
+/// cores it reads what it wrote itself (a cross-core read costs far more on this VM).
+pub fn for_each_range_mut<T: Send>(
+    par: Parallelism,
+    out: &mut [T],
+    ns: usize,
+    f: &(dyn Fn(usize, &mut [T]) + Sync),
+) {
+    let align = (64 / std::mem::size_of::<T>().max(1)).max(1);
+    let tasks = task_count(par, out.len().div_ceil(align), ns);
+    if tasks <= 1 {
+        f(0, out);
+        return;
+    }
+    let chunk = out.len().div_ceil(tasks).next_multiple_of(align);
+    for_each_chunk_mut(par, out, chunk, &|ci, c| f(ci * chunk, c));
+}
 
 /// How many tasks to cut `items` independent units (rows, tiles, column blocks) into,
 /// for a kernel estimated to take `ns` nanoseconds on one thread. 1 means "run
@@ -627,6 +651,28 @@ mod tests {
     }
 
     #[test]
+    fn ranges_cover_the_slice_once_on_cache_line_bounds() {
+        for threads in [1, 2, 3] {
+            for len in [0, 1, 15, 16, 17, 1000, 4099] {
+                let mut data = vec![0usize; len];
+                let starts = Mutex::new(Vec::new());
+                split_everything(|| {
+                    for_each_range_mut(Parallelism { threads }, &mut data, 1 << 20, &|s, c| {
+                        starts.lock().unwrap().push(s);
+                        for (j, v) in c.iter_mut().enumerate() {
+                            *v += s + j + 1;
+                        }
+                    })
+                });
+                let want: Vec<usize> = (1..=len).collect();
+                assert_eq!(data, want, "t{threads} len {len}");
+                // usize is 8 bytes: every range starts on a 64-byte line.
+                assert!(starts.lock().unwrap().iter().all(|s| s % 8 == 0));
+            }
+        }
+    }
+
+    #[test]
     fn pool_is_send_and_sync() {
         fn check<T: Send + Sync>() {}
         check::<ThreadPool>();
@@ -642,7 +688,15 @@ mod tests {
             num_classes: 10,
             seed: 3,
         };
-        let model = build(Arch::MobilenetV1, &cfg).unwrap();
+        // v2 has residual ADDs (split element-wise) besides conv/depthwise/FC.
+        for arch in [Arch::MobilenetV1, Arch::MobilenetV2] {
+            let model = build(arch, &cfg).unwrap();
+            check_two_interpreters(&model);
+        }
+    }
+
+    fn check_two_interpreters(model: &crate::ir::Model) {
+        use crate::exec::{Interpreter, InterpreterOptions};
         let opts = |threads| InterpreterOptions {
             threads,
             ..Default::default()
@@ -656,18 +710,27 @@ mod tests {
             it.invoke();
             it.output_f32(0).unwrap()
         };
-        let mut single = Interpreter::new(&model, opts(1)).unwrap();
+        let mut single = Interpreter::new(model, opts(1)).unwrap();
         let want: Vec<Vec<f32>> = (0..2).map(|s| run(&mut single, s)).collect();
         thread::scope(|s| {
             for seed in 0..2 {
-                let (model, want) = (&model, &want[seed]);
+                let want = &want[seed];
                 s.spawn(move || {
                     let mut it = Interpreter::new(model, opts(2)).unwrap();
-                    for _ in 0..20 {
-                        let got = run(&mut it, seed);
-                        for (g, w) in got.iter().zip(want) {
-                            assert!((g - w).abs() <= 1e-5 * w.abs().max(1.0), "{g} vs {w}");
+                    let mut body = || {
+                        for _ in 0..20 {
+                            let got = run(&mut it, seed);
+                            for (g, w) in got.iter().zip(want) {
+                                assert!((g - w).abs() <= 1e-5 * w.abs().max(1.0), "{g} vs {w}");
+                            }
                         }
+                    };
+                    // One thread splits every op (these layers are small), one only
+                    // the ones big enough.
+                    if seed == 0 {
+                        split_everything(body)
+                    } else {
+                        body()
                     }
                 });
             }
