@@ -680,7 +680,6 @@ mod tests {
 
     #[test]
     fn two_interpreters_on_two_threads_match_one_thread() {
-        use crate::exec::{Interpreter, InterpreterOptions};
         use crate::zoo::{Arch, ZooConfig, build};
         let cfg = ZooConfig {
             width: 0.25,
