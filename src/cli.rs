@@ -240,9 +240,10 @@ pub struct RunScenarioArgs {
     /// Engine threads per job on the local agents (latency jobs use the scenario's).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
-    /// Device profiles (one YAML per device).
-    #[arg(long, default_value = "agents/profiles")]
-    pub profiles: PathBuf,
+    /// Device profiles folder (one YAML per device) [default: `agents/profiles` under
+    /// the current folder, else next to the scenario's folder, as in the repository].
+    #[arg(long)]
+    pub profiles: Option<PathBuf>,
     /// Give up after the coordinator has been unreachable this long.
     #[arg(long, default_value_t = 120)]
     pub wait_secs: u64,

@@ -71,9 +71,28 @@ fn run_id(name: &str) -> String {
     )
 }
 
+/// `--profiles`, else `agents/profiles` in the current folder, else the one beside the
+/// scenario's folder (`scenarios/x.yaml` → `agents/profiles`), so a run started from
+/// elsewhere in or outside the repository finds the shipped profiles.
+fn profiles_dir(a: &RunScenarioArgs) -> PathBuf {
+    const DEFAULT: &str = "agents/profiles";
+    if let Some(p) = &a.profiles {
+        return p.clone();
+    }
+    let beside_scenario = a
+        .scenario
+        .parent()
+        .and_then(|d| d.canonicalize().ok())
+        .and_then(|d| d.parent().map(|root| root.join(DEFAULT)));
+    match beside_scenario {
+        Some(p) if !Path::new(DEFAULT).is_dir() && p.is_dir() => p,
+        _ => PathBuf::from(DEFAULT),
+    }
+}
+
 pub fn run(a: &RunScenarioArgs) -> Result<()> {
     // Everything that can be wrong with the scenario is reported before anything runs.
-    let profiles = ProfileSet::load_dir(&a.profiles).map_err(|e| anyhow!("{e}"))?;
+    let profiles = ProfileSet::load_dir(&profiles_dir(a)).map_err(|e| anyhow!("{e}"))?;
     let sc = scenario::load(&a.scenario).map_err(|e| anyhow!("{e}"))?;
     let graph = scenario::expand(&sc, &profiles).map_err(|e| anyhow!("{e}"))?;
     let text = std::fs::read_to_string(&a.scenario).unwrap_or_default();

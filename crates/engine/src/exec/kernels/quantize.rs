@@ -37,10 +37,36 @@ quant_int!(u8, i8, i16, i32);
 
 #[inline(always)]
 fn quantize_one<T: QuantInt>(x: f32, scale: f32, zero_point: i32) -> T {
-    let q = (x / scale).round() as f64 + zero_point as f64;
-    // `max`/`min` on f64 map NaN to the lower bound instead of UB as in C++.
-    let q = q.max(T::MIN as f64).min(T::MAX as f64);
-    T::from_i32(q as i32)
+    let d = x / scale;
+    // Round half away from zero without `f32::round`, which is a libm call on baseline
+    // x86-64 (no SSE4.1) and kept this loop scalar: truncate, then step by the
+    // fraction. Exact: `t as f32` is `d` minus its fraction (|d| ≥ 2^23 is integral).
+    // NaN maps to the lower bound (C++ leaves it undefined).
+    let q = if T::MAX <= i32::from(u16::MAX) {
+        // 8/16-bit outputs: every |d| ≥ 2^30 clamps, so i32 steps suffice (and vectorize).
+        const LIMIT: f32 = (1u32 << 30) as f32;
+        let d = d.clamp(-LIMIT, LIMIT);
+        let t = d as i32;
+        let frac = d - t as f32;
+        let r = t + i32::from(frac >= 0.5) - i32::from(frac <= -0.5);
+        if d.is_nan() {
+            T::MIN
+        } else {
+            r.saturating_add(zero_point)
+        }
+    } else {
+        const LIMIT: f32 = (1u64 << 40) as f32;
+        let d = d.clamp(-LIMIT, LIMIT);
+        let t = d as i64;
+        let frac = d - t as f32;
+        let r = t + i64::from(frac >= 0.5) - i64::from(frac <= -0.5) + i64::from(zero_point);
+        if d.is_nan() {
+            T::MIN
+        } else {
+            r.clamp(i64::from(T::MIN), i64::from(T::MAX)) as i32
+        }
+    };
+    T::from_i32(q.clamp(T::MIN, T::MAX))
 }
 
 /// Per-tensor quantization of `x` into `y` (same length).
@@ -191,6 +217,65 @@ mod tests {
         let mut y = [0i32; 3];
         quantize(&[1e10, -1e10, f32::NAN], &mut y, 1.0, 5);
         assert_eq!(y, [i32::MAX, i32::MIN, i32::MIN]);
+    }
+
+    #[test]
+    fn quantize_matches_round_half_away_on_hard_values() {
+        // The old formulation (libm round, zero point added in f64) is the oracle.
+        fn oracle<M: Into<f64>>(x: f32, scale: f32, zp: i32, min: M, max: M) -> i32 {
+            let q = (x / scale).round() as f64 + zp as f64;
+            q.max(min.into()).min(max.into()) as i32
+        }
+        let mut xs = vec![
+            0.0,
+            -0.0,
+            0.5,
+            -0.5,
+            1.5,
+            -1.5,
+            2.5,
+            -2.5,
+            0.49999997,
+            -0.49999997,
+            8388607.5,
+            -8388607.5,
+            16777216.0,
+            3.0e9,
+            -3.0e9,
+            1.0e30,
+            -1.0e30,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            f32::MIN_POSITIVE,
+        ];
+        let mut s = 0x2468_aceu32;
+        for _ in 0..10_000 {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            xs.push(f32::from_bits(s) % 300.0);
+            xs.push((s >> 8) as f32 / 65536.0 - 128.0);
+        }
+        for &(scale, zp) in &[(1.0f32, 0), (0.5, -3), (0.0235, 7), (3.0e-7, -128)] {
+            let mut got = vec![0i8; xs.len()];
+            quantize(&xs, &mut got, scale, zp);
+            for (&x, &g) in xs.iter().zip(&got) {
+                assert_eq!(g as i32, oracle(x, scale, zp, i8::MIN, i8::MAX), "i8 x {x}");
+            }
+            let mut got = vec![0i16; xs.len()];
+            quantize(&xs, &mut got, scale, zp);
+            for (&x, &g) in xs.iter().zip(&got) {
+                assert_eq!(
+                    g as i32,
+                    oracle(x, scale, zp, i16::MIN, i16::MAX),
+                    "i16 x {x}"
+                );
+            }
+            let mut got = vec![0i32; xs.len()];
+            quantize(&xs, &mut got, scale, zp);
+            for (&x, &g) in xs.iter().zip(&got) {
+                assert_eq!(g, oracle(x, scale, zp, i32::MIN, i32::MAX), "i32 x {x}");
+            }
+        }
     }
 
     #[test]
