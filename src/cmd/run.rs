@@ -92,7 +92,7 @@ fn profiles_dir(a: &RunScenarioArgs) -> PathBuf {
 
 pub fn run(a: &RunScenarioArgs) -> Result<()> {
     // Everything that can be wrong with the scenario is reported before anything runs.
-    let profiles = ProfileSet::load_dir(&profiles_dir(a)).map_err(|e| anyhow!("{e}"))?;
+    let profiles = ProfileSet::load_dir(profiles_dir(a)).map_err(|e| anyhow!("{e}"))?;
     let sc = scenario::load(&a.scenario).map_err(|e| anyhow!("{e}"))?;
     let graph = scenario::expand(&sc, &profiles).map_err(|e| anyhow!("{e}"))?;
     let text = std::fs::read_to_string(&a.scenario).unwrap_or_default();
