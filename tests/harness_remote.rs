@@ -97,3 +97,51 @@ fn harness_cancel_stops_a_run() {
     let st = wait_run(&rt, port, "next", Duration::from_secs(10), |st| st.finished);
     assert_eq!(st.jobs[0].state, JobState::Succeeded as i32);
 }
+
+/// `run --coordinator` follows the run's status stream; when the coordinator dies
+/// mid-run and comes back on the same database, it reconnects, watches again and
+/// reports the finished run.
+#[test]
+fn harness_run_rides_out_a_coordinator_restart() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut coord = spawn_coordinator(dir.path(), port, "watch1");
+    let _agent = spawn_agent(dir.path(), port, "watch-agent");
+    let rt = runtime();
+    let _ = client(&rt, port); // listening
+    let sc = dir.path().join("watch.yaml");
+    // Two latency jobs of a few seconds each, so the restart falls mid-run.
+    std::fs::write(
+        &sc,
+        "name: watch\nmodels:\n  - name: mnv1\n    dequantize: $shared/models/coral/mobilenet_v1_0.25_128_quant.tflite\ntechniques:\n  - technique: float32\n  - technique: float16\ndevices: [cpu-host]\nmetrics: [latency]\nlatency: {warmup: 0, runs: 4000, threads: 1}\n",
+    )
+    .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let child = Command::new(bin())
+        .arg("run")
+        .arg(&sc)
+        .args(["--coordinator", &url, "--run-id", "watch-1"])
+        .arg("--token-file")
+        .arg(token_file(dir.path()))
+        .arg("--reports")
+        .arg(dir.path().join("reports"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_run(&rt, port, "watch-1", Duration::from_secs(60), |st| {
+        st.jobs.iter().any(|j| j.state == JobState::Running as i32)
+    });
+    coord.kill();
+    std::thread::sleep(Duration::from_millis(500));
+    let _coord2 = spawn_coordinator(dir.path(), port, "watch2");
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.matches("succeeded").count(), 2, "{stdout}");
+}

@@ -351,7 +351,8 @@ fn to_wire(run: &str, graph: &JobGraph, digests: &BTreeMap<PathBuf, String>) -> 
         .collect()
 }
 
-/// Poll until the run finishes, riding out coordinator restarts for `wait_secs`.
+/// Follow the run's status stream until it finishes, riding out coordinator restarts
+/// for `wait_secs` (reconnect, resubmit if the run was lost, watch again).
 async fn watch(
     url: &str,
     token: &str,
@@ -366,56 +367,67 @@ async fn watch(
             .progress_chars("=> "),
     );
     bar.set_prefix(submit.name.clone());
+    let request = GetRunRequest {
+        run_id: submit.run_id.clone(),
+    };
     let mut last_ok = Instant::now();
-    let status = loop {
-        match client
-            .get_run(GetRunRequest {
-                run_id: submit.run_id.clone(),
-            })
-            .await
-        {
-            Ok(r) => {
-                last_ok = Instant::now();
-                let st = r.into_inner();
-                let done = st.jobs.iter().filter(|j| terminal(j.state)).count();
-                bar.set_position(done as u64);
-                let running: Vec<String> = st
-                    .jobs
-                    .iter()
-                    .filter(|j| j.state == JobState::Running as i32)
-                    .map(|j| {
-                        let id = j.spec.as_ref().map(|s| s.id.as_str()).unwrap_or("");
-                        let short = id.split_once('/').map(|x| x.1).unwrap_or(id);
-                        format!("{short} {:.0}%", 100.0 * j.progress)
-                    })
-                    .collect();
-                bar.set_message(running.join(", "));
-                if st.finished {
-                    break st;
-                }
-            }
-            Err(e) if e.code() == tonic::Code::Unauthenticated => {
-                bar.finish_and_clear();
-                bail!("coordinator refused the token: {}", e.message());
-            }
-            Err(e) => {
-                if last_ok.elapsed() > Duration::from_secs(wait_secs) {
-                    bar.finish_and_clear();
-                    bail!("lost the coordinator for {wait_secs} s: {}", e.message());
-                }
-                // Reconnect; resubmitting is a no-op when the run survived.
-                if let Ok(mut c) = connect(url, token).await {
-                    if e.code() == tonic::Code::NotFound {
-                        let _ = c.submit_run(submit.clone()).await;
+    let status = 'outer: loop {
+        let err = match client.watch_run(request.clone()).await {
+            Ok(stream) => {
+                let mut stream = stream.into_inner();
+                loop {
+                    match stream.message().await {
+                        Ok(Some(st)) => {
+                            last_ok = Instant::now();
+                            show(&bar, &st);
+                            if st.finished {
+                                break 'outer st;
+                            }
+                        }
+                        // The coordinator ended the stream early (shutting down).
+                        Ok(None) => break tonic::Status::unavailable("status stream ended"),
+                        Err(e) => break e,
                     }
-                    client = c;
                 }
             }
+            Err(e) => e,
+        };
+        if err.code() == tonic::Code::Unauthenticated {
+            bar.finish_and_clear();
+            bail!("coordinator refused the token: {}", err.message());
+        }
+        if last_ok.elapsed() > Duration::from_secs(wait_secs) {
+            bar.finish_and_clear();
+            bail!("lost the coordinator for {wait_secs} s: {}", err.message());
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
+        // Reconnect; resubmitting is a no-op when the run survived.
+        if let Ok(mut c) = connect(url, token).await {
+            if err.code() == tonic::Code::NotFound {
+                let _ = c.submit_run(submit.clone()).await;
+            }
+            client = c;
+        }
     };
     bar.finish_and_clear();
     Ok(status)
+}
+
+/// Jobs done, and the running ones with their progress.
+fn show(bar: &ProgressBar, st: &RunStatus) {
+    let done = st.jobs.iter().filter(|j| terminal(j.state)).count();
+    bar.set_position(done as u64);
+    let running: Vec<String> = st
+        .jobs
+        .iter()
+        .filter(|j| j.state == JobState::Running as i32)
+        .map(|j| {
+            let id = j.spec.as_ref().map(|s| s.id.as_str()).unwrap_or("");
+            let short = id.split_once('/').map(|x| x.1).unwrap_or(id);
+            format!("{short} {:.0}%", 100.0 * j.progress)
+        })
+        .collect();
+    bar.set_message(running.join(", "));
 }
 
 fn terminal(state: i32) -> bool {

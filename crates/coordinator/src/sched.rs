@@ -68,6 +68,8 @@ pub struct Scheduler {
     next_agent: u64,
     pub lease_ttl: Duration,
     pub default_attempts: u32,
+    /// Bumped by every call that may change a run's status; `WatchRun` streams wait on it.
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 fn terminal(s: JobState) -> bool {
@@ -94,6 +96,7 @@ impl Scheduler {
             next_agent: 1,
             lease_ttl,
             default_attempts,
+            changes: tokio::sync::watch::Sender::new(0),
         };
         for (run, jobs) in s.store.load()? {
             let seq = s.next_run;
@@ -213,6 +216,7 @@ impl Scheduler {
         scenario: &str,
         specs: Vec<JobSpec>,
     ) -> Result<bool> {
+        self.changed();
         if self.run_ids.contains_key(run_id) || self.store.run_exists(run_id)? {
             return Ok(false);
         }
@@ -296,6 +300,7 @@ impl Scheduler {
 
     /// Hand ready jobs to agents with free slots.
     pub fn dispatch(&mut self) {
+        self.changed();
         let idle: Vec<u64> = self.idle.iter().copied().collect();
         for aid in idle {
             if self.ready.is_empty() {
@@ -406,6 +411,7 @@ impl Scheduler {
     }
 
     pub fn progress(&mut self, aid: u64, job_id: &str, fraction: f64) {
+        self.changed();
         if let Some(job) = self.jobs.get_mut(job_id)
             && job.lease.map(|l| l.0) == Some(aid)
         {
@@ -416,6 +422,7 @@ impl Scheduler {
     /// A result from any agent. The first result for a job id is recorded; later ones
     /// (a job that ran twice) are dropped.
     pub fn result(&mut self, aid: u64, mut r: JobResult) -> Result<()> {
+        self.changed();
         if let Some(a) = self.agents.get(&aid) {
             r.agent = a.name.clone();
         }
@@ -525,6 +532,7 @@ impl Scheduler {
 
     /// The agent's stream ended (or it was replaced): requeue what it held.
     pub fn disconnect(&mut self, aid: u64, why: &str) {
+        self.changed();
         let Some(agent) = self.agents.remove(&aid) else {
             return;
         };
@@ -563,6 +571,7 @@ impl Scheduler {
 
     /// Drop agents that went silent and expire leases that were not renewed.
     pub fn reap(&mut self) {
+        self.changed();
         let now = Instant::now();
         let silent: Vec<u64> = self
             .agents
@@ -597,6 +606,7 @@ impl Scheduler {
     }
 
     pub fn cancel(&mut self, run_id: &str) -> Result<u32> {
+        self.changed();
         let Some(&seq) = self.run_ids.get(run_id) else {
             bail!("no run {run_id}");
         };
@@ -630,6 +640,18 @@ impl Scheduler {
         self.store.mark_finished(run_id)?;
         self.dispatch();
         Ok(n)
+    }
+
+    /// Tell status watchers to look again. Called on entry to every mutating call:
+    /// watchers read only after taking the lock the caller holds, so they see the
+    /// change.
+    fn changed(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// A receiver that wakes after any call that may have changed some run's status.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     pub fn run_status(&self, run_id: &str) -> Option<RunStatus> {

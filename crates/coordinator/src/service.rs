@@ -34,6 +34,9 @@ fn internal(e: anyhow::Error) -> Status {
     Status::internal(format!("{e:#}"))
 }
 
+/// Shortest gap between two `WatchRun` messages.
+const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 #[tonic::async_trait]
@@ -70,6 +73,47 @@ impl Harness for Service {
             .run_status(&id)
             .map(Response::new)
             .ok_or_else(|| Status::not_found(format!("no run {id}")))
+    }
+
+    type WatchRunStream = BoxStream<RunStatus>;
+
+    async fn watch_run(
+        &self,
+        req: Request<GetRunRequest>,
+    ) -> Result<Response<Self::WatchRunStream>, Status> {
+        let id = req.into_inner().run_id;
+        let (mut changes, first) = {
+            let s = lock(&self.sched);
+            (s.subscribe(), s.run_status(&id))
+        };
+        let first = first.ok_or_else(|| Status::not_found(format!("no run {id}")))?;
+        let sched = self.sched.clone();
+        let (tx, rx) = mpsc::channel(4);
+        tokio::spawn(async move {
+            let mut last = first;
+            if tx.send(Ok(last.clone())).await.is_err() {
+                return;
+            }
+            while !last.finished {
+                tokio::select! {
+                    r = changes.changed() => if r.is_err() { return },
+                    _ = tx.closed() => return,
+                }
+                // Progress reports come in bursts: send one status per interval.
+                tokio::time::sleep(WATCH_INTERVAL).await;
+                changes.mark_unchanged();
+                let Some(now) = lock(&sched).run_status(&id) else {
+                    return;
+                };
+                if now != last {
+                    if tx.send(Ok(now.clone())).await.is_err() {
+                        return;
+                    }
+                    last = now;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
     async fn list_runs(
