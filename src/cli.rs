@@ -308,11 +308,17 @@ pub struct AgentArgs {
 
 #[derive(Args, Debug)]
 pub struct StatusArgs {
+    /// A run to show job by job (default: list all runs).
     pub run_id: Option<String>,
     #[arg(long)]
     pub coordinator: String,
+    /// File holding the token (else env QUANTFARM_TOKEN).
     #[arg(long)]
     pub token_file: Option<PathBuf>,
+    /// With RUN_ID: follow the run (a progress line per change on stderr) until it
+    /// finishes, then show it.
+    #[arg(long, requires = "run_id")]
+    pub watch: bool,
     #[arg(long)]
     pub json: bool,
 }

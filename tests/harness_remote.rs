@@ -54,6 +54,28 @@ fn harness_run_against_remote_coordinator() {
     assert_eq!(v["finished"], true);
     // optimize, size, latency
     assert_eq!(v["jobs"].as_array().unwrap().len(), 3);
+
+    // --watch on a finished run: one status from the stream, then the run.
+    let out = Command::new(bin())
+        .args([
+            "status",
+            "remote-1",
+            "--watch",
+            "--json",
+            "--coordinator",
+            &url,
+        ])
+        .env("QUANTFARM_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("remote-1: 3/3 succeeded, 0 failed, 0 running"),
+        "{stderr}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["finished"], true);
 }
 
 #[test]

@@ -1,8 +1,9 @@
 //! `quantfarm status [RUN_ID]`: list runs, or one run's jobs.
 
 use anyhow::{Result, anyhow};
+use quantfarm_proto::auth::Client;
 use quantfarm_proto::auth::connect;
-use quantfarm_proto::v1::{GetRunRequest, ListRunsRequest};
+use quantfarm_proto::v1::{GetRunRequest, JobState, ListRunsRequest, RunStatus};
 use serde_json::json;
 
 use super::print_json;
@@ -47,11 +48,15 @@ pub fn run(a: &StatusArgs) -> Result<()> {
                 }
             }
             Some(id) => {
-                let st = c
-                    .get_run(GetRunRequest { run_id: id.clone() })
-                    .await
-                    .map_err(|e| anyhow!("{}", e.message()))?
-                    .into_inner();
+                let request = GetRunRequest { run_id: id.clone() };
+                let st = if a.watch {
+                    follow(&mut c, request).await?
+                } else {
+                    c.get_run(request)
+                        .await
+                        .map_err(|e| anyhow!("{}", e.message()))?
+                        .into_inner()
+                };
                 let jobs: Vec<_> = st
                     .jobs
                     .iter()
@@ -97,4 +102,34 @@ pub fn run(a: &StatusArgs) -> Result<()> {
         }
         Ok(())
     })
+}
+
+/// Follow the run's status stream to its end, a line per change on stderr.
+async fn follow(c: &mut Client, request: GetRunRequest) -> Result<RunStatus> {
+    let id = request.run_id.clone();
+    let mut stream = c
+        .watch_run(request)
+        .await
+        .map_err(|e| anyhow!("{}", e.message()))?
+        .into_inner();
+    while let Some(st) = stream
+        .message()
+        .await
+        .map_err(|e| anyhow!("{id}: status stream broke: {}", e.message()))?
+    {
+        let count = |s: JobState| st.jobs.iter().filter(|j| j.state == s as i32).count();
+        eprintln!(
+            "{id}: {}/{} succeeded, {} failed, {} running",
+            count(JobState::Succeeded),
+            st.jobs.len(),
+            count(JobState::Failed),
+            count(JobState::Running)
+        );
+        if st.finished {
+            return Ok(st);
+        }
+    }
+    Err(anyhow!(
+        "{id}: the coordinator ended the status stream before the run finished"
+    ))
 }
