@@ -1,54 +1,13 @@
 //! End-to-end tests of `quantfarm quantize` on a real model (the Coral MobileNet v1
 //! 0.25/128, dequantized to float32 first) and the shared ImageNet sample.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod cli_common;
 
+use std::path::{Path, PathBuf};
+
+use cli_common::*;
 use serde_json::Value;
 
-fn shared() -> PathBuf {
-    if let Ok(p) = std::env::var("QUANTFARM_DATA") {
-        return PathBuf::from(p);
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared")
-}
-
-fn quantfarm(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_quantfarm"))
-        .args(args)
-        .env("QUANTFARM_DATA", shared())
-        .output()
-        .expect("binary runs")
-}
-
-fn json_of(out: &Output) -> Value {
-    assert!(
-        out.status.success(),
-        "command failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("one JSON object on stdout")
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("quantfarm-quantize-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
-
-fn assert_user_error(out: &Output, needle: &str) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
-    assert_eq!(
-        err.trim_end().lines().count(),
-        1,
-        "one line expected: {err}"
-    );
-    assert!(err.contains(needle), "'{needle}' not in: {err}");
-    assert!(!err.contains("panicked"), "{err}");
-}
-
-/// The float32 baseline of the smallest Coral MobileNet, converted once per test.
 fn float_model(tag: &str) -> PathBuf {
     let src = shared().join("models/coral/mobilenet_v1_0.25_128_quant.tflite");
     let out = tmp(&format!("float_{tag}.tflite"));
