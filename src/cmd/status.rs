@@ -1,7 +1,8 @@
 //! `quantfarm status [RUN_ID]`: list runs, or one run's jobs.
 
 use anyhow::{Result, anyhow};
-use quantfarm_proto::auth::connect;
+use quantfarm_proto::auth::{call_error, connect_tls};
+use quantfarm_proto::tls::ClientTls;
 use quantfarm_proto::v1::{GetRunRequest, ListRunsRequest};
 use serde_json::json;
 
@@ -11,8 +12,9 @@ use crate::cli::StatusArgs;
 
 pub fn run(a: &StatusArgs) -> Result<()> {
     let token = read_token(a.token_file.as_deref())?;
+    let tls = ClientTls::load(&a.coordinator, &a.tls.options()).map_err(|e| anyhow!(e))?;
     runtime()?.block_on(async {
-        let mut c = connect(&a.coordinator, &token)
+        let mut c = connect_tls(&a.coordinator, &token, &tls)
             .await
             .map_err(|e| anyhow!(e))?;
         match &a.run_id {
@@ -20,7 +22,7 @@ pub fn run(a: &StatusArgs) -> Result<()> {
                 let runs = c
                     .list_runs(ListRunsRequest {})
                     .await
-                    .map_err(|e| anyhow!("{}", e.message()))?
+                    .map_err(|e| anyhow!(call_error(&a.coordinator, &tls, &e)))?
                     .into_inner()
                     .runs;
                 if a.json {
@@ -50,7 +52,7 @@ pub fn run(a: &StatusArgs) -> Result<()> {
                 let st = c
                     .get_run(GetRunRequest { run_id: id.clone() })
                     .await
-                    .map_err(|e| anyhow!("{}", e.message()))?
+                    .map_err(|e| anyhow!(call_error(&a.coordinator, &tls, &e)))?
                     .into_inner();
                 let jobs: Vec<_> = st
                     .jobs
