@@ -89,8 +89,8 @@ fn assert_one_line_failure(out: &Output) -> String {
     err
 }
 
-/// Dial over TLS, retrying while the coordinator starts.
-fn tls_client(rt: &tokio::runtime::Runtime, url: &str, tls: &ClientTls) -> Client {
+/// Dial over TLS, retrying while the coordinator starts (its log is `log`).
+fn tls_client(rt: &tokio::runtime::Runtime, url: &str, tls: &ClientTls, log: &Path) -> Client {
     let t = Instant::now();
     loop {
         let err = match rt.block_on(connect_tls(url, TOKEN, tls)) {
@@ -102,13 +102,15 @@ fn tls_client(rt: &tokio::runtime::Runtime, url: &str, tls: &ClientTls) -> Clien
         };
         assert!(
             t.elapsed() < Duration::from_secs(30),
-            "coordinator did not come up: {err}"
+            "coordinator did not come up: {err}\ncoordinator log:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
-fn wait_finished(rt: &tokio::runtime::Runtime, c: &mut Client, run: &str) -> RunStatus {
+/// Wait for `run` to finish; on a timeout, show the logs in `dir`.
+fn wait_finished(rt: &tokio::runtime::Runtime, c: &mut Client, run: &str, dir: &Path) -> RunStatus {
     let t = Instant::now();
     loop {
         let st = rt
@@ -118,7 +120,16 @@ fn wait_finished(rt: &tokio::runtime::Runtime, c: &mut Client, run: &str) -> Run
         if st.finished {
             return st;
         }
-        assert!(t.elapsed() < Duration::from_secs(60), "timed out: {st:#?}");
+        if t.elapsed() > Duration::from_secs(60) {
+            let mut logs = String::new();
+            for e in std::fs::read_dir(dir).unwrap().flatten() {
+                if e.path().extension().is_some_and(|x| x == "log") {
+                    let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                    logs += &format!("--- {}\n{text}\n", e.path().display());
+                }
+            }
+            panic!("timed out: {st:#?}\n{logs}");
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -166,7 +177,8 @@ fn harness_tls_remote_run_and_plain_client_refused() {
         },
     )
     .unwrap();
-    let _ = tls_client(&rt, &url, &tls); // listening
+    let log = dir.path().join("coordinator-tls.log");
+    let _ = tls_client(&rt, &url, &tls, &log); // listening
 
     // (a) A scenario run through the TLS coordinator and its TLS agent.
     let sc = dir.path().join("tls.yaml");
@@ -236,7 +248,7 @@ fn harness_tls_remote_run_and_plain_client_refused() {
     assert!(err.contains("not https://"), "{err}");
 
     // The coordinator is still serving after the refused handshakes.
-    let mut c = tls_client(&rt, &url, &tls);
+    let mut c = tls_client(&rt, &url, &tls, &log);
     rt.block_on(c.list_runs(ListRunsRequest {})).unwrap();
 }
 
@@ -292,9 +304,10 @@ fn harness_mtls_needs_a_client_certificate_from_the_ca() {
         },
     )
     .unwrap();
-    let mut c = tls_client(&rt, &url, &tls);
+    let log = dir.path().join("coordinator-mtls.log");
+    let mut c = tls_client(&rt, &url, &tls, &log);
     submit(&rt, &mut c, "m", synthetic_jobs("m", 4, 10));
-    let st = wait_finished(&rt, &mut c, "m");
+    let st = wait_finished(&rt, &mut c, "m", dir.path());
     for j in &st.jobs {
         assert_eq!(j.state, JobState::Succeeded as i32, "{j:#?}");
         assert_eq!(j.result.as_ref().unwrap().agent, "mtls-agent");

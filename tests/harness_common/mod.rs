@@ -48,9 +48,16 @@ pub fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
+/// `dir/token`, written once and atomically: a process started a moment earlier may
+/// be reading it while the next one is spawned, and must never see it half-written.
 pub fn token_file(dir: &Path) -> PathBuf {
     let p = dir.join("token");
-    std::fs::write(&p, format!("{TOKEN}\n")).unwrap();
+    let text = format!("{TOKEN}\n");
+    if std::fs::read_to_string(&p).ok().as_deref() != Some(text.as_str()) {
+        let tmp = dir.join(format!("token.tmp-{}", std::process::id()));
+        std::fs::write(&tmp, &text).unwrap();
+        std::fs::rename(&tmp, &p).unwrap();
+    }
     p
 }
 
