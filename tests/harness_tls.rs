@@ -429,6 +429,7 @@ fn harness_tls_bad_pem_files_are_one_line_errors() {
     // A key that is not the certificate's.
     let err = assert_one_line_failure(&coordinator(&pki.server_cert, &pki.client_key, None));
     assert!(err.contains(&name(&pki.client_key)), "{err}");
+    assert!(err.contains("does not match"), "{err}");
     let err = assert_one_line_failure(&coordinator(
         &pki.server_cert,
         &pki.server_key,
@@ -484,6 +485,19 @@ fn harness_tls_bad_pem_files_are_one_line_errors() {
         err.contains(&format!("{}: cannot read", name(&missing))),
         "{err}"
     );
+    // A client key that is not the client certificate's.
+    let out = command()
+        .args(["agent", "--coordinator", url, "--tls-ca"])
+        .arg(&pki.ca)
+        .arg("--tls-cert")
+        .arg(&pki.client_cert)
+        .arg("--tls-key")
+        .arg(&pki.server_key)
+        .env("QUANTFARM_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    let err = assert_one_line_failure(&out);
+    assert!(err.contains("does not match"), "{err}");
     let sc = dir.path().join("s.yaml");
     std::fs::write(
         &sc,

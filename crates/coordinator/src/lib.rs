@@ -70,7 +70,7 @@ impl ServerTls {
     /// Read and check the files (a bad one is a one-line error naming it), and check
     /// that the key matches the certificate.
     pub fn load(&self) -> Result<ServerTlsConfig> {
-        use quantfarm_proto::tls::{error_chain, read_ca_pem, read_identity};
+        use quantfarm_proto::tls::{read_ca_pem, read_identity, setup_error};
         let (cert, key) = read_identity(&self.cert, &self.key).map_err(anyhow::Error::msg)?;
         let mut config = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
         if let Some(ca) = &self.client_ca {
@@ -82,7 +82,7 @@ impl ServerTls {
                 "{}, {}: cannot set up TLS: {}",
                 self.cert.display(),
                 self.key.display(),
-                error_chain(&e)
+                setup_error(&e)
             )
         })?;
         Ok(config)

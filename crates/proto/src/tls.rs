@@ -128,7 +128,7 @@ impl ClientTls {
                     (Some(c), Some(k)) => format!("{}, {}", c.display(), k.display()),
                     _ => ca.display().to_string(),
                 };
-                format!("{files}: cannot set up TLS: {}", error_chain(&e))
+                format!("{files}: cannot set up TLS: {}", setup_error(&e))
             })?;
         Ok(Self {
             config: Some(config),
@@ -225,6 +225,17 @@ pub fn read_identity(cert: &Path, key: &Path) -> Result<(Vec<u8>, Vec<u8>), Stri
 fn webpki_check(cert: &CertificateDer<'_>) -> Result<(), rustls::Error> {
     let mut store = RootCertStore::empty();
     store.add(cert.clone().into_owned())
+}
+
+/// Why rustls refused a configuration, on one line; a key that is not the
+/// certificate's is said so plainly.
+pub fn setup_error(e: &(dyn std::error::Error + 'static)) -> String {
+    let chain = error_chain(e);
+    if chain.contains("KeyMismatch") {
+        "the private key does not match the certificate".to_string()
+    } else {
+        chain
+    }
 }
 
 /// `e` and its sources on one line (tonic's transport errors say little on the top).
