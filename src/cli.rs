@@ -258,7 +258,7 @@ pub struct RunScenarioArgs {
     pub coordinator: Option<String>,
     #[arg(long)]
     pub token_file: Option<PathBuf>,
-    /// TLS to the --coordinator (the embedded coordinator is plain loopback).
+    // TLS to the --coordinator (the embedded coordinator is plain loopback and ignores it).
     #[command(flatten)]
     pub tls: ClientTlsArgs,
     /// Reports go to DIR/<run-id>/.
