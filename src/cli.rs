@@ -222,15 +222,45 @@ pub struct QuantizeArgs {
     #[arg(long)]
     pub json: bool,
 }
+/// TLS files of a client of a remote coordinator (`run --coordinator`, `agent`,
+/// `status`, `cancel`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct ClientTlsArgs {
+    /// For an https:// coordinator: the CA certificate (PEM) that signed the
+    /// coordinator's certificate; only this CA is trusted.
+    #[arg(long, value_name = "FILE", env = "QUANTFARM_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for a coordinator that requires mutual TLS; with
+    /// --tls-key.
+    #[arg(long, value_name = "FILE", env = "QUANTFARM_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", env = "QUANTFARM_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl ClientTlsArgs {
+    pub fn options(&self) -> quantfarm_proto::tls::TlsOptions {
+        quantfarm_proto::tls::TlsOptions {
+            ca: self.tls_ca.clone(),
+            cert: self.tls_cert.clone(),
+            key: self.tls_key.clone(),
+        }
+    }
+}
+
 #[derive(Args, Debug)]
 pub struct RunScenarioArgs {
     pub scenario: PathBuf,
-    /// Submit to this coordinator (e.g. http://host:7070) instead of an embedded one.
-    /// Token from --token-file or QUANTFARM_TOKEN.
+    /// Submit to this coordinator (e.g. http://host:7070, or https://host:7070 with
+    /// --tls-ca) instead of an embedded one. Token from --token-file or QUANTFARM_TOKEN.
     #[arg(long)]
     pub coordinator: Option<String>,
     #[arg(long)]
     pub token_file: Option<PathBuf>,
+    // TLS to the --coordinator (the embedded coordinator is plain loopback and ignores it).
+    #[command(flatten)]
+    pub tls: ClientTlsArgs,
     /// Reports go to DIR/<run-id>/.
     #[arg(long, default_value = "reports")]
     pub reports: PathBuf,
@@ -262,6 +292,17 @@ pub struct CoordinatorArgs {
     /// Token file (else QUANTFARM_TOKEN).
     #[arg(long)]
     pub token_file: Option<PathBuf>,
+    /// Serve TLS with this certificate chain (PEM, leaf first; its SANs must name
+    /// the address clients dial); clients then use https:// URLs. With --tls-key.
+    #[arg(long, value_name = "FILE", env = "QUANTFARM_COORDINATOR_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", env = "QUANTFARM_COORDINATOR_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Mutual TLS: clients and agents must present a certificate signed by this CA
+    /// (PEM), on top of the token. Needs --tls-cert.
+    #[arg(long, value_name = "FILE", env = "QUANTFARM_COORDINATOR_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
     /// Requeue a job when its agent is silent this long.
     #[arg(long, default_value_t = 15_000)]
     pub lease_ms: u64,
@@ -281,9 +322,11 @@ pub struct CoordinatorArgs {
 
 #[derive(Args, Debug)]
 pub struct AgentArgs {
-    /// Coordinator URL, e.g. http://host:7070.
+    /// Coordinator URL, e.g. http://host:7070 (https://host:7070 with --tls-ca).
     #[arg(long)]
     pub coordinator: String,
+    #[command(flatten)]
+    pub tls: ClientTlsArgs,
     /// Device profile this agent serves, by name.
     #[arg(long, default_value = "cpu-host", conflicts_with = "profile")]
     pub device: String,
@@ -310,8 +353,11 @@ pub struct AgentArgs {
 pub struct StatusArgs {
     /// A run to show job by job (default: list all runs).
     pub run_id: Option<String>,
+    /// Coordinator URL (http:// or https://).
     #[arg(long)]
     pub coordinator: String,
+    #[command(flatten)]
+    pub tls: ClientTlsArgs,
     /// File holding the token (else env QUANTFARM_TOKEN).
     #[arg(long)]
     pub token_file: Option<PathBuf>,
@@ -326,8 +372,11 @@ pub struct StatusArgs {
 #[derive(Args, Debug)]
 pub struct CancelArgs {
     pub run_id: String,
+    /// Coordinator URL (http:// or https://).
     #[arg(long)]
     pub coordinator: String,
+    #[command(flatten)]
+    pub tls: ClientTlsArgs,
     #[arg(long)]
     pub token_file: Option<PathBuf>,
 }

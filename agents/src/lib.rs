@@ -17,7 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use quantfarm_proto::auth::{Client, connect};
+use quantfarm_proto::auth::{Client, call_error, connect_tls};
+use quantfarm_proto::tls::ClientTls;
 use quantfarm_proto::v1::{
     AgentMessage, AgentProfile, Assignment, Heartbeat, JobResult, Progress, agent_message,
     coordinator_message,
@@ -31,9 +32,12 @@ use crate::jobs::{JobContext, run_job};
 
 #[derive(Clone, Debug)]
 pub struct AgentConfig {
-    /// Coordinator URL, e.g. `http://127.0.0.1:7070`.
+    /// Coordinator URL, e.g. `http://127.0.0.1:7070` or `https://farm:7070`.
     pub coordinator: String,
     pub token: String,
+    /// TLS for an `https://` coordinator (CA to trust, client certificate for mTLS);
+    /// plain by default.
+    pub tls: ClientTls,
     /// Unique name of this agent.
     pub name: String,
     /// Device profile it serves (also offered as a capability).
@@ -59,6 +63,7 @@ impl AgentConfig {
         Self {
             coordinator: coordinator.to_string(),
             token: token.to_string(),
+            tls: ClientTls::plain(),
             name: name.to_string(),
             device: device.to_string(),
             capabilities: vec!["optimize".to_string()],
@@ -121,7 +126,7 @@ async fn session(
     pending: &mut VecDeque<AgentMessage>,
 ) -> Result<()> {
     let cfg = &shared.cfg;
-    let mut client = connect(&cfg.coordinator, &cfg.token)
+    let mut client = connect_tls(&cfg.coordinator, &cfg.token, &cfg.tls)
         .await
         .map_err(anyhow::Error::msg)?;
     let (tx, rx) = mpsc::channel::<AgentMessage>(64);
@@ -137,14 +142,17 @@ async fn session(
     let mut inbound = client
         .connect(ReceiverStream::new(rx))
         .await
-        .context("register")?
+        .map_err(|e| anyhow::anyhow!("register: {}", call_error(&cfg.coordinator, &cfg.tls, &e)))?
         .into_inner();
     let heartbeat_ms = match inbound.next().await {
         Some(Ok(m)) => match m.msg {
             Some(coordinator_message::Msg::Registered(r)) => r.heartbeat_ms.max(50),
             _ => bail!("coordinator did not acknowledge the registration"),
         },
-        Some(Err(e)) => bail!("registration refused: {}", e.message()),
+        Some(Err(e)) => bail!(
+            "registration refused: {}",
+            call_error(&cfg.coordinator, &cfg.tls, &e)
+        ),
         None => bail!("coordinator closed the stream"),
     };
     // Results that did not make it out on the last connection.
@@ -208,7 +216,7 @@ fn start_job(shared: &Arc<Shared>, a: Assignment) {
 async fn dial(cfg: &AgentConfig) -> Result<Client> {
     let mut wait = Duration::from_millis(200);
     for _ in 0..5 {
-        match connect(&cfg.coordinator, &cfg.token).await {
+        match connect_tls(&cfg.coordinator, &cfg.token, &cfg.tls).await {
             Ok(c) => return Ok(c),
             Err(_) => {
                 tokio::time::sleep(wait).await;
@@ -216,7 +224,7 @@ async fn dial(cfg: &AgentConfig) -> Result<Client> {
             }
         }
     }
-    connect(&cfg.coordinator, &cfg.token)
+    connect_tls(&cfg.coordinator, &cfg.token, &cfg.tls)
         .await
         .map_err(anyhow::Error::msg)
 }

@@ -1,11 +1,14 @@
 //! `quantfarm-agent`: a standalone device agent (the same as `quantfarm agent`).
 //!
 //! Usage: quantfarm-agent COORDINATOR_URL DEVICE [NAME]; token from QUANTFARM_TOKEN
-//! or the file named by QUANTFARM_TOKEN_FILE.
+//! or the file named by QUANTFARM_TOKEN_FILE. For an `https://` coordinator:
+//! QUANTFARM_TLS_CA (the CA that signed its certificate) and, for mutual TLS,
+//! QUANTFARM_TLS_CERT and QUANTFARM_TLS_KEY (this agent's certificate and key).
 
 use std::process::ExitCode;
 
 use quantfarm_agent::{AgentConfig, run_agent};
+use quantfarm_proto::tls::{ClientTls, TlsOptions};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -36,7 +39,14 @@ fn main() -> ExitCode {
         .cloned()
         .unwrap_or_else(|| format!("{host}-{}-{}", args[1], std::process::id()));
     let cache = std::env::temp_dir().join("quantfarm-agent-cache");
-    let cfg = AgentConfig::new(&args[0], &token, &name, &args[1], cache);
+    let mut cfg = AgentConfig::new(&args[0], &token, &name, &args[1], cache);
+    cfg.tls = match ClientTls::load(&args[0], &TlsOptions::from_env()) {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -2,6 +2,7 @@
 
 use anyhow::{Context, Result};
 use quantfarm_agent::{AgentConfig, run_agent};
+use quantfarm_proto::tls::ClientTls;
 use quantfarm_scenario::DeviceProfile;
 
 use super::run::{read_token, runtime};
@@ -9,6 +10,7 @@ use crate::cli::AgentArgs;
 
 pub fn run(a: &AgentArgs) -> Result<()> {
     let token = read_token(a.token_file.as_deref())?;
+    let tls = ClientTls::load(&a.coordinator, &a.tls.options()).map_err(anyhow::Error::msg)?;
     let device = match &a.profile {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -26,6 +28,7 @@ pub fn run(a: &AgentArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| std::env::temp_dir().join("quantfarm-agent-cache"));
     let mut cfg = AgentConfig::new(&a.coordinator, &token, &name, &device, cache);
+    cfg.tls = tls;
     cfg.threads = a.threads;
     cfg.slots = a.slots.max(1);
     runtime()?.block_on(run_agent(cfg))

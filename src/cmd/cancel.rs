@@ -1,7 +1,8 @@
 //! `quantfarm cancel RUN_ID`: stop a run; running jobs are told to stop.
 
 use anyhow::{Result, anyhow};
-use quantfarm_proto::auth::connect;
+use quantfarm_proto::auth::{call_error, connect_tls};
+use quantfarm_proto::tls::ClientTls;
 use quantfarm_proto::v1::CancelRunRequest;
 
 use super::run::{read_token, runtime};
@@ -9,8 +10,9 @@ use crate::cli::CancelArgs;
 
 pub fn run(a: &CancelArgs) -> Result<()> {
     let token = read_token(a.token_file.as_deref())?;
+    let tls = ClientTls::load(&a.coordinator, &a.tls.options()).map_err(|e| anyhow!(e))?;
     runtime()?.block_on(async {
-        let mut c = connect(&a.coordinator, &token)
+        let mut c = connect_tls(&a.coordinator, &token, &tls)
             .await
             .map_err(|e| anyhow!(e))?;
         let r = c
@@ -18,7 +20,7 @@ pub fn run(a: &CancelArgs) -> Result<()> {
                 run_id: a.run_id.clone(),
             })
             .await
-            .map_err(|e| anyhow!("{}", e.message()))?
+            .map_err(|e| anyhow!(call_error(&a.coordinator, &tls, &e)))?
             .into_inner();
         println!("{}: {} job(s) cancelled", a.run_id, r.cancelled_jobs);
         Ok(())

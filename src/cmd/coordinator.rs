@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result};
-use quantfarm_coordinator::{Config, Coordinator, loadtest};
+use anyhow::{Context, Result, bail};
+use quantfarm_coordinator::{Config, Coordinator, ServerTls, loadtest};
 
 use super::run::{read_token, runtime};
 use crate::cli::CoordinatorArgs;
@@ -35,12 +35,33 @@ pub fn run(a: &CoordinatorArgs) -> Result<()> {
     cfg.lease_ttl = Duration::from_millis(a.lease_ms);
     cfg.heartbeat = Duration::from_millis(a.heartbeat_ms);
     cfg.max_attempts = a.max_attempts.max(1);
+    cfg.tls = match (&a.tls_cert, &a.tls_key) {
+        (Some(cert), Some(key)) => Some(ServerTls {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: a.tls_client_ca.clone(),
+        }),
+        (None, None) if a.tls_client_ca.is_some() => {
+            bail!("--tls-client-ca (mutual TLS) needs --tls-cert and --tls-key")
+        }
+        (None, None) => None,
+        _ => bail!("--tls-cert and --tls-key go together (the certificate and its private key)"),
+    };
     rt.block_on(async {
         let coord = Coordinator::open(cfg)?;
         let listener = tokio::net::TcpListener::bind(&a.listen)
             .await
             .with_context(|| format!("cannot listen on {}", a.listen))?;
-        eprintln!("coordinator listening on http://{}", listener.local_addr()?);
+        let scheme = if coord.is_tls() { "https" } else { "http" };
+        let mtls = if coord.is_mtls() {
+            " (mutual TLS: client certificates required)"
+        } else {
+            ""
+        };
+        eprintln!(
+            "coordinator listening on {scheme}://{}{mtls}",
+            listener.local_addr()?
+        );
         coord
             .serve(listener, async {
                 let _ = tokio::signal::ctrl_c().await;

@@ -11,8 +11,11 @@ use anyhow::{Context, Result, anyhow, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use quantfarm_agent::{AgentConfig, artifact, run_agent};
 use quantfarm_coordinator::{Config, Coordinator, random_token};
-use quantfarm_proto::auth::{Client, connect};
-use quantfarm_proto::v1::{GetRunRequest, JobSpec, JobState, RunStatus, SubmitRunRequest};
+use quantfarm_proto::auth::{Client, call_error, connect_tls};
+use quantfarm_proto::tls::ClientTls;
+use quantfarm_proto::v1::{
+    GetRunRequest, JobSpec, JobState, ListRunsRequest, RunStatus, SubmitRunRequest,
+};
 use quantfarm_scenario::{
     self as scenario, GateStatus, JobGraph, Measurement, Metric, ModelSource, Observed, ProfileSet,
     Results,
@@ -109,8 +112,11 @@ pub fn run(a: &RunScenarioArgs) -> Result<()> {
             files.insert(resolved.clone(), bytes);
         }
     }
-    let remote_token = match &a.coordinator {
-        Some(_) => Some(read_token(a.token_file.as_deref())?),
+    let remote = match &a.coordinator {
+        Some(url) => Some((
+            read_token(a.token_file.as_deref())?,
+            ClientTls::load(url, &a.tls.options()).map_err(|e| anyhow!(e))?,
+        )),
         None => None,
     };
     let devices: Vec<String> = sc.devices.iter().map(|d| d.value.clone()).collect();
@@ -129,14 +135,23 @@ pub fn run(a: &RunScenarioArgs) -> Result<()> {
 
     let rt = runtime()?;
     let status = rt.block_on(async {
-        let (url, token, _local) = match (&a.coordinator, remote_token) {
-            (Some(url), Some(token)) => (url.clone(), token, None),
+        let (url, token, tls, _local) = match (&a.coordinator, remote) {
+            (Some(url), Some((token, tls))) => (url.clone(), token, tls, None),
             _ => {
                 let local = start_local(&dir, &devices, a.threads).await?;
-                (local.url.clone(), local.token.clone(), Some(local))
+                let (url, token) = (local.url.clone(), local.token.clone());
+                (url, token, ClientTls::plain(), Some(local))
             }
         };
-        let mut client = connect_retrying(&url, &token, a.wait_secs.min(30)).await?;
+        let mut client = connect_retrying(&url, &token, &tls, a.wait_secs.min(30)).await?;
+        if a.coordinator.is_some() {
+            // One cheap call first: a refused token or client certificate shows here as
+            // itself, not as a failed upload.
+            client
+                .list_runs(ListRunsRequest {})
+                .await
+                .map_err(|e| anyhow!(call_error(&url, &tls, &e)))?;
+        }
         let mut digests = BTreeMap::new();
         for (path, bytes) in files {
             let d = artifact::upload(&mut client, bytes)
@@ -155,7 +170,7 @@ pub fn run(a: &RunScenarioArgs) -> Result<()> {
             .submit_run(req.clone())
             .await
             .context("submit the run")?;
-        watch(&url, &token, client, req, a.wait_secs).await
+        watch(&url, &token, &tls, client, req, a.wait_secs).await
     })?;
     drop(rt);
 
@@ -234,12 +249,14 @@ async fn start_local(dir: &Path, devices: &[String], threads: usize) -> Result<L
 }
 
 /// Dial, retrying for `secs` (a coordinator may be starting or restarting).
-async fn connect_retrying(url: &str, token: &str, secs: u64) -> Result<Client> {
+async fn connect_retrying(url: &str, token: &str, tls: &ClientTls, secs: u64) -> Result<Client> {
     let t = Instant::now();
     loop {
-        match connect(url, token).await {
+        match connect_tls(url, token, tls).await {
             Ok(c) => return Ok(c),
             Err(e) if t.elapsed() >= Duration::from_secs(secs) => return Err(anyhow!(e)),
+            // An untrusted certificate will not get better by waiting.
+            Err(e) if e.contains("invalid peer certificate") => return Err(anyhow!(e)),
             Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     }
@@ -356,6 +373,7 @@ fn to_wire(run: &str, graph: &JobGraph, digests: &BTreeMap<PathBuf, String>) -> 
 async fn watch(
     url: &str,
     token: &str,
+    tls: &ClientTls,
     mut client: Client,
     submit: SubmitRunRequest,
     wait_secs: u64,
@@ -402,7 +420,7 @@ async fn watch(
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
         // Reconnect; resubmitting is a no-op when the run survived.
-        if let Ok(mut c) = connect(url, token).await {
+        if let Ok(mut c) = connect_tls(url, token, tls).await {
             if err.code() == tonic::Code::NotFound {
                 let _ = c.submit_run(submit.clone()).await;
             }

@@ -1,8 +1,8 @@
 //! `quantfarm status [RUN_ID]`: list runs, or one run's jobs.
 
 use anyhow::{Result, anyhow};
-use quantfarm_proto::auth::Client;
-use quantfarm_proto::auth::connect;
+use quantfarm_proto::auth::{Client, call_error, connect_tls};
+use quantfarm_proto::tls::ClientTls;
 use quantfarm_proto::v1::{GetRunRequest, JobState, ListRunsRequest, RunStatus};
 use serde_json::json;
 
@@ -12,8 +12,9 @@ use crate::cli::StatusArgs;
 
 pub fn run(a: &StatusArgs) -> Result<()> {
     let token = read_token(a.token_file.as_deref())?;
+    let tls = ClientTls::load(&a.coordinator, &a.tls.options()).map_err(|e| anyhow!(e))?;
     runtime()?.block_on(async {
-        let mut c = connect(&a.coordinator, &token)
+        let mut c = connect_tls(&a.coordinator, &token, &tls)
             .await
             .map_err(|e| anyhow!(e))?;
         match &a.run_id {
@@ -21,7 +22,7 @@ pub fn run(a: &StatusArgs) -> Result<()> {
                 let runs = c
                     .list_runs(ListRunsRequest {})
                     .await
-                    .map_err(|e| anyhow!("{}", e.message()))?
+                    .map_err(|e| anyhow!(call_error(&a.coordinator, &tls, &e)))?
                     .into_inner()
                     .runs;
                 if a.json {
@@ -49,12 +50,13 @@ pub fn run(a: &StatusArgs) -> Result<()> {
             }
             Some(id) => {
                 let request = GetRunRequest { run_id: id.clone() };
+                let broke = |e: &tonic::Status| anyhow!(call_error(&a.coordinator, &tls, e));
                 let st = if a.watch {
-                    follow(&mut c, request).await?
+                    follow(&mut c, request, broke).await?
                 } else {
                     c.get_run(request)
                         .await
-                        .map_err(|e| anyhow!("{}", e.message()))?
+                        .map_err(|e| broke(&e))?
                         .into_inner()
                 };
                 let jobs: Vec<_> = st
@@ -105,18 +107,18 @@ pub fn run(a: &StatusArgs) -> Result<()> {
 }
 
 /// Follow the run's status stream to its end, a line per change on stderr.
-async fn follow(c: &mut Client, request: GetRunRequest) -> Result<RunStatus> {
+async fn follow(
+    c: &mut Client,
+    request: GetRunRequest,
+    broke: impl Fn(&tonic::Status) -> anyhow::Error,
+) -> Result<RunStatus> {
     let id = request.run_id.clone();
     let mut stream = c
         .watch_run(request)
         .await
-        .map_err(|e| anyhow!("{}", e.message()))?
+        .map_err(|e| broke(&e))?
         .into_inner();
-    while let Some(st) = stream
-        .message()
-        .await
-        .map_err(|e| anyhow!("{id}: status stream broke: {}", e.message()))?
-    {
+    while let Some(st) = stream.message().await.map_err(|e| broke(&e))? {
         let count = |s: JobState| st.jobs.iter().filter(|j| j.state == s as i32).count();
         eprintln!(
             "{id}: {}/{} succeeded, {} failed, {} running",

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -47,16 +48,49 @@ pub fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
+/// `dir/token`, written once and atomically: a process started a moment earlier may
+/// be reading it while the next one is spawned, and must never see it half-written.
 pub fn token_file(dir: &Path) -> PathBuf {
     let p = dir.join("token");
-    std::fs::write(&p, format!("{TOKEN}\n")).unwrap();
+    let text = format!("{TOKEN}\n");
+    if std::fs::read_to_string(&p).ok().as_deref() != Some(text.as_str()) {
+        let tmp = dir.join(format!("token.tmp-{}", std::process::id()));
+        std::fs::write(&tmp, &text).unwrap();
+        std::fs::rename(&tmp, &p).unwrap();
+    }
     p
+}
+
+/// The environment variables of the TLS files, removed from every child so that a
+/// developer's own settings do not leak into the tests.
+pub const TLS_ENV: [&str; 6] = [
+    "QUANTFARM_TLS_CA",
+    "QUANTFARM_TLS_CERT",
+    "QUANTFARM_TLS_KEY",
+    "QUANTFARM_COORDINATOR_TLS_CERT",
+    "QUANTFARM_COORDINATOR_TLS_KEY",
+    "QUANTFARM_COORDINATOR_TLS_CLIENT_CA",
+];
+
+/// `quantfarm` with no token or TLS settings from the environment.
+pub fn command() -> Command {
+    let mut c = Command::new(bin());
+    c.env_remove("QUANTFARM_TOKEN");
+    for v in TLS_ENV {
+        c.env_remove(v);
+    }
+    c
 }
 
 /// `label` names the log file (coordinator-<label>.log in `dir`).
 pub fn spawn_coordinator(dir: &Path, port: u16, label: &str) -> Proc {
+    spawn_coordinator_with(dir, port, label, &[])
+}
+
+/// [`spawn_coordinator`] with extra arguments (e.g. the TLS files).
+pub fn spawn_coordinator_with(dir: &Path, port: u16, label: &str, extra: &[&OsStr]) -> Proc {
     let log = std::fs::File::create(dir.join(format!("coordinator-{label}.log"))).unwrap();
-    let child = Command::new(bin())
+    let child = command()
         .args(["coordinator", "--listen", &format!("127.0.0.1:{port}")])
         .arg("--db")
         .arg(dir.join("coord.db"))
@@ -65,7 +99,7 @@ pub fn spawn_coordinator(dir: &Path, port: u16, label: &str) -> Proc {
         .arg("--token-file")
         .arg(token_file(dir))
         .args(["--lease-ms", "1500", "--heartbeat-ms", "200"])
-        .env_remove("QUANTFARM_TOKEN")
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
@@ -74,19 +108,20 @@ pub fn spawn_coordinator(dir: &Path, port: u16, label: &str) -> Proc {
 }
 
 pub fn spawn_agent(dir: &Path, port: u16, name: &str) -> Proc {
+    spawn_agent_with(dir, &format!("http://127.0.0.1:{port}"), name, &[])
+}
+
+/// An agent dialing `url`, with extra arguments (e.g. the TLS files).
+pub fn spawn_agent_with(dir: &Path, url: &str, name: &str, extra: &[&OsStr]) -> Proc {
     let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
-    let child = Command::new(bin())
-        .args([
-            "agent",
-            "--coordinator",
-            &format!("http://127.0.0.1:{port}"),
-        ])
+    let child = command()
+        .args(["agent", "--coordinator", url])
         .args(["--device", "cpu-host", "--name", name])
         .arg("--cache")
         .arg(dir.join(format!("cache-{name}")))
         .arg("--token-file")
         .arg(token_file(dir))
-        .env_remove("QUANTFARM_TOKEN")
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()

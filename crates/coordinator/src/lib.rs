@@ -6,7 +6,8 @@
 //! - [`artifacts`]: content-addressed files, uploads verified against their sha256;
 //! - [`sched`]: leases with heartbeats, bounded retries, dependencies, cancellation,
 //!   round-robin across runs;
-//! - [`service`]: the tonic service, behind bearer-token auth and message-size limits.
+//! - [`service`]: the tonic service, behind bearer-token auth and message-size limits,
+//!   optionally over TLS or mutual TLS ([`ServerTls`]).
 
 pub mod artifacts;
 pub mod loadtest;
@@ -25,8 +26,8 @@ use quantfarm_proto::auth::CheckToken;
 use quantfarm_proto::v1::harness_server::HarnessServer;
 use tokio::net::TcpListener;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 use crate::artifacts::ArtifactStore;
 use crate::sched::Scheduler;
@@ -48,6 +49,44 @@ pub struct Config {
     pub max_attempts: u32,
     pub max_artifact_bytes: u64,
     pub max_jobs_per_run: usize,
+    /// Serve TLS (clients dial `https://`); plain HTTP/2 when `None`.
+    pub tls: Option<ServerTls>,
+}
+
+/// The coordinator's TLS files (PEM).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerTls {
+    /// Certificate chain, leaf first; its names (SANs) must match the address
+    /// clients dial.
+    pub cert: PathBuf,
+    /// The certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// Mutual TLS: when set, every client and agent must present a certificate
+    /// signed by this CA (on top of the token).
+    pub client_ca: Option<PathBuf>,
+}
+
+impl ServerTls {
+    /// Read and check the files (a bad one is a one-line error naming it), and check
+    /// that the key matches the certificate.
+    pub fn load(&self) -> Result<ServerTlsConfig> {
+        use quantfarm_proto::tls::{read_ca_pem, read_identity, setup_error};
+        let (cert, key) = read_identity(&self.cert, &self.key).map_err(anyhow::Error::msg)?;
+        let mut config = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
+        if let Some(ca) = &self.client_ca {
+            let pem = read_ca_pem(ca).map_err(anyhow::Error::msg)?;
+            config = config.client_ca_root(Certificate::from_pem(pem));
+        }
+        Server::builder().tls_config(config.clone()).map_err(|e| {
+            anyhow::anyhow!(
+                "{}, {}: cannot set up TLS: {}",
+                self.cert.display(),
+                self.key.display(),
+                setup_error(&e)
+            )
+        })?;
+        Ok(config)
+    }
 }
 
 impl Config {
@@ -61,6 +100,7 @@ impl Config {
             max_attempts: 3,
             max_artifact_bytes: 1 << 30,
             max_jobs_per_run: 100_000,
+            tls: None,
         }
     }
 }
@@ -69,6 +109,7 @@ pub struct Coordinator {
     cfg: Config,
     sched: Arc<Mutex<Scheduler>>,
     artifacts: Arc<ArtifactStore>,
+    tls: Option<ServerTlsConfig>,
 }
 
 impl Coordinator {
@@ -77,6 +118,8 @@ impl Coordinator {
         if cfg.token.is_empty() {
             anyhow::bail!("the coordinator needs a non-empty token");
         }
+        // TLS files first: a bad one should not leave a fresh database behind.
+        let tls = cfg.tls.as_ref().map(ServerTls::load).transpose()?;
         if let Some(dir) = cfg.db.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("{}: cannot create", dir.display()))?;
@@ -89,7 +132,18 @@ impl Coordinator {
             cfg,
             sched: Arc::new(Mutex::new(sched)),
             artifacts: Arc::new(artifacts),
+            tls,
         })
+    }
+
+    /// Whether [`serve`](Self::serve) speaks TLS (clients dial `https://`).
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Whether clients must present a certificate (mutual TLS).
+    pub fn is_mtls(&self) -> bool {
+        self.cfg.tls.as_ref().is_some_and(|t| t.client_ca.is_some())
     }
 
     /// Serve on `listener` until `shutdown` resolves.
@@ -98,6 +152,10 @@ impl Coordinator {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<()> {
+        let mut builder = Server::builder();
+        if let Some(tls) = self.tls {
+            builder = builder.tls_config(tls).context("cannot set up TLS")?;
+        }
         let sched = self.sched.clone();
         let period = (self.cfg.lease_ttl / 4).max(Duration::from_millis(50));
         let reaper = tokio::spawn(async move {
@@ -118,7 +176,7 @@ impl Coordinator {
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let svc = InterceptedService::new(server, CheckToken::new(&self.cfg.token));
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-        let r = Server::builder()
+        let r = builder
             .http2_keepalive_interval(Some(Duration::from_secs(10)))
             .http2_keepalive_timeout(Some(Duration::from_secs(20)))
             .add_service(svc)

@@ -6,6 +6,7 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
 
 use crate::MAX_MESSAGE_BYTES;
+use crate::tls::{ClientTls, error_chain};
 use crate::v1::harness_client::HarnessClient;
 
 /// Client side: attaches `authorization: Bearer <token>` to every call.
@@ -77,8 +78,24 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 pub type Client =
     HarnessClient<tonic::service::interceptor::InterceptedService<Channel, AttachToken>>;
 
-/// Dial `url` (e.g. `http://127.0.0.1:7070`) and attach `token` to every call.
+/// Dial a plain `http://` URL (e.g. `http://127.0.0.1:7070`) and attach `token` to
+/// every call; [`connect_tls`] for `https://`.
 pub async fn connect(url: &str, token: &str) -> Result<Client, String> {
+    connect_tls(url, token, &ClientTls::plain()).await
+}
+
+/// Dial `url` with `tls` (see [`ClientTls::load`]) and attach `token` to every call.
+pub async fn connect_tls(url: &str, token: &str, tls: &ClientTls) -> Result<Client, String> {
+    if !tls.is_tls()
+        && url
+            .get(..8)
+            .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+    {
+        return Err(format!(
+            "{url}: an https:// coordinator needs --tls-ca FILE (or {})",
+            crate::tls::ENV_CA
+        ));
+    }
     let endpoint = Endpoint::from_shared(url.to_string())
         .map_err(|e| format!("{url}: bad coordinator address: {e}"))?
         .connect_timeout(std::time::Duration::from_secs(5))
@@ -87,14 +104,61 @@ pub async fn connect(url: &str, token: &str) -> Result<Client, String> {
         .http2_keep_alive_interval(std::time::Duration::from_secs(10))
         .keep_alive_timeout(std::time::Duration::from_secs(20))
         .keep_alive_while_idle(true);
-    let channel = endpoint
-        .connect()
-        .await
-        .map_err(|e| format!("{url}: cannot connect: {e}"))?;
+    let endpoint = tls.apply(endpoint, url)?;
+    let channel = endpoint.connect().await.map_err(|e| {
+        let chain = error_chain(&e);
+        let hint = if chain.contains("invalid peer certificate") {
+            " (the coordinator's certificate is not signed by --tls-ca, or does not \
+                 name the host in the URL)"
+        } else {
+            ""
+        };
+        format!("{url}: cannot connect: {chain}{hint}")
+    })?;
     let auth = AttachToken::new(token)?;
     Ok(HarnessClient::with_interceptor(channel, auth)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES))
+}
+
+/// A failed call as one line, for people: the status message, then what the
+/// transport said under it (a TLS alert, a reset connection), and a hint when the
+/// connection itself failed, which with TLS is usually a certificate problem.
+pub fn call_error(url: &str, tls: &ClientTls, e: &Status) -> String {
+    let mut parts = vec![e.message().to_string()];
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        let t = s.to_string();
+        if !t.is_empty() && !parts.iter().any(|p| p.contains(&t)) {
+            parts.push(t);
+        }
+        src = s.source();
+    }
+    parts.retain(|p| !p.is_empty());
+    let mut msg = parts.join(": ");
+    if msg.is_empty() {
+        msg = format!("{:?}", e.code());
+    }
+    // A status the coordinator sent has no source; one that tonic made up for a
+    // failed connection has the transport error under it.
+    if std::error::Error::source(e).is_none() {
+        return msg;
+    }
+    let hint = match (tls.is_tls(), tls.has_identity()) {
+        (true, false) => {
+            "the connection failed: if the coordinator requires mutual TLS, pass \
+             --tls-cert/--tls-key with a client certificate signed by its --tls-client-ca"
+        }
+        (true, true) => {
+            "the connection failed: is the client certificate signed by the \
+             coordinator's --tls-client-ca?"
+        }
+        (false, _) => {
+            "the connection failed: if the coordinator serves TLS, use an https:// URL \
+             with --tls-ca"
+        }
+    };
+    format!("{url}: {msg} ({hint})")
 }
 
 #[cfg(test)]

@@ -15,3 +15,4 @@ pub const MAX_MESSAGE_BYTES: usize = 4 << 20;
 pub const CHUNK_BYTES: usize = 1 << 20;
 
 pub mod auth;
+pub mod tls;
