@@ -17,7 +17,7 @@ for m in mobilenet_v1_0.25_128_quant mobilenet_v1_0.5_160_quant mobilenet_v1_0.7
   check "$PYTHON" "$here/float_baseline.py" --quantfarm "$QUANTFARM" --model "$data/models/coral/$m.tflite"
 done
 # Our own quantized models: identical bytes to LiteRT's reference kernels on 20 inputs.
-check "$PYTHON" "$here/quantized_vs_litert.py" --quantfarm "$QUANTFARM" --model "$data/models/coral/mobilenet_v1_0.25_128_quant.tflite" --io float
+check "$PYTHON" "$here/quantized_vs_litert.py" --quantfarm "$QUANTFARM" --model "$data/models/coral/mobilenet_v1_0.25_128_quant.tflite" --modes int8,uint8,int16x8 --io float
 check "$PYTHON" "$here/quantized_vs_litert.py" --quantfarm "$QUANTFARM" --model "$data/models/coral/mobilenet_v2_1.0_224_quant.tflite" --io uint8
 echo "interop: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
