@@ -1,0 +1,192 @@
+//! SIMD int16x8 GEMM for conv/FC: `out[r][c] = Σ_k a[r][k] · w[c][k]` in exact int64.
+//!
+//! Weights are packed in panels of 16 output channels with the reduction axis paired:
+//! `[panel][k/2][channel][2]`, so one 64-byte load holds two k steps of 16 channels and
+//! `vpmaddwd` against a broadcast activation pair gives 16 per-channel int32 partial
+//! sums (no horizontal reductions). A tile is 4 activation rows × 16 (AVX2) or 32
+//! (AVX-512) channels. Every product is at most 2^15 · max|w| in magnitude, so int32
+//! accumulators are flushed to int64 after `block` pairs, chosen at packing so that a
+//! block cannot overflow: the sums equal the scalar reference exactly.
+
+use crate::exec::kernels::cpu::Isa;
+
+/// Channels per packed panel.
+pub(super) const PANEL: usize = 16;
+/// Activation rows per tile.
+pub(super) const ROWS: usize = 4;
+
+/// Weights packed for the SIMD tiles.
+pub(super) struct WidePacked {
+    /// `[panel][pair][PANEL][2]`, zero-padded in k and channels.
+    w: Vec<i16>,
+    /// k/2 rounded up.
+    pub pairs: usize,
+    pub panels: usize,
+    /// Pairs per int32 accumulation block.
+    block: usize,
+}
+
+impl WidePacked {
+    pub fn new(n: usize, k: usize, w: impl Fn(usize, usize) -> i32) -> Self {
+        let pairs = k.div_ceil(2);
+        let panels = n.div_ceil(PANEL);
+        let mut packed = vec![0i16; panels * pairs * PANEL * 2];
+        let mut max_w: i64 = 0;
+        for c in 0..n {
+            let (p, cc) = (c / PANEL, c % PANEL);
+            for kk in 0..k {
+                let v = w(c, kk);
+                max_w = max_w.max((v as i64).abs());
+                packed[((p * pairs + kk / 2) * PANEL + cc) * 2 + kk % 2] = v as i16;
+            }
+        }
+        // One pair adds at most 2 · 2^15 · max|w|.
+        let per_pair = 2 * 32768 * max_w.max(1);
+        let block = ((i32::MAX as i64 / per_pair).clamp(1, 1 << 20)) as usize;
+        WidePacked {
+            w: packed,
+            pairs,
+            panels,
+            block,
+        }
+    }
+
+    pub fn packed_bytes(&self) -> usize {
+        self.w.len() * 2
+    }
+
+    /// Sums of `ROWS` activation rows (`a`: `ROWS × pairs` packed pairs, low half the
+    /// even k) against every channel: `acc[r][c]` for `c < panels · PANEL`.
+    pub fn tile(&self, isa: Isa, a: &[i32], acc: &mut [i64]) {
+        let nc = self.panels * PANEL;
+        assert!(
+            a.len() >= ROWS * self.pairs && acc.len() >= ROWS * nc,
+            "wide tile size"
+        );
+        acc[..ROWS * nc].fill(0);
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: the ISA was clamped to the CPU's features when packing; the
+            // buffers hold the sizes checked above.
+            unsafe {
+                match isa {
+                    Isa::Avx512 => return x86::tile_avx512(self, a, acc),
+                    Isa::Avx2 => return x86::tile_avx2(self, a, acc),
+                    Isa::Portable => {}
+                }
+            }
+        }
+        let _ = isa;
+        for r in 0..ROWS {
+            for c in 0..nc {
+                let (p, cc) = (c / PANEL, c % PANEL);
+                let mut s = 0i64;
+                for j in 0..self.pairs {
+                    let x = a[r * self.pairs + j];
+                    let w = &self.w[((p * self.pairs + j) * PANEL + cc) * 2..][..2];
+                    s += (x as i16) as i64 * w[0] as i64 + ((x >> 16) as i16) as i64 * w[1] as i64;
+                }
+                acc[r * nc + c] = s;
+            }
+        }
+    }
+}
+
+/// Two int16 values as the int32 lane `vpmaddwd` pairs: `lo` in the low half.
+#[inline(always)]
+pub(super) fn pair(lo: i16, hi: i16) -> i32 {
+    (lo as u16 as u32 | ((hi as u16 as u32) << 16)) as i32
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{PANEL, ROWS, WidePacked};
+    use std::arch::x86_64::*;
+
+    /// Caller guarantees AVX-512F/BW and the sizes `tile` checks.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(super) unsafe fn tile_avx512(p: &WidePacked, a: &[i32], acc: &mut [i64]) {
+        let (pairs, nc) = (p.pairs, p.panels * PANEL);
+        let wp = p.w.as_ptr();
+        let ap = a.as_ptr();
+        let mut panel = 0;
+        while panel < p.panels {
+            // Two panels (32 channels) at a time while there are two.
+            let two = panel + 1 < p.panels;
+            let w0 = panel * pairs * PANEL * 2;
+            let w1 = if two { w0 + pairs * PANEL * 2 } else { w0 };
+            let mut j0 = 0;
+            while j0 < pairs {
+                let j1 = (j0 + p.block).min(pairs);
+                let mut s = [[_mm512_setzero_si512(); 2]; ROWS];
+                for j in j0..j1 {
+                    // SAFETY: j < pairs, panel(+1) < panels; rows hold `pairs` values.
+                    unsafe {
+                        let wa = _mm512_loadu_si512(wp.add(w0 + j * PANEL * 2).cast());
+                        let wb = _mm512_loadu_si512(wp.add(w1 + j * PANEL * 2).cast());
+                        for (r, sr) in s.iter_mut().enumerate() {
+                            let x = _mm512_set1_epi32(*ap.add(r * pairs + j));
+                            sr[0] = _mm512_add_epi32(sr[0], _mm512_madd_epi16(x, wa));
+                            sr[1] = _mm512_add_epi32(sr[1], _mm512_madd_epi16(x, wb));
+                        }
+                    }
+                }
+                let mut lanes = [0i32; PANEL];
+                for (r, sr) in s.iter().enumerate() {
+                    for (h, v) in sr.iter().enumerate().take(if two { 2 } else { 1 }) {
+                        // SAFETY: `lanes` holds 16 int32.
+                        unsafe { _mm512_storeu_si512(lanes.as_mut_ptr().cast(), *v) };
+                        let o = &mut acc[r * nc + (panel + h) * PANEL..][..PANEL];
+                        for (d, &l) in o.iter_mut().zip(&lanes) {
+                            *d += l as i64;
+                        }
+                    }
+                }
+                j0 = j1;
+            }
+            panel += if two { 2 } else { 1 };
+        }
+    }
+
+    /// Caller guarantees AVX2 and the sizes `tile` checks.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn tile_avx2(p: &WidePacked, a: &[i32], acc: &mut [i64]) {
+        let (pairs, nc) = (p.pairs, p.panels * PANEL);
+        let wp = p.w.as_ptr();
+        let ap = a.as_ptr();
+        for panel in 0..p.panels {
+            let w0 = panel * pairs * PANEL * 2;
+            let mut j0 = 0;
+            while j0 < pairs {
+                let j1 = (j0 + p.block).min(pairs);
+                let mut s = [[_mm256_setzero_si256(); 2]; ROWS];
+                for j in j0..j1 {
+                    // SAFETY: j < pairs, panel < panels; rows hold `pairs` values.
+                    unsafe {
+                        let base = wp.add(w0 + j * PANEL * 2);
+                        let wa = _mm256_loadu_si256(base.cast());
+                        let wb = _mm256_loadu_si256(base.add(PANEL).cast());
+                        for (r, sr) in s.iter_mut().enumerate() {
+                            let x = _mm256_set1_epi32(*ap.add(r * pairs + j));
+                            sr[0] = _mm256_add_epi32(sr[0], _mm256_madd_epi16(x, wa));
+                            sr[1] = _mm256_add_epi32(sr[1], _mm256_madd_epi16(x, wb));
+                        }
+                    }
+                }
+                let mut lanes = [0i32; PANEL];
+                for (r, sr) in s.iter().enumerate() {
+                    // SAFETY: `lanes` holds 16 int32 (two 8-lane halves).
+                    unsafe {
+                        _mm256_storeu_si256(lanes.as_mut_ptr().cast(), sr[0]);
+                        _mm256_storeu_si256(lanes.as_mut_ptr().add(8).cast(), sr[1]);
+                    }
+                    let o = &mut acc[r * nc + panel * PANEL..][..PANEL];
+                    for (d, &l) in o.iter_mut().zip(&lanes) {
+                        *d += l as i64;
+                    }
+                }
+                j0 = j1;
+            }
+        }
+    }
+}
