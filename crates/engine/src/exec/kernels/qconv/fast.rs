@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 use super::gemm::Gemm8;
 use super::requant::Requant;
-use super::wide::{self, WidePacked};
+use super::wide::{self, Requant64, WidePacked};
 use super::{QConvGeom, QElem, QFcGeom, QParams, QScheme};
 use crate::error::{EngineError, Result};
 use crate::exec::kernels::Parallelism;
@@ -75,6 +75,7 @@ struct Wide {
     n: usize,
     w: Vec<i16>,
     simd: Option<WidePacked>,
+    rq: Requant64,
     bias: Vec<i64>,
     mult: Vec<Multiplier>,
     act_min: i32,
@@ -123,6 +124,7 @@ impl Wide {
                 }
             }
         }
+        let bias: Vec<i64> = (0..n).map(|c| bias.map_or(0, |b| b[c])).collect();
         Wide {
             isa,
             k,
@@ -130,7 +132,8 @@ impl Wide {
             n,
             w: wv,
             simd,
-            bias: (0..n).map(|c| bias.map_or(0, |b| b[c])).collect(),
+            rq: Requant64::new(isa, bias.clone(), &q.mult, q.act_min, q.act_max),
+            bias,
             mult: q.mult.clone(),
             act_min: q.act_min,
             act_max: q.act_max,
@@ -207,11 +210,7 @@ impl Wide {
             }
             sp.tile(self.isa, a, acc);
             for (r, orow) in o.chunks_mut(n).enumerate() {
-                let ar = &acc[r * nc..r * nc + n];
-                for (c, (ov, &s)) in orow.iter_mut().zip(ar).enumerate() {
-                    let v = mbqm64(s.wrapping_add(self.bias[c]), self.mult[c]);
-                    *ov = T::from_i32(v.clamp(self.act_min, self.act_max));
-                }
+                self.rq.row(&acc[r * nc..r * nc + n], orow);
             }
         };
         let init = || {
@@ -423,6 +422,7 @@ pub struct PackedQDepthwise {
     bias32: Vec<i32>,
     bias64: Vec<i64>,
     rq: Requant,
+    rq64: Requant64,
     mult: Vec<Multiplier>,
     act_min: i32,
     act_max: i32,
@@ -549,6 +549,7 @@ fn dw_row16<T: QElem>(
     r: &DwRow<'_, T>,
     taps: &mut Vec<(usize, usize)>,
     tile: &mut [i32],
+    wide: &mut [i64],
     out: &mut [T],
 ) {
     let k = r.k;
@@ -579,11 +580,10 @@ fn dw_row16<T: QElem>(
                 s.wrapping_add(r.input[xs + ch].to_i32() * k.w[ws + ch])
             });
         }
-        let o = &mut out[ox * c..(ox + 1) * c];
-        for (ch, (ov, &a)) in o.iter_mut().zip(tile.iter()).enumerate() {
-            let v = mbqm64((a as i64).wrapping_add(k.bias64[ch]), k.mult[ch]);
-            *ov = T::from_i32(v.clamp(k.act_min, k.act_max));
+        for (d, &a) in wide.iter_mut().zip(tile.iter()) {
+            *d = a as i64;
         }
+        k.rq64.row(&wide[..c], &mut out[ox * c..(ox + 1) * c]);
     }
 }
 
@@ -823,6 +823,7 @@ impl PackedQDepthwise {
             in_offset: -q.in_zp,
             w: filter.iter().map(|w| w.to_i32() + wo).collect(),
             bias32,
+            rq64: Requant64::new(isa, bias64.clone(), &q.mult, q.act_min, q.act_max),
             bias64,
             rq: Requant::new(&q.mult, q.out_zp, q.act_min, q.act_max, q.rounding),
             mult: q.mult.clone(),
@@ -865,7 +866,7 @@ impl PackedQDepthwise {
             if simple {
                 dw_row8(&r, taps, acc, o);
             } else if wide16 {
-                dw_row16(&r, taps, acc, o);
+                dw_row16(&r, taps, acc, acc64, o);
             } else {
                 let acc = &mut acc[..g.out_c];
                 dispatch!(

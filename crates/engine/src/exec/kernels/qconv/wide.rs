@@ -8,7 +8,9 @@
 //! accumulators are flushed to int64 after `block` pairs, chosen at packing so that a
 //! block cannot overflow: the sums equal the scalar reference exactly.
 
-use crate::exec::kernels::cpu::Isa;
+use super::QElem;
+use crate::exec::kernels::cpu::{self, Isa};
+use crate::quant::fixed_point::{Multiplier, mbqm64};
 
 /// Channels per packed panel.
 pub(super) const PANEL: usize = 16;
@@ -92,6 +94,70 @@ impl WidePacked {
     }
 }
 
+/// The int16x8 requantization of a row of channels, `mbqm64(acc + bias)` clamped,
+/// with the per-channel constants of `mbqm64` precomputed (and vectorized with
+/// AVX-512F/DQ/BW when available).
+pub(super) struct Requant64 {
+    simd: bool,
+    bias: Vec<i64>,
+    mult: Vec<Multiplier>,
+    /// `mbqm64`'s 16-bit multiplier, right shift and rounding term per channel.
+    m16: Vec<i64>,
+    shift: Vec<i64>,
+    round: Vec<i64>,
+    act_min: i32,
+    act_max: i32,
+}
+
+impl Requant64 {
+    pub fn new(isa: Isa, bias: Vec<i64>, mult: &[Multiplier], act_min: i32, act_max: i32) -> Self {
+        let f = cpu::features();
+        let simd = isa == Isa::Avx512 && f.avx512f && f.avx512dq && f.avx512bw;
+        // mbqm64's constants, applied to x = 1 << t so the test below is exact.
+        let m16: Vec<i64> = mult
+            .iter()
+            .map(|m| {
+                if m.m < 0x7FFF_0000 {
+                    (m.m as i64 + (1 << 15)) >> 16
+                } else {
+                    0x7FFF
+                }
+            })
+            .collect();
+        let shift: Vec<i64> = mult.iter().map(|m| (15 - m.shift) as i64).collect();
+        let round = shift
+            .iter()
+            .map(|&t| 1i64 << (t - 1).clamp(0, 62))
+            .collect();
+        Requant64 {
+            simd,
+            bias,
+            mult: mult.to_vec(),
+            m16,
+            shift,
+            round,
+            act_min,
+            act_max,
+        }
+    }
+
+    /// `out[c] = clamp(mbqm64(acc[c] + bias[c]))` for the leading `out.len()` channels.
+    pub fn row<T: QElem>(&self, acc: &[i64], out: &mut [T]) {
+        let n = out.len();
+        assert!(acc.len() >= n && self.bias.len() >= n, "requant row size");
+        let mut done = 0;
+        #[cfg(target_arch = "x86_64")]
+        if self.simd && std::mem::size_of::<T>() == 2 && T::SIGNED {
+            // SAFETY: AVX-512F/DQ/BW were detected; sizes checked above; T is i16.
+            done = unsafe { x86::requant64_avx512(self, acc, out) };
+        }
+        for c in done..n {
+            let v = mbqm64(acc[c].wrapping_add(self.bias[c]), self.mult[c]);
+            out[c] = T::from_i32(v.clamp(self.act_min, self.act_max));
+        }
+    }
+}
+
 /// Two int16 values as the int32 lane `vpmaddwd` pairs: `lo` in the low half.
 #[inline(always)]
 pub(super) fn pair(lo: i16, hi: i16) -> i32 {
@@ -100,8 +166,48 @@ pub(super) fn pair(lo: i16, hi: i16) -> i32 {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{PANEL, ROWS, WidePacked};
+    use super::{PANEL, QElem, ROWS, Requant64, WidePacked};
     use std::arch::x86_64::*;
+
+    /// Caller guarantees AVX-512F/DQ/BW, `T` = i16 and `acc`/`bias` hold `out.len()`
+    /// values. Returns how many leading channels it wrote (a multiple of 16).
+    #[target_feature(enable = "avx512f,avx512dq,avx512bw")]
+    pub(super) unsafe fn requant64_avx512<T: QElem>(
+        q: &Requant64,
+        acc: &[i64],
+        out: &mut [T],
+    ) -> usize {
+        let n = out.len() / 16 * 16;
+        let (lo, hi) = (_mm512_set1_epi32(q.act_min), _mm512_set1_epi32(q.act_max));
+        let op = out.as_mut_ptr().cast::<i16>();
+        let mut c = 0;
+        while c < n {
+            let mut half = [_mm256_setzero_si256(); 2];
+            for (h, hv) in half.iter_mut().enumerate() {
+                let i = c + 8 * h;
+                // SAFETY: i + 8 <= n <= every slice's length.
+                unsafe {
+                    let x = _mm512_add_epi64(
+                        _mm512_loadu_si512(acc.as_ptr().add(i).cast()),
+                        _mm512_loadu_si512(q.bias.as_ptr().add(i).cast()),
+                    );
+                    let m = _mm512_loadu_si512(q.m16.as_ptr().add(i).cast());
+                    let r = _mm512_loadu_si512(q.round.as_ptr().add(i).cast());
+                    let t = _mm512_loadu_si512(q.shift.as_ptr().add(i).cast());
+                    let p = _mm512_srav_epi64(_mm512_add_epi64(_mm512_mullo_epi64(x, m), r), t);
+                    // The scalar `as i32` keeps the low 32 bits: vpmovqd truncates.
+                    *hv = _mm512_cvtepi64_epi32(p);
+                }
+            }
+            let v = _mm512_inserti64x4(_mm512_castsi256_si512(half[0]), half[1], 1);
+            let v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
+            // SAFETY: c + 16 <= out.len(); T is i16 (caller); vpmovdw truncates the
+            // already clamped values.
+            unsafe { _mm256_storeu_si256(op.add(c).cast(), _mm512_cvtepi32_epi16(v)) };
+            c += 16;
+        }
+        n
+    }
 
     /// Caller guarantees AVX-512F/BW and the sizes `tile` checks.
     #[target_feature(enable = "avx512f,avx512bw")]
