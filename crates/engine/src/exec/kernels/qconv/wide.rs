@@ -296,3 +296,90 @@ mod x86 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::kernels::cpu::available_isas;
+
+    struct Lcg(u64);
+    impl Lcg {
+        fn next(&mut self) -> i64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (self.0 >> 16) as i64
+        }
+        fn range(&mut self, lo: i64, hi: i64) -> i64 {
+            lo + self.next().rem_euclid(hi - lo + 1)
+        }
+    }
+
+    #[test]
+    fn requant64_matches_mbqm64() {
+        let mut rng = Lcg(9);
+        let n = 53;
+        let mult: Vec<Multiplier> = (0..n)
+            .map(|c| Multiplier {
+                m: if c == 0 {
+                    i32::MAX // the saturated 16-bit multiplier
+                } else {
+                    rng.range(1 << 30, i32::MAX as i64) as i32
+                },
+                shift: rng.range(-31, 7) as i32,
+            })
+            .collect();
+        let bias: Vec<i64> = (0..n).map(|_| rng.range(-(1 << 40), 1 << 40)).collect();
+        let acc: Vec<i64> = (0..n).map(|_| rng.range(-(1 << 42), 1 << 42)).collect();
+        let want: Vec<i16> = (0..n)
+            .map(|c| mbqm64(acc[c].wrapping_add(bias[c]), mult[c]).clamp(-32768, 32767) as i16)
+            .collect();
+        for isa in available_isas() {
+            let q = Requant64::new(isa, bias.clone(), &mult, -32768, 32767);
+            let mut got = vec![0i16; n];
+            q.row(&acc, &mut got);
+            assert_eq!(got, want, "{isa:?}");
+        }
+    }
+
+    #[test]
+    fn tiles_equal_exact_sums_across_blocks() {
+        let mut rng = Lcg(10);
+        let (n, k) = (37, 45);
+        let w: Vec<i32> = (0..n * k).map(|_| rng.range(-128, 127) as i32).collect();
+        let x: Vec<i16> = (0..ROWS * k)
+            .map(|i| {
+                if i % 7 == 0 {
+                    -32768
+                } else {
+                    rng.range(-32768, 32767) as i16
+                }
+            })
+            .collect();
+        let mut p = WidePacked::new(n, k, |c, kk| w[c * k + kk]);
+        // Small blocks: several int32 → int64 flushes per row.
+        p.block = 3;
+        let a: Vec<i32> = (0..ROWS)
+            .flat_map(|r| {
+                let row = &x[r * k..(r + 1) * k];
+                (0..p.pairs)
+                    .map(|j| pair(row[2 * j], row.get(2 * j + 1).copied().unwrap_or(0)))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let nc = p.panels * PANEL;
+        for isa in available_isas() {
+            let mut acc = vec![7i64; ROWS * nc];
+            p.tile(isa, &a, &mut acc);
+            for r in 0..ROWS {
+                for c in 0..n {
+                    let want: i64 = (0..k)
+                        .map(|kk| x[r * k + kk] as i64 * w[c * k + kk] as i64)
+                        .sum();
+                    assert_eq!(acc[r * nc + c], want, "{isa:?} row {r} channel {c}");
+                }
+            }
+        }
+    }
+}
