@@ -26,6 +26,8 @@ pub(super) struct WidePacked {
     pub panels: usize,
     /// Pairs per int32 accumulation block.
     block: usize,
+    /// AVX-512 VNNI present: `vpdpwssd` fuses the multiply-add and the accumulation.
+    vnni: bool,
 }
 
 impl WidePacked {
@@ -50,6 +52,7 @@ impl WidePacked {
             pairs,
             panels,
             block,
+            vnni: cpu::features().avx512vnni,
         }
     }
 
@@ -72,6 +75,7 @@ impl WidePacked {
             // buffers hold the sizes checked above.
             unsafe {
                 match isa {
+                    Isa::Avx512 if self.vnni => return x86::tile_avx512_vnni(self, a, acc),
                     Isa::Avx512 => return x86::tile_avx512(self, a, acc),
                     Isa::Avx2 => return x86::tile_avx2(self, a, acc),
                     Isa::Portable => {}
@@ -212,6 +216,33 @@ mod x86 {
     /// Caller guarantees AVX-512F/BW and the sizes `tile` checks.
     #[target_feature(enable = "avx512f,avx512bw")]
     pub(super) unsafe fn tile_avx512(p: &WidePacked, a: &[i32], acc: &mut [i64]) {
+        // SAFETY: same contract.
+        unsafe { tile512::<false>(p, a, acc) }
+    }
+
+    /// Caller guarantees AVX-512F/BW/VNNI and the sizes `tile` checks.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) unsafe fn tile_avx512_vnni(p: &WidePacked, a: &[i32], acc: &mut [i64]) {
+        // SAFETY: same contract.
+        unsafe { tile512::<true>(p, a, acc) }
+    }
+
+    /// `s + madd(x, w)`: one `vpdpwssd` with VNNI (no saturation, like the pair).
+    #[inline(always)]
+    unsafe fn mac<const VNNI: bool>(s: __m512i, x: __m512i, w: __m512i) -> __m512i {
+        // SAFETY: the callers enable AVX-512F/BW, and VNNI when VNNI is true.
+        unsafe {
+            if VNNI {
+                _mm512_dpwssd_epi32(s, x, w)
+            } else {
+                _mm512_add_epi32(s, _mm512_madd_epi16(x, w))
+            }
+        }
+    }
+
+    /// The AVX-512 tile loop, inlined into the two feature-enabled wrappers above.
+    #[inline(always)]
+    unsafe fn tile512<const VNNI: bool>(p: &WidePacked, a: &[i32], acc: &mut [i64]) {
         let (pairs, nc) = (p.pairs, p.panels * PANEL);
         let wp = p.w.as_ptr();
         let ap = a.as_ptr();
@@ -224,7 +255,8 @@ mod x86 {
             let mut j0 = 0;
             while j0 < pairs {
                 let j1 = (j0 + p.block).min(pairs);
-                let mut s = [[_mm512_setzero_si512(); 2]; ROWS];
+                // SAFETY: the callers enable AVX-512F.
+                let mut s = [[unsafe { _mm512_setzero_si512() }; 2]; ROWS];
                 for j in j0..j1 {
                     // SAFETY: j < pairs, panel(+1) < panels; rows hold `pairs` values.
                     unsafe {
@@ -232,8 +264,8 @@ mod x86 {
                         let wb = _mm512_loadu_si512(wp.add(w1 + j * PANEL * 2).cast());
                         for (r, sr) in s.iter_mut().enumerate() {
                             let x = _mm512_set1_epi32(*ap.add(r * pairs + j));
-                            sr[0] = _mm512_add_epi32(sr[0], _mm512_madd_epi16(x, wa));
-                            sr[1] = _mm512_add_epi32(sr[1], _mm512_madd_epi16(x, wb));
+                            sr[0] = mac::<VNNI>(sr[0], x, wa);
+                            sr[1] = mac::<VNNI>(sr[1], x, wb);
                         }
                     }
                 }
@@ -369,7 +401,12 @@ mod tests {
             })
             .collect();
         let nc = p.panels * PANEL;
-        for isa in available_isas() {
+        let vnni = [false, cpu::features().avx512vnni];
+        for (isa, v) in available_isas()
+            .into_iter()
+            .flat_map(|i| vnni.map(|v| (i, v)))
+        {
+            p.vnni = v;
             let mut acc = vec![7i64; ROWS * nc];
             p.tile(isa, &a, &mut acc);
             for r in 0..ROWS {
@@ -377,7 +414,11 @@ mod tests {
                     let want: i64 = (0..k)
                         .map(|kk| x[r * k + kk] as i64 * w[c * k + kk] as i64)
                         .sum();
-                    assert_eq!(acc[r * nc + c], want, "{isa:?} row {r} channel {c}");
+                    assert_eq!(
+                        acc[r * nc + c],
+                        want,
+                        "{isa:?} vnni {v} row {r} channel {c}"
+                    );
                 }
             }
         }
