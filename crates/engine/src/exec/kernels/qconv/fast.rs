@@ -3,9 +3,12 @@
 //! - 8-bit conv/FC: [`Gemm8`] over input rows (1×1 stride-1 convs and FC read the input
 //!   directly; other convs gather one im2col row per output pixel, padding taps filled
 //!   with the input zero point, which contributes exactly 0 like a skipped tap).
-//! - int16x8 conv/FC: 16-bit dot products accumulated in int32 over blocks of 256
+//! - int16x8 conv/FC: with AVX2/AVX-512 the panel GEMM of [`super::wide`] (`vpmaddwd`
+//!   / `vpdpwssd`, int32 blocks widened to int64, SIMD 64-bit requantization);
+//!   portable: 16-bit dot products accumulated in int32 over blocks of 256
 //!   (|x·w| ≤ 2^22, so a block cannot overflow) and widened to int64 between blocks.
-//! - depthwise: per output pixel, channel-vectorized multiply-adds over the taps.
+//! - depthwise: per output pixel, channel-vectorized multiply-adds over the taps
+//!   (int16x8 too: int32 tap sums are exact for up to 256 taps).
 //!
 //! The plain-Rust loops are compiled three times (baseline, AVX2, AVX-512) and chosen
 //! at run time; the ISA is read once when the kernel is packed.
