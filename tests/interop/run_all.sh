@@ -16,8 +16,10 @@ check env PYTHON="$PYTHON" QUANTFARM="$QUANTFARM" QUANTFARM_DATA="$data" "$here/
 for m in mobilenet_v1_0.25_128_quant mobilenet_v1_0.5_160_quant mobilenet_v1_0.75_192_quant mobilenet_v2_1.0_224_quant; do
   check "$PYTHON" "$here/float_baseline.py" --quantfarm "$QUANTFARM" --model "$data/models/coral/$m.tflite"
 done
-# Our own quantized models: identical bytes to LiteRT's reference kernels on 20 inputs.
-check "$PYTHON" "$here/quantized_vs_litert.py" --quantfarm "$QUANTFARM" --model "$data/models/coral/mobilenet_v1_0.25_128_quant.tflite" --io float
+# Our own quantized models (int8, uint8, int16x8): identical bytes to LiteRT's
+# reference kernels on 20 inputs; int16 LOGISTIC/TANH/SOFTMAX on every int16 value.
+check "$PYTHON" "$here/quantized_vs_litert.py" --quantfarm "$QUANTFARM" --model "$data/models/coral/mobilenet_v1_0.25_128_quant.tflite" --modes int8,uint8,int16x8 --io float
 check "$PYTHON" "$here/quantized_vs_litert.py" --quantfarm "$QUANTFARM" --model "$data/models/coral/mobilenet_v2_1.0_224_quant.tflite" --io uint8
+check "$PYTHON" "$here/quantized_vs_litert.py" --quantfarm "$QUANTFARM" --int16-ops
 echo "interop: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -8,13 +8,14 @@
 use crate::error::{EngineError, Result};
 use crate::exec::kernels::qops::{
     QInt,
+    act16::{Sigmoid16, Sigmoid16Kind},
     binary::{self, AddSubTables, QBinaryKind, QBinaryParams},
     lut::{self, HardSwishParams, ReluParams},
     mean::QMean,
     pool::{self, QPoolParams},
     requant::{self, ConcatPart, Requantize},
     resize, shape,
-    softmax::{self, SoftmaxParams},
+    softmax::{self, Softmax16, SoftmaxParams},
 };
 use crate::exec::kernels::{KernelChoice, Parallelism, elementwise::broadcast_shape};
 use crate::exec::prepare::*;
@@ -168,6 +169,13 @@ enum QKernel {
         p: SoftmaxParams,
         depth: usize,
     },
+    /// int16 SOFTMAX (TFLite's interpolated-table kernel).
+    Softmax16 {
+        p: Box<Softmax16>,
+        depth: usize,
+    },
+    /// int16 LOGISTIC / TANH.
+    Sigmoid16(Sigmoid16),
     /// An 8-bit table indexed by `x − T::MIN` (LOGISTIC/TANH always; other unary
     /// ops on the fast path).
     Table8(Vec<u8>),
@@ -306,7 +314,7 @@ fn prepare_kernel(g: &Graph, op: &Op, choice: KernelChoice) -> Result<QKernel> {
             same_elements(g, x, y)?;
             let dt = g.tensors[x].dtype;
             if dt == DType::I16 {
-                return Err(EngineError::unsupported("int16 SOFTMAX"));
+                return softmax16(g, x, y, *beta);
             }
             let (s, _) = qparams(g, x)?;
             let (os, oz) = qparams(g, y)?;
@@ -601,6 +609,57 @@ fn pot16(
     })
 }
 
+/// int16 SOFTMAX (TFLite `SoftmaxPrepare`): zero points 0, output scale 1/32768
+/// within 0.1 %, rank 1 to 4 (TFLite's int16 kernel takes no other).
+fn softmax16(g: &Graph, x: TensorId, y: TensorId, beta: f32) -> Result<QKernel> {
+    let (s, z) = qparams(g, x)?;
+    let (os, oz) = qparams(g, y)?;
+    let want = 1.0f32 / 32768.0;
+    if z != 0 || oz != 0 || (os - want).abs() > 0.001 * want {
+        return Err(EngineError::invalid(format!(
+            "int16 SOFTMAX needs input zero point 0 and output (1/32768, 0), has \
+             input zero point {z}, output ({os}, {oz})"
+        )));
+    }
+    let shape = shape_of(g, x);
+    if shape.is_empty() || shape.len() > 4 {
+        return Err(EngineError::unsupported(format!(
+            "int16 SOFTMAX of rank {} (TFLite takes 1 to 4)",
+            shape.len()
+        )));
+    }
+    let depth = shape.last().copied().unwrap_or(1);
+    if depth == 0 {
+        return Err(EngineError::invalid("softmax over an empty axis"));
+    }
+    Ok(QKernel::Softmax16 {
+        p: Box::new(Softmax16::new(beta, s)),
+        depth,
+    })
+}
+
+/// int16 LOGISTIC/TANH (TFLite `SigmoidPrepare`/`TanhPrepare`): zero points 0 and
+/// output scale 2^-15 (LOGISTIC exactly 1/32768, TANH by `CheckedLog2`).
+fn sigmoid16(op: &Op, (s, z): (f32, i32), (os, oz): (f32, i32)) -> Result<QKernel> {
+    let kind = if matches!(op.kind, OpKind::Logistic) {
+        Sigmoid16Kind::Logistic
+    } else {
+        Sigmoid16Kind::Tanh
+    };
+    let out_ok = match kind {
+        Sigmoid16Kind::Logistic => os == 1.0 / 32768.0,
+        Sigmoid16Kind::Tanh => checked_log2(os) == Some(-15),
+    };
+    if z != 0 || oz != 0 || !out_ok {
+        return Err(EngineError::invalid(format!(
+            "int16 {} needs input zero point 0 and output (1/32768, 0), has input \
+             zero point {z}, output ({os}, {oz})",
+            op.kind.name()
+        )));
+    }
+    Ok(QKernel::Sigmoid16(Sigmoid16::new(kind, s, checked_log2(s))))
+}
+
 fn unary(g: &Graph, op: &Op, fast: bool) -> Result<QKernel> {
     use OpKind::*;
     let (x, y) = (require_input(op, 0)?, require_output(op)?);
@@ -608,7 +667,11 @@ fn unary(g: &Graph, op: &Op, fast: bool) -> Result<QKernel> {
     same_elements(g, x, y)?;
     let dt = g.tensors[x].dtype;
     let (px, py) = (qparams(g, x)?, qparams(g, y)?);
+    if dt == DType::I16 && matches!(op.kind, Logistic | Tanh) {
+        return sigmoid16(op, px, py);
+    }
     if dt == DType::I16 && !matches!(op.kind, Relu | Relu6) {
+        // TFLite has no int16 HARD_SWISH kernel either.
         return Err(EngineError::unsupported(format!(
             "int16 {}",
             op.kind.name()
@@ -706,6 +769,10 @@ impl OpKernel for QKernel {
             QKernel::Softmax { p, depth } => by_qtype!(dt, T => {
                 softmax::softmax_fixed_point(p, io.input::<T>(inp(0)), io.output::<T>(out), *depth);
             }),
+            QKernel::Softmax16 { p, depth } => {
+                p.run(io.input::<i16>(inp(0)), io.output::<i16>(out), *depth);
+            }
+            QKernel::Sigmoid16(p) => p.run(io.input::<i16>(inp(0)), io.output::<i16>(out)),
             QKernel::Table8(table) => {
                 // Index by the byte offset from the type minimum: for int8 that is
                 // the byte with its top bit flipped.
@@ -987,6 +1054,64 @@ mod tests {
             vec![1],
         );
         run_both(&m, &[bytes(245, 9)]);
+    }
+
+    #[test]
+    fn int16_softmax_logistic_tanh() {
+        let i16s = |v: &[i16]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        let back = |b: &[u8]| {
+            b.chunks_exact(2)
+                .map(|c| i16::from_le_bytes([c[0], c[1]]))
+                .collect::<Vec<i16>>()
+        };
+        let out = 1.0 / 32768.0;
+        // Softmax over rows of 4: equal logits give 1/4 each.
+        let m = model(
+            vec![
+                q(&[2, 4], DType::I16, 0.001, 0),
+                q(&[2, 4], DType::I16, out, 0),
+            ],
+            OpKind::Softmax { beta: 1.0 },
+            vec![0],
+            vec![1],
+        );
+        let y = back(&run_both(&m, &[i16s(&[7, 7, 7, 7, -3000, 9000, 0, 1])])[0]);
+        assert!(y[..4].iter().all(|&v| (v - 8192).abs() <= 2), "{y:?}");
+        assert!(y[5] > 32700 && y[7] >= y[6] && y[6] >= y[4], "{y:?}");
+        run_both(&m, &[bytes(16, 11)]);
+        // LOGISTIC / TANH with a power-of-two and a calibrated input scale.
+        for kind in [OpKind::Logistic, OpKind::Tanh] {
+            for s in [1.0 / 4096.0, 6.1e-4] {
+                let m = model(
+                    vec![q(&[64], DType::I16, s, 0), q(&[64], DType::I16, out, 0)],
+                    kind.clone(),
+                    vec![0],
+                    vec![1],
+                );
+                let y = back(&run_both(&m, &[i16s(&[0; 64])])[0]);
+                let half = if matches!(kind, OpKind::Logistic) {
+                    16384
+                } else {
+                    0
+                };
+                assert!(y.iter().all(|&v| v == half), "{y:?}");
+                run_both(&m, &[bytes(128, 12)]);
+            }
+        }
+        // Wrong output parameters and int16 HARD_SWISH are errors.
+        for (kind, o) in [
+            (OpKind::Softmax { beta: 1.0 }, 1.0 / 256.0),
+            (OpKind::Logistic, 1.0 / 16384.0),
+            (OpKind::HardSwish, out),
+        ] {
+            let m = model(
+                vec![q(&[4], DType::I16, 0.001, 0), q(&[4], DType::I16, o, 0)],
+                kind,
+                vec![0],
+                vec![1],
+            );
+            assert!(Interpreter::new(&m, InterpreterOptions::default()).is_err());
+        }
     }
 
     #[test]

@@ -352,3 +352,39 @@ fn refuses_quantized_input_models_and_missing_ranges() {
         "{err}"
     );
 }
+
+/// The int16x8 model of the test graph runs (both kernel families, same bytes) and its
+/// softmax stays within 0.03 of the float model's, with the same argmax.
+#[test]
+fn int16x8_model_runs_close_to_float() {
+    use crate::exec::{Interpreter, InterpreterOptions, KernelChoice};
+    let m = model(false);
+    let ranges = calibrate(&m, RangeMethod::MinMax, Grid::Symmetric16);
+    let (q, _) = quantize_model(&m, &PtqOptions::new(QuantMode::Int16x8), Some(&ranges)).unwrap();
+    let run = |model: &Model, kernels: KernelChoice, x: &[f32]| -> Vec<f32> {
+        let opts = InterpreterOptions {
+            kernels,
+            ..Default::default()
+        };
+        let mut it = Interpreter::new(model, opts).expect("prepare");
+        let bytes: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
+        it.set_input_bytes(0, &bytes).unwrap();
+        it.invoke();
+        it.output_bytes(0)
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    };
+    for seed in 0..4 {
+        let x = values(48, 100 + seed);
+        let want = run(&m, KernelChoice::Reference, &x);
+        let got = run(&q, KernelChoice::Reference, &x);
+        assert_eq!(got, run(&q, KernelChoice::Fast, &x));
+        // int8 weights dominate the error (logit errors of a few hundredths).
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() < 0.03, "{got:?} vs {want:?}");
+        }
+        let argmax = |v: &[f32]| (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b]));
+        assert_eq!(argmax(&got), argmax(&want));
+    }
+}

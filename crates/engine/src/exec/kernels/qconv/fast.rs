@@ -3,9 +3,12 @@
 //! - 8-bit conv/FC: [`Gemm8`] over input rows (1×1 stride-1 convs and FC read the input
 //!   directly; other convs gather one im2col row per output pixel, padding taps filled
 //!   with the input zero point, which contributes exactly 0 like a skipped tap).
-//! - int16x8 conv/FC: 16-bit dot products accumulated in int32 over blocks of 256
+//! - int16x8 conv/FC: with AVX2/AVX-512 the panel GEMM of [`super::wide`] (`vpmaddwd`
+//!   / `vpdpwssd`, int32 blocks widened to int64, SIMD 64-bit requantization);
+//!   portable: 16-bit dot products accumulated in int32 over blocks of 256
 //!   (|x·w| ≤ 2^22, so a block cannot overflow) and widened to int64 between blocks.
-//! - depthwise: per output pixel, channel-vectorized multiply-adds over the taps.
+//! - depthwise: per output pixel, channel-vectorized multiply-adds over the taps
+//!   (int16x8 too: int32 tap sums are exact for up to 256 taps).
 //!
 //! The plain-Rust loops are compiled three times (baseline, AVX2, AVX-512) and chosen
 //! at run time; the ISA is read once when the kernel is packed.
@@ -14,6 +17,7 @@ use rayon::prelude::*;
 
 use super::gemm::Gemm8;
 use super::requant::Requant;
+use super::wide::{self, Requant64, WidePacked};
 use super::{QConvGeom, QElem, QFcGeom, QParams, QScheme};
 use crate::error::{EngineError, Result};
 use crate::exec::kernels::Parallelism;
@@ -65,13 +69,16 @@ fn isa_now() -> Isa {
     }
 }
 
-/// int16x8 GEMM: weights `[n][kp]` as int16, exact int64 sums.
+/// int16x8 GEMM: exact int64 sums. With AVX2/AVX-512 the weights are packed for
+/// [`wide`]'s tiles; otherwise `[n][kp]` as int16 for plain dot products.
 struct Wide {
     isa: Isa,
     k: usize,
     kp: usize,
     n: usize,
     w: Vec<i16>,
+    simd: Option<WidePacked>,
+    rq: Requant64,
     bias: Vec<i64>,
     mult: Vec<Multiplier>,
     act_min: i32,
@@ -109,19 +116,27 @@ impl Wide {
         q: &QParams,
     ) -> Self {
         let kp = k.next_multiple_of(16);
-        let mut wv = vec![0i16; n * kp];
-        for c in 0..n {
-            for kk in 0..k {
-                wv[c * kp + kk] = w(c, kk) as i16;
+        let isa = isa_now();
+        let simd = (isa != Isa::Portable).then(|| WidePacked::new(n, k, &w));
+        let mut wv = Vec::new();
+        if simd.is_none() {
+            wv = vec![0i16; n * kp];
+            for c in 0..n {
+                for kk in 0..k {
+                    wv[c * kp + kk] = w(c, kk) as i16;
+                }
             }
         }
+        let bias: Vec<i64> = (0..n).map(|c| bias.map_or(0, |b| b[c])).collect();
         Wide {
-            isa: isa_now(),
+            isa,
             k,
             kp,
             n,
             w: wv,
-            bias: (0..n).map(|c| bias.map_or(0, |b| b[c])).collect(),
+            simd,
+            rq: Requant64::new(isa, bias.clone(), &q.mult, q.act_min, q.act_max),
+            bias,
             mult: q.mult.clone(),
             act_min: q.act_min,
             act_max: q.act_max,
@@ -139,6 +154,9 @@ impl Wide {
         assert_eq!(out.len(), m * n, "int16 gemm output size");
         if n == 0 {
             return;
+        }
+        if let Some(sp) = &self.simd {
+            return self.run_tiles(sp, fill, out, par);
         }
         let row = |x: &mut Vec<T>, a: &mut Vec<i16>, r: usize, o: &mut [T]| {
             fill(r, x);
@@ -162,6 +180,57 @@ impl Wide {
             let (mut x, mut a) = init();
             for (r, o) in out.chunks_mut(n).enumerate() {
                 row(&mut x, &mut a, r, o);
+            }
+        }
+    }
+}
+
+impl Wide {
+    /// The SIMD path: `wide::ROWS` output rows per tile.
+    fn run_tiles<T: QElem>(
+        &self,
+        sp: &WidePacked,
+        fill: &(dyn Fn(usize, &mut [T]) + Sync),
+        out: &mut [T],
+        par: Parallelism,
+    ) {
+        let (n, pairs) = (self.n, sp.pairs);
+        let nc = sp.panels * wide::PANEL;
+        let tile = |x: &mut Vec<T>, a: &mut Vec<i32>, acc: &mut Vec<i64>, t: usize, o: &mut [T]| {
+            let rows = o.len() / n;
+            for r in 0..wide::ROWS {
+                let ar = &mut a[r * pairs..(r + 1) * pairs];
+                if r < rows {
+                    fill(t * wide::ROWS + r, x);
+                    for (j, d) in ar.iter_mut().enumerate() {
+                        let lo = x[2 * j].to_i32() as i16;
+                        let hi = x.get(2 * j + 1).map_or(0, |v| v.to_i32() as i16);
+                        *d = wide::pair(lo, hi);
+                    }
+                } else {
+                    ar.fill(0);
+                }
+            }
+            sp.tile(self.isa, a, acc);
+            for (r, orow) in o.chunks_mut(n).enumerate() {
+                self.rq.row(&acc[r * nc..r * nc + n], orow);
+            }
+        };
+        let init = || {
+            (
+                vec![T::from_i32(0); self.k],
+                vec![0i32; wide::ROWS * pairs],
+                vec![0i64; wide::ROWS * nc],
+            )
+        };
+        if par.threads > 1 {
+            out.par_chunks_mut(wide::ROWS * n)
+                .enumerate()
+                .for_each_init(init, |(x, a, acc), (t, o)| tile(x, a, acc, t, o));
+        } else {
+            let (mut x, mut a, mut acc) = init();
+            for (t, o) in out.chunks_mut(wide::ROWS * n).enumerate() {
+                tile(&mut x, &mut a, &mut acc, t, o);
             }
         }
     }
@@ -213,7 +282,7 @@ impl Engine {
     fn packed_bytes(&self) -> usize {
         match self {
             Engine::Narrow(g) => g.packed_bytes(),
-            Engine::Wide(w) => w.w.len() * 2,
+            Engine::Wide(w) => w.w.len() * 2 + w.simd.as_ref().map_or(0, |p| p.packed_bytes()),
         }
     }
 }
@@ -356,6 +425,7 @@ pub struct PackedQDepthwise {
     bias32: Vec<i32>,
     bias64: Vec<i64>,
     rq: Requant,
+    rq64: Requant64,
     mult: Vec<Multiplier>,
     act_min: i32,
     act_max: i32,
@@ -475,6 +545,88 @@ fn dw_row8<T: QElem>(
     }
 }
 
+/// int16x8 depthwise with multiplier 1 and at most [`DW16_MAX_TAPS`] taps: like
+/// [`dw_row8`], the taps of a pixel summed in int32 (exact: |x·w| ≤ 2^22), then widened
+/// for the 64-bit requantization.
+fn dw_row16<T: QElem>(
+    r: &DwRow<'_, T>,
+    taps: &mut Vec<(usize, usize)>,
+    tile: &mut [i32],
+    wide: &mut [i64],
+    out: &mut [T],
+) {
+    let k = r.k;
+    let g = &k.g;
+    let c = g.out_c;
+    let oy = r.row % g.out_h;
+    let b = r.row / g.out_h;
+    let tile = &mut tile[..c];
+    for ox in 0..g.out_w {
+        taps.clear();
+        for ky in 0..g.k_h {
+            let iy = (oy * g.stride_h + ky * g.dilation_h) as isize - g.pad_top as isize;
+            if iy < 0 || iy >= g.in_h as isize {
+                continue;
+            }
+            for kx in 0..g.k_w {
+                let ix = (ox * g.stride_w + kx * g.dilation_w) as isize - g.pad_left as isize;
+                if ix < 0 || ix >= g.in_w as isize {
+                    continue;
+                }
+                let s = ((b * g.in_h + iy as usize) * g.in_w + ix as usize) * g.in_c;
+                taps.push((s, (ky * g.k_w + kx) * c));
+            }
+        }
+        let done = dw_pixel_simd16(k.isa, r.input, &k.w, taps, tile);
+        for (ch, a) in tile.iter_mut().enumerate().skip(done) {
+            *a = taps.iter().fold(0i32, |s, &(xs, ws)| {
+                s.wrapping_add(r.input[xs + ch].to_i32() * k.w[ws + ch])
+            });
+        }
+        for (d, &a) in wide.iter_mut().zip(tile.iter()) {
+            *d = a as i64;
+        }
+        k.rq64.row(&wide[..c], &mut out[ox * c..(ox + 1) * c]);
+    }
+}
+
+/// Most taps whose int16 × int8 products an int32 sum holds exactly (256 · 2^22 = 2^30).
+const DW16_MAX_TAPS: usize = 256;
+
+/// [`dw_pixel_simd`] for int16 inputs (input zero point 0); does nothing for others.
+fn dw_pixel_simd16<T: QElem>(
+    isa: Isa,
+    input: &[T],
+    w: &[i32],
+    taps: &[(usize, usize)],
+    tile: &mut [i32],
+) -> usize {
+    if std::mem::size_of::<T>() != 2 || !T::SIGNED {
+        return 0;
+    }
+    let c = tile.len();
+    for &(xs, ws) in taps {
+        assert!(
+            xs + c <= input.len() && ws + c <= w.len(),
+            "depthwise tap in bounds"
+        );
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: the ISA was clamped to the CPU's features; taps are in bounds (above)
+        // and T is a signed 16-bit integer.
+        unsafe {
+            match isa {
+                Isa::Avx512 => return x86dw::pixel16_avx512(input, w, taps, tile),
+                Isa::Avx2 => return x86dw::pixel16_avx2(input, w, taps, tile),
+                Isa::Portable => {}
+            }
+        }
+    }
+    let _ = isa;
+    0
+}
+
 /// Sums the leading channels of one pixel with SIMD; returns how many it did.
 fn dw_pixel_simd<T: QElem>(
     isa: Isa,
@@ -551,6 +703,62 @@ mod x86dw {
         n
     }
 
+    /// Caller guarantees `T` is i16 and every tap reads `tile.len()` channels in bounds.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(super) unsafe fn pixel16_avx512<T: QElem>(
+        input: &[T],
+        w: &[i32],
+        taps: &[(usize, usize)],
+        tile: &mut [i32],
+    ) -> usize {
+        let n = tile.len() / 16 * 16;
+        let (xp, wp) = (input.as_ptr().cast::<i16>(), w.as_ptr());
+        let mut c0 = 0;
+        while c0 < n {
+            let mut acc = _mm512_setzero_si512();
+            for &(xs, ws) in taps {
+                // SAFETY: in bounds per the caller's contract.
+                unsafe {
+                    let x = _mm512_cvtepi16_epi32(_mm256_loadu_si256(xp.add(xs + c0).cast()));
+                    let wv = _mm512_loadu_si512(wp.add(ws + c0).cast());
+                    acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(x, wv));
+                }
+            }
+            // SAFETY: c0 + 16 <= tile.len().
+            unsafe { _mm512_storeu_si512(tile.as_mut_ptr().add(c0).cast(), acc) };
+            c0 += 16;
+        }
+        n
+    }
+
+    /// Caller guarantees `T` is i16 and every tap reads `tile.len()` channels in bounds.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn pixel16_avx2<T: QElem>(
+        input: &[T],
+        w: &[i32],
+        taps: &[(usize, usize)],
+        tile: &mut [i32],
+    ) -> usize {
+        let n = tile.len() / 8 * 8;
+        let (xp, wp) = (input.as_ptr().cast::<i16>(), w.as_ptr());
+        let mut c0 = 0;
+        while c0 < n {
+            let mut acc = _mm256_setzero_si256();
+            for &(xs, ws) in taps {
+                // SAFETY: in bounds per the caller's contract.
+                unsafe {
+                    let x = _mm256_cvtepi16_epi32(_mm_loadu_si128(xp.add(xs + c0).cast()));
+                    let wv = _mm256_loadu_si256(wp.add(ws + c0).cast());
+                    acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(x, wv));
+                }
+            }
+            // SAFETY: c0 + 8 <= tile.len().
+            unsafe { _mm256_storeu_si256(tile.as_mut_ptr().add(c0).cast(), acc) };
+            c0 += 8;
+        }
+        n
+    }
+
     #[target_feature(enable = "avx2")]
     pub(super) unsafe fn pixel_avx2<T: QElem>(
         input: &[T],
@@ -618,6 +826,7 @@ impl PackedQDepthwise {
             in_offset: -q.in_zp,
             w: filter.iter().map(|w| w.to_i32() + wo).collect(),
             bias32,
+            rq64: Requant64::new(isa, bias64.clone(), &q.mult, q.act_min, q.act_max),
             bias64,
             rq: Requant::new(&q.mult, q.out_zp, q.act_min, q.act_max, q.rounding),
             mult: q.mult.clone(),
@@ -640,6 +849,8 @@ impl PackedQDepthwise {
         }
         let n = g.out_c.next_multiple_of(16);
         let simple = !self.wide && g.depth_multiplier == 1;
+        // int16 input with few enough taps for exact int32 sums.
+        let wide16 = self.wide && g.depth_multiplier == 1 && g.k_h * g.k_w <= DW16_MAX_TAPS;
         type Scratch = (Vec<i32>, Vec<i64>, Vec<i32>, Vec<(usize, usize)>);
         let init = || -> Scratch {
             (
@@ -657,6 +868,8 @@ impl PackedQDepthwise {
             };
             if simple {
                 dw_row8(&r, taps, acc, o);
+            } else if wide16 {
+                dw_row16(&r, taps, acc, acc64, o);
             } else {
                 let acc = &mut acc[..g.out_c];
                 dispatch!(

@@ -14,6 +14,7 @@ mod gemm;
 mod requant;
 #[cfg(test)]
 mod tests;
+mod wide;
 
 pub use fast::{PackedQConv, PackedQDepthwise, PackedQFc};
 

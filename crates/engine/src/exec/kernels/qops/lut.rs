@@ -173,6 +173,55 @@ impl ReluParams {
     }
 }
 
+/// Entries of an int16 interpolation table: 512 segments plus the end point.
+pub const LUT16_LEN: usize = 513;
+
+/// TFLite's `LUTPopulateInt16<double>`: `f` sampled at 513 evenly spaced points of the
+/// input range of an int16 tensor `(in_s, in_zp)`, in output units of `(out_s,
+/// out_zp)`. Each sample is moved by half the error the linear interpolation makes at
+/// the segment midpoint, so that [`lut16_lookup`] errs evenly on both sides.
+pub fn lut16_populate(
+    (in_s, in_zp): (f64, i32),
+    (out_s, out_zp): (f64, i32),
+    f: impl Fn(f64) -> f64,
+) -> Box<[i16; LUT16_LEN]> {
+    let input_min = in_s * (i16::MIN as i32 - in_zp) as f64;
+    let input_max = in_s * (i16::MAX as i32 - in_zp) as f64;
+    let output_min = out_s * (i16::MIN as i32 - out_zp) as f64;
+    let output_max = out_s * (i16::MAX as i32 - out_zp) as f64;
+    const STEPS: usize = LUT16_LEN - 1;
+    let step = (input_max - input_min) / STEPS as f64;
+    let half_step = step / 2.0;
+    let inv = 65536.0 / (output_max - output_min);
+    let clamp = |v: f64| v.clamp(i16::MIN as f64, i16::MAX as f64) as i16;
+    let mut lut = Box::new([0i16; LUT16_LEN]);
+    for (i, entry) in lut.iter_mut().take(STEPS).enumerate() {
+        let x = input_min + i as f64 * step;
+        let val = f(x);
+        let val_mid = f(x + half_step);
+        let val_next = f(input_min + (i + 1) as f64 * step);
+        let sample = (val * inv).round();
+        let mid_interp = ((val_next * inv + (val * inv).round()) / 2.0).round();
+        let mid = (val_mid * inv).round();
+        let bias = ((mid_interp - mid) / 2.0).round();
+        *entry = clamp(sample - bias);
+    }
+    lut[STEPS] = clamp((f(input_max) * inv).round());
+    lut
+}
+
+/// TFLite's int16 `LUTLookup`: the top 9 bits pick the segment, the low 7 interpolate
+/// (rounded), with C's truncating conversions back to int16.
+#[inline(always)]
+pub fn lut16_lookup(v: i16, lut: &[i16; LUT16_LEN]) -> i16 {
+    let index = (256 + (v >> 7) as i32) as usize;
+    let offset = (v & 0x7f) as i32;
+    let base = lut[index];
+    let slope = lut[index + 1].wrapping_sub(base) as i32;
+    let delta = (slope * offset + 64) >> 7;
+    (base as i32 + delta) as i16
+}
+
 /// The 256-entry table of an 8-bit element function.
 pub fn table_of<T: QInt>(f: impl Fn(i32) -> T) -> Vec<T> {
     (T::MIN..=T::MAX).map(f).collect()

@@ -4,6 +4,7 @@
 //! Kernels work on plain slices and prepared parameter structs; all multipliers and
 //! tables are computed once at preparation.
 
+pub mod act16;
 pub mod binary;
 pub mod gemmlowp;
 pub mod lut;

@@ -1,11 +1,15 @@
-//! Quantized SOFTMAX (int8/uint8 in and out) over the last axis.
+//! Quantized SOFTMAX over the last axis.
 //!
-//! `softmax_fixed_point` is TFLite's reference kernel (gemmlowp fixed point, §13 of
-//! the spec); `softmax_table` is the float-table kernel TFLite's optimized path uses.
+//! `softmax_fixed_point` is TFLite's reference kernel for int8/uint8 (gemmlowp fixed
+//! point, §13 of the spec); `softmax_table` is the float-table kernel TFLite's
+//! optimized path uses. [`Softmax16`] is TFLite's only int16 kernel
+//! (`reference_ops::SoftmaxInt16`, used by both its kernel variants): interpolated
+//! 513-entry tables for `exp` and `1/(1+x)`.
 
 use super::gemmlowp::{exp_on_negative_values, get_reciprocal, rescale};
+use super::lut::{LUT16_LEN, lut16_lookup, lut16_populate};
 use super::{QInt, clamp_to};
-use crate::quant::fixed_point::{Rounding, quantize_multiplier, rdbpot, srdhm};
+use crate::quant::fixed_point::{Multiplier, Rounding, mbqm, quantize_multiplier, rdbpot, srdhm};
 
 const SCALED_DIFF_INTEGER_BITS: i32 = 5;
 const ACCUMULATION_INTEGER_BITS: i32 = 12;
@@ -71,6 +75,75 @@ pub fn softmax_fixed_point<T: QInt>(p: &SoftmaxParams, x: &[T], y: &mut [T], dep
             } else {
                 T::put(T::MIN)
             };
+        }
+    }
+}
+
+/// Prepared int16 softmax (TFLite `SoftmaxPrepare` for int16 in and out; the output
+/// is (1/32768, 0)).
+pub struct Softmax16 {
+    /// Rescales `x − max` so that −65535 stands for −10.0 (`in_s·β / (10/65535)`).
+    pub input_multiplier: Multiplier,
+    /// `exp(v)` for `v` in [−10, 0], in Q0.15 (output range [−1, 1]).
+    pub exp_lut: Box<[i16; LUT16_LEN]>,
+    /// `1/(1+v)` for `v` in [0, 1], in Q0.15.
+    pub one_over_one_plus_x_lut: Box<[i16; LUT16_LEN]>,
+}
+
+impl Softmax16 {
+    pub fn new(beta: f32, input_scale: f32) -> Self {
+        // The tables are built in f64 ("for backward compatibility" in TFLite).
+        let range = (i16::MAX as i32 - i16::MIN as i32) as f64;
+        let exp_lut = lut16_populate((10.0 / range, i16::MAX as i32), (2.0 / range, 0), f64::exp);
+        let one_over_one_plus_x_lut =
+            lut16_populate((1.0 / range, i16::MIN as i32), (2.0 / range, 0), |v| {
+                1.0 / (1.0 + v)
+            });
+        let real = input_scale as f64 * beta as f64 / (10.0 / 65535.0);
+        Softmax16 {
+            input_multiplier: quantize_multiplier(real, Rounding::Double),
+            exp_lut,
+            one_over_one_plus_x_lut,
+        }
+    }
+
+    /// `exp(x − max)` in Q0.15.
+    #[inline(always)]
+    fn exp_of_diff(&self, diff: i32) -> i16 {
+        let scaled = mbqm(diff, self.input_multiplier, Rounding::Double);
+        // Recentre [−65535, 0] on the table's symmetric input range.
+        let sym = scaled.wrapping_add(32767).clamp(-32768, 32767) as i16;
+        lut16_lookup(sym, &self.exp_lut)
+    }
+
+    /// TFLite's `SoftmaxInt16`; `x` and `y` hold whole rows of `depth`.
+    pub fn run(&self, x: &[i16], y: &mut [i16], depth: usize) {
+        if depth == 0 {
+            return;
+        }
+        for (xr, yr) in x.chunks_exact(depth).zip(y.chunks_exact_mut(depth)) {
+            let max = xr.iter().copied().max().unwrap_or(i16::MIN) as i32;
+            // The exps are cached in the output row, as TFLite does.
+            let mut sum: i32 = 0; // Q16.15
+            for (v, o) in xr.iter().zip(yr.iter_mut()) {
+                *o = self.exp_of_diff(*v as i32 - max);
+                sum = sum.wrapping_add(*o as i32);
+            }
+            // 1/sum: normalize sum to [1, 2) in Q1.15, look up 1/(1+x) at x = sum − 1.
+            let headroom_plus_one = (sum as u32).leading_zeros() as i32;
+            // The max element contributes exp(0) > 0, so sum > 0 and the shifts
+            // below are in range; clamp anyway rather than panic on odd tables.
+            let hp1 = headroom_plus_one.clamp(1, 30);
+            let shifted_sum = (((sum as i64) << (hp1 - 1)) + (1 << 13)) >> 14;
+            let sym_shifted_sum = (shifted_sum as i32).wrapping_sub((1 << 15) + (1 << 16));
+            let sym = sym_shifted_sum.clamp(-32768, 32767) as i16;
+            let reciprocal = lut16_lookup(sym, &self.one_over_one_plus_x_lut) as i64;
+            let right_shift = 31 - hp1;
+            let round = 1i64 << (right_shift - 1);
+            for o in yr.iter_mut() {
+                let r = ((*o as i64 * reciprocal + round) >> right_shift) as i32;
+                *o = r.clamp(0, 32767) as i16;
+            }
         }
     }
 }
@@ -142,6 +215,68 @@ mod tests {
         let mut y = [9u8; 3];
         softmax_fixed_point(&SoftmaxParams::new(1.0, 1.0), &x, &mut y, 3);
         assert_eq!(y, [0, 255, 0]);
+    }
+
+    #[test]
+    fn int16_tables() {
+        let p = Softmax16::new(1.0, 0.001);
+        // exp table: exp(−10) ≈ 0 at the start, exp(0) = 1.0 → 32768 clamped at the end;
+        // monotone in between.
+        // (32768·exp(−10) = 1.5, moved by the midpoint correction.)
+        assert!((p.exp_lut[0] - 1).abs() <= 1);
+        assert_eq!(p.exp_lut[512], 32767);
+        assert!(p.exp_lut.windows(2).all(|w| w[0] <= w[1]));
+        // 1/(1+x): 1.0 (clamped) at x = 0, 0.5 at x = 1.
+        assert_eq!(p.one_over_one_plus_x_lut[0], 32767);
+        assert_eq!(p.one_over_one_plus_x_lut[512], 16384);
+        assert!(p.one_over_one_plus_x_lut.windows(2).all(|w| w[0] >= w[1]));
+        // Table reads at the sample points are the entries themselves.
+        assert_eq!(lut16_lookup(-32768, &p.exp_lut), p.exp_lut[0]);
+        assert_eq!(lut16_lookup(0, &p.exp_lut), p.exp_lut[256]);
+        // in_s·β/(10/65535) = 6.5535 = 0.8192 · 2^3.
+        assert_eq!(p.input_multiplier.shift, 3);
+    }
+
+    #[test]
+    fn int16_rows() {
+        let p = Softmax16::new(1.0, 0.001);
+        // Equal logits: 1/4 each = 8192 (within the table's interpolation error).
+        let mut y = [0i16; 4];
+        p.run(&[500i16; 4], &mut y, 4);
+        assert!(
+            y.iter().all(|&v| v == y[0] && (v - 8192).abs() <= 2),
+            "{y:?}"
+        );
+        // A row far below the max (> 10 apart) gets exp ≈ 0: one-hot.
+        let mut y = [0i16; 3];
+        p.run(&[-30000, 30000, -30000], &mut y, 3);
+        assert!(y[1] >= 32760 && y[0] <= 2 && y[2] <= 2, "{y:?}");
+        // Against float softmax on random rows of 10.
+        let s = 0.0004f32;
+        let mut seed = 5u64;
+        let x: Vec<i16> = (0..200)
+            .map(|_| {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (seed >> 48) as i16
+            })
+            .collect();
+        let p = Softmax16::new(1.0, s);
+        let mut y = vec![0i16; 200];
+        p.run(&x, &mut y, 10);
+        for (xr, yr) in x.chunks(10).zip(y.chunks(10)) {
+            let m = *xr.iter().max().unwrap() as f64;
+            let e: Vec<f64> = xr
+                .iter()
+                .map(|&v| ((v as f64 - m) * s as f64).exp())
+                .collect();
+            let sum: f64 = e.iter().sum();
+            for (k, &v) in yr.iter().enumerate() {
+                let want = e[k] / sum * 32768.0;
+                assert!((v as f64 - want).abs() <= 40.0, "{xr:?} {k}: {v} vs {want}");
+            }
+        }
     }
 
     #[test]

@@ -1,0 +1,426 @@
+//! SIMD int16x8 GEMM for conv/FC: `out[r][c] = Σ_k a[r][k] · w[c][k]` in exact int64.
+//!
+//! Weights are packed in panels of 16 output channels with the reduction axis paired:
+//! `[panel][k/2][channel][2]`, so one 64-byte load holds two k steps of 16 channels and
+//! `vpmaddwd` against a broadcast activation pair gives 16 per-channel int32 partial
+//! sums (no horizontal reductions). A tile is 4 activation rows × 16 (AVX2) or 32
+//! (AVX-512) channels. Every product is at most 2^15 · max|w| in magnitude, so int32
+//! accumulators are flushed to int64 after `block` pairs, chosen at packing so that a
+//! block cannot overflow: the sums equal the scalar reference exactly.
+
+use super::QElem;
+use crate::exec::kernels::cpu::{self, Isa};
+use crate::quant::fixed_point::{Multiplier, mbqm64};
+
+/// Channels per packed panel.
+pub(super) const PANEL: usize = 16;
+/// Activation rows per tile.
+pub(super) const ROWS: usize = 4;
+
+/// Weights packed for the SIMD tiles.
+pub(super) struct WidePacked {
+    /// `[panel][pair][PANEL][2]`, zero-padded in k and channels.
+    w: Vec<i16>,
+    /// k/2 rounded up.
+    pub pairs: usize,
+    pub panels: usize,
+    /// Pairs per int32 accumulation block.
+    block: usize,
+    /// AVX-512 VNNI present: `vpdpwssd` fuses the multiply-add and the accumulation.
+    vnni: bool,
+}
+
+impl WidePacked {
+    pub fn new(n: usize, k: usize, w: impl Fn(usize, usize) -> i32) -> Self {
+        let pairs = k.div_ceil(2);
+        let panels = n.div_ceil(PANEL);
+        let mut packed = vec![0i16; panels * pairs * PANEL * 2];
+        let mut max_w: i64 = 0;
+        for c in 0..n {
+            let (p, cc) = (c / PANEL, c % PANEL);
+            for kk in 0..k {
+                let v = w(c, kk);
+                max_w = max_w.max((v as i64).abs());
+                packed[((p * pairs + kk / 2) * PANEL + cc) * 2 + kk % 2] = v as i16;
+            }
+        }
+        // One pair adds at most 2 · 2^15 · max|w|.
+        let per_pair = 2 * 32768 * max_w.max(1);
+        let block = ((i32::MAX as i64 / per_pair).clamp(1, 1 << 20)) as usize;
+        WidePacked {
+            w: packed,
+            pairs,
+            panels,
+            block,
+            vnni: cpu::features().avx512vnni,
+        }
+    }
+
+    pub fn packed_bytes(&self) -> usize {
+        self.w.len() * 2
+    }
+
+    /// Sums of `ROWS` activation rows (`a`: `ROWS × pairs` packed pairs, low half the
+    /// even k) against every channel: `acc[r][c]` for `c < panels · PANEL`.
+    pub fn tile(&self, isa: Isa, a: &[i32], acc: &mut [i64]) {
+        let nc = self.panels * PANEL;
+        assert!(
+            a.len() >= ROWS * self.pairs && acc.len() >= ROWS * nc,
+            "wide tile size"
+        );
+        acc[..ROWS * nc].fill(0);
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: the ISA was clamped to the CPU's features when packing; the
+            // buffers hold the sizes checked above.
+            unsafe {
+                match isa {
+                    Isa::Avx512 if self.vnni => return x86::tile_avx512_vnni(self, a, acc),
+                    Isa::Avx512 => return x86::tile_avx512(self, a, acc),
+                    Isa::Avx2 => return x86::tile_avx2(self, a, acc),
+                    Isa::Portable => {}
+                }
+            }
+        }
+        let _ = isa;
+        for r in 0..ROWS {
+            for c in 0..nc {
+                let (p, cc) = (c / PANEL, c % PANEL);
+                let mut s = 0i64;
+                for j in 0..self.pairs {
+                    let x = a[r * self.pairs + j];
+                    let w = &self.w[((p * self.pairs + j) * PANEL + cc) * 2..][..2];
+                    s += (x as i16) as i64 * w[0] as i64 + ((x >> 16) as i16) as i64 * w[1] as i64;
+                }
+                acc[r * nc + c] = s;
+            }
+        }
+    }
+}
+
+/// The int16x8 requantization of a row of channels, `mbqm64(acc + bias)` clamped,
+/// with the per-channel constants of `mbqm64` precomputed (and vectorized with
+/// AVX-512F/DQ/BW when available).
+pub(super) struct Requant64 {
+    simd: bool,
+    bias: Vec<i64>,
+    mult: Vec<Multiplier>,
+    /// `mbqm64`'s 16-bit multiplier, right shift and rounding term per channel.
+    m16: Vec<i64>,
+    shift: Vec<i64>,
+    round: Vec<i64>,
+    act_min: i32,
+    act_max: i32,
+}
+
+impl Requant64 {
+    pub fn new(isa: Isa, bias: Vec<i64>, mult: &[Multiplier], act_min: i32, act_max: i32) -> Self {
+        let f = cpu::features();
+        let simd = isa == Isa::Avx512 && f.avx512f && f.avx512dq && f.avx512bw;
+        // mbqm64's constants, applied to x = 1 << t so the test below is exact.
+        let m16: Vec<i64> = mult
+            .iter()
+            .map(|m| {
+                if m.m < 0x7FFF_0000 {
+                    (m.m as i64 + (1 << 15)) >> 16
+                } else {
+                    0x7FFF
+                }
+            })
+            .collect();
+        let shift: Vec<i64> = mult.iter().map(|m| (15 - m.shift) as i64).collect();
+        let round = shift
+            .iter()
+            .map(|&t| 1i64 << (t - 1).clamp(0, 62))
+            .collect();
+        Requant64 {
+            simd,
+            bias,
+            mult: mult.to_vec(),
+            m16,
+            shift,
+            round,
+            act_min,
+            act_max,
+        }
+    }
+
+    /// `out[c] = clamp(mbqm64(acc[c] + bias[c]))` for the leading `out.len()` channels.
+    pub fn row<T: QElem>(&self, acc: &[i64], out: &mut [T]) {
+        let n = out.len();
+        assert!(acc.len() >= n && self.bias.len() >= n, "requant row size");
+        let mut done = 0;
+        #[cfg(target_arch = "x86_64")]
+        if self.simd && std::mem::size_of::<T>() == 2 && T::SIGNED {
+            // SAFETY: AVX-512F/DQ/BW were detected; sizes checked above; T is i16.
+            done = unsafe { x86::requant64_avx512(self, acc, out) };
+        }
+        for c in done..n {
+            let v = mbqm64(acc[c].wrapping_add(self.bias[c]), self.mult[c]);
+            out[c] = T::from_i32(v.clamp(self.act_min, self.act_max));
+        }
+    }
+}
+
+/// Two int16 values as the int32 lane `vpmaddwd` pairs: `lo` in the low half.
+#[inline(always)]
+pub(super) fn pair(lo: i16, hi: i16) -> i32 {
+    (lo as u16 as u32 | ((hi as u16 as u32) << 16)) as i32
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{PANEL, QElem, ROWS, Requant64, WidePacked};
+    use std::arch::x86_64::*;
+
+    /// Caller guarantees AVX-512F/DQ/BW, `T` = i16 and `acc`/`bias` hold `out.len()`
+    /// values. Returns how many leading channels it wrote (a multiple of 16).
+    #[target_feature(enable = "avx512f,avx512dq,avx512bw")]
+    pub(super) unsafe fn requant64_avx512<T: QElem>(
+        q: &Requant64,
+        acc: &[i64],
+        out: &mut [T],
+    ) -> usize {
+        let n = out.len() / 16 * 16;
+        let (lo, hi) = (_mm512_set1_epi32(q.act_min), _mm512_set1_epi32(q.act_max));
+        let op = out.as_mut_ptr().cast::<i16>();
+        let mut c = 0;
+        while c < n {
+            let mut half = [_mm256_setzero_si256(); 2];
+            for (h, hv) in half.iter_mut().enumerate() {
+                let i = c + 8 * h;
+                // SAFETY: i + 8 <= n <= every slice's length.
+                unsafe {
+                    let x = _mm512_add_epi64(
+                        _mm512_loadu_si512(acc.as_ptr().add(i).cast()),
+                        _mm512_loadu_si512(q.bias.as_ptr().add(i).cast()),
+                    );
+                    let m = _mm512_loadu_si512(q.m16.as_ptr().add(i).cast());
+                    let r = _mm512_loadu_si512(q.round.as_ptr().add(i).cast());
+                    let t = _mm512_loadu_si512(q.shift.as_ptr().add(i).cast());
+                    let p = _mm512_srav_epi64(_mm512_add_epi64(_mm512_mullo_epi64(x, m), r), t);
+                    // The scalar `as i32` keeps the low 32 bits: vpmovqd truncates.
+                    *hv = _mm512_cvtepi64_epi32(p);
+                }
+            }
+            let v = _mm512_inserti64x4(_mm512_castsi256_si512(half[0]), half[1], 1);
+            let v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
+            // SAFETY: c + 16 <= out.len(); T is i16 (caller); vpmovdw truncates the
+            // already clamped values.
+            unsafe { _mm256_storeu_si256(op.add(c).cast(), _mm512_cvtepi32_epi16(v)) };
+            c += 16;
+        }
+        n
+    }
+
+    /// Caller guarantees AVX-512F/BW and the sizes `tile` checks.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(super) unsafe fn tile_avx512(p: &WidePacked, a: &[i32], acc: &mut [i64]) {
+        // SAFETY: same contract.
+        unsafe { tile512::<false>(p, a, acc) }
+    }
+
+    /// Caller guarantees AVX-512F/BW/VNNI and the sizes `tile` checks.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) unsafe fn tile_avx512_vnni(p: &WidePacked, a: &[i32], acc: &mut [i64]) {
+        // SAFETY: same contract.
+        unsafe { tile512::<true>(p, a, acc) }
+    }
+
+    /// `s + madd(x, w)`: one `vpdpwssd` with VNNI (no saturation, like the pair).
+    #[inline(always)]
+    unsafe fn mac<const VNNI: bool>(s: __m512i, x: __m512i, w: __m512i) -> __m512i {
+        // SAFETY: the callers enable AVX-512F/BW, and VNNI when VNNI is true.
+        unsafe {
+            if VNNI {
+                _mm512_dpwssd_epi32(s, x, w)
+            } else {
+                _mm512_add_epi32(s, _mm512_madd_epi16(x, w))
+            }
+        }
+    }
+
+    /// The AVX-512 tile loop, inlined into the two feature-enabled wrappers above.
+    #[inline(always)]
+    unsafe fn tile512<const VNNI: bool>(p: &WidePacked, a: &[i32], acc: &mut [i64]) {
+        let (pairs, nc) = (p.pairs, p.panels * PANEL);
+        let wp = p.w.as_ptr();
+        let ap = a.as_ptr();
+        let mut panel = 0;
+        while panel < p.panels {
+            // Two panels (32 channels) at a time while there are two.
+            let two = panel + 1 < p.panels;
+            let w0 = panel * pairs * PANEL * 2;
+            let w1 = if two { w0 + pairs * PANEL * 2 } else { w0 };
+            let mut j0 = 0;
+            while j0 < pairs {
+                let j1 = (j0 + p.block).min(pairs);
+                // SAFETY: the callers enable AVX-512F.
+                let mut s = [[unsafe { _mm512_setzero_si512() }; 2]; ROWS];
+                for j in j0..j1 {
+                    // SAFETY: j < pairs, panel(+1) < panels; rows hold `pairs` values.
+                    unsafe {
+                        let wa = _mm512_loadu_si512(wp.add(w0 + j * PANEL * 2).cast());
+                        let wb = _mm512_loadu_si512(wp.add(w1 + j * PANEL * 2).cast());
+                        for (r, sr) in s.iter_mut().enumerate() {
+                            let x = _mm512_set1_epi32(*ap.add(r * pairs + j));
+                            sr[0] = mac::<VNNI>(sr[0], x, wa);
+                            sr[1] = mac::<VNNI>(sr[1], x, wb);
+                        }
+                    }
+                }
+                let mut lanes = [0i32; PANEL];
+                for (r, sr) in s.iter().enumerate() {
+                    for (h, v) in sr.iter().enumerate().take(if two { 2 } else { 1 }) {
+                        // SAFETY: `lanes` holds 16 int32.
+                        unsafe { _mm512_storeu_si512(lanes.as_mut_ptr().cast(), *v) };
+                        let o = &mut acc[r * nc + (panel + h) * PANEL..][..PANEL];
+                        for (d, &l) in o.iter_mut().zip(&lanes) {
+                            *d += l as i64;
+                        }
+                    }
+                }
+                j0 = j1;
+            }
+            panel += if two { 2 } else { 1 };
+        }
+    }
+
+    /// Caller guarantees AVX2 and the sizes `tile` checks.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn tile_avx2(p: &WidePacked, a: &[i32], acc: &mut [i64]) {
+        let (pairs, nc) = (p.pairs, p.panels * PANEL);
+        let wp = p.w.as_ptr();
+        let ap = a.as_ptr();
+        for panel in 0..p.panels {
+            let w0 = panel * pairs * PANEL * 2;
+            let mut j0 = 0;
+            while j0 < pairs {
+                let j1 = (j0 + p.block).min(pairs);
+                let mut s = [[_mm256_setzero_si256(); 2]; ROWS];
+                for j in j0..j1 {
+                    // SAFETY: j < pairs, panel < panels; rows hold `pairs` values.
+                    unsafe {
+                        let base = wp.add(w0 + j * PANEL * 2);
+                        let wa = _mm256_loadu_si256(base.cast());
+                        let wb = _mm256_loadu_si256(base.add(PANEL).cast());
+                        for (r, sr) in s.iter_mut().enumerate() {
+                            let x = _mm256_set1_epi32(*ap.add(r * pairs + j));
+                            sr[0] = _mm256_add_epi32(sr[0], _mm256_madd_epi16(x, wa));
+                            sr[1] = _mm256_add_epi32(sr[1], _mm256_madd_epi16(x, wb));
+                        }
+                    }
+                }
+                let mut lanes = [0i32; PANEL];
+                for (r, sr) in s.iter().enumerate() {
+                    // SAFETY: `lanes` holds 16 int32 (two 8-lane halves).
+                    unsafe {
+                        _mm256_storeu_si256(lanes.as_mut_ptr().cast(), sr[0]);
+                        _mm256_storeu_si256(lanes.as_mut_ptr().add(8).cast(), sr[1]);
+                    }
+                    let o = &mut acc[r * nc + panel * PANEL..][..PANEL];
+                    for (d, &l) in o.iter_mut().zip(&lanes) {
+                        *d += l as i64;
+                    }
+                }
+                j0 = j1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::kernels::cpu::available_isas;
+
+    struct Lcg(u64);
+    impl Lcg {
+        fn next(&mut self) -> i64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (self.0 >> 16) as i64
+        }
+        fn range(&mut self, lo: i64, hi: i64) -> i64 {
+            lo + self.next().rem_euclid(hi - lo + 1)
+        }
+    }
+
+    #[test]
+    fn requant64_matches_mbqm64() {
+        let mut rng = Lcg(9);
+        let n = 53;
+        let mult: Vec<Multiplier> = (0..n)
+            .map(|c| Multiplier {
+                m: if c == 0 {
+                    i32::MAX // the saturated 16-bit multiplier
+                } else {
+                    rng.range(1 << 30, i32::MAX as i64) as i32
+                },
+                shift: rng.range(-31, 7) as i32,
+            })
+            .collect();
+        let bias: Vec<i64> = (0..n).map(|_| rng.range(-(1 << 40), 1 << 40)).collect();
+        let acc: Vec<i64> = (0..n).map(|_| rng.range(-(1 << 42), 1 << 42)).collect();
+        let want: Vec<i16> = (0..n)
+            .map(|c| mbqm64(acc[c].wrapping_add(bias[c]), mult[c]).clamp(-32768, 32767) as i16)
+            .collect();
+        for isa in available_isas() {
+            let q = Requant64::new(isa, bias.clone(), &mult, -32768, 32767);
+            let mut got = vec![0i16; n];
+            q.row(&acc, &mut got);
+            assert_eq!(got, want, "{isa:?}");
+        }
+    }
+
+    #[test]
+    fn tiles_equal_exact_sums_across_blocks() {
+        let mut rng = Lcg(10);
+        let (n, k) = (37, 45);
+        let w: Vec<i32> = (0..n * k).map(|_| rng.range(-128, 127) as i32).collect();
+        let x: Vec<i16> = (0..ROWS * k)
+            .map(|i| {
+                if i % 7 == 0 {
+                    -32768
+                } else {
+                    rng.range(-32768, 32767) as i16
+                }
+            })
+            .collect();
+        let mut p = WidePacked::new(n, k, |c, kk| w[c * k + kk]);
+        // Small blocks: several int32 → int64 flushes per row.
+        p.block = 3;
+        let a: Vec<i32> = (0..ROWS)
+            .flat_map(|r| {
+                let row = &x[r * k..(r + 1) * k];
+                (0..p.pairs)
+                    .map(|j| pair(row[2 * j], row.get(2 * j + 1).copied().unwrap_or(0)))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let nc = p.panels * PANEL;
+        let vnni = [false, cpu::features().avx512vnni];
+        for (isa, v) in available_isas()
+            .into_iter()
+            .flat_map(|i| vnni.map(|v| (i, v)))
+        {
+            p.vnni = v;
+            let mut acc = vec![7i64; ROWS * nc];
+            p.tile(isa, &a, &mut acc);
+            for r in 0..ROWS {
+                for c in 0..n {
+                    let want: i64 = (0..k)
+                        .map(|kk| x[r * k + kk] as i64 * w[c * k + kk] as i64)
+                        .sum();
+                    assert_eq!(
+                        acc[r * nc + c],
+                        want,
+                        "{isa:?} vnni {v} row {r} channel {c}"
+                    );
+                }
+            }
+        }
+    }
+}
