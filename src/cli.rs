@@ -149,6 +149,10 @@ pub struct EvalArgs {
     /// Also write each preprocessed input tensor as DIR/<index>.bin (for interop checks).
     #[arg(long)]
     pub dump_inputs: Option<PathBuf>,
+    /// Also run this model (e.g. the float32 original) on the same images and report how
+    /// close MODEL's outputs are to it: top-1 agreement and mean absolute difference.
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
     #[command(flatten)]
     pub run: RunArgs,
     #[arg(long)]

@@ -2,7 +2,7 @@
 
 mod cli_common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use cli_common::*;
 
@@ -137,6 +137,38 @@ fn dequantized_mobilenet_matches_quantized_accuracy() {
     let top1 = v["top1"].as_f64().unwrap();
     assert!((top1 - 0.455).abs() <= 0.015, "top-1 {top1}");
     assert!(v["top5"].as_f64().unwrap() > top1);
+}
+
+#[test]
+fn eval_compares_with_a_baseline_model() {
+    // The quantized original against its own float32 version, and against a model with
+    // another input size (an error, exit 2).
+    let q = coral("mobilenet_v1_0.25_128_quant.tflite");
+    let f = dequantized("mobilenet_v1_0.25_128_quant", "baseline");
+    let args = |base: &Path| {
+        quantfarm(&[
+            "eval",
+            q.to_str().unwrap(),
+            "--limit",
+            "40",
+            "--baseline",
+            base.to_str().unwrap(),
+            "--json",
+        ])
+    };
+    let v = json_of(&args(&f));
+    let b = &v["baseline"];
+    let agree = b["top1_agreement"].as_f64().unwrap();
+    let diff = b["mean_abs_diff"].as_f64().unwrap();
+    assert!(agree > 0.8 && agree < 1.0 + 1e-12, "{b}");
+    assert!(diff > 0.0 && diff < 1e-2, "{b}");
+    assert!(b["max_abs_diff"].as_f64().unwrap() >= diff, "{b}");
+    // Against itself: identical outputs.
+    let v = json_of(&args(&q));
+    assert_eq!(v["baseline"]["top1_agreement"], 1.0);
+    assert_eq!(v["baseline"]["mean_abs_diff"], 0.0);
+    let other = coral("mobilenet_v1_0.5_160_quant.tflite");
+    assert_user_error(&args(&other), "baseline needs the same input shape");
 }
 
 #[test]

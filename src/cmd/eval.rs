@@ -58,6 +58,23 @@ pub fn run(a: &EvalArgs) -> Result<()> {
             ds.num_classes()
         );
     };
+    // The baseline runs on the same pixels, encoded for its own input.
+    let mut baseline = match &a.baseline {
+        Some(path) => {
+            let m = load_model(path)?;
+            let it = interpreter(&m, path, &a.run)?;
+            let same_input = it.inputs().len() == 1 && it.inputs()[0].shape == input.shape;
+            if !same_input || it.outputs()[0].num_elements() != classes {
+                bail!(
+                    "{}: baseline needs the same input shape {:?} and {classes} output scores",
+                    path.display(),
+                    input.shape
+                );
+            }
+            Some((it, Closeness::default()))
+        }
+        None => None,
+    };
     let (h, w) = (input.shape[1], input.shape[2]);
     let crop = if a.dataset.starts_with("imagenet") {
         0.875
@@ -91,22 +108,14 @@ pub fn run(a: &EvalArgs) -> Result<()> {
     let mut topk = TopK::new();
     // Decode and preprocess on a second thread while this one runs the model.
     let result = std::thread::scope(|s| -> Result<()> {
-        let (tx, rx) = mpsc::sync_channel::<Result<(usize, usize, Vec<u8>)>>(8);
+        let (tx, rx) = mpsc::sync_channel::<Result<(usize, usize, Vec<f32>)>>(8);
         let ds: &dyn ImageDataset = ds.as_ref();
-        let input = &input;
         let r = range.clone();
         s.spawn(move || {
             for i in r {
                 let item = ds
                     .image(i)
-                    .map(|img| {
-                        let pixels = data::central_crop_resize(&img, crop, h, w);
-                        (
-                            i,
-                            ds.label(i),
-                            data::encode_model_input(&pixels, input.dtype, input.quant.as_ref()),
-                        )
-                    })
+                    .map(|img| (i, ds.label(i), data::central_crop_resize(&img, crop, h, w)))
                     .map_err(anyhow::Error::from);
                 if tx.send(item).is_err() {
                     return;
@@ -114,7 +123,8 @@ pub fn run(a: &EvalArgs) -> Result<()> {
             }
         });
         for item in rx {
-            let (i, label, bytes) = item?;
+            let (i, label, pixels) = item?;
+            let bytes = data::encode_model_input(&pixels, input.dtype, input.quant.as_ref());
             if let Some(dir) = &a.dump_inputs {
                 let p = dir.join(format!("{i:05}.bin"));
                 std::fs::write(&p, &bytes)
@@ -125,6 +135,13 @@ pub fn run(a: &EvalArgs) -> Result<()> {
             let scores = interp.output_f32(0)?;
             let target = label + label_offset;
             topk.update(&scores, target);
+            if let Some((it, close)) = baseline.as_mut() {
+                let x = &it.inputs()[0];
+                let bytes = data::encode_model_input(&pixels, x.dtype, x.quant.as_ref());
+                it.set_input_bytes(0, &bytes)?;
+                it.invoke();
+                close.update(&scores, &it.output_f32(0)?, target);
+            }
             if let Some(f) = predictions.as_mut() {
                 let top: Vec<String> = data::top_k(&scores, 5)
                     .iter()
@@ -143,7 +160,7 @@ pub fn run(a: &EvalArgs) -> Result<()> {
     }
     let secs = start.elapsed().as_secs_f64();
     if a.json {
-        print_json(&json!({
+        let mut v = json!({
             "model": a.model.display().to_string(),
             "dataset": a.dataset,
             "offset": range.start,
@@ -151,7 +168,17 @@ pub fn run(a: &EvalArgs) -> Result<()> {
             "top1": topk.top1(),
             "top5": topk.top5(),
             "seconds": secs,
-        }));
+        });
+        if let (Some((_, c)), Some(path)) = (&baseline, &a.baseline) {
+            v["baseline"] = json!({
+                "model": path.display().to_string(),
+                "top1": c.baseline_top1(),
+                "top1_agreement": c.agreement(),
+                "mean_abs_diff": c.mean_abs_diff(),
+                "max_abs_diff": c.max_abs_diff,
+            });
+        }
+        print_json(&v);
     } else {
         println!(
             "{}: {} images of {} from {}: top-1 {:.2}%, top-5 {:.2}% ({secs:.1} s)",
@@ -162,6 +189,56 @@ pub fn run(a: &EvalArgs) -> Result<()> {
             100.0 * topk.top1(),
             100.0 * topk.top5()
         );
+        if let (Some((_, c)), Some(path)) = (&baseline, &a.baseline) {
+            println!(
+                "  vs baseline {}: its top-1 {:.2}%, same top-1 on {:.2}% of images, \
+                 output mean |diff| {:.3e} (max {:.3e})",
+                path.display(),
+                100.0 * c.baseline_top1(),
+                100.0 * c.agreement(),
+                c.mean_abs_diff(),
+                c.max_abs_diff
+            );
+        }
     }
     Ok(())
+}
+
+/// How close a model's outputs are to a baseline's on the same images.
+#[derive(Default)]
+struct Closeness {
+    n: usize,
+    same_top1: usize,
+    baseline_correct: usize,
+    /// Sum over images of the mean |score − baseline score| over classes.
+    sum_mean_abs: f64,
+    max_abs_diff: f64,
+}
+
+impl Closeness {
+    fn update(&mut self, scores: &[f32], base: &[f32], target: usize) {
+        let top = |s: &[f32]| data::top_k(s, 1).first().copied();
+        self.n += 1;
+        self.same_top1 += usize::from(top(scores) == top(base));
+        self.baseline_correct += usize::from(top(base) == Some(target));
+        let mut sum = 0.0f64;
+        for (&a, &b) in scores.iter().zip(base) {
+            let d = (f64::from(a) - f64::from(b)).abs();
+            sum += d;
+            self.max_abs_diff = self.max_abs_diff.max(d);
+        }
+        self.sum_mean_abs += sum / scores.len().max(1) as f64;
+    }
+    fn ratio(&self, k: usize) -> f64 {
+        k as f64 / self.n.max(1) as f64
+    }
+    fn agreement(&self) -> f64 {
+        self.ratio(self.same_top1)
+    }
+    fn baseline_top1(&self) -> f64 {
+        self.ratio(self.baseline_correct)
+    }
+    fn mean_abs_diff(&self) -> f64 {
+        self.sum_mean_abs / self.n.max(1) as f64
+    }
 }
