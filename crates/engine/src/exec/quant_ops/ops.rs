@@ -168,6 +168,7 @@ enum QKernel {
     Softmax {
         p: SoftmaxParams,
         depth: usize,
+        fast: bool,
     },
     /// int16 SOFTMAX (TFLite's interpolated-table kernel).
     Softmax16 {
@@ -331,6 +332,7 @@ fn prepare_kernel(g: &Graph, op: &Op, choice: KernelChoice) -> Result<QKernel> {
             Ok(QKernel::Softmax {
                 p: SoftmaxParams::new(*beta, s),
                 depth,
+                fast,
             })
         }
         Logistic | Tanh | HardSwish | Relu | Relu6 => unary(g, op, fast),
@@ -766,8 +768,13 @@ impl OpKernel for QKernel {
             QKernel::MaxPool(p) => by_qtype!(dt, T => {
                 pool::max_pool(p, io.input::<T>(inp(0)), io.output::<T>(out));
             }),
-            QKernel::Softmax { p, depth } => by_qtype!(dt, T => {
-                softmax::softmax_fixed_point(p, io.input::<T>(inp(0)), io.output::<T>(out), *depth);
+            QKernel::Softmax { p, depth, fast } => by_qtype!(dt, T => {
+                let (x, y) = (io.input::<T>(inp(0)), io.output::<T>(out));
+                if *fast {
+                    softmax::softmax_fixed_point_fast(p, x, y, *depth);
+                } else {
+                    softmax::softmax_fixed_point(p, x, y, *depth);
+                }
             }),
             QKernel::Softmax16 { p, depth } => {
                 p.run(io.input::<i16>(inp(0)), io.output::<i16>(out), *depth);
