@@ -10,14 +10,14 @@
 //! The plain-Rust loops are compiled three times (baseline, AVX2, AVX-512) and chosen
 //! at run time; the ISA is read once when the kernel is packed.
 
-use rayon::prelude::*;
-
+use super::dw8::Dw8;
 use super::gemm::Gemm8;
 use super::requant::Requant;
 use super::{QConvGeom, QElem, QFcGeom, QParams, QScheme};
 use crate::error::{EngineError, Result};
 use crate::exec::kernels::Parallelism;
 use crate::exec::kernels::cpu::{self, Isa};
+use crate::exec::parallel;
 use crate::quant::fixed_point::{Multiplier, mbqm64};
 
 /// Generates AVX2 and AVX-512 copies of a plain `#[inline(always)]` function.
@@ -153,17 +153,15 @@ impl Wide {
                 (self, a, o)
             );
         };
-        let init = || (vec![T::from_i32(0); self.k], vec![0i16; self.kp]);
-        if par.threads > 1 {
-            out.par_chunks_mut(n)
-                .enumerate()
-                .for_each_init(init, |(x, a), (r, o)| row(x, a, r, o));
-        } else {
-            let (mut x, mut a) = init();
-            for (r, o) in out.chunks_mut(n).enumerate() {
-                row(&mut x, &mut a, r, o);
+        let macs = m * n * self.k;
+        let tasks = parallel::task_count(par, m, macs / parallel::GEMV_MACS_PER_NS);
+        let per_task = m.div_ceil(tasks);
+        parallel::for_each_chunk_mut(par, out, per_task * n, &|ci, chunk| {
+            let (mut x, mut a) = (vec![T::from_i32(0); self.k], vec![0i16; self.kp]);
+            for (r, o) in chunk.chunks_mut(n).enumerate() {
+                row(&mut x, &mut a, ci * per_task + r, o);
             }
-        }
+        });
     }
 }
 
@@ -359,6 +357,8 @@ pub struct PackedQDepthwise {
     mult: Vec<Multiplier>,
     act_min: i32,
     act_max: i32,
+    /// The VNNI path for 8-bit, multiplier-1 ops when the CPU has it.
+    dw8: Option<Box<Dw8>>,
 }
 
 struct DwRow<'a, T> {
@@ -611,6 +611,7 @@ impl PackedQDepthwise {
         let mut bias32: Vec<i32> = bias64.iter().map(|&b| b as i32).collect();
         bias32.resize(n.next_multiple_of(16), 0);
         let isa = isa_now();
+        let dw8 = Dw8::new(g, q, filter, bias, isa == Isa::Avx512).map(Box::new);
         Ok(PackedQDepthwise {
             g: *g,
             isa,
@@ -623,11 +624,17 @@ impl PackedQDepthwise {
             mult: q.mult.clone(),
             act_min: q.act_min,
             act_max: q.act_max,
+            dw8,
         })
     }
 
     pub fn packed_bytes(&self) -> usize {
         self.w.len() * 4
+    }
+
+    /// Whether the VNNI path runs (tests check both paths are covered).
+    pub fn uses_vnni(&self) -> bool {
+        self.dw8.is_some()
     }
 
     pub fn run<T: QElem>(&self, input: &[T], out: &mut [T], par: Parallelism) {
@@ -636,6 +643,16 @@ impl PackedQDepthwise {
         assert_eq!(out.len(), g.output_len(), "depthwise output size");
         let row_len = g.out_w * g.out_c;
         if row_len == 0 {
+            return;
+        }
+        let rows = g.batch * g.out_h;
+        let macs = g.output_len() * g.k_h * g.k_w;
+        let tasks = parallel::task_count(par, rows, macs / parallel::DEPTHWISE_MACS_PER_NS);
+        let per_task = rows.div_ceil(tasks);
+        if let Some(d) = &self.dw8 {
+            parallel::for_each_chunk_mut(par, out, per_task * row_len, &|ci, o| {
+                d.rows(&self.rq, ci * per_task, input, o)
+            });
             return;
         }
         let n = g.out_c.next_multiple_of(16);
@@ -668,15 +685,11 @@ impl PackedQDepthwise {
                 );
             }
         };
-        if par.threads > 1 {
-            out.par_chunks_mut(row_len)
-                .enumerate()
-                .for_each_init(init, |s, (row, o)| one(s, row, o));
-        } else {
+        parallel::for_each_chunk_mut(par, out, per_task * row_len, &|ci, chunk| {
             let mut s = init();
-            for (row, o) in out.chunks_mut(row_len).enumerate() {
-                one(&mut s, row, o);
+            for (r, o) in chunk.chunks_mut(row_len).enumerate() {
+                one(&mut s, ci * per_task + r, o);
             }
-        }
+        });
     }
 }

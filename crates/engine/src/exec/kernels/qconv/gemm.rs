@@ -13,16 +13,15 @@
 //! Paths: AVX-512 VNNI (`vpdpbusd`, 4 rows × up to 64 channels), AVX2 (`vpmaddwd` on
 //! 16-bit widened values: exact, unlike the saturating `vpmaddubsw`) and portable.
 
-use rayon::prelude::*;
-
 use super::QElem;
 use super::requant::Requant;
 use crate::exec::kernels::Parallelism;
 use crate::exec::kernels::cpu::{self, Isa};
+use crate::exec::parallel;
 
 /// Rows per register tile.
 const MR: usize = 4;
-/// Rows packed per work item (one scratch fill, one rayon task).
+/// Rows packed per work item (one scratch fill).
 const CHUNK: usize = 32;
 
 /// Packed weights in the layout of the selected path.
@@ -191,17 +190,17 @@ impl Gemm8 {
         if n == 0 || m == 0 {
             return;
         }
-        if par.threads > 1 {
-            out.par_chunks_mut(CHUNK * n).enumerate().for_each_init(
-                || self.scratch::<T>(),
-                |s, (i, o)| self.chunk_any(i * CHUNK, o.len() / n, direct, fill, o, s),
-            );
-        } else {
+        let macs = m * n * self.k;
+        let tasks = parallel::task_count(par, m.div_ceil(CHUNK), macs / parallel::GEMM_MACS_PER_NS);
+        // Whole chunks per task; each task packs its rows CHUNK at a time.
+        let per_task = m.div_ceil(CHUNK).div_ceil(tasks) * CHUNK;
+        parallel::for_each_chunk_mut(par, out, per_task * n, &|ti, o| {
             let mut s = self.scratch::<T>();
-            for (i, o) in out.chunks_mut(CHUNK * n).enumerate() {
-                self.chunk_any(i * CHUNK, o.len() / n, direct, fill, o, &mut s);
+            for (i, oc) in o.chunks_mut(CHUNK * n).enumerate() {
+                let m0 = ti * per_task + i * CHUNK;
+                self.chunk_any(m0, oc.len() / n, direct, fill, oc, &mut s);
             }
-        }
+        });
     }
 
     /// [`Self::chunk`] compiled with AVX-512 enabled, so the row packing and the

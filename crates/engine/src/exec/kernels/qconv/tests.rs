@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::exec::kernels::Parallelism;
-use crate::exec::kernels::cpu::{available_isas, with_isa};
+use crate::exec::kernels::cpu::{self, available_isas, with_isa};
 use crate::exec::prepare::out_and_pad;
 use crate::ir::Padding;
 use crate::quant::fixed_point::quantize_multiplier;
@@ -549,6 +549,71 @@ fn qconv_timing() {
                 let us = time(&mut || k.run(&x, &mut out, Parallelism::SINGLE));
                 eprintln!("{isa:?} int8 {name}: {us:.0} µs");
             }
+        });
+    }
+}
+
+/// MobileNet-like depthwise layers through the VNNI path (channel counts that are not
+/// multiples of 16 or 64, stride 2, 5×5 kernels with 25 taps in 7 groups), with
+/// uint8 weight zero points 128 (no Σx correction) and others, and extreme inputs.
+#[test]
+fn depthwise_vnni_layers_match_reference() {
+    let mut rng = Lcg(7);
+    let layers = [
+        (9, 32, 3, 1),
+        (10, 96, 3, 2),
+        (7, 144, 3, 1),
+        (6, 200, 3, 2),
+        (5, 7, 3, 1),
+        (8, 70, 5, 1),
+        (4, 17, 1, 1),
+    ];
+    for (i, &(hw, ch, k, s)) in layers.iter().enumerate() {
+        let pad = (k - 1) / 2;
+        let out_hw = (hw + 2 * pad - k) / s + 1;
+        let g = QConvGeom {
+            batch: 1 + i % 2,
+            in_h: hw,
+            in_w: hw + 1,
+            in_c: ch,
+            out_h: out_hw,
+            out_w: (hw + 1 + 2 * pad - k) / s + 1,
+            out_c: ch,
+            k_h: k,
+            k_w: k,
+            stride_h: s,
+            stride_w: s,
+            dilation_h: 1,
+            dilation_w: 1,
+            pad_top: pad,
+            pad_left: pad,
+            depth_multiplier: 1,
+        };
+        let c = params(&mut rng, QScheme::Int8, ch, k * k);
+        let w: Vec<i8> = rand_vec(&mut rng, g.depthwise_filter_len(), -127, 127);
+        let f = cpu::features();
+        if f.avx512bw && f.avx512vnni && std::arch::is_x86_feature_detected!("avx512vbmi") {
+            with_isa(cpu::Isa::Avx512, || {
+                let k = PackedQDepthwise::new(&g, &c.q, &w, c.bias.as_deref()).unwrap();
+                assert!(k.uses_vnni(), "VNNI depthwise not taken");
+            });
+        }
+        dw_case::<i8, i8>(&mut rng, QScheme::Int8, &g, I8, I8W);
+        dw_case::<u8, u8>(&mut rng, QScheme::Uint8, &g, U8, U8);
+        // Extremes: every product at its maximum magnitude.
+        dw_case::<i8, i8>(&mut rng, QScheme::Int8, &g, (-128, -128), (-127, -127));
+        dw_case::<u8, u8>(&mut rng, QScheme::Uint8, &g, (255, 255), (0, 0));
+        // uint8 weight zero point 128: the correction term vanishes.
+        let mut c = params(&mut rng, QScheme::Uint8, ch, k * k);
+        c.q.w_zp = 128;
+        let x: Vec<u8> = rand_vec(&mut rng, g.input_len(), 0, 255);
+        let w: Vec<u8> = rand_vec(&mut rng, g.depthwise_filter_len(), 0, 255);
+        let mut want = vec![0u8; g.output_len()];
+        depthwise_reference(&g, &c.q, &x, &w, c.bias.as_deref(), &mut want).unwrap();
+        every_path("depthwise uint8 w_zp 128", &want, |out, par| {
+            PackedQDepthwise::new(&g, &c.q, &w, c.bias.as_deref())
+                .unwrap()
+                .run(&x, out, par)
         });
     }
 }
