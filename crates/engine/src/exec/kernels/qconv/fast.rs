@@ -295,7 +295,15 @@ impl PackedQConv {
                         dst.fill(pad);
                     } else {
                         let s = ((b * g.in_h + iy as usize) * g.in_w + ix as usize) * c;
-                        dst.copy_from_slice(&input[s..s + c]);
+                        if c < 16 {
+                            // A few channels (first layers): a call to memcpy per tap
+                            // would cost more than the copy.
+                            for (d, v) in dst.iter_mut().zip(&input[s..s + c]) {
+                                *d = *v;
+                            }
+                        } else {
+                            dst.copy_from_slice(&input[s..s + c]);
+                        }
                     }
                 }
             }

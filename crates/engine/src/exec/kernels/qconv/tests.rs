@@ -25,14 +25,6 @@ impl Lcg {
     }
 }
 
-fn two_threads<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(2)
-        .build()
-        .unwrap()
-        .install(f)
-}
-
 /// Random activations, weights, bias and parameters of one scheme.
 struct Case {
     q: QParams,
@@ -155,12 +147,9 @@ fn every_path<T: QElem + PartialEq + std::fmt::Debug>(
         with_isa(isa, || {
             for threads in [1, 2] {
                 let mut got = vec![T::from_i32(0); want.len()];
-                let par = Parallelism { threads };
-                if threads > 1 {
-                    two_threads(|| fast(&mut got, par));
-                } else {
-                    fast(&mut got, par);
-                }
+                // Two threads run on the engine's pool (`exec::parallel`), split
+                // even for the small test shapes.
+                crate::exec::parallel::split_everything(|| fast(&mut got, Parallelism { threads }));
                 let bad = got.iter().zip(want).position(|(a, b)| a != b);
                 assert!(
                     bad.is_none(),
