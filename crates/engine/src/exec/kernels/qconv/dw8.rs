@@ -35,7 +35,7 @@ pub(super) struct Dw8 {
     flip: bool,
     /// One pixel of input zero points (padded to `blocks * 64` bytes).
     pad: Vec<u8>,
-    /// `[ox][kx]`: byte offset of the input column within a row, −1 outside.
+    /// `[kx][ox]`: byte offset of the input column within a row, −1 outside.
     colx: Vec<isize>,
 }
 
@@ -112,7 +112,7 @@ impl Dw8 {
             pad: vec![q.in_zp as u8; blocks * 64],
             colx: (0..g.out_w * g.k_w)
                 .map(|i| {
-                    let (ox, kx) = (i / g.k_w, i % g.k_w);
+                    let (kx, ox) = (i / g.out_w, i % g.out_w);
                     let ix = (ox * g.stride_w + kx * g.dilation_w) as isize - g.pad_left as isize;
                     if ix < 0 || ix >= g.in_w as isize {
                         -1
@@ -225,9 +225,8 @@ mod x86 {
             return;
         }
         let slots = k.groups * 4;
-        let taps = g.k_h * g.k_w;
-        // Tap pointers of every pixel of a row: an input pixel (`c` bytes) or the
-        // zero-point row outside the image and for the dummy taps.
+        // `[tap][ox]`: tap pointers of every pixel of a row, an input pixel (`c`
+        // bytes) or the zero-point row outside the image and for the dummy taps.
         let mut ptrs: Vec<*const u8> = vec![k.pad.as_ptr(); g.out_w * slots];
         let mut rowy = vec![0isize; g.k_h];
         assert!(input.len() == g.input_len() && k.colx.len() == g.out_w * g.k_w);
@@ -245,17 +244,24 @@ mod x86 {
                     ((b * g.in_h + iy as usize) * g.in_w * c) as isize
                 };
             }
-            for ox in 0..g.out_w {
-                let cx = &k.colx[ox * g.k_w..(ox + 1) * g.k_w];
-                let pp = &mut ptrs[ox * slots..ox * slots + taps];
-                for (ky, &ry) in rowy.iter().enumerate() {
-                    for (kx, &x) in cx.iter().enumerate() {
-                        pp[ky * g.k_w + kx] = if ry < 0 || x < 0 {
+            // Per tap, the pointers of all pixels of the row (a loop that vectorizes).
+            for (ky, &ry) in rowy.iter().enumerate() {
+                for kx in 0..g.k_w {
+                    let t = ky * g.k_w + kx;
+                    let dst = &mut ptrs[t * g.out_w..(t + 1) * g.out_w];
+                    if ry < 0 {
+                        dst.fill(k.pad.as_ptr());
+                        continue;
+                    }
+                    // iy < in_h, ix < in_w and b < batch (asserted), so each pixel's
+                    // c bytes lie inside the input.
+                    let base = input.as_ptr().wrapping_offset(ry);
+                    let cx = &k.colx[kx * g.out_w..(kx + 1) * g.out_w];
+                    for (d, &x) in dst.iter_mut().zip(cx) {
+                        *d = if x < 0 {
                             k.pad.as_ptr()
                         } else {
-                            // iy < in_h, ix < in_w and b < batch (asserted), so the
-                            // pixel's c bytes lie inside the input.
-                            input.as_ptr().wrapping_offset(ry + x)
+                            base.wrapping_offset(x)
                         };
                     }
                 }
@@ -301,8 +307,8 @@ mod x86 {
         let zp = _mm512_set1_epi32(rq.out_zp);
         let (lo, hi) = (_mm512_set1_epi32(rq.act_min), _mm512_set1_epi32(rq.act_max));
         let wb = &k.w[(c0 / 64) * k.groups * 256..(c0 / 64 + 1) * k.groups * 256];
+        let w = g.out_w;
         for ox in 0..g.out_w {
-            let p = &ptrs[ox * slots..(ox + 1) * slots];
             let mut acc = [_mm512_setzero_si512(); NB];
             let mut sa = [_mm512_setzero_si512(); NB];
             for grp in 0..k.groups {
@@ -310,10 +316,11 @@ mod x86 {
                 // `blocks * 64` bytes; the mask keeps reads below `c - c0`; the weight
                 // block holds groups × 256 bytes.
                 unsafe {
-                    let t0 = _mm512_maskz_loadu_epi8(lm, p[grp * 4].add(c0).cast());
-                    let t1 = _mm512_maskz_loadu_epi8(lm, p[grp * 4 + 1].add(c0).cast());
-                    let t2 = _mm512_maskz_loadu_epi8(lm, p[grp * 4 + 2].add(c0).cast());
-                    let t3 = _mm512_maskz_loadu_epi8(lm, p[grp * 4 + 3].add(c0).cast());
+                    let p = |i: usize| *ptrs.get_unchecked((grp * 4 + i) * w + ox);
+                    let t0 = _mm512_maskz_loadu_epi8(lm, p(0).add(c0).cast());
+                    let t1 = _mm512_maskz_loadu_epi8(lm, p(1).add(c0).cast());
+                    let t2 = _mm512_maskz_loadu_epi8(lm, p(2).add(c0).cast());
+                    let t3 = _mm512_maskz_loadu_epi8(lm, p(3).add(c0).cast());
                     let p01 = [
                         _mm512_permutex2var_epi8(t0, ix.b_lo, t1),
                         _mm512_permutex2var_epi8(t0, ix.b_hi, t1),

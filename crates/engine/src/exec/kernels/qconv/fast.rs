@@ -292,23 +292,40 @@ impl PackedQConv {
                     let ix = (ox * g.stride_w + kx * g.dilation_w) as isize - g.pad_left as isize;
                     let dst = &mut buf[(ky * g.k_w + kx) * c..(ky * g.k_w + kx + 1) * c];
                     if iy < 0 || ix < 0 || iy >= g.in_h as isize || ix >= g.in_w as isize {
-                        dst.fill(pad);
+                        fill_px(dst, pad);
                     } else {
                         let s = ((b * g.in_h + iy as usize) * g.in_w + ix as usize) * c;
-                        if c < 16 {
-                            // A few channels (first layers): a call to memcpy per tap
-                            // would cost more than the copy.
-                            for (d, v) in dst.iter_mut().zip(&input[s..s + c]) {
-                                *d = *v;
-                            }
-                        } else {
-                            dst.copy_from_slice(&input[s..s + c]);
-                        }
+                        copy_px(dst, &input[s..s + c]);
                     }
                 }
             }
         };
         self.engine.run(m, direct.then_some(input), &fill, out, par);
+    }
+}
+
+/// Copies one pixel's channels. First layers have 1–4 channels: fixed-size copies
+/// compile to a few moves, where a call to memcpy per tap would cost more than the copy.
+#[inline(always)]
+fn copy_px<T: Copy>(dst: &mut [T], src: &[T]) {
+    match dst.len() {
+        1 => dst[..1].copy_from_slice(&src[..1]),
+        2 => dst[..2].copy_from_slice(&src[..2]),
+        3 => dst[..3].copy_from_slice(&src[..3]),
+        4 => dst[..4].copy_from_slice(&src[..4]),
+        _ => dst.copy_from_slice(src),
+    }
+}
+
+/// [`copy_px`] for a padding tap.
+#[inline(always)]
+fn fill_px<T: Copy>(dst: &mut [T], v: T) {
+    match dst.len() {
+        1 => dst[..1].fill(v),
+        2 => dst[..2].fill(v),
+        3 => dst[..3].fill(v),
+        4 => dst[..4].fill(v),
+        _ => dst.fill(v),
     }
 }
 

@@ -176,10 +176,23 @@ impl Gemm8 {
     fn scratch<T: QElem>(&self) -> Scratch<T> {
         Scratch {
             x: vec![T::from_i32(0); self.k],
-            a8: vec![0; CHUNK * self.kp],
-            a16: vec![0; CHUNK * self.kp],
+            a8: if self.path == Path::Avx2 {
+                Vec::new()
+            } else {
+                vec![0; CHUNK * self.kp]
+            },
+            // Only the AVX2 path packs 16-bit rows; the fused path needs no tile.
+            a16: if self.path == Path::Avx2 {
+                vec![0; CHUNK * self.kp]
+            } else {
+                Vec::new()
+            },
             rowsum: vec![0; CHUNK],
-            tile: vec![0; MR * 64],
+            tile: if self.fused && std::mem::size_of::<T>() == 1 {
+                Vec::new()
+            } else {
+                vec![0; MR * 64]
+            },
         }
     }
 
