@@ -286,8 +286,18 @@ impl PackedQConv {
             let ox = row % g.out_w;
             let oy = (row / g.out_w) % g.out_h;
             let b = row / (g.out_w * g.out_h);
+            // With dilation 1 a kernel row whose taps are all inside the image reads
+            // one contiguous run of `k_w · c` values.
+            let x0 = (ox * g.stride_w) as isize - g.pad_left as isize;
+            let row_inside = g.dilation_w == 1 && x0 >= 0 && x0 as usize + g.k_w <= g.in_w;
+            let run = g.k_w * c;
             for ky in 0..g.k_h {
                 let iy = (oy * g.stride_h + ky * g.dilation_h) as isize - g.pad_top as isize;
+                if row_inside && iy >= 0 && iy < g.in_h as isize {
+                    let s = ((b * g.in_h + iy as usize) * g.in_w + x0 as usize) * c;
+                    copy_run(&mut buf[ky * run..(ky + 1) * run], &input[s..s + run]);
+                    continue;
+                }
                 for kx in 0..g.k_w {
                     let ix = (ox * g.stride_w + kx * g.dilation_w) as isize - g.pad_left as isize;
                     let dst = &mut buf[(ky * g.k_w + kx) * c..(ky * g.k_w + kx + 1) * c];
@@ -314,6 +324,22 @@ fn copy_px<T: Copy>(dst: &mut [T], src: &[T]) {
         3 => dst[..3].copy_from_slice(&src[..3]),
         4 => dst[..4].copy_from_slice(&src[..4]),
         _ => dst.copy_from_slice(src),
+    }
+}
+
+/// Copies a short run (a kernel row of a first layer, e.g. 3 taps × 3 channels) with
+/// two overlapping fixed-size copies instead of a call to memcpy.
+#[inline(always)]
+fn copy_run<T: Copy>(dst: &mut [T], src: &[T]) {
+    let n = dst.len();
+    if (8..=16).contains(&n) {
+        dst[..8].copy_from_slice(&src[..8]);
+        dst[n - 8..].copy_from_slice(&src[n - 8..]);
+    } else if (4..8).contains(&n) {
+        dst[..4].copy_from_slice(&src[..4]);
+        dst[n - 4..].copy_from_slice(&src[n - 4..]);
+    } else {
+        copy_px(dst, src);
     }
 }
 

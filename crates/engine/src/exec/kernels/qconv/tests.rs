@@ -513,8 +513,11 @@ fn qconv_timing() {
     for isa in available_isas() {
         with_isa(isa, || {
             for (name, g) in [
+                ("conv1x1 112x112 16->96", geo(112, 16, 96, 1, 1, 0, 112, 1)),
                 ("conv1x1 56x56 24->144", geo(56, 24, 144, 1, 1, 0, 56, 1)),
+                ("conv1x1 56x56 144->24", geo(56, 144, 24, 1, 1, 0, 56, 1)),
                 ("conv1x1 14x14 384->64", geo(14, 384, 64, 1, 1, 0, 14, 1)),
+                ("conv1x1 7x7 960->160", geo(7, 960, 160, 1, 1, 0, 7, 1)),
                 ("conv3x3s2 224 3->32", geo(224, 3, 32, 3, 2, 0, 112, 1)),
             ] {
                 let c = params(&mut rng, QScheme::Int8, g.out_c, 100);
@@ -527,8 +530,10 @@ fn qconv_timing() {
                 eprintln!("{isa:?} int8 {name}: {us:.0} µs ({gops:.1} GOP/s)");
             }
             for (name, g) in [
+                ("dw3x3s1 112 32", geo(112, 32, 32, 3, 1, 1, 112, 1)),
                 ("dw3x3s2 112 96", geo(112, 96, 96, 3, 2, 0, 56, 1)),
                 ("dw3x3s1 56 144", geo(56, 144, 144, 3, 1, 1, 56, 1)),
+                ("dw3x3s1 14 576", geo(14, 576, 576, 3, 1, 1, 14, 1)),
             ] {
                 let c = params(&mut rng, QScheme::Int8, g.out_c, 9);
                 let x: Vec<i8> = rand_vec(&mut rng, g.input_len(), -128, 127);
@@ -536,7 +541,8 @@ fn qconv_timing() {
                 let k = PackedQDepthwise::new(&g, &c.q, &w, c.bias.as_deref()).unwrap();
                 let mut out = vec![0i8; g.output_len()];
                 let us = time(&mut || k.run(&x, &mut out, Parallelism::SINGLE));
-                eprintln!("{isa:?} int8 {name}: {us:.0} µs");
+                let gops = 2.0 * (g.output_len() * 9) as f64 / us / 1e3;
+                eprintln!("{isa:?} int8 {name}: {us:.0} µs ({gops:.1} GOP/s)");
             }
         });
     }
