@@ -37,6 +37,19 @@ pub(super) struct Dw8 {
     pad: Vec<u8>,
     /// `[kx][ox]`: byte offset of the input column within a row, −1 outside.
     colx: Vec<isize>,
+    /// 3-wide kernels with horizontal stride and dilation 1 (at most 4 kernel rows):
+    /// each input column's interleaved vector (its kernel rows as the four bytes) is
+    /// built once and used by the three output pixels that read it.
+    cols: Option<ColPath>,
+}
+
+/// Weights and constants of the column path, in chunks of 32 channels.
+struct ColPath {
+    /// `[chunk][kx][half 0..2][channel 0..16][kernel row 0..4]`.
+    w: Vec<i8>,
+    /// `bias + α·Σb + 12·α·β` per channel (12 slots: 3 columns × 4 rows), padded to
+    /// `chunks * 32`.
+    col: Vec<i32>,
 }
 
 impl Dw8 {
@@ -101,7 +114,34 @@ impl Dw8 {
                     .wrapping_add(slots.wrapping_mul(alpha).wrapping_mul(beta))
             })
             .collect();
+        let cols = (g.k_w == 3 && g.k_h <= 4 && g.stride_w == 1 && g.dilation_w == 1).then(|| {
+            let chunks = c.div_ceil(32);
+            let mut w = Vec::with_capacity(chunks * 3 * 128);
+            for ch in 0..chunks {
+                for kx in 0..3 {
+                    for lane in 0..32 {
+                        for ky in 0..4 {
+                            let t = if ky < g.k_h { ky * 3 + kx } else { taps };
+                            w.push(bv(t, ch * 32 + lane) as i8);
+                        }
+                    }
+                }
+            }
+            let col = (0..chunks * 32)
+                .map(|ch| {
+                    if ch >= c {
+                        return 0;
+                    }
+                    let sb = (0..taps).fold(0i32, |s, t| s.wrapping_add(bv(t, ch)));
+                    let b0 = bias.map_or(0, |b| b[ch]) as i32;
+                    b0.wrapping_add(alpha.wrapping_mul(sb))
+                        .wrapping_add(12i32.wrapping_mul(alpha).wrapping_mul(beta))
+                })
+                .collect();
+            ColPath { w, col }
+        });
         Some(Dw8 {
+            cols,
             g: *g,
             groups,
             blocks,
@@ -180,7 +220,7 @@ fn supported() -> bool {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{Dw8, Requant};
+    use super::{ColPath, Dw8, Requant};
     use crate::exec::kernels::qconv::requant::v512::{rdbpot_v, srdhm_nonneg};
     use std::arch::x86_64::*;
 
@@ -244,8 +284,10 @@ mod x86 {
                     ((b * g.in_h + iy as usize) * g.in_w * c) as isize
                 };
             }
-            // Per tap, the pointers of all pixels of the row (a loop that vectorizes).
-            for (ky, &ry) in rowy.iter().enumerate() {
+            // Per tap, the pointers of all pixels of the row (a loop that vectorizes);
+            // the column path computes its own.
+            let rowy_tbl: &[isize] = if k.cols.is_some() { &[] } else { &rowy };
+            for (ky, &ry) in rowy_tbl.iter().enumerate() {
                 for kx in 0..g.k_w {
                     let t = ky * g.k_w + kx;
                     let dst = &mut ptrs[t * g.out_w..(t + 1) * g.out_w];
@@ -265,6 +307,22 @@ mod x86 {
                         };
                     }
                 }
+            }
+            if let Some(cp) = &k.cols {
+                // Byte offsets of the (up to) four kernel rows, −1 outside the image.
+                let mut ry4 = [-1isize; 4];
+                ry4[..g.k_h].copy_from_slice(&rowy);
+                for c0 in (0..c).step_by(32) {
+                    // SAFETY: forwarded contract; `block_col` checks its own bounds.
+                    unsafe {
+                        if c - c0 > 16 {
+                            block_col::<2>(k, cp, rq, c0, ry4, input, orow);
+                        } else {
+                            block_col::<1>(k, cp, rq, c0, ry4, input, orow);
+                        }
+                    }
+                }
+                continue;
             }
             for blk in 0..k.blocks {
                 let c0 = blk * 64;
@@ -371,6 +429,147 @@ mod x86 {
                     // Clamped to the byte type's range: truncation is exact.
                     _mm_mask_storeu_epi8(
                         opix.as_mut_ptr().add(16 * j + c0).cast(),
+                        sm,
+                        _mm512_cvtepi32_epi8(v),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Builds the interleaved vectors (channels `c0..c0 + 16·NB`, four kernel rows as
+    /// the four bytes, top bit flipped for int8) of input column `ix`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn column<const NB: usize>(
+        k: &Dw8,
+        ix: isize,
+        c0: usize,
+        lm: __mmask32,
+        ry4: &[isize; 4],
+        input: &[u8],
+        ix_: &Idx,
+        flip: __m512i,
+    ) -> [__m512i; NB] {
+        let g = &k.g;
+        let inside = ix >= 0 && ix < g.in_w as isize;
+        let t: [__m512i; 4] = std::array::from_fn(|d| {
+            let p = if inside && ry4[d] >= 0 {
+                // The row offset and column are inside the image (b < batch is
+                // asserted by the caller), so `c` bytes are readable there.
+                input
+                    .as_ptr()
+                    .wrapping_offset(ry4[d] + ix * g.out_c as isize)
+                    .wrapping_add(c0)
+            } else {
+                k.pad.as_ptr().wrapping_add(c0)
+            };
+            // SAFETY: the mask keeps the read below `c - c0` bytes at `p`.
+            unsafe { _mm512_zextsi256_si512(_mm256_maskz_loadu_epi8(lm, p.cast())) }
+        });
+        let p01 = _mm512_permutex2var_epi8(t[0], ix_.b_lo, t[1]);
+        let p23 = _mm512_permutex2var_epi8(t[2], ix_.b_lo, t[3]);
+        std::array::from_fn(|j| {
+            let wi = if j == 0 { ix_.w_lo } else { ix_.w_hi };
+            _mm512_xor_si512(_mm512_permutex2var_epi16(p01, wi, p23), flip)
+        })
+    }
+
+    /// Column path: channels `c0..c0 + 16·NB` (clipped to `c`) of one output row;
+    /// `ry4` holds the byte offsets of the four kernel rows' input rows (−1 outside
+    /// the image or past `k_h`).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
+    #[allow(clippy::needless_range_loop)]
+    unsafe fn block_col<const NB: usize>(
+        k: &Dw8,
+        cp: &ColPath,
+        rq: &Requant,
+        c0: usize,
+        ry4: [isize; 4],
+        input: &[u8],
+        orow: &mut [u8],
+    ) {
+        let g = &k.g;
+        let c = g.out_c;
+        assert!(orow.len() == g.out_w * c && input.len() == g.input_len());
+        assert!(cp.col.len() >= c0 + 32 && rq.m.len() >= c0 + 16 * NB);
+        assert!(rq.rhalf.len() == rq.m.len() && k.pad.len() >= c0 + 32);
+        let n = (c - c0).min(32);
+        let lm: __mmask32 = if n == 32 { !0 } else { (1u32 << n) - 1 };
+        let ix_ = indices();
+        let flip = _mm512_set1_epi8(if k.flip { -128 } else { 0 });
+        let ones = _mm512_set1_epi8(1);
+        let beta = _mm512_set1_epi32(k.beta);
+        let zp = _mm512_set1_epi32(rq.out_zp);
+        let (lo, hi) = (_mm512_set1_epi32(rq.act_min), _mm512_set1_epi32(rq.act_max));
+        let wb = &cp.w[(c0 / 32) * 384..(c0 / 32 + 1) * 384];
+        // SAFETY: the chunk's weights are 3 × 128 bytes.
+        let wv: [[__m512i; NB]; 3] = std::array::from_fn(|kx| {
+            std::array::from_fn(|j| unsafe {
+                _mm512_loadu_si512(wb.as_ptr().add((kx * 2 + j) * 64).cast())
+            })
+        });
+        let x0 = -(g.pad_left as isize);
+        // SAFETY (all `column` calls): forwarded bounds contract.
+        let mut ring: [[__m512i; NB]; 3] = unsafe {
+            [
+                column::<NB>(k, x0, c0, lm, &ry4, input, &ix_, flip),
+                column::<NB>(k, x0 + 1, c0, lm, &ry4, input, &ix_, flip),
+                column::<NB>(k, x0 + 2, c0, lm, &ry4, input, &ix_, flip),
+            ]
+        };
+        for ox in 0..g.out_w {
+            if ox > 0 {
+                ring[0] = ring[1];
+                ring[1] = ring[2];
+                let ix = x0 + ox as isize + 2;
+                ring[2] = unsafe { column::<NB>(k, ix, c0, lm, &ry4, input, &ix_, flip) };
+            }
+            let mut acc = [_mm512_setzero_si512(); NB];
+            let mut sa = [_mm512_setzero_si512(); NB];
+            for kx in 0..3 {
+                for j in 0..NB {
+                    acc[j] = _mm512_dpbusd_epi32(acc[j], ring[kx][j], wv[kx][j]);
+                    if k.beta != 0 {
+                        sa[j] = _mm512_dpbusd_epi32(sa[j], ring[kx][j], ones);
+                    }
+                }
+            }
+            for j in 0..NB {
+                let cj = c0 + 16 * j;
+                if cj >= c {
+                    break;
+                }
+                let left = c - cj;
+                let sm: __mmask16 = if left >= 16 { 0xFFFF } else { (1 << left) - 1 };
+                // SAFETY: constants hold c0 + 32 (col) and c0 + 16·NB (requant) lanes
+                // (asserted); the store is masked to the pixel's channels.
+                unsafe {
+                    let mut x = _mm512_add_epi32(
+                        acc[j],
+                        _mm512_loadu_si512(cp.col.as_ptr().add(cj).cast()),
+                    );
+                    if k.beta != 0 {
+                        x = _mm512_add_epi32(x, _mm512_mullo_epi32(sa[j], beta));
+                    }
+                    if rq.any_lsh {
+                        let ls = _mm512_loadu_si512(rq.lsh.as_ptr().add(cj).cast());
+                        x = _mm512_sllv_epi32(x, ls);
+                    }
+                    let m = _mm512_loadu_si512(rq.m.as_ptr().add(cj).cast());
+                    let h = srdhm_nonneg(x, m, _mm512_srli_epi64(m, 32));
+                    let v = rdbpot_v(
+                        h,
+                        _mm512_loadu_si512(rq.rsh.as_ptr().add(cj).cast()),
+                        _mm512_loadu_si512(rq.rmask.as_ptr().add(cj).cast()),
+                        _mm512_loadu_si512(rq.rhalf.as_ptr().add(cj).cast()),
+                    );
+                    let v = _mm512_add_epi32(v, zp);
+                    let v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
+                    // Clamped to the byte type's range: truncation is exact.
+                    _mm_mask_storeu_epi8(
+                        orow.as_mut_ptr().add(ox * c + cj).cast(),
                         sm,
                         _mm512_cvtepi32_epi8(v),
                     );

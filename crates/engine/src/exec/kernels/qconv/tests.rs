@@ -612,3 +612,36 @@ fn depthwise_vnni_layers_match_reference() {
         });
     }
 }
+
+/// The depthwise column path (3-wide kernels, horizontal stride and dilation 1) with
+/// 1, 2 and 4 kernel rows, vertical stride/dilation 2, padding on both sides.
+#[test]
+fn depthwise_column_path_matches_reference() {
+    let mut rng = Lcg(11);
+    for (k_h, s_h, d_h, ch) in [(1, 1, 1, 40), (2, 2, 1, 33), (4, 1, 2, 70), (3, 2, 2, 16)] {
+        let (in_h, in_w) = (9, 8);
+        let (out_h, pad_top) = out_and_pad(Padding::Same, in_h, k_h, s_h, d_h).unwrap();
+        let (out_w, pad_left) = out_and_pad(Padding::Same, in_w, 3, 1, 1).unwrap();
+        let g = QConvGeom {
+            batch: 2,
+            in_h,
+            in_w,
+            in_c: ch,
+            out_h,
+            out_w,
+            out_c: ch,
+            k_h,
+            k_w: 3,
+            stride_h: s_h,
+            stride_w: 1,
+            dilation_h: d_h,
+            dilation_w: 1,
+            pad_top,
+            pad_left,
+            depth_multiplier: 1,
+        };
+        dw_case::<i8, i8>(&mut rng, QScheme::Int8, &g, I8, I8W);
+        dw_case::<u8, u8>(&mut rng, QScheme::Uint8, &g, U8, U8);
+        dw_case::<i8, i8>(&mut rng, QScheme::Int8, &g, (127, 127), (-127, -127));
+    }
+}
