@@ -37,9 +37,10 @@ pub(super) struct Dw8 {
     pad: Vec<u8>,
     /// `[kx][ox]`: byte offset of the input column within a row, −1 outside.
     colx: Vec<isize>,
-    /// 3-wide kernels with horizontal stride and dilation 1 (at most 4 kernel rows):
-    /// each input column's interleaved vector (its kernel rows as the four bytes) is
-    /// built once and used by the three output pixels that read it.
+    /// 3-wide kernels with horizontal stride 1 or 2 and dilation 1 (at most 4 kernel
+    /// rows): each input column's interleaved vector (its kernel rows as the four
+    /// bytes) is built once and used by every output pixel that reads it (three at
+    /// stride 1, one or two at stride 2).
     cols: Option<ColPath>,
 }
 
@@ -114,7 +115,7 @@ impl Dw8 {
                     .wrapping_add(slots.wrapping_mul(alpha).wrapping_mul(beta))
             })
             .collect();
-        let cols = (g.k_w == 3 && g.k_h <= 4 && g.stride_w == 1 && g.dilation_w == 1).then(|| {
+        let cols = (g.k_w == 3 && g.k_h <= 4 && g.stride_w <= 2 && g.dilation_w == 1).then(|| {
             let chunks = c.div_ceil(32);
             let mut w = Vec::with_capacity(chunks * 3 * 128);
             for ch in 0..chunks {
@@ -521,10 +522,16 @@ mod x86 {
         };
         for ox in 0..g.out_w {
             if ox > 0 {
-                ring[0] = ring[1];
-                ring[1] = ring[2];
-                let ix = x0 + ox as isize + 2;
-                ring[2] = unsafe { column::<NB>(k, ix, c0, lm, &ry4, input, &ix_, flip) };
+                // Columns x0 + s·ox + (0, 1, 2): stride 1 reuses two, stride 2 one.
+                let ix = x0 + (g.stride_w * ox) as isize;
+                if g.stride_w == 1 {
+                    ring[0] = ring[1];
+                    ring[1] = ring[2];
+                } else {
+                    ring[0] = ring[2];
+                    ring[1] = unsafe { column::<NB>(k, ix + 1, c0, lm, &ry4, input, &ix_, flip) };
+                }
+                ring[2] = unsafe { column::<NB>(k, ix + 2, c0, lm, &ry4, input, &ix_, flip) };
             }
             let mut acc = [_mm512_setzero_si512(); NB];
             let mut sa = [_mm512_setzero_si512(); NB];

@@ -613,15 +613,21 @@ fn depthwise_vnni_layers_match_reference() {
     }
 }
 
-/// The depthwise column path (3-wide kernels, horizontal stride and dilation 1) with
-/// 1, 2 and 4 kernel rows, vertical stride/dilation 2, padding on both sides.
+/// The depthwise column path (3-wide kernels, horizontal stride 1 or 2, dilation 1)
+/// with 1 to 4 kernel rows, vertical stride/dilation 2, padding on both sides.
 #[test]
 fn depthwise_column_path_matches_reference() {
     let mut rng = Lcg(11);
-    for (k_h, s_h, d_h, ch) in [(1, 1, 1, 40), (2, 2, 1, 33), (4, 1, 2, 70), (3, 2, 2, 16)] {
+    for (k_h, s_h, s_w, d_h, ch) in [
+        (1, 1, 1, 1, 40),
+        (2, 2, 1, 1, 33),
+        (4, 1, 2, 2, 70),
+        (3, 2, 2, 2, 16),
+        (3, 2, 2, 1, 96),
+    ] {
         let (in_h, in_w) = (9, 8);
         let (out_h, pad_top) = out_and_pad(Padding::Same, in_h, k_h, s_h, d_h).unwrap();
-        let (out_w, pad_left) = out_and_pad(Padding::Same, in_w, 3, 1, 1).unwrap();
+        let (out_w, pad_left) = out_and_pad(Padding::Same, in_w, 3, s_w, 1).unwrap();
         let g = QConvGeom {
             batch: 2,
             in_h,
@@ -633,7 +639,7 @@ fn depthwise_column_path_matches_reference() {
             k_h,
             k_w: 3,
             stride_h: s_h,
-            stride_w: 1,
+            stride_w: s_w,
             dilation_h: d_h,
             dilation_w: 1,
             pad_top,
