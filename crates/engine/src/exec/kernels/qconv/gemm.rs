@@ -543,7 +543,11 @@ mod x86 {
                 let mask = _mm512_loadu_si512(rq.rmask.as_ptr().add(c0).cast());
                 let half = _mm512_loadu_si512(rq.rhalf.as_ptr().add(c0).cast());
                 let lsh = _mm512_loadu_si512(rq.lsh.as_ptr().add(c0).cast());
-                for r in 0..mr {
+                // Constant trip count (fully unrolled) so `acc` stays in registers.
+                for r in 0..MR {
+                    if r >= mr {
+                        break;
+                    }
                     let radd = _mm512_set1_epi32(ep.rowsum[r]);
                     let mut x = _mm512_add_epi32(_mm512_add_epi32(acc[r][j], col), radd);
                     if rq.any_lsh {

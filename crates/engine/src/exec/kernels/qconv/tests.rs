@@ -510,6 +510,8 @@ fn qconv_timing() {
         }
         (thread_cpu_ns() - t0) as f64 / n as f64 / 1e3
     };
+    // QCONV_TIMING=substring runs only the matching layers (for profiling one).
+    let only = std::env::var("QCONV_TIMING").unwrap_or_default();
     for isa in available_isas() {
         with_isa(isa, || {
             for (name, g) in [
@@ -520,6 +522,9 @@ fn qconv_timing() {
                 ("conv1x1 7x7 960->160", geo(7, 960, 160, 1, 1, 0, 7, 1)),
                 ("conv3x3s2 224 3->32", geo(224, 3, 32, 3, 2, 0, 112, 1)),
             ] {
+                if !name.contains(only.as_str()) {
+                    continue;
+                }
                 let c = params(&mut rng, QScheme::Int8, g.out_c, 100);
                 let x: Vec<i8> = rand_vec(&mut rng, g.input_len(), -128, 127);
                 let w: Vec<i8> = rand_vec(&mut rng, g.conv_filter_len(), -127, 127);
@@ -535,6 +540,9 @@ fn qconv_timing() {
                 ("dw3x3s1 56 144", geo(56, 144, 144, 3, 1, 1, 56, 1)),
                 ("dw3x3s1 14 576", geo(14, 576, 576, 3, 1, 1, 14, 1)),
             ] {
+                if !name.contains(only.as_str()) {
+                    continue;
+                }
                 let c = params(&mut rng, QScheme::Int8, g.out_c, 9);
                 let x: Vec<i8> = rand_vec(&mut rng, g.input_len(), -128, 127);
                 let w: Vec<i8> = rand_vec(&mut rng, g.depthwise_filter_len(), -127, 127);
