@@ -14,6 +14,12 @@
 //! `β ≠ 0`, i.e. uint8 weights with a zero point other than 128) is a second
 //! `vpdpbusd` against ones. Sums wrap in int32 like the reference's cast, so the
 //! requantized bytes are identical.
+//!
+//! Two loops: 3-wide kernels with horizontal stride 1 or 2 (every MobileNet
+//! depthwise) group the taps by kernel column, so each input column's interleaved
+//! vector is built once and shared by the output pixels that read it (12 slots);
+//! other kernels group taps four at a time in order (`4G` slots, `G = ⌈taps/4⌉`).
+//! The requantization runs on the accumulators in registers.
 
 use super::requant::Requant;
 use super::{QConvGeom, QElem, QParams, QScheme};
