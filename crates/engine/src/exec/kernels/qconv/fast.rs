@@ -283,9 +283,9 @@ impl PackedQConv {
                 buf.copy_from_slice(&input[row * c..(row + 1) * c]);
                 return;
             }
-            let ox = row % g.out_w;
-            let oy = (row / g.out_w) % g.out_h;
-            let b = row / (g.out_w * g.out_h);
+            // Two divisions, each giving quotient and remainder.
+            let (t, ox) = (row / g.out_w, row % g.out_w);
+            let (b, oy) = (t / g.out_h, t % g.out_h);
             // With dilation 1 a kernel row whose taps are all inside the image reads
             // one contiguous run of `k_w · c` values.
             let x0 = (ox * g.stride_w) as isize - g.pad_left as isize;

@@ -284,8 +284,10 @@ impl Gemm8 {
                 // SAFETY: T is one byte, so the row viewed as bytes.
                 let bytes = unsafe { std::slice::from_raw_parts(src.as_ptr().cast::<u8>(), k) };
                 let flip = if self.a_bias == 128 { 0x80 } else { 0 };
+                let dst = &mut s.a8[r * kp..(r + 1) * kp];
+                // β = 0 (int8 weights without zero point): the row sum is not needed.
                 // SAFETY: `fused` implies AVX-512 BW/VL.
-                let sum = unsafe { x86::pack_row(bytes, flip, &mut s.a8[r * kp..(r + 1) * kp]) };
+                let sum = unsafe { x86::pack_row(bytes, flip, dst, self.beta != 0) };
                 s.rowsum[r] = self.beta.wrapping_mul(sum);
                 continue;
             }
@@ -459,29 +461,36 @@ mod x86 {
 
     /// Copies a row of input bytes into `dst` (zero-padded to its length), flipping the
     /// top bit when `flip` is 0x80 (int8 → `x + 128`), and returns the sum of the
-    /// stored bytes.
+    /// stored bytes (0 unless `want_sum`).
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    pub(super) fn pack_row(src: &[u8], flip: u8, dst: &mut [u8]) -> i32 {
+    pub(super) fn pack_row(src: &[u8], flip: u8, dst: &mut [u8], want_sum: bool) -> i32 {
         assert!(dst.len() >= src.len());
         let f = _mm512_set1_epi8(flip as i8);
         let zero = _mm512_setzero_si512();
         let mut acc = _mm512_setzero_si512();
+        let bits = |n: usize| -> __mmask64 { if n >= 64 { !0 } else { (1u64 << n) - 1 } };
         let mut i = 0;
-        while i < src.len() {
-            let n = (src.len() - i).min(64);
-            let m: __mmask64 = if n == 64 { !0 } else { (1u64 << n) - 1 };
-            // SAFETY: the masks keep reads below src.len() and writes below
-            // src.len() <= dst.len().
+        // Up to dst.len(): the padding bytes are stored as zeros in the same pass
+        // (a separate fill of one or two bytes would be a call to memset).
+        while i < dst.len() {
+            let lm = bits(src.len().saturating_sub(i));
+            let sm = bits(dst.len() - i);
+            // SAFETY: the masks keep reads below src.len() and writes below dst.len().
             unsafe {
-                let v = _mm512_maskz_loadu_epi8(m, src.as_ptr().add(i).cast());
-                let v = _mm512_maskz_mov_epi8(m, _mm512_xor_si512(v, f));
-                _mm512_mask_storeu_epi8(dst.as_mut_ptr().add(i).cast(), m, v);
-                acc = _mm512_add_epi64(acc, _mm512_sad_epu8(v, zero));
+                let v = _mm512_maskz_loadu_epi8(lm, src.as_ptr().add(i).cast());
+                let v = _mm512_maskz_mov_epi8(lm, _mm512_xor_si512(v, f));
+                _mm512_mask_storeu_epi8(dst.as_mut_ptr().add(i).cast(), sm, v);
+                if want_sum {
+                    acc = _mm512_add_epi64(acc, _mm512_sad_epu8(v, zero));
+                }
             }
             i += 64;
         }
-        dst[src.len()..].fill(0);
-        _mm512_reduce_add_epi64(acc) as i32
+        if want_sum {
+            _mm512_reduce_add_epi64(acc) as i32
+        } else {
+            0
+        }
     }
 
     /// [`mk_vnni`] with the requantization done on the accumulators in registers:
