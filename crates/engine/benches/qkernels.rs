@@ -1,5 +1,6 @@
-//! Reference vs fast integer conv / depthwise / FC on MobileNetV2-like layers (int8 and
-//! uint8). Throughput counts 2 elements per MAC, so "Gelem/s" reads as GOP/s.
+//! Reference vs fast integer conv / depthwise / FC / ADD on MobileNetV2-like layers (int8
+//! and uint8). Throughput counts 2 elements per MAC, so "Gelem/s" reads as GOP/s; ADD
+//! counts output elements.
 
 use std::hint::black_box;
 
@@ -9,6 +10,10 @@ use quantfarm_engine::exec::kernels::cpu;
 use quantfarm_engine::exec::kernels::qconv::{
     PackedQConv, PackedQDepthwise, PackedQFc, QConvGeom, QElem, QFcGeom, QParams, QScheme,
     conv_reference, depthwise_reference, fc_reference,
+};
+use quantfarm_engine::exec::kernels::qops::QInt;
+use quantfarm_engine::exec::kernels::qops::binary::{
+    AddSubTables, QBinaryParams, binary_reference, binary_same_shape,
 };
 use quantfarm_engine::quant::fixed_point::{Rounding, quantize_multiplier};
 
@@ -20,13 +25,6 @@ fn data<T: QElem>(n: usize, seed: u32, lo: i32, hi: i32) -> Vec<T> {
             T::from_i32(lo + ((s >> 8) % (hi - lo + 1) as u32) as i32)
         })
         .collect()
-}
-
-fn two_threads() -> rayon::ThreadPool {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(2)
-        .build()
-        .expect("rayon pool")
 }
 
 fn params(scheme: QScheme, n: usize) -> QParams {
@@ -80,7 +78,6 @@ fn geom(
 }
 
 fn conv_group<T: QElem>(c: &mut Criterion, scheme: QScheme, tag: &str, wl: i32, wh: i32) {
-    let pool = two_threads();
     let cases = [
         ("conv1x1_56x56x24to144", geom(56, 24, 144, 1, 1, 0, 56, 1)),
         ("conv1x1_14x14x384to64", geom(14, 384, 64, 1, 1, 0, 14, 1)),
@@ -111,8 +108,9 @@ fn conv_group<T: QElem>(c: &mut Criterion, scheme: QScheme, tag: &str, wl: i32, 
             });
         }
         let k = PackedQConv::new(&g, &q, &w, Some(&bias)).unwrap();
+        // Two threads on the engine's pool (`exec::parallel`).
         grp.bench_function("fast_t2", |b| {
-            pool.install(|| b.iter(|| k.run(black_box(&x), &mut out, Parallelism { threads: 2 })))
+            b.iter(|| k.run(black_box(&x), &mut out, Parallelism { threads: 2 }))
         });
         grp.finish();
     }
@@ -120,6 +118,7 @@ fn conv_group<T: QElem>(c: &mut Criterion, scheme: QScheme, tag: &str, wl: i32, 
 
 fn dw_group<T: QElem>(c: &mut Criterion, scheme: QScheme, tag: &str, wl: i32, wh: i32) {
     let cases = [
+        ("dw3x3s1_112x112x32", geom(112, 32, 32, 3, 1, 1, 112, 1)),
         ("dw3x3s2_112x112x96", geom(112, 96, 96, 3, 2, 0, 56, 1)),
         ("dw3x3s1_56x56x144", geom(56, 144, 144, 3, 1, 1, 56, 1)),
         ("dw3x3s1_14x14x576", geom(14, 576, 576, 3, 1, 1, 14, 1)),
@@ -152,8 +151,48 @@ fn dw_group<T: QElem>(c: &mut Criterion, scheme: QScheme, tag: &str, wl: i32, wh
                 b.iter(|| k.run(black_box(&x), &mut out, Parallelism::SINGLE))
             });
         }
+        let k = PackedQDepthwise::new(&g, &q, &w, Some(&bias)).unwrap();
+        grp.bench_function("fast_t2", |b| {
+            b.iter(|| k.run(black_box(&x), &mut out, Parallelism { threads: 2 }))
+        });
         grp.finish();
     }
+}
+
+/// Same-shape ADD of a MobileNetV2 residual (56×56×24): the reference loop (per
+/// element through broadcast indices), the per-element fast path, and the tabulated /
+/// SIMD path the interpreter runs.
+fn add_group<T: QElem + QInt>(c: &mut Criterion, tag: &str, zp: i32) {
+    let n = 56 * 56 * 24;
+    let (lo, hi) = (T::MIN, T::MAX);
+    let a: Vec<T> = data(n, 7, lo, hi);
+    let b: Vec<T> = data(n, 8, lo, hi);
+    let mut y = vec![T::from_i32(0); n];
+    let p = QBinaryParams::add_sub(
+        false,
+        20,
+        (0.031, zp + 3),
+        (0.017, zp - 9),
+        (0.05, zp),
+        lo,
+        hi,
+    );
+    let mut grp = c.benchmark_group(format!("{tag}_add_56x56x24"));
+    grp.throughput(Throughput::Elements(n as u64));
+    grp.sample_size(20);
+    grp.bench_function("reference", |bn| {
+        bn.iter(|| binary_reference(&p, black_box(&a), &[n], &b, &[n], &mut y, &[n]))
+    });
+    grp.bench_function("per_element", |bn| {
+        bn.iter(|| binary_same_shape(&p, black_box(&a), &b, &mut y))
+    });
+    for isa in cpu::available_isas() {
+        let t = cpu::with_isa(isa, || AddSubTables::new::<T>(&p).expect("8-bit add"));
+        grp.bench_function(format!("fast_{}", isa.name()), |bn| {
+            bn.iter(|| t.run_same_shape(black_box(&a), &b, &mut y))
+        });
+    }
+    grp.finish();
 }
 
 fn fc_group<T: QElem>(c: &mut Criterion, scheme: QScheme, tag: &str, wl: i32, wh: i32) {
@@ -190,12 +229,14 @@ fn bench_int8(c: &mut Criterion) {
     conv_group::<i8>(c, QScheme::Int8, "int8", -127, 127);
     dw_group::<i8>(c, QScheme::Int8, "int8", -127, 127);
     fc_group::<i8>(c, QScheme::Int8, "int8", -127, 127);
+    add_group::<i8>(c, "int8", -10);
 }
 
 fn bench_uint8(c: &mut Criterion) {
     conv_group::<u8>(c, QScheme::Uint8, "uint8", 0, 255);
     dw_group::<u8>(c, QScheme::Uint8, "uint8", 0, 255);
     fc_group::<u8>(c, QScheme::Uint8, "uint8", 0, 255);
+    add_group::<u8>(c, "uint8", 128);
 }
 
 criterion_group!(benches, bench_int8, bench_uint8);

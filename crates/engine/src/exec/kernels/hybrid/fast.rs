@@ -8,8 +8,6 @@
 //! arithmetic is associative) and the float epilogues are the reference's expressions,
 //! so results are identical.
 
-use rayon::prelude::*;
-
 use super::{
     HybridConvParams, HybridFcParams, asymmetric_params, clamp_act, q_asymmetric, q_symmetric,
     symmetric_params, vector_part,
@@ -17,6 +15,7 @@ use super::{
 use crate::exec::kernels::Parallelism;
 use crate::exec::kernels::cpu::{self, Isa};
 use crate::exec::kernels::depthwise::DepthwiseParams;
+use crate::exec::parallel;
 
 /// Patches per full micro-kernel call.
 const GROUP: usize = 8;
@@ -481,11 +480,14 @@ impl PackedHybridFc {
             }
         };
         let out = &mut output[..p.rows * units];
-        if par.threads > 1 && p.rows > GROUP {
-            out.par_chunks_mut(GROUP * units).enumerate().for_each(work);
-        } else {
-            out.chunks_mut(GROUP * units).enumerate().for_each(work);
-        }
+        let groups = p.rows.div_ceil(GROUP);
+        let ns = p.rows * depth * units / parallel::GEMV_MACS_PER_NS;
+        let per_task = groups.div_ceil(parallel::task_count(par, groups, ns));
+        parallel::for_each_chunk_mut(par, out, per_task * GROUP * units, &|ti, chunk| {
+            for (j, o) in chunk.chunks_mut(GROUP * units).enumerate() {
+                work((ti * per_task + j, o));
+            }
+        });
     }
 }
 
@@ -528,13 +530,13 @@ impl PackedHybridConv {
             );
             let out_b = &mut output[b * out_img..(b + 1) * out_img];
             let row = p.out_w * p.out_c;
-            let work =
-                |(oy, out_row): (usize, &mut [f32])| self.run_row(isa, &x16, s_in, oy, out_row);
-            if par.threads > 1 && p.out_h > 1 {
-                out_b.par_chunks_mut(row).enumerate().for_each(work);
-            } else {
-                out_b.chunks_mut(row).enumerate().for_each(work);
-            }
+            let ns = p.macs() / p.batch.max(1) / parallel::GEMV_MACS_PER_NS;
+            let per_task = p.out_h.div_ceil(parallel::task_count(par, p.out_h, ns));
+            parallel::for_each_chunk_mut(par, out_b, per_task * row, &|ti, chunk| {
+                for (j, out_row) in chunk.chunks_mut(row).enumerate() {
+                    self.run_row(isa, &x16, s_in, ti * per_task + j, out_row);
+                }
+            });
         }
     }
 
@@ -665,14 +667,14 @@ impl PackedHybridDepthwise {
             let out_b = &mut output[b * out_img..(b + 1) * out_img];
             let row = p.out_w * out_c;
             let bias = self.bias.as_deref();
-            let work = |(oy, out_row): (usize, &mut [f32])| {
-                dw_row_dispatch(isa, p, &self.w, &x16, &comb, bias, oy, out_row)
-            };
-            if par.threads > 1 && p.out_h > 1 {
-                out_b.par_chunks_mut(row).enumerate().for_each(work);
-            } else {
-                out_b.chunks_mut(row).enumerate().for_each(work);
-            }
+            let ns = p.macs() / p.batch.max(1) / parallel::DEPTHWISE_MACS_PER_NS;
+            let per_task = p.out_h.div_ceil(parallel::task_count(par, p.out_h, ns));
+            parallel::for_each_chunk_mut(par, out_b, per_task * row, &|ti, chunk| {
+                for (j, out_row) in chunk.chunks_mut(row).enumerate() {
+                    let oy = ti * per_task + j;
+                    dw_row_dispatch(isa, p, &self.w, &x16, &comb, bias, oy, out_row);
+                }
+            });
         }
     }
 }

@@ -13,8 +13,7 @@
 //! The plain-Rust loops are compiled three times (baseline, AVX2, AVX-512) and chosen
 //! at run time; the ISA is read once when the kernel is packed.
 
-use rayon::prelude::*;
-
+use super::dw8::Dw8;
 use super::gemm::Gemm8;
 use super::requant::Requant;
 use super::wide::{self, Requant64, WidePacked};
@@ -22,6 +21,7 @@ use super::{QConvGeom, QElem, QFcGeom, QParams, QScheme};
 use crate::error::{EngineError, Result};
 use crate::exec::kernels::Parallelism;
 use crate::exec::kernels::cpu::{self, Isa};
+use crate::exec::parallel;
 use crate::quant::fixed_point::{Multiplier, mbqm64};
 
 /// Generates AVX2 and AVX-512 copies of a plain `#[inline(always)]` function.
@@ -171,17 +171,15 @@ impl Wide {
                 (self, a, o)
             );
         };
-        let init = || (vec![T::from_i32(0); self.k], vec![0i16; self.kp]);
-        if par.threads > 1 {
-            out.par_chunks_mut(n)
-                .enumerate()
-                .for_each_init(init, |(x, a), (r, o)| row(x, a, r, o));
-        } else {
-            let (mut x, mut a) = init();
-            for (r, o) in out.chunks_mut(n).enumerate() {
-                row(&mut x, &mut a, r, o);
+        let macs = m * n * self.k;
+        let tasks = parallel::task_count(par, m, macs / parallel::GEMV_MACS_PER_NS);
+        let per_task = m.div_ceil(tasks);
+        parallel::for_each_chunk_mut(par, out, per_task * n, &|ci, chunk| {
+            let (mut x, mut a) = (vec![T::from_i32(0); self.k], vec![0i16; self.kp]);
+            for (r, o) in chunk.chunks_mut(n).enumerate() {
+                row(&mut x, &mut a, ci * per_task + r, o);
             }
-        }
+        });
     }
 }
 
@@ -354,24 +352,75 @@ impl PackedQConv {
                 buf.copy_from_slice(&input[row * c..(row + 1) * c]);
                 return;
             }
-            let ox = row % g.out_w;
-            let oy = (row / g.out_w) % g.out_h;
-            let b = row / (g.out_w * g.out_h);
+            // Two divisions, each giving quotient and remainder.
+            let (t, ox) = (row / g.out_w, row % g.out_w);
+            let (b, oy) = (t / g.out_h, t % g.out_h);
+            // With dilation 1 a kernel row whose taps are all inside the image reads
+            // one contiguous run of `k_w · c` values.
+            let x0 = (ox * g.stride_w) as isize - g.pad_left as isize;
+            let row_inside = g.dilation_w == 1 && x0 >= 0 && x0 as usize + g.k_w <= g.in_w;
+            let run = g.k_w * c;
             for ky in 0..g.k_h {
                 let iy = (oy * g.stride_h + ky * g.dilation_h) as isize - g.pad_top as isize;
+                if row_inside && iy >= 0 && iy < g.in_h as isize {
+                    let s = ((b * g.in_h + iy as usize) * g.in_w + x0 as usize) * c;
+                    copy_run(&mut buf[ky * run..(ky + 1) * run], &input[s..s + run]);
+                    continue;
+                }
                 for kx in 0..g.k_w {
                     let ix = (ox * g.stride_w + kx * g.dilation_w) as isize - g.pad_left as isize;
                     let dst = &mut buf[(ky * g.k_w + kx) * c..(ky * g.k_w + kx + 1) * c];
                     if iy < 0 || ix < 0 || iy >= g.in_h as isize || ix >= g.in_w as isize {
-                        dst.fill(pad);
+                        fill_px(dst, pad);
                     } else {
                         let s = ((b * g.in_h + iy as usize) * g.in_w + ix as usize) * c;
-                        dst.copy_from_slice(&input[s..s + c]);
+                        copy_px(dst, &input[s..s + c]);
                     }
                 }
             }
         };
         self.engine.run(m, direct.then_some(input), &fill, out, par);
+    }
+}
+
+/// Copies one pixel's channels. First layers have 1–4 channels: fixed-size copies
+/// compile to a few moves, where a call to memcpy per tap would cost more than the copy.
+#[inline(always)]
+fn copy_px<T: Copy>(dst: &mut [T], src: &[T]) {
+    match dst.len() {
+        1 => dst[..1].copy_from_slice(&src[..1]),
+        2 => dst[..2].copy_from_slice(&src[..2]),
+        3 => dst[..3].copy_from_slice(&src[..3]),
+        4 => dst[..4].copy_from_slice(&src[..4]),
+        _ => dst.copy_from_slice(src),
+    }
+}
+
+/// Copies a short run (a kernel row of a first layer, e.g. 3 taps × 3 channels) with
+/// two overlapping fixed-size copies instead of a call to memcpy.
+#[inline(always)]
+fn copy_run<T: Copy>(dst: &mut [T], src: &[T]) {
+    let n = dst.len();
+    if (8..=16).contains(&n) {
+        dst[..8].copy_from_slice(&src[..8]);
+        dst[n - 8..].copy_from_slice(&src[n - 8..]);
+    } else if (4..8).contains(&n) {
+        dst[..4].copy_from_slice(&src[..4]);
+        dst[n - 4..].copy_from_slice(&src[n - 4..]);
+    } else {
+        copy_px(dst, src);
+    }
+}
+
+/// [`copy_px`] for a padding tap.
+#[inline(always)]
+fn fill_px<T: Copy>(dst: &mut [T], v: T) {
+    match dst.len() {
+        1 => dst[..1].fill(v),
+        2 => dst[..2].fill(v),
+        3 => dst[..3].fill(v),
+        4 => dst[..4].fill(v),
+        _ => dst.fill(v),
     }
 }
 
@@ -429,6 +478,8 @@ pub struct PackedQDepthwise {
     mult: Vec<Multiplier>,
     act_min: i32,
     act_max: i32,
+    /// The VNNI path for 8-bit, multiplier-1 ops when the CPU has it.
+    dw8: Option<Box<Dw8>>,
 }
 
 struct DwRow<'a, T> {
@@ -819,6 +870,7 @@ impl PackedQDepthwise {
         let mut bias32: Vec<i32> = bias64.iter().map(|&b| b as i32).collect();
         bias32.resize(n.next_multiple_of(16), 0);
         let isa = isa_now();
+        let dw8 = Dw8::new(g, q, filter, bias, isa == Isa::Avx512).map(Box::new);
         Ok(PackedQDepthwise {
             g: *g,
             isa,
@@ -832,11 +884,17 @@ impl PackedQDepthwise {
             mult: q.mult.clone(),
             act_min: q.act_min,
             act_max: q.act_max,
+            dw8,
         })
     }
 
     pub fn packed_bytes(&self) -> usize {
         self.w.len() * 4
+    }
+
+    /// Whether the VNNI path runs (tests check both paths are covered).
+    pub fn uses_vnni(&self) -> bool {
+        self.dw8.is_some()
     }
 
     pub fn run<T: QElem>(&self, input: &[T], out: &mut [T], par: Parallelism) {
@@ -845,6 +903,16 @@ impl PackedQDepthwise {
         assert_eq!(out.len(), g.output_len(), "depthwise output size");
         let row_len = g.out_w * g.out_c;
         if row_len == 0 {
+            return;
+        }
+        let rows = g.batch * g.out_h;
+        let macs = g.output_len() * g.k_h * g.k_w;
+        let tasks = parallel::task_count(par, rows, macs / parallel::DEPTHWISE_MACS_PER_NS);
+        let per_task = rows.div_ceil(tasks);
+        if let Some(d) = &self.dw8 {
+            parallel::for_each_chunk_mut(par, out, per_task * row_len, &|ci, o| {
+                d.rows(&self.rq, ci * per_task, input, o)
+            });
             return;
         }
         let n = g.out_c.next_multiple_of(16);
@@ -881,15 +949,11 @@ impl PackedQDepthwise {
                 );
             }
         };
-        if par.threads > 1 {
-            out.par_chunks_mut(row_len)
-                .enumerate()
-                .for_each_init(init, |s, (row, o)| one(s, row, o));
-        } else {
+        parallel::for_each_chunk_mut(par, out, per_task * row_len, &|ci, chunk| {
             let mut s = init();
-            for (row, o) in out.chunks_mut(row_len).enumerate() {
-                one(&mut s, row, o);
+            for (r, o) in chunk.chunks_mut(row_len).enumerate() {
+                one(&mut s, ci * per_task + r, o);
             }
-        }
+        });
     }
 }

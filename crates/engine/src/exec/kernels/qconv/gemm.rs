@@ -13,16 +13,15 @@
 //! Paths: AVX-512 VNNI (`vpdpbusd`, 4 rows × up to 64 channels), AVX2 (`vpmaddwd` on
 //! 16-bit widened values: exact, unlike the saturating `vpmaddubsw`) and portable.
 
-use rayon::prelude::*;
-
 use super::QElem;
 use super::requant::Requant;
 use crate::exec::kernels::Parallelism;
 use crate::exec::kernels::cpu::{self, Isa};
+use crate::exec::parallel;
 
 /// Rows per register tile.
 const MR: usize = 4;
-/// Rows packed per work item (one scratch fill, one rayon task).
+/// Rows packed per work item (one scratch fill).
 const CHUNK: usize = 32;
 
 /// Packed weights in the layout of the selected path.
@@ -54,6 +53,9 @@ pub(crate) struct Gemm8 {
     beta: i32,
     a_bias: i32,
     rq: Requant,
+    /// VNNI path with the requantization fused into the register tile (double
+    /// rounding, multipliers ≥ 0).
+    fused: bool,
 }
 
 /// Per-worker scratch.
@@ -145,6 +147,10 @@ impl Gemm8 {
                 BPack::Portable(v)
             }
         };
+        let fused = path == Path::Vnni
+            && cpu::features().avx512vl
+            && rq.rounding == crate::quant::fixed_point::Rounding::Double
+            && rq.m.iter().all(|&m| m >= 0);
         Gemm8 {
             path,
             isa,
@@ -156,6 +162,7 @@ impl Gemm8 {
             beta,
             a_bias,
             rq,
+            fused,
         }
     }
 
@@ -169,10 +176,23 @@ impl Gemm8 {
     fn scratch<T: QElem>(&self) -> Scratch<T> {
         Scratch {
             x: vec![T::from_i32(0); self.k],
-            a8: vec![0; CHUNK * self.kp],
-            a16: vec![0; CHUNK * self.kp],
+            a8: if self.path == Path::Avx2 {
+                Vec::new()
+            } else {
+                vec![0; CHUNK * self.kp]
+            },
+            // Only the AVX2 path packs 16-bit rows; the fused path needs no tile.
+            a16: if self.path == Path::Avx2 {
+                vec![0; CHUNK * self.kp]
+            } else {
+                Vec::new()
+            },
             rowsum: vec![0; CHUNK],
-            tile: vec![0; MR * 64],
+            tile: if self.fused && std::mem::size_of::<T>() == 1 {
+                Vec::new()
+            } else {
+                vec![0; MR * 64]
+            },
         }
     }
 
@@ -191,17 +211,17 @@ impl Gemm8 {
         if n == 0 || m == 0 {
             return;
         }
-        if par.threads > 1 {
-            out.par_chunks_mut(CHUNK * n).enumerate().for_each_init(
-                || self.scratch::<T>(),
-                |s, (i, o)| self.chunk_any(i * CHUNK, o.len() / n, direct, fill, o, s),
-            );
-        } else {
+        let macs = m * n * self.k;
+        let tasks = parallel::task_count(par, m.div_ceil(CHUNK), macs / parallel::GEMM_MACS_PER_NS);
+        // Whole chunks per task; each task packs its rows CHUNK at a time.
+        let per_task = m.div_ceil(CHUNK).div_ceil(tasks) * CHUNK;
+        parallel::for_each_chunk_mut(par, out, per_task * n, &|ti, o| {
             let mut s = self.scratch::<T>();
-            for (i, o) in out.chunks_mut(CHUNK * n).enumerate() {
-                self.chunk_any(i * CHUNK, o.len() / n, direct, fill, o, &mut s);
+            for (i, oc) in o.chunks_mut(CHUNK * n).enumerate() {
+                let m0 = ti * per_task + i * CHUNK;
+                self.chunk_any(m0, oc.len() / n, direct, fill, oc, &mut s);
             }
-        }
+        });
     }
 
     /// [`Self::chunk`] compiled with AVX-512 enabled, so the row packing and the
@@ -259,6 +279,18 @@ impl Gemm8 {
                 }
             };
             let mut sum = 0i32;
+            #[cfg(target_arch = "x86_64")]
+            if self.fused && std::mem::size_of::<T>() == 1 {
+                // SAFETY: T is one byte, so the row viewed as bytes.
+                let bytes = unsafe { std::slice::from_raw_parts(src.as_ptr().cast::<u8>(), k) };
+                let flip = if self.a_bias == 128 { 0x80 } else { 0 };
+                let dst = &mut s.a8[r * kp..(r + 1) * kp];
+                // β = 0 (int8 weights without zero point): the row sum is not needed.
+                // SAFETY: `fused` implies AVX-512 BW/VL.
+                let sum = unsafe { x86::pack_row(bytes, flip, dst, self.beta != 0) };
+                s.rowsum[r] = self.beta.wrapping_mul(sum);
+                continue;
+            }
             if self.path == Path::Avx2 {
                 let dst = &mut s.a16[r * kp..(r + 1) * kp];
                 for (d, x) in dst.iter_mut().zip(src) {
@@ -311,6 +343,32 @@ impl Gemm8 {
                         let nb = 4.min(blocks - j0);
                         let bp = &b[j0 * 16 * kp..(j0 + nb) * 16 * kp];
                         let a = &s.a8[r0 * kp..(r0 + mr) * kp];
+                        if self.fused && std::mem::size_of::<T>() == 1 {
+                            let o = &mut out[r0 * n..(r0 + mr) * n];
+                            // SAFETY: T is one byte, so the rows viewed as bytes.
+                            let o8 = unsafe {
+                                std::slice::from_raw_parts_mut(o.as_mut_ptr().cast::<u8>(), o.len())
+                            };
+                            let ep = x86::Epilogue {
+                                rq: &self.rq,
+                                col: &self.col,
+                                rowsum: &s.rowsum[r0..r0 + mr],
+                                n0: j0 * 16,
+                                n,
+                            };
+                            // SAFETY: `fused` implies AVX-512 VNNI/BW/VL; lengths are
+                            // checked inside.
+                            unsafe {
+                                match nb {
+                                    1 => x86::mk_vnni_rq::<1>(a, mr, kp, bp, &ep, o8),
+                                    2 => x86::mk_vnni_rq::<2>(a, mr, kp, bp, &ep, o8),
+                                    3 => x86::mk_vnni_rq::<3>(a, mr, kp, bp, &ep, o8),
+                                    _ => x86::mk_vnni_rq::<4>(a, mr, kp, bp, &ep, o8),
+                                }
+                            }
+                            j0 += nb;
+                            continue;
+                        }
                         // SAFETY: the path is only chosen when the CPU has AVX-512 VNNI/BW;
                         // slice lengths are checked inside.
                         unsafe {
@@ -387,7 +445,136 @@ fn dot_u8_i8(a: &[u8], b: &[i8]) -> i32 {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::MR;
+    use crate::exec::kernels::qconv::requant::Requant;
+    use crate::exec::kernels::qconv::requant::v512::{rdbpot_v, srdhm_nonneg};
     use std::arch::x86_64::*;
+
+    /// What the fused epilogue needs: per-channel constants from channel `n0`, the
+    /// tile rows' `β·Σa` terms and the output row length.
+    pub(super) struct Epilogue<'a> {
+        pub rq: &'a Requant,
+        pub col: &'a [i32],
+        pub rowsum: &'a [i32],
+        pub n0: usize,
+        pub n: usize,
+    }
+
+    /// Copies a row of input bytes into `dst` (zero-padded to its length), flipping the
+    /// top bit when `flip` is 0x80 (int8 → `x + 128`), and returns the sum of the
+    /// stored bytes (0 unless `want_sum`).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    pub(super) fn pack_row(src: &[u8], flip: u8, dst: &mut [u8], want_sum: bool) -> i32 {
+        assert!(dst.len() >= src.len());
+        let f = _mm512_set1_epi8(flip as i8);
+        let zero = _mm512_setzero_si512();
+        let mut acc = _mm512_setzero_si512();
+        let bits = |n: usize| -> __mmask64 { if n >= 64 { !0 } else { (1u64 << n) - 1 } };
+        let mut i = 0;
+        // Up to dst.len(): the padding bytes are stored as zeros in the same pass
+        // (a separate fill of one or two bytes would be a call to memset).
+        while i < dst.len() {
+            let lm = bits(src.len().saturating_sub(i));
+            let sm = bits(dst.len() - i);
+            // SAFETY: the masks keep reads below src.len() and writes below dst.len().
+            unsafe {
+                let v = _mm512_maskz_loadu_epi8(lm, src.as_ptr().add(i).cast());
+                let v = _mm512_maskz_mov_epi8(lm, _mm512_xor_si512(v, f));
+                _mm512_mask_storeu_epi8(dst.as_mut_ptr().add(i).cast(), sm, v);
+                if want_sum {
+                    acc = _mm512_add_epi64(acc, _mm512_sad_epu8(v, zero));
+                }
+            }
+            i += 64;
+        }
+        if want_sum {
+            _mm512_reduce_add_epi64(acc) as i32
+        } else {
+            0
+        }
+    }
+
+    /// [`mk_vnni`] with the requantization done on the accumulators in registers:
+    /// `out[r * n + n0 + c] = clamp(MBQM(acc + col + rowsum[r]) + zp)` for `mr` rows
+    /// of `out` (whole rows of `n` bytes) and the channels of the NB blocks below `n`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+    #[allow(clippy::needless_range_loop)]
+    pub(super) fn mk_vnni_rq<const NB: usize>(
+        a: &[u8],
+        mr: usize,
+        kp: usize,
+        b: &[i8],
+        ep: &Epilogue<'_>,
+        out: &mut [u8],
+    ) {
+        assert!((1..=MR).contains(&mr) && a.len() >= mr * kp && kp.is_multiple_of(4));
+        assert!(b.len() >= NB * 16 * kp && ep.rowsum.len() >= mr && out.len() == mr * ep.n);
+        let (rq, n0, n) = (ep.rq, ep.n0, ep.n);
+        assert!(n0 < n && ep.col.len() >= n0 + NB * 16 && rq.m.len() >= n0 + NB * 16);
+        assert!(rq.rsh.len() == rq.m.len() && rq.rmask.len() == rq.m.len());
+        assert!(rq.rhalf.len() == rq.m.len() && rq.lsh.len() == rq.m.len());
+        let rp: [*const u8; MR] = std::array::from_fn(|r| a[r.min(mr - 1) * kp..].as_ptr());
+        let mut acc = [[_mm512_setzero_si512(); NB]; MR];
+        let bp = b.as_ptr();
+        for k4 in 0..kp / 4 {
+            // SAFETY: as in `mk_vnni` (bounds asserted above).
+            unsafe {
+                let mut bv = [_mm512_setzero_si512(); NB];
+                for j in 0..NB {
+                    bv[j] = _mm512_loadu_si512(bp.add(j * kp * 16 + k4 * 64).cast());
+                }
+                for r in 0..MR {
+                    let av = _mm512_set1_epi32(rp[r].add(k4 * 4).cast::<i32>().read_unaligned());
+                    for j in 0..NB {
+                        acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], av, bv[j]);
+                    }
+                }
+            }
+        }
+        let zp = _mm512_set1_epi32(rq.out_zp);
+        let (lo, hi) = (_mm512_set1_epi32(rq.act_min), _mm512_set1_epi32(rq.act_max));
+        for j in 0..NB {
+            let c0 = n0 + 16 * j;
+            if c0 >= n {
+                break;
+            }
+            let sm: __mmask16 = if n - c0 >= 16 {
+                0xFFFF
+            } else {
+                (1 << (n - c0)) - 1
+            };
+            // SAFETY: every constant vector holds n0 + NB*16 lanes (asserted); stores
+            // are masked to the channels below n of row r (r < mr, out has mr rows).
+            unsafe {
+                let col = _mm512_loadu_si512(ep.col.as_ptr().add(c0).cast());
+                let m = _mm512_loadu_si512(rq.m.as_ptr().add(c0).cast());
+                let m_odd = _mm512_srli_epi64(m, 32);
+                let rsh = _mm512_loadu_si512(rq.rsh.as_ptr().add(c0).cast());
+                let mask = _mm512_loadu_si512(rq.rmask.as_ptr().add(c0).cast());
+                let half = _mm512_loadu_si512(rq.rhalf.as_ptr().add(c0).cast());
+                let lsh = _mm512_loadu_si512(rq.lsh.as_ptr().add(c0).cast());
+                // Constant trip count (fully unrolled) so `acc` stays in registers.
+                for r in 0..MR {
+                    if r >= mr {
+                        break;
+                    }
+                    let radd = _mm512_set1_epi32(ep.rowsum[r]);
+                    let mut x = _mm512_add_epi32(_mm512_add_epi32(acc[r][j], col), radd);
+                    if rq.any_lsh {
+                        x = _mm512_sllv_epi32(x, lsh);
+                    }
+                    let h = srdhm_nonneg(x, m, m_odd);
+                    let v = _mm512_add_epi32(rdbpot_v(h, rsh, mask, half), zp);
+                    let v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
+                    // Clamped to the byte type's range: truncation is exact.
+                    _mm_mask_storeu_epi8(
+                        out.as_mut_ptr().add(r * n + c0).cast(),
+                        sm,
+                        _mm512_cvtepi32_epi8(v),
+                    );
+                }
+            }
+        }
+    }
 
     /// `tile[r * NB*16 + c] = Σ_k a[r, k] · b[k, c]` for `mr ≤ 4` rows; rows beyond `mr`
     /// recompute the last one and are not stored.

@@ -9,9 +9,10 @@
 //! `Packed*` kernels pack weights once and run SIMD GEMM / depthwise paths; integer sums
 //! are exact, so they produce the same accumulators and hence the same bytes.
 
+mod dw8;
 mod fast;
 mod gemm;
-mod requant;
+pub(crate) mod requant;
 #[cfg(test)]
 mod tests;
 mod wide;

@@ -94,6 +94,88 @@ impl Requant {
     }
 }
 
+/// AVX-512 building blocks shared by the integer kernels (depthwise, ADD/SUB).
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod v512 {
+    use crate::quant::fixed_point::Multiplier;
+    use std::arch::x86_64::*;
+
+    /// One MBQM (double rounding) per lane, constants in registers. Valid for
+    /// multipliers `m >= 0` only (see the module comment): callers check it.
+    #[derive(Clone, Copy)]
+    pub(crate) struct Mbqm {
+        /// `m` in every 32-bit lane (even and odd lanes read the same value).
+        m: __m512i,
+        lsh: __m128i,
+        rsh: __m128i,
+        mask: __m512i,
+        half: __m512i,
+        any_lsh: bool,
+    }
+
+    impl Mbqm {
+        /// `None` for a negative multiplier (SRDHM's saturating corner would differ).
+        #[target_feature(enable = "avx512f")]
+        pub(crate) fn splat(mult: Multiplier) -> Option<Self> {
+            if mult.m < 0 || !(-31..=31).contains(&mult.shift) {
+                return None;
+            }
+            let r = (-mult.shift).max(0);
+            let mask = ((1i64 << r) - 1) as i32;
+            Some(Mbqm {
+                m: _mm512_set1_epi32(mult.m),
+                lsh: _mm_cvtsi32_si128(mult.shift.max(0)),
+                rsh: _mm_cvtsi32_si128(r),
+                mask: _mm512_set1_epi32(mask),
+                half: _mm512_set1_epi32(mask >> 1),
+                any_lsh: mult.shift > 0,
+            })
+        }
+
+        /// `mbqm(x, mult, Rounding::Double)` on 16 lanes.
+        #[inline]
+        #[target_feature(enable = "avx512f")]
+        pub(crate) fn apply(&self, x: __m512i) -> __m512i {
+            let x = if self.any_lsh {
+                _mm512_sll_epi32(x, self.lsh)
+            } else {
+                x
+            };
+            let h = srdhm_nonneg(x, self.m, self.m);
+            let rem = _mm512_and_si512(h, self.mask);
+            let thr = _mm512_add_epi32(self.half, _mm512_srli_epi32(h, 31));
+            let up = _mm512_cmpgt_epi32_mask(rem, thr);
+            let q = _mm512_sra_epi32(h, self.rsh);
+            _mm512_mask_sub_epi32(q, up, q, _mm512_set1_epi32(-1))
+        }
+    }
+
+    /// SRDHM for `m >= 0`: `(x·m + 2^30) >> 31` per lane. `m_odd` holds the odd
+    /// lanes' multipliers in the low halves of the 64-bit lanes.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(crate) fn srdhm_nonneg(x: __m512i, m_even: __m512i, m_odd: __m512i) -> __m512i {
+        let nudge = _mm512_set1_epi64(1 << 30);
+        let pe = _mm512_add_epi64(_mm512_mul_epi32(x, m_even), nudge);
+        let po = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), m_odd), nudge);
+        // Even lanes: bits 31..62 moved down; odd lanes: moved up into the high half.
+        let qe = _mm512_srli_epi64(pe, 31);
+        let qo = _mm512_slli_epi64(po, 1);
+        _mm512_mask_blend_epi32(0xAAAA, qe, qo)
+    }
+
+    /// Per-lane RDBPOT with precomputed shift, mask and half-mask vectors.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(crate) fn rdbpot_v(h: __m512i, rsh: __m512i, mask: __m512i, half: __m512i) -> __m512i {
+        let rem = _mm512_and_si512(h, mask);
+        let thr = _mm512_add_epi32(half, _mm512_srli_epi32(h, 31));
+        let up = _mm512_cmpgt_epi32_mask(rem, thr);
+        let q = _mm512_srav_epi32(h, rsh);
+        _mm512_mask_sub_epi32(q, up, q, _mm512_set1_epi32(-1))
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::{QElem, Requant};

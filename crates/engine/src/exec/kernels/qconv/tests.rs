@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::exec::kernels::Parallelism;
-use crate::exec::kernels::cpu::{available_isas, with_isa};
+use crate::exec::kernels::cpu::{self, available_isas, with_isa};
 use crate::exec::prepare::out_and_pad;
 use crate::ir::Padding;
 use crate::quant::fixed_point::quantize_multiplier;
@@ -23,14 +23,6 @@ impl Lcg {
     fn unit(&mut self) -> f64 {
         self.next() as f64 / (1u64 << 31) as f64
     }
-}
-
-fn two_threads<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(2)
-        .build()
-        .unwrap()
-        .install(f)
 }
 
 /// Random activations, weights, bias and parameters of one scheme.
@@ -155,12 +147,9 @@ fn every_path<T: QElem + PartialEq + std::fmt::Debug>(
         with_isa(isa, || {
             for threads in [1, 2] {
                 let mut got = vec![T::from_i32(0); want.len()];
-                let par = Parallelism { threads };
-                if threads > 1 {
-                    two_threads(|| fast(&mut got, par));
-                } else {
-                    fast(&mut got, par);
-                }
+                // Two threads run on the engine's pool (`exec::parallel`), split
+                // even for the small test shapes.
+                crate::exec::parallel::split_everything(|| fast(&mut got, Parallelism { threads }));
                 let bad = got.iter().zip(want).position(|(a, b)| a != b);
                 assert!(
                     bad.is_none(),
@@ -521,13 +510,21 @@ fn qconv_timing() {
         }
         (thread_cpu_ns() - t0) as f64 / n as f64 / 1e3
     };
+    // QCONV_TIMING=substring runs only the matching layers (for profiling one).
+    let only = std::env::var("QCONV_TIMING").unwrap_or_default();
     for isa in available_isas() {
         with_isa(isa, || {
             for (name, g) in [
+                ("conv1x1 112x112 16->96", geo(112, 16, 96, 1, 1, 0, 112, 1)),
                 ("conv1x1 56x56 24->144", geo(56, 24, 144, 1, 1, 0, 56, 1)),
+                ("conv1x1 56x56 144->24", geo(56, 144, 24, 1, 1, 0, 56, 1)),
                 ("conv1x1 14x14 384->64", geo(14, 384, 64, 1, 1, 0, 14, 1)),
+                ("conv1x1 7x7 960->160", geo(7, 960, 160, 1, 1, 0, 7, 1)),
                 ("conv3x3s2 224 3->32", geo(224, 3, 32, 3, 2, 0, 112, 1)),
             ] {
+                if !name.contains(only.as_str()) {
+                    continue;
+                }
                 let c = params(&mut rng, QScheme::Int8, g.out_c, 100);
                 let x: Vec<i8> = rand_vec(&mut rng, g.input_len(), -128, 127);
                 let w: Vec<i8> = rand_vec(&mut rng, g.conv_filter_len(), -127, 127);
@@ -538,17 +535,127 @@ fn qconv_timing() {
                 eprintln!("{isa:?} int8 {name}: {us:.0} µs ({gops:.1} GOP/s)");
             }
             for (name, g) in [
+                ("dw3x3s1 112 32", geo(112, 32, 32, 3, 1, 1, 112, 1)),
                 ("dw3x3s2 112 96", geo(112, 96, 96, 3, 2, 0, 56, 1)),
                 ("dw3x3s1 56 144", geo(56, 144, 144, 3, 1, 1, 56, 1)),
+                ("dw3x3s1 14 576", geo(14, 576, 576, 3, 1, 1, 14, 1)),
             ] {
+                if !name.contains(only.as_str()) {
+                    continue;
+                }
                 let c = params(&mut rng, QScheme::Int8, g.out_c, 9);
                 let x: Vec<i8> = rand_vec(&mut rng, g.input_len(), -128, 127);
                 let w: Vec<i8> = rand_vec(&mut rng, g.depthwise_filter_len(), -127, 127);
                 let k = PackedQDepthwise::new(&g, &c.q, &w, c.bias.as_deref()).unwrap();
                 let mut out = vec![0i8; g.output_len()];
                 let us = time(&mut || k.run(&x, &mut out, Parallelism::SINGLE));
-                eprintln!("{isa:?} int8 {name}: {us:.0} µs");
+                let gops = 2.0 * (g.output_len() * 9) as f64 / us / 1e3;
+                eprintln!("{isa:?} int8 {name}: {us:.0} µs ({gops:.1} GOP/s)");
             }
         });
+    }
+}
+
+/// MobileNet-like depthwise layers through the VNNI path (channel counts that are not
+/// multiples of 16 or 64, stride 2, 5×5 kernels with 25 taps in 7 groups), with
+/// uint8 weight zero points 128 (no Σx correction) and others, and extreme inputs.
+#[test]
+fn depthwise_vnni_layers_match_reference() {
+    let mut rng = Lcg(7);
+    let layers = [
+        (9, 32, 3, 1),
+        (10, 96, 3, 2),
+        (7, 144, 3, 1),
+        (6, 200, 3, 2),
+        (5, 7, 3, 1),
+        (8, 70, 5, 1),
+        (4, 17, 1, 1),
+    ];
+    for (i, &(hw, ch, k, s)) in layers.iter().enumerate() {
+        let pad = (k - 1) / 2;
+        let out_hw = (hw + 2 * pad - k) / s + 1;
+        let g = QConvGeom {
+            batch: 1 + i % 2,
+            in_h: hw,
+            in_w: hw + 1,
+            in_c: ch,
+            out_h: out_hw,
+            out_w: (hw + 1 + 2 * pad - k) / s + 1,
+            out_c: ch,
+            k_h: k,
+            k_w: k,
+            stride_h: s,
+            stride_w: s,
+            dilation_h: 1,
+            dilation_w: 1,
+            pad_top: pad,
+            pad_left: pad,
+            depth_multiplier: 1,
+        };
+        let c = params(&mut rng, QScheme::Int8, ch, k * k);
+        let w: Vec<i8> = rand_vec(&mut rng, g.depthwise_filter_len(), -127, 127);
+        let f = cpu::features();
+        if f.avx512bw && f.avx512vnni && std::arch::is_x86_feature_detected!("avx512vbmi") {
+            with_isa(cpu::Isa::Avx512, || {
+                let k = PackedQDepthwise::new(&g, &c.q, &w, c.bias.as_deref()).unwrap();
+                assert!(k.uses_vnni(), "VNNI depthwise not taken");
+            });
+        }
+        dw_case::<i8, i8>(&mut rng, QScheme::Int8, &g, I8, I8W);
+        dw_case::<u8, u8>(&mut rng, QScheme::Uint8, &g, U8, U8);
+        // Extremes: every product at its maximum magnitude.
+        dw_case::<i8, i8>(&mut rng, QScheme::Int8, &g, (-128, -128), (-127, -127));
+        dw_case::<u8, u8>(&mut rng, QScheme::Uint8, &g, (255, 255), (0, 0));
+        // uint8 weight zero point 128: the correction term vanishes.
+        let mut c = params(&mut rng, QScheme::Uint8, ch, k * k);
+        c.q.w_zp = 128;
+        let x: Vec<u8> = rand_vec(&mut rng, g.input_len(), 0, 255);
+        let w: Vec<u8> = rand_vec(&mut rng, g.depthwise_filter_len(), 0, 255);
+        let mut want = vec![0u8; g.output_len()];
+        depthwise_reference(&g, &c.q, &x, &w, c.bias.as_deref(), &mut want).unwrap();
+        every_path("depthwise uint8 w_zp 128", &want, |out, par| {
+            PackedQDepthwise::new(&g, &c.q, &w, c.bias.as_deref())
+                .unwrap()
+                .run(&x, out, par)
+        });
+    }
+}
+
+/// The depthwise column path (3-wide kernels, horizontal stride 1 or 2, dilation 1)
+/// with 1 to 4 kernel rows, vertical stride/dilation 2, padding on both sides.
+#[test]
+fn depthwise_column_path_matches_reference() {
+    let mut rng = Lcg(11);
+    for (k_h, s_h, s_w, d_h, ch) in [
+        (1, 1, 1, 1, 40),
+        (2, 2, 1, 1, 33),
+        (4, 1, 2, 2, 70),
+        (3, 2, 2, 2, 16),
+        (3, 2, 2, 1, 96),
+    ] {
+        let (in_h, in_w) = (9, 8);
+        let (out_h, pad_top) = out_and_pad(Padding::Same, in_h, k_h, s_h, d_h).unwrap();
+        let (out_w, pad_left) = out_and_pad(Padding::Same, in_w, 3, s_w, 1).unwrap();
+        let g = QConvGeom {
+            batch: 2,
+            in_h,
+            in_w,
+            in_c: ch,
+            out_h,
+            out_w,
+            out_c: ch,
+            k_h,
+            k_w: 3,
+            stride_h: s_h,
+            stride_w: s_w,
+            dilation_h: d_h,
+            dilation_w: 1,
+            pad_top,
+            pad_left,
+            depth_multiplier: 1,
+        };
+        dw_case::<i8, i8>(&mut rng, QScheme::Int8, &g, I8, I8W);
+        dw_case::<u8, u8>(&mut rng, QScheme::Uint8, &g, U8, U8);
+        dw_case::<i8, i8>(&mut rng, QScheme::Int8, &g, (127, 127), (-127, -127));
     }
 }

@@ -294,6 +294,21 @@ pub struct AddSubTables {
     out_offset: i32,
     act_min: i32,
     act_max: i32,
+    /// The untabulated parameters, for the SIMD path that recomputes the rescaling.
+    left_shift: i32,
+    in1_offset: i32,
+    in2_offset: i32,
+    m1: Multiplier,
+    m2: Multiplier,
+    /// AVX-512 (with BW) usable: ISA selected at preparation and multipliers non-negative.
+    avx512: bool,
+}
+
+/// One operand of a row: a run of elements or one element repeated.
+#[derive(Clone, Copy)]
+enum Src<'a, T> {
+    Run(&'a [T]),
+    Splat(T),
 }
 
 impl AddSubTables {
@@ -319,6 +334,13 @@ impl AddSubTables {
             t1[k] = mbqm((v + p.in1_offset).wrapping_mul(1 << left_shift), m1, r);
             t2[k] = mbqm((v + p.in2_offset).wrapping_mul(1 << left_shift), m2, r);
         }
+        use crate::exec::kernels::cpu::{self, Isa};
+        let isa = cpu::clamp_to_detected(cpu::selected_isa());
+        let avx512 = cfg!(target_arch = "x86_64")
+            && isa == Isa::Avx512
+            && cpu::features().avx512bw
+            && [m1, m2, m_out].iter().all(|m| m.m >= 0 && m.shift <= 31)
+            && (0..=31).contains(&left_shift);
         Some(AddSubTables {
             t1,
             t2,
@@ -327,7 +349,33 @@ impl AddSubTables {
             out_offset: p.out_offset,
             act_min: p.act_min,
             act_max: p.act_max,
+            left_shift,
+            in1_offset: p.in1_offset,
+            in2_offset: p.in2_offset,
+            m1,
+            m2,
+            avx512,
         })
+    }
+
+    /// Runs `y[j] = a[j] (op) b[j]` on the SIMD path; returns how many leading elements
+    /// it wrote (the caller finishes the tail through the tables).
+    #[inline]
+    fn simd_row<T: QInt>(&self, a: Src<'_, T>, b: Src<'_, T>, y: &mut [T]) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        if self.avx512 && y.len() >= 16 {
+            for s in [a, b] {
+                if let Src::Run(x) = s {
+                    assert!(x.len() >= y.len() / 16 * 16, "binary operand too short");
+                }
+            }
+            // SAFETY: `avx512` was set only when the CPU has AVX-512F/BW; T is one byte
+            // (tables exist only for 8-bit types) and the runs hold `y.len()/16*16`
+            // elements (asserted above).
+            return unsafe { x86::add_sub_avx512(self, a, b, y) };
+        }
+        let _ = (a, b, y);
+        0
     }
 
     #[inline(always)]
@@ -345,7 +393,10 @@ impl AddSubTables {
 
     /// Equal shapes: one flat loop.
     pub fn run_same_shape<T: QInt>(&self, a: &[T], b: &[T], y: &mut [T]) {
-        for ((o, &x1), &x2) in y.iter_mut().zip(a).zip(b) {
+        let n = y.len().min(a.len()).min(b.len());
+        let y = &mut y[..n];
+        let done = self.simd_row(Src::Run(a), Src::Run(b), y);
+        for ((o, &x1), &x2) in y[done..].iter_mut().zip(&a[done..]).zip(&b[done..]) {
             *o = self.apply(x1, x2);
         }
     }
@@ -369,14 +420,16 @@ impl AddSubTables {
             |a0, sa, b0, sb, row| match (sa, sb) {
                 (1, 1) => self.run_same_shape(&a[a0..a0 + row.len()], &b[b0..b0 + row.len()], row),
                 (1, 0) => {
-                    let x2 = b[b0];
-                    for (o, &x1) in row.iter_mut().zip(&a[a0..]) {
+                    let (x1s, x2) = (&a[a0..a0 + row.len()], b[b0]);
+                    let done = self.simd_row(Src::Run(x1s), Src::Splat(x2), row);
+                    for (o, &x1) in row[done..].iter_mut().zip(&x1s[done..]) {
                         *o = self.apply(x1, x2);
                     }
                 }
                 (0, 1) => {
-                    let x1 = a[a0];
-                    for (o, &x2) in row.iter_mut().zip(&b[b0..]) {
+                    let (x1, x2s) = (a[a0], &b[b0..b0 + row.len()]);
+                    let done = self.simd_row(Src::Splat(x1), Src::Run(x2s), row);
+                    for (o, &x2) in row[done..].iter_mut().zip(&x2s[done..]) {
                         *o = self.apply(x1, x2);
                     }
                 }
@@ -387,6 +440,93 @@ impl AddSubTables {
                 }
             },
         );
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{AddSubTables, QInt, Src};
+    use crate::exec::kernels::qconv::requant::v512::Mbqm;
+    use std::arch::x86_64::*;
+
+    /// Loads 16 one-byte elements widened to int32 (sign- or zero-extended).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    unsafe fn load16<T: QInt>(p: *const T) -> __m512i {
+        // SAFETY: the caller guarantees 16 readable bytes at `p`.
+        let v = unsafe { _mm_loadu_si128(p.cast()) };
+        if T::MIN < 0 {
+            _mm512_cvtepi8_epi32(v)
+        } else {
+            _mm512_cvtepu8_epi32(v)
+        }
+    }
+
+    /// TFLite's 8-bit ADD/SUB on 16 lanes: both input rescalings, the sum, the output
+    /// rescaling, offset and clamp. Returns the number of elements written (a multiple
+    /// of 16). Caller: CPU has AVX-512F/BW, `T` is one byte, every `Run` holds at least
+    /// `y.len() / 16 * 16` elements.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(super) unsafe fn add_sub_avx512<T: QInt>(
+        t: &AddSubTables,
+        a: Src<'_, T>,
+        b: Src<'_, T>,
+        y: &mut [T],
+    ) -> usize {
+        let n = y.len() / 16 * 16;
+        let (Some(m1), Some(m2), Some(mo)) =
+            (Mbqm::splat(t.m1), Mbqm::splat(t.m2), Mbqm::splat(t.m_out))
+        else {
+            return 0;
+        };
+        let ls = _mm_cvtsi32_si128(t.left_shift);
+        let (o1, o2) = (
+            _mm512_set1_epi32(t.in1_offset),
+            _mm512_set1_epi32(t.in2_offset),
+        );
+        let zp = _mm512_set1_epi32(t.out_offset);
+        let (lo, hi) = (_mm512_set1_epi32(t.act_min), _mm512_set1_epi32(t.act_max));
+        // A repeated operand is rescaled once, through its table.
+        let splat = |s: Src<'_, T>, table: &[i32; 256]| match s {
+            Src::Splat(v) => Some(_mm512_set1_epi32(table[(v.get() - T::MIN) as usize])),
+            Src::Run(_) => None,
+        };
+        let (s1, s2) = (splat(a, &t.t1), splat(b, &t.t2));
+        let mut j = 0;
+        while j < n {
+            // SAFETY: j + 16 <= n and every run holds n elements (caller contract).
+            let (r1, r2) = unsafe {
+                let r1 = match (s1, a) {
+                    (Some(v), _) => v,
+                    (None, Src::Run(x)) => {
+                        let x = _mm512_add_epi32(load16(x.as_ptr().add(j)), o1);
+                        m1.apply(_mm512_sll_epi32(x, ls))
+                    }
+                    (None, Src::Splat(_)) => unreachable!("splat operands are pre-rescaled"),
+                };
+                let r2 = match (s2, b) {
+                    (Some(v), _) => v,
+                    (None, Src::Run(x)) => {
+                        let x = _mm512_add_epi32(load16(x.as_ptr().add(j)), o2);
+                        m2.apply(_mm512_sll_epi32(x, ls))
+                    }
+                    (None, Src::Splat(_)) => unreachable!("splat operands are pre-rescaled"),
+                };
+                (r1, r2)
+            };
+            let raw = if t.sub {
+                _mm512_sub_epi32(r1, r2)
+            } else {
+                _mm512_add_epi32(r1, r2)
+            };
+            let v = _mm512_add_epi32(mo.apply(raw), zp);
+            let v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
+            // Clamped to the type's range: the truncating narrow is exact.
+            // SAFETY: j + 16 <= n <= y.len().
+            unsafe { _mm_storeu_si128(y.as_mut_ptr().add(j).cast(), _mm512_cvtepi32_epi8(v)) };
+            j += 16;
+        }
+        n
     }
 }
 
@@ -523,6 +663,63 @@ mod tests {
                 .is_none()
         );
         assert!(AddSubTables::new::<i16>(&p).is_none());
+    }
+
+    /// The SIMD rows (taken for runs of 16+) against the reference on odd lengths,
+    /// broadcast scalars on either side, extreme scales (output multiplier above 1,
+    /// tiny input multipliers) and uint8/int8.
+    #[test]
+    fn simd_add_sub_equal_reference() {
+        let scales = [
+            ((0.031, 12), (0.017, -40), (0.05, -7)),
+            ((1e-4, -128), (0.9, 127), (1e-6, 0)),
+            ((0.5, 0), (0.5, 0), (100.0, 5)),
+            ((2.0, 3), (1e-5, -3), (0.01, -128)),
+        ];
+        for (k, &(s1, s2, so)) in scales.iter().enumerate() {
+            for sub in [false, true] {
+                for n in [1usize, 15, 16, 17, 61, 300] {
+                    let a: Vec<i8> = (0..n).map(|i| (i * 37 + k) as u8 as i8).collect();
+                    let b: Vec<i8> = (0..n).map(|i| (i * 91 + 3 * k) as u8 as i8).collect();
+                    let p = QBinaryParams::add_sub(sub, 20, s1, s2, so, -100, 127);
+                    let t = AddSubTables::new::<i8>(&p).unwrap();
+                    // The SIMD path must be the one under test on AVX-512 machines.
+                    let isa = crate::exec::kernels::cpu::selected_isa();
+                    let bw = crate::exec::kernels::cpu::features().avx512bw;
+                    assert_eq!(
+                        t.avx512,
+                        isa == crate::exec::kernels::cpu::Isa::Avx512 && bw
+                    );
+                    let (mut r, mut f) = (vec![0i8; n], vec![0i8; n]);
+                    binary_reference(&p, &a, &[n], &b, &[n], &mut r, &[n]);
+                    t.run_same_shape(&a, &b, &mut f);
+                    assert_eq!(r, f, "case {k} sub {sub} n {n}");
+                    for (sa, sb) in [([n], [1]), ([1], [n])] {
+                        let (xa, xb) = (&a[..sa[0]], &b[..sb[0]]);
+                        binary_reference(&p, xa, &sa, xb, &sb, &mut r, &[n]);
+                        t.run_broadcast(xa, &sa, xb, &sb, &mut f, &[n]);
+                        assert_eq!(r, f, "case {k} sub {sub} n {n} broadcast");
+                    }
+                    let au: Vec<u8> = a.iter().map(|&v| v as u8).collect();
+                    let bu: Vec<u8> = b.iter().map(|&v| v as u8).collect();
+                    let (z1, z2, zo) = (s1.1 + 128, s2.1 + 128, so.1 + 128);
+                    let p = QBinaryParams::add_sub(
+                        sub,
+                        20,
+                        (s1.0, z1),
+                        (s2.0, z2),
+                        (so.0, zo),
+                        zo.min(255),
+                        255,
+                    );
+                    let t = AddSubTables::new::<u8>(&p).unwrap();
+                    let (mut r, mut f) = (vec![0u8; n], vec![0u8; n]);
+                    binary_reference(&p, &au, &[n], &bu, &[n], &mut r, &[n]);
+                    t.run_same_shape(&au, &bu, &mut f);
+                    assert_eq!(r, f, "uint8 case {k} sub {sub} n {n}");
+                }
+            }
+        }
     }
 
     #[test]
