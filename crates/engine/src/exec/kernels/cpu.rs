@@ -134,7 +134,7 @@ pub fn set_isa_cap(cap: Option<Isa>) {
 
 /// Runs `f` with the ISA capped to `isa` on this thread only (tests use it to force each
 /// path while running in parallel). Kernels read the ISA once on the calling thread, so
-/// the cap also covers the rayon workers they fan out to.
+/// the cap also covers the pool workers they fan out to.
 pub fn with_isa<R>(isa: Isa, f: impl FnOnce() -> R) -> R {
     struct Restore(Option<Isa>);
     impl Drop for Restore {

@@ -221,16 +221,18 @@ impl Wide {
                 vec![0i64; wide::ROWS * nc],
             )
         };
-        if par.threads > 1 {
-            out.par_chunks_mut(wide::ROWS * n)
-                .enumerate()
-                .for_each_init(init, |(x, a, acc), (t, o)| tile(x, a, acc, t, o));
-        } else {
+        // Whole tiles per task, on the engine's pool; scratch once per task.
+        let m = out.len() / n;
+        let tiles = m.div_ceil(wide::ROWS);
+        let macs = m * n * self.k;
+        let tasks = parallel::task_count(par, tiles, macs / parallel::GEMM_MACS_PER_NS);
+        let per_task = tiles.div_ceil(tasks.max(1));
+        parallel::for_each_chunk_mut(par, out, per_task * wide::ROWS * n, &|ci, chunk| {
             let (mut x, mut a, mut acc) = init();
-            for (t, o) in out.chunks_mut(wide::ROWS * n).enumerate() {
-                tile(&mut x, &mut a, &mut acc, t, o);
+            for (j, o) in chunk.chunks_mut(wide::ROWS * n).enumerate() {
+                tile(&mut x, &mut a, &mut acc, ci * per_task + j, o);
             }
-        }
+        });
     }
 }
 
