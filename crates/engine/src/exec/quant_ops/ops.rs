@@ -255,6 +255,7 @@ fn prepare_kernel(g: &Graph, op: &Op, choice: KernelChoice) -> Result<QKernel> {
             let table = match dt {
                 DType::U8 => AddSubTables::new::<u8>(&p),
                 DType::I8 => AddSubTables::new::<i8>(&p),
+                DType::I16 => AddSubTables::new::<i16>(&p),
                 _ => None,
             };
             Ok(match table {

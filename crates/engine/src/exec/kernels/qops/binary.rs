@@ -282,9 +282,11 @@ pub fn binary_broadcast_rows<T: QInt>(
     });
 }
 
-/// Fast 8-bit ADD/SUB: each input's rescaling `MBQM((x − z)·2^left_shift, M)`
+/// Fast ADD/SUB. 8-bit: each input's rescaling `MBQM((x − z)·2^left_shift, M)`
 /// depends on one byte only, so it is tabulated once (256 entries per input); per
-/// element only the sum and the output MBQM remain. Same arithmetic, same bytes.
+/// element only the sum and the output MBQM remain. int16 (general scales, not
+/// `pot_scale_int16`): the whole formula on 16 AVX-512 lanes, the tail computed
+/// directly. Same arithmetic, same bytes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AddSubTables {
     t1: [i32; 256],
@@ -302,6 +304,8 @@ pub struct AddSubTables {
     m2: Multiplier,
     /// AVX-512 (with BW) usable: ISA selected at preparation and multipliers non-negative.
     avx512: bool,
+    /// `t1`/`t2` hold the rescaled inputs (8-bit types); else they are unused.
+    tabulated: bool,
 }
 
 /// One operand of a row: a run of elements or one element repeated.
@@ -312,7 +316,8 @@ enum Src<'a, T> {
 }
 
 impl AddSubTables {
-    /// `None` unless `p` is an ADD/SUB with the 8-bit type `T`.
+    /// `None` unless `p` is an ADD/SUB with the 8-bit type `T`, or with int16 on a CPU
+    /// where the AVX-512 path runs.
     pub fn new<T: QInt>(p: &QBinaryParams) -> Option<Self> {
         let QBinaryKind::AddSub {
             sub,
@@ -324,15 +329,19 @@ impl AddSubTables {
         else {
             return None;
         };
-        if T::MAX - T::MIN != 255 {
-            return None;
-        }
+        let tabulated = match T::MAX - T::MIN {
+            255 => true,
+            65535 => false,
+            _ => return None,
+        };
         let r = Rounding::Double;
         let mut t1 = [0i32; 256];
         let mut t2 = [0i32; 256];
-        for (k, v) in (T::MIN..=T::MAX).enumerate() {
-            t1[k] = mbqm((v + p.in1_offset).wrapping_mul(1 << left_shift), m1, r);
-            t2[k] = mbqm((v + p.in2_offset).wrapping_mul(1 << left_shift), m2, r);
+        if tabulated {
+            for (k, v) in (T::MIN..=T::MAX).enumerate() {
+                t1[k] = mbqm((v + p.in1_offset).wrapping_mul(1 << left_shift), m1, r);
+                t2[k] = mbqm((v + p.in2_offset).wrapping_mul(1 << left_shift), m2, r);
+            }
         }
         use crate::exec::kernels::cpu::{self, Isa};
         let isa = cpu::clamp_to_detected(cpu::selected_isa());
@@ -341,6 +350,10 @@ impl AddSubTables {
             && cpu::features().avx512bw
             && [m1, m2, m_out].iter().all(|m| m.m >= 0 && m.shift <= 31)
             && (0..=31).contains(&left_shift);
+        if !tabulated && !avx512 {
+            // Without tables or SIMD there is nothing to gain over the generic kernel.
+            return None;
+        }
         Some(AddSubTables {
             t1,
             t2,
@@ -355,7 +368,24 @@ impl AddSubTables {
             m1,
             m2,
             avx512,
+            tabulated,
         })
+    }
+
+    /// Input 1's or 2's rescaled value `MBQM((x − z)·2^left_shift, M)`.
+    #[inline(always)]
+    fn rescaled<T: QInt>(&self, x: T, second: bool) -> i32 {
+        let (table, offset, m) = if second {
+            (&self.t2, self.in2_offset, self.m2)
+        } else {
+            (&self.t1, self.in1_offset, self.m1)
+        };
+        if self.tabulated {
+            table[(x.get() - T::MIN) as usize]
+        } else {
+            let v = (x.get() + offset).wrapping_mul(1 << self.left_shift);
+            mbqm(v, m, Rounding::Double)
+        }
     }
 
     /// Runs `y[j] = a[j] (op) b[j]` on the SIMD path; returns how many leading elements
@@ -369,8 +399,8 @@ impl AddSubTables {
                     assert!(x.len() >= y.len() / 16 * 16, "binary operand too short");
                 }
             }
-            // SAFETY: `avx512` was set only when the CPU has AVX-512F/BW; T is one byte
-            // (tables exist only for 8-bit types) and the runs hold `y.len()/16*16`
+            // SAFETY: `avx512` was set only when the CPU has AVX-512F/BW; T is one or
+            // two bytes (`new` accepts no other) and the runs hold `y.len()/16*16`
             // elements (asserted above).
             return unsafe { x86::add_sub_avx512(self, a, b, y) };
         }
@@ -380,8 +410,8 @@ impl AddSubTables {
 
     #[inline(always)]
     fn apply<T: QInt>(&self, x1: T, x2: T) -> T {
-        let a = self.t1[(x1.get() - T::MIN) as usize];
-        let b = self.t2[(x2.get() - T::MIN) as usize];
+        let a = self.rescaled(x1, false);
+        let b = self.rescaled(x2, true);
         let raw = if self.sub {
             a.wrapping_sub(b)
         } else {
@@ -449,11 +479,16 @@ mod x86 {
     use crate::exec::kernels::qconv::requant::v512::Mbqm;
     use std::arch::x86_64::*;
 
-    /// Loads 16 one-byte elements widened to int32 (sign- or zero-extended).
+    /// Loads 16 one- or two-byte elements widened to int32 (sign- or zero-extended).
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw")]
     unsafe fn load16<T: QInt>(p: *const T) -> __m512i {
-        // SAFETY: the caller guarantees 16 readable bytes at `p`.
+        if std::mem::size_of::<T>() == 2 {
+            // SAFETY: the caller guarantees 16 readable elements at `p`.
+            let v = unsafe { _mm256_loadu_si256(p.cast()) };
+            return _mm512_cvtepi16_epi32(v);
+        }
+        // SAFETY: as above.
         let v = unsafe { _mm_loadu_si128(p.cast()) };
         if T::MIN < 0 {
             _mm512_cvtepi8_epi32(v)
@@ -462,10 +497,25 @@ mod x86 {
         }
     }
 
-    /// TFLite's 8-bit ADD/SUB on 16 lanes: both input rescalings, the sum, the output
+    /// Stores 16 int32 lanes already clamped to `T`'s range, narrowed to `T`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    unsafe fn store16<T: QInt>(p: *mut T, v: __m512i) {
+        // SAFETY: the caller guarantees 16 writable elements at `p`; the values fit
+        // `T`, so the truncating narrow is exact.
+        unsafe {
+            if std::mem::size_of::<T>() == 2 {
+                _mm256_storeu_si256(p.cast(), _mm512_cvtepi32_epi16(v));
+            } else {
+                _mm_storeu_si128(p.cast(), _mm512_cvtepi32_epi8(v));
+            }
+        }
+    }
+
+    /// TFLite's ADD/SUB on 16 lanes: both input rescalings, the sum, the output
     /// rescaling, offset and clamp. Returns the number of elements written (a multiple
-    /// of 16). Caller: CPU has AVX-512F/BW, `T` is one byte, every `Run` holds at least
-    /// `y.len() / 16 * 16` elements.
+    /// of 16). Caller: CPU has AVX-512F/BW, `T` is one or two bytes, every `Run` holds
+    /// at least `y.len() / 16 * 16` elements.
     #[target_feature(enable = "avx512f,avx512bw")]
     pub(super) unsafe fn add_sub_avx512<T: QInt>(
         t: &AddSubTables,
@@ -486,12 +536,12 @@ mod x86 {
         );
         let zp = _mm512_set1_epi32(t.out_offset);
         let (lo, hi) = (_mm512_set1_epi32(t.act_min), _mm512_set1_epi32(t.act_max));
-        // A repeated operand is rescaled once, through its table.
-        let splat = |s: Src<'_, T>, table: &[i32; 256]| match s {
-            Src::Splat(v) => Some(_mm512_set1_epi32(table[(v.get() - T::MIN) as usize])),
+        // A repeated operand is rescaled once.
+        let splat = |s: Src<'_, T>, second: bool| match s {
+            Src::Splat(v) => Some(_mm512_set1_epi32(t.rescaled(v, second))),
             Src::Run(_) => None,
         };
-        let (s1, s2) = (splat(a, &t.t1), splat(b, &t.t2));
+        let (s1, s2) = (splat(a, false), splat(b, true));
         let mut j = 0;
         while j < n {
             // SAFETY: j + 16 <= n and every run holds n elements (caller contract).
@@ -521,9 +571,9 @@ mod x86 {
             };
             let v = _mm512_add_epi32(mo.apply(raw), zp);
             let v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
-            // Clamped to the type's range: the truncating narrow is exact.
-            // SAFETY: j + 16 <= n <= y.len().
-            unsafe { _mm_storeu_si128(y.as_mut_ptr().add(j).cast(), _mm512_cvtepi32_epi8(v)) };
+            // SAFETY: j + 16 <= n <= y.len(); `v` is clamped to the activation range,
+            // which lies within `T`'s.
+            unsafe { store16(y.as_mut_ptr().add(j), v) };
             j += 16;
         }
         n
@@ -657,17 +707,61 @@ mod tests {
         );
         t.run_broadcast(&ai, &[256, 256], &bi[..256], &[256], &mut y2, &[256, 256]);
         assert_eq!(y1, y2);
-        // MUL and int16 have no tables.
+        // MUL has no fast path here; int16 has one only as SIMD, never tables.
         assert!(
             AddSubTables::new::<i8>(&QBinaryParams::mul((1.0, 0), (1.0, 0), (1.0, 0), -128, 127))
                 .is_none()
         );
-        assert!(AddSubTables::new::<i16>(&p).is_none());
+        if let Some(t) = AddSubTables::new::<i16>(&p) {
+            assert!(t.avx512 && !t.tabulated);
+        }
     }
 
     /// The SIMD rows (taken for runs of 16+) against the reference on odd lengths,
     /// broadcast scalars on either side, extreme scales (output multiplier above 1,
     /// tiny input multipliers) and uint8/int8.
+    #[test]
+    fn int16_add_sub_fast_path_equals_reference() {
+        // int16x8 ADD (left shift 15, zero points 0), as the quantizer writes it.
+        let scales = [
+            (3.1e-4f32, 1.7e-4f32, 5.0e-4f32),
+            (1e-6, 0.9, 1e-3),
+            (0.5, 0.5, 100.0),
+            (2.0, 1e-5, 0.01),
+        ];
+        let mut state = 0x9e37_79b9u32;
+        let mut next = || {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (state >> 16) as u16 as i16
+        };
+        for (k, &(s1, s2, so)) in scales.iter().enumerate() {
+            for sub in [false, true] {
+                for n in [1usize, 15, 16, 17, 61, 300] {
+                    let mut a: Vec<i16> = (0..n).map(|_| next()).collect();
+                    let b: Vec<i16> = (0..n).map(|_| next()).collect();
+                    a[0] = i16::MIN;
+                    let p =
+                        QBinaryParams::add_sub(sub, 15, (s1, 0), (s2, 0), (so, 0), -32768, 32767);
+                    let Some(t) = AddSubTables::new::<i16>(&p) else {
+                        // No AVX-512 here: int16 stays on the generic kernel.
+                        assert!(!crate::exec::kernels::cpu::features().avx512bw);
+                        return;
+                    };
+                    let (mut r, mut f) = (vec![0i16; n], vec![0i16; n]);
+                    binary_reference(&p, &a, &[n], &b, &[n], &mut r, &[n]);
+                    t.run_same_shape(&a, &b, &mut f);
+                    assert_eq!(r, f, "case {k} sub {sub} n {n}");
+                    for (sa, sb) in [([n], [1]), ([1], [n])] {
+                        let (xa, xb) = (&a[..sa[0]], &b[..sb[0]]);
+                        binary_reference(&p, xa, &sa, xb, &sb, &mut r, &[n]);
+                        t.run_broadcast(xa, &sa, xb, &sb, &mut f, &[n]);
+                        assert_eq!(r, f, "case {k} sub {sub} n {n} broadcast");
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn simd_add_sub_equal_reference() {
         let scales = [
