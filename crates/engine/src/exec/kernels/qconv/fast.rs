@@ -334,6 +334,11 @@ impl PackedQConv {
         self.engine.packed_bytes()
     }
 
+    /// Whether the 8-bit GEMM requantizes with its cheaper exact form (for tests).
+    pub fn uses_fast_requant(&self) -> bool {
+        matches!(&self.engine, Engine::Narrow(g) if g.uses_fast_requant())
+    }
+
     /// `T` must be the scheme's activation type (u8, i8 or i16).
     pub fn run<T: QElem>(&self, input: &[T], out: &mut [T], par: Parallelism) {
         let g = &self.g;

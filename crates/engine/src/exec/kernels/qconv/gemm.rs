@@ -56,6 +56,9 @@ pub(crate) struct Gemm8 {
     /// VNNI path with the requantization fused into the register tile (double
     /// rounding, multipliers ≥ 0).
     fused: bool,
+    /// Constants of the cheaper exact epilogue ([`x86::mk_vnni_rq32`]), when its
+    /// preconditions hold (see [`Gemm8::fast_nudges`]).
+    nudge: Option<Vec<i64>>,
 }
 
 /// Per-worker scratch.
@@ -151,6 +154,11 @@ impl Gemm8 {
             && cpu::features().avx512vl
             && rq.rounding == crate::quant::fixed_point::Rounding::Double
             && rq.m.iter().all(|&m| m >= 0);
+        let nudge = if fused {
+            Self::fast_nudges(n, k, &bv, &col, beta, &rq)
+        } else {
+            None
+        };
         Gemm8 {
             path,
             isa,
@@ -163,7 +171,57 @@ impl Gemm8 {
             a_bias,
             rq,
             fused,
+            nudge,
         }
+    }
+
+    /// The fused epilogue's cheaper form needs, for every real channel, a right shift
+    /// `r` in 1..=30 and a multiplier `m ≥ 0`, and `|x| < 2^30` for every possible
+    /// `x = Σab + col + β·Σa` (bounded from the packed weights, `a ≤ 255`). Then:
+    /// - `2x` fits in int32 and `(2x·m + 2^31) >> 32` is SRDHM's `(x·m + 2^30) >> 31`;
+    /// - RDBPOT's "remainder above half (+1 if negative)" is `(h + 2^(r−1) − [h<0]) >> r`,
+    ///   and `[h<0]` may be replaced by `[x<0]`: `m ≥ 0` makes `h ≤ 0` when `x < 0`, and
+    ///   for `h = 0` the −1 does not change the result when `r ≥ 1`;
+    /// - `2^(r−1)` rides in the high half of the 64-bit nudge, no overflow anywhere.
+    ///
+    /// Returns the 64-bit nudges `2^31 + 2^(r−1)·2^32`, per block of 16 channels the 8
+    /// even lanes then the 8 odd ones (the order of the even/odd products).
+    fn fast_nudges(
+        n: usize,
+        k: usize,
+        bv: &impl Fn(usize, usize) -> i32,
+        col: &[i32],
+        beta: i32,
+        rq: &Requant,
+    ) -> Option<Vec<i64>> {
+        let row_max = (beta as i64).abs() * 255 * k as i64;
+        for (c, (mult, &cc)) in rq.mult.iter().zip(col).take(n).enumerate() {
+            if mult.m < 0 || !(-30..=-1).contains(&mult.shift) {
+                return None;
+            }
+            let dot_max = 255 * (0..k).map(|kk| (bv(c, kk) as i64).abs()).sum::<i64>();
+            if dot_max + (cc as i64).abs() + row_max >= 1 << 30 {
+                return None;
+            }
+        }
+        let nudge = |c: usize| -> i64 {
+            let r = (-rq.mult[c].shift).max(0);
+            (1i64 << 31) + if r > 0 { (1i64 << (r - 1)) << 32 } else { 0 }
+        };
+        let np = col.len();
+        let mut v = vec![0i64; np];
+        for blk in 0..np / 16 {
+            for i in 0..8 {
+                v[blk * 16 + i] = nudge(blk * 16 + 2 * i);
+                v[blk * 16 + 8 + i] = nudge(blk * 16 + 2 * i + 1);
+            }
+        }
+        Some(v)
+    }
+
+    /// Whether 8-bit outputs take the cheaper exact epilogue (tests check coverage).
+    pub fn uses_fast_requant(&self) -> bool {
+        self.nudge.is_some()
     }
 
     pub fn packed_bytes(&self) -> usize {
@@ -356,6 +414,19 @@ impl Gemm8 {
                                 n0: j0 * 16,
                                 n,
                             };
+                            if let Some(nq) = &self.nudge {
+                                // SAFETY: as below; `nudge` implies `fused`.
+                                unsafe {
+                                    match nb {
+                                        1 => x86::mk_vnni_rq32::<1, T>(a, mr, kp, bp, &ep, nq, o8),
+                                        2 => x86::mk_vnni_rq32::<2, T>(a, mr, kp, bp, &ep, nq, o8),
+                                        3 => x86::mk_vnni_rq32::<3, T>(a, mr, kp, bp, &ep, nq, o8),
+                                        _ => x86::mk_vnni_rq32::<4, T>(a, mr, kp, bp, &ep, nq, o8),
+                                    }
+                                }
+                                j0 += nb;
+                                continue;
+                            }
                             // SAFETY: `fused` implies AVX-512 VNNI/BW/VL; lengths are
                             // checked inside.
                             unsafe {
@@ -571,6 +642,145 @@ mod x86 {
                         sm,
                         _mm512_cvtepi32_epi8(v),
                     );
+                }
+            }
+        }
+    }
+
+    /// [`mk_vnni_rq`] with the cheaper exact requantization of [`Gemm8::fast_nudges`]
+    /// (whose preconditions the caller checked when packing): the accumulators start
+    /// at `col + rowsum`, each 16 channels need ten operations up to the shifted value,
+    /// and the zero point, clamp and narrowing run on the four rows packed together
+    /// with saturating packs (`T` is the one-byte output type).
+    ///
+    /// [`Gemm8::fast_nudges`]: super::Gemm8::fast_nudges
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+    #[allow(clippy::needless_range_loop, clippy::too_many_arguments)]
+    pub(super) fn mk_vnni_rq32<const NB: usize, T: super::QElem>(
+        a: &[u8],
+        mr: usize,
+        kp: usize,
+        b: &[i8],
+        ep: &Epilogue<'_>,
+        nudge: &[i64],
+        out: &mut [u8],
+    ) {
+        assert!(std::mem::size_of::<T>() == 1);
+        assert!((1..=MR).contains(&mr) && a.len() >= mr * kp && kp.is_multiple_of(4));
+        assert!(b.len() >= NB * 16 * kp && ep.rowsum.len() >= mr && out.len() == mr * ep.n);
+        let (rq, n0, n) = (ep.rq, ep.n0, ep.n);
+        assert!(n0 < n && n0.is_multiple_of(16) && ep.col.len() >= n0 + NB * 16);
+        assert!(rq.m.len() >= n0 + NB * 16 && rq.rsh.len() >= n0 + NB * 16);
+        assert!(nudge.len() >= n0 + NB * 16);
+        let rp: [*const u8; MR] = std::array::from_fn(|r| a[r.min(mr - 1) * kp..].as_ptr());
+        let mut acc = [[_mm512_setzero_si512(); NB]; MR];
+        let with_rows = ep.rowsum[..mr].iter().any(|&v| v != 0);
+        for j in 0..NB {
+            // SAFETY: n0 + NB*16 <= col.len() (asserted).
+            let col = unsafe { _mm512_loadu_si512(ep.col.as_ptr().add(n0 + 16 * j).cast()) };
+            for r in 0..MR {
+                acc[r][j] = if with_rows {
+                    _mm512_add_epi32(col, _mm512_set1_epi32(ep.rowsum[r.min(mr - 1)]))
+                } else {
+                    col
+                };
+            }
+        }
+        let bp = b.as_ptr();
+        for k4 in 0..kp / 4 {
+            // SAFETY: as in `mk_vnni` (bounds asserted above).
+            unsafe {
+                let mut bv = [_mm512_setzero_si512(); NB];
+                for j in 0..NB {
+                    bv[j] = _mm512_loadu_si512(bp.add(j * kp * 16 + k4 * 64).cast());
+                }
+                for r in 0..MR {
+                    let av = _mm512_set1_epi32(rp[r].add(k4 * 4).cast::<i32>().read_unaligned());
+                    for j in 0..NB {
+                        acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], av, bv[j]);
+                    }
+                }
+            }
+        }
+        let zp = _mm512_set1_epi16(rq.out_zp as i16);
+        let (lo, hi) = (
+            _mm512_set1_epi8(rq.act_min as i8),
+            _mm512_set1_epi8(rq.act_max as i8),
+        );
+        let (tmin, tmax) = if T::SIGNED { (-128, 127) } else { (0, 255) };
+        let (clamp_lo, clamp_hi) = (rq.act_min > tmin, rq.act_max < tmax);
+        // After the packs, dword 4L + r holds row r's channels 4L..4L+3: transpose.
+        let perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+        for j in 0..NB {
+            let c0 = n0 + 16 * j;
+            if c0 >= n {
+                break;
+            }
+            // SAFETY: every constant array holds n0 + NB*16 entries (asserted).
+            let (m, rsh, ne, no) = unsafe {
+                (
+                    _mm512_loadu_si512(rq.m.as_ptr().add(c0).cast()),
+                    _mm512_loadu_si512(rq.rsh.as_ptr().add(c0).cast()),
+                    _mm512_loadu_si512(nudge.as_ptr().add(c0).cast()),
+                    _mm512_loadu_si512(nudge.as_ptr().add(c0 + 8).cast()),
+                )
+            };
+            let m_odd = _mm512_srli_epi64(m, 32);
+            let mut q = [_mm512_setzero_si512(); MR];
+            for r in 0..MR {
+                let x = acc[r][j];
+                let x2 = _mm512_add_epi32(x, x);
+                let pe = _mm512_add_epi64(_mm512_mul_epi32(x2, m), ne);
+                let po = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x2, 32), m_odd), no);
+                // High halves: h + 2^(r-1) per lane (even lanes moved down).
+                let hn = _mm512_mask_shuffle_epi32::<0xF5>(po, 0x5555, pe);
+                let t = _mm512_add_epi32(hn, _mm512_srai_epi32(x, 31));
+                q[r] = _mm512_srav_epi32(t, rsh);
+            }
+            // Saturating packs: int16 then bytes; q beyond int16 stays beyond the byte
+            // range after adding the zero point, so the result equals clamp(q + zp).
+            let p01 = _mm512_adds_epi16(_mm512_packs_epi32(q[0], q[1]), zp);
+            let p23 = _mm512_adds_epi16(_mm512_packs_epi32(q[2], q[3]), zp);
+            let mut v = if T::SIGNED {
+                _mm512_packs_epi16(p01, p23)
+            } else {
+                _mm512_packus_epi16(p01, p23)
+            };
+            if clamp_lo {
+                v = if T::SIGNED {
+                    _mm512_max_epi8(v, lo)
+                } else {
+                    _mm512_max_epu8(v, lo)
+                };
+            }
+            if clamp_hi {
+                v = if T::SIGNED {
+                    _mm512_min_epi8(v, hi)
+                } else {
+                    _mm512_min_epu8(v, hi)
+                };
+            }
+            let v = _mm512_permutexvar_epi32(perm, v);
+            let rows = [
+                _mm512_castsi512_si128(v),
+                _mm512_extracti32x4_epi32::<1>(v),
+                _mm512_extracti32x4_epi32::<2>(v),
+                _mm512_extracti32x4_epi32::<3>(v),
+            ];
+            let w = n - c0;
+            for r in 0..MR {
+                if r >= mr {
+                    break;
+                }
+                // SAFETY: row r < mr of `out` (mr rows of n bytes); the store covers
+                // channels c0.. below n (masked when fewer than 16 remain).
+                unsafe {
+                    let dst = out.as_mut_ptr().add(r * n + c0);
+                    if w >= 16 {
+                        _mm_storeu_si128(dst.cast(), rows[r]);
+                    } else {
+                        _mm_mask_storeu_epi8(dst.cast(), (1 << w) - 1, rows[r]);
+                    }
                 }
             }
         }
