@@ -61,6 +61,25 @@ pub(crate) struct Gemm8 {
     nudge: Option<Vec<i64>>,
 }
 
+/// A convolution window over one-byte NHWC input (dilation 1), for gathering im2col
+/// rows straight into the packed byte rows.
+pub(crate) struct Window<'a> {
+    pub input: &'a [u8],
+    pub in_h: usize,
+    pub in_w: usize,
+    pub c: usize,
+    pub out_h: usize,
+    pub out_w: usize,
+    pub k_h: usize,
+    pub k_w: usize,
+    pub stride_h: usize,
+    pub stride_w: usize,
+    pub pad_top: usize,
+    pub pad_left: usize,
+    /// The input zero point's byte, stored for taps outside the image.
+    pub pad: u8,
+}
+
 /// Per-worker scratch.
 struct Scratch<T> {
     x: Vec<T>,
@@ -260,6 +279,7 @@ impl Gemm8 {
         &self,
         m: usize,
         direct: Option<&[T]>,
+        window: Option<&Window<'_>>,
         fill: &(dyn Fn(usize, &mut [T]) + Sync),
         out: &mut [T],
         par: Parallelism,
@@ -277,7 +297,7 @@ impl Gemm8 {
             let mut s = self.scratch::<T>();
             for (i, oc) in o.chunks_mut(CHUNK * n).enumerate() {
                 let m0 = ti * per_task + i * CHUNK;
-                self.chunk_any(m0, oc.len() / n, direct, fill, oc, &mut s);
+                self.chunk_any(m0, oc.len() / n, direct, window, fill, oc, &mut s);
             }
         });
     }
@@ -286,24 +306,28 @@ impl Gemm8 {
     /// epilogue glue vectorize too.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
     fn chunk_avx512<T: QElem>(
         &self,
         m0: usize,
         rows: usize,
         direct: Option<&[T]>,
+        window: Option<&Window<'_>>,
         fill: &(dyn Fn(usize, &mut [T]) + Sync),
         out: &mut [T],
         s: &mut Scratch<T>,
     ) {
-        self.chunk(m0, rows, direct, fill, out, s)
+        self.chunk(m0, rows, direct, window, fill, out, s)
     }
 
     /// Runs one chunk on the widest code path the kernel was packed for.
+    #[allow(clippy::too_many_arguments)]
     fn chunk_any<T: QElem>(
         &self,
         m0: usize,
         rows: usize,
         direct: Option<&[T]>,
+        window: Option<&Window<'_>>,
         fill: &(dyn Fn(usize, &mut [T]) + Sync),
         out: &mut [T],
         s: &mut Scratch<T>,
@@ -311,24 +335,52 @@ impl Gemm8 {
         #[cfg(target_arch = "x86_64")]
         if self.path == Path::Vnni {
             // SAFETY: the VNNI path is only chosen when the CPU has these features.
-            unsafe { self.chunk_avx512(m0, rows, direct, fill, out, s) };
+            unsafe { self.chunk_avx512(m0, rows, direct, window, fill, out, s) };
             return;
         }
-        self.chunk(m0, rows, direct, fill, out, s)
+        self.chunk(m0, rows, direct, window, fill, out, s)
     }
 
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     fn chunk<T: QElem>(
         &self,
         m0: usize,
         rows: usize,
         direct: Option<&[T]>,
+        window: Option<&Window<'_>>,
         fill: &(dyn Fn(usize, &mut [T]) + Sync),
         out: &mut [T],
         s: &mut Scratch<T>,
     ) {
         let (k, kp, n) = (self.k, self.kp, self.n);
+        let mut packed = false;
+        #[cfg(target_arch = "x86_64")]
+        if let Some(w) = window
+            && self.fused
+            && std::mem::size_of::<T>() == 1
+            && w.k_w * w.c <= 64
+            && w.k_h * w.k_w * w.c == k
+        {
+            let flip = if self.a_bias == 128 { 0x80 } else { 0 };
+            // SAFETY: `fused` implies AVX-512 BW/VL; bounds are checked inside.
+            unsafe { x86::gather_rows(w, m0, rows, flip, k, kp, &mut s.a8) };
+            for r in 0..rows {
+                s.rowsum[r] = if self.beta != 0 {
+                    // SAFETY: as above.
+                    let sum = unsafe { x86::byte_sum(&s.a8[r * kp..(r + 1) * kp]) };
+                    self.beta.wrapping_mul(sum)
+                } else {
+                    0
+                };
+            }
+            packed = true;
+        }
+        let _ = window;
         for r in 0..rows {
+            if packed {
+                break;
+            }
             let src: &[T] = match direct {
                 Some(x) => &x[(m0 + r) * k..(m0 + r + 1) * k],
                 None => {
@@ -562,6 +614,101 @@ mod x86 {
         } else {
             0
         }
+    }
+
+    /// Writes the im2col rows `m0..m0 + rows` of `w` into `dst` (rows of `kp` bytes,
+    /// the `k` taps then zeros), each byte XORed with `flip`. A kernel row inside the
+    /// image is one contiguous run of `k_w · c ≤ 64` bytes: one masked load and store.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn gather_rows(
+        w: &super::Window<'_>,
+        m0: usize,
+        rows: usize,
+        flip: u8,
+        k: usize,
+        kp: usize,
+        dst: &mut [u8],
+    ) {
+        let run = w.k_w * w.c;
+        assert!(run <= 64 && k == w.k_h * run && k <= kp && dst.len() >= rows * kp);
+        assert!(w.out_w > 0 && w.out_h > 0);
+        let bits = |n: usize| -> u64 { if n >= 64 { !0 } else { (1u64 << n) - 1 } };
+        let (rm, cm) = (bits(run), bits(w.c));
+        let f = _mm512_set1_epi8(flip as i8);
+        let padv = _mm512_set1_epi8((w.pad ^ flip) as i8);
+        let (mut ox, t) = (m0 % w.out_w, m0 / w.out_w);
+        let (mut oy, mut b) = (t % w.out_h, t / w.out_h);
+        let src = w.input.as_ptr();
+        for r in 0..rows {
+            let row = &mut dst[r * kp..(r + 1) * kp];
+            let x0 = (ox * w.stride_w) as isize - w.pad_left as isize;
+            let inside = x0 >= 0 && x0 as usize + w.k_w <= w.in_w;
+            for ky in 0..w.k_h {
+                let iy = (oy * w.stride_h + ky) as isize - w.pad_top as isize;
+                let d = row[ky * run..].as_mut_ptr();
+                if iy < 0 || iy >= w.in_h as isize {
+                    // SAFETY: the mask keeps the store inside this kernel row's run.
+                    unsafe { _mm512_mask_storeu_epi8(d.cast(), rm, padv) };
+                    continue;
+                }
+                let base = (b * w.in_h + iy as usize) * w.in_w;
+                if inside {
+                    let s = (base + x0 as usize) * w.c;
+                    assert!(s + run <= w.input.len());
+                    // SAFETY: masked to `run` bytes, in bounds (asserted) on both sides.
+                    unsafe {
+                        let v = _mm512_maskz_loadu_epi8(rm, src.add(s).cast());
+                        _mm512_mask_storeu_epi8(d.cast(), rm, _mm512_xor_si512(v, f));
+                    }
+                    continue;
+                }
+                for kx in 0..w.k_w {
+                    let ix = x0 + kx as isize;
+                    let v = if ix < 0 || ix >= w.in_w as isize {
+                        padv
+                    } else {
+                        let s = (base + ix as usize) * w.c;
+                        assert!(s + w.c <= w.input.len());
+                        // SAFETY: masked to `c` bytes in bounds (asserted).
+                        unsafe {
+                            _mm512_xor_si512(_mm512_maskz_loadu_epi8(cm, src.add(s).cast()), f)
+                        }
+                    };
+                    // SAFETY: tap kx's `c` bytes lie inside this kernel row's run.
+                    unsafe { _mm512_mask_storeu_epi8(d.add(kx * w.c).cast(), cm, v) };
+                }
+            }
+            for z in &mut row[k..] {
+                *z = 0;
+            }
+            ox += 1;
+            if ox == w.out_w {
+                ox = 0;
+                oy += 1;
+                if oy == w.out_h {
+                    oy = 0;
+                    b += 1;
+                }
+            }
+        }
+    }
+
+    /// Sum of the bytes of `row`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    pub(super) fn byte_sum(row: &[u8]) -> i32 {
+        let zero = _mm512_setzero_si512();
+        let mut acc = _mm512_setzero_si512();
+        let mut i = 0;
+        while i < row.len() {
+            let n = row.len() - i;
+            let m: __mmask64 = if n >= 64 { !0 } else { (1u64 << n) - 1 };
+            // SAFETY: the mask keeps the load below row.len().
+            let v = unsafe { _mm512_maskz_loadu_epi8(m, row.as_ptr().add(i).cast()) };
+            acc = _mm512_add_epi64(acc, _mm512_sad_epu8(v, zero));
+            i += 64;
+        }
+        _mm512_reduce_add_epi64(acc) as i32
     }
 
     /// [`mk_vnni`] with the requantization done on the accumulators in registers:
