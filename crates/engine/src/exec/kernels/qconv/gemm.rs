@@ -820,17 +820,15 @@ mod x86 {
         assert!(rq.m.len() >= n0 + NB * 16 && rq.rsh.len() >= n0 + NB * 16);
         assert!(nudge.len() >= n0 + NB * 16);
         let rp: [*const u8; MR] = std::array::from_fn(|r| a[r.min(mr - 1) * kp..].as_ptr());
+        // Straight-line initialisation (no branches) keeps the tile in registers.
+        let rs: [__m512i; MR] =
+            std::array::from_fn(|r| _mm512_set1_epi32(ep.rowsum[r.min(mr - 1)]));
         let mut acc = [[_mm512_setzero_si512(); NB]; MR];
-        let with_rows = ep.rowsum[..mr].iter().any(|&v| v != 0);
         for j in 0..NB {
             // SAFETY: n0 + NB*16 <= col.len() (asserted).
             let col = unsafe { _mm512_loadu_si512(ep.col.as_ptr().add(n0 + 16 * j).cast()) };
             for r in 0..MR {
-                acc[r][j] = if with_rows {
-                    _mm512_add_epi32(col, _mm512_set1_epi32(ep.rowsum[r.min(mr - 1)]))
-                } else {
-                    col
-                };
+                acc[r][j] = _mm512_add_epi32(col, rs[r]);
             }
         }
         let bp = b.as_ptr();
@@ -860,9 +858,6 @@ mod x86 {
         let perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
         for j in 0..NB {
             let c0 = n0 + 16 * j;
-            if c0 >= n {
-                break;
-            }
             // SAFETY: every constant array holds n0 + NB*16 entries (asserted).
             let (m, rsh, ne, no) = unsafe {
                 (
@@ -914,9 +909,10 @@ mod x86 {
                 _mm512_extracti32x4_epi32::<2>(v),
                 _mm512_extracti32x4_epi32::<3>(v),
             ];
-            let w = n - c0;
+            // Blocks past n (the last tile's padding) are computed but not stored.
+            let w = n.saturating_sub(c0);
             for r in 0..MR {
-                if r >= mr {
+                if r >= mr || w == 0 {
                     break;
                 }
                 // SAFETY: row r < mr of `out` (mr rows of n bytes); the store covers
