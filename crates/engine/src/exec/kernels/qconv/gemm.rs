@@ -303,9 +303,9 @@ impl Gemm8 {
     }
 
     /// [`Self::chunk`] compiled with AVX-512 enabled, so the row packing and the
-    /// epilogue glue vectorize too.
+    /// epilogue glue vectorize too, and the row packers (which need VL) inline.
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
     #[allow(clippy::too_many_arguments)]
     fn chunk_avx512<T: QElem>(
         &self,
@@ -333,8 +333,9 @@ impl Gemm8 {
         s: &mut Scratch<T>,
     ) {
         #[cfg(target_arch = "x86_64")]
-        if self.path == Path::Vnni {
-            // SAFETY: the VNNI path is only chosen when the CPU has these features.
+        if self.path == Path::Vnni && cpu::features().avx512vl {
+            // SAFETY: the VNNI path is only chosen when the CPU has AVX-512 VNNI/BW;
+            // VL is checked here.
             unsafe { self.chunk_avx512(m0, rows, direct, window, fill, out, s) };
             return;
         }
