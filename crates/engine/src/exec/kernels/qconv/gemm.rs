@@ -421,9 +421,12 @@ impl Gemm8 {
             }
             s.rowsum[r] = self.beta.wrapping_mul(sum);
         }
+        // Narrow outputs (one or two blocks) take 8-row tiles on the fast epilogue.
+        let tall = self.nudge.is_some() && std::mem::size_of::<T>() == 1 && n <= 32;
+        let tile_rows = if tall { 2 * MR } else { MR };
         let mut r0 = 0;
         while r0 < rows {
-            let mr = MR.min(rows - r0);
+            let mr = tile_rows.min(rows - r0);
             match &self.b {
                 BPack::Portable(b) => {
                     for r in r0..r0 + mr {
@@ -470,11 +473,25 @@ impl Gemm8 {
                             if let Some(nq) = &self.nudge {
                                 // SAFETY: as below; `nudge` implies `fused`.
                                 unsafe {
-                                    match nb {
-                                        1 => x86::mk_vnni_rq32::<1, T>(a, mr, kp, bp, &ep, nq, o8),
-                                        2 => x86::mk_vnni_rq32::<2, T>(a, mr, kp, bp, &ep, nq, o8),
-                                        3 => x86::mk_vnni_rq32::<3, T>(a, mr, kp, bp, &ep, nq, o8),
-                                        _ => x86::mk_vnni_rq32::<4, T>(a, mr, kp, bp, &ep, nq, o8),
+                                    match (nb, mr > MR) {
+                                        (1, true) => {
+                                            x86::mk_vnni_rq32::<8, 1, T>(a, mr, kp, bp, &ep, nq, o8)
+                                        }
+                                        (2, true) => {
+                                            x86::mk_vnni_rq32::<8, 2, T>(a, mr, kp, bp, &ep, nq, o8)
+                                        }
+                                        (1, _) => {
+                                            x86::mk_vnni_rq32::<4, 1, T>(a, mr, kp, bp, &ep, nq, o8)
+                                        }
+                                        (2, _) => {
+                                            x86::mk_vnni_rq32::<4, 2, T>(a, mr, kp, bp, &ep, nq, o8)
+                                        }
+                                        (3, _) => {
+                                            x86::mk_vnni_rq32::<4, 3, T>(a, mr, kp, bp, &ep, nq, o8)
+                                        }
+                                        _ => {
+                                            x86::mk_vnni_rq32::<4, 4, T>(a, mr, kp, bp, &ep, nq, o8)
+                                        }
                                     }
                                 }
                                 j0 += nb;
@@ -796,7 +813,9 @@ mod x86 {
     }
 
     /// [`mk_vnni_rq`] with the cheaper exact requantization of [`Gemm8::fast_nudges`]
-    /// (whose preconditions the caller checked when packing): the accumulators start
+    /// (whose preconditions the caller checked when packing) on tiles of `R` (4 or 8)
+    /// rows, 8 for narrow outputs (more independent sums, constants loaded once per 8
+    /// rows): the accumulators start
     /// at `col + rowsum`, each 16 channels need ten operations up to the shifted value,
     /// and the zero point, clamp and narrowing run on the four rows packed together
     /// with saturating packs (`T` is the one-byte output type).
@@ -804,7 +823,7 @@ mod x86 {
     /// [`Gemm8::fast_nudges`]: super::Gemm8::fast_nudges
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
     #[allow(clippy::needless_range_loop, clippy::too_many_arguments)]
-    pub(super) fn mk_vnni_rq32<const NB: usize, T: super::QElem>(
+    pub(super) fn mk_vnni_rq32<const R: usize, const NB: usize, T: super::QElem>(
         a: &[u8],
         mr: usize,
         kp: usize,
@@ -813,22 +832,21 @@ mod x86 {
         nudge: &[i64],
         out: &mut [u8],
     ) {
-        assert!(std::mem::size_of::<T>() == 1);
-        assert!((1..=MR).contains(&mr) && a.len() >= mr * kp && kp.is_multiple_of(4));
+        assert!(std::mem::size_of::<T>() == 1 && R.is_multiple_of(4));
+        assert!((1..=R).contains(&mr) && a.len() >= mr * kp && kp.is_multiple_of(4));
         assert!(b.len() >= NB * 16 * kp && ep.rowsum.len() >= mr && out.len() == mr * ep.n);
         let (rq, n0, n) = (ep.rq, ep.n0, ep.n);
         assert!(n0 < n && n0.is_multiple_of(16) && ep.col.len() >= n0 + NB * 16);
         assert!(rq.m.len() >= n0 + NB * 16 && rq.rsh.len() >= n0 + NB * 16);
         assert!(nudge.len() >= n0 + NB * 16);
-        let rp: [*const u8; MR] = std::array::from_fn(|r| a[r.min(mr - 1) * kp..].as_ptr());
+        let rp: [*const u8; R] = std::array::from_fn(|r| a[r.min(mr - 1) * kp..].as_ptr());
         // Straight-line initialisation (no branches) keeps the tile in registers.
-        let rs: [__m512i; MR] =
-            std::array::from_fn(|r| _mm512_set1_epi32(ep.rowsum[r.min(mr - 1)]));
-        let mut acc = [[_mm512_setzero_si512(); NB]; MR];
+        let rs: [__m512i; R] = std::array::from_fn(|r| _mm512_set1_epi32(ep.rowsum[r.min(mr - 1)]));
+        let mut acc = [[_mm512_setzero_si512(); NB]; R];
         for j in 0..NB {
             // SAFETY: n0 + NB*16 <= col.len() (asserted).
             let col = unsafe { _mm512_loadu_si512(ep.col.as_ptr().add(n0 + 16 * j).cast()) };
-            for r in 0..MR {
+            for r in 0..R {
                 acc[r][j] = _mm512_add_epi32(col, rs[r]);
             }
         }
@@ -840,7 +858,7 @@ mod x86 {
                 for j in 0..NB {
                     bv[j] = _mm512_loadu_si512(bp.add(j * kp * 16 + k4 * 64).cast());
                 }
-                for r in 0..MR {
+                for r in 0..R {
                     let av = _mm512_set1_epi32(rp[r].add(k4 * 4).cast::<i32>().read_unaligned());
                     for j in 0..NB {
                         acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], av, bv[j]);
@@ -869,8 +887,8 @@ mod x86 {
                 )
             };
             let m_odd = _mm512_srli_epi64(m, 32);
-            let mut q = [_mm512_setzero_si512(); MR];
-            for r in 0..MR {
+            let mut q = [_mm512_setzero_si512(); R];
+            for r in 0..R {
                 let x = acc[r][j];
                 let x2 = _mm512_add_epi32(x, x);
                 let pe = _mm512_add_epi64(_mm512_mul_epi32(x2, m), ne);
@@ -880,50 +898,54 @@ mod x86 {
                 let t = _mm512_add_epi32(hn, _mm512_srai_epi32(x, 31));
                 q[r] = _mm512_srav_epi32(t, rsh);
             }
-            // Saturating packs: int16 then bytes; q beyond int16 stays beyond the byte
-            // range after adding the zero point, so the result equals clamp(q + zp).
-            let p01 = _mm512_adds_epi16(_mm512_packs_epi32(q[0], q[1]), zp);
-            let p23 = _mm512_adds_epi16(_mm512_packs_epi32(q[2], q[3]), zp);
-            let mut v = if T::SIGNED {
-                _mm512_packs_epi16(p01, p23)
-            } else {
-                _mm512_packus_epi16(p01, p23)
-            };
-            if clamp_lo {
-                v = if T::SIGNED {
-                    _mm512_max_epi8(v, lo)
-                } else {
-                    _mm512_max_epu8(v, lo)
-                };
-            }
-            if clamp_hi {
-                v = if T::SIGNED {
-                    _mm512_min_epi8(v, hi)
-                } else {
-                    _mm512_min_epu8(v, hi)
-                };
-            }
-            let v = _mm512_permutexvar_epi32(perm, v);
-            let rows = [
-                _mm512_castsi512_si128(v),
-                _mm512_extracti32x4_epi32::<1>(v),
-                _mm512_extracti32x4_epi32::<2>(v),
-                _mm512_extracti32x4_epi32::<3>(v),
-            ];
             // Blocks past n (the last tile's padding) are computed but not stored.
             let w = n.saturating_sub(c0);
-            for r in 0..MR {
-                if r >= mr || w == 0 {
-                    break;
-                }
-                // SAFETY: row r < mr of `out` (mr rows of n bytes); the store covers
-                // channels c0.. below n (masked when fewer than 16 remain).
-                unsafe {
-                    let dst = out.as_mut_ptr().add(r * n + c0);
-                    if w >= 16 {
-                        _mm_storeu_si128(dst.cast(), rows[r]);
+            for g in 0..R / 4 {
+                let q = &q[4 * g..4 * g + 4];
+                // Saturating packs: int16 then bytes; q beyond int16 stays beyond the
+                // byte range after adding the zero point, so this is clamp(q + zp).
+                let p01 = _mm512_adds_epi16(_mm512_packs_epi32(q[0], q[1]), zp);
+                let p23 = _mm512_adds_epi16(_mm512_packs_epi32(q[2], q[3]), zp);
+                let mut v = if T::SIGNED {
+                    _mm512_packs_epi16(p01, p23)
+                } else {
+                    _mm512_packus_epi16(p01, p23)
+                };
+                if clamp_lo {
+                    v = if T::SIGNED {
+                        _mm512_max_epi8(v, lo)
                     } else {
-                        _mm_mask_storeu_epi8(dst.cast(), (1 << w) - 1, rows[r]);
+                        _mm512_max_epu8(v, lo)
+                    };
+                }
+                if clamp_hi {
+                    v = if T::SIGNED {
+                        _mm512_min_epi8(v, hi)
+                    } else {
+                        _mm512_min_epu8(v, hi)
+                    };
+                }
+                let v = _mm512_permutexvar_epi32(perm, v);
+                let rows = [
+                    _mm512_castsi512_si128(v),
+                    _mm512_extracti32x4_epi32::<1>(v),
+                    _mm512_extracti32x4_epi32::<2>(v),
+                    _mm512_extracti32x4_epi32::<3>(v),
+                ];
+                for (i, row) in rows.iter().enumerate() {
+                    let r = 4 * g + i;
+                    if r >= mr || w == 0 {
+                        break;
+                    }
+                    // SAFETY: row r < mr of `out` (mr rows of n bytes); the store covers
+                    // channels c0.. below n (masked when fewer than 16 remain).
+                    unsafe {
+                        let dst = out.as_mut_ptr().add(r * n + c0);
+                        if w >= 16 {
+                            _mm_storeu_si128(dst.cast(), *row);
+                        } else {
+                            _mm_mask_storeu_epi8(dst.cast(), (1 << w) - 1, *row);
+                        }
                     }
                 }
             }
