@@ -360,7 +360,7 @@ impl Gemm8 {
         if let Some(w) = window
             && self.fused
             && std::mem::size_of::<T>() == 1
-            && w.k_w * w.c <= 64
+            && w.k_w * w.c <= 16
             && w.k_h * w.k_w * w.c == k
         {
             let flip = if self.a_bias == 128 { 0x80 } else { 0 };
@@ -636,7 +636,8 @@ mod x86 {
 
     /// Writes the im2col rows `m0..m0 + rows` of `w` into `dst` (rows of `kp` bytes,
     /// the `k` taps then zeros), each byte XORed with `flip`. A kernel row inside the
-    /// image is one contiguous run of `k_w · c ≤ 64` bytes: one masked load and store.
+    /// image is one contiguous run of `k_w · c ≤ 16` bytes: one masked 16-byte load and store
+    /// (narrow vectors: the 64-byte masked forms were slower here).
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     #[allow(clippy::too_many_arguments)]
     pub(super) fn gather_rows(
@@ -649,12 +650,14 @@ mod x86 {
         dst: &mut [u8],
     ) {
         let run = w.k_w * w.c;
-        assert!(run <= 64 && k == w.k_h * run && k <= kp && dst.len() >= rows * kp);
+        assert!(run <= 16 && k == w.k_h * run && k <= kp && dst.len() >= rows * kp);
         assert!(w.out_w > 0 && w.out_h > 0);
-        let bits = |n: usize| -> u64 { if n >= 64 { !0 } else { (1u64 << n) - 1 } };
+        let bits = |n: usize| -> u16 { ((1u32 << n) - 1) as u16 };
         let (rm, cm) = (bits(run), bits(w.c));
-        let f = _mm512_set1_epi8(flip as i8);
-        let padv = _mm512_set1_epi8((w.pad ^ flip) as i8);
+        // The row tail k..kp (< 4 bytes) is zeroed with one masked store.
+        let tail = bits(kp - k);
+        let f = _mm_set1_epi8(flip as i8);
+        let padv = _mm_set1_epi8((w.pad ^ flip) as i8);
         let (mut ox, t) = (m0 % w.out_w, m0 / w.out_w);
         let (mut oy, mut b) = (t % w.out_h, t / w.out_h);
         let src = w.input.as_ptr();
@@ -667,7 +670,7 @@ mod x86 {
                 let d = row[ky * run..].as_mut_ptr();
                 if iy < 0 || iy >= w.in_h as isize {
                     // SAFETY: the mask keeps the store inside this kernel row's run.
-                    unsafe { _mm512_mask_storeu_epi8(d.cast(), rm, padv) };
+                    unsafe { _mm_mask_storeu_epi8(d.cast(), rm, padv) };
                     continue;
                 }
                 let base = (b * w.in_h + iy as usize) * w.in_w;
@@ -676,8 +679,8 @@ mod x86 {
                     assert!(s + run <= w.input.len());
                     // SAFETY: masked to `run` bytes, in bounds (asserted) on both sides.
                     unsafe {
-                        let v = _mm512_maskz_loadu_epi8(rm, src.add(s).cast());
-                        _mm512_mask_storeu_epi8(d.cast(), rm, _mm512_xor_si512(v, f));
+                        let v = _mm_maskz_loadu_epi8(rm, src.add(s).cast());
+                        _mm_mask_storeu_epi8(d.cast(), rm, _mm_xor_si128(v, f));
                     }
                     continue;
                 }
@@ -689,17 +692,16 @@ mod x86 {
                         let s = (base + ix as usize) * w.c;
                         assert!(s + w.c <= w.input.len());
                         // SAFETY: masked to `c` bytes in bounds (asserted).
-                        unsafe {
-                            _mm512_xor_si512(_mm512_maskz_loadu_epi8(cm, src.add(s).cast()), f)
-                        }
+                        unsafe { _mm_xor_si128(_mm_maskz_loadu_epi8(cm, src.add(s).cast()), f) }
                     };
                     // SAFETY: tap kx's `c` bytes lie inside this kernel row's run.
-                    unsafe { _mm512_mask_storeu_epi8(d.add(kx * w.c).cast(), cm, v) };
+                    unsafe { _mm_mask_storeu_epi8(d.add(kx * w.c).cast(), cm, v) };
                 }
             }
-            for z in &mut row[k..] {
-                *z = 0;
-            }
+            // SAFETY: kp - k < 4 bytes from k, inside the row.
+            unsafe {
+                _mm_mask_storeu_epi8(row[k..].as_mut_ptr().cast(), tail, _mm_setzero_si128())
+            };
             ox += 1;
             if ox == w.out_w {
                 ox = 0;
