@@ -452,9 +452,12 @@ impl Gemm8 {
                 #[cfg(target_arch = "x86_64")]
                 BPack::Vnni(b) => {
                     let blocks = n.div_ceil(16);
+                    // Balanced tiles (9 blocks: 3+3+3, not 4+4+1): a one-block tile has
+                    // too few independent sums to hide the dot-product latency.
+                    let per = blocks.div_ceil(blocks.div_ceil(4));
                     let mut j0 = 0;
                     while j0 < blocks {
-                        let nb = 4.min(blocks - j0);
+                        let nb = per.min(blocks - j0);
                         let bp = &b[j0 * 16 * kp..(j0 + nb) * 16 * kp];
                         let a = &s.a8[r0 * kp..(r0 + mr) * kp];
                         if self.fused && std::mem::size_of::<T>() == 1 {
