@@ -14,7 +14,7 @@
 //! at run time; the ISA is read once when the kernel is packed.
 
 use super::dw8::Dw8;
-use super::gemm::Gemm8;
+use super::gemm::{Gemm8, Window};
 use super::requant::Requant;
 use super::wide::{self, Requant64, WidePacked};
 use super::{QConvGeom, QElem, QFcGeom, QParams, QScheme};
@@ -269,12 +269,13 @@ impl Engine {
         &self,
         m: usize,
         direct: Option<&[T]>,
+        window: Option<&Window<'_>>,
         fill: &(dyn Fn(usize, &mut [T]) + Sync),
         out: &mut [T],
         par: Parallelism,
     ) {
         match self {
-            Engine::Narrow(g) => g.run(m, direct, fill, out, par),
+            Engine::Narrow(g) => g.run(m, direct, window, fill, out, par),
             Engine::Wide(w) => w.run(m, fill, out, par),
         }
     }
@@ -334,6 +335,11 @@ impl PackedQConv {
         self.engine.packed_bytes()
     }
 
+    /// Whether the 8-bit GEMM requantizes with its cheaper exact form (for tests).
+    pub fn uses_fast_requant(&self) -> bool {
+        matches!(&self.engine, Engine::Narrow(g) if g.uses_fast_requant())
+    }
+
     /// `T` must be the scheme's activation type (u8, i8 or i16).
     pub fn run<T: QElem>(&self, input: &[T], out: &mut [T], par: Parallelism) {
         let g = &self.g;
@@ -381,7 +387,26 @@ impl PackedQConv {
                 }
             }
         };
-        self.engine.run(m, direct.then_some(input), &fill, out, par);
+        // One-byte inputs with dilation 1: the GEMM gathers the windows itself.
+        let gather = !direct && std::mem::size_of::<T>() == 1;
+        let window = (gather && g.dilation_h == 1 && g.dilation_w == 1).then(|| Window {
+            // SAFETY: T is one byte wide (checked above), so the input as bytes.
+            input: unsafe { std::slice::from_raw_parts(input.as_ptr().cast::<u8>(), input.len()) },
+            in_h: g.in_h,
+            in_w: g.in_w,
+            c: g.in_c,
+            out_h: g.out_h,
+            out_w: g.out_w,
+            k_h: g.k_h,
+            k_w: g.k_w,
+            stride_h: g.stride_h,
+            stride_w: g.stride_w,
+            pad_top: g.pad_top,
+            pad_left: g.pad_left,
+            pad: self.in_zp as u8,
+        });
+        let direct = direct.then_some(input);
+        self.engine.run(m, direct, window.as_ref(), &fill, out, par);
     }
 }
 
@@ -461,7 +486,8 @@ impl PackedQFc {
         let d = self.g.depth;
         assert_eq!(input.len(), self.g.rows * d, "FC input size");
         let fill = |row: usize, buf: &mut [T]| buf.copy_from_slice(&input[row * d..(row + 1) * d]);
-        self.engine.run(self.g.rows, Some(input), &fill, out, par);
+        self.engine
+            .run(self.g.rows, Some(input), None, &fill, out, par);
     }
 }
 

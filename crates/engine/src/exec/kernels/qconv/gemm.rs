@@ -56,6 +56,28 @@ pub(crate) struct Gemm8 {
     /// VNNI path with the requantization fused into the register tile (double
     /// rounding, multipliers ≥ 0).
     fused: bool,
+    /// Constants of the cheaper exact epilogue ([`x86::mk_vnni_rq32`]), when its
+    /// preconditions hold (see [`Gemm8::fast_nudges`]).
+    nudge: Option<Vec<i64>>,
+}
+
+/// A convolution window over one-byte NHWC input (dilation 1), for gathering im2col
+/// rows straight into the packed byte rows.
+pub(crate) struct Window<'a> {
+    pub input: &'a [u8],
+    pub in_h: usize,
+    pub in_w: usize,
+    pub c: usize,
+    pub out_h: usize,
+    pub out_w: usize,
+    pub k_h: usize,
+    pub k_w: usize,
+    pub stride_h: usize,
+    pub stride_w: usize,
+    pub pad_top: usize,
+    pub pad_left: usize,
+    /// The input zero point's byte, stored for taps outside the image.
+    pub pad: u8,
 }
 
 /// Per-worker scratch.
@@ -151,6 +173,11 @@ impl Gemm8 {
             && cpu::features().avx512vl
             && rq.rounding == crate::quant::fixed_point::Rounding::Double
             && rq.m.iter().all(|&m| m >= 0);
+        let nudge = if fused {
+            Self::fast_nudges(n, k, &bv, &col, beta, &rq)
+        } else {
+            None
+        };
         Gemm8 {
             path,
             isa,
@@ -163,7 +190,57 @@ impl Gemm8 {
             a_bias,
             rq,
             fused,
+            nudge,
         }
+    }
+
+    /// The fused epilogue's cheaper form needs, for every real channel, a right shift
+    /// `r` in 1..=30 and a multiplier `m ≥ 0`, and `|x| < 2^30` for every possible
+    /// `x = Σab + col + β·Σa` (bounded from the packed weights, `a ≤ 255`). Then:
+    /// - `2x` fits in int32 and `(2x·m + 2^31) >> 32` is SRDHM's `(x·m + 2^30) >> 31`;
+    /// - RDBPOT's "remainder above half (+1 if negative)" is `(h + 2^(r−1) − [h<0]) >> r`,
+    ///   and `[h<0]` may be replaced by `[x<0]`: `m ≥ 0` makes `h ≤ 0` when `x < 0`, and
+    ///   for `h = 0` the −1 does not change the result when `r ≥ 1`;
+    /// - `2^(r−1)` rides in the high half of the 64-bit nudge, no overflow anywhere.
+    ///
+    /// Returns the 64-bit nudges `2^31 + 2^(r−1)·2^32`, per block of 16 channels the 8
+    /// even lanes then the 8 odd ones (the order of the even/odd products).
+    fn fast_nudges(
+        n: usize,
+        k: usize,
+        bv: &impl Fn(usize, usize) -> i32,
+        col: &[i32],
+        beta: i32,
+        rq: &Requant,
+    ) -> Option<Vec<i64>> {
+        let row_max = (beta as i64).abs() * 255 * k as i64;
+        for (c, (mult, &cc)) in rq.mult.iter().zip(col).take(n).enumerate() {
+            if mult.m < 0 || !(-30..=-1).contains(&mult.shift) {
+                return None;
+            }
+            let dot_max = 255 * (0..k).map(|kk| (bv(c, kk) as i64).abs()).sum::<i64>();
+            if dot_max + (cc as i64).abs() + row_max >= 1 << 30 {
+                return None;
+            }
+        }
+        let nudge = |c: usize| -> i64 {
+            let r = (-rq.mult[c].shift).max(0);
+            (1i64 << 31) + if r > 0 { (1i64 << (r - 1)) << 32 } else { 0 }
+        };
+        let np = col.len();
+        let mut v = vec![0i64; np];
+        for blk in 0..np / 16 {
+            for i in 0..8 {
+                v[blk * 16 + i] = nudge(blk * 16 + 2 * i);
+                v[blk * 16 + 8 + i] = nudge(blk * 16 + 2 * i + 1);
+            }
+        }
+        Some(v)
+    }
+
+    /// Whether 8-bit outputs take the cheaper exact epilogue (tests check coverage).
+    pub fn uses_fast_requant(&self) -> bool {
+        self.nudge.is_some()
     }
 
     pub fn packed_bytes(&self) -> usize {
@@ -202,6 +279,7 @@ impl Gemm8 {
         &self,
         m: usize,
         direct: Option<&[T]>,
+        window: Option<&Window<'_>>,
         fill: &(dyn Fn(usize, &mut [T]) + Sync),
         out: &mut [T],
         par: Parallelism,
@@ -219,58 +297,91 @@ impl Gemm8 {
             let mut s = self.scratch::<T>();
             for (i, oc) in o.chunks_mut(CHUNK * n).enumerate() {
                 let m0 = ti * per_task + i * CHUNK;
-                self.chunk_any(m0, oc.len() / n, direct, fill, oc, &mut s);
+                self.chunk_any(m0, oc.len() / n, direct, window, fill, oc, &mut s);
             }
         });
     }
 
     /// [`Self::chunk`] compiled with AVX-512 enabled, so the row packing and the
-    /// epilogue glue vectorize too.
+    /// epilogue glue vectorize too, and the row packers (which need VL) inline.
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
     fn chunk_avx512<T: QElem>(
         &self,
         m0: usize,
         rows: usize,
         direct: Option<&[T]>,
+        window: Option<&Window<'_>>,
         fill: &(dyn Fn(usize, &mut [T]) + Sync),
         out: &mut [T],
         s: &mut Scratch<T>,
     ) {
-        self.chunk(m0, rows, direct, fill, out, s)
+        self.chunk(m0, rows, direct, window, fill, out, s)
     }
 
     /// Runs one chunk on the widest code path the kernel was packed for.
+    #[allow(clippy::too_many_arguments)]
     fn chunk_any<T: QElem>(
         &self,
         m0: usize,
         rows: usize,
         direct: Option<&[T]>,
+        window: Option<&Window<'_>>,
         fill: &(dyn Fn(usize, &mut [T]) + Sync),
         out: &mut [T],
         s: &mut Scratch<T>,
     ) {
         #[cfg(target_arch = "x86_64")]
-        if self.path == Path::Vnni {
-            // SAFETY: the VNNI path is only chosen when the CPU has these features.
-            unsafe { self.chunk_avx512(m0, rows, direct, fill, out, s) };
+        if self.path == Path::Vnni && cpu::features().avx512vl {
+            // SAFETY: the VNNI path is only chosen when the CPU has AVX-512 VNNI/BW;
+            // VL is checked here.
+            unsafe { self.chunk_avx512(m0, rows, direct, window, fill, out, s) };
             return;
         }
-        self.chunk(m0, rows, direct, fill, out, s)
+        self.chunk(m0, rows, direct, window, fill, out, s)
     }
 
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     fn chunk<T: QElem>(
         &self,
         m0: usize,
         rows: usize,
         direct: Option<&[T]>,
+        window: Option<&Window<'_>>,
         fill: &(dyn Fn(usize, &mut [T]) + Sync),
         out: &mut [T],
         s: &mut Scratch<T>,
     ) {
         let (k, kp, n) = (self.k, self.kp, self.n);
+        let mut packed = false;
+        #[cfg(target_arch = "x86_64")]
+        if let Some(w) = window
+            && self.fused
+            && std::mem::size_of::<T>() == 1
+            && w.k_w * w.c <= 16
+            && w.k_h * w.k_w * w.c == k
+        {
+            let flip = if self.a_bias == 128 { 0x80 } else { 0 };
+            // SAFETY: `fused` implies AVX-512 BW/VL; bounds are checked inside.
+            unsafe { x86::gather_rows(w, m0, rows, flip, k, kp, &mut s.a8) };
+            for r in 0..rows {
+                s.rowsum[r] = if self.beta != 0 {
+                    // SAFETY: as above.
+                    let sum = unsafe { x86::byte_sum(&s.a8[r * kp..(r + 1) * kp]) };
+                    self.beta.wrapping_mul(sum)
+                } else {
+                    0
+                };
+            }
+            packed = true;
+        }
+        let _ = window;
         for r in 0..rows {
+            if packed {
+                break;
+            }
             let src: &[T] = match direct {
                 Some(x) => &x[(m0 + r) * k..(m0 + r + 1) * k],
                 None => {
@@ -310,9 +421,12 @@ impl Gemm8 {
             }
             s.rowsum[r] = self.beta.wrapping_mul(sum);
         }
+        // Narrow outputs (one or two blocks) take 8-row tiles on the fast epilogue.
+        let tall = self.nudge.is_some() && std::mem::size_of::<T>() == 1 && n <= 32;
+        let tile_rows = if tall { 2 * MR } else { MR };
         let mut r0 = 0;
         while r0 < rows {
-            let mr = MR.min(rows - r0);
+            let mr = tile_rows.min(rows - r0);
             match &self.b {
                 BPack::Portable(b) => {
                     for r in r0..r0 + mr {
@@ -338,9 +452,12 @@ impl Gemm8 {
                 #[cfg(target_arch = "x86_64")]
                 BPack::Vnni(b) => {
                     let blocks = n.div_ceil(16);
+                    // Balanced tiles (9 blocks: 3+3+3, not 4+4+1): a one-block tile has
+                    // too few independent sums to hide the dot-product latency.
+                    let per = blocks.div_ceil(blocks.div_ceil(4));
                     let mut j0 = 0;
                     while j0 < blocks {
-                        let nb = 4.min(blocks - j0);
+                        let nb = per.min(blocks - j0);
                         let bp = &b[j0 * 16 * kp..(j0 + nb) * 16 * kp];
                         let a = &s.a8[r0 * kp..(r0 + mr) * kp];
                         if self.fused && std::mem::size_of::<T>() == 1 {
@@ -356,6 +473,33 @@ impl Gemm8 {
                                 n0: j0 * 16,
                                 n,
                             };
+                            if let Some(nq) = &self.nudge {
+                                // SAFETY: as below; `nudge` implies `fused`.
+                                unsafe {
+                                    match (nb, mr > MR) {
+                                        (1, true) => {
+                                            x86::mk_vnni_rq32::<8, 1, T>(a, mr, kp, bp, &ep, nq, o8)
+                                        }
+                                        (2, true) => {
+                                            x86::mk_vnni_rq32::<8, 2, T>(a, mr, kp, bp, &ep, nq, o8)
+                                        }
+                                        (1, _) => {
+                                            x86::mk_vnni_rq32::<4, 1, T>(a, mr, kp, bp, &ep, nq, o8)
+                                        }
+                                        (2, _) => {
+                                            x86::mk_vnni_rq32::<4, 2, T>(a, mr, kp, bp, &ep, nq, o8)
+                                        }
+                                        (3, _) => {
+                                            x86::mk_vnni_rq32::<4, 3, T>(a, mr, kp, bp, &ep, nq, o8)
+                                        }
+                                        _ => {
+                                            x86::mk_vnni_rq32::<4, 4, T>(a, mr, kp, bp, &ep, nq, o8)
+                                        }
+                                    }
+                                }
+                                j0 += nb;
+                                continue;
+                            }
                             // SAFETY: `fused` implies AVX-512 VNNI/BW/VL; lengths are
                             // checked inside.
                             unsafe {
@@ -465,32 +609,142 @@ mod x86 {
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     pub(super) fn pack_row(src: &[u8], flip: u8, dst: &mut [u8], want_sum: bool) -> i32 {
         assert!(dst.len() >= src.len());
-        let f = _mm512_set1_epi8(flip as i8);
-        let zero = _mm512_setzero_si512();
-        let mut acc = _mm512_setzero_si512();
-        let bits = |n: usize| -> __mmask64 { if n >= 64 { !0 } else { (1u64 << n) - 1 } };
+        // 32-byte steps: rows are often 16–32 bytes, where 64-byte masked accesses
+        // measured slower; full steps need no masks.
+        let f = _mm256_set1_epi8(flip as i8);
+        let zero = _mm256_setzero_si256();
+        let mut acc = _mm256_setzero_si256();
+        let bits = |n: usize| -> __mmask32 { if n >= 32 { !0 } else { (1u32 << n) - 1 } };
         let mut i = 0;
         // Up to dst.len(): the padding bytes are stored as zeros in the same pass
         // (a separate fill of one or two bytes would be a call to memset).
         while i < dst.len() {
-            let lm = bits(src.len().saturating_sub(i));
-            let sm = bits(dst.len() - i);
-            // SAFETY: the masks keep reads below src.len() and writes below dst.len().
-            unsafe {
-                let v = _mm512_maskz_loadu_epi8(lm, src.as_ptr().add(i).cast());
-                let v = _mm512_maskz_mov_epi8(lm, _mm512_xor_si512(v, f));
-                _mm512_mask_storeu_epi8(dst.as_mut_ptr().add(i).cast(), sm, v);
-                if want_sum {
-                    acc = _mm512_add_epi64(acc, _mm512_sad_epu8(v, zero));
+            // SAFETY: full steps stay below src.len() <= dst.len(); otherwise the masks
+            // keep reads below src.len() and writes below dst.len().
+            let v = unsafe {
+                if i + 32 <= src.len() {
+                    let v = _mm256_xor_si256(_mm256_loadu_si256(src.as_ptr().add(i).cast()), f);
+                    _mm256_storeu_si256(dst.as_mut_ptr().add(i).cast(), v);
+                    v
+                } else {
+                    let lm = bits(src.len().saturating_sub(i));
+                    let v = _mm256_maskz_loadu_epi8(lm, src.as_ptr().add(i).cast());
+                    let v = _mm256_maskz_mov_epi8(lm, _mm256_xor_si256(v, f));
+                    _mm256_mask_storeu_epi8(dst.as_mut_ptr().add(i).cast(), bits(dst.len() - i), v);
+                    v
                 }
+            };
+            if want_sum {
+                acc = _mm256_add_epi64(acc, _mm256_sad_epu8(v, zero));
             }
-            i += 64;
+            i += 32;
         }
         if want_sum {
-            _mm512_reduce_add_epi64(acc) as i32
+            let s = _mm_add_epi64(
+                _mm256_castsi256_si128(acc),
+                _mm256_extracti128_si256(acc, 1),
+            );
+            (_mm_cvtsi128_si64(s) + _mm_extract_epi64(s, 1)) as i32
         } else {
             0
         }
+    }
+
+    /// Writes the im2col rows `m0..m0 + rows` of `w` into `dst` (rows of `kp` bytes,
+    /// the `k` taps then zeros), each byte XORed with `flip`. A kernel row inside the
+    /// image is one contiguous run of `k_w · c ≤ 16` bytes: one masked 16-byte load and store
+    /// (narrow vectors: the 64-byte masked forms were slower here).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn gather_rows(
+        w: &super::Window<'_>,
+        m0: usize,
+        rows: usize,
+        flip: u8,
+        k: usize,
+        kp: usize,
+        dst: &mut [u8],
+    ) {
+        let run = w.k_w * w.c;
+        assert!(run <= 16 && k == w.k_h * run && k <= kp && dst.len() >= rows * kp);
+        assert!(w.out_w > 0 && w.out_h > 0);
+        let bits = |n: usize| -> u16 { ((1u32 << n) - 1) as u16 };
+        let (rm, cm) = (bits(run), bits(w.c));
+        // The row tail k..kp (< 4 bytes) is zeroed with one masked store.
+        let tail = bits(kp - k);
+        let f = _mm_set1_epi8(flip as i8);
+        let padv = _mm_set1_epi8((w.pad ^ flip) as i8);
+        let (mut ox, t) = (m0 % w.out_w, m0 / w.out_w);
+        let (mut oy, mut b) = (t % w.out_h, t / w.out_h);
+        let src = w.input.as_ptr();
+        for r in 0..rows {
+            let row = &mut dst[r * kp..(r + 1) * kp];
+            let x0 = (ox * w.stride_w) as isize - w.pad_left as isize;
+            let inside = x0 >= 0 && x0 as usize + w.k_w <= w.in_w;
+            for ky in 0..w.k_h {
+                let iy = (oy * w.stride_h + ky) as isize - w.pad_top as isize;
+                let d = row[ky * run..].as_mut_ptr();
+                if iy < 0 || iy >= w.in_h as isize {
+                    // SAFETY: the mask keeps the store inside this kernel row's run.
+                    unsafe { _mm_mask_storeu_epi8(d.cast(), rm, padv) };
+                    continue;
+                }
+                let base = (b * w.in_h + iy as usize) * w.in_w;
+                if inside {
+                    let s = (base + x0 as usize) * w.c;
+                    assert!(s + run <= w.input.len());
+                    // SAFETY: masked to `run` bytes, in bounds (asserted) on both sides.
+                    unsafe {
+                        let v = _mm_maskz_loadu_epi8(rm, src.add(s).cast());
+                        _mm_mask_storeu_epi8(d.cast(), rm, _mm_xor_si128(v, f));
+                    }
+                    continue;
+                }
+                for kx in 0..w.k_w {
+                    let ix = x0 + kx as isize;
+                    let v = if ix < 0 || ix >= w.in_w as isize {
+                        padv
+                    } else {
+                        let s = (base + ix as usize) * w.c;
+                        assert!(s + w.c <= w.input.len());
+                        // SAFETY: masked to `c` bytes in bounds (asserted).
+                        unsafe { _mm_xor_si128(_mm_maskz_loadu_epi8(cm, src.add(s).cast()), f) }
+                    };
+                    // SAFETY: tap kx's `c` bytes lie inside this kernel row's run.
+                    unsafe { _mm_mask_storeu_epi8(d.add(kx * w.c).cast(), cm, v) };
+                }
+            }
+            // SAFETY: kp - k < 4 bytes from k, inside the row.
+            unsafe {
+                _mm_mask_storeu_epi8(row[k..].as_mut_ptr().cast(), tail, _mm_setzero_si128())
+            };
+            ox += 1;
+            if ox == w.out_w {
+                ox = 0;
+                oy += 1;
+                if oy == w.out_h {
+                    oy = 0;
+                    b += 1;
+                }
+            }
+        }
+    }
+
+    /// Sum of the bytes of `row`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    pub(super) fn byte_sum(row: &[u8]) -> i32 {
+        let zero = _mm512_setzero_si512();
+        let mut acc = _mm512_setzero_si512();
+        let mut i = 0;
+        while i < row.len() {
+            let n = row.len() - i;
+            let m: __mmask64 = if n >= 64 { !0 } else { (1u64 << n) - 1 };
+            // SAFETY: the mask keeps the load below row.len().
+            let v = unsafe { _mm512_maskz_loadu_epi8(m, row.as_ptr().add(i).cast()) };
+            acc = _mm512_add_epi64(acc, _mm512_sad_epu8(v, zero));
+            i += 64;
+        }
+        _mm512_reduce_add_epi64(acc) as i32
     }
 
     /// [`mk_vnni`] with the requantization done on the accumulators in registers:
@@ -571,6 +825,146 @@ mod x86 {
                         sm,
                         _mm512_cvtepi32_epi8(v),
                     );
+                }
+            }
+        }
+    }
+
+    /// [`mk_vnni_rq`] with the cheaper exact requantization of [`Gemm8::fast_nudges`]
+    /// (whose preconditions the caller checked when packing) on tiles of `R` (4 or 8)
+    /// rows, 8 for narrow outputs (more independent sums, constants loaded once per 8
+    /// rows): the accumulators start
+    /// at `col + rowsum`, each 16 channels need ten operations up to the shifted value,
+    /// and the zero point, clamp and narrowing run on the four rows packed together
+    /// with saturating packs (`T` is the one-byte output type).
+    ///
+    /// [`Gemm8::fast_nudges`]: super::Gemm8::fast_nudges
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+    #[allow(clippy::needless_range_loop, clippy::too_many_arguments)]
+    pub(super) fn mk_vnni_rq32<const R: usize, const NB: usize, T: super::QElem>(
+        a: &[u8],
+        mr: usize,
+        kp: usize,
+        b: &[i8],
+        ep: &Epilogue<'_>,
+        nudge: &[i64],
+        out: &mut [u8],
+    ) {
+        assert!(std::mem::size_of::<T>() == 1 && R.is_multiple_of(4));
+        assert!((1..=R).contains(&mr) && a.len() >= mr * kp && kp.is_multiple_of(4));
+        assert!(b.len() >= NB * 16 * kp && ep.rowsum.len() >= mr && out.len() == mr * ep.n);
+        let (rq, n0, n) = (ep.rq, ep.n0, ep.n);
+        assert!(n0 < n && n0.is_multiple_of(16) && ep.col.len() >= n0 + NB * 16);
+        assert!(rq.m.len() >= n0 + NB * 16 && rq.rsh.len() >= n0 + NB * 16);
+        assert!(nudge.len() >= n0 + NB * 16);
+        let rp: [*const u8; R] = std::array::from_fn(|r| a[r.min(mr - 1) * kp..].as_ptr());
+        // Straight-line initialisation (no branches) keeps the tile in registers.
+        let rs: [__m512i; R] = std::array::from_fn(|r| _mm512_set1_epi32(ep.rowsum[r.min(mr - 1)]));
+        let mut acc = [[_mm512_setzero_si512(); NB]; R];
+        for j in 0..NB {
+            // SAFETY: n0 + NB*16 <= col.len() (asserted).
+            let col = unsafe { _mm512_loadu_si512(ep.col.as_ptr().add(n0 + 16 * j).cast()) };
+            for r in 0..R {
+                acc[r][j] = _mm512_add_epi32(col, rs[r]);
+            }
+        }
+        let bp = b.as_ptr();
+        for k4 in 0..kp / 4 {
+            // SAFETY: as in `mk_vnni` (bounds asserted above).
+            unsafe {
+                let mut bv = [_mm512_setzero_si512(); NB];
+                for j in 0..NB {
+                    bv[j] = _mm512_loadu_si512(bp.add(j * kp * 16 + k4 * 64).cast());
+                }
+                for r in 0..R {
+                    let av = _mm512_set1_epi32(rp[r].add(k4 * 4).cast::<i32>().read_unaligned());
+                    for j in 0..NB {
+                        acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], av, bv[j]);
+                    }
+                }
+            }
+        }
+        let zp = _mm512_set1_epi16(rq.out_zp as i16);
+        let (lo, hi) = (
+            _mm512_set1_epi8(rq.act_min as i8),
+            _mm512_set1_epi8(rq.act_max as i8),
+        );
+        let (tmin, tmax) = if T::SIGNED { (-128, 127) } else { (0, 255) };
+        let (clamp_lo, clamp_hi) = (rq.act_min > tmin, rq.act_max < tmax);
+        // After the packs, dword 4L + r holds row r's channels 4L..4L+3: transpose.
+        let perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+        for j in 0..NB {
+            let c0 = n0 + 16 * j;
+            // SAFETY: every constant array holds n0 + NB*16 entries (asserted).
+            let (m, rsh, ne, no) = unsafe {
+                (
+                    _mm512_loadu_si512(rq.m.as_ptr().add(c0).cast()),
+                    _mm512_loadu_si512(rq.rsh.as_ptr().add(c0).cast()),
+                    _mm512_loadu_si512(nudge.as_ptr().add(c0).cast()),
+                    _mm512_loadu_si512(nudge.as_ptr().add(c0 + 8).cast()),
+                )
+            };
+            let m_odd = _mm512_srli_epi64(m, 32);
+            let mut q = [_mm512_setzero_si512(); R];
+            for r in 0..R {
+                let x = acc[r][j];
+                let x2 = _mm512_add_epi32(x, x);
+                let pe = _mm512_add_epi64(_mm512_mul_epi32(x2, m), ne);
+                let po = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x2, 32), m_odd), no);
+                // High halves: h + 2^(r-1) per lane (even lanes moved down).
+                let hn = _mm512_mask_shuffle_epi32::<0xF5>(po, 0x5555, pe);
+                let t = _mm512_add_epi32(hn, _mm512_srai_epi32(x, 31));
+                q[r] = _mm512_srav_epi32(t, rsh);
+            }
+            // Blocks past n (the last tile's padding) are computed but not stored.
+            let w = n.saturating_sub(c0);
+            for g in 0..R / 4 {
+                let q = &q[4 * g..4 * g + 4];
+                // Saturating packs: int16 then bytes; q beyond int16 stays beyond the
+                // byte range after adding the zero point, so this is clamp(q + zp).
+                let p01 = _mm512_adds_epi16(_mm512_packs_epi32(q[0], q[1]), zp);
+                let p23 = _mm512_adds_epi16(_mm512_packs_epi32(q[2], q[3]), zp);
+                let mut v = if T::SIGNED {
+                    _mm512_packs_epi16(p01, p23)
+                } else {
+                    _mm512_packus_epi16(p01, p23)
+                };
+                if clamp_lo {
+                    v = if T::SIGNED {
+                        _mm512_max_epi8(v, lo)
+                    } else {
+                        _mm512_max_epu8(v, lo)
+                    };
+                }
+                if clamp_hi {
+                    v = if T::SIGNED {
+                        _mm512_min_epi8(v, hi)
+                    } else {
+                        _mm512_min_epu8(v, hi)
+                    };
+                }
+                let v = _mm512_permutexvar_epi32(perm, v);
+                let rows = [
+                    _mm512_castsi512_si128(v),
+                    _mm512_extracti32x4_epi32::<1>(v),
+                    _mm512_extracti32x4_epi32::<2>(v),
+                    _mm512_extracti32x4_epi32::<3>(v),
+                ];
+                for (i, row) in rows.iter().enumerate() {
+                    let r = 4 * g + i;
+                    if r >= mr || w == 0 {
+                        break;
+                    }
+                    // SAFETY: row r < mr of `out` (mr rows of n bytes); the store covers
+                    // channels c0.. below n (masked when fewer than 16 remain).
+                    unsafe {
+                        let dst = out.as_mut_ptr().add(r * n + c0);
+                        if w >= 16 {
+                            _mm_storeu_si128(dst.cast(), *row);
+                        } else {
+                            _mm_mask_storeu_epi8(dst.cast(), (1 << w) - 1, *row);
+                        }
+                    }
                 }
             }
         }

@@ -6,7 +6,7 @@ use crate::exec::kernels::Parallelism;
 use crate::exec::kernels::cpu::{self, available_isas, with_isa};
 use crate::exec::prepare::out_and_pad;
 use crate::ir::Padding;
-use crate::quant::fixed_point::quantize_multiplier;
+use crate::quant::fixed_point::{Multiplier, quantize_multiplier};
 
 struct Lcg(u64);
 impl Lcg {
@@ -515,6 +515,7 @@ fn qconv_timing() {
     for isa in available_isas() {
         with_isa(isa, || {
             for (name, g) in [
+                ("conv1x1 112x112 32->16", geo(112, 32, 16, 1, 1, 0, 112, 1)),
                 ("conv1x1 112x112 16->96", geo(112, 16, 96, 1, 1, 0, 112, 1)),
                 ("conv1x1 56x56 24->144", geo(56, 24, 144, 1, 1, 0, 56, 1)),
                 ("conv1x1 56x56 144->24", geo(56, 144, 24, 1, 1, 0, 56, 1)),
@@ -525,7 +526,12 @@ fn qconv_timing() {
                 if !name.contains(only.as_str()) {
                     continue;
                 }
-                let c = params(&mut rng, QScheme::Int8, g.out_c, 100);
+                let mut c = params(&mut rng, QScheme::Int8, g.out_c, 100);
+                // Real layers' multipliers are below 1 (right shifts), as the fast
+                // requantization needs.
+                for m in &mut c.q.mult {
+                    m.shift = m.shift.min(-1);
+                }
                 let x: Vec<i8> = rand_vec(&mut rng, g.input_len(), -128, 127);
                 let w: Vec<i8> = rand_vec(&mut rng, g.conv_filter_len(), -127, 127);
                 let k = PackedQConv::new(&g, &c.q, &w, c.bias.as_deref()).unwrap();
@@ -657,5 +663,114 @@ fn depthwise_column_path_matches_reference() {
         dw_case::<i8, i8>(&mut rng, QScheme::Int8, &g, I8, I8W);
         dw_case::<u8, u8>(&mut rng, QScheme::Uint8, &g, U8, U8);
         dw_case::<i8, i8>(&mut rng, QScheme::Int8, &g, (127, 127), (-127, -127));
+    }
+}
+
+/// The cheaper exact epilogue (right shifts 1..=30, bounded sums) against the reference:
+/// small shifts make rounding ties frequent (negative ties round away from zero), tiny
+/// activation/weight ranges put many results near zero, and channel counts leave
+/// partial 16-channel blocks and partial 4-row tiles.
+#[test]
+fn fast_requant_matches_reference() {
+    let mut rng = Lcg(77);
+    let mut covered = 0;
+    for i in 0..40 {
+        let scheme = if i % 2 == 0 {
+            QScheme::Int8
+        } else {
+            QScheme::Uint8
+        };
+        let (in_c, out_c) = (rng.range(1, 40) as usize, rng.range(1, 70) as usize);
+        let hw = rng.range(1, 7) as usize;
+        let (k, s) = if i % 3 == 0 { (3, 2) } else { (1, 1) };
+        let (out_hw, pad) = out_and_pad(Padding::Same, hw, k, s, 1).unwrap();
+        let g = QConvGeom {
+            batch: 1,
+            in_h: hw,
+            in_w: hw,
+            in_c,
+            out_h: out_hw,
+            out_w: out_hw,
+            out_c,
+            k_h: k,
+            k_w: k,
+            stride_h: s,
+            stride_w: s,
+            dilation_h: 1,
+            dilation_w: 1,
+            pad_top: pad,
+            pad_left: pad,
+            depth_multiplier: 1,
+        };
+        // Narrow ranges in half the cases: sums near zero, where the shifts tie.
+        let narrow = i % 4 < 2;
+        let (xr, wr) = if narrow { (3, 3) } else { (128, 127) };
+        let (lo, hi, in_zp, w_zp) = match scheme {
+            QScheme::Uint8 => (0, 255, rng.range(0, 255), rng.range(0, 255)),
+            _ => (-128, 127, rng.range(-128, 127), 0),
+        };
+        let small = rng.range(0, 1) == 0;
+        let mult = (0..out_c)
+            .map(|_| Multiplier {
+                m: rng.range(1 << 30, (1i64 << 31) - 1) as i32,
+                shift: -(if small {
+                    rng.range(1, 4)
+                } else {
+                    rng.range(1, 30)
+                } as i32),
+            })
+            .collect();
+        let (act_min, act_max) = if rng.range(0, 1) == 0 {
+            (lo as i32, hi as i32)
+        } else {
+            let a = rng.range(lo, (lo + hi) / 2) as i32;
+            (a, rng.range(a as i64, hi) as i32)
+        };
+        let q = QParams {
+            scheme,
+            in_zp: in_zp as i32,
+            w_zp: w_zp as i32,
+            out_zp: rng.range(lo, hi) as i32,
+            mult,
+            act_min,
+            act_max,
+            rounding: Rounding::Double,
+        };
+        let bias: Option<Vec<i64>> =
+            (i % 5 != 0).then(|| (0..out_c).map(|_| rng.range(-5000, 5000)).collect());
+        let w_lo = |zp: i64| (zp - wr).max(if scheme == QScheme::Uint8 { 0 } else { -127 });
+        let w_hi = |zp: i64| (zp + wr).min(if scheme == QScheme::Uint8 { 255 } else { 127 });
+        let x_lo = (in_zp - xr).max(lo);
+        let x_hi = (in_zp + xr).min(hi);
+        macro_rules! run {
+            ($t:ty) => {{
+                let x: Vec<$t> = rand_vec(&mut rng, g.input_len(), x_lo, x_hi);
+                let w: Vec<$t> = rand_vec(&mut rng, g.conv_filter_len(), w_lo(w_zp), w_hi(w_zp));
+                let mut want = vec![<$t>::from_i32(0); g.output_len()];
+                conv_reference(&g, &q, &x, &w, bias.as_deref(), &mut want).unwrap();
+                let k = PackedQConv::new(&g, &q, &w, bias.as_deref()).unwrap();
+                covered += usize::from(k.uses_fast_requant());
+                every_path(
+                    &format!("fast requant {scheme:?} {g:?}"),
+                    &want,
+                    |out, par| {
+                        PackedQConv::new(&g, &q, &w, bias.as_deref())
+                            .unwrap()
+                            .run(&x, out, par)
+                    },
+                );
+            }};
+        }
+        match scheme {
+            QScheme::Uint8 => run!(u8),
+            _ => run!(i8),
+        }
+    }
+    let f = cpu::features();
+    if f.avx512vnni && f.avx512bw && f.avx512vl {
+        assert!(
+            covered >= 30,
+            "fast requantization ran in only {covered} cases"
+        );
     }
 }
