@@ -44,39 +44,10 @@ impl SoftmaxParams {
 /// TFLite's reference quantized softmax; `x` and `y` hold whole rows of `depth`.
 /// The output is (1/256, qmin) quantized: `y = p·256 + T::MIN`.
 pub fn softmax_fixed_point<T: QInt>(p: &SoftmaxParams, x: &[T], y: &mut [T], depth: usize) {
-    if depth == 0 {
-        return;
-    }
     let rescaled = |d: i32| srdhm(d.wrapping_mul(1 << p.input_left_shift), p.input_multiplier);
-    for (xr, yr) in x.chunks_exact(depth).zip(y.chunks_exact_mut(depth)) {
-        let max = xr.iter().map(|v| v.get()).max().unwrap_or(T::MIN);
-        let mut sum: i32 = 0;
-        for v in xr {
-            let d = v.get() - max;
-            if d >= p.diff_min {
-                let e = exp_on_negative_values(rescaled(d), SCALED_DIFF_INTEGER_BITS);
-                sum = sum.wrapping_add(rescale(e, 0, ACCUMULATION_INTEGER_BITS));
-            }
-        }
-        let (scale, bits_over_unit) = get_reciprocal(sum, ACCUMULATION_INTEGER_BITS);
-        let exponent = bits_over_unit + 31 - 8;
-        for (v, o) in xr.iter().zip(yr.iter_mut()) {
-            let d = v.get() - max;
-            *o = if d >= p.diff_min {
-                let e = exp_on_negative_values(rescaled(d), SCALED_DIFF_INTEGER_BITS);
-                let prod = srdhm(scale, e);
-                // A shift of 32 or more leaves less than half a quantum: 0.
-                let unsat = if exponent > 31 {
-                    0
-                } else {
-                    rdbpot(prod, exponent.max(0))
-                };
-                clamp_to::<T>(unsat + T::MIN, T::MIN, T::MAX)
-            } else {
-                T::put(T::MIN)
-            };
-        }
-    }
+    softmax_rows(x, y, depth, |d| {
+        (d >= p.diff_min).then(|| exp_on_negative_values(rescaled(d), SCALED_DIFF_INTEGER_BITS))
+    });
 }
 
 /// [`softmax_fixed_point`] with the fixed-point exp of each possible 8-bit difference
@@ -94,21 +65,31 @@ pub fn softmax_fixed_point_fast<T: QInt>(p: &SoftmaxParams, x: &[T], y: &mut [T]
     for (k, e) in exps.iter_mut().enumerate().take((valid + 1) as usize) {
         *e = exp_on_negative_values(rescaled(-(k as i32)), SCALED_DIFF_INTEGER_BITS);
     }
-    let exp_of = |k: i32| (k <= valid).then(|| exps[k as usize]);
+    softmax_rows(x, y, depth, |d| (-d <= valid).then(|| exps[(-d) as usize]));
+}
+
+/// The fixed-point softmax over rows, given `exp_of(d)`: the fixed-point exp of the
+/// difference `d ≤ 0` from the row maximum, or `None` below the input radius.
+#[inline(always)]
+fn softmax_rows<T: QInt>(x: &[T], y: &mut [T], depth: usize, exp_of: impl Fn(i32) -> Option<i32>) {
+    if depth == 0 {
+        return;
+    }
     for (xr, yr) in x.chunks_exact(depth).zip(y.chunks_exact_mut(depth)) {
         let max = xr.iter().map(|v| v.get()).max().unwrap_or(T::MIN);
         let mut sum: i32 = 0;
         for v in xr {
-            if let Some(e) = exp_of(max - v.get()) {
+            if let Some(e) = exp_of(v.get() - max) {
                 sum = sum.wrapping_add(rescale(e, 0, ACCUMULATION_INTEGER_BITS));
             }
         }
         let (scale, bits_over_unit) = get_reciprocal(sum, ACCUMULATION_INTEGER_BITS);
         let exponent = bits_over_unit + 31 - 8;
         for (v, o) in xr.iter().zip(yr.iter_mut()) {
-            *o = match exp_of(max - v.get()) {
+            *o = match exp_of(v.get() - max) {
                 Some(e) => {
                     let prod = srdhm(scale, e);
+                    // A shift of 32 or more leaves less than half a quantum: 0.
                     let unsat = if exponent > 31 {
                         0
                     } else {
