@@ -76,6 +76,23 @@ fn os(p: &Path) -> &OsStr {
     p.as_os_str()
 }
 
+/// Command-line flags from (flag, file) pairs.
+fn flags<'a>(pairs: &[(&'static str, &'a Path)]) -> Vec<&'a OsStr> {
+    pairs
+        .iter()
+        .flat_map(|&(f, p)| [OsStr::new(f), os(p)])
+        .collect()
+}
+
+/// Client flags: trust `ca`, present `id`'s client certificate.
+fn client_flags<'a>(ca: &'a Path, id: &'a Pki) -> Vec<&'a OsStr> {
+    flags(&[
+        ("--tls-ca", ca),
+        ("--tls-cert", &id.client_cert),
+        ("--tls-key", &id.client_key),
+    ])
+}
+
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -155,18 +172,16 @@ fn harness_tls_remote_run_and_plain_client_refused() {
         dir.path(),
         port,
         "tls",
-        &[
-            OsStr::new("--tls-cert"),
-            os(&pki.server_cert),
-            OsStr::new("--tls-key"),
-            os(&pki.server_key),
-        ],
+        &flags(&[
+            ("--tls-cert", &pki.server_cert),
+            ("--tls-key", &pki.server_key),
+        ]),
     );
     let _agent = spawn_agent_with(
         dir.path(),
         &url,
         "tls-agent",
-        &[OsStr::new("--tls-ca"), os(&pki.ca)],
+        &flags(&[("--tls-ca", &pki.ca)]),
     );
     let rt = runtime();
     let tls = ClientTls::load(
@@ -241,10 +256,10 @@ fn harness_tls_remote_run_and_plain_client_refused() {
     let err = assert_one_line_failure(&status(&url, &[]));
     assert!(err.contains("--tls-ca"), "{err}");
     // A coordinator certificate from a CA we do not trust.
-    let err = assert_one_line_failure(&status(&url, &[OsStr::new("--tls-ca"), os(&other.ca)]));
+    let err = assert_one_line_failure(&status(&url, &flags(&[("--tls-ca", &other.ca)])));
     assert!(err.contains("certificate"), "{err}");
     // TLS files with an http:// URL: refused rather than silently ignored.
-    let err = assert_one_line_failure(&status(&plain, &[OsStr::new("--tls-ca"), os(&pki.ca)]));
+    let err = assert_one_line_failure(&status(&plain, &flags(&[("--tls-ca", &pki.ca)])));
     assert!(err.contains("not https://"), "{err}");
 
     // The coordinator is still serving after the refused handshakes.
@@ -264,35 +279,20 @@ fn harness_mtls_needs_a_client_certificate_from_the_ca() {
         dir.path(),
         port,
         "mtls",
-        &[
-            OsStr::new("--tls-cert"),
-            os(&pki.server_cert),
-            OsStr::new("--tls-key"),
-            os(&pki.server_key),
-            OsStr::new("--tls-client-ca"),
-            os(&pki.ca),
-        ],
+        &flags(&[
+            ("--tls-cert", &pki.server_cert),
+            ("--tls-key", &pki.server_key),
+            ("--tls-client-ca", &pki.ca),
+        ]),
     );
     // An agent with a client certificate signed by the CA.
-    let _agent = spawn_agent_with(
-        dir.path(),
-        &url,
-        "mtls-agent",
-        &[
-            OsStr::new("--tls-ca"),
-            os(&pki.ca),
-            OsStr::new("--tls-cert"),
-            os(&pki.client_cert),
-            OsStr::new("--tls-key"),
-            os(&pki.client_key),
-        ],
-    );
+    let _agent = spawn_agent_with(dir.path(), &url, "mtls-agent", &client_flags(&pki.ca, &pki));
     // An agent without one never gets work (nor registers).
     let _bare_agent = spawn_agent_with(
         dir.path(),
         &url,
         "bare-agent",
-        &[OsStr::new("--tls-ca"), os(&pki.ca)],
+        &flags(&[("--tls-ca", &pki.ca)]),
     );
     let rt = runtime();
     let tls = ClientTls::load(
@@ -314,41 +314,19 @@ fn harness_mtls_needs_a_client_certificate_from_the_ca() {
     }
 
     // The CLI with the client certificate.
-    let with_cert = [
-        OsStr::new("--tls-ca"),
-        os(&pki.ca),
-        OsStr::new("--tls-cert"),
-        os(&pki.client_cert),
-        OsStr::new("--tls-key"),
-        os(&pki.client_key),
-    ];
+    let with_cert = client_flags(&pki.ca, &pki);
     let out = status(&url, &with_cert);
     assert!(out.status.success(), "{}", stderr(&out));
 
     // Without a client certificate, or with one from another CA: refused.
-    let err = assert_one_line_failure(&status(&url, &[OsStr::new("--tls-ca"), os(&pki.ca)]));
+    let err = assert_one_line_failure(&status(&url, &flags(&[("--tls-ca", &pki.ca)])));
     assert!(err.contains("certificate"), "{err}");
-    let err = assert_one_line_failure(&status(
-        &url,
-        &[
-            OsStr::new("--tls-ca"),
-            os(&pki.ca),
-            OsStr::new("--tls-cert"),
-            os(&other.client_cert),
-            OsStr::new("--tls-key"),
-            os(&other.client_key),
-        ],
-    ));
+    let err = assert_one_line_failure(&status(&url, &client_flags(&pki.ca, &other)));
     assert!(err.contains("certificate"), "{err}");
     // --tls-cert without --tls-key.
     let err = assert_one_line_failure(&status(
         &url,
-        &[
-            OsStr::new("--tls-ca"),
-            os(&pki.ca),
-            OsStr::new("--tls-cert"),
-            os(&pki.client_cert),
-        ],
+        &flags(&[("--tls-ca", &pki.ca), ("--tls-cert", &pki.client_cert)]),
     ));
     assert!(err.contains("--tls-key"), "{err}");
 
