@@ -187,6 +187,12 @@ pub enum QuantModeArg {
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightRangeArg {
+    Mse,
+    Maxabs,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum IoTypeArg {
     Float,
     Int8,
@@ -211,6 +217,11 @@ pub struct QuantizeArgs {
     /// Range estimator: minmax, percentile (99.99%), percentile:P or mse.
     #[arg(long, default_value = "minmax")]
     pub calibration_method: String,
+    /// Weight scale per channel (int8, int16x8, dynamic): mse picks the scale with the
+    /// least rounding error (keeps the grid of a dequantized 8-bit model); maxabs is
+    /// TFLite's converter rule, max|w|/127.
+    #[arg(long, value_enum, default_value_t = WeightRangeArg::Mse)]
+    pub weight_range: WeightRangeArg,
     /// Model input/output type in full-integer modes.
     #[arg(long, value_enum, default_value_t = IoTypeArg::Float)]
     pub io: IoTypeArg,

@@ -11,14 +11,14 @@ use quantfarm_engine::data;
 use quantfarm_engine::ir::Model;
 use quantfarm_engine::quant::calibrate::{Calibrator, RangeMethod, TensorRanges, calibrate_images};
 use quantfarm_engine::quant::ptq::{
-    IoType, PtqOptions, QuantMode, ensure_float_model, quantize_model,
+    IoType, PtqOptions, QuantMode, WeightRange, ensure_float_model, quantize_model,
 };
 use quantfarm_engine::stats::graph_stats;
 use quantfarm_engine::tflite;
 use serde_json::json;
 
 use super::{load_model, print_json};
-use crate::cli::{IoTypeArg, QuantModeArg, QuantizeArgs};
+use crate::cli::{IoTypeArg, QuantModeArg, QuantizeArgs, WeightRangeArg};
 
 pub fn run(a: &QuantizeArgs) -> Result<()> {
     let model = load_model(&a.model)?;
@@ -35,8 +35,13 @@ pub fn run(a: &QuantizeArgs) -> Result<()> {
         IoTypeArg::Uint8 => IoType::Uint8,
     };
     let method = RangeMethod::parse(&a.calibration_method)?;
+    let weight_range = match a.weight_range {
+        WeightRangeArg::Mse => WeightRange::Mse,
+        WeightRangeArg::Maxabs => WeightRange::MaxAbs,
+    };
     let opts = PtqOptions {
         io,
+        weight_range,
         allow_float_fallback: a.allow_float_fallback,
         ..PtqOptions::new(mode)
     };
@@ -74,6 +79,7 @@ pub fn run(a: &QuantizeArgs) -> Result<()> {
             "output": a.output.display().to_string(),
             "mode": mode.name(),
             "io": format!("{:?}", io).to_lowercase(),
+            "weight_range": weight_range.name(),
             "calibration": ranges.as_ref().map(|r| json!({
                 "dataset": a.calibration,
                 "offset": a.calibration_offset,

@@ -3,8 +3,10 @@
 float model's, run by LiteRT's reference kernels (which our engine matches bit for bit).
 
 Separates what the network's quantization does from what the final SOFTMAX does:
-TFLite's int16 softmax (interpolated exp and 1/(1+x) tables) is coarser than its int8
-one, so an int16x8 model can have closer logits but farther probabilities than int8.
+TFLite's int16 softmax maps x - max(x) onto its exp table over [-10, 0] and clamps below,
+so every class more than 10 logits under the top one counts as exp(-10): on ImageNet
+MobileNets that alone moves probabilities by ~7e-5 on average, so an int16x8 model can
+have much closer logits yet farther probabilities than int8.
 
 usage: logit_closeness.py --float F.tflite --inputs DIR [--limit N] Q1.tflite [Q2 ...]
 DIR holds float32 input tensors (`quantfarm eval F --dump-inputs DIR`). Prints one JSON

@@ -8,11 +8,15 @@
 //! converted; biases, activations and I/O stay float32.
 
 use super::PtqSummary;
-use super::weights::quantize_weights_symmetric;
+use super::weights::{WeightRange, quantize_weights_symmetric_with};
 use crate::error::Result;
 use crate::ir::{DType, Model, OpKind, Quantization, Tensor};
 
-pub(super) fn quantize(model: &Model, min_elements: usize) -> Result<(Model, PtqSummary)> {
+pub(super) fn quantize(
+    model: &Model,
+    min_elements: usize,
+    range: WeightRange,
+) -> Result<(Model, PtqSummary)> {
     let mut out = model.clone();
     let mut summary = PtqSummary::default();
     let g = out.main_mut();
@@ -33,7 +37,7 @@ pub(super) fn quantize(model: &Model, min_elements: usize) -> Result<(Model, Ptq
         if values.len() < min_elements {
             continue;
         }
-        let (q, scales) = quantize_weights_symmetric(&values, &src.shape, axis);
+        let (q, scales) = quantize_weights_symmetric_with(&values, &src.shape, axis, range);
         let quant = match axis {
             Some(a) => Quantization::per_axis(scales.clone(), vec![0; scales.len()], a),
             None => Quantization::per_tensor(scales[0], 0),

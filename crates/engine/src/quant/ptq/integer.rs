@@ -15,8 +15,8 @@
 use std::collections::HashMap;
 
 use super::weights::{
-    asymmetric_params, quantize_bias, quantize_weights_asymmetric_u8, quantize_weights_symmetric,
-    requantize_channel, symmetric_scale,
+    WeightRange, asymmetric_params, quantize_bias, quantize_weights_asymmetric_u8,
+    quantize_weights_symmetric_with, requantize_channel, symmetric_scale,
 };
 use super::{IoType, PtqOptions, PtqSummary, QuantMode};
 use crate::error::{EngineError, Result};
@@ -331,6 +331,7 @@ pub(super) fn quantize(
         act_params,
         orig_float: g.tensors.iter().map(|t| t.dtype == DType::F32).collect(),
         scheme,
+        weight_range: opts.weight_range,
         summary: &mut summary,
     };
     rw.g.ops.clear();
@@ -430,6 +431,7 @@ struct Rewriter<'a> {
     /// Whether each original tensor was float32 (the rewrite changes dtypes in place).
     orig_float: Vec<bool>,
     scheme: Scheme,
+    weight_range: WeightRange,
     summary: &'a mut PtqSummary,
 }
 
@@ -595,7 +597,8 @@ impl Rewriter<'_> {
                 (t, vec![s])
             }
             Scheme::Int8 | Scheme::Int16 => {
-                let (mut q, mut scales) = quantize_weights_symmetric(&values, &wt.shape, axis);
+                let (mut q, mut scales) =
+                    quantize_weights_symmetric_with(&values, &wt.shape, axis, self.weight_range);
                 if self.scheme == Scheme::Int8
                     && let Some(b) = &bias_values
                 {

@@ -10,7 +10,10 @@ mod integer;
 pub mod versions;
 mod weights;
 
-pub use weights::{quantize_weights_asymmetric_u8, quantize_weights_symmetric};
+pub use weights::{
+    WeightRange, quantize_weights_asymmetric_u8, quantize_weights_symmetric,
+    quantize_weights_symmetric_with,
+};
 
 use crate::error::{EngineError, Result};
 use crate::ir::{DType, Graph, Model, TensorId};
@@ -106,6 +109,8 @@ pub struct PtqOptions {
     pub allow_float_fallback: bool,
     /// Dynamic mode: weights with fewer elements stay float (TFLite: 1024).
     pub dynamic_min_elements: usize,
+    /// How symmetric int8 weight scales are chosen (int8, int16x8, dynamic).
+    pub weight_range: WeightRange,
 }
 
 impl PtqOptions {
@@ -132,6 +137,7 @@ impl PtqOptions {
             io: IoType::Float,
             allow_float_fallback: false,
             dynamic_min_elements: 1024,
+            weight_range: WeightRange::Mse,
         }
     }
 }
@@ -160,7 +166,9 @@ pub fn quantize_model(
     opts.check()?;
     let (mut out, summary) = match opts.mode {
         QuantMode::Float16 => float16::quantize(model)?,
-        QuantMode::Dynamic => dynamic::quantize(model, opts.dynamic_min_elements)?,
+        QuantMode::Dynamic => {
+            dynamic::quantize(model, opts.dynamic_min_elements, opts.weight_range)?
+        }
         QuantMode::Int8 | QuantMode::Int16x8 | QuantMode::Uint8 => {
             let ranges = ranges.ok_or_else(|| {
                 EngineError::bad_input(format!(
