@@ -154,3 +154,56 @@ fn clear_errors() {
     );
     assert!(!out.exists());
 }
+
+/// Of the conv/depthwise weights of `quantized`, the fraction that, times their
+/// per-channel scale, give back the float model's weights (to f32 rounding).
+fn exact_weight_fraction(float: &Path, quantized: &Path) -> f64 {
+    use quantfarm_engine::ir::OpKind;
+    let read = |p: &Path| quantfarm_engine::tflite::read_model(&std::fs::read(p).unwrap()).unwrap();
+    let (fm, qm) = (read(float), read(quantized));
+    let weights = |m: &quantfarm_engine::ir::Model| -> Vec<usize> {
+        let g = m.main();
+        g.ops
+            .iter()
+            .filter(|op| matches!(op.kind, OpKind::Conv2D(_) | OpKind::DepthwiseConv2D(_)))
+            .filter_map(|op| op.input(1))
+            .collect()
+    };
+    let (fw, qw) = (weights(&fm), weights(&qm));
+    assert_eq!(fw.len(), 28);
+    assert_eq!(qw.len(), 28);
+    let (mut exact, mut total) = (0usize, 0usize);
+    for (&f, &q) in fw.iter().zip(&qw) {
+        let values = fm.main().tensor(f).data_f32().unwrap();
+        let qt = qm.main().tensor(q);
+        let bytes = qt.data.as_ref().unwrap();
+        let quant = qt.quant.as_ref().unwrap();
+        let inner: usize = qt.shape[quant.axis + 1..].iter().product();
+        let channels = qt.shape[quant.axis];
+        for (i, (&v, &b)) in values.iter().zip(bytes).enumerate() {
+            let (scale, _) = quant.params((i / inner) % channels);
+            let back = (b as i8) as f32 * scale;
+            exact += ((back - v).abs() <= 1e-5 * scale) as usize;
+            total += 1;
+        }
+    }
+    exact as f64 / total as f64
+}
+
+#[test]
+fn mse_weight_range_keeps_a_dequantized_models_weights() {
+    // The float model is the Coral uint8 model dequantized: its weights lie on a
+    // per-tensor grid. `mse` (the default) keeps that grid wherever a channel spans at
+    // most 127 steps of it; TFLite's max-abs rule re-rounds nearly every weight.
+    let f = float_model("wr");
+    let (mse, maxabs) = (tmp("wr_mse.tflite"), tmp("wr_maxabs.tflite"));
+    let v = quantize(&f, &mse, &["--mode", "int8"]);
+    assert_eq!(v["weight_range"], "mse");
+    let v = quantize(&f, &maxabs, &["--mode", "int8", "--weight-range", "maxabs"]);
+    assert_eq!(v["weight_range"], "maxabs");
+    let exact_mse = exact_weight_fraction(&f, &mse);
+    let exact_maxabs = exact_weight_fraction(&f, &maxabs);
+    // Measured: 98.9 % and 4.1 %.
+    assert!(exact_mse > 0.95, "mse: {exact_mse}");
+    assert!(exact_maxabs < 0.2, "maxabs: {exact_maxabs}");
+}
