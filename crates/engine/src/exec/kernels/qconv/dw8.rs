@@ -19,9 +19,11 @@
 //! depthwise) group the taps by kernel column, so each input column's interleaved
 //! vector is built once and shared by the output pixels that read it (12 slots);
 //! other kernels group taps four at a time in order (`4G` slots, `G = ⌈taps/4⌉`).
-//! The requantization runs on the accumulators in registers.
+//! The requantization runs on the accumulators in registers; on the column path with
+//! the GEMM's cheaper exact form (`requant::v512::rq_fast`) when the shifts and sum
+//! bounds allow, narrowing a pixel's 32 channels with one pack sequence.
 
-use super::requant::Requant;
+use super::requant::{self, Requant};
 use super::{QConvGeom, QElem, QParams, QScheme};
 
 /// Packed weights and per-channel constants of the VNNI depthwise.
@@ -57,6 +59,9 @@ struct ColPath {
     /// `bias + α·Σb + 12·α·β` per channel (12 slots: 3 columns × 4 rows), padded to
     /// `chunks * 32`.
     col: Vec<i32>,
+    /// Nudges of the cheaper exact requantization (`requant::v512::rq_fast`), when
+    /// every channel's shift and sum bound allow it (padded to `chunks * 32`).
+    nudge: Option<Vec<i64>>,
 }
 
 impl Dw8 {
@@ -134,7 +139,7 @@ impl Dw8 {
                     }
                 }
             }
-            let col = (0..chunks * 32)
+            let col: Vec<i32> = (0..chunks * 32)
                 .map(|ch| {
                     if ch >= c {
                         return 0;
@@ -145,7 +150,14 @@ impl Dw8 {
                         .wrapping_add(12i32.wrapping_mul(alpha).wrapping_mul(beta))
                 })
                 .collect();
-            ColPath { w, col }
+            // |x| < 2^30 for every sum x = Σab + col + β·Σa over the 12 slots (a ≤ 255).
+            let bounded = (0..c).all(|ch| {
+                let dot = 255 * (0..taps).map(|t| (bv(t, ch) as i64).abs()).sum::<i64>();
+                dot + (col[ch] as i64).abs() + (beta as i64).abs() * 255 * 12 < 1 << 30
+            });
+            let nudge = (bounded && requant::fast_shifts_ok(&q.mult))
+                .then(|| requant::fast_nudges(&q.mult, chunks * 32));
+            ColPath { w, col, nudge }
         });
         Some(Dw8 {
             cols,
@@ -169,6 +181,11 @@ impl Dw8 {
                 })
                 .collect(),
         })
+    }
+
+    /// Whether the column path requantizes with the cheaper exact form (for tests).
+    pub fn uses_fast_requant(&self) -> bool {
+        self.cols.as_ref().is_some_and(|cp| cp.nudge.is_some())
     }
 
     /// Output rows `row0..` (row = batch × out_h index) into `out` (whole rows).
@@ -228,7 +245,7 @@ fn supported() -> bool {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::{ColPath, Dw8, Requant};
-    use crate::exec::kernels::qconv::requant::v512::{rdbpot_v, srdhm_nonneg};
+    use crate::exec::kernels::qconv::requant::v512::{rdbpot_v, rq_fast, srdhm_nonneg};
     use std::arch::x86_64::*;
 
     /// Shuffle indices: bytes of two taps interleaved per channel (`lo`: channels
@@ -322,10 +339,13 @@ mod x86 {
                 for c0 in (0..c).step_by(32) {
                     // SAFETY: forwarded contract; `block_col` checks its own bounds.
                     unsafe {
-                        if c - c0 > 16 {
-                            block_col::<2>(k, cp, rq, c0, ry4, input, orow);
-                        } else {
-                            block_col::<1>(k, cp, rq, c0, ry4, input, orow);
+                        match (c - c0 > 16, cp.nudge.is_some()) {
+                            (true, true) => block_col::<2, true>(k, cp, rq, c0, ry4, input, orow),
+                            (false, true) => block_col::<1, true>(k, cp, rq, c0, ry4, input, orow),
+                            (true, false) => block_col::<2, false>(k, cp, rq, c0, ry4, input, orow),
+                            (false, false) => {
+                                block_col::<1, false>(k, cp, rq, c0, ry4, input, orow)
+                            }
                         }
                     }
                 }
@@ -485,10 +505,12 @@ mod x86 {
 
     /// Column path: channels `c0..c0 + 16·NB` (clipped to `c`) of one output row;
     /// `ry4` holds the byte offsets of the four kernel rows' input rows (−1 outside
-    /// the image or past `k_h`).
+    /// the image or past `k_h`). `FAST`: the cheaper exact requantization (`cp.nudge`
+    /// is set), its constants held in registers across the row, and the pixel's
+    /// channels narrowed together with saturating packs.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
     #[allow(clippy::needless_range_loop)]
-    unsafe fn block_col<const NB: usize>(
+    unsafe fn block_col<const NB: usize, const FAST: bool>(
         k: &Dw8,
         cp: &ColPath,
         rq: &Requant,
@@ -517,6 +539,37 @@ mod x86 {
                 _mm512_loadu_si512(wb.as_ptr().add((kx * 2 + j) * 64).cast())
             })
         });
+        // Constants of the fast requantization (zeros when unused).
+        let nq: &[i64] = cp.nudge.as_deref().unwrap_or(&[]);
+        assert!(!FAST || (nq.len() >= c0 + 32 && rq.rsh.len() >= c0 + 16 * NB));
+        let fc: [[__m512i; 6]; NB] = std::array::from_fn(|j| {
+            if !FAST {
+                return [_mm512_setzero_si512(); 6];
+            }
+            let cj = c0 + 16 * j;
+            // SAFETY: col and nudge hold c0 + 32 lanes, m and rsh c0 + 16·NB (asserted).
+            unsafe {
+                let m = _mm512_loadu_si512(rq.m.as_ptr().add(cj).cast());
+                [
+                    _mm512_loadu_si512(cp.col.as_ptr().add(cj).cast()),
+                    m,
+                    _mm512_srli_epi64(m, 32),
+                    _mm512_loadu_si512(rq.rsh.as_ptr().add(cj).cast()),
+                    _mm512_loadu_si512(nq.as_ptr().add(cj).cast()),
+                    _mm512_loadu_si512(nq.as_ptr().add(cj + 8).cast()),
+                ]
+            }
+        });
+        let zp16 = _mm512_set1_epi16(rq.out_zp as i16);
+        let (lo8, hi8) = (
+            _mm512_set1_epi8(rq.act_min as i8),
+            _mm512_set1_epi8(rq.act_max as i8),
+        );
+        let (tmin, tmax) = if k.flip { (-128, 127) } else { (0, 255) };
+        let (clamp_lo, clamp_hi) = (rq.act_min > tmin, rq.act_max < tmax);
+        // After the packs, dword 4L holds channels 4L..4L+3 of the first vector and
+        // dword 4L + 1 those of the second: gather them in channel order.
+        let perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
         let x0 = -(g.pad_left as isize);
         // SAFETY (all `column` calls): forwarded bounds contract.
         let mut ring: [[__m512i; NB]; 3] = unsafe {
@@ -539,7 +592,13 @@ mod x86 {
                 }
                 ring[2] = unsafe { column::<NB>(k, ix + 2, c0, lm, &ry4, input, &ix_, flip) };
             }
-            let mut acc = [_mm512_setzero_si512(); NB];
+            let mut acc: [__m512i; NB] = std::array::from_fn(|j| {
+                if FAST {
+                    fc[j][0]
+                } else {
+                    _mm512_setzero_si512()
+                }
+            });
             let mut sa = [_mm512_setzero_si512(); NB];
             for kx in 0..3 {
                 for j in 0..NB {
@@ -548,6 +607,49 @@ mod x86 {
                         sa[j] = _mm512_dpbusd_epi32(sa[j], ring[kx][j], ones);
                     }
                 }
+            }
+            if FAST {
+                let q: [__m512i; NB] = std::array::from_fn(|j| {
+                    let mut x = acc[j];
+                    if k.beta != 0 {
+                        x = _mm512_add_epi32(x, _mm512_mullo_epi32(sa[j], beta));
+                    }
+                    let f = &fc[j];
+                    rq_fast(x, f[1], f[2], f[3], f[4], f[5])
+                });
+                // Saturating packs: int16 then bytes; q beyond int16 stays beyond the
+                // byte range after adding the zero point, so this is clamp(q + zp).
+                let p = _mm512_adds_epi16(_mm512_packs_epi32(q[0], q[NB - 1]), zp16);
+                let mut v = if k.flip {
+                    _mm512_packs_epi16(p, p)
+                } else {
+                    _mm512_packus_epi16(p, p)
+                };
+                if clamp_lo {
+                    v = if k.flip {
+                        _mm512_max_epi8(v, lo8)
+                    } else {
+                        _mm512_max_epu8(v, lo8)
+                    };
+                }
+                if clamp_hi {
+                    v = if k.flip {
+                        _mm512_min_epi8(v, hi8)
+                    } else {
+                        _mm512_min_epu8(v, hi8)
+                    };
+                }
+                let v = _mm512_castsi512_si256(_mm512_permutexvar_epi32(perm, v));
+                // SAFETY: the pixel's channels c0..c0 + n lie inside the output row.
+                unsafe {
+                    let dst = orow.as_mut_ptr().add(ox * c + c0);
+                    if n == 32 {
+                        _mm256_storeu_si256(dst.cast(), v);
+                    } else {
+                        _mm256_mask_storeu_epi8(dst.cast(), lm, v);
+                    }
+                }
+                continue;
             }
             for j in 0..NB {
                 let cj = c0 + 16 * j;

@@ -929,6 +929,11 @@ impl PackedQDepthwise {
         self.dw8.is_some()
     }
 
+    /// Whether the VNNI column path takes the cheaper exact requantization (for tests).
+    pub fn uses_fast_requant(&self) -> bool {
+        self.dw8.as_ref().is_some_and(|d| d.uses_fast_requant())
+    }
+
     pub fn run<T: QElem>(&self, input: &[T], out: &mut [T], par: Parallelism) {
         let g = &self.g;
         assert_eq!(input.len(), g.input_len(), "depthwise input size");

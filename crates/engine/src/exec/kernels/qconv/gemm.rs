@@ -14,7 +14,7 @@
 //! 16-bit widened values: exact, unlike the saturating `vpmaddubsw`) and portable.
 
 use super::QElem;
-use super::requant::Requant;
+use super::requant::{Requant, fast_nudges, fast_shifts_ok};
 use crate::exec::kernels::Parallelism;
 use crate::exec::kernels::cpu::{self, Isa};
 use crate::exec::parallel;
@@ -194,17 +194,11 @@ impl Gemm8 {
         }
     }
 
-    /// The fused epilogue's cheaper form needs, for every real channel, a right shift
-    /// `r` in 1..=30 and a multiplier `m ≥ 0`, and `|x| < 2^30` for every possible
-    /// `x = Σab + col + β·Σa` (bounded from the packed weights, `a ≤ 255`). Then:
-    /// - `2x` fits in int32 and `(2x·m + 2^31) >> 32` is SRDHM's `(x·m + 2^30) >> 31`;
-    /// - RDBPOT's "remainder above half (+1 if negative)" is `(h + 2^(r−1) − [h<0]) >> r`,
-    ///   and `[h<0]` may be replaced by `[x<0]`: `m ≥ 0` makes `h ≤ 0` when `x < 0`, and
-    ///   for `h = 0` the −1 does not change the result when `r ≥ 1`;
-    /// - `2^(r−1)` rides in the high half of the 64-bit nudge, no overflow anywhere.
+    /// The fused epilogue's cheaper form ([`rq_fast`]) needs every real channel to pass
+    /// [`fast_shifts_ok`] and `|x| < 2^30` for every possible `x = Σab + col + β·Σa`
+    /// (bounded from the packed weights, `a ≤ 255`). Returns its nudges.
     ///
-    /// Returns the 64-bit nudges `2^31 + 2^(r−1)·2^32`, per block of 16 channels the 8
-    /// even lanes then the 8 odd ones (the order of the even/odd products).
+    /// [`rq_fast`]: super::requant::v512::rq_fast
     fn fast_nudges(
         n: usize,
         k: usize,
@@ -213,29 +207,17 @@ impl Gemm8 {
         beta: i32,
         rq: &Requant,
     ) -> Option<Vec<i64>> {
+        if !fast_shifts_ok(&rq.mult[..n]) {
+            return None;
+        }
         let row_max = (beta as i64).abs() * 255 * k as i64;
-        for (c, (mult, &cc)) in rq.mult.iter().zip(col).take(n).enumerate() {
-            if mult.m < 0 || !(-30..=-1).contains(&mult.shift) {
-                return None;
-            }
+        for (c, &cc) in col.iter().take(n).enumerate() {
             let dot_max = 255 * (0..k).map(|kk| (bv(c, kk) as i64).abs()).sum::<i64>();
             if dot_max + (cc as i64).abs() + row_max >= 1 << 30 {
                 return None;
             }
         }
-        let nudge = |c: usize| -> i64 {
-            let r = (-rq.mult[c].shift).max(0);
-            (1i64 << 31) + if r > 0 { (1i64 << (r - 1)) << 32 } else { 0 }
-        };
-        let np = col.len();
-        let mut v = vec![0i64; np];
-        for blk in 0..np / 16 {
-            for i in 0..8 {
-                v[blk * 16 + i] = nudge(blk * 16 + 2 * i);
-                v[blk * 16 + 8 + i] = nudge(blk * 16 + 2 * i + 1);
-            }
-        }
-        Some(v)
+        Some(fast_nudges(&rq.mult, col.len()))
     }
 
     /// Whether 8-bit outputs take the cheaper exact epilogue (tests check coverage).
@@ -590,7 +572,7 @@ fn dot_u8_i8(a: &[u8], b: &[i8]) -> i32 {
 mod x86 {
     use super::MR;
     use crate::exec::kernels::qconv::requant::Requant;
-    use crate::exec::kernels::qconv::requant::v512::{rdbpot_v, srdhm_nonneg};
+    use crate::exec::kernels::qconv::requant::v512::{rdbpot_v, rq_fast, srdhm_nonneg};
     use std::arch::x86_64::*;
 
     /// What the fused epilogue needs: per-channel constants from channel `n0`, the
@@ -907,14 +889,7 @@ mod x86 {
             let m_odd = _mm512_srli_epi64(m, 32);
             let mut q = [_mm512_setzero_si512(); R];
             for r in 0..R {
-                let x = acc[r][j];
-                let x2 = _mm512_add_epi32(x, x);
-                let pe = _mm512_add_epi64(_mm512_mul_epi32(x2, m), ne);
-                let po = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x2, 32), m_odd), no);
-                // High halves: h + 2^(r-1) per lane (even lanes moved down).
-                let hn = _mm512_mask_shuffle_epi32::<0xF5>(po, 0x5555, pe);
-                let t = _mm512_add_epi32(hn, _mm512_srai_epi32(x, 31));
-                q[r] = _mm512_srav_epi32(t, rsh);
+                q[r] = rq_fast(acc[r][j], m, m_odd, rsh, ne, no);
             }
             // Blocks past n (the last tile's padding) are computed but not stored.
             let w = n.saturating_sub(c0);

@@ -774,3 +774,111 @@ fn fast_requant_matches_reference() {
         );
     }
 }
+
+/// The depthwise column path's cheaper exact requantization against the reference:
+/// right shifts 1..=30 (small ones make rounding ties frequent), narrow value ranges
+/// (sums near zero), stride 1 and 2, channel counts leaving partial 16/32-channel
+/// chunks, uint8 weight zero points other than 128 (the Σa term) and fused clamps.
+#[test]
+fn depthwise_fast_requant_matches_reference() {
+    let mut rng = Lcg(78);
+    let mut covered = 0;
+    for i in 0..40 {
+        let scheme = if i % 2 == 0 {
+            QScheme::Int8
+        } else {
+            QScheme::Uint8
+        };
+        let ch = rng.range(1, 80) as usize;
+        let (hw, s) = (rng.range(1, 9) as usize, rng.range(1, 2) as usize);
+        let (out_h, pad_top) = out_and_pad(Padding::Same, hw, 3, s, 1).unwrap();
+        let (out_w, pad_left) = out_and_pad(Padding::Same, hw + 1, 3, s, 1).unwrap();
+        let g = QConvGeom {
+            batch: 1 + i % 2,
+            in_h: hw,
+            in_w: hw + 1,
+            in_c: ch,
+            out_h,
+            out_w,
+            out_c: ch,
+            k_h: 3,
+            k_w: 3,
+            stride_h: s,
+            stride_w: s,
+            dilation_h: 1,
+            dilation_w: 1,
+            pad_top,
+            pad_left,
+            depth_multiplier: 1,
+        };
+        let narrow = i % 4 < 2;
+        let (xr, wr) = if narrow { (3, 3) } else { (128, 127) };
+        let (lo, hi, in_zp, w_zp) = match scheme {
+            QScheme::Uint8 => (0, 255, rng.range(0, 255), rng.range(0, 255)),
+            _ => (-128, 127, rng.range(-128, 127), 0),
+        };
+        let small = rng.range(0, 1) == 0;
+        let mult = (0..ch)
+            .map(|_| Multiplier {
+                m: rng.range(1 << 30, (1i64 << 31) - 1) as i32,
+                shift: -(if small {
+                    rng.range(1, 4)
+                } else {
+                    rng.range(1, 30)
+                } as i32),
+            })
+            .collect();
+        let (act_min, act_max) = if rng.range(0, 1) == 0 {
+            (lo as i32, hi as i32)
+        } else {
+            let a = rng.range(lo, (lo + hi) / 2) as i32;
+            (a, rng.range(a as i64, hi) as i32)
+        };
+        let q = QParams {
+            scheme,
+            in_zp: in_zp as i32,
+            w_zp: w_zp as i32,
+            out_zp: rng.range(lo, hi) as i32,
+            mult,
+            act_min,
+            act_max,
+            rounding: Rounding::Double,
+        };
+        let bias: Option<Vec<i64>> =
+            (i % 5 != 0).then(|| (0..ch).map(|_| rng.range(-5000, 5000)).collect());
+        let w_lo = (w_zp - wr).max(if scheme == QScheme::Uint8 { 0 } else { -127 });
+        let w_hi = (w_zp + wr).min(if scheme == QScheme::Uint8 { 255 } else { 127 });
+        let (x_lo, x_hi) = ((in_zp - xr).max(lo), (in_zp + xr).min(hi));
+        macro_rules! run {
+            ($t:ty) => {{
+                let x: Vec<$t> = rand_vec(&mut rng, g.input_len(), x_lo, x_hi);
+                let w: Vec<$t> = rand_vec(&mut rng, g.depthwise_filter_len(), w_lo, w_hi);
+                let mut want = vec![<$t>::from_i32(0); g.output_len()];
+                depthwise_reference(&g, &q, &x, &w, bias.as_deref(), &mut want).unwrap();
+                let k = PackedQDepthwise::new(&g, &q, &w, bias.as_deref()).unwrap();
+                covered += usize::from(k.uses_fast_requant());
+                every_path(
+                    &format!("depthwise fast requant {scheme:?} {g:?}"),
+                    &want,
+                    |out, par| {
+                        PackedQDepthwise::new(&g, &q, &w, bias.as_deref())
+                            .unwrap()
+                            .run(&x, out, par)
+                    },
+                );
+            }};
+        }
+        match scheme {
+            QScheme::Uint8 => run!(u8),
+            _ => run!(i8),
+        }
+    }
+    let f = cpu::features();
+    if f.avx512vnni && f.avx512bw && f.avx512vl && std::arch::is_x86_feature_detected!("avx512vbmi")
+    {
+        assert!(
+            covered >= 30,
+            "fast depthwise requantization ran in only {covered} cases"
+        );
+    }
+}
