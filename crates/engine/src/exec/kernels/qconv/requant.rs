@@ -219,6 +219,19 @@ pub(crate) mod v512 {
         _mm512_srav_epi32(t, rsh)
     }
 
+    /// MBQM with shift 0 (RDBPOT by 0 is the identity), `m ≥ 0`, `|x| < 2^30`: SRDHM
+    /// as `(2x·m + 2^31) >> 32` (see [`rq_fast`]), `m` in both halves of each 64-bit
+    /// lane.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(crate) fn srdhm_fast(x: __m512i, m: __m512i) -> __m512i {
+        let nudge = _mm512_set1_epi64(1 << 31);
+        let x2 = _mm512_add_epi32(x, x);
+        let pe = _mm512_add_epi64(_mm512_mul_epi32(x2, m), nudge);
+        let po = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x2, 32), m), nudge);
+        _mm512_mask_shuffle_epi32::<0xF5>(po, 0x5555, pe)
+    }
+
     /// Per-lane RDBPOT with precomputed shift, mask and half-mask vectors.
     #[inline]
     #[target_feature(enable = "avx512f")]
