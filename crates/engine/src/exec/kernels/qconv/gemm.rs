@@ -360,6 +360,38 @@ impl Gemm8 {
             packed = true;
         }
         let _ = window;
+        // Direct rows (1×1 stride-1 conv, FC) of whole 4-byte groups are read in place
+        // by the fast epilogue's kernel, which flips int8 bytes itself; the row sums
+        // (uint8 weights with a zero point) are of the unflipped bytes. The flip costs
+        // one XOR per row and 4 k's in every column tile: it is cheaper than packing
+        // for up to two tiles (128 channels; measured slower at 144).
+        let flip_in_kernel = self.a_bias == 128;
+        let inplace: Option<&[u8]> = match direct {
+            Some(x)
+                if self.nudge.is_some()
+                    && std::mem::size_of::<T>() == 1
+                    && k == kp
+                    && (!flip_in_kernel || (self.beta == 0 && n <= 128)) =>
+            {
+                // SAFETY: T is one byte, so the rows viewed as bytes.
+                let all = unsafe { std::slice::from_raw_parts(x.as_ptr().cast::<u8>(), x.len()) };
+                Some(&all[m0 * k..(m0 + rows) * k])
+            }
+            _ => None,
+        };
+        #[cfg(target_arch = "x86_64")]
+        if let Some(a) = inplace {
+            for r in 0..rows {
+                s.rowsum[r] = if self.beta != 0 {
+                    // SAFETY: the nudges imply `fused`, hence AVX-512 BW/VL.
+                    let sum = unsafe { x86::byte_sum(&a[r * k..(r + 1) * k]) };
+                    self.beta.wrapping_mul(sum)
+                } else {
+                    0
+                };
+            }
+            packed = true;
+        }
         for r in 0..rows {
             if packed {
                 break;
@@ -441,7 +473,10 @@ impl Gemm8 {
                     while j0 < blocks {
                         let nb = per.min(blocks - j0);
                         let bp = &b[j0 * 16 * kp..(j0 + nb) * 16 * kp];
-                        let a = &s.a8[r0 * kp..(r0 + mr) * kp];
+                        let a = match inplace {
+                            Some(x) => &x[r0 * kp..(r0 + mr) * kp],
+                            None => &s.a8[r0 * kp..(r0 + mr) * kp],
+                        };
                         if self.fused && std::mem::size_of::<T>() == 1 {
                             let o = &mut out[r0 * n..(r0 + mr) * n];
                             // SAFETY: T is one byte, so the rows viewed as bytes.
@@ -458,25 +493,34 @@ impl Gemm8 {
                             if let Some(nq) = &self.nudge {
                                 // SAFETY: as below; `nudge` implies `fused`.
                                 unsafe {
-                                    match (nb, mr > MR) {
-                                        (1, true) => {
-                                            x86::mk_vnni_rq32::<8, 1, T>(a, mr, kp, bp, &ep, nq, o8)
-                                        }
-                                        (2, true) => {
-                                            x86::mk_vnni_rq32::<8, 2, T>(a, mr, kp, bp, &ep, nq, o8)
-                                        }
-                                        (1, _) => {
-                                            x86::mk_vnni_rq32::<4, 1, T>(a, mr, kp, bp, &ep, nq, o8)
-                                        }
-                                        (2, _) => {
-                                            x86::mk_vnni_rq32::<4, 2, T>(a, mr, kp, bp, &ep, nq, o8)
-                                        }
-                                        (3, _) => {
-                                            x86::mk_vnni_rq32::<4, 3, T>(a, mr, kp, bp, &ep, nq, o8)
-                                        }
-                                        _ => {
-                                            x86::mk_vnni_rq32::<4, 4, T>(a, mr, kp, bp, &ep, nq, o8)
-                                        }
+                                    macro_rules! tile {
+                                        ($flip:literal) => {
+                                            match (nb, mr > MR) {
+                                                (1, true) => x86::mk_vnni_rq32::<8, 1, $flip, T>(
+                                                    a, mr, kp, bp, &ep, nq, o8,
+                                                ),
+                                                (2, true) => x86::mk_vnni_rq32::<8, 2, $flip, T>(
+                                                    a, mr, kp, bp, &ep, nq, o8,
+                                                ),
+                                                (1, _) => x86::mk_vnni_rq32::<4, 1, $flip, T>(
+                                                    a, mr, kp, bp, &ep, nq, o8,
+                                                ),
+                                                (2, _) => x86::mk_vnni_rq32::<4, 2, $flip, T>(
+                                                    a, mr, kp, bp, &ep, nq, o8,
+                                                ),
+                                                (3, _) => x86::mk_vnni_rq32::<4, 3, $flip, T>(
+                                                    a, mr, kp, bp, &ep, nq, o8,
+                                                ),
+                                                _ => x86::mk_vnni_rq32::<4, 4, $flip, T>(
+                                                    a, mr, kp, bp, &ep, nq, o8,
+                                                ),
+                                            }
+                                        };
+                                    }
+                                    if inplace.is_some() && flip_in_kernel {
+                                        tile!(true)
+                                    } else {
+                                        tile!(false)
                                     }
                                 }
                                 j0 += nb;
@@ -820,10 +864,17 @@ mod x86 {
     /// and the zero point, clamp and narrowing run on the four rows packed together
     /// with saturating packs (`T` is the one-byte output type).
     ///
+    /// `FLIP`: `a` holds the raw int8 rows (read in place), flipped here to `x + 128`.
+    ///
     /// [`Gemm8::fast_nudges`]: super::Gemm8::fast_nudges
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
     #[allow(clippy::needless_range_loop, clippy::too_many_arguments)]
-    pub(super) fn mk_vnni_rq32<const R: usize, const NB: usize, T: super::QElem>(
+    pub(super) fn mk_vnni_rq32<
+        const R: usize,
+        const NB: usize,
+        const FLIP: bool,
+        T: super::QElem,
+    >(
         a: &[u8],
         mr: usize,
         kp: usize,
@@ -859,7 +910,11 @@ mod x86 {
                     bv[j] = _mm512_loadu_si512(bp.add(j * kp * 16 + k4 * 64).cast());
                 }
                 for r in 0..R {
-                    let av = _mm512_set1_epi32(rp[r].add(k4 * 4).cast::<i32>().read_unaligned());
+                    let mut av =
+                        _mm512_set1_epi32(rp[r].add(k4 * 4).cast::<i32>().read_unaligned());
+                    if FLIP {
+                        av = _mm512_xor_si512(av, _mm512_set1_epi8(-128));
+                    }
                     for j in 0..NB {
                         acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], av, bv[j]);
                     }

@@ -882,3 +882,75 @@ fn depthwise_fast_requant_matches_reference() {
         );
     }
 }
+
+/// 1×1 stride-1 convs whose input rows the GEMM reads in place (depth a multiple of 4,
+/// fast requantization): int8 rows flipped in the kernel (up to 128 channels, packed
+/// above), uint8 rows with the weight zero point's row sums, partial 4/8-row tiles.
+#[test]
+fn pointwise_in_place_rows_match_reference() {
+    let mut rng = Lcg(79);
+    let mut covered = 0;
+    for (hw, in_c, out_c) in [
+        (5, 16, 96),
+        (3, 24, 24),
+        (4, 32, 16),
+        (3, 40, 130),
+        (2, 96, 24),
+        (3, 8, 144),
+    ] {
+        let g = QConvGeom {
+            batch: 1,
+            in_h: hw,
+            in_w: hw + 2,
+            in_c,
+            out_h: hw,
+            out_w: hw + 2,
+            out_c,
+            k_h: 1,
+            k_w: 1,
+            stride_h: 1,
+            stride_w: 1,
+            dilation_h: 1,
+            dilation_w: 1,
+            pad_top: 0,
+            pad_left: 0,
+            depth_multiplier: 1,
+        };
+        for scheme in [QScheme::Int8, QScheme::Uint8] {
+            let mut c = params(&mut rng, scheme, out_c, in_c);
+            for m in &mut c.q.mult {
+                m.shift = m.shift.clamp(-30, -1);
+            }
+            macro_rules! run {
+                ($t:ty, $w:ty, $xl:expr, $xh:expr, $wl:expr, $wh:expr) => {{
+                    let x: Vec<$t> = rand_vec(&mut rng, g.input_len(), $xl, $xh);
+                    let w: Vec<$w> = rand_vec(&mut rng, g.conv_filter_len(), $wl, $wh);
+                    let mut want = vec![<$t>::from_i32(0); g.output_len()];
+                    conv_reference(&g, &c.q, &x, &w, c.bias.as_deref(), &mut want).unwrap();
+                    let k = PackedQConv::new(&g, &c.q, &w, c.bias.as_deref()).unwrap();
+                    covered += usize::from(k.uses_fast_requant());
+                    every_path(
+                        &format!("in-place 1x1 {scheme:?} {g:?}"),
+                        &want,
+                        |out, par| {
+                            PackedQConv::new(&g, &c.q, &w, c.bias.as_deref())
+                                .unwrap()
+                                .run(&x, out, par)
+                        },
+                    );
+                }};
+            }
+            match scheme {
+                QScheme::Uint8 => run!(u8, u8, 0, 255, 0, 255),
+                _ => run!(i8, i8, -128, 127, -127, 127),
+            }
+        }
+    }
+    let f = cpu::features();
+    if f.avx512vnni && f.avx512bw && f.avx512vl {
+        assert!(
+            covered >= 10,
+            "fast requantization ran in only {covered} cases"
+        );
+    }
+}
