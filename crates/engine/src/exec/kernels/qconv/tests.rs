@@ -777,12 +777,13 @@ fn fast_requant_matches_reference() {
 
 /// The depthwise column path's cheaper exact requantization against the reference:
 /// right shifts 1..=30 (small ones make rounding ties frequent), narrow value ranges
-/// (sums near zero), stride 1 and 2, channel counts leaving partial 16/32-channel
-/// chunks, uint8 weight zero points other than 128 (the Σa term) and fused clamps.
+/// (sums near zero), stride 1 (row pairs, odd row counts) and 2, channel counts
+/// leaving partial 16/32-channel chunks, uint8 weight zero points other than 128 (the
+/// Σa term, and the pairs' dummy-tap weights) and fused clamps.
 #[test]
 fn depthwise_fast_requant_matches_reference() {
     let mut rng = Lcg(78);
-    let mut covered = 0;
+    let (mut covered, mut pairs) = (0, 0);
     for i in 0..40 {
         let scheme = if i % 2 == 0 {
             QScheme::Int8
@@ -857,6 +858,7 @@ fn depthwise_fast_requant_matches_reference() {
                 depthwise_reference(&g, &q, &x, &w, bias.as_deref(), &mut want).unwrap();
                 let k = PackedQDepthwise::new(&g, &q, &w, bias.as_deref()).unwrap();
                 covered += usize::from(k.uses_fast_requant());
+                pairs += usize::from(k.uses_row_pairs() && g.out_h >= 2);
                 every_path(
                     &format!("depthwise fast requant {scheme:?} {g:?}"),
                     &want,
@@ -880,6 +882,7 @@ fn depthwise_fast_requant_matches_reference() {
             covered >= 30,
             "fast depthwise requantization ran in only {covered} cases"
         );
+        assert!(pairs >= 8, "row pairs ran in only {pairs} cases");
     }
 }
 
