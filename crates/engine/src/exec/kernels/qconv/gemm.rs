@@ -23,6 +23,9 @@ use crate::exec::parallel;
 const MR: usize = 4;
 /// Rows packed per work item (one scratch fill).
 const CHUNK: usize = 32;
+/// Longest rows whose sums (uint8 weights with a zero point) are added from 4-byte
+/// group sums of the whole chunk; longer rows are reduced one at a time.
+const QUAD_ROWS: usize = 32;
 
 /// Packed weights in the layout of the selected path.
 enum BPack {
@@ -86,6 +89,8 @@ struct Scratch<T> {
     a8: Vec<u8>,
     a16: Vec<i16>,
     rowsum: Vec<i32>,
+    /// Sums of 4-byte groups of a chunk's packed rows (the row sums of short rows).
+    quads: Vec<i32>,
     tile: Vec<i32>,
 }
 
@@ -247,6 +252,11 @@ impl Gemm8 {
                 Vec::new()
             },
             rowsum: vec![0; CHUNK],
+            quads: if self.fused && self.beta != 0 && self.kp <= QUAD_ROWS {
+                vec![0; CHUNK * self.kp / 4]
+            } else {
+                Vec::new()
+            },
             tile: if self.fused && std::mem::size_of::<T>() == 1 {
                 Vec::new()
             } else {
@@ -348,15 +358,7 @@ impl Gemm8 {
             let flip = if self.a_bias == 128 { 0x80 } else { 0 };
             // SAFETY: `fused` implies AVX-512 BW/VL; bounds are checked inside.
             unsafe { x86::gather_rows(w, m0, rows, flip, k, kp, &mut s.a8) };
-            for r in 0..rows {
-                s.rowsum[r] = if self.beta != 0 {
-                    // SAFETY: as above.
-                    let sum = unsafe { x86::byte_sum(&s.a8[r * kp..(r + 1) * kp]) };
-                    self.beta.wrapping_mul(sum)
-                } else {
-                    0
-                };
-            }
+            self.row_sums(&s.a8[..rows * kp], kp, &mut s.rowsum[..rows], &mut s.quads);
             packed = true;
         }
         let _ = window;
@@ -381,15 +383,7 @@ impl Gemm8 {
         };
         #[cfg(target_arch = "x86_64")]
         if let Some(a) = inplace {
-            for r in 0..rows {
-                s.rowsum[r] = if self.beta != 0 {
-                    // SAFETY: the nudges imply `fused`, hence AVX-512 BW/VL.
-                    let sum = unsafe { x86::byte_sum(&a[r * k..(r + 1) * k]) };
-                    self.beta.wrapping_mul(sum)
-                } else {
-                    0
-                };
-            }
+            self.row_sums(a, k, &mut s.rowsum[..rows], &mut s.quads);
             packed = true;
         }
         for r in 0..rows {
@@ -579,6 +573,33 @@ impl Gemm8 {
         }
     }
 
+    /// `β·Σa` of each row of `a` (rows of `len` bytes, as packed: flipped int8 or raw
+    /// uint8), 0 when β is 0. Short rows add up the 4-byte group sums of the whole
+    /// chunk (one `vpdpbusd` per 64 bytes), saving a horizontal reduction per row.
+    /// Caller: the fused (AVX-512 VNNI/BW/VL) path.
+    #[cfg(target_arch = "x86_64")]
+    fn row_sums(&self, a: &[u8], len: usize, rowsum: &mut [i32], quads: &mut [i32]) {
+        if self.beta == 0 {
+            rowsum.fill(0);
+            return;
+        }
+        let rows = rowsum.len();
+        assert!(a.len() == rows * len && self.fused);
+        if len <= QUAD_ROWS && len.is_multiple_of(4) && quads.len() >= rows * len / 4 {
+            let q = &mut quads[..rows * len / 4];
+            // SAFETY: `fused` implies AVX-512 VNNI/BW/VL.
+            unsafe { x86::quad_sums(a, q) };
+            for (rs, g) in rowsum.iter_mut().zip(q.chunks_exact(len / 4)) {
+                *rs = self.beta.wrapping_mul(g.iter().sum::<i32>());
+            }
+            return;
+        }
+        for (rs, row) in rowsum.iter_mut().zip(a.chunks_exact(len)) {
+            // SAFETY: as above.
+            *rs = self.beta.wrapping_mul(unsafe { x86::byte_sum(row) });
+        }
+    }
+
     /// Requantizes a register tile of `mr` rows × `w` channels starting at `n0`.
     fn epilogue<T: QElem>(
         &self,
@@ -753,6 +774,30 @@ mod x86 {
                     b += 1;
                 }
             }
+        }
+    }
+
+    /// `sums[i]` = the sum of bytes `4i..4i + 4` of `bytes` (a multiple of 4 long).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) fn quad_sums(bytes: &[u8], sums: &mut [i32]) {
+        assert!(bytes.len().is_multiple_of(4) && sums.len() == bytes.len() / 4);
+        let ones = _mm512_set1_epi8(1);
+        let mut i = 0;
+        while i < bytes.len() {
+            let n = bytes.len() - i;
+            let (lm, sm): (__mmask64, __mmask16) = if n >= 64 {
+                (!0, !0)
+            } else {
+                ((1u64 << n) - 1, ((1u32 << (n / 4)) - 1) as u16)
+            };
+            // SAFETY: the masks keep the load below bytes.len() and the store below
+            // sums.len() = bytes.len() / 4.
+            unsafe {
+                let v = _mm512_maskz_loadu_epi8(lm, bytes.as_ptr().add(i).cast());
+                let g = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v, ones);
+                _mm512_mask_storeu_epi32(sums.as_mut_ptr().add(i / 4).cast(), sm, g);
+            }
+            i += 64;
         }
     }
 
