@@ -814,8 +814,12 @@ fn depthwise_fast_requant_matches_reference() {
         };
         let narrow = i % 4 < 2;
         let (xr, wr) = if narrow { (3, 3) } else { (128, 127) };
-        let (lo, hi, in_zp, w_zp) = match scheme {
-            QScheme::Uint8 => (0, 255, rng.range(0, 255), rng.range(0, 255)),
+        // uint8 weight zero points 0, 255 and 128 (β = 128, −127, 0) besides random ones.
+        let (lo, hi, in_zp, w_zp) = match (scheme, i % 8) {
+            (QScheme::Uint8, 1) => (0, 255, rng.range(0, 255), 0),
+            (QScheme::Uint8, 3) => (0, 255, rng.range(0, 255), 255),
+            (QScheme::Uint8, 5) => (0, 255, rng.range(0, 255), 128),
+            (QScheme::Uint8, _) => (0, 255, rng.range(0, 255), rng.range(0, 255)),
             _ => (-128, 127, rng.range(-128, 127), 0),
         };
         let small = rng.range(0, 1) == 0;
