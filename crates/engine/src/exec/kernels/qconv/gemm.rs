@@ -91,6 +91,8 @@ struct Scratch<T> {
     rowsum: Vec<i32>,
     /// Sums of 4-byte groups of a chunk's packed rows (the row sums of short rows).
     quads: Vec<i32>,
+    /// Input row offsets of the kernel rows (`x86::gather_rows`).
+    rowbase: Vec<isize>,
     tile: Vec<i32>,
 }
 
@@ -252,6 +254,7 @@ impl Gemm8 {
                 Vec::new()
             },
             rowsum: vec![0; CHUNK],
+            rowbase: Vec::new(),
             quads: if self.fused && self.beta != 0 && self.kp <= QUAD_ROWS {
                 vec![0; CHUNK * self.kp / 4]
             } else {
@@ -357,7 +360,7 @@ impl Gemm8 {
         {
             let flip = if self.a_bias == 128 { 0x80 } else { 0 };
             // SAFETY: `fused` implies AVX-512 BW/VL; bounds are checked inside.
-            unsafe { x86::gather_rows(w, m0, rows, flip, k, kp, &mut s.a8) };
+            unsafe { x86::gather_rows(w, m0, rows, flip, k, kp, &mut s.a8, &mut s.rowbase) };
             self.row_sums(&s.a8[..rows * kp], kp, &mut s.rowsum[..rows], &mut s.quads);
             packed = true;
         }
@@ -700,7 +703,9 @@ mod x86 {
     /// Writes the im2col rows `m0..m0 + rows` of `w` into `dst` (rows of `kp` bytes,
     /// the `k` taps then zeros), each byte XORed with `flip`. A kernel row inside the
     /// image is one contiguous run of `k_w · c ≤ 16` bytes: one masked 16-byte load and store
-    /// (narrow vectors: the 64-byte masked forms were slower here).
+    /// (narrow vectors: the 64-byte masked forms were slower here). Rows go by runs of
+    /// one output row, whose kernel rows' input offsets (`rowbase`, −1 outside the
+    /// image) are computed once per run.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     #[allow(clippy::too_many_arguments)]
     pub(super) fn gather_rows(
@@ -711,6 +716,7 @@ mod x86 {
         k: usize,
         kp: usize,
         dst: &mut [u8],
+        rowbase: &mut Vec<isize>,
     ) {
         let run = w.k_w * w.c;
         assert!(run <= 16 && k == w.k_h * run && k <= kp && dst.len() >= rows * kp);
@@ -724,48 +730,69 @@ mod x86 {
         let (mut ox, t) = (m0 % w.out_w, m0 / w.out_w);
         let (mut oy, mut b) = (t % w.out_h, t / w.out_h);
         let src = w.input.as_ptr();
-        for r in 0..rows {
-            let row = &mut dst[r * kp..(r + 1) * kp];
-            let x0 = (ox * w.stride_w) as isize - w.pad_left as isize;
-            let inside = x0 >= 0 && x0 as usize + w.k_w <= w.in_w;
-            for ky in 0..w.k_h {
+        let row_bytes = (w.in_w * w.c) as isize;
+        rowbase.resize(w.k_h, -1);
+        let mut r = 0;
+        while r < rows {
+            // Byte offset of each kernel row's input row, −1 outside the image.
+            for (ky, rb) in rowbase.iter_mut().enumerate() {
                 let iy = (oy * w.stride_h + ky) as isize - w.pad_top as isize;
-                let d = row[ky * run..].as_mut_ptr();
-                if iy < 0 || iy >= w.in_h as isize {
-                    // SAFETY: the mask keeps the store inside this kernel row's run.
-                    unsafe { _mm_mask_storeu_epi8(d.cast(), rm, padv) };
-                    continue;
-                }
-                let base = (b * w.in_h + iy as usize) * w.in_w;
-                if inside {
-                    let s = (base + x0 as usize) * w.c;
-                    assert!(s + run <= w.input.len());
-                    // SAFETY: masked to `run` bytes, in bounds (asserted) on both sides.
-                    unsafe {
-                        let v = _mm_maskz_loadu_epi8(rm, src.add(s).cast());
-                        _mm_mask_storeu_epi8(d.cast(), rm, _mm_xor_si128(v, f));
-                    }
-                    continue;
-                }
-                for kx in 0..w.k_w {
-                    let ix = x0 + kx as isize;
-                    let v = if ix < 0 || ix >= w.in_w as isize {
-                        padv
-                    } else {
-                        let s = (base + ix as usize) * w.c;
-                        assert!(s + w.c <= w.input.len());
-                        // SAFETY: masked to `c` bytes in bounds (asserted).
-                        unsafe { _mm_xor_si128(_mm_maskz_loadu_epi8(cm, src.add(s).cast()), f) }
-                    };
-                    // SAFETY: tap kx's `c` bytes lie inside this kernel row's run.
-                    unsafe { _mm_mask_storeu_epi8(d.add(kx * w.c).cast(), cm, v) };
-                }
+                *rb = if iy < 0 || iy >= w.in_h as isize {
+                    -1
+                } else {
+                    (b * w.in_h) as isize * row_bytes + iy * row_bytes
+                };
             }
-            // SAFETY: kp - k < 4 bytes from k, inside the row.
-            unsafe {
-                _mm_mask_storeu_epi8(row[k..].as_mut_ptr().cast(), tail, _mm_setzero_si128())
-            };
-            ox += 1;
+            let seg = (w.out_w - ox).min(rows - r);
+            for i in 0..seg {
+                let row = &mut dst[(r + i) * kp..(r + i + 1) * kp];
+                let x0 = ((ox + i) * w.stride_w) as isize - w.pad_left as isize;
+                if x0 >= 0 && x0 as usize + w.k_w <= w.in_w {
+                    let xoff = x0 * w.c as isize;
+                    for (ky, &rb) in rowbase.iter().enumerate() {
+                        let d = row[ky * run..].as_mut_ptr();
+                        if rb < 0 {
+                            // SAFETY: the mask keeps the store inside this kernel row's run.
+                            unsafe { _mm_mask_storeu_epi8(d.cast(), rm, padv) };
+                            continue;
+                        }
+                        let s = (rb + xoff) as usize;
+                        assert!(s + run <= w.input.len());
+                        // SAFETY: masked to `run` bytes, in bounds (asserted) on both sides.
+                        unsafe {
+                            let v = _mm_maskz_loadu_epi8(rm, src.add(s).cast());
+                            _mm_mask_storeu_epi8(d.cast(), rm, _mm_xor_si128(v, f));
+                        }
+                    }
+                } else {
+                    for (ky, &rb) in rowbase.iter().enumerate() {
+                        for kx in 0..w.k_w {
+                            let ix = x0 + kx as isize;
+                            let v = if rb < 0 || ix < 0 || ix >= w.in_w as isize {
+                                padv
+                            } else {
+                                let s = (rb + ix * w.c as isize) as usize;
+                                assert!(s + w.c <= w.input.len());
+                                // SAFETY: masked to `c` bytes in bounds (asserted).
+                                unsafe {
+                                    _mm_xor_si128(_mm_maskz_loadu_epi8(cm, src.add(s).cast()), f)
+                                }
+                            };
+                            // SAFETY: tap kx's `c` bytes lie inside this kernel row's run.
+                            unsafe {
+                                let d = row[ky * run + kx * w.c..].as_mut_ptr();
+                                _mm_mask_storeu_epi8(d.cast(), cm, v)
+                            };
+                        }
+                    }
+                }
+                // SAFETY: kp - k < 4 bytes from k, inside the row.
+                unsafe {
+                    _mm_mask_storeu_epi8(row[k..].as_mut_ptr().cast(), tail, _mm_setzero_si128())
+                };
+            }
+            r += seg;
+            ox += seg;
             if ox == w.out_w {
                 ox = 0;
                 oy += 1;

@@ -961,3 +961,41 @@ fn pointwise_in_place_rows_match_reference() {
         );
     }
 }
+
+/// First-layer convs whose im2col rows the GEMM gathers from the window itself (one
+/// byte per value, `k_w · c ≤ 16`): padding on every side, strides 1 and 2, batches of
+/// two (rows crossing images), with int8 and uint8 (row sums for the weight zero point).
+#[test]
+fn window_gather_matches_reference() {
+    let mut rng = Lcg(80);
+    for (c, k, s, pad, hw) in [
+        (3, 3, 2, 1, 9),
+        (1, 3, 1, 1, 6),
+        (4, 3, 2, 1, 8),
+        (5, 3, 1, 1, 5),
+        (2, 5, 2, 2, 9),
+        (3, 3, 2, 0, 10),
+    ] {
+        let out_hw = (hw + 2 * pad - k) / s + 1;
+        let g = QConvGeom {
+            batch: 2,
+            in_h: hw,
+            in_w: hw + 1,
+            in_c: c,
+            out_h: out_hw,
+            out_w: (hw + 1 + 2 * pad - k) / s + 1,
+            out_c: 32,
+            k_h: k,
+            k_w: k,
+            stride_h: s,
+            stride_w: s,
+            dilation_h: 1,
+            dilation_w: 1,
+            pad_top: pad,
+            pad_left: pad,
+            depth_multiplier: 1,
+        };
+        conv_case::<i8, i8>(&mut rng, QScheme::Int8, &g, I8, I8W);
+        conv_case::<u8, u8>(&mut rng, QScheme::Uint8, &g, U8, U8);
+    }
+}
