@@ -933,8 +933,9 @@ mod x86 {
     /// rows, 8 for narrow outputs (more independent sums, constants loaded once per 8
     /// rows): the accumulators start
     /// at `col + rowsum`, each 16 channels need ten operations up to the shifted value,
-    /// and the zero point, clamp and narrowing run on the four rows packed together
-    /// with saturating packs (`T` is the one-byte output type).
+    /// and the zero point, clamp and narrowing run with saturating packs on the four
+    /// rows of one block packed together, or with three or four blocks on a row's
+    /// channels packed together (one store per row) (`T` is the one-byte output type).
     ///
     /// `FLIP`: `a` holds the raw int8 rows (read in place), flipped here to `x + 128`.
     ///
@@ -1001,7 +1002,77 @@ mod x86 {
         let (tmin, tmax) = if T::SIGNED { (-128, 127) } else { (0, 255) };
         let (clamp_lo, clamp_hi) = (rq.act_min > tmin, rq.act_max < tmax);
         // After the packs, dword 4L + r holds row r's channels 4L..4L+3: transpose.
+        // (Row-wise below: dword 4L + j holds block j's channels 4L..4L+3.)
         let perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+        if NB >= 3 {
+            // Three or four blocks: a row's 48 or 64 channels packed together, one
+            // store per row (no per-row extracts).
+            let mut cst = [[_mm512_setzero_si512(); 5]; NB];
+            for j in 0..NB {
+                let c0 = n0 + 16 * j;
+                // SAFETY: every constant array holds n0 + NB*16 entries (asserted).
+                unsafe {
+                    let m = _mm512_loadu_si512(rq.m.as_ptr().add(c0).cast());
+                    cst[j] = [
+                        m,
+                        _mm512_srli_epi64(m, 32),
+                        _mm512_loadu_si512(rq.rsh.as_ptr().add(c0).cast()),
+                        _mm512_loadu_si512(nudge.as_ptr().add(c0).cast()),
+                        _mm512_loadu_si512(nudge.as_ptr().add(c0 + 8).cast()),
+                    ];
+                }
+            }
+            // Bytes of the tile's channels below n (n0 < n asserted).
+            let w = (n - n0).min(NB * 16);
+            let wm: __mmask64 = if w >= 64 { !0 } else { (1u64 << w) - 1 };
+            for r in 0..R {
+                if r >= mr {
+                    break;
+                }
+                let mut q = [_mm512_setzero_si512(); 4];
+                for j in 0..NB {
+                    let c = &cst[j];
+                    q[j] = rq_fast(acc[r][j], c[0], c[1], c[2], c[3], c[4]);
+                }
+                if NB == 3 {
+                    q[3] = q[2];
+                }
+                // Saturating packs as below: clamp(q + zp).
+                let p01 = _mm512_adds_epi16(_mm512_packs_epi32(q[0], q[1]), zp);
+                let p23 = _mm512_adds_epi16(_mm512_packs_epi32(q[2], q[3]), zp);
+                let mut v = if T::SIGNED {
+                    _mm512_packs_epi16(p01, p23)
+                } else {
+                    _mm512_packus_epi16(p01, p23)
+                };
+                if clamp_lo {
+                    v = if T::SIGNED {
+                        _mm512_max_epi8(v, lo)
+                    } else {
+                        _mm512_max_epu8(v, lo)
+                    };
+                }
+                if clamp_hi {
+                    v = if T::SIGNED {
+                        _mm512_min_epi8(v, hi)
+                    } else {
+                        _mm512_min_epu8(v, hi)
+                    };
+                }
+                let v = _mm512_permutexvar_epi32(perm, v);
+                // SAFETY: row r < mr of `out` (mr rows of n bytes); the store covers
+                // channels n0..n0 + w, all below n.
+                unsafe {
+                    let dst = out.as_mut_ptr().add(r * n + n0);
+                    if w >= 64 {
+                        _mm512_storeu_si512(dst.cast(), v);
+                    } else {
+                        _mm512_mask_storeu_epi8(dst.cast(), wm, v);
+                    }
+                }
+            }
+            return;
+        }
         for j in 0..NB {
             let c0 = n0 + 16 * j;
             // SAFETY: every constant array holds n0 + NB*16 entries (asserted).
