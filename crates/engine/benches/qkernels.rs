@@ -79,6 +79,8 @@ fn geom(
 
 fn conv_group<T: QElem>(c: &mut Criterion, scheme: QScheme, tag: &str, wl: i32, wh: i32) {
     let cases = [
+        // Rows read in place by the GEMM (int8 flipped in the kernel: ≤ 128 channels).
+        ("conv1x1_112x112x16to96", geom(112, 16, 96, 1, 1, 0, 112, 1)),
         ("conv1x1_56x56x24to144", geom(56, 24, 144, 1, 1, 0, 56, 1)),
         ("conv1x1_14x14x384to64", geom(14, 384, 64, 1, 1, 0, 14, 1)),
         ("conv3x3s2_224x224x3to32", geom(224, 3, 32, 3, 2, 0, 112, 1)),
@@ -118,6 +120,7 @@ fn conv_group<T: QElem>(c: &mut Criterion, scheme: QScheme, tag: &str, wl: i32, 
 
 fn dw_group<T: QElem>(c: &mut Criterion, scheme: QScheme, tag: &str, wl: i32, wh: i32) {
     let cases = [
+        // 3×3 stride 1: rows in pairs (fast requantization, as these multipliers allow).
         ("dw3x3s1_112x112x32", geom(112, 32, 32, 3, 1, 1, 112, 1)),
         ("dw3x3s2_112x112x96", geom(112, 96, 96, 3, 2, 0, 56, 1)),
         ("dw3x3s1_56x56x144", geom(56, 144, 144, 3, 1, 1, 56, 1)),

@@ -19,9 +19,13 @@
 //! depthwise) group the taps by kernel column, so each input column's interleaved
 //! vector is built once and shared by the output pixels that read it (12 slots);
 //! other kernels group taps four at a time in order (`4G` slots, `G = ⌈taps/4⌉`).
-//! The requantization runs on the accumulators in registers.
+//! With 3 kernel rows and vertical stride 1, the column path computes two output rows
+//! from one set of column vectors over their four input rows (see [`PairPath`]).
+//! The requantization runs on the accumulators in registers; on the column path with
+//! the GEMM's cheaper exact form (`requant::v512::rq_fast`) when the shifts and sum
+//! bounds allow, narrowing a pixel's 32 channels with one pack sequence.
 
-use super::requant::Requant;
+use super::requant::{self, Requant};
 use super::{QConvGeom, QElem, QParams, QScheme};
 
 /// Packed weights and per-channel constants of the VNNI depthwise.
@@ -56,6 +60,26 @@ struct ColPath {
     w: Vec<i8>,
     /// `bias + α·Σb + 12·α·β` per channel (12 slots: 3 columns × 4 rows), padded to
     /// `chunks * 32`.
+    col: Vec<i32>,
+    /// Nudges of the cheaper exact requantization (`requant::v512::rq_fast`), when
+    /// every channel's shift and sum bound allow it (padded to `chunks * 32`).
+    nudge: Option<Vec<i64>>,
+    /// 3×3 kernels with vertical stride 1 and the fast requantization: two output
+    /// rows at once.
+    pair: Option<PairPath>,
+}
+
+/// Two output rows `oy`, `oy + 1` read the four input rows `oy − 1 + (0..4)` (before
+/// padding): one interleaved column vector of those rows serves both, the first row
+/// with its kernel rows in bytes 0..3 (byte 3 a dummy tap), the second in bytes 1..4
+/// (byte 0 the dummy). The dummy tap reads a real input row, so its weight byte is
+/// `b = −β` (the raw weight zero point): `(a + α)(b + β) = 0` whatever `a` is. Then
+/// every output sums 12 slots with `Σ_slots b = Σb − 3β`, and the constant becomes
+/// `bias + α·Σb + 9·α·β`.
+struct PairPath {
+    /// `[chunk][row 0..2][kx][half 0..2][channel 0..16][byte 0..4]`.
+    w: Vec<i8>,
+    /// `bias + α·Σb + 9·α·β` per channel, padded to `chunks * 32`.
     col: Vec<i32>,
 }
 
@@ -134,7 +158,7 @@ impl Dw8 {
                     }
                 }
             }
-            let col = (0..chunks * 32)
+            let col: Vec<i32> = (0..chunks * 32)
                 .map(|ch| {
                     if ch >= c {
                         return 0;
@@ -145,7 +169,66 @@ impl Dw8 {
                         .wrapping_add(12i32.wrapping_mul(alpha).wrapping_mul(beta))
                 })
                 .collect();
-            ColPath { w, col }
+            // |x| < 2^30 for every sum x = Σab + col + β·Σa over the 12 slots (a ≤ 255).
+            let bounded = (0..c).all(|ch| {
+                let dot = 255 * (0..taps).map(|t| (bv(t, ch) as i64).abs()).sum::<i64>();
+                dot + (col[ch] as i64).abs() + (beta as i64).abs() * 255 * 12 < 1 << 30
+            });
+            let nudge = (bounded && requant::fast_shifts_ok(&q.mult))
+                .then(|| requant::fast_nudges(&q.mult, chunks * 32));
+            let pair = (nudge.is_some()
+                && g.k_h == 3
+                && g.stride_h == 1
+                && g.dilation_h == 1
+                && (-128..=127).contains(&-beta))
+            .then(|| {
+                let dummy = |ch: usize| if ch < c { (-beta) as i8 } else { 0 };
+                let mut w = Vec::with_capacity(chunks * 2 * 384);
+                for chunk in 0..chunks {
+                    for second in 0..2 {
+                        for kx in 0..3 {
+                            for lane in 0..32 {
+                                let ch = chunk * 32 + lane;
+                                for byte in 0..4usize {
+                                    // Kernel row `byte − second`, the dummy outside 0..3.
+                                    match byte.checked_sub(second) {
+                                        Some(ky) if ky < 3 => w.push(bv(ky * 3 + kx, ch) as i8),
+                                        _ => w.push(dummy(ch)),
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                let col: Vec<i32> = (0..chunks * 32)
+                    .map(|ch| {
+                        if ch >= c {
+                            return 0;
+                        }
+                        let sb = (0..taps).fold(0i32, |s, t| s.wrapping_add(bv(t, ch)));
+                        let b0 = bias.map_or(0, |b| b[ch]) as i32;
+                        b0.wrapping_add(alpha.wrapping_mul(sb))
+                            .wrapping_add(9i32.wrapping_mul(alpha).wrapping_mul(beta))
+                    })
+                    .collect();
+                (col, w)
+            })
+            // The same bound with the dummy weights' |β| per column and the new constant.
+            .filter(|(col, _)| {
+                (0..c).all(|ch| {
+                    let dot = 255
+                        * ((0..taps).map(|t| (bv(t, ch) as i64).abs()).sum::<i64>()
+                            + 3 * (beta as i64).abs());
+                    dot + (col[ch] as i64).abs() + (beta as i64).abs() * 255 * 12 < 1 << 30
+                })
+            })
+            .map(|(col, w)| PairPath { w, col });
+            ColPath {
+                w,
+                col,
+                nudge,
+                pair,
+            }
         });
         Some(Dw8 {
             cols,
@@ -169,6 +252,16 @@ impl Dw8 {
                 })
                 .collect(),
         })
+    }
+
+    /// Whether the column path requantizes with the cheaper exact form (for tests).
+    pub fn uses_fast_requant(&self) -> bool {
+        self.cols.as_ref().is_some_and(|cp| cp.nudge.is_some())
+    }
+
+    /// Whether 3×3 stride-1 rows are computed in pairs (for tests).
+    pub fn uses_row_pairs(&self) -> bool {
+        self.cols.as_ref().is_some_and(|cp| cp.pair.is_some())
     }
 
     /// Output rows `row0..` (row = batch × out_h index) into `out` (whole rows).
@@ -227,8 +320,8 @@ fn supported() -> bool {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{ColPath, Dw8, Requant};
-    use crate::exec::kernels::qconv::requant::v512::{rdbpot_v, srdhm_nonneg};
+    use super::{ColPath, Dw8, PairPath, Requant};
+    use crate::exec::kernels::qconv::requant::v512::{rdbpot_v, rq_fast, srdhm_nonneg};
     use std::arch::x86_64::*;
 
     /// Shuffle indices: bytes of two taps interleaved per channel (`lo`: channels
@@ -277,11 +370,42 @@ mod x86 {
         let mut ptrs: Vec<*const u8> = vec![k.pad.as_ptr(); g.out_w * slots];
         let mut rowy = vec![0isize; g.k_h];
         assert!(input.len() == g.input_len() && k.colx.len() == g.out_w * g.k_w);
-        for (ri, orow) in out.chunks_exact_mut(row_len).enumerate() {
+        let nrows = out.len() / row_len;
+        let mut ri = 0;
+        while ri < nrows {
             let row = row0 + ri;
             let oy = row % g.out_h;
             let b = row / g.out_h;
             assert!(b < g.batch, "depthwise row out of range");
+            // Two rows of one image at once when the pair path applies.
+            if let Some(cp) = &k.cols
+                && let Some(pp) = &cp.pair
+                && ri + 1 < nrows
+                && oy + 1 < g.out_h
+            {
+                let (o1, o2) = out[ri * row_len..(ri + 2) * row_len].split_at_mut(row_len);
+                let mut ry4 = [-1isize; 4];
+                for (d, ry) in ry4.iter_mut().enumerate() {
+                    let iy = (oy + d) as isize - g.pad_top as isize;
+                    if iy >= 0 && iy < g.in_h as isize {
+                        *ry = ((b * g.in_h + iy as usize) * g.in_w * c) as isize;
+                    }
+                }
+                for c0 in (0..c).step_by(32) {
+                    // SAFETY: forwarded contract; `block_pair` checks its own bounds.
+                    unsafe {
+                        if c - c0 > 16 {
+                            block_pair::<2>(k, cp, pp, rq, c0, ry4, input, o1, o2);
+                        } else {
+                            block_pair::<1>(k, cp, pp, rq, c0, ry4, input, o1, o2);
+                        }
+                    }
+                }
+                ri += 2;
+                continue;
+            }
+            let orow = &mut out[ri * row_len..(ri + 1) * row_len];
+            ri += 1;
             // Byte offset of each kernel row's input row, −1 outside the image.
             for (ky, ry) in rowy.iter_mut().enumerate() {
                 let iy = (oy * g.stride_h + ky * g.dilation_h) as isize - g.pad_top as isize;
@@ -322,10 +446,13 @@ mod x86 {
                 for c0 in (0..c).step_by(32) {
                     // SAFETY: forwarded contract; `block_col` checks its own bounds.
                     unsafe {
-                        if c - c0 > 16 {
-                            block_col::<2>(k, cp, rq, c0, ry4, input, orow);
-                        } else {
-                            block_col::<1>(k, cp, rq, c0, ry4, input, orow);
+                        match (c - c0 > 16, cp.nudge.is_some()) {
+                            (true, true) => block_col::<2, true>(k, cp, rq, c0, ry4, input, orow),
+                            (false, true) => block_col::<1, true>(k, cp, rq, c0, ry4, input, orow),
+                            (true, false) => block_col::<2, false>(k, cp, rq, c0, ry4, input, orow),
+                            (false, false) => {
+                                block_col::<1, false>(k, cp, rq, c0, ry4, input, orow)
+                            }
                         }
                     }
                 }
@@ -483,12 +610,159 @@ mod x86 {
         })
     }
 
+    /// Pair path: channels `c0..c0 + 16·NB` (clipped to `c`) of two output rows
+    /// (`o1`, `o2`) from the four input rows `ry4` (byte offsets, −1 outside the
+    /// image), with the fast requantization and packed narrowing of [`block_col`].
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
+    #[allow(clippy::needless_range_loop, clippy::too_many_arguments)]
+    unsafe fn block_pair<const NB: usize>(
+        k: &Dw8,
+        cp: &ColPath,
+        pp: &PairPath,
+        rq: &Requant,
+        c0: usize,
+        ry4: [isize; 4],
+        input: &[u8],
+        o1: &mut [u8],
+        o2: &mut [u8],
+    ) {
+        let g = &k.g;
+        let c = g.out_c;
+        assert!(o1.len() == g.out_w * c && o2.len() == o1.len());
+        assert!(input.len() == g.input_len() && k.pad.len() >= c0 + 32);
+        let nq = cp
+            .nudge
+            .as_deref()
+            .expect("the pair path implies the fast requantization");
+        assert!(pp.col.len() >= c0 + 32 && nq.len() >= c0 + 32);
+        assert!(rq.m.len() >= c0 + 16 * NB && rq.rsh.len() >= c0 + 16 * NB);
+        let n = (c - c0).min(32);
+        let lm: __mmask32 = if n == 32 { !0 } else { (1u32 << n) - 1 };
+        let ix_ = indices();
+        let flip = _mm512_set1_epi8(if k.flip { -128 } else { 0 });
+        let ones = _mm512_set1_epi8(1);
+        let beta = _mm512_set1_epi32(k.beta);
+        // The chunk's weights, 2 × 3 × 128 bytes, read in the loop (registers are
+        // short: the ring, both rows' sums and the requantization constants).
+        let wb = &pp.w[(c0 / 32) * 768..(c0 / 32 + 1) * 768];
+        // SAFETY: col and nudge hold c0 + 32 lanes, m and rsh c0 + 16·NB (asserted).
+        let fc: [[__m512i; 6]; NB] = std::array::from_fn(|j| unsafe {
+            let cj = c0 + 16 * j;
+            let m = _mm512_loadu_si512(rq.m.as_ptr().add(cj).cast());
+            [
+                _mm512_loadu_si512(pp.col.as_ptr().add(cj).cast()),
+                m,
+                _mm512_srli_epi64(m, 32),
+                _mm512_loadu_si512(rq.rsh.as_ptr().add(cj).cast()),
+                _mm512_loadu_si512(nq.as_ptr().add(cj).cast()),
+                _mm512_loadu_si512(nq.as_ptr().add(cj + 8).cast()),
+            ]
+        });
+        let zp16 = _mm512_set1_epi16(rq.out_zp as i16);
+        let (lo8, hi8) = (
+            _mm512_set1_epi8(rq.act_min as i8),
+            _mm512_set1_epi8(rq.act_max as i8),
+        );
+        let (tmin, tmax) = if k.flip { (-128, 127) } else { (0, 255) };
+        let (clamp_lo, clamp_hi) = (rq.act_min > tmin, rq.act_max < tmax);
+        let perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+        let x0 = -(g.pad_left as isize);
+        // SAFETY (all `column` calls): forwarded bounds contract.
+        let mut ring: [[__m512i; NB]; 3] = unsafe {
+            [
+                column::<NB>(k, x0, c0, lm, &ry4, input, &ix_, flip),
+                column::<NB>(k, x0 + 1, c0, lm, &ry4, input, &ix_, flip),
+                column::<NB>(k, x0 + 2, c0, lm, &ry4, input, &ix_, flip),
+            ]
+        };
+        for ox in 0..g.out_w {
+            if ox > 0 {
+                let ix = x0 + (g.stride_w * ox) as isize;
+                if g.stride_w == 1 {
+                    ring[0] = ring[1];
+                    ring[1] = ring[2];
+                } else {
+                    ring[0] = ring[2];
+                    ring[1] = unsafe { column::<NB>(k, ix + 1, c0, lm, &ry4, input, &ix_, flip) };
+                }
+                ring[2] = unsafe { column::<NB>(k, ix + 2, c0, lm, &ry4, input, &ix_, flip) };
+            }
+            // No closures in this loop: they would not inherit the target features.
+            let mut acc = [[_mm512_setzero_si512(); NB]; 2];
+            for h in 0..2 {
+                for j in 0..NB {
+                    acc[h][j] = fc[j][0];
+                }
+            }
+            let mut sa = [_mm512_setzero_si512(); NB];
+            for kx in 0..3 {
+                for j in 0..NB {
+                    for h in 0..2 {
+                        // SAFETY: ((h·3 + kx)·2 + j)·64 + 64 <= 768 bytes of `wb`.
+                        let w = unsafe {
+                            _mm512_loadu_si512(wb.as_ptr().add(((h * 3 + kx) * 2 + j) * 64).cast())
+                        };
+                        acc[h][j] = _mm512_dpbusd_epi32(acc[h][j], ring[kx][j], w);
+                    }
+                    if k.beta != 0 {
+                        sa[j] = _mm512_dpbusd_epi32(sa[j], ring[kx][j], ones);
+                    }
+                }
+            }
+            for h in 0..2 {
+                let mut q = [_mm512_setzero_si512(); NB];
+                for j in 0..NB {
+                    let mut x = acc[h][j];
+                    if k.beta != 0 {
+                        x = _mm512_add_epi32(x, _mm512_mullo_epi32(sa[j], beta));
+                    }
+                    let f = &fc[j];
+                    q[j] = rq_fast(x, f[1], f[2], f[3], f[4], f[5]);
+                }
+                // As in `block_col`: saturating packs, clamp, channel order.
+                let p = _mm512_adds_epi16(_mm512_packs_epi32(q[0], q[NB - 1]), zp16);
+                let mut v = if k.flip {
+                    _mm512_packs_epi16(p, p)
+                } else {
+                    _mm512_packus_epi16(p, p)
+                };
+                if clamp_lo {
+                    v = if k.flip {
+                        _mm512_max_epi8(v, lo8)
+                    } else {
+                        _mm512_max_epu8(v, lo8)
+                    };
+                }
+                if clamp_hi {
+                    v = if k.flip {
+                        _mm512_min_epi8(v, hi8)
+                    } else {
+                        _mm512_min_epu8(v, hi8)
+                    };
+                }
+                let v = _mm512_castsi512_si256(_mm512_permutexvar_epi32(perm, v));
+                let orow: &mut [u8] = if h == 0 { o1 } else { o2 };
+                // SAFETY: the pixel's channels c0..c0 + n lie inside the output row.
+                unsafe {
+                    let dst = orow.as_mut_ptr().add(ox * c + c0);
+                    if n == 32 {
+                        _mm256_storeu_si256(dst.cast(), v);
+                    } else {
+                        _mm256_mask_storeu_epi8(dst.cast(), lm, v);
+                    }
+                }
+            }
+        }
+    }
+
     /// Column path: channels `c0..c0 + 16·NB` (clipped to `c`) of one output row;
     /// `ry4` holds the byte offsets of the four kernel rows' input rows (−1 outside
-    /// the image or past `k_h`).
+    /// the image or past `k_h`). `FAST`: the cheaper exact requantization (`cp.nudge`
+    /// is set), its constants held in registers across the row, and the pixel's
+    /// channels narrowed together with saturating packs.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
     #[allow(clippy::needless_range_loop)]
-    unsafe fn block_col<const NB: usize>(
+    unsafe fn block_col<const NB: usize, const FAST: bool>(
         k: &Dw8,
         cp: &ColPath,
         rq: &Requant,
@@ -517,6 +791,37 @@ mod x86 {
                 _mm512_loadu_si512(wb.as_ptr().add((kx * 2 + j) * 64).cast())
             })
         });
+        // Constants of the fast requantization (zeros when unused).
+        let nq: &[i64] = cp.nudge.as_deref().unwrap_or(&[]);
+        assert!(!FAST || (nq.len() >= c0 + 32 && rq.rsh.len() >= c0 + 16 * NB));
+        let fc: [[__m512i; 6]; NB] = std::array::from_fn(|j| {
+            if !FAST {
+                return [_mm512_setzero_si512(); 6];
+            }
+            let cj = c0 + 16 * j;
+            // SAFETY: col and nudge hold c0 + 32 lanes, m and rsh c0 + 16·NB (asserted).
+            unsafe {
+                let m = _mm512_loadu_si512(rq.m.as_ptr().add(cj).cast());
+                [
+                    _mm512_loadu_si512(cp.col.as_ptr().add(cj).cast()),
+                    m,
+                    _mm512_srli_epi64(m, 32),
+                    _mm512_loadu_si512(rq.rsh.as_ptr().add(cj).cast()),
+                    _mm512_loadu_si512(nq.as_ptr().add(cj).cast()),
+                    _mm512_loadu_si512(nq.as_ptr().add(cj + 8).cast()),
+                ]
+            }
+        });
+        let zp16 = _mm512_set1_epi16(rq.out_zp as i16);
+        let (lo8, hi8) = (
+            _mm512_set1_epi8(rq.act_min as i8),
+            _mm512_set1_epi8(rq.act_max as i8),
+        );
+        let (tmin, tmax) = if k.flip { (-128, 127) } else { (0, 255) };
+        let (clamp_lo, clamp_hi) = (rq.act_min > tmin, rq.act_max < tmax);
+        // After the packs, dword 4L holds channels 4L..4L+3 of the first vector and
+        // dword 4L + 1 those of the second: gather them in channel order.
+        let perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
         let x0 = -(g.pad_left as isize);
         // SAFETY (all `column` calls): forwarded bounds contract.
         let mut ring: [[__m512i; NB]; 3] = unsafe {
@@ -539,7 +844,13 @@ mod x86 {
                 }
                 ring[2] = unsafe { column::<NB>(k, ix + 2, c0, lm, &ry4, input, &ix_, flip) };
             }
+            // No closures in this loop: they would not inherit the target features.
             let mut acc = [_mm512_setzero_si512(); NB];
+            if FAST {
+                for j in 0..NB {
+                    acc[j] = fc[j][0];
+                }
+            }
             let mut sa = [_mm512_setzero_si512(); NB];
             for kx in 0..3 {
                 for j in 0..NB {
@@ -548,6 +859,50 @@ mod x86 {
                         sa[j] = _mm512_dpbusd_epi32(sa[j], ring[kx][j], ones);
                     }
                 }
+            }
+            if FAST {
+                let mut q = [_mm512_setzero_si512(); NB];
+                for j in 0..NB {
+                    let mut x = acc[j];
+                    if k.beta != 0 {
+                        x = _mm512_add_epi32(x, _mm512_mullo_epi32(sa[j], beta));
+                    }
+                    let f = &fc[j];
+                    q[j] = rq_fast(x, f[1], f[2], f[3], f[4], f[5]);
+                }
+                // Saturating packs: int16 then bytes; q beyond int16 stays beyond the
+                // byte range after adding the zero point, so this is clamp(q + zp).
+                let p = _mm512_adds_epi16(_mm512_packs_epi32(q[0], q[NB - 1]), zp16);
+                let mut v = if k.flip {
+                    _mm512_packs_epi16(p, p)
+                } else {
+                    _mm512_packus_epi16(p, p)
+                };
+                if clamp_lo {
+                    v = if k.flip {
+                        _mm512_max_epi8(v, lo8)
+                    } else {
+                        _mm512_max_epu8(v, lo8)
+                    };
+                }
+                if clamp_hi {
+                    v = if k.flip {
+                        _mm512_min_epi8(v, hi8)
+                    } else {
+                        _mm512_min_epu8(v, hi8)
+                    };
+                }
+                let v = _mm512_castsi512_si256(_mm512_permutexvar_epi32(perm, v));
+                // SAFETY: the pixel's channels c0..c0 + n lie inside the output row.
+                unsafe {
+                    let dst = orow.as_mut_ptr().add(ox * c + c0);
+                    if n == 32 {
+                        _mm256_storeu_si256(dst.cast(), v);
+                    } else {
+                        _mm256_mask_storeu_epi8(dst.cast(), lm, v);
+                    }
+                }
+                continue;
             }
             for j in 0..NB {
                 let cj = c0 + 16 * j;

@@ -929,6 +929,16 @@ impl PackedQDepthwise {
         self.dw8.is_some()
     }
 
+    /// Whether the VNNI column path computes 3×3 stride-1 rows in pairs (for tests).
+    pub fn uses_row_pairs(&self) -> bool {
+        self.dw8.as_ref().is_some_and(|d| d.uses_row_pairs())
+    }
+
+    /// Whether the VNNI column path takes the cheaper exact requantization (for tests).
+    pub fn uses_fast_requant(&self) -> bool {
+        self.dw8.as_ref().is_some_and(|d| d.uses_fast_requant())
+    }
+
     pub fn run<T: QElem>(&self, input: &[T], out: &mut [T], par: Parallelism) {
         let g = &self.g;
         assert_eq!(input.len(), g.input_len(), "depthwise input size");

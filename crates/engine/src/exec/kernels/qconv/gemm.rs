@@ -14,7 +14,7 @@
 //! 16-bit widened values: exact, unlike the saturating `vpmaddubsw`) and portable.
 
 use super::QElem;
-use super::requant::Requant;
+use super::requant::{Requant, fast_nudges, fast_shifts_ok};
 use crate::exec::kernels::Parallelism;
 use crate::exec::kernels::cpu::{self, Isa};
 use crate::exec::parallel;
@@ -23,6 +23,9 @@ use crate::exec::parallel;
 const MR: usize = 4;
 /// Rows packed per work item (one scratch fill).
 const CHUNK: usize = 32;
+/// Longest rows whose sums (uint8 weights with a zero point) are added from 4-byte
+/// group sums of the whole chunk; longer rows are reduced one at a time.
+const QUAD_ROWS: usize = 32;
 
 /// Packed weights in the layout of the selected path.
 enum BPack {
@@ -86,6 +89,10 @@ struct Scratch<T> {
     a8: Vec<u8>,
     a16: Vec<i16>,
     rowsum: Vec<i32>,
+    /// Sums of 4-byte groups of a chunk's packed rows (the row sums of short rows).
+    quads: Vec<i32>,
+    /// Input row offsets of the kernel rows (`x86::gather_rows`).
+    rowbase: Vec<isize>,
     tile: Vec<i32>,
 }
 
@@ -194,17 +201,11 @@ impl Gemm8 {
         }
     }
 
-    /// The fused epilogue's cheaper form needs, for every real channel, a right shift
-    /// `r` in 1..=30 and a multiplier `m ≥ 0`, and `|x| < 2^30` for every possible
-    /// `x = Σab + col + β·Σa` (bounded from the packed weights, `a ≤ 255`). Then:
-    /// - `2x` fits in int32 and `(2x·m + 2^31) >> 32` is SRDHM's `(x·m + 2^30) >> 31`;
-    /// - RDBPOT's "remainder above half (+1 if negative)" is `(h + 2^(r−1) − [h<0]) >> r`,
-    ///   and `[h<0]` may be replaced by `[x<0]`: `m ≥ 0` makes `h ≤ 0` when `x < 0`, and
-    ///   for `h = 0` the −1 does not change the result when `r ≥ 1`;
-    /// - `2^(r−1)` rides in the high half of the 64-bit nudge, no overflow anywhere.
+    /// The fused epilogue's cheaper form ([`rq_fast`]) needs every real channel to pass
+    /// [`fast_shifts_ok`] and `|x| < 2^30` for every possible `x = Σab + col + β·Σa`
+    /// (bounded from the packed weights, `a ≤ 255`). Returns its nudges.
     ///
-    /// Returns the 64-bit nudges `2^31 + 2^(r−1)·2^32`, per block of 16 channels the 8
-    /// even lanes then the 8 odd ones (the order of the even/odd products).
+    /// [`rq_fast`]: super::requant::v512::rq_fast
     fn fast_nudges(
         n: usize,
         k: usize,
@@ -213,29 +214,17 @@ impl Gemm8 {
         beta: i32,
         rq: &Requant,
     ) -> Option<Vec<i64>> {
+        if !fast_shifts_ok(&rq.mult[..n]) {
+            return None;
+        }
         let row_max = (beta as i64).abs() * 255 * k as i64;
-        for (c, (mult, &cc)) in rq.mult.iter().zip(col).take(n).enumerate() {
-            if mult.m < 0 || !(-30..=-1).contains(&mult.shift) {
-                return None;
-            }
+        for (c, &cc) in col.iter().take(n).enumerate() {
             let dot_max = 255 * (0..k).map(|kk| (bv(c, kk) as i64).abs()).sum::<i64>();
             if dot_max + (cc as i64).abs() + row_max >= 1 << 30 {
                 return None;
             }
         }
-        let nudge = |c: usize| -> i64 {
-            let r = (-rq.mult[c].shift).max(0);
-            (1i64 << 31) + if r > 0 { (1i64 << (r - 1)) << 32 } else { 0 }
-        };
-        let np = col.len();
-        let mut v = vec![0i64; np];
-        for blk in 0..np / 16 {
-            for i in 0..8 {
-                v[blk * 16 + i] = nudge(blk * 16 + 2 * i);
-                v[blk * 16 + 8 + i] = nudge(blk * 16 + 2 * i + 1);
-            }
-        }
-        Some(v)
+        Some(fast_nudges(&rq.mult, col.len()))
     }
 
     /// Whether 8-bit outputs take the cheaper exact epilogue (tests check coverage).
@@ -265,6 +254,12 @@ impl Gemm8 {
                 Vec::new()
             },
             rowsum: vec![0; CHUNK],
+            rowbase: Vec::new(),
+            quads: if self.fused && self.beta != 0 && self.kp <= QUAD_ROWS {
+                vec![0; CHUNK * self.kp / 4]
+            } else {
+                Vec::new()
+            },
             tile: if self.fused && std::mem::size_of::<T>() == 1 {
                 Vec::new()
             } else {
@@ -365,19 +360,35 @@ impl Gemm8 {
         {
             let flip = if self.a_bias == 128 { 0x80 } else { 0 };
             // SAFETY: `fused` implies AVX-512 BW/VL; bounds are checked inside.
-            unsafe { x86::gather_rows(w, m0, rows, flip, k, kp, &mut s.a8) };
-            for r in 0..rows {
-                s.rowsum[r] = if self.beta != 0 {
-                    // SAFETY: as above.
-                    let sum = unsafe { x86::byte_sum(&s.a8[r * kp..(r + 1) * kp]) };
-                    self.beta.wrapping_mul(sum)
-                } else {
-                    0
-                };
-            }
+            unsafe { x86::gather_rows(w, m0, rows, flip, k, kp, &mut s.a8, &mut s.rowbase) };
+            self.row_sums(&s.a8[..rows * kp], kp, &mut s.rowsum[..rows], &mut s.quads);
             packed = true;
         }
         let _ = window;
+        // Direct rows (1×1 stride-1 conv, FC) of whole 4-byte groups are read in place
+        // by the fast epilogue's kernel, which flips int8 bytes itself; the row sums
+        // (uint8 weights with a zero point) are of the unflipped bytes. The flip costs
+        // one XOR per row and 4 k's in every column tile: it is cheaper than packing
+        // for up to two tiles (128 channels; measured slower at 144).
+        let flip_in_kernel = self.a_bias == 128;
+        let inplace: Option<&[u8]> = match direct {
+            Some(x)
+                if self.nudge.is_some()
+                    && std::mem::size_of::<T>() == 1
+                    && k == kp
+                    && (!flip_in_kernel || (self.beta == 0 && n <= 128)) =>
+            {
+                // SAFETY: T is one byte, so the rows viewed as bytes.
+                let all = unsafe { std::slice::from_raw_parts(x.as_ptr().cast::<u8>(), x.len()) };
+                Some(&all[m0 * k..(m0 + rows) * k])
+            }
+            _ => None,
+        };
+        #[cfg(target_arch = "x86_64")]
+        if let Some(a) = inplace {
+            self.row_sums(a, k, &mut s.rowsum[..rows], &mut s.quads);
+            packed = true;
+        }
         for r in 0..rows {
             if packed {
                 break;
@@ -459,7 +470,10 @@ impl Gemm8 {
                     while j0 < blocks {
                         let nb = per.min(blocks - j0);
                         let bp = &b[j0 * 16 * kp..(j0 + nb) * 16 * kp];
-                        let a = &s.a8[r0 * kp..(r0 + mr) * kp];
+                        let a = match inplace {
+                            Some(x) => &x[r0 * kp..(r0 + mr) * kp],
+                            None => &s.a8[r0 * kp..(r0 + mr) * kp],
+                        };
                         if self.fused && std::mem::size_of::<T>() == 1 {
                             let o = &mut out[r0 * n..(r0 + mr) * n];
                             // SAFETY: T is one byte, so the rows viewed as bytes.
@@ -476,25 +490,34 @@ impl Gemm8 {
                             if let Some(nq) = &self.nudge {
                                 // SAFETY: as below; `nudge` implies `fused`.
                                 unsafe {
-                                    match (nb, mr > MR) {
-                                        (1, true) => {
-                                            x86::mk_vnni_rq32::<8, 1, T>(a, mr, kp, bp, &ep, nq, o8)
-                                        }
-                                        (2, true) => {
-                                            x86::mk_vnni_rq32::<8, 2, T>(a, mr, kp, bp, &ep, nq, o8)
-                                        }
-                                        (1, _) => {
-                                            x86::mk_vnni_rq32::<4, 1, T>(a, mr, kp, bp, &ep, nq, o8)
-                                        }
-                                        (2, _) => {
-                                            x86::mk_vnni_rq32::<4, 2, T>(a, mr, kp, bp, &ep, nq, o8)
-                                        }
-                                        (3, _) => {
-                                            x86::mk_vnni_rq32::<4, 3, T>(a, mr, kp, bp, &ep, nq, o8)
-                                        }
-                                        _ => {
-                                            x86::mk_vnni_rq32::<4, 4, T>(a, mr, kp, bp, &ep, nq, o8)
-                                        }
+                                    macro_rules! tile {
+                                        ($flip:literal) => {
+                                            match (nb, mr > MR) {
+                                                (1, true) => x86::mk_vnni_rq32::<8, 1, $flip, T>(
+                                                    a, mr, kp, bp, &ep, nq, o8,
+                                                ),
+                                                (2, true) => x86::mk_vnni_rq32::<8, 2, $flip, T>(
+                                                    a, mr, kp, bp, &ep, nq, o8,
+                                                ),
+                                                (1, _) => x86::mk_vnni_rq32::<4, 1, $flip, T>(
+                                                    a, mr, kp, bp, &ep, nq, o8,
+                                                ),
+                                                (2, _) => x86::mk_vnni_rq32::<4, 2, $flip, T>(
+                                                    a, mr, kp, bp, &ep, nq, o8,
+                                                ),
+                                                (3, _) => x86::mk_vnni_rq32::<4, 3, $flip, T>(
+                                                    a, mr, kp, bp, &ep, nq, o8,
+                                                ),
+                                                _ => x86::mk_vnni_rq32::<4, 4, $flip, T>(
+                                                    a, mr, kp, bp, &ep, nq, o8,
+                                                ),
+                                            }
+                                        };
+                                    }
+                                    if inplace.is_some() && flip_in_kernel {
+                                        tile!(true)
+                                    } else {
+                                        tile!(false)
                                     }
                                 }
                                 j0 += nb;
@@ -553,6 +576,33 @@ impl Gemm8 {
         }
     }
 
+    /// `β·Σa` of each row of `a` (rows of `len` bytes, as packed: flipped int8 or raw
+    /// uint8), 0 when β is 0. Short rows add up the 4-byte group sums of the whole
+    /// chunk (one `vpdpbusd` per 64 bytes), saving a horizontal reduction per row.
+    /// Caller: the fused (AVX-512 VNNI/BW/VL) path.
+    #[cfg(target_arch = "x86_64")]
+    fn row_sums(&self, a: &[u8], len: usize, rowsum: &mut [i32], quads: &mut [i32]) {
+        if self.beta == 0 {
+            rowsum.fill(0);
+            return;
+        }
+        let rows = rowsum.len();
+        assert!(a.len() == rows * len && self.fused);
+        if len <= QUAD_ROWS && len.is_multiple_of(4) && quads.len() >= rows * len / 4 {
+            let q = &mut quads[..rows * len / 4];
+            // SAFETY: `fused` implies AVX-512 VNNI/BW/VL.
+            unsafe { x86::quad_sums(a, q) };
+            for (rs, g) in rowsum.iter_mut().zip(q.chunks_exact(len / 4)) {
+                *rs = self.beta.wrapping_mul(g.iter().sum::<i32>());
+            }
+            return;
+        }
+        for (rs, row) in rowsum.iter_mut().zip(a.chunks_exact(len)) {
+            // SAFETY: as above.
+            *rs = self.beta.wrapping_mul(unsafe { x86::byte_sum(row) });
+        }
+    }
+
     /// Requantizes a register tile of `mr` rows × `w` channels starting at `n0`.
     fn epilogue<T: QElem>(
         &self,
@@ -590,7 +640,7 @@ fn dot_u8_i8(a: &[u8], b: &[i8]) -> i32 {
 mod x86 {
     use super::MR;
     use crate::exec::kernels::qconv::requant::Requant;
-    use crate::exec::kernels::qconv::requant::v512::{rdbpot_v, srdhm_nonneg};
+    use crate::exec::kernels::qconv::requant::v512::{rdbpot_v, rq_fast, srdhm_nonneg};
     use std::arch::x86_64::*;
 
     /// What the fused epilogue needs: per-channel constants from channel `n0`, the
@@ -653,7 +703,9 @@ mod x86 {
     /// Writes the im2col rows `m0..m0 + rows` of `w` into `dst` (rows of `kp` bytes,
     /// the `k` taps then zeros), each byte XORed with `flip`. A kernel row inside the
     /// image is one contiguous run of `k_w · c ≤ 16` bytes: one masked 16-byte load and store
-    /// (narrow vectors: the 64-byte masked forms were slower here).
+    /// (narrow vectors: the 64-byte masked forms were slower here). Rows go by runs of
+    /// one output row, whose kernel rows' input offsets (`rowbase`, −1 outside the
+    /// image) are computed once per run.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     #[allow(clippy::too_many_arguments)]
     pub(super) fn gather_rows(
@@ -664,6 +716,7 @@ mod x86 {
         k: usize,
         kp: usize,
         dst: &mut [u8],
+        rowbase: &mut Vec<isize>,
     ) {
         let run = w.k_w * w.c;
         assert!(run <= 16 && k == w.k_h * run && k <= kp && dst.len() >= rows * kp);
@@ -677,48 +730,69 @@ mod x86 {
         let (mut ox, t) = (m0 % w.out_w, m0 / w.out_w);
         let (mut oy, mut b) = (t % w.out_h, t / w.out_h);
         let src = w.input.as_ptr();
-        for r in 0..rows {
-            let row = &mut dst[r * kp..(r + 1) * kp];
-            let x0 = (ox * w.stride_w) as isize - w.pad_left as isize;
-            let inside = x0 >= 0 && x0 as usize + w.k_w <= w.in_w;
-            for ky in 0..w.k_h {
+        let row_bytes = (w.in_w * w.c) as isize;
+        rowbase.resize(w.k_h, -1);
+        let mut r = 0;
+        while r < rows {
+            // Byte offset of each kernel row's input row, −1 outside the image.
+            for (ky, rb) in rowbase.iter_mut().enumerate() {
                 let iy = (oy * w.stride_h + ky) as isize - w.pad_top as isize;
-                let d = row[ky * run..].as_mut_ptr();
-                if iy < 0 || iy >= w.in_h as isize {
-                    // SAFETY: the mask keeps the store inside this kernel row's run.
-                    unsafe { _mm_mask_storeu_epi8(d.cast(), rm, padv) };
-                    continue;
-                }
-                let base = (b * w.in_h + iy as usize) * w.in_w;
-                if inside {
-                    let s = (base + x0 as usize) * w.c;
-                    assert!(s + run <= w.input.len());
-                    // SAFETY: masked to `run` bytes, in bounds (asserted) on both sides.
-                    unsafe {
-                        let v = _mm_maskz_loadu_epi8(rm, src.add(s).cast());
-                        _mm_mask_storeu_epi8(d.cast(), rm, _mm_xor_si128(v, f));
-                    }
-                    continue;
-                }
-                for kx in 0..w.k_w {
-                    let ix = x0 + kx as isize;
-                    let v = if ix < 0 || ix >= w.in_w as isize {
-                        padv
-                    } else {
-                        let s = (base + ix as usize) * w.c;
-                        assert!(s + w.c <= w.input.len());
-                        // SAFETY: masked to `c` bytes in bounds (asserted).
-                        unsafe { _mm_xor_si128(_mm_maskz_loadu_epi8(cm, src.add(s).cast()), f) }
-                    };
-                    // SAFETY: tap kx's `c` bytes lie inside this kernel row's run.
-                    unsafe { _mm_mask_storeu_epi8(d.add(kx * w.c).cast(), cm, v) };
-                }
+                *rb = if iy < 0 || iy >= w.in_h as isize {
+                    -1
+                } else {
+                    (b * w.in_h) as isize * row_bytes + iy * row_bytes
+                };
             }
-            // SAFETY: kp - k < 4 bytes from k, inside the row.
-            unsafe {
-                _mm_mask_storeu_epi8(row[k..].as_mut_ptr().cast(), tail, _mm_setzero_si128())
-            };
-            ox += 1;
+            let seg = (w.out_w - ox).min(rows - r);
+            for i in 0..seg {
+                let row = &mut dst[(r + i) * kp..(r + i + 1) * kp];
+                let x0 = ((ox + i) * w.stride_w) as isize - w.pad_left as isize;
+                if x0 >= 0 && x0 as usize + w.k_w <= w.in_w {
+                    let xoff = x0 * w.c as isize;
+                    for (ky, &rb) in rowbase.iter().enumerate() {
+                        let d = row[ky * run..].as_mut_ptr();
+                        if rb < 0 {
+                            // SAFETY: the mask keeps the store inside this kernel row's run.
+                            unsafe { _mm_mask_storeu_epi8(d.cast(), rm, padv) };
+                            continue;
+                        }
+                        let s = (rb + xoff) as usize;
+                        assert!(s + run <= w.input.len());
+                        // SAFETY: masked to `run` bytes, in bounds (asserted) on both sides.
+                        unsafe {
+                            let v = _mm_maskz_loadu_epi8(rm, src.add(s).cast());
+                            _mm_mask_storeu_epi8(d.cast(), rm, _mm_xor_si128(v, f));
+                        }
+                    }
+                } else {
+                    for (ky, &rb) in rowbase.iter().enumerate() {
+                        for kx in 0..w.k_w {
+                            let ix = x0 + kx as isize;
+                            let v = if rb < 0 || ix < 0 || ix >= w.in_w as isize {
+                                padv
+                            } else {
+                                let s = (rb + ix * w.c as isize) as usize;
+                                assert!(s + w.c <= w.input.len());
+                                // SAFETY: masked to `c` bytes in bounds (asserted).
+                                unsafe {
+                                    _mm_xor_si128(_mm_maskz_loadu_epi8(cm, src.add(s).cast()), f)
+                                }
+                            };
+                            // SAFETY: tap kx's `c` bytes lie inside this kernel row's run.
+                            unsafe {
+                                let d = row[ky * run + kx * w.c..].as_mut_ptr();
+                                _mm_mask_storeu_epi8(d.cast(), cm, v)
+                            };
+                        }
+                    }
+                }
+                // SAFETY: kp - k < 4 bytes from k, inside the row.
+                unsafe {
+                    _mm_mask_storeu_epi8(row[k..].as_mut_ptr().cast(), tail, _mm_setzero_si128())
+                };
+            }
+            r += seg;
+            ox += seg;
             if ox == w.out_w {
                 ox = 0;
                 oy += 1;
@@ -727,6 +801,30 @@ mod x86 {
                     b += 1;
                 }
             }
+        }
+    }
+
+    /// `sums[i]` = the sum of bytes `4i..4i + 4` of `bytes` (a multiple of 4 long).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) fn quad_sums(bytes: &[u8], sums: &mut [i32]) {
+        assert!(bytes.len().is_multiple_of(4) && sums.len() == bytes.len() / 4);
+        let ones = _mm512_set1_epi8(1);
+        let mut i = 0;
+        while i < bytes.len() {
+            let n = bytes.len() - i;
+            let (lm, sm): (__mmask64, __mmask16) = if n >= 64 {
+                (!0, !0)
+            } else {
+                ((1u64 << n) - 1, ((1u32 << (n / 4)) - 1) as u16)
+            };
+            // SAFETY: the masks keep the load below bytes.len() and the store below
+            // sums.len() = bytes.len() / 4.
+            unsafe {
+                let v = _mm512_maskz_loadu_epi8(lm, bytes.as_ptr().add(i).cast());
+                let g = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v, ones);
+                _mm512_mask_storeu_epi32(sums.as_mut_ptr().add(i / 4).cast(), sm, g);
+            }
+            i += 64;
         }
     }
 
@@ -835,13 +933,21 @@ mod x86 {
     /// rows, 8 for narrow outputs (more independent sums, constants loaded once per 8
     /// rows): the accumulators start
     /// at `col + rowsum`, each 16 channels need ten operations up to the shifted value,
-    /// and the zero point, clamp and narrowing run on the four rows packed together
-    /// with saturating packs (`T` is the one-byte output type).
+    /// and the zero point, clamp and narrowing run with saturating packs on the four
+    /// rows of one block packed together, or with three or four blocks on a row's
+    /// channels packed together (one store per row) (`T` is the one-byte output type).
+    ///
+    /// `FLIP`: `a` holds the raw int8 rows (read in place), flipped here to `x + 128`.
     ///
     /// [`Gemm8::fast_nudges`]: super::Gemm8::fast_nudges
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
     #[allow(clippy::needless_range_loop, clippy::too_many_arguments)]
-    pub(super) fn mk_vnni_rq32<const R: usize, const NB: usize, T: super::QElem>(
+    pub(super) fn mk_vnni_rq32<
+        const R: usize,
+        const NB: usize,
+        const FLIP: bool,
+        T: super::QElem,
+    >(
         a: &[u8],
         mr: usize,
         kp: usize,
@@ -877,7 +983,11 @@ mod x86 {
                     bv[j] = _mm512_loadu_si512(bp.add(j * kp * 16 + k4 * 64).cast());
                 }
                 for r in 0..R {
-                    let av = _mm512_set1_epi32(rp[r].add(k4 * 4).cast::<i32>().read_unaligned());
+                    let mut av =
+                        _mm512_set1_epi32(rp[r].add(k4 * 4).cast::<i32>().read_unaligned());
+                    if FLIP {
+                        av = _mm512_xor_si512(av, _mm512_set1_epi8(-128));
+                    }
                     for j in 0..NB {
                         acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], av, bv[j]);
                     }
@@ -892,7 +1002,77 @@ mod x86 {
         let (tmin, tmax) = if T::SIGNED { (-128, 127) } else { (0, 255) };
         let (clamp_lo, clamp_hi) = (rq.act_min > tmin, rq.act_max < tmax);
         // After the packs, dword 4L + r holds row r's channels 4L..4L+3: transpose.
+        // (Row-wise below: dword 4L + j holds block j's channels 4L..4L+3.)
         let perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+        if NB >= 3 {
+            // Three or four blocks: a row's 48 or 64 channels packed together, one
+            // store per row (no per-row extracts).
+            let mut cst = [[_mm512_setzero_si512(); 5]; NB];
+            for j in 0..NB {
+                let c0 = n0 + 16 * j;
+                // SAFETY: every constant array holds n0 + NB*16 entries (asserted).
+                unsafe {
+                    let m = _mm512_loadu_si512(rq.m.as_ptr().add(c0).cast());
+                    cst[j] = [
+                        m,
+                        _mm512_srli_epi64(m, 32),
+                        _mm512_loadu_si512(rq.rsh.as_ptr().add(c0).cast()),
+                        _mm512_loadu_si512(nudge.as_ptr().add(c0).cast()),
+                        _mm512_loadu_si512(nudge.as_ptr().add(c0 + 8).cast()),
+                    ];
+                }
+            }
+            // Bytes of the tile's channels below n (n0 < n asserted).
+            let w = (n - n0).min(NB * 16);
+            let wm: __mmask64 = if w >= 64 { !0 } else { (1u64 << w) - 1 };
+            for r in 0..R {
+                if r >= mr {
+                    break;
+                }
+                let mut q = [_mm512_setzero_si512(); 4];
+                for j in 0..NB {
+                    let c = &cst[j];
+                    q[j] = rq_fast(acc[r][j], c[0], c[1], c[2], c[3], c[4]);
+                }
+                if NB == 3 {
+                    q[3] = q[2];
+                }
+                // Saturating packs as below: clamp(q + zp).
+                let p01 = _mm512_adds_epi16(_mm512_packs_epi32(q[0], q[1]), zp);
+                let p23 = _mm512_adds_epi16(_mm512_packs_epi32(q[2], q[3]), zp);
+                let mut v = if T::SIGNED {
+                    _mm512_packs_epi16(p01, p23)
+                } else {
+                    _mm512_packus_epi16(p01, p23)
+                };
+                if clamp_lo {
+                    v = if T::SIGNED {
+                        _mm512_max_epi8(v, lo)
+                    } else {
+                        _mm512_max_epu8(v, lo)
+                    };
+                }
+                if clamp_hi {
+                    v = if T::SIGNED {
+                        _mm512_min_epi8(v, hi)
+                    } else {
+                        _mm512_min_epu8(v, hi)
+                    };
+                }
+                let v = _mm512_permutexvar_epi32(perm, v);
+                // SAFETY: row r < mr of `out` (mr rows of n bytes); the store covers
+                // channels n0..n0 + w, all below n.
+                unsafe {
+                    let dst = out.as_mut_ptr().add(r * n + n0);
+                    if w >= 64 {
+                        _mm512_storeu_si512(dst.cast(), v);
+                    } else {
+                        _mm512_mask_storeu_epi8(dst.cast(), wm, v);
+                    }
+                }
+            }
+            return;
+        }
         for j in 0..NB {
             let c0 = n0 + 16 * j;
             // SAFETY: every constant array holds n0 + NB*16 entries (asserted).
@@ -907,14 +1087,7 @@ mod x86 {
             let m_odd = _mm512_srli_epi64(m, 32);
             let mut q = [_mm512_setzero_si512(); R];
             for r in 0..R {
-                let x = acc[r][j];
-                let x2 = _mm512_add_epi32(x, x);
-                let pe = _mm512_add_epi64(_mm512_mul_epi32(x2, m), ne);
-                let po = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x2, 32), m_odd), no);
-                // High halves: h + 2^(r-1) per lane (even lanes moved down).
-                let hn = _mm512_mask_shuffle_epi32::<0xF5>(po, 0x5555, pe);
-                let t = _mm512_add_epi32(hn, _mm512_srai_epi32(x, 31));
-                q[r] = _mm512_srav_epi32(t, rsh);
+                q[r] = rq_fast(acc[r][j], m, m_odd, rsh, ne, no);
             }
             // Blocks past n (the last tile's padding) are computed but not stored.
             let w = n.saturating_sub(c0);

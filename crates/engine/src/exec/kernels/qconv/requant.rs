@@ -94,6 +94,32 @@ impl Requant {
     }
 }
 
+/// Whether every channel qualifies for the cheaper exact epilogue ([`v512::rq_fast`]):
+/// a multiplier `m ≥ 0` and a right shift `r` in 1..=30. The caller also bounds the
+/// accumulators: `|x| < 2^30` for every possible sum.
+pub(crate) fn fast_shifts_ok(mult: &[Multiplier]) -> bool {
+    mult.iter()
+        .all(|m| m.m >= 0 && (-30..=-1).contains(&m.shift))
+}
+
+/// The 64-bit nudges `2^31 + 2^(r−1)·2^32` of [`v512::rq_fast`] for `np` channels (a
+/// multiple of 16; channels past `mult` get `2^31`): per block of 16 channels the 8
+/// even lanes, then the 8 odd ones (the order of the even/odd products).
+pub(crate) fn fast_nudges(mult: &[Multiplier], np: usize) -> Vec<i64> {
+    let nudge = |c: usize| -> i64 {
+        let r = mult.get(c).map_or(0, |m| (-m.shift).max(0));
+        (1i64 << 31) + if r > 0 { (1i64 << (r - 1)) << 32 } else { 0 }
+    };
+    let mut v = vec![0i64; np];
+    for blk in 0..np / 16 {
+        for i in 0..8 {
+            v[blk * 16 + i] = nudge(blk * 16 + 2 * i);
+            v[blk * 16 + 8 + i] = nudge(blk * 16 + 2 * i + 1);
+        }
+    }
+    v
+}
+
 /// AVX-512 building blocks shared by the integer kernels (depthwise, ADD/SUB).
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod v512 {
@@ -162,6 +188,48 @@ pub(crate) mod v512 {
         let qe = _mm512_srli_epi64(pe, 31);
         let qo = _mm512_slli_epi64(po, 1);
         _mm512_mask_blend_epi32(0xAAAA, qe, qo)
+    }
+
+    /// The cheaper exact MBQM (double rounding) of [`super::fast_shifts_ok`] channels
+    /// with `|x| < 2^30`, before the zero point: ten operations per 16 lanes.
+    /// - `2x` fits in int32 and `(2x·m + 2^31) >> 32` is SRDHM's `(x·m + 2^30) >> 31`;
+    /// - RDBPOT's "remainder above half (+1 if negative)" is `(h + 2^(r−1) − [h<0]) >> r`,
+    ///   and `[h<0]` may be replaced by `[x<0]`: `m ≥ 0` makes `h ≤ 0` when `x < 0`, and
+    ///   for `h = 0` the −1 does not change the result when `r ≥ 1`;
+    /// - `2^(r−1)` rides in the high half of the 64-bit nudge, no overflow anywhere.
+    ///
+    /// `m_odd` is `m >> 32` (64-bit lanes); `ne`/`no` the even/odd lanes' nudges of
+    /// [`super::fast_nudges`].
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(crate) fn rq_fast(
+        x: __m512i,
+        m: __m512i,
+        m_odd: __m512i,
+        rsh: __m512i,
+        ne: __m512i,
+        no: __m512i,
+    ) -> __m512i {
+        let x2 = _mm512_add_epi32(x, x);
+        let pe = _mm512_add_epi64(_mm512_mul_epi32(x2, m), ne);
+        let po = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x2, 32), m_odd), no);
+        // High halves: h + 2^(r-1) per lane (even lanes moved down).
+        let hn = _mm512_mask_shuffle_epi32::<0xF5>(po, 0x5555, pe);
+        let t = _mm512_add_epi32(hn, _mm512_srai_epi32(x, 31));
+        _mm512_srav_epi32(t, rsh)
+    }
+
+    /// MBQM with shift 0 (RDBPOT by 0 is the identity), `m ≥ 0`, `|x| < 2^30`: SRDHM
+    /// as `(2x·m + 2^31) >> 32` (see [`rq_fast`]), `m` in both halves of each 64-bit
+    /// lane.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(crate) fn srdhm_fast(x: __m512i, m: __m512i) -> __m512i {
+        let nudge = _mm512_set1_epi64(1 << 31);
+        let x2 = _mm512_add_epi32(x, x);
+        let pe = _mm512_add_epi64(_mm512_mul_epi32(x2, m), nudge);
+        let po = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x2, 32), m), nudge);
+        _mm512_mask_shuffle_epi32::<0xF5>(po, 0x5555, pe)
     }
 
     /// Per-lane RDBPOT with precomputed shift, mask and half-mask vectors.

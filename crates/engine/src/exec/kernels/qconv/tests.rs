@@ -774,3 +774,228 @@ fn fast_requant_matches_reference() {
         );
     }
 }
+
+/// The depthwise column path's cheaper exact requantization against the reference:
+/// right shifts 1..=30 (small ones make rounding ties frequent), narrow value ranges
+/// (sums near zero), stride 1 (row pairs, odd row counts) and 2, channel counts
+/// leaving partial 16/32-channel chunks, uint8 weight zero points other than 128 (the
+/// Σa term, and the pairs' dummy-tap weights) and fused clamps.
+#[test]
+fn depthwise_fast_requant_matches_reference() {
+    let mut rng = Lcg(78);
+    let (mut covered, mut pairs) = (0, 0);
+    for i in 0..40 {
+        let scheme = if i % 2 == 0 {
+            QScheme::Int8
+        } else {
+            QScheme::Uint8
+        };
+        let ch = rng.range(1, 80) as usize;
+        let (hw, s) = (rng.range(1, 9) as usize, rng.range(1, 2) as usize);
+        let (out_h, pad_top) = out_and_pad(Padding::Same, hw, 3, s, 1).unwrap();
+        let (out_w, pad_left) = out_and_pad(Padding::Same, hw + 1, 3, s, 1).unwrap();
+        let g = QConvGeom {
+            batch: 1 + i % 2,
+            in_h: hw,
+            in_w: hw + 1,
+            in_c: ch,
+            out_h,
+            out_w,
+            out_c: ch,
+            k_h: 3,
+            k_w: 3,
+            stride_h: s,
+            stride_w: s,
+            dilation_h: 1,
+            dilation_w: 1,
+            pad_top,
+            pad_left,
+            depth_multiplier: 1,
+        };
+        let narrow = i % 4 < 2;
+        let (xr, wr) = if narrow { (3, 3) } else { (128, 127) };
+        // uint8 weight zero points 0, 255 and 128 (β = 128, −127, 0) besides random ones.
+        let (lo, hi, in_zp, w_zp) = match (scheme, i % 8) {
+            (QScheme::Uint8, 1) => (0, 255, rng.range(0, 255), 0),
+            (QScheme::Uint8, 3) => (0, 255, rng.range(0, 255), 255),
+            (QScheme::Uint8, 5) => (0, 255, rng.range(0, 255), 128),
+            (QScheme::Uint8, _) => (0, 255, rng.range(0, 255), rng.range(0, 255)),
+            _ => (-128, 127, rng.range(-128, 127), 0),
+        };
+        let small = rng.range(0, 1) == 0;
+        let mult = (0..ch)
+            .map(|_| Multiplier {
+                m: rng.range(1 << 30, (1i64 << 31) - 1) as i32,
+                shift: -(if small {
+                    rng.range(1, 4)
+                } else {
+                    rng.range(1, 30)
+                } as i32),
+            })
+            .collect();
+        let (act_min, act_max) = if rng.range(0, 1) == 0 {
+            (lo as i32, hi as i32)
+        } else {
+            let a = rng.range(lo, (lo + hi) / 2) as i32;
+            (a, rng.range(a as i64, hi) as i32)
+        };
+        let q = QParams {
+            scheme,
+            in_zp: in_zp as i32,
+            w_zp: w_zp as i32,
+            out_zp: rng.range(lo, hi) as i32,
+            mult,
+            act_min,
+            act_max,
+            rounding: Rounding::Double,
+        };
+        let bias: Option<Vec<i64>> =
+            (i % 5 != 0).then(|| (0..ch).map(|_| rng.range(-5000, 5000)).collect());
+        let w_lo = (w_zp - wr).max(if scheme == QScheme::Uint8 { 0 } else { -127 });
+        let w_hi = (w_zp + wr).min(if scheme == QScheme::Uint8 { 255 } else { 127 });
+        let (x_lo, x_hi) = ((in_zp - xr).max(lo), (in_zp + xr).min(hi));
+        macro_rules! run {
+            ($t:ty) => {{
+                let x: Vec<$t> = rand_vec(&mut rng, g.input_len(), x_lo, x_hi);
+                let w: Vec<$t> = rand_vec(&mut rng, g.depthwise_filter_len(), w_lo, w_hi);
+                let mut want = vec![<$t>::from_i32(0); g.output_len()];
+                depthwise_reference(&g, &q, &x, &w, bias.as_deref(), &mut want).unwrap();
+                let k = PackedQDepthwise::new(&g, &q, &w, bias.as_deref()).unwrap();
+                covered += usize::from(k.uses_fast_requant());
+                pairs += usize::from(k.uses_row_pairs() && g.out_h >= 2);
+                every_path(
+                    &format!("depthwise fast requant {scheme:?} {g:?}"),
+                    &want,
+                    |out, par| {
+                        PackedQDepthwise::new(&g, &q, &w, bias.as_deref())
+                            .unwrap()
+                            .run(&x, out, par)
+                    },
+                );
+            }};
+        }
+        match scheme {
+            QScheme::Uint8 => run!(u8),
+            _ => run!(i8),
+        }
+    }
+    let f = cpu::features();
+    if f.avx512vnni && f.avx512bw && f.avx512vl && std::arch::is_x86_feature_detected!("avx512vbmi")
+    {
+        assert!(
+            covered >= 30,
+            "fast depthwise requantization ran in only {covered} cases"
+        );
+        assert!(pairs >= 8, "row pairs ran in only {pairs} cases");
+    }
+}
+
+/// 1×1 stride-1 convs whose input rows the GEMM reads in place (depth a multiple of 4,
+/// fast requantization): int8 rows flipped in the kernel (up to 128 channels, packed
+/// above), uint8 rows with the weight zero point's row sums, partial 4/8-row tiles.
+#[test]
+fn pointwise_in_place_rows_match_reference() {
+    let mut rng = Lcg(79);
+    let mut covered = 0;
+    for (hw, in_c, out_c) in [
+        (5, 16, 96),
+        (3, 24, 24),
+        (4, 32, 16),
+        (3, 40, 130),
+        (2, 96, 24),
+        (3, 8, 144),
+    ] {
+        let g = QConvGeom {
+            batch: 1,
+            in_h: hw,
+            in_w: hw + 2,
+            in_c,
+            out_h: hw,
+            out_w: hw + 2,
+            out_c,
+            k_h: 1,
+            k_w: 1,
+            stride_h: 1,
+            stride_w: 1,
+            dilation_h: 1,
+            dilation_w: 1,
+            pad_top: 0,
+            pad_left: 0,
+            depth_multiplier: 1,
+        };
+        for scheme in [QScheme::Int8, QScheme::Uint8] {
+            let mut c = params(&mut rng, scheme, out_c, in_c);
+            for m in &mut c.q.mult {
+                m.shift = m.shift.clamp(-30, -1);
+            }
+            macro_rules! run {
+                ($t:ty, $w:ty, $xl:expr, $xh:expr, $wl:expr, $wh:expr) => {{
+                    let x: Vec<$t> = rand_vec(&mut rng, g.input_len(), $xl, $xh);
+                    let w: Vec<$w> = rand_vec(&mut rng, g.conv_filter_len(), $wl, $wh);
+                    let mut want = vec![<$t>::from_i32(0); g.output_len()];
+                    conv_reference(&g, &c.q, &x, &w, c.bias.as_deref(), &mut want).unwrap();
+                    let k = PackedQConv::new(&g, &c.q, &w, c.bias.as_deref()).unwrap();
+                    covered += usize::from(k.uses_fast_requant());
+                    every_path(
+                        &format!("in-place 1x1 {scheme:?} {g:?}"),
+                        &want,
+                        |out, par| {
+                            PackedQConv::new(&g, &c.q, &w, c.bias.as_deref())
+                                .unwrap()
+                                .run(&x, out, par)
+                        },
+                    );
+                }};
+            }
+            match scheme {
+                QScheme::Uint8 => run!(u8, u8, 0, 255, 0, 255),
+                _ => run!(i8, i8, -128, 127, -127, 127),
+            }
+        }
+    }
+    let f = cpu::features();
+    if f.avx512vnni && f.avx512bw && f.avx512vl {
+        assert!(
+            covered >= 10,
+            "fast requantization ran in only {covered} cases"
+        );
+    }
+}
+
+/// First-layer convs whose im2col rows the GEMM gathers from the window itself (one
+/// byte per value, `k_w · c ≤ 16`): padding on every side, strides 1 and 2, batches of
+/// two (rows crossing images), with int8 and uint8 (row sums for the weight zero point).
+#[test]
+fn window_gather_matches_reference() {
+    let mut rng = Lcg(80);
+    for (c, k, s, pad, hw) in [
+        (3, 3, 2, 1, 9),
+        (1, 3, 1, 1, 6),
+        (4, 3, 2, 1, 8),
+        (5, 3, 1, 1, 5),
+        (2, 5, 2, 2, 9),
+        (3, 3, 2, 0, 10),
+    ] {
+        let out_hw = (hw + 2 * pad - k) / s + 1;
+        let g = QConvGeom {
+            batch: 2,
+            in_h: hw,
+            in_w: hw + 1,
+            in_c: c,
+            out_h: out_hw,
+            out_w: (hw + 1 + 2 * pad - k) / s + 1,
+            out_c: 32,
+            k_h: k,
+            k_w: k,
+            stride_h: s,
+            stride_w: s,
+            dilation_h: 1,
+            dilation_w: 1,
+            pad_top: pad,
+            pad_left: pad,
+            depth_multiplier: 1,
+        };
+        conv_case::<i8, i8>(&mut rng, QScheme::Int8, &g, I8, I8W);
+        conv_case::<u8, u8>(&mut rng, QScheme::Uint8, &g, U8, U8);
+    }
+}

@@ -306,6 +306,11 @@ pub struct AddSubTables {
     avx512: bool,
     /// `t1`/`t2` hold the rescaled inputs (8-bit types); else they are unused.
     tabulated: bool,
+    /// The SIMD path may use the cheaper exact MBQM (`requant::v512::rq_fast`, or
+    /// `srdhm_fast` for shift 0, which the larger input scale always has): 8-bit
+    /// inputs, multipliers `m ≥ 0` with shifts in −30..=0 and every MBQM input below
+    /// 2^30 in magnitude (checked on the tables).
+    fast: bool,
 }
 
 /// One operand of a row: a run of elements or one element repeated.
@@ -354,6 +359,20 @@ impl AddSubTables {
             // Without tables or SIMD there is nothing to gain over the generic kernel.
             return None;
         }
+        let fast = tabulated && avx512 && {
+            let shifted = |off: i32| {
+                (T::MIN..=T::MAX)
+                    .map(|v| (((v + off) as i64) << left_shift).abs())
+                    .max()
+                    .unwrap_or(0)
+            };
+            let amax = |t: &[i32; 256]| t.iter().map(|v| (*v as i64).abs()).max().unwrap_or(0);
+            [m1, m2, m_out]
+                .iter()
+                .all(|m| m.m >= 0 && (-30..=0).contains(&m.shift))
+                && shifted(p.in1_offset).max(shifted(p.in2_offset)) < 1 << 30
+                && amax(&t1) + amax(&t2) < 1 << 30
+        };
         Some(AddSubTables {
             t1,
             t2,
@@ -369,6 +388,7 @@ impl AddSubTables {
             m2,
             avx512,
             tabulated,
+            fast,
         })
     }
 
@@ -476,7 +496,9 @@ impl AddSubTables {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::{AddSubTables, QInt, Src};
-    use crate::exec::kernels::qconv::requant::v512::Mbqm;
+    use crate::exec::kernels::qconv::requant::fast_nudges;
+    use crate::exec::kernels::qconv::requant::v512::{Mbqm, rq_fast, srdhm_fast};
+    use crate::quant::fixed_point::Multiplier;
     use std::arch::x86_64::*;
 
     /// Loads 16 one- or two-byte elements widened to int32 (sign- or zero-extended).
@@ -523,6 +545,10 @@ mod x86 {
         b: Src<'_, T>,
         y: &mut [T],
     ) -> usize {
+        if t.fast {
+            // SAFETY: forwarded contract.
+            return unsafe { add_sub_fast_avx512(t, a, b, y) };
+        }
         let n = y.len() / 16 * 16;
         let (Some(m1), Some(m2), Some(mo)) =
             (Mbqm::splat(t.m1), Mbqm::splat(t.m2), Mbqm::splat(t.m_out))
@@ -537,6 +563,102 @@ mod x86 {
         let zp = _mm512_set1_epi32(t.out_offset);
         let (lo, hi) = (_mm512_set1_epi32(t.act_min), _mm512_set1_epi32(t.act_max));
         // A repeated operand is rescaled once.
+        let splat = |s: Src<'_, T>, second: bool| match s {
+            Src::Splat(v) => Some(_mm512_set1_epi32(t.rescaled(v, second))),
+            Src::Run(_) => None,
+        };
+        let (s1, s2) = (splat(a, false), splat(b, true));
+        let mut j = 0;
+        while j < n {
+            // SAFETY: j + 16 <= n and every run holds n elements (caller contract).
+            let (r1, r2) = unsafe {
+                let r1 = match (s1, a) {
+                    (Some(v), _) => v,
+                    (None, Src::Run(x)) => {
+                        let x = _mm512_add_epi32(load16(x.as_ptr().add(j)), o1);
+                        m1.apply(_mm512_sll_epi32(x, ls))
+                    }
+                    (None, Src::Splat(_)) => unreachable!("splat operands are pre-rescaled"),
+                };
+                let r2 = match (s2, b) {
+                    (Some(v), _) => v,
+                    (None, Src::Run(x)) => {
+                        let x = _mm512_add_epi32(load16(x.as_ptr().add(j)), o2);
+                        m2.apply(_mm512_sll_epi32(x, ls))
+                    }
+                    (None, Src::Splat(_)) => unreachable!("splat operands are pre-rescaled"),
+                };
+                (r1, r2)
+            };
+            let raw = if t.sub {
+                _mm512_sub_epi32(r1, r2)
+            } else {
+                _mm512_add_epi32(r1, r2)
+            };
+            let v = _mm512_add_epi32(mo.apply(raw), zp);
+            let v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
+            // SAFETY: j + 16 <= n <= y.len(); `v` is clamped to the activation range,
+            // which lies within `T`'s.
+            unsafe { store16(y.as_mut_ptr().add(j), v) };
+            j += 16;
+        }
+        n
+    }
+
+    /// One multiplier's constants for [`rq_fast`] (the same in every lane).
+    #[derive(Clone, Copy)]
+    struct Fast {
+        m: __m512i,
+        rsh: __m512i,
+        nudge: __m512i,
+        /// Shift 0: SRDHM alone ([`srdhm_fast`]).
+        r0: bool,
+    }
+
+    impl Fast {
+        #[target_feature(enable = "avx512f")]
+        fn new(m: Multiplier) -> Self {
+            Fast {
+                // `set1_epi32` puts m in both halves of each 64-bit lane, so the same
+                // vector serves the even and the odd products.
+                m: _mm512_set1_epi32(m.m),
+                rsh: _mm512_set1_epi32(-m.shift),
+                nudge: _mm512_set1_epi64(fast_nudges(&[m], 16)[0]),
+                r0: m.shift == 0,
+            }
+        }
+
+        #[inline]
+        #[target_feature(enable = "avx512f")]
+        fn apply(&self, x: __m512i) -> __m512i {
+            if self.r0 {
+                srdhm_fast(x, self.m)
+            } else {
+                rq_fast(x, self.m, self.m, self.rsh, self.nudge, self.nudge)
+            }
+        }
+    }
+
+    /// [`add_sub_avx512`] with the three MBQMs in the cheaper exact form (`t.fast`:
+    /// 8-bit `T`, shifts and magnitudes checked when the tables were built). Same
+    /// contract.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    unsafe fn add_sub_fast_avx512<T: QInt>(
+        t: &AddSubTables,
+        a: Src<'_, T>,
+        b: Src<'_, T>,
+        y: &mut [T],
+    ) -> usize {
+        let n = y.len() / 16 * 16;
+        let (m1, m2, mo) = (Fast::new(t.m1), Fast::new(t.m2), Fast::new(t.m_out));
+        let ls = _mm_cvtsi32_si128(t.left_shift);
+        let (o1, o2) = (
+            _mm512_set1_epi32(t.in1_offset),
+            _mm512_set1_epi32(t.in2_offset),
+        );
+        let zp = _mm512_set1_epi32(t.out_offset);
+        let (lo, hi) = (_mm512_set1_epi32(t.act_min), _mm512_set1_epi32(t.act_max));
+        // A repeated operand is rescaled once (through the exact table).
         let splat = |s: Src<'_, T>, second: bool| match s {
             Src::Splat(v) => Some(_mm512_set1_epi32(t.rescaled(v, second))),
             Src::Run(_) => None,
@@ -684,6 +806,7 @@ mod tests {
         for sub in [false, true] {
             let p = QBinaryParams::add_sub(sub, 20, (0.031, 130), (0.017, 40), (0.05, 120), 3, 250);
             let t = AddSubTables::new::<u8>(&p).unwrap();
+            assert_eq!(t.fast, t.avx512, "cheaper MBQM on every pair");
             let mut y1 = vec![0u8; a.len()];
             let mut y2 = vec![0u8; a.len()];
             binary_same_shape(&p, &a, &b, &mut y1);
@@ -784,6 +907,9 @@ mod tests {
                         t.avx512,
                         isa == crate::exec::kernels::cpu::Isa::Avx512 && bw
                     );
+                    // Multipliers up to 1 take the cheaper exact MBQM; the output
+                    // multiplier above 1 (case 1) the general one.
+                    assert_eq!(t.fast, t.avx512 && k != 1, "case {k}");
                     let (mut r, mut f) = (vec![0i8; n], vec![0i8; n]);
                     binary_reference(&p, &a, &[n], &b, &[n], &mut r, &[n]);
                     t.run_same_shape(&a, &b, &mut f);
