@@ -45,11 +45,15 @@ fn quantize_one<T: QuantInt>(x: f32, scale: f32, zero_point: i32) -> T {
     let q = if T::MAX <= i32::from(u16::MAX) {
         // 8/16-bit outputs: every |d| ≥ 2^30 clamps, so i32 steps suffice (and vectorize).
         const LIMIT: f32 = (1u32 << 30) as f32;
-        let d = d.clamp(-LIMIT, LIMIT);
-        let t = d as i32;
+        let nan = d.is_nan();
+        let d = if nan { 0.0 } else { d.clamp(-LIMIT, LIMIT) };
+        // SAFETY: `d` is finite and within ±2^30, so it fits an i32. Unlike `as`, whose
+        // saturating NaN-to-0 semantics compile to one scalar conversion per element,
+        // this vectorizes (measured: MobileNetV2's 224×224×3 float input 263 → 72 µs).
+        let t: i32 = unsafe { d.to_int_unchecked() };
         let frac = d - t as f32;
         let r = t + i32::from(frac >= 0.5) - i32::from(frac <= -0.5);
-        if d.is_nan() {
+        if nan {
             T::MIN
         } else {
             r.saturating_add(zero_point)
