@@ -14,6 +14,7 @@
 //! at run time; the ISA is read once when the kernel is packed.
 
 use super::dw8::Dw8;
+use super::dw16::Dw16;
 use super::gemm::{Gemm8, Window};
 use super::requant::Requant;
 use super::wide::{self, Requant64, WidePacked};
@@ -512,6 +513,8 @@ pub struct PackedQDepthwise {
     act_max: i32,
     /// The VNNI path for 8-bit, multiplier-1 ops when the CPU has it.
     dw8: Option<Box<Dw8>>,
+    /// The AVX-512 path for int16x8, multiplier-1 ops.
+    dw16: Option<Box<Dw16>>,
 }
 
 struct DwRow<'a, T> {
@@ -903,6 +906,8 @@ impl PackedQDepthwise {
         bias32.resize(n.next_multiple_of(16), 0);
         let isa = isa_now();
         let dw8 = Dw8::new(g, q, filter, bias, isa == Isa::Avx512).map(Box::new);
+        let rq64 = Requant64::new(isa, bias64.clone(), &q.mult, q.act_min, q.act_max);
+        let dw16 = Dw16::new(g, q, filter, &rq64, isa == Isa::Avx512).map(Box::new);
         Ok(PackedQDepthwise {
             g: *g,
             isa,
@@ -910,18 +915,24 @@ impl PackedQDepthwise {
             in_offset: -q.in_zp,
             w: filter.iter().map(|w| w.to_i32() + wo).collect(),
             bias32,
-            rq64: Requant64::new(isa, bias64.clone(), &q.mult, q.act_min, q.act_max),
+            rq64,
             bias64,
             rq: Requant::new(&q.mult, q.out_zp, q.act_min, q.act_max, q.rounding),
             mult: q.mult.clone(),
             act_min: q.act_min,
             act_max: q.act_max,
             dw8,
+            dw16,
         })
     }
 
     pub fn packed_bytes(&self) -> usize {
         self.w.len() * 4
+    }
+
+    /// Whether the int16 AVX-512 path runs (for tests).
+    pub fn uses_dw16(&self) -> bool {
+        self.dw16.is_some()
     }
 
     /// Whether the VNNI path runs (tests check both paths are covered).
@@ -954,6 +965,12 @@ impl PackedQDepthwise {
         if let Some(d) = &self.dw8 {
             parallel::for_each_chunk_mut(par, out, per_task * row_len, &|ci, o| {
                 d.rows(&self.rq, ci * per_task, input, o)
+            });
+            return;
+        }
+        if let Some(d) = &self.dw16 {
+            parallel::for_each_chunk_mut(par, out, per_task * row_len, &|ci, o| {
+                d.rows(ci * per_task, input, o)
             });
             return;
         }

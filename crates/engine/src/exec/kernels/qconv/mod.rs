@@ -9,6 +9,7 @@
 //! `Packed*` kernels pack weights once and run SIMD GEMM / depthwise paths; integer sums
 //! are exact, so they produce the same accumulators and hence the same bytes.
 
+mod dw16;
 mod dw8;
 mod fast;
 mod gemm;

@@ -8,6 +8,7 @@ use crate::exec::prepare::out_and_pad;
 use crate::ir::Padding;
 use crate::quant::fixed_point::{Multiplier, quantize_multiplier};
 
+#[derive(Clone)]
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self) -> u32 {
@@ -607,8 +608,25 @@ fn depthwise_vnni_layers_match_reference() {
                 assert!(k.uses_vnni(), "VNNI depthwise not taken");
             });
         }
+        if f.avx512f && f.avx512bw && f.avx512dq {
+            with_isa(cpu::Isa::Avx512, || {
+                let c = params(&mut rng.clone(), QScheme::Int16x8, ch, k * k);
+                let k = PackedQDepthwise::new(&g, &c.q, &w, c.bias.as_deref()).unwrap();
+                assert!(k.uses_dw16(), "int16 AVX-512 depthwise not taken");
+            });
+        }
         dw_case::<i8, i8>(&mut rng, QScheme::Int8, &g, I8, I8W);
         dw_case::<u8, u8>(&mut rng, QScheme::Uint8, &g, U8, U8);
+        // int16x8 (tap pairs of 32 channels, masked tails), also at the extremes.
+        dw_case::<i16, i8>(&mut rng, QScheme::Int16x8, &g, I16, I8);
+        dw_case::<i16, i8>(
+            &mut rng,
+            QScheme::Int16x8,
+            &g,
+            (-32768, -32768),
+            (-128, -128),
+        );
+        dw_case::<i16, i8>(&mut rng, QScheme::Int16x8, &g, (32767, 32767), (-128, -128));
         // Extremes: every product at its maximum magnitude.
         dw_case::<i8, i8>(&mut rng, QScheme::Int8, &g, (-128, -128), (-127, -127));
         dw_case::<u8, u8>(&mut rng, QScheme::Uint8, &g, (255, 255), (0, 0));

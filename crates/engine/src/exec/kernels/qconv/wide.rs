@@ -68,17 +68,25 @@ impl WidePacked {
             a.len() >= ROWS * self.pairs && acc.len() >= ROWS * nc,
             "wide tile size"
         );
-        acc[..ROWS * nc].fill(0);
         #[cfg(target_arch = "x86_64")]
         {
             // SAFETY: the ISA was clamped to the CPU's features when packing; the
             // buffers hold the sizes checked above.
             unsafe {
                 match isa {
-                    Isa::Avx512 if self.vnni => return x86::tile_avx512_vnni(self, a, acc),
-                    Isa::Avx512 => return x86::tile_avx512(self, a, acc),
-                    Isa::Avx2 => return x86::tile_avx2(self, a, acc),
-                    Isa::Portable => {}
+                    // The AVX-512 tiles store their first block rather than add it.
+                    Isa::Avx512 if self.pairs > 0 => {
+                        return if self.vnni {
+                            x86::tile_avx512_vnni(self, a, acc)
+                        } else {
+                            x86::tile_avx512(self, a, acc)
+                        };
+                    }
+                    Isa::Avx2 => {
+                        acc[..ROWS * nc].fill(0);
+                        return x86::tile_avx2(self, a, acc);
+                    }
+                    _ => {}
                 }
             }
         }
@@ -145,6 +153,16 @@ impl Requant64 {
         }
     }
 
+    /// Bias, 16-bit multiplier, right shift and rounding term per channel, padded with
+    /// zeros to `n` channels (for kernels that requantize in registers).
+    pub fn padded_constants(&self, n: usize) -> [Vec<i64>; 4] {
+        [&self.bias, &self.m16, &self.shift, &self.round].map(|v| {
+            let mut v = v.clone();
+            v.resize(n.max(v.len()), 0);
+            v
+        })
+    }
+
     /// `out[c] = clamp(mbqm64(acc[c] + bias[c]))` for the leading `out.len()` channels.
     pub fn row<T: QElem>(&self, acc: &[i64], out: &mut [T]) {
         let n = out.len();
@@ -169,7 +187,7 @@ pub(super) fn pair(lo: i16, hi: i16) -> i32 {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod x86 {
+pub(super) mod x86 {
     use super::{PANEL, QElem, ROWS, Requant64, WidePacked};
     use std::arch::x86_64::*;
 
@@ -229,7 +247,11 @@ mod x86 {
 
     /// `s + madd(x, w)`: one `vpdpwssd` with VNNI (no saturation, like the pair).
     #[inline(always)]
-    unsafe fn mac<const VNNI: bool>(s: __m512i, x: __m512i, w: __m512i) -> __m512i {
+    pub(in crate::exec::kernels::qconv) unsafe fn mac<const VNNI: bool>(
+        s: __m512i,
+        x: __m512i,
+        w: __m512i,
+    ) -> __m512i {
         // SAFETY: the callers enable AVX-512F/BW, and VNNI when VNNI is true.
         unsafe {
             if VNNI {
@@ -269,14 +291,25 @@ mod x86 {
                         }
                     }
                 }
-                let mut lanes = [0i32; PANEL];
                 for (r, sr) in s.iter().enumerate() {
                     for (h, v) in sr.iter().enumerate().take(if two { 2 } else { 1 }) {
-                        // SAFETY: `lanes` holds 16 int32.
-                        unsafe { _mm512_storeu_si512(lanes.as_mut_ptr().cast(), *v) };
                         let o = &mut acc[r * nc + (panel + h) * PANEL..][..PANEL];
-                        for (d, &l) in o.iter_mut().zip(&lanes) {
-                            *d += l as i64;
+                        // SAFETY: `o` holds 16 int64 (two vectors); AVX-512F enabled.
+                        unsafe {
+                            let op = o.as_mut_ptr();
+                            let lo = _mm512_cvtepi32_epi64(_mm512_castsi512_si256(*v));
+                            let hi = _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(*v, 1));
+                            // The first block stores: `acc` needs no zeroing first.
+                            let (lo, hi) = if j0 == 0 {
+                                (lo, hi)
+                            } else {
+                                (
+                                    _mm512_add_epi64(lo, _mm512_loadu_si512(op.cast())),
+                                    _mm512_add_epi64(hi, _mm512_loadu_si512(op.add(8).cast())),
+                                )
+                            };
+                            _mm512_storeu_si512(op.cast(), lo);
+                            _mm512_storeu_si512(op.add(8).cast(), hi);
                         }
                     }
                 }
