@@ -24,13 +24,8 @@ pub(super) struct Dw16 {
     /// `[block][pair][half 0..2][lane 0..16]`: the pair `(w_a, w_b)` of the two taps for
     /// the channel `vpunpck[lh]wd` puts in that lane (half 0: low, half 1: high).
     w: Vec<i32>,
-    /// `mbqm64` constants and bias per channel, padded to `blocks * 32`.
-    bias: Vec<i64>,
-    m16: Vec<i64>,
-    shift: Vec<i64>,
-    round: Vec<i64>,
-    act_min: i32,
-    act_max: i32,
+    /// Bias and `mbqm64` constants (padded to whole blocks of 32 channels).
+    rq: Requant64,
     vnni: bool,
     /// Read by taps outside the image.
     zeros: Vec<i16>,
@@ -88,18 +83,12 @@ impl Dw16 {
                 }
             }
         }
-        let [bias, m16, shift, round] = rq.padded_constants(blocks * 32);
         Some(Dw16 {
             g: *g,
             pairs,
             blocks,
             w,
-            bias,
-            m16,
-            shift,
-            round,
-            act_min: q.act_min,
-            act_max: q.act_max,
+            rq: rq.clone(),
             vnni: f.avx512vnni,
             zeros: vec![0; blocks * 32],
         })
@@ -148,7 +137,7 @@ impl Dw16 {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::Dw16;
-    use crate::exec::kernels::qconv::wide::x86::mac;
+    use crate::exec::kernels::qconv::wide::x86::{mac, requant16};
     use std::arch::x86_64::*;
 
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vnni")]
@@ -161,39 +150,6 @@ mod x86 {
     pub(super) unsafe fn rows_bw(k: &Dw16, row0: usize, x: &[i16], out: &mut [i16]) {
         // SAFETY: same contract.
         unsafe { rows::<false>(k, row0, x, out) }
-    }
-
-    /// `clamp(mbqm64(acc + bias))` of 16 channels starting at `c`, as int32 lanes.
-    #[inline(always)]
-    unsafe fn requant16(k: &Dw16, acc: __m512i, c: usize) -> __m512i {
-        // SAFETY: the callers enable AVX-512F/BW/DQ; the constants are padded to
-        // `blocks * 32` ≥ c + 16.
-        unsafe {
-            let mut half = [_mm256_setzero_si256(); 2];
-            for (h, hv) in half.iter_mut().enumerate() {
-                let i = c + 8 * h;
-                let a = if h == 0 {
-                    _mm512_castsi512_si256(acc)
-                } else {
-                    _mm512_extracti64x4_epi64(acc, 1)
-                };
-                let v = _mm512_add_epi64(
-                    _mm512_cvtepi32_epi64(a),
-                    _mm512_loadu_si512(k.bias.as_ptr().add(i).cast()),
-                );
-                let m = _mm512_loadu_si512(k.m16.as_ptr().add(i).cast());
-                let r = _mm512_loadu_si512(k.round.as_ptr().add(i).cast());
-                let t = _mm512_loadu_si512(k.shift.as_ptr().add(i).cast());
-                let p = _mm512_srav_epi64(_mm512_add_epi64(_mm512_mullo_epi64(v, m), r), t);
-                // The scalar `as i32` keeps the low 32 bits: vpmovqd truncates.
-                *hv = _mm512_cvtepi64_epi32(p);
-            }
-            let v = _mm512_inserti64x4(_mm512_castsi256_si512(half[0]), half[1], 1);
-            _mm512_min_epi32(
-                _mm512_max_epi32(v, _mm512_set1_epi32(k.act_min)),
-                _mm512_set1_epi32(k.act_max),
-            )
-        }
     }
 
     #[inline(always)]
@@ -258,18 +214,25 @@ mod x86 {
                             acc[1] = mac::<VNNI>(acc[1], _mm512_unpackhi_epi16(xa, xb), wh);
                         }
                     }
-                    // SAFETY: constants padded to whole blocks; `o` holds `c` values,
-                    // and the masked store writes only the block's `n` of them.
+                    // SAFETY: constants padded to whole blocks of 32; `o` holds `c`
+                    // values, and the masked store writes only the block's `n` of them.
                     unsafe {
-                        let v0 = requant16(k, _mm512_permutex2var_epi32(acc[0], idx0, acc[1]), c0);
-                        let v1 =
-                            requant16(k, _mm512_permutex2var_epi32(acc[0], idx1, acc[1]), c0 + 16);
-                        // Clamped to the int16 activation range: vpmovdw truncates exactly.
-                        let packed = _mm512_inserti64x4(
-                            _mm512_castsi256_si512(_mm512_cvtepi32_epi16(v0)),
-                            _mm512_cvtepi32_epi16(v1),
-                            1,
+                        let v0 = _mm512_permutex2var_epi32(acc[0], idx0, acc[1]);
+                        let v1 = _mm512_permutex2var_epi32(acc[0], idx1, acc[1]);
+                        // (No closure here: it would not inherit the target features.)
+                        let q0 = requant16(
+                            &k.rq,
+                            _mm512_cvtepi32_epi64(_mm512_castsi512_si256(v0)),
+                            _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(v0, 1)),
+                            c0,
                         );
+                        let q1 = requant16(
+                            &k.rq,
+                            _mm512_cvtepi32_epi64(_mm512_castsi512_si256(v1)),
+                            _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(v1, 1)),
+                            c0 + 16,
+                        );
+                        let packed = _mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1);
                         _mm512_mask_storeu_epi16(o.as_mut_ptr().add(c0).cast(), mask, packed);
                     }
                 }

@@ -214,10 +214,7 @@ impl Wide {
                     ar.fill(0);
                 }
             }
-            sp.tile(self.isa, a, acc);
-            for (r, orow) in o.chunks_mut(n).enumerate() {
-                self.rq.row(&acc[r * nc..r * nc + n], orow);
-            }
+            sp.tile_requant(self.isa, a, acc, &self.rq, o, rows);
         };
         let init = || {
             (

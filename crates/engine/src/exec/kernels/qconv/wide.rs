@@ -60,6 +60,52 @@ impl WidePacked {
         self.w.len() * 2
     }
 
+    /// [`WidePacked::tile`] then `rq` on the first `rows` rows into `out` (`rows × n`
+    /// values); on AVX-512 the requantization runs on the tile's registers.
+    pub fn tile_requant<T: QElem>(
+        &self,
+        isa: Isa,
+        a: &[i32],
+        acc: &mut [i64],
+        rq: &Requant64,
+        out: &mut [T],
+        rows: usize,
+    ) {
+        let nc = self.panels * PANEL;
+        let n = out.len() / rows.max(1);
+        assert!(
+            rows <= ROWS && out.len() == rows * n && n <= nc && rq.m16.len() >= nc,
+            "fused wide tile size"
+        );
+        assert!(
+            a.len() >= ROWS * self.pairs && acc.len() >= ROWS * nc,
+            "wide tile size"
+        );
+        #[cfg(target_arch = "x86_64")]
+        if isa == Isa::Avx512 && rq.simd && self.pairs > 0 && size_of::<T>() == 2 && T::SIGNED {
+            let f = x86::Fused {
+                rq,
+                out: out.as_mut_ptr().cast::<i16>(),
+                n,
+                rows,
+            };
+            // SAFETY: AVX-512F/BW/DQ were detected (`rq.simd`), VNNI when `self.vnni`;
+            // the sizes are checked above; T is i16.
+            unsafe {
+                if self.vnni {
+                    x86::tile_fused_avx512_vnni(self, a, acc, f)
+                } else {
+                    x86::tile_fused_avx512(self, a, acc, f)
+                }
+            }
+            return;
+        }
+        self.tile(isa, a, acc);
+        for (r, orow) in out.chunks_mut(n.max(1)).enumerate().take(rows) {
+            rq.row(&acc[r * nc..r * nc + n], orow);
+        }
+    }
+
     /// Sums of `ROWS` activation rows (`a`: `ROWS × pairs` packed pairs, low half the
     /// even k) against every channel: `acc[r][c]` for `c < panels · PANEL`.
     pub fn tile(&self, isa: Isa, a: &[i32], acc: &mut [i64]) {
@@ -109,6 +155,7 @@ impl WidePacked {
 /// The int16x8 requantization of a row of channels, `mbqm64(acc + bias)` clamped,
 /// with the per-channel constants of `mbqm64` precomputed (and vectorized with
 /// AVX-512F/DQ/BW when available).
+#[derive(Clone)]
 pub(super) struct Requant64 {
     simd: bool,
     bias: Vec<i64>,
@@ -137,30 +184,26 @@ impl Requant64 {
             })
             .collect();
         let shift: Vec<i64> = mult.iter().map(|m| (15 - m.shift) as i64).collect();
-        let round = shift
+        let round: Vec<i64> = shift
             .iter()
             .map(|&t| 1i64 << (t - 1).clamp(0, 62))
             .collect();
+        // Zero-padded to whole blocks of 32 channels, so that the SIMD kernels load the
+        // constants of a partial block without bounds checks.
+        let pad = |mut v: Vec<i64>| {
+            v.resize(v.len().next_multiple_of(32), 0);
+            v
+        };
         Requant64 {
             simd,
-            bias,
+            bias: pad(bias),
             mult: mult.to_vec(),
-            m16,
-            shift,
-            round,
+            m16: pad(m16),
+            shift: pad(shift),
+            round: pad(round),
             act_min,
             act_max,
         }
-    }
-
-    /// Bias, 16-bit multiplier, right shift and rounding term per channel, padded with
-    /// zeros to `n` channels (for kernels that requantize in registers).
-    pub fn padded_constants(&self, n: usize) -> [Vec<i64>; 4] {
-        [&self.bias, &self.m16, &self.shift, &self.round].map(|v| {
-            let mut v = v.clone();
-            v.resize(n.max(v.len()), 0);
-            v
-        })
     }
 
     /// `out[c] = clamp(mbqm64(acc[c] + bias[c]))` for the leading `out.len()` channels.
@@ -191,8 +234,42 @@ pub(super) mod x86 {
     use super::{PANEL, QElem, ROWS, Requant64, WidePacked};
     use std::arch::x86_64::*;
 
-    /// Caller guarantees AVX-512F/DQ/BW, `T` = i16 and `acc`/`bias` hold `out.len()`
-    /// values. Returns how many leading channels it wrote (a multiple of 16).
+    /// `clamp(mbqm64(x + bias))` of the 16 channels from `c` whose int64 sums are `lo`
+    /// (first 8) and `hi`, as 16 int16. Caller guarantees AVX-512F/DQ/BW and
+    /// `c + 16 <=` the padded constants' length (a multiple of 32 covering every
+    /// channel).
+    #[inline(always)]
+    pub(in crate::exec::kernels::qconv) unsafe fn requant16(
+        q: &Requant64,
+        lo: __m512i,
+        hi: __m512i,
+        c: usize,
+    ) -> __m256i {
+        // SAFETY: the caller's contract.
+        unsafe {
+            let mut half = [_mm256_setzero_si256(); 2];
+            for (h, (hv, x)) in half.iter_mut().zip([lo, hi]).enumerate() {
+                let i = c + 8 * h;
+                let x = _mm512_add_epi64(x, _mm512_loadu_si512(q.bias.as_ptr().add(i).cast()));
+                let m = _mm512_loadu_si512(q.m16.as_ptr().add(i).cast());
+                let r = _mm512_loadu_si512(q.round.as_ptr().add(i).cast());
+                let t = _mm512_loadu_si512(q.shift.as_ptr().add(i).cast());
+                let p = _mm512_srav_epi64(_mm512_add_epi64(_mm512_mullo_epi64(x, m), r), t);
+                // The scalar `as i32` keeps the low 32 bits: vpmovqd truncates.
+                *hv = _mm512_cvtepi64_epi32(p);
+            }
+            let v = _mm512_inserti64x4(_mm512_castsi256_si512(half[0]), half[1], 1);
+            let v = _mm512_min_epi32(
+                _mm512_max_epi32(v, _mm512_set1_epi32(q.act_min)),
+                _mm512_set1_epi32(q.act_max),
+            );
+            // Clamped to the int16 activation range: vpmovdw truncates exactly.
+            _mm512_cvtepi32_epi16(v)
+        }
+    }
+
+    /// Caller guarantees AVX-512F/DQ/BW, `T` = i16 and `acc` holds `out.len()` values.
+    /// Returns how many leading channels it wrote (a multiple of 16).
     #[target_feature(enable = "avx512f,avx512dq,avx512bw")]
     pub(super) unsafe fn requant64_avx512<T: QElem>(
         q: &Requant64,
@@ -200,32 +277,15 @@ pub(super) mod x86 {
         out: &mut [T],
     ) -> usize {
         let n = out.len() / 16 * 16;
-        let (lo, hi) = (_mm512_set1_epi32(q.act_min), _mm512_set1_epi32(q.act_max));
         let op = out.as_mut_ptr().cast::<i16>();
         let mut c = 0;
         while c < n {
-            let mut half = [_mm256_setzero_si256(); 2];
-            for (h, hv) in half.iter_mut().enumerate() {
-                let i = c + 8 * h;
-                // SAFETY: i + 8 <= n <= every slice's length.
-                unsafe {
-                    let x = _mm512_add_epi64(
-                        _mm512_loadu_si512(acc.as_ptr().add(i).cast()),
-                        _mm512_loadu_si512(q.bias.as_ptr().add(i).cast()),
-                    );
-                    let m = _mm512_loadu_si512(q.m16.as_ptr().add(i).cast());
-                    let r = _mm512_loadu_si512(q.round.as_ptr().add(i).cast());
-                    let t = _mm512_loadu_si512(q.shift.as_ptr().add(i).cast());
-                    let p = _mm512_srav_epi64(_mm512_add_epi64(_mm512_mullo_epi64(x, m), r), t);
-                    // The scalar `as i32` keeps the low 32 bits: vpmovqd truncates.
-                    *hv = _mm512_cvtepi64_epi32(p);
-                }
+            // SAFETY: c + 16 <= n <= acc.len() and the constants' length; T is i16.
+            unsafe {
+                let lo = _mm512_loadu_si512(acc.as_ptr().add(c).cast());
+                let hi = _mm512_loadu_si512(acc.as_ptr().add(c + 8).cast());
+                _mm256_storeu_si256(op.add(c).cast(), requant16(q, lo, hi, c));
             }
-            let v = _mm512_inserti64x4(_mm512_castsi256_si512(half[0]), half[1], 1);
-            let v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
-            // SAFETY: c + 16 <= out.len(); T is i16 (caller); vpmovdw truncates the
-            // already clamped values.
-            unsafe { _mm256_storeu_si256(op.add(c).cast(), _mm512_cvtepi32_epi16(v)) };
             c += 16;
         }
         n
@@ -235,14 +295,44 @@ pub(super) mod x86 {
     #[target_feature(enable = "avx512f,avx512bw")]
     pub(super) unsafe fn tile_avx512(p: &WidePacked, a: &[i32], acc: &mut [i64]) {
         // SAFETY: same contract.
-        unsafe { tile512::<false>(p, a, acc) }
+        unsafe { tile512::<false>(p, a, acc, None) }
     }
 
     /// Caller guarantees AVX-512F/BW/VNNI and the sizes `tile` checks.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     pub(super) unsafe fn tile_avx512_vnni(p: &WidePacked, a: &[i32], acc: &mut [i64]) {
         // SAFETY: same contract.
-        unsafe { tile512::<true>(p, a, acc) }
+        unsafe { tile512::<true>(p, a, acc, None) }
+    }
+
+    /// [`tile_avx512`] with the requantization of the last block fused: writes `out`.
+    /// Caller guarantees AVX-512F/BW/DQ (and VNNI when `vnni`), the sizes `tile`
+    /// checks and those of [`Fused`].
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq")]
+    pub(super) unsafe fn tile_fused_avx512(p: &WidePacked, a: &[i32], acc: &mut [i64], f: Fused) {
+        // SAFETY: same contract.
+        unsafe { tile512::<false>(p, a, acc, Some(f)) }
+    }
+
+    /// [`tile_fused_avx512`] with VNNI.
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vnni")]
+    pub(super) unsafe fn tile_fused_avx512_vnni(
+        p: &WidePacked,
+        a: &[i32],
+        acc: &mut [i64],
+        f: Fused,
+    ) {
+        // SAFETY: same contract.
+        unsafe { tile512::<true>(p, a, acc, Some(f)) }
+    }
+
+    /// Where a fused tile writes: `rows` rows of `n` int16 channels from `out` (row
+    /// stride `n`), requantized with `rq` (constants padded to whole 32s).
+    pub(super) struct Fused<'a> {
+        pub rq: &'a Requant64,
+        pub out: *mut i16,
+        pub n: usize,
+        pub rows: usize,
     }
 
     /// `s + madd(x, w)`: one `vpdpwssd` with VNNI (no saturation, like the pair).
@@ -264,7 +354,12 @@ pub(super) mod x86 {
 
     /// The AVX-512 tile loop, inlined into the two feature-enabled wrappers above.
     #[inline(always)]
-    unsafe fn tile512<const VNNI: bool>(p: &WidePacked, a: &[i32], acc: &mut [i64]) {
+    unsafe fn tile512<const VNNI: bool>(
+        p: &WidePacked,
+        a: &[i32],
+        acc: &mut [i64],
+        fused: Option<Fused>,
+    ) {
         let (pairs, nc) = (p.pairs, p.panels * PANEL);
         let wp = p.w.as_ptr();
         let ap = a.as_ptr();
@@ -293,7 +388,36 @@ pub(super) mod x86 {
                 }
                 for (r, sr) in s.iter().enumerate() {
                     for (h, v) in sr.iter().enumerate().take(if two { 2 } else { 1 }) {
-                        let o = &mut acc[r * nc + (panel + h) * PANEL..][..PANEL];
+                        let ch = (panel + h) * PANEL;
+                        let o = &mut acc[r * nc + ch..][..PANEL];
+                        if let Some(f) = fused.as_ref().filter(|_| j1 == pairs) {
+                            // The last block: requantize the sums (plus the earlier
+                            // blocks' in `acc`) straight into the output row.
+                            if r >= f.rows || ch >= f.n {
+                                continue;
+                            }
+                            let len = (f.n - ch).min(PANEL);
+                            // SAFETY: `o` holds 16 int64; row r < rows and channels
+                            // ch..ch+len < n are inside `out` (caller); the constants
+                            // are padded past ch + 16; AVX-512F/BW/DQ enabled.
+                            unsafe {
+                                let mut lo = _mm512_cvtepi32_epi64(_mm512_castsi512_si256(*v));
+                                let mut hi =
+                                    _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(*v, 1));
+                                if j0 > 0 {
+                                    let op = o.as_ptr();
+                                    lo = _mm512_add_epi64(lo, _mm512_loadu_si512(op.cast()));
+                                    hi = _mm512_add_epi64(hi, _mm512_loadu_si512(op.add(8).cast()));
+                                }
+                                let q = requant16(f.rq, lo, hi, ch);
+                                // A 512-bit masked store (AVX-512BW; the 256-bit one
+                                // would need VL) of the low 16 lanes.
+                                let mask: __mmask32 = (1u32 << len) - 1;
+                                let q = _mm512_castsi256_si512(q);
+                                _mm512_mask_storeu_epi16(f.out.add(r * f.n + ch), mask, q);
+                            }
+                            continue;
+                        }
                         // SAFETY: `o` holds 16 int64 (two vectors); AVX-512F enabled.
                         unsafe {
                             let op = o.as_mut_ptr();
