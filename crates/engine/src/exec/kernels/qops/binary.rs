@@ -549,34 +549,76 @@ mod x86 {
             // SAFETY: forwarded contract.
             return unsafe { add_sub_fast_avx512(t, a, b, y) };
         }
-        let n = y.len() / 16 * 16;
         let (Some(m1), Some(m2), Some(mo)) =
             (Mbqm::splat(t.m1), Mbqm::splat(t.m2), Mbqm::splat(t.m_out))
         else {
             return 0;
         };
-        let ls = _mm_cvtsi32_si128(t.left_shift);
-        let (o1, o2) = (
-            _mm512_set1_epi32(t.in1_offset),
-            _mm512_set1_epi32(t.in2_offset),
-        );
-        let zp = _mm512_set1_epi32(t.out_offset);
-        let (lo, hi) = (_mm512_set1_epi32(t.act_min), _mm512_set1_epi32(t.act_max));
-        // A repeated operand is rescaled once.
-        let splat = |s: Src<'_, T>, second: bool| match s {
-            Src::Splat(v) => Some(_mm512_set1_epi32(t.rescaled(v, second))),
-            Src::Run(_) => None,
-        };
-        let (s1, s2) = (splat(a, false), splat(b, true));
-        let mut j = 0;
-        while j < n {
-            // SAFETY: j + 16 <= n and every run holds n elements (caller contract).
-            let (r1, r2) = unsafe {
+        // SAFETY: forwarded contract; AVX-512F/BW enabled here.
+        unsafe { add_sub_loop(t, a, b, y, [m1, m2, mo]) }
+    }
+
+    /// A 16-lane MBQM in one of its two exact forms.
+    trait Rescale: Copy {
+        /// Caller: AVX-512F enabled.
+        unsafe fn rescale(&self, x: __m512i) -> __m512i;
+    }
+
+    impl Rescale for Mbqm {
+        #[inline(always)]
+        unsafe fn rescale(&self, x: __m512i) -> __m512i {
+            // SAFETY: the caller enables AVX-512F.
+            unsafe { self.apply(x) }
+        }
+    }
+
+    impl Rescale for Fast {
+        #[inline(always)]
+        unsafe fn rescale(&self, x: __m512i) -> __m512i {
+            // SAFETY: the caller enables AVX-512F.
+            unsafe { self.apply(x) }
+        }
+    }
+
+    /// The ADD/SUB loop of [`add_sub_avx512`] with the two input and the output
+    /// rescalings `m`. Inlined into the feature-enabled callers (no closures in the
+    /// loop: they would not inherit the target features). Same contract.
+    #[inline(always)]
+    unsafe fn add_sub_loop<T: QInt, R: Rescale>(
+        t: &AddSubTables,
+        a: Src<'_, T>,
+        b: Src<'_, T>,
+        y: &mut [T],
+        [m1, m2, mo]: [R; 3],
+    ) -> usize {
+        let n = y.len() / 16 * 16;
+        // SAFETY (the whole body): AVX-512F/BW enabled by the callers; j + 16 <= n and
+        // every run holds n elements (caller contract); `v` is clamped to the
+        // activation range, which lies within `T`'s.
+        unsafe {
+            let ls = _mm_cvtsi32_si128(t.left_shift);
+            let (o1, o2) = (
+                _mm512_set1_epi32(t.in1_offset),
+                _mm512_set1_epi32(t.in2_offset),
+            );
+            let zp = _mm512_set1_epi32(t.out_offset);
+            let (lo, hi) = (_mm512_set1_epi32(t.act_min), _mm512_set1_epi32(t.act_max));
+            // A repeated operand is rescaled once (through the exact table).
+            let s1 = match a {
+                Src::Splat(v) => Some(_mm512_set1_epi32(t.rescaled(v, false))),
+                Src::Run(_) => None,
+            };
+            let s2 = match b {
+                Src::Splat(v) => Some(_mm512_set1_epi32(t.rescaled(v, true))),
+                Src::Run(_) => None,
+            };
+            let mut j = 0;
+            while j < n {
                 let r1 = match (s1, a) {
                     (Some(v), _) => v,
                     (None, Src::Run(x)) => {
                         let x = _mm512_add_epi32(load16(x.as_ptr().add(j)), o1);
-                        m1.apply(_mm512_sll_epi32(x, ls))
+                        m1.rescale(_mm512_sll_epi32(x, ls))
                     }
                     (None, Src::Splat(_)) => unreachable!("splat operands are pre-rescaled"),
                 };
@@ -584,23 +626,20 @@ mod x86 {
                     (Some(v), _) => v,
                     (None, Src::Run(x)) => {
                         let x = _mm512_add_epi32(load16(x.as_ptr().add(j)), o2);
-                        m2.apply(_mm512_sll_epi32(x, ls))
+                        m2.rescale(_mm512_sll_epi32(x, ls))
                     }
                     (None, Src::Splat(_)) => unreachable!("splat operands are pre-rescaled"),
                 };
-                (r1, r2)
-            };
-            let raw = if t.sub {
-                _mm512_sub_epi32(r1, r2)
-            } else {
-                _mm512_add_epi32(r1, r2)
-            };
-            let v = _mm512_add_epi32(mo.apply(raw), zp);
-            let v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
-            // SAFETY: j + 16 <= n <= y.len(); `v` is clamped to the activation range,
-            // which lies within `T`'s.
-            unsafe { store16(y.as_mut_ptr().add(j), v) };
-            j += 16;
+                let raw = if t.sub {
+                    _mm512_sub_epi32(r1, r2)
+                } else {
+                    _mm512_add_epi32(r1, r2)
+                };
+                let v = _mm512_add_epi32(mo.rescale(raw), zp);
+                let v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
+                store16(y.as_mut_ptr().add(j), v);
+                j += 16;
+            }
         }
         n
     }
@@ -649,56 +688,9 @@ mod x86 {
         b: Src<'_, T>,
         y: &mut [T],
     ) -> usize {
-        let n = y.len() / 16 * 16;
         let (m1, m2, mo) = (Fast::new(t.m1), Fast::new(t.m2), Fast::new(t.m_out));
-        let ls = _mm_cvtsi32_si128(t.left_shift);
-        let (o1, o2) = (
-            _mm512_set1_epi32(t.in1_offset),
-            _mm512_set1_epi32(t.in2_offset),
-        );
-        let zp = _mm512_set1_epi32(t.out_offset);
-        let (lo, hi) = (_mm512_set1_epi32(t.act_min), _mm512_set1_epi32(t.act_max));
-        // A repeated operand is rescaled once (through the exact table).
-        let splat = |s: Src<'_, T>, second: bool| match s {
-            Src::Splat(v) => Some(_mm512_set1_epi32(t.rescaled(v, second))),
-            Src::Run(_) => None,
-        };
-        let (s1, s2) = (splat(a, false), splat(b, true));
-        let mut j = 0;
-        while j < n {
-            // SAFETY: j + 16 <= n and every run holds n elements (caller contract).
-            let (r1, r2) = unsafe {
-                let r1 = match (s1, a) {
-                    (Some(v), _) => v,
-                    (None, Src::Run(x)) => {
-                        let x = _mm512_add_epi32(load16(x.as_ptr().add(j)), o1);
-                        m1.apply(_mm512_sll_epi32(x, ls))
-                    }
-                    (None, Src::Splat(_)) => unreachable!("splat operands are pre-rescaled"),
-                };
-                let r2 = match (s2, b) {
-                    (Some(v), _) => v,
-                    (None, Src::Run(x)) => {
-                        let x = _mm512_add_epi32(load16(x.as_ptr().add(j)), o2);
-                        m2.apply(_mm512_sll_epi32(x, ls))
-                    }
-                    (None, Src::Splat(_)) => unreachable!("splat operands are pre-rescaled"),
-                };
-                (r1, r2)
-            };
-            let raw = if t.sub {
-                _mm512_sub_epi32(r1, r2)
-            } else {
-                _mm512_add_epi32(r1, r2)
-            };
-            let v = _mm512_add_epi32(mo.apply(raw), zp);
-            let v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
-            // SAFETY: j + 16 <= n <= y.len(); `v` is clamped to the activation range,
-            // which lies within `T`'s.
-            unsafe { store16(y.as_mut_ptr().add(j), v) };
-            j += 16;
-        }
-        n
+        // SAFETY: forwarded contract; AVX-512F/BW enabled here.
+        unsafe { add_sub_loop(t, a, b, y, [m1, m2, mo]) }
     }
 }
 
