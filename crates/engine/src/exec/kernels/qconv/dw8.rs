@@ -610,6 +610,119 @@ mod x86 {
         })
     }
 
+    /// The fast requantization's constants for channels `c0..c0 + 16·NB` (held in
+    /// registers across a row) and the packed narrowing of a pixel's sums: shared by
+    /// the column and pair paths.
+    struct FastNarrow<const NB: usize> {
+        /// Per 16 channels: the per-channel constant (`col`), the multiplier (even and
+        /// odd lanes), the right shift and the two nudge vectors of `rq_fast`.
+        fc: [[__m512i; 6]; NB],
+        zp16: __m512i,
+        lo8: __m512i,
+        hi8: __m512i,
+        clamp_lo: bool,
+        clamp_hi: bool,
+        flip: bool,
+        beta: i32,
+        vbeta: __m512i,
+        perm: __m512i,
+    }
+
+    impl<const NB: usize> FastNarrow<NB> {
+        /// Caller: AVX-512F/BW enabled; `col` and `nq` hold c0 + 32 lanes, `rq.m` and
+        /// `rq.rsh` c0 + 16·NB.
+        #[inline(always)]
+        unsafe fn new(k: &Dw8, col: &[i32], nq: &[i64], rq: &Requant, c0: usize) -> Self {
+            assert!(col.len() >= c0 + 32 && nq.len() >= c0 + 32);
+            assert!(rq.m.len() >= c0 + 16 * NB && rq.rsh.len() >= c0 + 16 * NB);
+            // SAFETY: the lengths are asserted above; the caller enables the features.
+            unsafe {
+                let fc = std::array::from_fn(|j| {
+                    let cj = c0 + 16 * j;
+                    let m = _mm512_loadu_si512(rq.m.as_ptr().add(cj).cast());
+                    [
+                        _mm512_loadu_si512(col.as_ptr().add(cj).cast()),
+                        m,
+                        _mm512_srli_epi64(m, 32),
+                        _mm512_loadu_si512(rq.rsh.as_ptr().add(cj).cast()),
+                        _mm512_loadu_si512(nq.as_ptr().add(cj).cast()),
+                        _mm512_loadu_si512(nq.as_ptr().add(cj + 8).cast()),
+                    ]
+                });
+                let (tmin, tmax) = if k.flip { (-128, 127) } else { (0, 255) };
+                FastNarrow {
+                    fc,
+                    zp16: _mm512_set1_epi16(rq.out_zp as i16),
+                    lo8: _mm512_set1_epi8(rq.act_min as i8),
+                    hi8: _mm512_set1_epi8(rq.act_max as i8),
+                    clamp_lo: rq.act_min > tmin,
+                    clamp_hi: rq.act_max < tmax,
+                    flip: k.flip,
+                    beta: k.beta,
+                    vbeta: _mm512_set1_epi32(k.beta),
+                    // After the packs, dword 4L holds channels 4L..4L+3 of the first
+                    // vector and dword 4L + 1 those of the second: gather them in
+                    // channel order.
+                    perm: _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15),
+                }
+            }
+        }
+
+        /// Requantizes one pixel's sums `acc` (plus `β·Σa` from `sa`) and writes its
+        /// `n` channels (mask `lm`) at `dst`. Caller: AVX-512F/BW/VL enabled; `dst`
+        /// has room for `n` bytes.
+        #[inline(always)]
+        unsafe fn store(
+            &self,
+            acc: &[__m512i; NB],
+            sa: &[__m512i; NB],
+            dst: *mut u8,
+            n: usize,
+            lm: __mmask32,
+        ) {
+            // SAFETY: the caller's contract.
+            unsafe {
+                let mut q = [_mm512_setzero_si512(); NB];
+                for j in 0..NB {
+                    let mut x = acc[j];
+                    if self.beta != 0 {
+                        x = _mm512_add_epi32(x, _mm512_mullo_epi32(sa[j], self.vbeta));
+                    }
+                    let f = &self.fc[j];
+                    q[j] = rq_fast(x, f[1], f[2], f[3], f[4], f[5]);
+                }
+                // Saturating packs: int16 then bytes; q beyond int16 stays beyond the
+                // byte range after adding the zero point, so this is clamp(q + zp).
+                let p = _mm512_adds_epi16(_mm512_packs_epi32(q[0], q[NB - 1]), self.zp16);
+                let mut v = if self.flip {
+                    _mm512_packs_epi16(p, p)
+                } else {
+                    _mm512_packus_epi16(p, p)
+                };
+                if self.clamp_lo {
+                    v = if self.flip {
+                        _mm512_max_epi8(v, self.lo8)
+                    } else {
+                        _mm512_max_epu8(v, self.lo8)
+                    };
+                }
+                if self.clamp_hi {
+                    v = if self.flip {
+                        _mm512_min_epi8(v, self.hi8)
+                    } else {
+                        _mm512_min_epu8(v, self.hi8)
+                    };
+                }
+                let v = _mm512_castsi512_si256(_mm512_permutexvar_epi32(self.perm, v));
+                if n == 32 {
+                    _mm256_storeu_si256(dst.cast(), v);
+                } else {
+                    _mm256_mask_storeu_epi8(dst.cast(), lm, v);
+                }
+            }
+        }
+    }
+
     /// Pair path: channels `c0..c0 + 16·NB` (clipped to `c`) of two output rows
     /// (`o1`, `o2`) from the four input rows `ry4` (byte offsets, −1 outside the
     /// image), with the fast requantization and packed narrowing of [`block_col`].
@@ -641,31 +754,11 @@ mod x86 {
         let ix_ = indices();
         let flip = _mm512_set1_epi8(if k.flip { -128 } else { 0 });
         let ones = _mm512_set1_epi8(1);
-        let beta = _mm512_set1_epi32(k.beta);
         // The chunk's weights, 2 × 3 × 128 bytes, read in the loop (registers are
         // short: the ring, both rows' sums and the requantization constants).
         let wb = &pp.w[(c0 / 32) * 768..(c0 / 32 + 1) * 768];
-        // SAFETY: col and nudge hold c0 + 32 lanes, m and rsh c0 + 16·NB (asserted).
-        let fc: [[__m512i; 6]; NB] = std::array::from_fn(|j| unsafe {
-            let cj = c0 + 16 * j;
-            let m = _mm512_loadu_si512(rq.m.as_ptr().add(cj).cast());
-            [
-                _mm512_loadu_si512(pp.col.as_ptr().add(cj).cast()),
-                m,
-                _mm512_srli_epi64(m, 32),
-                _mm512_loadu_si512(rq.rsh.as_ptr().add(cj).cast()),
-                _mm512_loadu_si512(nq.as_ptr().add(cj).cast()),
-                _mm512_loadu_si512(nq.as_ptr().add(cj + 8).cast()),
-            ]
-        });
-        let zp16 = _mm512_set1_epi16(rq.out_zp as i16);
-        let (lo8, hi8) = (
-            _mm512_set1_epi8(rq.act_min as i8),
-            _mm512_set1_epi8(rq.act_max as i8),
-        );
-        let (tmin, tmax) = if k.flip { (-128, 127) } else { (0, 255) };
-        let (clamp_lo, clamp_hi) = (rq.act_min > tmin, rq.act_max < tmax);
-        let perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+        // SAFETY: lengths asserted inside; features enabled here.
+        let fnw = unsafe { FastNarrow::<NB>::new(k, &pp.col, nq, rq, c0) };
         let x0 = -(g.pad_left as isize);
         // SAFETY (all `column` calls): forwarded bounds contract.
         let mut ring: [[__m512i; NB]; 3] = unsafe {
@@ -691,7 +784,7 @@ mod x86 {
             let mut acc = [[_mm512_setzero_si512(); NB]; 2];
             for h in 0..2 {
                 for j in 0..NB {
-                    acc[h][j] = fc[j][0];
+                    acc[h][j] = fnw.fc[j][0];
                 }
             }
             let mut sa = [_mm512_setzero_si512(); NB];
@@ -710,47 +803,9 @@ mod x86 {
                 }
             }
             for h in 0..2 {
-                let mut q = [_mm512_setzero_si512(); NB];
-                for j in 0..NB {
-                    let mut x = acc[h][j];
-                    if k.beta != 0 {
-                        x = _mm512_add_epi32(x, _mm512_mullo_epi32(sa[j], beta));
-                    }
-                    let f = &fc[j];
-                    q[j] = rq_fast(x, f[1], f[2], f[3], f[4], f[5]);
-                }
-                // As in `block_col`: saturating packs, clamp, channel order.
-                let p = _mm512_adds_epi16(_mm512_packs_epi32(q[0], q[NB - 1]), zp16);
-                let mut v = if k.flip {
-                    _mm512_packs_epi16(p, p)
-                } else {
-                    _mm512_packus_epi16(p, p)
-                };
-                if clamp_lo {
-                    v = if k.flip {
-                        _mm512_max_epi8(v, lo8)
-                    } else {
-                        _mm512_max_epu8(v, lo8)
-                    };
-                }
-                if clamp_hi {
-                    v = if k.flip {
-                        _mm512_min_epi8(v, hi8)
-                    } else {
-                        _mm512_min_epu8(v, hi8)
-                    };
-                }
-                let v = _mm512_castsi512_si256(_mm512_permutexvar_epi32(perm, v));
                 let orow: &mut [u8] = if h == 0 { o1 } else { o2 };
                 // SAFETY: the pixel's channels c0..c0 + n lie inside the output row.
-                unsafe {
-                    let dst = orow.as_mut_ptr().add(ox * c + c0);
-                    if n == 32 {
-                        _mm256_storeu_si256(dst.cast(), v);
-                    } else {
-                        _mm256_mask_storeu_epi8(dst.cast(), lm, v);
-                    }
-                }
+                unsafe { fnw.store(&acc[h], &sa, orow.as_mut_ptr().add(ox * c + c0), n, lm) };
             }
         }
     }
@@ -791,37 +846,14 @@ mod x86 {
                 _mm512_loadu_si512(wb.as_ptr().add((kx * 2 + j) * 64).cast())
             })
         });
-        // Constants of the fast requantization (zeros when unused).
-        let nq: &[i64] = cp.nudge.as_deref().unwrap_or(&[]);
-        assert!(!FAST || (nq.len() >= c0 + 32 && rq.rsh.len() >= c0 + 16 * NB));
-        let fc: [[__m512i; 6]; NB] = std::array::from_fn(|j| {
-            if !FAST {
-                return [_mm512_setzero_si512(); 6];
-            }
-            let cj = c0 + 16 * j;
-            // SAFETY: col and nudge hold c0 + 32 lanes, m and rsh c0 + 16·NB (asserted).
-            unsafe {
-                let m = _mm512_loadu_si512(rq.m.as_ptr().add(cj).cast());
-                [
-                    _mm512_loadu_si512(cp.col.as_ptr().add(cj).cast()),
-                    m,
-                    _mm512_srli_epi64(m, 32),
-                    _mm512_loadu_si512(rq.rsh.as_ptr().add(cj).cast()),
-                    _mm512_loadu_si512(nq.as_ptr().add(cj).cast()),
-                    _mm512_loadu_si512(nq.as_ptr().add(cj + 8).cast()),
-                ]
-            }
-        });
-        let zp16 = _mm512_set1_epi16(rq.out_zp as i16);
-        let (lo8, hi8) = (
-            _mm512_set1_epi8(rq.act_min as i8),
-            _mm512_set1_epi8(rq.act_max as i8),
-        );
-        let (tmin, tmax) = if k.flip { (-128, 127) } else { (0, 255) };
-        let (clamp_lo, clamp_hi) = (rq.act_min > tmin, rq.act_max < tmax);
-        // After the packs, dword 4L holds channels 4L..4L+3 of the first vector and
-        // dword 4L + 1 those of the second: gather them in channel order.
-        let perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+        // Constants of the fast requantization, when it runs.
+        let fnw = if FAST {
+            let nq = cp.nudge.as_deref().expect("FAST implies the nudges");
+            // SAFETY: lengths asserted inside; features enabled here.
+            Some(unsafe { FastNarrow::<NB>::new(k, &cp.col, nq, rq, c0) })
+        } else {
+            None
+        };
         let x0 = -(g.pad_left as isize);
         // SAFETY (all `column` calls): forwarded bounds contract.
         let mut ring: [[__m512i; NB]; 3] = unsafe {
@@ -846,9 +878,9 @@ mod x86 {
             }
             // No closures in this loop: they would not inherit the target features.
             let mut acc = [_mm512_setzero_si512(); NB];
-            if FAST {
+            if let Some(f) = &fnw {
                 for j in 0..NB {
-                    acc[j] = fc[j][0];
+                    acc[j] = f.fc[j][0];
                 }
             }
             let mut sa = [_mm512_setzero_si512(); NB];
@@ -860,48 +892,9 @@ mod x86 {
                     }
                 }
             }
-            if FAST {
-                let mut q = [_mm512_setzero_si512(); NB];
-                for j in 0..NB {
-                    let mut x = acc[j];
-                    if k.beta != 0 {
-                        x = _mm512_add_epi32(x, _mm512_mullo_epi32(sa[j], beta));
-                    }
-                    let f = &fc[j];
-                    q[j] = rq_fast(x, f[1], f[2], f[3], f[4], f[5]);
-                }
-                // Saturating packs: int16 then bytes; q beyond int16 stays beyond the
-                // byte range after adding the zero point, so this is clamp(q + zp).
-                let p = _mm512_adds_epi16(_mm512_packs_epi32(q[0], q[NB - 1]), zp16);
-                let mut v = if k.flip {
-                    _mm512_packs_epi16(p, p)
-                } else {
-                    _mm512_packus_epi16(p, p)
-                };
-                if clamp_lo {
-                    v = if k.flip {
-                        _mm512_max_epi8(v, lo8)
-                    } else {
-                        _mm512_max_epu8(v, lo8)
-                    };
-                }
-                if clamp_hi {
-                    v = if k.flip {
-                        _mm512_min_epi8(v, hi8)
-                    } else {
-                        _mm512_min_epu8(v, hi8)
-                    };
-                }
-                let v = _mm512_castsi512_si256(_mm512_permutexvar_epi32(perm, v));
+            if let Some(f) = &fnw {
                 // SAFETY: the pixel's channels c0..c0 + n lie inside the output row.
-                unsafe {
-                    let dst = orow.as_mut_ptr().add(ox * c + c0);
-                    if n == 32 {
-                        _mm256_storeu_si256(dst.cast(), v);
-                    } else {
-                        _mm256_mask_storeu_epi8(dst.cast(), lm, v);
-                    }
-                }
+                unsafe { f.store(&acc, &sa, orow.as_mut_ptr().add(ox * c + c0), n, lm) };
                 continue;
             }
             for j in 0..NB {
