@@ -700,8 +700,9 @@ fn dw_pixel_simd16<T: QElem>(
         // and T is a signed 16-bit integer.
         unsafe {
             match isa {
-                Isa::Avx512 => return x86dw::pixel16_avx512(input, w, taps, tile),
-                Isa::Avx2 => return x86dw::pixel16_avx2(input, w, taps, tile),
+                // AVX-512 machines take `Dw16` (every AVX-512BW CPU also has DQ);
+                // this serves AVX2 and would serve an AVX-512 CPU without DQ.
+                Isa::Avx512 | Isa::Avx2 => return x86dw::pixel16_avx2(input, w, taps, tile),
                 Isa::Portable => {}
             }
         }
@@ -777,34 +778,6 @@ mod x86dw {
                     };
                     let wv = _mm512_loadu_si512(wp.add(ws + c0).cast());
                     acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(_mm512_add_epi32(x, vio), wv));
-                }
-            }
-            // SAFETY: c0 + 16 <= tile.len().
-            unsafe { _mm512_storeu_si512(tile.as_mut_ptr().add(c0).cast(), acc) };
-            c0 += 16;
-        }
-        n
-    }
-
-    /// Caller guarantees `T` is i16 and every tap reads `tile.len()` channels in bounds.
-    #[target_feature(enable = "avx512f,avx512bw")]
-    pub(super) unsafe fn pixel16_avx512<T: QElem>(
-        input: &[T],
-        w: &[i32],
-        taps: &[(usize, usize)],
-        tile: &mut [i32],
-    ) -> usize {
-        let n = tile.len() / 16 * 16;
-        let (xp, wp) = (input.as_ptr().cast::<i16>(), w.as_ptr());
-        let mut c0 = 0;
-        while c0 < n {
-            let mut acc = _mm512_setzero_si512();
-            for &(xs, ws) in taps {
-                // SAFETY: in bounds per the caller's contract.
-                unsafe {
-                    let x = _mm512_cvtepi16_epi32(_mm256_loadu_si256(xp.add(xs + c0).cast()));
-                    let wv = _mm512_loadu_si512(wp.add(ws + c0).cast());
-                    acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(x, wv));
                 }
             }
             // SAFETY: c0 + 16 <= tile.len().
