@@ -321,7 +321,7 @@ fn supported() -> bool {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::{ColPath, Dw8, PairPath, Requant};
-    use crate::exec::kernels::qconv::requant::v512::{rdbpot_v, rq_fast, srdhm_nonneg};
+    use crate::exec::kernels::qconv::requant::v512::{ByteNarrow, rdbpot_v, rq_fast, srdhm_nonneg};
     use std::arch::x86_64::*;
 
     /// Shuffle indices: bytes of two taps interleaved per channel (`lo`: channels
@@ -617,12 +617,7 @@ mod x86 {
         /// Per 16 channels: the per-channel constant (`col`), the multiplier (even and
         /// odd lanes), the right shift and the two nudge vectors of `rq_fast`.
         fc: [[__m512i; 6]; NB],
-        zp16: __m512i,
-        lo8: __m512i,
-        hi8: __m512i,
-        clamp_lo: bool,
-        clamp_hi: bool,
-        flip: bool,
+        narrow: ByteNarrow,
         beta: i32,
         vbeta: __m512i,
         perm: __m512i,
@@ -649,15 +644,10 @@ mod x86 {
                         _mm512_loadu_si512(nq.as_ptr().add(cj + 8).cast()),
                     ]
                 });
-                let (tmin, tmax) = if k.flip { (-128, 127) } else { (0, 255) };
                 FastNarrow {
                     fc,
-                    zp16: _mm512_set1_epi16(rq.out_zp as i16),
-                    lo8: _mm512_set1_epi8(rq.act_min as i8),
-                    hi8: _mm512_set1_epi8(rq.act_max as i8),
-                    clamp_lo: rq.act_min > tmin,
-                    clamp_hi: rq.act_max < tmax,
-                    flip: k.flip,
+                    // int8 activations are stored with the top bit flipped back.
+                    narrow: ByteNarrow::new(rq.out_zp, rq.act_min, rq.act_max, k.flip),
                     beta: k.beta,
                     vbeta: _mm512_set1_epi32(k.beta),
                     // After the packs, dword 4L holds channels 4L..4L+3 of the first
@@ -691,28 +681,9 @@ mod x86 {
                     let f = &self.fc[j];
                     q[j] = rq_fast(x, f[1], f[2], f[3], f[4], f[5]);
                 }
-                // Saturating packs: int16 then bytes; q beyond int16 stays beyond the
-                // byte range after adding the zero point, so this is clamp(q + zp).
-                let p = _mm512_adds_epi16(_mm512_packs_epi32(q[0], q[NB - 1]), self.zp16);
-                let mut v = if self.flip {
-                    _mm512_packs_epi16(p, p)
-                } else {
-                    _mm512_packus_epi16(p, p)
-                };
-                if self.clamp_lo {
-                    v = if self.flip {
-                        _mm512_max_epi8(v, self.lo8)
-                    } else {
-                        _mm512_max_epu8(v, self.lo8)
-                    };
-                }
-                if self.clamp_hi {
-                    v = if self.flip {
-                        _mm512_min_epi8(v, self.hi8)
-                    } else {
-                        _mm512_min_epu8(v, self.hi8)
-                    };
-                }
+                // The two 16-channel vectors twice: the low 32 bytes hold them.
+                let (a, b) = (q[0], q[NB - 1]);
+                let v = self.narrow.pack([a, b, a, b]);
                 let v = _mm512_castsi512_si256(_mm512_permutexvar_epi32(self.perm, v));
                 if n == 32 {
                     _mm256_storeu_si256(dst.cast(), v);

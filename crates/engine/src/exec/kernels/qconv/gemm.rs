@@ -640,7 +640,7 @@ fn dot_u8_i8(a: &[u8], b: &[i8]) -> i32 {
 mod x86 {
     use super::MR;
     use crate::exec::kernels::qconv::requant::Requant;
-    use crate::exec::kernels::qconv::requant::v512::{rdbpot_v, rq_fast, srdhm_nonneg};
+    use crate::exec::kernels::qconv::requant::v512::{ByteNarrow, rdbpot_v, rq_fast, srdhm_nonneg};
     use std::arch::x86_64::*;
 
     /// What the fused epilogue needs: per-channel constants from channel `n0`, the
@@ -994,13 +994,7 @@ mod x86 {
                 }
             }
         }
-        let zp = _mm512_set1_epi16(rq.out_zp as i16);
-        let (lo, hi) = (
-            _mm512_set1_epi8(rq.act_min as i8),
-            _mm512_set1_epi8(rq.act_max as i8),
-        );
-        let (tmin, tmax) = if T::SIGNED { (-128, 127) } else { (0, 255) };
-        let (clamp_lo, clamp_hi) = (rq.act_min > tmin, rq.act_max < tmax);
+        let narrow = ByteNarrow::new(rq.out_zp, rq.act_min, rq.act_max, T::SIGNED);
         // After the packs, dword 4L + r holds row r's channels 4L..4L+3: transpose.
         // (Row-wise below: dword 4L + j holds block j's channels 4L..4L+3.)
         let perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
@@ -1037,29 +1031,7 @@ mod x86 {
                 if NB == 3 {
                     q[3] = q[2];
                 }
-                // Saturating packs as below: clamp(q + zp).
-                let p01 = _mm512_adds_epi16(_mm512_packs_epi32(q[0], q[1]), zp);
-                let p23 = _mm512_adds_epi16(_mm512_packs_epi32(q[2], q[3]), zp);
-                let mut v = if T::SIGNED {
-                    _mm512_packs_epi16(p01, p23)
-                } else {
-                    _mm512_packus_epi16(p01, p23)
-                };
-                if clamp_lo {
-                    v = if T::SIGNED {
-                        _mm512_max_epi8(v, lo)
-                    } else {
-                        _mm512_max_epu8(v, lo)
-                    };
-                }
-                if clamp_hi {
-                    v = if T::SIGNED {
-                        _mm512_min_epi8(v, hi)
-                    } else {
-                        _mm512_min_epu8(v, hi)
-                    };
-                }
-                let v = _mm512_permutexvar_epi32(perm, v);
+                let v = _mm512_permutexvar_epi32(perm, narrow.pack(q));
                 // SAFETY: row r < mr of `out` (mr rows of n bytes); the store covers
                 // channels n0..n0 + w, all below n.
                 unsafe {
@@ -1092,31 +1064,8 @@ mod x86 {
             // Blocks past n (the last tile's padding) are computed but not stored.
             let w = n.saturating_sub(c0);
             for g in 0..R / 4 {
-                let q = &q[4 * g..4 * g + 4];
-                // Saturating packs: int16 then bytes; q beyond int16 stays beyond the
-                // byte range after adding the zero point, so this is clamp(q + zp).
-                let p01 = _mm512_adds_epi16(_mm512_packs_epi32(q[0], q[1]), zp);
-                let p23 = _mm512_adds_epi16(_mm512_packs_epi32(q[2], q[3]), zp);
-                let mut v = if T::SIGNED {
-                    _mm512_packs_epi16(p01, p23)
-                } else {
-                    _mm512_packus_epi16(p01, p23)
-                };
-                if clamp_lo {
-                    v = if T::SIGNED {
-                        _mm512_max_epi8(v, lo)
-                    } else {
-                        _mm512_max_epu8(v, lo)
-                    };
-                }
-                if clamp_hi {
-                    v = if T::SIGNED {
-                        _mm512_min_epi8(v, hi)
-                    } else {
-                        _mm512_min_epu8(v, hi)
-                    };
-                }
-                let v = _mm512_permutexvar_epi32(perm, v);
+                let q = [q[4 * g], q[4 * g + 1], q[4 * g + 2], q[4 * g + 3]];
+                let v = _mm512_permutexvar_epi32(perm, narrow.pack(q));
                 let rows = [
                     _mm512_castsi512_si128(v),
                     _mm512_extracti32x4_epi32::<1>(v),

@@ -232,6 +232,65 @@ pub(crate) mod v512 {
         _mm512_mask_shuffle_epi32::<0xF5>(po, 0x5555, pe)
     }
 
+    /// Narrowing of requantized int32 lanes (before the zero point) to bytes, as the
+    /// 8-bit kernels store them: saturating packs to int16, plus the zero point
+    /// (saturating), saturating packs to bytes, then the activation clamp where it is
+    /// narrower than the byte type. A value beyond int16 stays beyond the byte range
+    /// after adding the zero point, so this is exactly `clamp(q + zp)`.
+    #[derive(Clone, Copy)]
+    pub(crate) struct ByteNarrow {
+        zp: __m512i,
+        lo: __m512i,
+        hi: __m512i,
+        clamp_lo: bool,
+        clamp_hi: bool,
+        signed: bool,
+    }
+
+    impl ByteNarrow {
+        #[target_feature(enable = "avx512f,avx512bw")]
+        pub(crate) fn new(out_zp: i32, act_min: i32, act_max: i32, signed: bool) -> Self {
+            let (tmin, tmax) = if signed { (-128, 127) } else { (0, 255) };
+            ByteNarrow {
+                zp: _mm512_set1_epi16(out_zp as i16),
+                lo: _mm512_set1_epi8(act_min as i8),
+                hi: _mm512_set1_epi8(act_max as i8),
+                clamp_lo: act_min > tmin,
+                clamp_hi: act_max < tmax,
+                signed,
+            }
+        }
+
+        /// Four vectors of 16 lanes to 64 bytes: dword `4L + i` of the result holds
+        /// lanes `4L..4L+3` of `q[i]` (permute for channel order).
+        #[inline]
+        #[target_feature(enable = "avx512f,avx512bw")]
+        pub(crate) fn pack(&self, q: [__m512i; 4]) -> __m512i {
+            let p01 = _mm512_adds_epi16(_mm512_packs_epi32(q[0], q[1]), self.zp);
+            let p23 = _mm512_adds_epi16(_mm512_packs_epi32(q[2], q[3]), self.zp);
+            let mut v = if self.signed {
+                _mm512_packs_epi16(p01, p23)
+            } else {
+                _mm512_packus_epi16(p01, p23)
+            };
+            if self.clamp_lo {
+                v = if self.signed {
+                    _mm512_max_epi8(v, self.lo)
+                } else {
+                    _mm512_max_epu8(v, self.lo)
+                };
+            }
+            if self.clamp_hi {
+                v = if self.signed {
+                    _mm512_min_epi8(v, self.hi)
+                } else {
+                    _mm512_min_epu8(v, self.hi)
+                };
+            }
+            v
+        }
+    }
+
     /// Per-lane RDBPOT with precomputed shift, mask and half-mask vectors.
     #[inline]
     #[target_feature(enable = "avx512f")]
