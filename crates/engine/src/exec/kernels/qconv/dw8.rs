@@ -826,6 +826,8 @@ mod x86 {
             None
         };
         let x0 = -(g.pad_left as isize);
+        // The ring is written out here and in `block_pair`: a shared helper taking it
+        // by reference measured 0.65 → 0.95 ms for MobileNetV2's depthwise layers.
         // SAFETY (all `column` calls): forwarded bounds contract.
         let mut ring: [[__m512i; NB]; 3] = unsafe {
             [
