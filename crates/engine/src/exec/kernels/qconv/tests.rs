@@ -684,6 +684,48 @@ fn depthwise_column_path_matches_reference() {
     }
 }
 
+/// Requantization parameters for `n` channels that favour the cheaper exact epilogue
+/// and its rounding ties: right shifts 1..=4 (ties frequent) or 1..=30, the full or a
+/// fused activation range within `[lo, hi]`, and a bias unless `i % 5 == 0`.
+fn tie_prone_params(
+    rng: &mut Lcg,
+    scheme: QScheme,
+    n: usize,
+    (lo, hi): (i64, i64),
+    (in_zp, w_zp): (i64, i64),
+    i: usize,
+) -> (QParams, Option<Vec<i64>>) {
+    let small = rng.range(0, 1) == 0;
+    let mult = (0..n)
+        .map(|_| Multiplier {
+            m: rng.range(1 << 30, (1i64 << 31) - 1) as i32,
+            shift: -(if small {
+                rng.range(1, 4)
+            } else {
+                rng.range(1, 30)
+            } as i32),
+        })
+        .collect();
+    let (act_min, act_max) = if rng.range(0, 1) == 0 {
+        (lo as i32, hi as i32)
+    } else {
+        let a = rng.range(lo, (lo + hi) / 2) as i32;
+        (a, rng.range(a as i64, hi) as i32)
+    };
+    let q = QParams {
+        scheme,
+        in_zp: in_zp as i32,
+        w_zp: w_zp as i32,
+        out_zp: rng.range(lo, hi) as i32,
+        mult,
+        act_min,
+        act_max,
+        rounding: Rounding::Double,
+    };
+    let bias = (i % 5 != 0).then(|| (0..n).map(|_| rng.range(-5000, 5000)).collect());
+    (q, bias)
+}
+
 /// The cheaper exact epilogue (right shifts 1..=30, bounded sums) against the reference:
 /// small shifts make rounding ties frequent (negative ties round away from zero), tiny
 /// activation/weight ranges put many results near zero, and channel counts leave
@@ -727,35 +769,7 @@ fn fast_requant_matches_reference() {
             QScheme::Uint8 => (0, 255, rng.range(0, 255), rng.range(0, 255)),
             _ => (-128, 127, rng.range(-128, 127), 0),
         };
-        let small = rng.range(0, 1) == 0;
-        let mult = (0..out_c)
-            .map(|_| Multiplier {
-                m: rng.range(1 << 30, (1i64 << 31) - 1) as i32,
-                shift: -(if small {
-                    rng.range(1, 4)
-                } else {
-                    rng.range(1, 30)
-                } as i32),
-            })
-            .collect();
-        let (act_min, act_max) = if rng.range(0, 1) == 0 {
-            (lo as i32, hi as i32)
-        } else {
-            let a = rng.range(lo, (lo + hi) / 2) as i32;
-            (a, rng.range(a as i64, hi) as i32)
-        };
-        let q = QParams {
-            scheme,
-            in_zp: in_zp as i32,
-            w_zp: w_zp as i32,
-            out_zp: rng.range(lo, hi) as i32,
-            mult,
-            act_min,
-            act_max,
-            rounding: Rounding::Double,
-        };
-        let bias: Option<Vec<i64>> =
-            (i % 5 != 0).then(|| (0..out_c).map(|_| rng.range(-5000, 5000)).collect());
+        let (q, bias) = tie_prone_params(&mut rng, scheme, out_c, (lo, hi), (in_zp, w_zp), i);
         let w_lo = |zp: i64| (zp - wr).max(if scheme == QScheme::Uint8 { 0 } else { -127 });
         let w_hi = |zp: i64| (zp + wr).min(if scheme == QScheme::Uint8 { 255 } else { 127 });
         let x_lo = (in_zp - xr).max(lo);
@@ -840,35 +854,7 @@ fn depthwise_fast_requant_matches_reference() {
             (QScheme::Uint8, _) => (0, 255, rng.range(0, 255), rng.range(0, 255)),
             _ => (-128, 127, rng.range(-128, 127), 0),
         };
-        let small = rng.range(0, 1) == 0;
-        let mult = (0..ch)
-            .map(|_| Multiplier {
-                m: rng.range(1 << 30, (1i64 << 31) - 1) as i32,
-                shift: -(if small {
-                    rng.range(1, 4)
-                } else {
-                    rng.range(1, 30)
-                } as i32),
-            })
-            .collect();
-        let (act_min, act_max) = if rng.range(0, 1) == 0 {
-            (lo as i32, hi as i32)
-        } else {
-            let a = rng.range(lo, (lo + hi) / 2) as i32;
-            (a, rng.range(a as i64, hi) as i32)
-        };
-        let q = QParams {
-            scheme,
-            in_zp: in_zp as i32,
-            w_zp: w_zp as i32,
-            out_zp: rng.range(lo, hi) as i32,
-            mult,
-            act_min,
-            act_max,
-            rounding: Rounding::Double,
-        };
-        let bias: Option<Vec<i64>> =
-            (i % 5 != 0).then(|| (0..ch).map(|_| rng.range(-5000, 5000)).collect());
+        let (q, bias) = tie_prone_params(&mut rng, scheme, ch, (lo, hi), (in_zp, w_zp), i);
         let w_lo = (w_zp - wr).max(if scheme == QScheme::Uint8 { 0 } else { -127 });
         let w_hi = (w_zp + wr).min(if scheme == QScheme::Uint8 { 255 } else { 127 });
         let (x_lo, x_hi) = ((in_zp - xr).max(lo), (in_zp + xr).min(hi));
