@@ -698,6 +698,28 @@ mod x86 {
 mod tests {
     use super::*;
 
+    /// `t` on `n`-element operands, same shape and each broadcast as a scalar, equals
+    /// the reference with parameters `p`.
+    fn same_and_broadcast_match<T: QInt + PartialEq + std::fmt::Debug>(
+        p: &QBinaryParams,
+        t: &AddSubTables,
+        a: &[T],
+        b: &[T],
+        what: &str,
+    ) {
+        let n = a.len();
+        let (mut r, mut f) = (a.to_vec(), a.to_vec());
+        binary_reference(p, a, &[n], b, &[n], &mut r, &[n]);
+        t.run_same_shape(a, b, &mut f);
+        assert_eq!(r, f, "{what}");
+        for (sa, sb) in [([n], [1]), ([1], [n])] {
+            let (xa, xb) = (&a[..sa[0]], &b[..sb[0]]);
+            binary_reference(p, xa, &sa, xb, &sb, &mut r, &[n]);
+            t.run_broadcast(xa, &sa, xb, &sb, &mut f, &[n]);
+            assert_eq!(r, f, "{what} broadcast");
+        }
+    }
+
     #[test]
     fn tv8_int8_add() {
         let p = QBinaryParams::add_sub(false, 20, (0.5, 0), (0.25, 0), (0.5, 0), -128, 127);
@@ -862,16 +884,7 @@ mod tests {
                         assert!(!crate::exec::kernels::cpu::features().avx512bw);
                         return;
                     };
-                    let (mut r, mut f) = (vec![0i16; n], vec![0i16; n]);
-                    binary_reference(&p, &a, &[n], &b, &[n], &mut r, &[n]);
-                    t.run_same_shape(&a, &b, &mut f);
-                    assert_eq!(r, f, "case {k} sub {sub} n {n}");
-                    for (sa, sb) in [([n], [1]), ([1], [n])] {
-                        let (xa, xb) = (&a[..sa[0]], &b[..sb[0]]);
-                        binary_reference(&p, xa, &sa, xb, &sb, &mut r, &[n]);
-                        t.run_broadcast(xa, &sa, xb, &sb, &mut f, &[n]);
-                        assert_eq!(r, f, "case {k} sub {sub} n {n} broadcast");
-                    }
+                    same_and_broadcast_match(&p, &t, &a, &b, &format!("case {k} sub {sub} n {n}"));
                 }
             }
         }
@@ -902,16 +915,7 @@ mod tests {
                     // Multipliers up to 1 take the cheaper exact MBQM; the output
                     // multiplier above 1 (case 1) the general one.
                     assert_eq!(t.fast, t.avx512 && k != 1, "case {k}");
-                    let (mut r, mut f) = (vec![0i8; n], vec![0i8; n]);
-                    binary_reference(&p, &a, &[n], &b, &[n], &mut r, &[n]);
-                    t.run_same_shape(&a, &b, &mut f);
-                    assert_eq!(r, f, "case {k} sub {sub} n {n}");
-                    for (sa, sb) in [([n], [1]), ([1], [n])] {
-                        let (xa, xb) = (&a[..sa[0]], &b[..sb[0]]);
-                        binary_reference(&p, xa, &sa, xb, &sb, &mut r, &[n]);
-                        t.run_broadcast(xa, &sa, xb, &sb, &mut f, &[n]);
-                        assert_eq!(r, f, "case {k} sub {sub} n {n} broadcast");
-                    }
+                    same_and_broadcast_match(&p, &t, &a, &b, &format!("case {k} sub {sub} n {n}"));
                     let au: Vec<u8> = a.iter().map(|&v| v as u8).collect();
                     let bu: Vec<u8> = b.iter().map(|&v| v as u8).collect();
                     let (z1, z2, zo) = (s1.1 + 128, s2.1 + 128, so.1 + 128);
@@ -925,10 +929,8 @@ mod tests {
                         255,
                     );
                     let t = AddSubTables::new::<u8>(&p).unwrap();
-                    let (mut r, mut f) = (vec![0u8; n], vec![0u8; n]);
-                    binary_reference(&p, &au, &[n], &bu, &[n], &mut r, &[n]);
-                    t.run_same_shape(&au, &bu, &mut f);
-                    assert_eq!(r, f, "uint8 case {k} sub {sub} n {n}");
+                    let what = format!("uint8 case {k} sub {sub} n {n}");
+                    same_and_broadcast_match(&p, &t, &au, &bu, &what);
                 }
             }
         }
