@@ -448,34 +448,25 @@ fn harness_tls_bad_pem_files_are_one_line_errors() {
             "{err}"
         );
     }
-    let out = command()
-        .args(["agent", "--coordinator", url, "--tls-ca"])
-        .arg(&pki.ca)
-        .arg("--tls-cert")
-        .arg(&pki.client_cert)
-        .arg("--tls-key")
-        .arg(&missing)
-        .env("QUANTFARM_TOKEN", TOKEN)
-        .output()
-        .unwrap();
-    let err = assert_one_line_failure(&out);
-    assert!(
-        err.contains(&format!("{}: cannot read", name(&missing))),
-        "{err}"
-    );
-    // A client key that is not the client certificate's.
-    let out = command()
-        .args(["agent", "--coordinator", url, "--tls-ca"])
-        .arg(&pki.ca)
-        .arg("--tls-cert")
-        .arg(&pki.client_cert)
-        .arg("--tls-key")
-        .arg(&pki.server_key)
-        .env("QUANTFARM_TOKEN", TOKEN)
-        .output()
-        .unwrap();
-    let err = assert_one_line_failure(&out);
-    assert!(err.contains("does not match"), "{err}");
+    // A missing client key, and a key that is not the client certificate's.
+    let missing_key = format!("{}: cannot read", name(&missing));
+    for (key, want) in [
+        (&missing, missing_key.as_str()),
+        (&pki.server_key, "does not match"),
+    ] {
+        let out = command()
+            .args(["agent", "--coordinator", url, "--tls-ca"])
+            .arg(&pki.ca)
+            .arg("--tls-cert")
+            .arg(&pki.client_cert)
+            .arg("--tls-key")
+            .arg(key)
+            .env("QUANTFARM_TOKEN", TOKEN)
+            .output()
+            .unwrap();
+        let err = assert_one_line_failure(&out);
+        assert!(err.contains(want), "{err}");
+    }
     let sc = dir.path().join("s.yaml");
     std::fs::write(
         &sc,
