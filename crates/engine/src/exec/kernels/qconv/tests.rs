@@ -722,7 +722,7 @@ fn tie_prone_params(
         act_max,
         rounding: Rounding::Double,
     };
-    let bias = (i % 5 != 0).then(|| (0..n).map(|_| rng.range(-5000, 5000)).collect());
+    let bias = (!i.is_multiple_of(5)).then(|| (0..n).map(|_| rng.range(-5000, 5000)).collect());
     (q, bias)
 }
 
