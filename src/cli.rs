@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use quantfarm_engine::measure::LatencySettings;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -162,11 +163,11 @@ pub struct EvalArgs {
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     pub model: PathBuf,
-    /// Untimed runs first.
-    #[arg(long, default_value_t = 5)]
+    /// Untimed runs first (at most 10000).
+    #[arg(long, default_value_t = LatencySettings::BENCH.warmup)]
     pub warmup: usize,
-    /// Timed runs.
-    #[arg(long, default_value_t = 50)]
+    /// Timed runs (1 to 100000).
+    #[arg(long, default_value_t = LatencySettings::BENCH.runs)]
     pub runs: usize,
     /// Print the time per operator type (from the last run).
     #[arg(long)]

@@ -1,171 +1,259 @@
 //! What an agent does with one job, synchronously, with the engine.
 //!
-//! - `optimize`: build the float32 baseline from `source` (`file`: the input model as
-//!   is; `dequantize`: the input's dequantized form; `zoo`: an engine architecture
-//!   from `arch`/`width`/`resolution`/`seed`) and apply `technique` (`float32`,
-//!   `original` = the input file byte for byte, or a post-training quantization mode
-//!   calibrated on `calibration_*`); returns the new model;
-//! - `benchmark`: time single inferences (`warmup`, `runs`, `threads`; `runs = 0`
-//!   skips timing) and, with `dataset`, measure top-1/top-5 over
-//!   `[offset, offset + limit)` the way `quantfarm eval` does;
-//! - `size`: the input artifact's size;
-//! - `synthetic`: sleep `duration_ms` (harness self-tests and load tests).
+//! The job arrives as a typed task ([`JobSpec::task`]); every number in it is checked
+//! against the engine's limits ([`quantfarm_engine::measure::limits`]) before any work,
+//! so a malformed job from an authenticated client fails as a job, never as the agent.
+//!
+//! - optimize: build the float32 baseline from the task's source (the input file as is,
+//!   its dequantized form, or an engine zoo architecture) and apply the technique
+//!   (`original` = the input file byte for byte; the quantizations calibrated on the
+//!   task's dataset slice); returns the new model;
+//! - benchmark: size (the artifact's bytes), latency (timed single inferences through
+//!   [`quantfarm_engine::measure::time_inferences`]), accuracy (top-1/top-5 over a
+//!   dataset slice through [`quantfarm_engine::measure::ImageEval`]), or mapping;
+//! - synthetic: sleep (harness self-tests and load tests).
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
+use quantfarm_engine::EngineError;
 use quantfarm_engine::convert::{DequantizeOptions, dequantize_model};
-use quantfarm_engine::data::{self, TopK};
+use quantfarm_engine::data;
 use quantfarm_engine::exec::{Interpreter, InterpreterOptions};
-use quantfarm_engine::ir::DType;
+use quantfarm_engine::measure::{self, ImageEval, LatencySettings, limits};
 use quantfarm_engine::quant::calibrate::{Calibrator, RangeMethod, calibrate_images};
 use quantfarm_engine::quant::ptq::{PtqOptions, QuantMode, ensure_float_model, quantize_model};
 use quantfarm_engine::tflite;
 use quantfarm_engine::zoo::{self, Arch, ZooConfig};
-use quantfarm_proto::v1::JobSpec;
-
-/// Techniques an `optimize` job accepts with this engine build (the post-training
-/// quantizations arrive with the engine's quantizer).
-pub const TECHNIQUES: &[&str] = &[
-    "float32", "original", "float16", "dynamic", "int8", "int16x8", "uint8",
-];
+use quantfarm_proto::v1::{
+    AccuracyStats, BenchmarkTask, Calibration, CalibrationMethod, JobSpec, LatencyKind,
+    LatencyStats, Metric, OptimizeTask, SyntheticTask, Technique, job_spec, model_source,
+};
 
 pub struct JobContext<'a> {
     pub cancel: &'a AtomicBool,
     pub progress: &'a (dyn Fn(f64) + Sync),
+    /// Engine threads for work that does not set its own (optimize, accuracy).
     pub threads: usize,
 }
 
+/// What a job produced: its measurements (copied into the wire result) and, for an
+/// optimize job, the new model.
 #[derive(Debug, Default)]
 pub struct JobOutput {
-    pub metrics: BTreeMap<String, f64>,
-    pub labels: BTreeMap<String, String>,
+    pub size_bytes: Option<u64>,
+    pub latency: Option<LatencyStats>,
+    pub accuracy: Option<AccuracyStats>,
     /// A produced artifact (an optimized model).
     pub artifact: Option<Vec<u8>>,
     pub logs: String,
 }
 
-fn param<'a>(spec: &'a JobSpec, key: &str) -> Option<&'a str> {
-    spec.params
-        .get(key)
-        .map(String::as_str)
-        .filter(|s| !s.is_empty())
-}
+/// The job was cancelled by the coordinator.
+#[derive(Debug)]
+struct Cancelled;
 
-fn param_usize(spec: &JobSpec, key: &str, default: usize) -> Result<usize> {
-    match param(spec, key) {
-        None => Ok(default),
-        Some(v) => v
-            .parse()
-            .with_context(|| format!("job parameter {key}={v:?} is not a whole number")),
+impl std::fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("cancelled")
     }
 }
 
+impl std::error::Error for Cancelled {}
+
 fn check_cancel(ctx: &JobContext) -> Result<()> {
     if ctx.cancel.load(Ordering::Relaxed) {
-        bail!("cancelled");
+        return Err(anyhow!(Cancelled));
     }
     Ok(())
 }
 
+/// Run one job. The task is validated first ([`validate`]).
 pub fn run_job(spec: &JobSpec, input: Option<&[u8]>, ctx: &JobContext) -> Result<JobOutput> {
-    match spec.kind.as_str() {
-        "optimize" => optimize(spec, input),
-        "benchmark" => benchmark(
-            spec,
+    validate(spec)?;
+    match &spec.task {
+        Some(job_spec::Task::Optimize(t)) => optimize(t, input, ctx),
+        Some(job_spec::Task::Benchmark(t)) => benchmark(
+            t,
             input.context("benchmark job without an input model")?,
             ctx,
         ),
-        "size" => {
-            let input = input.context("size job without an input model")?;
-            let mut out = JobOutput::default();
-            out.metrics.insert("size_bytes".into(), input.len() as f64);
-            Ok(out)
-        }
-        "mapping" => bail!(
-            "op placement needs the devices crate (placement rules per profile), \
-             which this agent does not have yet"
-        ),
-        "synthetic" => synthetic(spec, ctx),
-        other => bail!("unknown job kind {other:?}"),
+        Some(job_spec::Task::Synthetic(t)) => synthetic(t, ctx),
+        None => bail!("job {} has no task", spec.id),
     }
 }
 
-fn optimize(spec: &JobSpec, input: Option<&[u8]>) -> Result<JobOutput> {
-    let technique = param(spec, "technique").unwrap_or("float32");
-    let source = param(spec, "source").unwrap_or("file");
-    let t = Instant::now();
+/// Every number and enum of a job within its bounds, before any work or allocation.
+pub fn validate(spec: &JobSpec) -> Result<()> {
+    match &spec.task {
+        Some(job_spec::Task::Optimize(t)) => {
+            let technique = technique(t.technique)?;
+            if let Some(model_source::Source::Zoo(z)) =
+                t.source.as_ref().and_then(|s| s.source.as_ref())
+            {
+                Arch::parse(&z.arch)?;
+                if !(z.width.is_finite() && z.width >= 0.0 && z.width <= 4.0) {
+                    bail!("zoo width {} is out of range: expected 0..=4", z.width);
+                }
+                limits::check_range("zoo resolution", u64::from(z.resolution), 0, 2048)?;
+            }
+            if t.source.as_ref().and_then(|s| s.source.as_ref()).is_none() {
+                bail!("optimize job without a model source");
+            }
+            if let Some(mode) = technique.and_then(|t| QuantMode::parse(t).ok())
+                && mode.needs_calibration()
+            {
+                let c = t
+                    .calibration
+                    .as_ref()
+                    .context("a full-integer technique needs a calibration slice")?;
+                limits::check_images("calibration limit", usize_of(c.limit)?)?;
+                range_method(c)?;
+            }
+        }
+        Some(job_spec::Task::Benchmark(t)) => match metric(t.metric)? {
+            Metric::Latency => latency_settings(t)?.validate()?,
+            Metric::Accuracy => {
+                let a = t
+                    .accuracy
+                    .as_ref()
+                    .context("accuracy job without a dataset")?;
+                if let Some(l) = a.limit {
+                    limits::check_images("accuracy limit", usize_of(l)?)?;
+                }
+            }
+            Metric::Size | Metric::Mapping | Metric::Unspecified => {}
+        },
+        Some(job_spec::Task::Synthetic(t)) => limits::check_range(
+            "synthetic duration_ms",
+            u64::from(t.duration_ms),
+            0,
+            limits::MAX_SYNTHETIC_MS,
+        )?,
+        None => bail!("job {} has no task", spec.id),
+    }
+    Ok(())
+}
+
+fn usize_of(v: u64) -> Result<usize> {
+    usize::try_from(v).map_err(|_| anyhow!("{v} does not fit this machine's word size"))
+}
+
+/// The engine's name of a wire technique (`None` for the float32 baseline itself and
+/// for `original`).
+fn technique(t: i32) -> Result<Option<&'static str>> {
+    Ok(match Technique::try_from(t) {
+        Ok(Technique::Float32) => None,
+        Ok(Technique::Original) => None,
+        Ok(Technique::Float16) => Some("float16"),
+        Ok(Technique::Dynamic) => Some("dynamic"),
+        Ok(Technique::Int8) => Some("int8"),
+        Ok(Technique::Int16x8) => Some("int16x8"),
+        Ok(Technique::Uint8) => Some("uint8"),
+        Ok(Technique::Unspecified) | Err(_) => bail!("unknown technique {t}"),
+    })
+}
+
+fn metric(m: i32) -> Result<Metric> {
+    match Metric::try_from(m) {
+        Ok(Metric::Unspecified) | Err(_) => bail!("unknown metric {m}"),
+        Ok(m) => Ok(m),
+    }
+}
+
+fn latency_settings(t: &BenchmarkTask) -> Result<LatencySettings> {
+    let l = t.latency.as_ref().context("latency job without settings")?;
+    Ok(LatencySettings {
+        warmup: usize_of(l.warmup)?,
+        runs: usize_of(l.runs)?,
+        threads: l.threads as usize,
+    })
+}
+
+fn range_method(c: &Calibration) -> Result<RangeMethod> {
+    Ok(match CalibrationMethod::try_from(c.method) {
+        Ok(CalibrationMethod::Unspecified | CalibrationMethod::Minmax) => RangeMethod::MinMax,
+        Ok(CalibrationMethod::Mse) => RangeMethod::Mse,
+        Ok(CalibrationMethod::Percentile) => {
+            if !(c.percentile > 50.0 && c.percentile <= 100.0) {
+                bail!(
+                    "calibration percentile {} is out of range: expected (50, 100]",
+                    c.percentile
+                );
+            }
+            RangeMethod::Percentile(c.percentile)
+        }
+        Err(_) => bail!("unknown calibration method {}", c.method),
+    })
+}
+
+fn optimize(t: &OptimizeTask, input: Option<&[u8]>, ctx: &JobContext) -> Result<JobOutput> {
     let need_input = || input.context("optimize job without an input model");
-    let float_technique = if technique == "original" {
-        "original"
-    } else {
-        "float32"
-    };
-    let baseline = match (float_technique, source) {
-        ("original", "zoo") => bail!("a zoo model has no original file"),
-        ("original", _) => need_input()?.to_vec(),
-        ("float32", "file") => need_input()?.to_vec(),
-        ("float32", "dequantize") => {
+    let source = t
+        .source
+        .as_ref()
+        .and_then(|s| s.source.as_ref())
+        .context("optimize job without a model source")?;
+    let original = Technique::try_from(t.technique) == Ok(Technique::Original);
+    let baseline = match source {
+        model_source::Source::Zoo(_) if original => bail!("a zoo model has no original file"),
+        _ if original => need_input()?.to_vec(),
+        model_source::Source::File(_) => need_input()?.to_vec(),
+        model_source::Source::Dequantize(_) => {
             let model = tflite::read_model(need_input()?).context("input model")?;
             let out =
                 dequantize_model(&model, &DequantizeOptions::default()).context("dequantize")?;
             tflite::write_model(&out).context("encode the dequantized model")?
         }
-        ("float32", "zoo") => {
-            let arch = Arch::parse(param(spec, "arch").unwrap_or(""))?;
+        model_source::Source::Zoo(z) => {
+            let arch = Arch::parse(&z.arch)?;
             let mut cfg = ZooConfig::new(arch);
-            if let Some(w) = param(spec, "width") {
-                cfg.width = w
-                    .parse()
-                    .with_context(|| format!("job parameter width={w:?} is not a number"))?;
+            if z.width > 0.0 {
+                cfg.width = z.width;
             }
-            let r = param_usize(spec, "resolution", 0)?;
-            if r > 0 {
-                cfg.resolution = r;
+            if z.resolution > 0 {
+                cfg.resolution = z.resolution as usize;
             }
-            cfg.seed = param_usize(spec, "seed", 0)? as u64;
+            cfg.seed = z.seed;
             let model = zoo::build(arch, &cfg).context("build the zoo model")?;
             tflite::write_model(&model).context("encode the zoo model")?
         }
-        ("float32", other) => bail!("unknown model source {other:?}"),
-        (other, _) => bail!("unknown technique {other:?}"),
     };
-    let bytes = match technique {
-        "original" | "float32" => baseline,
-        mode => quantize(spec, mode, &baseline)?,
+    check_cancel(ctx)?;
+    let bytes = match technique(t.technique)? {
+        None => baseline,
+        Some(mode) => quantize(t, mode, &baseline, ctx)?,
     };
-    let mut out = JobOutput::default();
-    out.metrics.insert("size_bytes".into(), bytes.len() as f64);
-    out.metrics
-        .insert("optimize_ms".into(), t.elapsed().as_secs_f64() * 1e3);
-    out.labels.insert("technique".into(), technique.into());
-    out.artifact = Some(bytes);
-    Ok(out)
+    Ok(JobOutput {
+        size_bytes: Some(bytes.len() as u64),
+        artifact: Some(bytes),
+        ..Default::default()
+    })
 }
 
-/// Post-training quantization of the float32 baseline, calibrated on the job's slice.
-fn quantize(spec: &JobSpec, mode: &str, float_model: &[u8]) -> Result<Vec<u8>> {
-    let mode = QuantMode::parse(mode)
-        .with_context(|| format!("technique {mode:?} (available: {})", TECHNIQUES.join(", ")))?;
+/// Post-training quantization of the float32 baseline, calibrated on the task's slice.
+fn quantize(t: &OptimizeTask, mode: &str, float_model: &[u8], ctx: &JobContext) -> Result<Vec<u8>> {
+    let mode = QuantMode::parse(mode)?;
     let model = tflite::read_model(float_model).context("float32 baseline")?;
     ensure_float_model(&model)?;
     let ranges = if mode.needs_calibration() {
-        let name = param(spec, "calibration_dataset").context("calibration dataset not given")?;
-        let offset = param_usize(spec, "calibration_offset", 0)?;
-        let limit = param_usize(spec, "calibration_limit", 100)?;
-        let method = RangeMethod::parse(param(spec, "calibration_method").unwrap_or("minmax"))?;
+        let c = t
+            .calibration
+            .as_ref()
+            .context("calibration dataset not given")?;
+        let method = range_method(c)?;
         let root = data::shared_root()?;
-        let ds = data::open_dataset(name, &root)?;
-        let range = data::slice_range(ds.len(), offset, Some(limit))?;
-        let mut cal = Calibrator::new(&model, 1)?;
-        let crop = if name.starts_with("imagenet") {
+        let ds = data::open_dataset(&c.dataset, &root)?;
+        let range = data::slice_range(ds.len(), usize_of(c.offset)?, Some(usize_of(c.limit)?))?;
+        let mut cal = Calibrator::new(&model, ctx.threads.max(1))?;
+        let crop = if c.dataset.starts_with("imagenet") {
             0.875
         } else {
             1.0
         };
         calibrate_images(&mut cal, ds.as_ref(), crop, range, &mut |_| {})?;
+        check_cancel(ctx)?;
         Some(cal.ranges(method, mode.activation_grid()))
     } else {
         None
@@ -175,147 +263,92 @@ fn quantize(spec: &JobSpec, mode: &str, float_model: &[u8]) -> Result<Vec<u8>> {
     tflite::write_model(&out).context("encode the quantized model")
 }
 
-fn benchmark(spec: &JobSpec, input: &[u8], ctx: &JobContext) -> Result<JobOutput> {
-    let warmup = param_usize(spec, "warmup", 3)?;
-    let runs = param_usize(spec, "runs", 20)?;
-    let dataset = param(spec, "dataset");
-    let offset = param_usize(spec, "offset", 0)?;
-    let limit = param(spec, "limit")
-        .map(|_| param_usize(spec, "limit", 0))
-        .transpose()?;
-    let threads = param_usize(spec, "threads", ctx.threads)?;
-    let model = tflite::read_model(input).context("input model")?;
-    let mut interp = Interpreter::new(
-        &model,
-        InterpreterOptions {
-            threads: threads.max(1),
-            ..Default::default()
-        },
-    )
-    .context("prepare the interpreter")?;
-    let timed = if runs > 0 { warmup + runs } else { 0 };
-    let eval_n = if dataset.is_some() {
-        limit.unwrap_or(1000)
-    } else {
-        0
+fn benchmark(t: &BenchmarkTask, input: &[u8], ctx: &JobContext) -> Result<JobOutput> {
+    let mut out = JobOutput {
+        size_bytes: Some(input.len() as u64),
+        ..Default::default()
     };
-    let total = (timed + eval_n).max(1) as f64;
-    let mut done = 0usize;
-    let tick = |done: &mut usize| {
-        *done += 1;
-        (ctx.progress)(*done as f64 / total);
-    };
-
-    let mut out = JobOutput::default();
-    out.metrics.insert("size_bytes".into(), input.len() as f64);
-    if runs > 0 {
-        fill_inputs(&mut interp)?;
-        for _ in 0..warmup {
-            check_cancel(ctx)?;
-            interp.invoke();
-            tick(&mut done);
+    match metric(t.metric)? {
+        Metric::Size => {}
+        Metric::Latency => {
+            let settings = latency_settings(t)?;
+            let mut interp = prepare(input, settings.threads)?;
+            let total = (settings.warmup + settings.runs) as f64;
+            let mut done = 0usize;
+            let stats = measure::time_inferences::<anyhow::Error>(&mut interp, &settings, || {
+                check_cancel(ctx)?;
+                done += 1;
+                (ctx.progress)(done as f64 / total);
+                Ok(())
+            })?;
+            out.latency = Some(latency_message(&stats, &settings));
         }
-        let mut times = Vec::with_capacity(runs);
-        for _ in 0..runs {
-            check_cancel(ctx)?;
-            let t = Instant::now();
-            interp.invoke();
-            times.push(t.elapsed().as_secs_f64() * 1e3);
-            tick(&mut done);
+        Metric::Accuracy => {
+            let a = t
+                .accuracy
+                .as_ref()
+                .context("accuracy job without a dataset")?;
+            let mut interp = prepare(input, ctx.threads.max(1))?;
+            let root = data::shared_root().context("shared data folder")?;
+            let ds = data::open_dataset(&a.dataset, &root)?;
+            let limit = a.limit.map(usize_of).transpose()?;
+            let range = data::slice_range(ds.len(), usize_of(a.offset)?, limit)
+                .with_context(|| format!("dataset {}", a.dataset))?;
+            let eval = ImageEval::new(&interp, ds.as_ref(), &a.dataset)?;
+            let total = range.len() as f64;
+            let mut done = 0usize;
+            let topk = eval.run::<anyhow::Error>(&mut interp, ds.as_ref(), range, |_| {
+                check_cancel(ctx)?;
+                done += 1;
+                (ctx.progress)(done as f64 / total);
+                Ok(())
+            })?;
+            out.accuracy = Some(AccuracyStats {
+                dataset: a.dataset.clone(),
+                top1: topk.top1(),
+                top5: topk.top5(),
+                images: topk.n() as u64,
+            });
         }
-        let mean = times.iter().sum::<f64>() / times.len() as f64;
-        times.sort_by(f64::total_cmp);
-        let pct =
-            |p: f64| times[((p * times.len() as f64).ceil() as usize).clamp(1, times.len()) - 1];
-        out.metrics.insert("latency_mean_ms".into(), mean);
-        out.metrics.insert("latency_p50_ms".into(), pct(0.5));
-        out.metrics.insert("latency_p90_ms".into(), pct(0.9));
-        out.metrics.insert("latency_min_ms".into(), times[0]);
-        out.metrics.insert("runs".into(), runs as f64);
-        out.metrics.insert("threads".into(), threads as f64);
-    }
-
-    if let Some(name) = dataset {
-        let root = data::shared_root().context("shared data folder")?;
-        let ds = data::open_dataset(name, &root)?;
-        let range = data::slice_range(ds.len(), offset, limit)
-            .with_context(|| format!("dataset {name}"))?;
-        let info = interp
-            .inputs()
-            .first()
-            .cloned()
-            .context("model has no input")?;
-        if interp.inputs().len() != 1
-            || info.shape.len() != 4
-            || info.shape[0] != 1
-            || info.shape[3] != 3
-        {
-            bail!("evaluation needs an image model with one [1, H, W, 3] input");
-        }
-        let classes = interp.outputs()[0].num_elements();
-        // TF-slim ImageNet models have a background class in slot 0.
-        let label_offset = if classes == ds.num_classes() + 1 {
-            1
-        } else if classes == ds.num_classes() {
-            0
-        } else {
-            bail!(
-                "model outputs {classes} scores, dataset {name} has {} classes",
-                ds.num_classes()
-            );
-        };
-        let crop = if name.starts_with("imagenet") {
-            0.875
-        } else {
-            1.0
-        };
-        let (h, w) = (info.shape[1], info.shape[2]);
-        let mut topk = TopK::new();
-        for i in range {
-            check_cancel(ctx)?;
-            let img = ds.image(i)?;
-            let pixels = data::central_crop_resize(&img, crop, h, w);
-            interp.set_input_bytes(
-                0,
-                &data::encode_model_input(&pixels, info.dtype, info.quant.as_ref()),
-            )?;
-            interp.invoke();
-            topk.update(&interp.output_f32(0)?, ds.label(i) + label_offset);
-            tick(&mut done);
-        }
-        out.metrics.insert("top1".into(), topk.top1());
-        out.metrics.insert("top5".into(), topk.top5());
-        out.metrics.insert("eval_images".into(), topk.n() as f64);
-        out.labels.insert("dataset".into(), name.into());
+        Metric::Mapping => bail!(
+            "op placement needs the devices crate (placement rules per profile), \
+             which this agent does not have yet"
+        ),
+        Metric::Unspecified => bail!("benchmark job without a metric"),
     }
     Ok(out)
 }
 
-/// Deterministic inputs in each type's natural range (latency does not depend on them).
-fn fill_inputs(interp: &mut Interpreter) -> Result<()> {
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = move || {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (state >> 33) as u32
-    };
-    for k in 0..interp.inputs().len() {
-        let info = interp.inputs()[k].clone();
-        let bytes: Vec<u8> = match info.dtype {
-            DType::F32 => (0..info.num_elements())
-                .flat_map(|_| ((next() as f32 / u32::MAX as f32) * 2.0 - 1.0).to_le_bytes())
-                .collect(),
-            _ => (0..info.byte_len()).map(|_| next() as u8).collect(),
-        };
-        interp.set_input_bytes(k, &bytes)?;
+/// A measured latency on the wire: the engine's statistics as they are (the same
+/// routine and definitions as `quantfarm bench`).
+pub fn latency_message(stats: &measure::LatencyStats, settings: &LatencySettings) -> LatencyStats {
+    LatencyStats {
+        kind: LatencyKind::Measured as i32,
+        median_ms: stats.median_ms,
+        mean_ms: stats.mean_ms,
+        p90_ms: stats.p90_ms,
+        min_ms: stats.min_ms,
+        max_ms: stats.max_ms,
+        runs: stats.runs as u32,
+        warmup: settings.warmup as u32,
+        threads: settings.threads as u32,
     }
-    Ok(())
 }
 
-fn synthetic(spec: &JobSpec, ctx: &JobContext) -> Result<JobOutput> {
-    let ms = param_usize(spec, "duration_ms", 0)?;
-    let end = Instant::now() + Duration::from_millis(ms as u64);
+fn prepare(model: &[u8], threads: usize) -> Result<Interpreter, EngineError> {
+    let model = tflite::read_model(model)?;
+    Interpreter::new(
+        &model,
+        InterpreterOptions {
+            threads,
+            ..Default::default()
+        },
+    )
+}
+
+fn synthetic(t: &SyntheticTask, ctx: &JobContext) -> Result<JobOutput> {
+    let ms = u64::from(t.duration_ms);
+    let end = Instant::now() + Duration::from_millis(ms);
     while Instant::now() < end {
         check_cancel(ctx)?;
         let left = end.saturating_duration_since(Instant::now());
@@ -324,7 +357,5 @@ fn synthetic(spec: &JobSpec, ctx: &JobContext) -> Result<JobOutput> {
             (ctx.progress)(1.0 - left.as_secs_f64() * 1e3 / ms as f64);
         }
     }
-    let mut out = JobOutput::default();
-    out.metrics.insert("duration_ms".into(), ms as f64);
-    Ok(out)
+    Ok(JobOutput::default())
 }

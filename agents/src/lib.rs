@@ -237,11 +237,15 @@ async fn execute(shared: &Arc<Shared>, a: Assignment, cancel: Arc<AtomicBool>) -
         attempt: a.attempt,
         ..Default::default()
     };
-    match execute_inner(shared, &a, cancel).await {
+    let started = Instant::now();
+    let outcome = execute_inner(shared, &a, cancel).await;
+    result.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+    match outcome {
         Ok((out, digest)) => {
             result.ok = true;
-            result.metrics = out.metrics.into_iter().collect();
-            result.labels = out.labels.into_iter().collect();
+            result.size_bytes = out.size_bytes;
+            result.latency = out.latency;
+            result.accuracy = out.accuracy;
             result.output_digest = digest;
             result.logs = out.logs;
         }
@@ -277,6 +281,8 @@ async fn execute_inner(
 ) -> Result<(jobs::JobOutput, String)> {
     let spec = a.spec.clone().unwrap_or_default();
     let cfg = &shared.cfg;
+    // A malformed job fails here, before any transfer or engine work.
+    jobs::validate(&spec)?;
     let input = if a.input_digest.is_empty() {
         None
     } else {

@@ -5,8 +5,8 @@ use quantfarm_agent::{AgentConfig, run_agent};
 use quantfarm_proto::tls::ClientTls;
 use quantfarm_scenario::DeviceProfile;
 
-use super::run::{read_token, runtime};
 use crate::cli::AgentArgs;
+use quantfarm_harness::{read_token, runtime};
 
 pub fn run(a: &AgentArgs) -> Result<()> {
     let token = read_token(a.token_file.as_deref())?;

@@ -1,42 +1,26 @@
 //! `quantfarm bench`: single-inference latency.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 use quantfarm_engine::exec::kernels::cpu;
-use quantfarm_engine::ir::DType;
-use serde_json::json;
+use quantfarm_engine::measure::{LatencySettings, LatencyStats, time_inferences};
+use serde_json::{Value, json};
 
 use super::{interpreter, load_model, print_json};
 use crate::cli::{BenchArgs, Kernels};
 
 pub fn run(a: &BenchArgs) -> Result<()> {
-    if a.runs == 0 {
-        bail!("--runs must be at least 1");
-    }
+    let settings = LatencySettings {
+        warmup: a.warmup,
+        runs: a.runs,
+        threads: a.run.threads,
+    };
+    // Counts are checked before the model is even read.
+    settings.validate()?;
     let model = load_model(&a.model)?;
     let mut interp = interpreter(&model, &a.model, &a.run)?;
-    // Deterministic inputs in each type's natural range.
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = move || {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (state >> 33) as u32
-    };
-    for k in 0..interp.inputs().len() {
-        let info = interp.inputs()[k].clone();
-        let n = info.num_elements();
-        let bytes: Vec<u8> = match info.dtype {
-            DType::F32 => (0..n)
-                .flat_map(|_| ((next() as f32 / u32::MAX as f32) * 2.0 - 1.0).to_le_bytes())
-                .collect(),
-            _ => (0..info.byte_len()).map(|_| next() as u8).collect(),
-        };
-        interp.set_input_bytes(k, &bytes)?;
-    }
 
     let bar = ProgressBar::new((a.warmup + a.runs) as u64);
     bar.set_style(
@@ -45,27 +29,11 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             .progress_chars("=> "),
     );
     bar.set_message("bench");
-    for _ in 0..a.warmup {
-        interp.invoke();
+    let stats = time_inferences::<anyhow::Error>(&mut interp, &settings, || {
         bar.inc(1);
-    }
-    let mut times = Vec::with_capacity(a.runs);
-    for _ in 0..a.runs {
-        let t = Instant::now();
-        interp.invoke();
-        times.push(t.elapsed().as_secs_f64() * 1e3);
-        bar.inc(1);
-    }
+        Ok(())
+    })?;
     bar.finish_and_clear();
-    let mean = times.iter().sum::<f64>() / times.len() as f64;
-    times.sort_by(f64::total_cmp);
-    let median = if times.len() % 2 == 1 {
-        times[times.len() / 2]
-    } else {
-        (times[times.len() / 2 - 1] + times[times.len() / 2]) / 2.0
-    };
-    // Nearest-rank percentile.
-    let p90 = times[((0.9 * times.len() as f64).ceil() as usize).clamp(1, times.len()) - 1];
     let mut per_op: BTreeMap<String, f64> = BTreeMap::new();
     for t in interp.op_timings() {
         *per_op.entry(t.op).or_insert(0.0) += t.time.as_secs_f64() * 1e3;
@@ -76,30 +44,26 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     };
     let isa = format!("{:?}", cpu::selected_isa()).to_lowercase();
     if a.json {
-        let mut v = json!({
-            "model": a.model.display().to_string(),
-            "median_ms": median,
-            "p90_ms": p90,
-            "mean_ms": mean,
-            "min_ms": times[0],
-            "max_ms": times[times.len() - 1],
-            "runs": a.runs,
-            "warmup": a.warmup,
-            "threads": a.run.threads,
-            "kernels": kernels,
-            "isa": isa,
-            "arena_bytes": interp.arena_bytes(),
-        });
+        let mut v = stats_json(&stats);
+        v["model"] = json!(a.model.display().to_string());
+        v["warmup"] = json!(a.warmup);
+        v["threads"] = json!(a.run.threads);
+        v["kernels"] = json!(kernels);
+        v["isa"] = json!(isa);
+        v["arena_bytes"] = json!(interp.arena_bytes());
         if a.profile {
             v["ops_ms"] = json!(per_op);
         }
         print_json(&v);
     } else {
         println!(
-            "{}: median {median:.3} ms, p90 {p90:.3} ms, mean {mean:.3} ms, min {:.3} ms ({} runs, {} thread(s), {kernels} kernels, {isa})",
+            "{}: median {:.3} ms, p90 {:.3} ms, mean {:.3} ms, min {:.3} ms ({} runs, {} thread(s), {kernels} kernels, {isa})",
             a.model.display(),
-            times[0],
-            a.runs,
+            stats.median_ms,
+            stats.p90_ms,
+            stats.mean_ms,
+            stats.min_ms,
+            stats.runs,
             a.run.threads
         );
         if a.profile {
@@ -111,4 +75,44 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The statistics fields of `bench --json`.
+fn stats_json(s: &LatencyStats) -> Value {
+    json!({
+        "median_ms": s.median_ms,
+        "p90_ms": s.p90_ms,
+        "mean_ms": s.mean_ms,
+        "min_ms": s.min_ms,
+        "max_ms": s.max_ms,
+        "runs": s.runs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use quantfarm_engine::measure::{LatencySettings, LatencyStats};
+
+    /// `bench` and a scenario's latency rows report the same statistics of the same
+    /// timings: both come from the engine's `LatencyStats`, carried unchanged through
+    /// the agent's wire result into the run's results. An even sample count tells the
+    /// median definitions apart (the mean of the two middle samples, 2.5 here; a
+    /// nearest-rank median would say 2).
+    #[test]
+    fn bench_and_scenario_latency_share_one_statistics_routine() {
+        let samples = [4.0, 1.0, 3.0, 2.0, 10.0, 5.0];
+        let stats = LatencyStats::from_samples(&samples).unwrap();
+        assert_eq!(stats.median_ms, 3.5);
+        let bench = super::stats_json(&stats);
+        let wire = quantfarm_agent::jobs::latency_message(&stats, &LatencySettings::DEFAULT);
+        assert_eq!(bench["median_ms"].as_f64(), Some(wire.median_ms));
+        assert_eq!(bench["p90_ms"].as_f64(), Some(wire.p90_ms));
+        assert_eq!(bench["mean_ms"].as_f64(), Some(wire.mean_ms));
+        assert_eq!(wire.p90_ms, 10.0);
+        // The wire result becomes the row's latency columns as it is.
+        let mut row = quantfarm_harness::ResultRow::new("m", "t", "cpu-host");
+        quantfarm_harness::collect::apply_latency(&mut row, &wire);
+        assert_eq!(row.latency_p50_ms, Some(3.5));
+        assert_eq!(row.latency_p90_ms, Some(10.0));
+    }
 }

@@ -5,8 +5,8 @@ use quantfarm_proto::auth::{call_error, connect_tls};
 use quantfarm_proto::tls::ClientTls;
 use quantfarm_proto::v1::CancelRunRequest;
 
-use super::run::{read_token, runtime};
 use crate::cli::CancelArgs;
+use quantfarm_harness::{read_token, runtime};
 
 pub fn run(a: &CancelArgs) -> Result<()> {
     let token = read_token(a.token_file.as_deref())?;

@@ -6,8 +6,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use quantfarm_coordinator::{Config, Coordinator, ServerTls, loadtest};
 
-use super::run::{read_token, runtime};
 use crate::cli::CoordinatorArgs;
+use quantfarm_harness::{read_token, runtime};
 
 pub fn run(a: &CoordinatorArgs) -> Result<()> {
     let rt = runtime()?;

@@ -5,59 +5,31 @@
 //! quantization, unquantized uint8 inputs get the raw pixels.
 
 use std::io::Write;
-use std::sync::mpsc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use quantfarm_engine::data::{self, ImageDataset, TopK};
+use quantfarm_engine::data;
+use quantfarm_engine::measure::{ImageEval, limits};
 use serde_json::json;
 
 use super::{interpreter, load_model, print_json};
 use crate::cli::EvalArgs;
 
 pub fn run(a: &EvalArgs) -> Result<()> {
+    if let Some(l) = a.limit {
+        limits::check_images("--limit", l)?;
+    }
     let model = load_model(&a.model)?;
     let mut interp = interpreter(&model, &a.model, &a.run)?;
     let root = data::shared_root()?;
     let ds = data::open_dataset(&a.dataset, &root)?;
     let range = data::slice_range(ds.len(), a.offset, a.limit)
         .with_context(|| format!("dataset {}", a.dataset))?;
-
-    let input = interp
-        .inputs()
-        .first()
-        .cloned()
-        .context("model has no input")?;
-    if interp.inputs().len() != 1
-        || input.shape.len() != 4
-        || input.shape[0] != 1
-        || input.shape[3] != 3
-    {
-        bail!(
-            "{}: eval needs an image model with one [1, H, W, 3] input, this one has {:?}",
-            a.model.display(),
-            interp
-                .inputs()
-                .iter()
-                .map(|i| i.shape.clone())
-                .collect::<Vec<_>>()
-        );
-    }
-    let classes = interp.outputs()[0].num_elements();
-    // TF-slim ImageNet models have a background class in slot 0.
-    let label_offset = if classes == ds.num_classes() + 1 {
-        1
-    } else if classes == ds.num_classes() {
-        0
-    } else {
-        bail!(
-            "{}: model outputs {classes} scores, dataset {} has {} classes",
-            a.model.display(),
-            a.dataset,
-            ds.num_classes()
-        );
-    };
+    let setup = ImageEval::new(&interp, ds.as_ref(), &a.dataset)
+        .with_context(|| a.model.display().to_string())?;
+    let input = &setup.input;
+    let classes = setup.classes;
     // The baseline runs on the same pixels, encoded for its own input.
     let mut baseline = match &a.baseline {
         Some(path) => {
@@ -74,12 +46,6 @@ pub fn run(a: &EvalArgs) -> Result<()> {
             Some((it, Closeness::default()))
         }
         None => None,
-    };
-    let (h, w) = (input.shape[1], input.shape[2]);
-    let crop = if a.dataset.starts_with("imagenet") {
-        0.875
-    } else {
-        1.0
     };
     if let Some(dir) = &a.dump_inputs {
         std::fs::create_dir_all(dir)
@@ -105,56 +71,32 @@ pub fn run(a: &EvalArgs) -> Result<()> {
     );
     bar.set_message("eval");
     let start = Instant::now();
-    let mut topk = TopK::new();
-    // Decode and preprocess on a second thread while this one runs the model.
-    let result = std::thread::scope(|s| -> Result<()> {
-        let (tx, rx) = mpsc::sync_channel::<Result<(usize, usize, Vec<f32>)>>(8);
-        let ds: &dyn ImageDataset = ds.as_ref();
-        let r = range.clone();
-        s.spawn(move || {
-            for i in r {
-                let item = ds
-                    .image(i)
-                    .map(|img| (i, ds.label(i), data::central_crop_resize(&img, crop, h, w)))
-                    .map_err(anyhow::Error::from);
-                if tx.send(item).is_err() {
-                    return;
-                }
-            }
-        });
-        for item in rx {
-            let (i, label, pixels) = item?;
-            let bytes = data::encode_model_input(&pixels, input.dtype, input.quant.as_ref());
-            if let Some(dir) = &a.dump_inputs {
-                let p = dir.join(format!("{i:05}.bin"));
-                std::fs::write(&p, &bytes)
-                    .with_context(|| format!("{}: cannot write", p.display()))?;
-            }
-            interp.set_input_bytes(0, &bytes)?;
-            interp.invoke();
-            let scores = interp.output_f32(0)?;
-            let target = label + label_offset;
-            topk.update(&scores, target);
-            if let Some((it, close)) = baseline.as_mut() {
-                let x = &it.inputs()[0];
-                let bytes = data::encode_model_input(&pixels, x.dtype, x.quant.as_ref());
-                it.set_input_bytes(0, &bytes)?;
-                it.invoke();
-                close.update(&scores, &it.output_f32(0)?, target);
-            }
-            if let Some(f) = predictions.as_mut() {
-                let top: Vec<String> = data::top_k(&scores, 5)
-                    .iter()
-                    .map(|&c| (c as i64 - label_offset as i64).to_string())
-                    .collect();
-                writeln!(f, "{i}\t{label}\t{}", top.join(","))?;
-            }
-            bar.inc(1);
+    let label_offset = setup.label_offset;
+    let result = setup.run::<anyhow::Error>(&mut interp, ds.as_ref(), range.clone(), |s| {
+        if let Some(dir) = &a.dump_inputs {
+            let p = dir.join(format!("{:05}.bin", s.index));
+            std::fs::write(&p, s.input)
+                .with_context(|| format!("{}: cannot write", p.display()))?;
         }
+        if let Some((it, close)) = baseline.as_mut() {
+            let x = &it.inputs()[0];
+            let bytes = data::encode_model_input(s.pixels, x.dtype, x.quant.as_ref());
+            it.set_input_bytes(0, &bytes)?;
+            it.invoke();
+            close.update(s.scores, &it.output_f32(0)?, s.target);
+        }
+        if let Some(f) = predictions.as_mut() {
+            let top: Vec<String> = data::top_k(s.scores, 5)
+                .iter()
+                .map(|&c| (c as i64 - label_offset as i64).to_string())
+                .collect();
+            writeln!(f, "{}\t{}\t{}", s.index, s.label, top.join(","))?;
+        }
+        bar.inc(1);
         Ok(())
     });
     bar.finish_and_clear();
-    result?;
+    let topk = result?;
     if let Some(mut f) = predictions {
         f.flush()?;
     }

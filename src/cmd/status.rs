@@ -7,8 +7,8 @@ use quantfarm_proto::v1::{GetRunRequest, JobState, ListRunsRequest, RunStatus};
 use serde_json::json;
 
 use super::print_json;
-use super::run::{job_state_name, read_token, runtime};
 use crate::cli::StatusArgs;
+use quantfarm_harness::{job_state_name, read_token, result_metrics, runtime};
 
 pub fn run(a: &StatusArgs) -> Result<()> {
     let token = read_token(a.token_file.as_deref())?;
@@ -73,7 +73,7 @@ pub fn run(a: &StatusArgs) -> Result<()> {
                             "result_agent": r.agent,
                             "result_attempt": r.attempt,
                             "error": r.error,
-                            "metrics": r.metrics,
+                            "metrics": result_metrics(&r).into_iter().collect::<std::collections::BTreeMap<_, _>>(),
                         })
                     })
                     .collect();

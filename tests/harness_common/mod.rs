@@ -9,7 +9,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use quantfarm_proto::auth::{Client, connect};
-use quantfarm_proto::v1::{GetRunRequest, JobSpec, RunStatus, SubmitRunRequest};
+use quantfarm_proto::v1::{
+    GetRunRequest, JobSpec, RunStatus, SubmitRunRequest, SyntheticTask, job_spec,
+};
 
 pub const TOKEN: &str = "harness-test-token-0123456789";
 
@@ -156,11 +158,10 @@ pub fn synthetic_jobs(run: &str, n: usize, ms: u64) -> Vec<JobSpec> {
     (0..n)
         .map(|i| JobSpec {
             id: format!("{run}/job{i}"),
-            kind: "synthetic".into(),
             requires: "cpu-host".into(),
-            params: [("duration_ms".to_string(), ms.to_string())]
-                .into_iter()
-                .collect(),
+            task: Some(job_spec::Task::Synthetic(SyntheticTask {
+                duration_ms: ms as u32,
+            })),
             ..Default::default()
         })
         .collect()

@@ -87,7 +87,9 @@ pub async fn load_test(agents: usize, jobs: usize, dir: &Path) -> Result<LoadRep
     let specs: Vec<JobSpec> = (0..jobs)
         .map(|i| JobSpec {
             id: format!("load/{i}"),
-            kind: "synthetic".into(),
+            task: Some(quantfarm_proto::v1::job_spec::Task::Synthetic(
+                Default::default(),
+            )),
             requires: "sim".into(),
             ..Default::default()
         })

@@ -781,7 +781,9 @@ mod tests {
     fn job(id: &str, requires: &str, deps: &[&str]) -> JobSpec {
         JobSpec {
             id: id.into(),
-            kind: "synthetic".into(),
+            task: Some(quantfarm_proto::v1::job_spec::Task::Synthetic(
+                Default::default(),
+            )),
             requires: requires.into(),
             depends_on: deps.iter().map(|d| d.to_string()).collect(),
             ..Default::default()
@@ -927,17 +929,17 @@ mod tests {
         let (a4, mut rx4) = agent(&mut s, "a4", &["cpu"]);
         assert_eq!(assigned(&mut rx4), ["r/y"]);
         let mut late = ok("r/y");
-        late.metrics.insert("v".into(), 1.0);
+        late.size_bytes = Some(1);
         s.result(a3, late).unwrap();
         let mut second = ok("r/y");
-        second.metrics.insert("v".into(), 2.0);
+        second.size_bytes = Some(2);
         let m = rx4.try_recv().unwrap().unwrap();
         assert!(
             matches!(m.msg, Some(Msg::Cancel(_))),
             "a4 is told to stop: {m:?}"
         );
         s.result(a4, second).unwrap();
-        assert_eq!(s.jobs["r/y"].result.as_ref().unwrap().metrics["v"], 1.0);
+        assert_eq!(s.jobs["r/y"].result.as_ref().unwrap().size_bytes, Some(1));
         let n: i64 = s
             .store
             .conn_for_tests()

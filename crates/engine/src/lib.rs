@@ -5,7 +5,9 @@
 //! - [`exec`]: the interpreter (static memory plan, per-op timing) and its kernels;
 //! - [`convert`]: model-to-model transforms (dequantize to a float baseline);
 //! - [`zoo`]: architecture-exact builders of the guide's CNNs;
-//! - [`data`]: dataset readers, preprocessing and top-k metrics.
+//! - [`data`]: dataset readers, preprocessing and top-k metrics;
+//! - [`measure`]: the one latency and accuracy routine (bench, eval and agent jobs)
+//!   and the bounds on every count a user or a job sets.
 //!
 //! No async, no network, no dataframes: this crate must build fast.
 
@@ -14,6 +16,7 @@ pub mod data;
 pub mod error;
 pub mod exec;
 pub mod ir;
+pub mod measure;
 pub mod quant;
 pub mod stats;
 pub mod tflite;

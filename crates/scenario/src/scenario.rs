@@ -6,6 +6,7 @@ use crate::loc::At;
 use crate::profile::ProfileSet;
 use crate::technique::{CalibrationMethod, Technique};
 use quantfarm_engine::data::DATASET_NAMES;
+use quantfarm_engine::measure::limits::MAX_IMAGES;
 use quantfarm_engine::zoo::Arch;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -119,7 +120,7 @@ struct RawAccuracy {
 #[serde(deny_unknown_fields)]
 struct RawLatency {
     #[serde(default)]
-    warmup: Option<usize>,
+    warmup: Option<At<usize>>,
     #[serde(default)]
     runs: Option<At<usize>>,
     #[serde(default)]
@@ -263,22 +264,9 @@ pub struct AccuracySettings {
     pub column: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LatencySettings {
-    pub warmup: usize,
-    pub runs: usize,
-    pub threads: usize,
-}
-
-impl Default for LatencySettings {
-    fn default() -> Self {
-        LatencySettings {
-            warmup: 3,
-            runs: 20,
-            threads: 1,
-        }
-    }
-}
+/// Latency settings and their defaults and bounds are the engine's, so a scenario, the
+/// CLI and a job from the wire accept exactly the same numbers.
+pub use quantfarm_engine::measure::LatencySettings;
 
 /// A condition a run must meet; [`crate::check`] evaluates it.
 #[derive(Debug, Clone, PartialEq)]
@@ -911,8 +899,14 @@ impl Builder<'_> {
 
     fn calibration(&self, c: &At<RawCalibration>) -> Result<CalibrationSettings> {
         let dataset = self.dataset(&c.dataset)?;
-        if c.limit.value == 0 {
-            return Err(self.err(&c.limit, "calibration limit 0: expected at least 1 sample"));
+        if c.limit.value == 0 || c.limit.value > MAX_IMAGES {
+            return Err(self.err(
+                &c.limit,
+                format!(
+                    "calibration limit {}: expected 1..={MAX_IMAGES} samples",
+                    c.limit.value
+                ),
+            ));
         }
         let method = match (&c.method, &c.percentile) {
             (Some(m), Some(p)) if matches!(m.value, MethodName::Percentile) => {
@@ -948,9 +942,15 @@ impl Builder<'_> {
     fn accuracy(&self, a: &At<RawAccuracy>) -> Result<AccuracySettings> {
         let dataset = self.dataset(&a.dataset)?;
         if let Some(l) = &a.limit
-            && l.value == 0
+            && (l.value == 0 || l.value > MAX_IMAGES)
         {
-            return Err(self.err(l, "accuracy limit 0: expected at least 1 item"));
+            return Err(self.err(
+                l,
+                format!(
+                    "accuracy limit {}: expected 1..={MAX_IMAGES} items",
+                    l.value
+                ),
+            ));
         }
         Ok(AccuracySettings {
             dataset,
@@ -962,25 +962,20 @@ impl Builder<'_> {
     }
 
     fn latency(&self, l: &At<RawLatency>) -> Result<LatencySettings> {
-        let d = LatencySettings::default();
-        let runs = match &l.runs {
-            Some(r) if r.value == 0 || r.value > 1_000_000 => {
-                return Err(self.err(r, format!("runs {}: expected 1..=1000000", r.value)));
-            }
-            Some(r) => r.value,
-            None => d.runs,
-        };
-        let threads = match &l.threads {
-            Some(t) if t.value == 0 || t.value > 256 => {
-                return Err(self.err(t, format!("threads {}: expected 1..=256", t.value)));
-            }
-            Some(t) => t.value,
-            None => d.threads,
-        };
+        use quantfarm_engine::measure::limits::{MAX_RUNS, MAX_THREADS, MAX_WARMUP};
+        let d = LatencySettings::DEFAULT;
+        let pick =
+            |v: &Option<At<usize>>, what: &str, min: usize, max: usize, default: usize| match v {
+                Some(x) if x.value < min || x.value > max => {
+                    Err(self.err(x, format!("{what} {}: expected {min}..={max}", x.value)))
+                }
+                Some(x) => Ok(x.value),
+                None => Ok(default),
+            };
         Ok(LatencySettings {
-            warmup: l.warmup.unwrap_or(d.warmup).min(1_000_000),
-            runs,
-            threads,
+            warmup: pick(&l.warmup, "warmup", 0, MAX_WARMUP, d.warmup)?,
+            runs: pick(&l.runs, "runs", 1, MAX_RUNS, d.runs)?,
+            threads: pick(&l.threads, "threads", 1, MAX_THREADS, d.threads)?,
         })
     }
 

@@ -412,6 +412,20 @@ fn structural_errors() {
     // Numbers out of range.
     let e = err_of(&format!("{MINIMAL}latency: {{runs: 0}}\n"));
     assert!(e.message.contains("runs 0"), "{e}");
+    // The engine's bounds (measure::limits), with the value's position.
+    let e = err_of(&format!("{MINIMAL}latency: {{warmup: 10001}}\n"));
+    assert!(
+        e.message.contains("warmup 10001: expected 0..=10000"),
+        "{e}"
+    );
+    assert!(e.line > 0 && e.column > 0, "{e}");
+    let e = err_of(&format!("{MINIMAL}latency: {{runs: 100001}}\n"));
+    assert!(
+        e.message.contains("runs 100001: expected 1..=100000"),
+        "{e}"
+    );
+    let e = err_of(&format!("{MINIMAL}latency: {{threads: 65}}\n"));
+    assert!(e.message.contains("threads 65: expected 1..=64"), "{e}");
     let e = err_of(&MINIMAL.replace("width: 0.25", "width: .nan"));
     assert!(e.message.contains("width"), "{e}");
 }

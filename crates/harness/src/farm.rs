@@ -1,0 +1,50 @@
+//! The embedded local farm of `quantfarm run`: a coordinator on loopback with a random
+//! token, and one agent per device the scenario names, all in this process.
+
+use anyhow::{Context, Result};
+use quantfarm_agent::{AgentConfig, run_agent};
+use quantfarm_coordinator::{Config, Coordinator, random_token};
+
+use crate::rundir::RunDir;
+
+/// A running local farm; dropping it stops nothing by itself (the tasks end with the
+/// runtime), so keep it alive for the run.
+pub struct LocalFarm {
+    pub url: String,
+    pub token: String,
+    _server: tokio::task::JoinHandle<Result<()>>,
+    _agents: Vec<tokio::task::JoinHandle<Result<()>>>,
+}
+
+impl LocalFarm {
+    /// Start the coordinator (its database and artifacts under `dir.state()`) and one
+    /// agent per device with `threads` engine threads for jobs that do not set theirs.
+    pub async fn start(dir: &RunDir, devices: &[String], threads: usize) -> Result<LocalFarm> {
+        let token = random_token()?;
+        let state = dir.state();
+        std::fs::create_dir_all(&state)
+            .with_context(|| format!("{}: cannot create", state.display()))?;
+        let coord = Coordinator::open(Config::new(dir.database(), dir.artifacts(), token.clone()))?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("cannot listen on loopback")?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let server = tokio::spawn(coord.serve(listener, std::future::pending()));
+        let agents = devices
+            .iter()
+            .map(|d| {
+                // One cache per agent: they would race on the same files otherwise.
+                let mut cfg =
+                    AgentConfig::new(&url, &token, &format!("local-{d}"), d, dir.agent_cache(d));
+                cfg.threads = threads;
+                tokio::spawn(run_agent(cfg))
+            })
+            .collect();
+        Ok(LocalFarm {
+            url,
+            token,
+            _server: server,
+            _agents: agents,
+        })
+    }
+}

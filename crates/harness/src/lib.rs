@@ -1,0 +1,136 @@
+//! quantfarm's harness: running a scenario end to end, as a library.
+//!
+//! ```text
+//! RunPlan::prepare (scenario → validated job graph, model files, run folder)
+//!   → execute (embedded LocalFarm or a remote coordinator: upload, submit, watch)
+//!   → collect (job results → typed RunResults) → RunResults::write_dir
+//!   → measurements → the scenario's gates
+//! ```
+//!
+//! The CLI (`quantfarm run`, `status`, `cancel`, `agent`, `coordinator`) only parses
+//! arguments, shows progress and maps outcomes to exit codes; everything else is here.
+
+pub mod client;
+pub mod collect;
+pub mod farm;
+pub mod plan;
+pub mod rundir;
+pub mod watch;
+pub mod wire;
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result, anyhow};
+use quantfarm_agent::artifact;
+use quantfarm_proto::auth::call_error;
+use quantfarm_proto::tls::ClientTls;
+use quantfarm_proto::v1::{ListRunsRequest, RunStatus, SubmitRunRequest};
+pub use quantfarm_results::{LatencyKind, ResultRow, RowStatus, RunResults};
+use quantfarm_scenario::{GateOutcome, Results};
+
+pub use client::{
+    connect_retrying, is_terminal, job_state_name, read_token, result_metrics, runtime,
+};
+pub use collect::{collect, measurements};
+pub use farm::LocalFarm;
+pub use plan::{RunOptions, RunPlan};
+pub use rundir::RunDir;
+
+/// Where a run's jobs go.
+pub enum Target {
+    /// An embedded coordinator on loopback with one agent per device of the scenario;
+    /// `threads` engine threads per job that does not set its own.
+    Local { threads: usize },
+    /// A remote coordinator and its agents.
+    Remote {
+        url: String,
+        token: String,
+        tls: ClientTls,
+    },
+}
+
+/// Run `plan` on `target` until it finishes: start the local farm if asked, upload the
+/// model files, submit the job graph (resubmitting an existing run id is a no-op, so
+/// this also resumes), and follow the run. `observe` sees every status update.
+/// `wait_secs` bounds how long a lost coordinator is waited for.
+pub async fn execute(
+    plan: &RunPlan,
+    target: &Target,
+    wait_secs: u64,
+    observe: impl FnMut(&RunStatus),
+) -> Result<RunStatus> {
+    let (_farm, url, token, tls) = match target {
+        Target::Local { threads } => {
+            let farm = LocalFarm::start(&plan.dir, &plan.devices(), *threads).await?;
+            let (url, token) = (farm.url.clone(), farm.token.clone());
+            (Some(farm), url, token, ClientTls::plain())
+        }
+        Target::Remote { url, token, tls } => (None, url.clone(), token.clone(), tls.clone()),
+    };
+    let mut client = connect_retrying(&url, &token, &tls, wait_secs.min(30)).await?;
+    if matches!(target, Target::Remote { .. }) {
+        // One cheap call first: a refused token or client certificate shows here as
+        // itself, not as a failed upload.
+        client
+            .list_runs(ListRunsRequest {})
+            .await
+            .map_err(|e| anyhow!(call_error(&url, &tls, &e)))?;
+    }
+    let mut digests = BTreeMap::new();
+    for (path, bytes) in &plan.files {
+        let d = artifact::upload(&mut client, bytes.clone())
+            .await
+            .with_context(|| format!("{}: upload", path.display()))?;
+        digests.insert(path.clone(), d);
+    }
+    let submit = SubmitRunRequest {
+        run_id: plan.run_id.clone(),
+        name: plan.scenario.name.clone(),
+        jobs: wire::to_wire(&plan.run_id, &plan.graph, &digests)?,
+        scenario_yaml: plan.text.clone(),
+    };
+    client
+        .submit_run(submit.clone())
+        .await
+        .map_err(|e| anyhow!(call_error(&url, &tls, &e)))
+        .context("submit the run")?;
+    watch::watch(&url, &token, &tls, client, &submit, wait_secs, observe).await
+}
+
+/// What a finished run amounts to: its typed results, the failed jobs and the gates.
+pub struct Outcome {
+    pub results: RunResults,
+    /// `job <id> <state>: <error>` for every job that did not succeed.
+    pub failed_jobs: Vec<String>,
+    pub gates: Vec<GateOutcome>,
+}
+
+impl Outcome {
+    /// Collect `status` into results and check the scenario's gates on them.
+    pub fn of(plan: &RunPlan, status: &RunStatus) -> Outcome {
+        let results = collect(status, &plan.graph, &plan.run_id);
+        let failed_jobs = status
+            .jobs
+            .iter()
+            .filter(|j| j.state != quantfarm_proto::v1::JobState::Succeeded as i32)
+            .map(|j| {
+                format!(
+                    "job {} {}: {}",
+                    j.spec.as_ref().map(|s| s.id.as_str()).unwrap_or(""),
+                    job_state_name(j.state),
+                    j.result.as_ref().map(|r| r.error.as_str()).unwrap_or("")
+                )
+            })
+            .collect();
+        let observed = Results {
+            measurements: measurements(&results),
+            previous: Vec::new(),
+        };
+        let gates = quantfarm_scenario::check_all(&plan.scenario.gates, &observed);
+        Outcome {
+            results,
+            failed_jobs,
+            gates,
+        }
+    }
+}
