@@ -349,6 +349,9 @@ pub struct AgentArgs {
     /// Device profile this agent serves, as a profile YAML file (agents/profiles/*.yaml).
     #[arg(long)]
     pub profile: Option<PathBuf>,
+    /// Where `--device NAME` is looked up (one YAML per device).
+    #[arg(long, default_value = "agents/profiles")]
+    pub profiles: PathBuf,
     /// Unique agent name (default: <device>-<pid>).
     #[arg(long)]
     pub name: Option<String>,

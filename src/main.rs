@@ -2,6 +2,8 @@
 //! file only parses arguments and turns errors into one line and an exit code.
 
 mod cli;
+#[macro_use]
+mod out;
 mod cmd;
 
 use std::process::ExitCode;

@@ -263,3 +263,77 @@ fn infer_checks_input_sizes() {
     ]);
     assert_user_error(&out, "small_input.bin");
 }
+
+/// Every count a user sets is bounded (the engine's `measure::limits`), checked before
+/// the model is run: a clear one-line error and exit 2, never a huge allocation or an
+/// endless loop.
+#[test]
+fn counts_out_of_range_are_one_line_errors() {
+    let m = coral("mobilenet_v1_0.25_128_quant.tflite");
+    let m = m.to_str().unwrap();
+    let t = std::time::Instant::now();
+    for (args, needle) in [
+        (vec!["bench", m, "--runs", "0"], "runs = 0"),
+        (
+            vec!["bench", m, "--runs", "1000000000000"],
+            "runs = 1000000000000",
+        ),
+        (
+            vec!["bench", m, "--warmup", "18446744073709551615"],
+            "warmup",
+        ),
+        (vec!["bench", m, "--threads", "0"], "threads = 0"),
+        (vec!["bench", m, "--threads", "100000"], "threads = 100000"),
+        (
+            vec![
+                "infer",
+                m,
+                "--threads",
+                "1000",
+                "--input-raw",
+                m,
+                "--output-raw",
+                "/dev/null",
+            ],
+            "threads = 1000",
+        ),
+        (
+            vec!["eval", m, "--dataset", "imagenet-sample", "--limit", "0"],
+            "--limit = 0",
+        ),
+        (
+            vec!["eval", m, "--dataset", "imagenet-sample", "--threads", "65"],
+            "threads = 65",
+        ),
+        (
+            vec![
+                "quantize",
+                m,
+                "--mode",
+                "dynamic",
+                "-o",
+                "/dev/null",
+                "--threads",
+                "0",
+            ],
+            "threads = 0",
+        ),
+        (
+            vec![
+                "quantize",
+                m,
+                "--mode",
+                "int8",
+                "-o",
+                "/dev/null",
+                "--calibration-size",
+                "0",
+            ],
+            "--calibration-size = 0",
+        ),
+    ] {
+        let out = quantfarm(&args);
+        assert_user_error(&out, needle);
+    }
+    assert!(t.elapsed().as_secs() < 30, "{:?}", t.elapsed());
+}

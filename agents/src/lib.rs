@@ -88,6 +88,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Run the agent until the task is dropped: connect, serve, reconnect with backoff.
+/// Returns only when the coordinator refuses the agent ([`Refused`]: a wrong token or
+/// a registration it rejects), with that error.
 pub async fn run_agent(cfg: AgentConfig) -> Result<()> {
     if cfg.name.is_empty() || cfg.device.is_empty() {
         bail!("an agent needs a name and a device");
@@ -107,6 +109,12 @@ pub async fn run_agent(cfg: AgentConfig) -> Result<()> {
         let r = session(&shared, &mut out_rx, &mut pending).await;
         if started.elapsed() > Duration::from_secs(10) {
             backoff = Duration::from_millis(100);
+        }
+        // A refused token or registration will not get better by dialing again.
+        if let Err(e) = &r
+            && e.is::<Refused>()
+        {
+            return r.context(format!("agent {}", shared.cfg.name));
         }
         if let Err(e) = r {
             eprintln!(
@@ -142,17 +150,25 @@ async fn session(
     let mut inbound = client
         .connect(ReceiverStream::new(rx))
         .await
-        .map_err(|e| anyhow::anyhow!("register: {}", call_error(&cfg.coordinator, &cfg.tls, &e)))?
+        .map_err(|e| {
+            refused_or(e, |e| {
+                format!("register: {}", call_error(&cfg.coordinator, &cfg.tls, e))
+            })
+        })?
         .into_inner();
     let heartbeat_ms = match inbound.next().await {
         Some(Ok(m)) => match m.msg {
             Some(coordinator_message::Msg::Registered(r)) => r.heartbeat_ms.max(50),
             _ => bail!("coordinator did not acknowledge the registration"),
         },
-        Some(Err(e)) => bail!(
-            "registration refused: {}",
-            call_error(&cfg.coordinator, &cfg.tls, &e)
-        ),
+        Some(Err(e)) => {
+            return Err(refused_or(e, |e| {
+                format!(
+                    "registration refused: {}",
+                    call_error(&cfg.coordinator, &cfg.tls, e)
+                )
+            }));
+        }
         None => bail!("coordinator closed the stream"),
     };
     // Results that did not make it out on the last connection.
@@ -256,6 +272,30 @@ async fn execute(shared: &Arc<Shared>, a: Assignment, cancel: Arc<AtomicBool>) -
         }
     }
     result
+}
+
+/// The coordinator refused this agent (wrong token, or a registration it will never
+/// accept): the agent stops with the error instead of dialing forever.
+#[derive(Debug)]
+pub struct Refused(pub String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// A call error as [`Refused`] when retrying cannot help (the token or the request
+/// itself was refused), else as a plain error to retry on.
+fn refused_or(e: tonic::Status, msg: impl Fn(&tonic::Status) -> String) -> anyhow::Error {
+    match e.code() {
+        tonic::Code::Unauthenticated
+        | tonic::Code::PermissionDenied
+        | tonic::Code::InvalidArgument => anyhow::Error::new(Refused(msg(&e))),
+        _ => anyhow::anyhow!(msg(&e)),
+    }
 }
 
 /// An error moving artifacts (the network or the coordinator), not the job's own.

@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use quantfarm_agent::{AgentConfig, run_agent};
 use quantfarm_proto::tls::ClientTls;
-use quantfarm_scenario::DeviceProfile;
+use quantfarm_scenario::{DeviceProfile, ProfileSet};
 
 use crate::cli::AgentArgs;
 use quantfarm_harness::{read_token, runtime};
@@ -17,7 +17,25 @@ pub fn run(a: &AgentArgs) -> Result<()> {
                 .with_context(|| format!("{}: cannot read", path.display()))?;
             DeviceProfile::parse(&text, &path.display().to_string())?.name
         }
-        None => a.device.clone(),
+        None => {
+            // An agent for a device no profile describes would idle forever: no
+            // scenario can send it work.
+            let set = ProfileSet::load_dir(&a.profiles).map_err(|e| {
+                anyhow::anyhow!(
+                    "{e} (pass --profile FILE, or --profiles DIR holding {}.yaml)",
+                    a.device
+                )
+            })?;
+            if set.get(&a.device).is_none() {
+                anyhow::bail!(
+                    "unknown device '{}': expected one of the profiles in {} ({})",
+                    a.device,
+                    a.profiles.display(),
+                    set.names().collect::<Vec<_>>().join(", ")
+                );
+            }
+            a.device.clone()
+        }
     };
     let name = a
         .name

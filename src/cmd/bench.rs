@@ -56,7 +56,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         }
         print_json(&v);
     } else {
-        println!(
+        outln!(
             "{}: median {:.3} ms, p90 {:.3} ms, mean {:.3} ms, min {:.3} ms ({} runs, {} thread(s), {kernels} kernels, {isa})",
             a.model.display(),
             stats.median_ms,
@@ -70,7 +70,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             let mut ops: Vec<_> = per_op.into_iter().collect();
             ops.sort_by(|x, y| y.1.total_cmp(&x.1));
             for (op, ms) in ops {
-                println!("  {op:<28} {ms:8.3} ms");
+                outln!("  {op:<28} {ms:8.3} ms");
             }
         }
     }

@@ -22,7 +22,11 @@ pub fn run(a: &CancelArgs) -> Result<()> {
             .await
             .map_err(|e| anyhow!(call_error(&a.coordinator, &tls, &e)))?
             .into_inner();
-        println!("{}: {} job(s) cancelled", a.run_id, r.cancelled_jobs);
+        if r.already_finished {
+            outln!("{}: already finished; nothing to cancel", a.run_id);
+        } else {
+            outln!("{}: {} job(s) cancelled", a.run_id, r.cancelled_jobs);
+        }
         Ok(())
     })
 }

@@ -30,7 +30,7 @@ pub fn run(a: &ConvertArgs) -> Result<()> {
             "ops": st.ops,
         }));
     } else {
-        println!(
+        outln!(
             "wrote {} ({size} bytes, {} params, {} ops)",
             a.output.display(),
             st.params,

@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use quantfarm_coordinator::{Config, Coordinator, ServerTls, loadtest};
 
 use crate::cli::CoordinatorArgs;
-use quantfarm_harness::{read_token, runtime};
+use quantfarm_harness::{read_token, runtime, token_warnings};
 
 pub fn run(a: &CoordinatorArgs) -> Result<()> {
     let rt = runtime()?;
@@ -22,13 +22,18 @@ pub fn run(a: &CoordinatorArgs) -> Result<()> {
             .cpu_ms_per_job
             .map(|c| format!(", {c:.3} ms CPU/job (coordinator + simulated agents)"))
             .unwrap_or_default();
-        println!(
+        outln!(
             "load test: {} agents, {} no-op jobs in {:.3} s: {:.0} jobs/s, {:.3} ms/job wall{cpu}",
-            r.agents, r.jobs, r.seconds, r.jobs_per_sec, r.ms_per_job
+            r.agents,
+            r.jobs,
+            r.seconds,
+            r.jobs_per_sec,
+            r.ms_per_job
         );
         return Ok(());
     }
     let token = read_token(a.token_file.as_deref())?;
+    let warnings = token_warnings(a.token_file.as_deref(), &token);
     let db = a.db.clone().context("--db is required")?;
     let artifacts = a.artifacts.clone().context("--artifacts is required")?;
     let mut cfg = Config::new(db, artifacts, token);
@@ -52,6 +57,10 @@ pub fn run(a: &CoordinatorArgs) -> Result<()> {
         let listener = tokio::net::TcpListener::bind(&a.listen)
             .await
             .with_context(|| format!("cannot listen on {}", a.listen))?;
+        // Once everything else is known good, so a refused start shows its one error.
+        for w in &warnings {
+            eprintln!("warning: {w}");
+        }
         let scheme = if coord.is_tls() { "https" } else { "http" };
         let mtls = if coord.is_mtls() {
             " (mutual TLS: client certificates required)"

@@ -122,7 +122,7 @@ pub fn run(a: &EvalArgs) -> Result<()> {
         }
         print_json(&v);
     } else {
-        println!(
+        outln!(
             "{}: {} images of {} from {}: top-1 {:.2}%, top-5 {:.2}% ({secs:.1} s)",
             a.model.display(),
             topk.n(),
@@ -132,7 +132,7 @@ pub fn run(a: &EvalArgs) -> Result<()> {
             100.0 * topk.top5()
         );
         if let (Some((_, c)), Some(path)) = (&baseline, &a.baseline) {
-            println!(
+            outln!(
                 "  vs baseline {}: its top-1 {:.2}%, same top-1 on {:.2}% of images, \
                  output mean |diff| {:.3e} (max {:.3e})",
                 path.display(),

@@ -44,7 +44,7 @@ pub fn run(a: &InferArgs) -> Result<()> {
         print_json(&json!({ "model": a.model.display().to_string(), "outputs": written }));
     } else {
         for w in &written {
-            println!(
+            outln!(
                 "wrote {} ({} {} {})",
                 w["path"].as_str().unwrap_or(""),
                 w["name"],

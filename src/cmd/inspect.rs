@@ -32,27 +32,27 @@ pub fn run(a: &InspectArgs) -> Result<()> {
         }));
         return Ok(());
     }
-    println!("model        {}", a.model.display());
-    println!("description  {}", model.description);
-    println!("size         {size} bytes ({:.2} MB)", size as f64 / 1e6);
-    println!(
+    outln!("model        {}", a.model.display());
+    outln!("description  {}", model.description);
+    outln!("size         {size} bytes ({:.2} MB)", size as f64 / 1e6);
+    outln!(
         "parameters   {} ({:.2} M)",
         st.params,
         st.params as f64 / 1e6
     );
-    println!("MACs         {} ({:.1} M)", st.macs, st.macs as f64 / 1e6);
-    println!(
+    outln!("MACs         {} ({:.1} M)", st.macs, st.macs as f64 / 1e6);
+    outln!(
         "operators    {} in {} subgraph(s)",
         g.ops.len(),
         model.subgraphs.len()
     );
     for (name, n) in &st.ops {
-        println!("  {name:<32} {n}");
+        outln!("  {name:<32} {n}");
     }
     for (label, ids) in [("input", &g.inputs), ("output", &g.outputs)] {
         for &t in ids {
             let tj = tensor_json(g, t);
-            println!(
+            outln!(
                 "{label:<12} {} {} {} scale={} zero_point={}",
                 tj["name"].as_str().unwrap_or(""),
                 tj["dtype"].as_str().unwrap_or(""),

@@ -57,6 +57,7 @@ pub fn save_model(model: &Model, path: &Path) -> Result<u64> {
 
 /// Prepare an interpreter; errors name the model file.
 pub fn interpreter(model: &Model, path: &Path, run: &RunArgs) -> Result<Interpreter> {
+    quantfarm_engine::measure::limits::check_threads(run.threads).context("--threads")?;
     let opts = InterpreterOptions {
         threads: run.threads,
         kernels: match run.kernels {
@@ -70,5 +71,5 @@ pub fn interpreter(model: &Model, path: &Path, run: &RunArgs) -> Result<Interpre
 
 /// Print a JSON value on one line.
 pub fn print_json(v: &serde_json::Value) {
-    println!("{v}");
+    outln!("{v}");
 }

@@ -17,10 +17,14 @@ use quantfarm_engine::stats::graph_stats;
 use quantfarm_engine::tflite;
 use serde_json::json;
 
+use quantfarm_engine::measure::limits;
+
 use super::{load_model, print_json};
 use crate::cli::{IoTypeArg, QuantModeArg, QuantizeArgs, WeightRangeArg};
 
 pub fn run(a: &QuantizeArgs) -> Result<()> {
+    limits::check_threads(a.threads).context("--threads")?;
+    limits::check_images("--calibration-size", a.calibration_size)?;
     let model = load_model(&a.model)?;
     let mode = match a.mode {
         QuantModeArg::Float16 => QuantMode::Float16,
@@ -97,7 +101,7 @@ pub fn run(a: &QuantizeArgs) -> Result<()> {
             "inserted_dequantize": summary.inserted_dequantize,
         }));
     } else {
-        println!(
+        outln!(
             "wrote {} ({} mode, {} bytes, {:.1}% of {} bytes; {} ops quantized, {} float, {} QUANTIZE + {} DEQUANTIZE inserted)",
             a.output.display(),
             mode.name(),
@@ -115,7 +119,7 @@ pub fn run(a: &QuantizeArgs) -> Result<()> {
                 .iter()
                 .map(|(i, n)| format!("{n} (op {i})"))
                 .collect();
-            println!("kept in float: {}", names.join(", "));
+            outln!("kept in float: {}", names.join(", "));
         }
     }
     Ok(())
@@ -127,9 +131,6 @@ fn calibrate(
     method: RangeMethod,
     mode: QuantMode,
 ) -> Result<TensorRanges> {
-    if a.calibration_size == 0 {
-        bail!("--calibration-size must be at least 1");
-    }
     let root = data::shared_root()?;
     let ds = data::open_dataset(&a.calibration, &root)
         .with_context(|| format!("calibration dataset {}", a.calibration))?;

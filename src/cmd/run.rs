@@ -41,18 +41,27 @@ pub fn run(a: &RunScenarioArgs) -> Result<()> {
     }
 
     let bar = progress_bar(plan.graph.jobs.len(), &plan.scenario.name);
-    let status = runtime()?.block_on(execute(&plan, &target, a.wait_secs, |st| show(&bar, st)));
+    let rt = runtime()?;
+    let status = rt.block_on(async {
+        tokio::select! {
+            r = execute(&plan, &target, a.wait_secs, |st| show(&bar, st)) => r,
+            _ = tokio::signal::ctrl_c() => Err(interrupted(a, &plan)),
+        }
+    });
+    // Do not wait for a local agent's job still running on a blocking thread: its
+    // result is not needed (interrupted) or already recorded (finished).
+    rt.shutdown_background();
     bar.finish_and_clear();
     let status = status?;
 
     let outcome = Outcome::of(&plan, &status);
     outcome.results.write_dir(&plan.dir.root)?;
     print_rows(&outcome.results.rows);
-    println!("report: {}", plan.dir.root.display());
+    outln!("report: {}", plan.dir.root.display());
     let mut failures = outcome.failed_jobs;
     for g in outcome.gates {
         match g.status {
-            GateStatus::Pass => println!("{}", g.message),
+            GateStatus::Pass => outln!("{}", g.message),
             GateStatus::NoData => eprintln!("{}", g.message),
             GateStatus::Fail => failures.push(g.message),
         }
@@ -61,6 +70,29 @@ pub fn run(a: &RunScenarioArgs) -> Result<()> {
         bail!("{}", failures.join("; "));
     }
     Ok(())
+}
+
+/// What an interrupted run left behind, and the command that picks it up again.
+fn interrupted(a: &RunScenarioArgs, plan: &RunPlan) -> anyhow::Error {
+    let mut resume = format!(
+        "quantfarm run {} --run-id {}",
+        a.scenario.display(),
+        plan.run_id
+    );
+    if a.reports != std::path::Path::new("reports") {
+        resume += &format!(" --reports {}", a.reports.display());
+    }
+    match &a.coordinator {
+        None => anyhow!(
+            "interrupted: finished jobs are kept in {}; resume with `{resume}`",
+            plan.dir.state().display()
+        ),
+        Some(url) => anyhow!(
+            "interrupted: the run goes on at {url}; follow it with `quantfarm status {} --watch \
+             --coordinator {url}` or collect it with `{resume} --coordinator {url}`",
+            plan.run_id
+        ),
+    }
 }
 
 fn progress_bar(jobs: usize, name: &str) -> ProgressBar {
@@ -92,9 +124,16 @@ fn show(bar: &ProgressBar, st: &RunStatus) {
 }
 
 fn print_rows(rows: &[ResultRow]) {
-    println!(
+    outln!(
         "{:<28} {:<11} {:<12} {:>10} {:>9} {:>9} {:>7} {:>7}  status",
-        "model", "technique", "device", "size", "p50 ms", "mean ms", "top1", "top5"
+        "model",
+        "technique",
+        "device",
+        "size",
+        "p50 ms",
+        "mean ms",
+        "top1",
+        "top5"
     );
     let num = |v: Option<f64>, scale: f64, prec: usize| {
         v.map(|x| format!("{:.prec$}", x * scale))
@@ -108,7 +147,7 @@ fn print_rows(rows: &[ResultRow]) {
             }
             _ => num(r.latency_p50_ms, 1.0, 3),
         };
-        println!(
+        outln!(
             "{:<28} {:<11} {:<12} {:>10} {:>9} {:>9} {:>7} {:>7}  {}",
             r.model,
             r.technique,

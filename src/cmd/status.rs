@@ -31,18 +31,20 @@ pub fn run(a: &StatusArgs) -> Result<()> {
                             .map(|r| json!({
                                 "run_id": r.run_id, "name": r.name, "finished": r.finished,
                                 "jobs": r.jobs, "succeeded": r.done, "failed": r.failed,
+                                "cancelled": r.cancelled,
                             }))
                             .collect::<Vec<_>>()
                     ));
                 } else {
                     for r in runs {
-                        println!(
-                            "{}  {}  {}/{} succeeded, {} failed{}",
+                        outln!(
+                            "{}  {}  {}/{} succeeded, {} failed, {} cancelled{}",
                             r.run_id,
                             r.name,
                             r.done,
                             r.jobs,
                             r.failed,
+                            r.cancelled,
                             if r.finished { ", finished" } else { "" }
                         );
                     }
@@ -83,7 +85,7 @@ pub fn run(a: &StatusArgs) -> Result<()> {
                         "cancelled": st.cancelled, "jobs": jobs,
                     }));
                 } else {
-                    println!(
+                    outln!(
                         "{} ({}){}{}",
                         st.run_id,
                         st.name,
@@ -91,12 +93,15 @@ pub fn run(a: &StatusArgs) -> Result<()> {
                         if st.cancelled { ", cancelled" } else { "" }
                     );
                     for j in jobs {
-                        println!(
-                            "  {:<60} {:<10} attempts {} {}",
+                        let error = j["error"].as_str().unwrap_or("");
+                        outln!(
+                            "  {:<60} {:<10} attempts {} {}{}{}",
                             j["job"].as_str().unwrap_or(""),
                             j["state"].as_str().unwrap_or(""),
                             j["attempts"],
-                            j["agent"].as_str().unwrap_or("")
+                            j["agent"].as_str().unwrap_or(""),
+                            if error.is_empty() { "" } else { "  " },
+                            error
                         );
                     }
                 }

@@ -31,7 +31,7 @@ pub fn run(a: &ZooArgs) -> Result<()> {
             "ops": st.ops,
         }));
     } else {
-        println!(
+        outln!(
             "wrote {} ({}, width {}, resolution {}): {} params, {:.1} M MACs, {size} bytes",
             a.output.display(),
             arch.name(),

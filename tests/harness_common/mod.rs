@@ -58,6 +58,12 @@ pub fn token_file(dir: &Path) -> PathBuf {
     if std::fs::read_to_string(&p).ok().as_deref() != Some(text.as_str()) {
         let tmp = dir.join(format!("token.tmp-{}", std::process::id()));
         std::fs::write(&tmp, &text).unwrap();
+        // Readable by its owner only, as a real token file should be.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
         std::fs::rename(&tmp, &p).unwrap();
     }
     p

@@ -605,17 +605,22 @@ impl Scheduler {
         self.dispatch();
     }
 
-    pub fn cancel(&mut self, run_id: &str) -> Result<u32> {
+    /// Cancel a run: every job not yet finished ends `Cancelled`, with a result that
+    /// says so, and its agent is told to stop. A finished run is left as it is
+    /// (`Ok(None)`): cancelling it would misreport how it ended.
+    pub fn cancel(&mut self, run_id: &str) -> Result<Option<u32>> {
         self.changed();
         let Some(&seq) = self.run_ids.get(run_id) else {
             bail!("no run {run_id}");
         };
         let run = self.runs.get_mut(&seq).expect("indexed");
+        if run.remaining == 0 {
+            return Ok(None);
+        }
         run.cancelled = true;
         let ids = run.jobs.clone();
         self.store.mark_cancelled(run_id)?;
         let mut n = 0;
-        let mut changed = Vec::new();
         for id in ids {
             let job = self.jobs.get_mut(&id).expect("exists");
             if terminal(job.state) {
@@ -630,16 +635,30 @@ impl Scheduler {
                 }));
                 self.idle.insert(aid);
             }
+            let was = job.state;
             job.state = JobState::Cancelled;
-            changed.push(id);
+            let r = JobResult {
+                job_id: id.clone(),
+                ok: false,
+                error: format!(
+                    "cancelled: the run was cancelled while the job was {}",
+                    state_word(was)
+                ),
+                agent: job.agent.clone(),
+                attempt: job.attempts,
+                ..Default::default()
+            };
+            job.result = Some(r.clone());
+            // The cancellation is the job's recorded outcome; a late result from an
+            // agent that had not stopped yet is dropped like any second result.
+            self.store.record_result(&r, JobState::Cancelled)?;
             n += 1;
         }
-        self.store.set_states(&changed, JobState::Cancelled)?;
         let run = self.runs.get_mut(&seq).expect("indexed");
         run.remaining = 0;
         self.store.mark_finished(run_id)?;
         self.dispatch();
-        Ok(n)
+        Ok(Some(n))
     }
 
     /// Tell status watchers to look again. Called on entry to every mutating call:
@@ -683,11 +702,12 @@ impl Scheduler {
         self.runs
             .values()
             .map(|r| {
-                let (mut done, mut failed) = (0, 0);
+                let (mut done, mut failed, mut cancelled) = (0, 0, 0);
                 for id in &r.jobs {
                     match self.jobs[id].state {
                         JobState::Succeeded => done += 1,
-                        JobState::Failed | JobState::Cancelled => failed += 1,
+                        JobState::Failed => failed += 1,
+                        JobState::Cancelled => cancelled += 1,
                         _ => {}
                     }
                 }
@@ -698,9 +718,20 @@ impl Scheduler {
                     jobs: r.jobs.len() as u32,
                     done,
                     failed,
+                    cancelled,
                 }
             })
             .collect()
+    }
+}
+
+/// A job state in a sentence ("... while the job was running").
+fn state_word(s: JobState) -> &'static str {
+    match s {
+        JobState::Pending => "waiting for its dependencies",
+        JobState::Ready => "waiting for an agent",
+        JobState::Running => "running",
+        _ => "unfinished",
     }
 }
 
@@ -1022,13 +1053,44 @@ mod tests {
         .unwrap();
         let (a, mut rx) = agent(&mut s, "a", &["cpu"]);
         assert_eq!(assigned(&mut rx), ["r/a"]);
-        assert_eq!(s.cancel("r").unwrap(), 2);
+        assert_eq!(s.cancel("r").unwrap(), Some(2));
         let m = rx.try_recv().unwrap().unwrap();
         assert!(matches!(m.msg, Some(Msg::Cancel(_))), "{m:?}");
         // The stopped job's late result changes nothing.
         s.result(a, ok("r/a")).unwrap();
         assert_eq!(state(&s, "r/a"), JobState::Cancelled);
+        let st = s.run_status("r").unwrap();
+        assert!(st.finished && st.cancelled);
+        // Each cancelled job says why, counted as cancelled (not failed).
+        let reasons: Vec<String> = st
+            .jobs
+            .iter()
+            .map(|j| j.result.as_ref().unwrap().error.clone())
+            .collect();
+        assert!(reasons[0].contains("cancelled") && reasons[0].contains("running"));
+        assert!(reasons[1].contains("waiting for an agent"), "{reasons:?}");
+        let summary = &s.list_runs()[0];
+        assert_eq!((summary.failed, summary.cancelled), (0, 2));
+    }
+
+    #[test]
+    fn cancelling_a_finished_run_changes_nothing() {
+        let dir = tempfile_dir("cancel-finished");
+        let mut s = sched(&dir.join("db"));
+        s.submit("r", "r", "", vec![job("r/a", "cpu", &[])])
+            .unwrap();
+        let (a, mut rx) = agent(&mut s, "a", &["cpu"]);
+        assert_eq!(assigned(&mut rx), ["r/a"]);
+        s.result(a, ok("r/a")).unwrap();
         assert!(s.run_status("r").unwrap().finished);
+        assert_eq!(s.cancel("r").unwrap(), None);
+        let st = s.run_status("r").unwrap();
+        assert!(!st.cancelled, "a finished run is not marked cancelled");
+        assert_eq!(state(&s, "r/a"), JobState::Succeeded);
+        // Also after a restart from the database.
+        drop(s);
+        let s = sched(&dir.join("db"));
+        assert!(!s.run_status("r").unwrap().cancelled);
     }
 
     #[test]

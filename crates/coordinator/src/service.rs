@@ -133,7 +133,10 @@ impl Harness for Service {
         let n = lock(&self.sched)
             .cancel(&id)
             .map_err(|e| Status::not_found(format!("{e:#}")))?;
-        Ok(Response::new(CancelRunResponse { cancelled_jobs: n }))
+        Ok(Response::new(CancelRunResponse {
+            cancelled_jobs: n.unwrap_or(0),
+            already_finished: n.is_none(),
+        }))
     }
 
     async fn put_artifact(

@@ -25,6 +25,36 @@ pub fn read_token(file: Option<&Path>) -> Result<String> {
     Ok(token)
 }
 
+/// Shortest token the coordinator accepts without a warning.
+pub const MIN_TOKEN_BYTES: usize = 16;
+
+/// What is weak about a coordinator's token: a token file other users can read, or a
+/// token shorter than [`MIN_TOKEN_BYTES`]. One warning per problem, naming the file.
+pub fn token_warnings(file: Option<&Path>, token: &str) -> Vec<String> {
+    let mut w = Vec::new();
+    #[cfg(unix)]
+    if let Some(f) = file
+        && let Ok(meta) = std::fs::metadata(f)
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            w.push(format!(
+                "{}: the token file can be read by other users (mode {mode:03o}); `chmod 600` it",
+                f.display()
+            ));
+        }
+    }
+    if token.len() < MIN_TOKEN_BYTES {
+        w.push(format!(
+            "the token has {} bytes: use at least {MIN_TOKEN_BYTES} random bytes \
+             (e.g. `openssl rand -hex 24`)",
+            token.len()
+        ));
+    }
+    w
+}
+
 /// A runtime for the network commands (the engine itself never sees it). Two workers:
 /// the machines this runs on are small, and the engine's jobs run on blocking threads.
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -100,4 +130,29 @@ pub fn result_metrics(r: &JobResult) -> Vec<(&'static str, f64)> {
         m.push(("elapsed_ms", r.elapsed_ms));
     }
     m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weak_tokens_are_named() {
+        let dir = std::env::temp_dir().join(format!("qf-token-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("token");
+        std::fs::write(&f, "short\n").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+            let w = token_warnings(Some(&f), "short");
+            assert_eq!(w.len(), 2, "{w:?}");
+            assert!(w[0].contains("token") && w[0].contains("644"), "{w:?}");
+            assert!(w[1].contains("5 bytes"), "{w:?}");
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        assert!(token_warnings(Some(&f), "0123456789abcdef").is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

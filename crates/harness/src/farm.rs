@@ -4,6 +4,7 @@
 use anyhow::{Context, Result};
 use quantfarm_agent::{AgentConfig, run_agent};
 use quantfarm_coordinator::{Config, Coordinator, random_token};
+use tokio::sync::mpsc;
 
 use crate::rundir::RunDir;
 
@@ -13,7 +14,10 @@ pub struct LocalFarm {
     pub url: String,
     pub token: String,
     _server: tokio::task::JoinHandle<Result<()>>,
-    _agents: Vec<tokio::task::JoinHandle<Result<()>>>,
+    _agents: Vec<tokio::task::JoinHandle<()>>,
+    /// Why an agent or the coordinator stopped (they serve until the run ends, so any
+    /// message here means the run cannot finish).
+    stopped: mpsc::UnboundedReceiver<String>,
 }
 
 impl LocalFarm {
@@ -29,7 +33,17 @@ impl LocalFarm {
             .await
             .context("cannot listen on loopback")?;
         let url = format!("http://{}", listener.local_addr()?);
-        let server = tokio::spawn(coord.serve(listener, std::future::pending()));
+        let (tx, stopped) = mpsc::unbounded_channel();
+        let server_tx = tx.clone();
+        let server = tokio::spawn(async move {
+            let r = coord.serve(listener, std::future::pending()).await;
+            let why = match &r {
+                Ok(()) => "stopped".to_string(),
+                Err(e) => format!("{e:#}"),
+            };
+            let _ = server_tx.send(format!("the embedded coordinator {why}"));
+            r
+        });
         let agents = devices
             .iter()
             .map(|d| {
@@ -37,7 +51,14 @@ impl LocalFarm {
                 let mut cfg =
                     AgentConfig::new(&url, &token, &format!("local-{d}"), d, dir.agent_cache(d));
                 cfg.threads = threads;
-                tokio::spawn(run_agent(cfg))
+                let (tx, d) = (tx.clone(), d.clone());
+                tokio::spawn(async move {
+                    let why = match run_agent(cfg).await {
+                        Ok(()) => "stopped".to_string(),
+                        Err(e) => format!("stopped: {e:#}"),
+                    };
+                    let _ = tx.send(format!("the local agent for {d} {why}"));
+                })
             })
             .collect();
         Ok(LocalFarm {
@@ -45,6 +66,16 @@ impl LocalFarm {
             token,
             _server: server,
             _agents: agents,
+            stopped,
         })
+    }
+
+    /// Resolves when the coordinator or an agent of the farm stops, with why: the run
+    /// cannot finish after that, so the caller gives up instead of waiting forever.
+    pub async fn stopped(&mut self) -> anyhow::Error {
+        match self.stopped.recv().await {
+            Some(why) => anyhow::anyhow!(why),
+            None => anyhow::anyhow!("the local farm stopped"),
+        }
     }
 }

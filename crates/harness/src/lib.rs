@@ -30,6 +30,7 @@ use quantfarm_scenario::{GateOutcome, Results};
 
 pub use client::{
     connect_retrying, is_terminal, job_state_name, read_token, result_metrics, runtime,
+    token_warnings,
 };
 pub use collect::{collect, measurements};
 pub use farm::LocalFarm;
@@ -59,7 +60,7 @@ pub async fn execute(
     wait_secs: u64,
     observe: impl FnMut(&RunStatus),
 ) -> Result<RunStatus> {
-    let (_farm, url, token, tls) = match target {
+    let (mut farm, url, token, tls) = match target {
         Target::Local { threads } => {
             let farm = LocalFarm::start(&plan.dir, &plan.devices(), *threads).await?;
             let (url, token) = (farm.url.clone(), farm.token.clone());
@@ -94,7 +95,16 @@ pub async fn execute(
         .await
         .map_err(|e| anyhow!(call_error(&url, &tls, &e)))
         .context("submit the run")?;
-    watch::watch(&url, &token, &tls, client, &submit, wait_secs, observe).await
+    let follow = watch::watch(&url, &token, &tls, client, &submit, wait_secs, observe);
+    match farm.as_mut() {
+        // The embedded farm's agents serve until the end; one that stops (an error it
+        // cannot retry) would leave its jobs waiting forever.
+        Some(farm) => tokio::select! {
+            st = follow => st,
+            why = farm.stopped() => Err(why),
+        },
+        None => follow.await,
+    }
 }
 
 /// What a finished run amounts to: its typed results, the failed jobs and the gates.

@@ -385,7 +385,7 @@ impl Scenario {
     /// Checks against the outside world: every device names a profile in `profiles`,
     /// latency threads fit each device (when its profile gives a core count), every
     /// calibration and accuracy slice lies inside its dataset (read from the shared
-    /// folder), and every model file exists.
+    /// folder), and every model file exists and parses as a TFLite model.
     pub fn validate(&self, profiles: &ProfileSet) -> Result<()> {
         for d in &self.devices {
             let Some(p) = profiles.get(&d.value) else {
@@ -426,6 +426,17 @@ impl Scenario {
                         "model file not found: {} (expected an existing .tflite file)",
                         resolved.display()
                     ),
+                ));
+            }
+            // A model is a model: the TFLite identifier and a full parse, so no other
+            // file (a system file, say) is copied into a run and uploaded. The error
+            // names the file and the problem, never its contents.
+            let bytes = std::fs::read(&resolved)
+                .map_err(|e| self.err(path, format!("{}: cannot read: {e}", resolved.display())))?;
+            if let Err(e) = quantfarm_engine::tflite::read_model(&bytes) {
+                return Err(self.err(
+                    path,
+                    format!("{}: expected a TFLite model: {e}", resolved.display()),
                 ));
             }
         }
