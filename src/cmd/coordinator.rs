@@ -23,8 +23,11 @@ pub fn run(a: &CoordinatorArgs) -> Result<()> {
             .map(|c| format!(", {c:.3} ms CPU/job (coordinator + simulated agents)"))
             .unwrap_or_default();
         outln!(
-            "load test: {} agents, {} no-op jobs in {:.3} s: {:.0} jobs/s, {:.3} ms/job wall{cpu}",
+            "load test: {} agents registered in {:.3} s ({} redials); {} no-op jobs in {:.3} s: \
+             {:.0} jobs/s, {:.3} ms/job wall{cpu}",
             r.agents,
+            r.register_seconds,
+            r.redials,
             r.jobs,
             r.seconds,
             r.jobs_per_sec,
@@ -54,9 +57,7 @@ pub fn run(a: &CoordinatorArgs) -> Result<()> {
     };
     rt.block_on(async {
         let coord = Coordinator::open(cfg)?;
-        let listener = tokio::net::TcpListener::bind(&a.listen)
-            .await
-            .with_context(|| format!("cannot listen on {}", a.listen))?;
+        let listener = quantfarm_coordinator::listen(&a.listen).await?;
         // Once everything else is known good, so a refused start shows its one error.
         for w in &warnings {
             eprintln!("warning: {w}");

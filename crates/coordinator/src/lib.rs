@@ -187,6 +187,35 @@ impl Coordinator {
     }
 }
 
+/// Pending connections the listening socket queues before `accept` (the kernel caps it
+/// at `net.core.somaxconn`, 4096 on current Linux). Tokio's default of 1024 overflowed
+/// when a thousand agents dialed at once: the kernel reset the connections it could not
+/// queue and 5–20% of the agents failed to register.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Listen on `addr` (host:port; the first address it resolves to) with
+/// [`LISTEN_BACKLOG`].
+pub async fn listen(addr: &str) -> Result<TcpListener> {
+    let sa = tokio::net::lookup_host(addr)
+        .await
+        .with_context(|| format!("cannot resolve listen address {addr}"))?
+        .next()
+        .with_context(|| format!("listen address {addr} resolves to nothing"))?;
+    let sock = if sa.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .with_context(|| format!("cannot listen on {addr}"))?;
+    // A restarted coordinator rebinds its port at once (no TIME_WAIT wait).
+    sock.set_reuseaddr(true)
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    sock.bind(sa)
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    sock.listen(LISTEN_BACKLOG)
+        .with_context(|| format!("cannot listen on {addr}"))
+}
+
 /// A random token for an embedded coordinator (never printed or stored).
 pub fn random_token() -> Result<String> {
     use std::io::Read;

@@ -12,7 +12,6 @@ use quantfarm_proto::v1::{
     AgentMessage, AgentProfile, JobResult, JobSpec, ListRunsRequest, SubmitRunRequest,
     agent_message, coordinator_message,
 };
-use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
@@ -23,6 +22,10 @@ use crate::{Config, Coordinator};
 pub struct LoadReport {
     pub agents: usize,
     pub jobs: usize,
+    /// From the first agent dialing until every agent is registered.
+    pub register_seconds: f64,
+    /// Registrations that had to dial again (a refused or reset connection).
+    pub redials: usize,
     /// From submission until the run is finished.
     pub seconds: f64,
     pub jobs_per_sec: f64,
@@ -53,7 +56,7 @@ pub async fn load_test(agents: usize, jobs: usize, dir: &Path) -> Result<LoadRep
     let mut cfg = Config::new(dir.join("load.db"), dir.join("artifacts"), token.clone());
     cfg.max_attempts = 1;
     let coord = Coordinator::open(cfg)?;
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let listener = crate::listen("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(coord.serve(listener, async {
@@ -61,15 +64,28 @@ pub async fn load_test(agents: usize, jobs: usize, dir: &Path) -> Result<LoadRep
     }));
 
     let registered = Arc::new(AtomicUsize::new(0));
+    let redials = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicUsize::new(0));
     let mut sims = Vec::new();
     for i in 0..agents {
         let url = url.clone();
         let token = token.clone();
         let registered = registered.clone();
+        let redials = redials.clone();
         let done = done.clone();
         sims.push(tokio::spawn(async move {
-            sim_agent(i, &url, &token, registered, done).await
+            // Like a real agent: a failed dial or registration is tried again.
+            let mut wait = Duration::from_millis(50);
+            loop {
+                match sim_agent(i, &url, &token, &registered, &done).await {
+                    Ok(()) => return,
+                    Err(_) => {
+                        redials.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(Duration::from_secs(2));
+                    }
+                }
+            }
         }));
     }
     let t = Instant::now();
@@ -82,6 +98,7 @@ pub async fn load_test(agents: usize, jobs: usize, dir: &Path) -> Result<LoadRep
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    let register_seconds = t.elapsed().as_secs_f64();
 
     let mut client = connect(&url, &token).await.map_err(anyhow::Error::msg)?;
     let specs: Vec<JobSpec> = (0..jobs)
@@ -132,6 +149,8 @@ pub async fn load_test(agents: usize, jobs: usize, dir: &Path) -> Result<LoadRep
     Ok(LoadReport {
         agents,
         jobs,
+        register_seconds,
+        redials: redials.load(Ordering::Relaxed),
         seconds,
         jobs_per_sec: jobs as f64 / seconds,
         ms_per_job: 1e3 * seconds / jobs.max(1) as f64,
@@ -143,8 +162,8 @@ async fn sim_agent(
     i: usize,
     url: &str,
     token: &str,
-    registered: Arc<AtomicUsize>,
-    done: Arc<AtomicUsize>,
+    registered: &AtomicUsize,
+    done: &AtomicUsize,
 ) -> Result<()> {
     let mut client = connect(url, token).await.map_err(anyhow::Error::msg)?;
     let (tx, rx) = mpsc::channel(16);

@@ -29,9 +29,7 @@ impl LocalFarm {
         std::fs::create_dir_all(&state)
             .with_context(|| format!("{}: cannot create", state.display()))?;
         let coord = Coordinator::open(Config::new(dir.database(), dir.artifacts(), token.clone()))?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .context("cannot listen on loopback")?;
+        let listener = quantfarm_coordinator::listen("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         let (tx, stopped) = mpsc::unbounded_channel();
         let server_tx = tx.clone();
