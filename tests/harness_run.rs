@@ -155,3 +155,49 @@ gates:
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("size-budget"));
 }
+
+/// `baseline: previous` gates compare with the latest earlier run of the same scenario
+/// in the reports folder: no data on the first run, checked on the next, and the run
+/// records which run it compared with.
+#[test]
+fn harness_previous_run_is_the_baseline_of_previous_gates() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = |ratio: f64| {
+        format!(
+            "name: trend
+models:
+  - name: mnv1
+    dequantize: $shared/models/coral/mobilenet_v1_0.25_128_quant.tflite
+techniques:
+  - technique: float32
+devices: [cpu-host]
+metrics: [size]
+gates:
+  - name: no-growth
+    max_size_ratio: {ratio}
+    baseline: previous
+"
+        )
+    };
+    let out = run(dir.path(), &scenario(1.0), &["--run-id", "t1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("no-growth"), "no data on the first run: {err}");
+    let out = run(dir.path(), &scenario(1.0), &["--run-id", "t2"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("gate 'no-growth' passed"));
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("reports/t2/results.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(json["previous_run"], "t1");
+    assert_eq!(json["gates"][0]["status"], "pass");
+    // The same artifact must be 10% smaller than last time: fails.
+    let out = run(dir.path(), &scenario(0.9), &["--run-id", "t3"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no-growth"));
+}

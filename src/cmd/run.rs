@@ -5,7 +5,8 @@
 use anyhow::{Result, anyhow, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use quantfarm_harness::{
-    Outcome, ResultRow, RunOptions, RunPlan, Target, execute, is_terminal, read_token, runtime,
+    Outcome, ResultRow, RunOptions, RunPlan, Target, execute, history, is_terminal, read_token,
+    runtime,
 };
 use quantfarm_proto::tls::ClientTls;
 use quantfarm_proto::v1::{JobState, RunStatus};
@@ -54,7 +55,8 @@ pub fn run(a: &RunScenarioArgs) -> Result<()> {
     bar.finish_and_clear();
     let status = status?;
 
-    let outcome = Outcome::of(&plan, &status);
+    let previous = history::previous_run(&a.reports, &plan.scenario.name, &plan.run_id);
+    let outcome = Outcome::of(&plan, &status, previous.as_ref());
     outcome.results.write_dir(&plan.dir.root)?;
     print_rows(&outcome.results.rows);
     outln!("report: {}", plan.dir.root.display());

@@ -107,6 +107,8 @@ pub fn collect(st: &RunStatus, graph: &JobGraph, run: &str) -> RunResults {
         format: FORMAT_VERSION,
         run_id: st.run_id.clone(),
         scenario: st.name.clone(),
+        created_unix: 0,
+        host: None,
         cancelled: st.cancelled,
         rows: table.into_values().collect(),
         skipped: graph
@@ -119,6 +121,8 @@ pub fn collect(st: &RunStatus, graph: &JobGraph, run: &str) -> RunResults {
                 reason: s.reason.clone(),
             })
             .collect(),
+        gates: Vec::new(),
+        previous_run: None,
     }
 }
 

@@ -13,6 +13,7 @@
 pub mod client;
 pub mod collect;
 pub mod farm;
+pub mod history;
 pub mod plan;
 pub mod rundir;
 pub mod watch;
@@ -25,7 +26,9 @@ use quantfarm_agent::artifact;
 use quantfarm_proto::auth::call_error;
 use quantfarm_proto::tls::ClientTls;
 use quantfarm_proto::v1::{ListRunsRequest, RunStatus, SubmitRunRequest};
-pub use quantfarm_results::{LatencyKind, ResultRow, RowStatus, RunResults};
+pub use quantfarm_results::{
+    GateRecord, GateStatus, LatencyKind, ResultRow, RowStatus, RunResults,
+};
 use quantfarm_scenario::{GateOutcome, Results};
 
 pub use client::{
@@ -116,9 +119,17 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// Collect `status` into results and check the scenario's gates on them.
-    pub fn of(plan: &RunPlan, status: &RunStatus) -> Outcome {
-        let results = collect(status, &plan.graph, &plan.run_id);
+    /// Collect `status` into results and check the scenario's gates on them;
+    /// `previous` (an earlier run of the same scenario) is the baseline of
+    /// `baseline: previous` gates.
+    pub fn of(plan: &RunPlan, status: &RunStatus, previous: Option<&RunResults>) -> Outcome {
+        let mut results = collect(status, &plan.graph, &plan.run_id);
+        results.created_unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        results.host = history::host_cpu();
+        results.previous_run = previous.map(|p| p.run_id.clone());
         let failed_jobs = status
             .jobs
             .iter()
@@ -134,9 +145,25 @@ impl Outcome {
             .collect();
         let observed = Results {
             measurements: measurements(&results),
-            previous: Vec::new(),
+            previous: previous.map(measurements).unwrap_or_default(),
         };
         let gates = quantfarm_scenario::check_all(&plan.scenario.gates, &observed);
+        results.gates = plan
+            .scenario
+            .gates
+            .iter()
+            .zip(&gates)
+            .map(|(g, o)| GateRecord {
+                name: g.name.clone(),
+                kind: g.kind.name().to_string(),
+                status: match o.status {
+                    quantfarm_scenario::GateStatus::Pass => GateStatus::Pass,
+                    quantfarm_scenario::GateStatus::Fail => GateStatus::Fail,
+                    quantfarm_scenario::GateStatus::NoData => GateStatus::NoData,
+                },
+                message: o.message.clone(),
+            })
+            .collect();
         Outcome {
             results,
             failed_jobs,

@@ -166,6 +166,28 @@ pub struct SkippedRow {
     pub reason: String,
 }
 
+/// How a gate of the scenario came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GateStatus {
+    Pass,
+    Fail,
+    /// Nothing the gate applies to was measured (or no baseline for it).
+    NoData,
+}
+
+/// One gate of the scenario and its outcome on this run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateRecord {
+    pub name: String,
+    /// The gate's kind as the scenario spells it (`max_top1_drop`, `max_size_ratio`,
+    /// `max_latency_regression`, `full_mapping`).
+    pub kind: String,
+    pub status: GateStatus,
+    /// One line naming the gate; on failure it lists every breach.
+    pub message: String,
+}
+
 /// Everything one run produced.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunResults {
@@ -175,10 +197,22 @@ pub struct RunResults {
     pub run_id: String,
     /// The scenario's name.
     pub scenario: String,
+    /// When the results were collected, in seconds since 1970-01-01 UTC (orders the
+    /// runs of a scenario for trends).
+    #[serde(default)]
+    pub created_unix: u64,
+    /// The machine that collected them (CPU model), for reading measured latencies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
     pub cancelled: bool,
     pub rows: Vec<ResultRow>,
     #[serde(default)]
     pub skipped: Vec<SkippedRow>,
+    #[serde(default)]
+    pub gates: Vec<GateRecord>,
+    /// The run compared against for `baseline: previous` gates, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_run: Option<String>,
 }
 
 /// Columns of `results.csv`, in order.
@@ -331,9 +365,18 @@ mod tests {
             format: FORMAT_VERSION,
             run_id: "r".into(),
             scenario: "s".into(),
+            created_unix: 1_800_000_000,
+            host: Some("test cpu".into()),
             cancelled: false,
             rows: vec![a, b],
             skipped: vec![],
+            gates: vec![GateRecord {
+                name: "g".into(),
+                kind: "max_top1_drop".into(),
+                status: GateStatus::Pass,
+                message: "gate 'g' passed".into(),
+            }],
+            previous_run: None,
         }
     }
 

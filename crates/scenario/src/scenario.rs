@@ -294,6 +294,18 @@ pub enum GateKind {
     FullMapping { device: String },
 }
 
+impl GateKind {
+    /// The scenario's spelling of the gate's kind.
+    pub fn name(&self) -> &'static str {
+        match self {
+            GateKind::MaxTop1Drop { .. } => "max_top1_drop",
+            GateKind::MaxLatencyRegression { .. } => "max_latency_regression",
+            GateKind::MaxSizeRatio { .. } => "max_size_ratio",
+            GateKind::FullMapping { .. } => "full_mapping",
+        }
+    }
+}
+
 /// What a relative gate compares against.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Baseline {
