@@ -49,7 +49,7 @@ pub fn collect(st: &RunStatus, graph: &JobGraph, run: &str) -> RunResults {
         let dev = device.unwrap_or_default();
         let row = table
             .entry((model.clone(), label.clone(), dev.clone()))
-            .or_insert_with(|| ResultRow::new(&model, &label, &dev));
+            .or_insert_with(|| described_row(graph, job, &model, &label, &dev));
         row.attempts += js.attempts;
         if !js.agent.is_empty() {
             row.agent = js.agent.clone();
@@ -97,7 +97,15 @@ pub fn collect(st: &RunStatus, graph: &JobGraph, run: &str) -> RunResults {
             }
         }
         if !any {
-            let mut row = ResultRow::new(model, label, "");
+            let mut row = by_id
+                .values()
+                .find(|j| {
+                    graph
+                        .measurement_key(j)
+                        .is_some_and(|(m, l, _)| &m == model && &l == label)
+                })
+                .map(|j| described_row(graph, j, model, label, ""))
+                .unwrap_or_else(|| ResultRow::new(model, label, ""));
             row.size_bytes = Some(*v);
             row.attempts = 1;
             table.insert((model.clone(), label.clone(), String::new()), row);
@@ -124,6 +132,33 @@ pub fn collect(st: &RunStatus, graph: &JobGraph, run: &str) -> RunResults {
         gates: Vec::new(),
         previous_run: None,
     }
+}
+
+/// A new row for a benchmark job's model × technique on `device`, with the technique's
+/// kind and the model's source from the optimize job behind it.
+fn described_row(
+    graph: &JobGraph,
+    job: &scenario::Job,
+    model: &str,
+    label: &str,
+    device: &str,
+) -> ResultRow {
+    let mut row = ResultRow::new(model, label, device);
+    if let Some(scenario::JobSpec::Optimize {
+        model: m,
+        technique,
+        ..
+    }) = graph.artifact_job(job).map(|j| &j.spec)
+    {
+        row.technique_kind = technique.name().to_string();
+        row.model_source = match m.source {
+            scenario::ModelSource::File { .. } => "file",
+            scenario::ModelSource::Dequantize { .. } => "dequantize",
+            scenario::ModelSource::Zoo { .. } => "zoo",
+        }
+        .to_string();
+    }
+    row
 }
 
 /// A job's latency statistics into a row's latency columns, unchanged.

@@ -68,6 +68,15 @@ pub struct ResultRow {
     pub technique: String,
     pub device: String,
     pub status: RowStatus,
+    /// What the technique is (`float32`, `float16`, `dynamic`, `int8`, `int16x8`,
+    /// `uint8`, or `original` = the model file as given), whatever its label.
+    #[serde(default)]
+    pub technique_kind: String,
+    /// Where the model came from: `file` (a trained model file), `dequantize` (a
+    /// trained quantized file, dequantized as the float baseline) or `zoo` (an engine
+    /// architecture with deterministic, untrained weights: its accuracy means nothing).
+    #[serde(default)]
+    pub model_source: String,
     /// File size of the technique's artifact.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size_bytes: Option<u64>,
@@ -124,6 +133,8 @@ impl ResultRow {
             technique: technique.to_string(),
             device: device.to_string(),
             status: RowStatus::Succeeded,
+            technique_kind: String::new(),
+            model_source: String::new(),
             size_bytes: None,
             latency_kind: None,
             latency_p50_ms: None,
@@ -237,6 +248,8 @@ pub const CSV_COLUMNS: &[&str] = &[
     "segments",
     "first_unmapped_op",
     "mapping_refused",
+    "technique_kind",
+    "model_source",
     "attempts",
     "agent",
     "error",
@@ -289,6 +302,8 @@ impl RunResults {
                 int(r.segments.map(u64::from)),
                 text(r.first_unmapped_op.as_deref()),
                 text(r.mapping_refused.as_deref()),
+                csv_cell(&r.technique_kind),
+                csv_cell(&r.model_source),
                 r.attempts.to_string(),
                 csv_cell(&r.agent),
                 csv_cell(&r.error),
