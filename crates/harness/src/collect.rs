@@ -131,6 +131,7 @@ pub fn collect(st: &RunStatus, graph: &JobGraph, run: &str) -> RunResults {
             .collect(),
         gates: Vec::new(),
         previous_run: None,
+        accuracy_budget: None,
     }
 }
 

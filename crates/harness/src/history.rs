@@ -65,6 +65,7 @@ mod tests {
             skipped: vec![],
             gates: vec![],
             previous_run: None,
+            accuracy_budget: None,
         }
     }
 

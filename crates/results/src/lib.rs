@@ -224,6 +224,11 @@ pub struct RunResults {
     /// The run compared against for `baseline: previous` gates, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_run: Option<String>,
+    /// The scenario's accuracy budget: the largest top-1 drop against float32 it
+    /// accepts (the tightest `max_top1_drop` gate with a float32 baseline), if it sets
+    /// one. Reports recommend techniques within it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy_budget: Option<f64>,
 }
 
 /// Columns of `results.csv`, in order.
@@ -392,6 +397,7 @@ mod tests {
                 message: "gate 'g' passed".into(),
             }],
             previous_run: None,
+            accuracy_budget: None,
         }
     }
 
