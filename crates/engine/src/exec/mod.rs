@@ -6,6 +6,7 @@ mod interpreter;
 pub mod kernels;
 pub mod parallel;
 pub mod plan;
+mod pod;
 mod prepare;
 mod quant_ops;
 mod tensors;

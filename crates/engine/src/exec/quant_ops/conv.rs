@@ -11,8 +11,9 @@ use crate::exec::kernels::qconv::{
     conv_reference, depthwise_reference, fc_reference,
 };
 use crate::exec::kernels::{KernelChoice, Parallelism};
+use crate::exec::pod::Pod;
 use crate::exec::prepare::*;
-use crate::exec::tensors::{Pod, Tensors};
+use crate::exec::tensors::Tensors;
 use crate::ir::{Activation, DType, Graph, Op, OpKind, Padding, Quantization, TensorId};
 use crate::quant::fixed_point::{Multiplier, Rounding, activation_range, quantize_multiplier};
 
