@@ -12,11 +12,9 @@ use std::cell::RefCell;
 
 use super::Parallelism;
 use super::cpu;
+use super::gemm;
 use crate::error::{EngineError, Result};
 use crate::exec::parallel;
-
-#[path = "gemm/mod.rs"]
-pub(crate) mod gemm;
 
 /// Shape and attributes of one CONV_2D. Padding is explicit: out-of-image taps read 0.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -6,8 +6,8 @@
 //! outputs), more rows as the register-blocked GEMM (threads split the rows).
 
 use super::Parallelism;
-use super::conv::gemm;
 use super::cpu;
+use super::gemm;
 use crate::error::{EngineError, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq)]

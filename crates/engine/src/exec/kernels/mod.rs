@@ -12,6 +12,7 @@ pub mod cpu;
 pub mod depthwise;
 pub mod elementwise;
 pub mod fully_connected;
+pub(crate) mod gemm;
 pub mod hybrid;
 pub mod lstm;
 pub mod pool;

@@ -4,7 +4,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{Kernel, NR, Tile, check_tile};
+use super::tile::{Kernel, NR, Tile, check_tile};
 
 /// AVX-512 packed-A tile: 12 rows × 32 columns = 24 zmm accumulators, 2 B loads + 12
 /// broadcasts per k. (The SIMD conv/FC paths use the direct kernel; this one serves
