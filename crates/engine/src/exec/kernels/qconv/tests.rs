@@ -6,7 +6,7 @@ use crate::exec::kernels::Parallelism;
 use crate::exec::kernels::cpu::{self, available_isas, with_isa};
 use crate::exec::prepare::out_and_pad;
 use crate::ir::Padding;
-use crate::quant::fixed_point::{Multiplier, quantize_multiplier};
+use crate::quant::fixed_point::{Multiplier, Rounding, quantize_multiplier};
 
 #[derive(Clone)]
 struct Lcg(u64);

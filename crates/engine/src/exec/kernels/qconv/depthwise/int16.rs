@@ -8,9 +8,9 @@
 //! widened and requantized in registers with the same `mbqm64` constants as
 //! [`Requant64`], so the bytes equal the reference kernel's.
 
-use super::wide::Requant64;
-use super::{QConvGeom, QElem, QParams};
 use crate::exec::kernels::cpu;
+use crate::exec::kernels::qconv::gemm::wide::{self, Requant64};
+use crate::exec::kernels::qconv::params::{QConvGeom, QElem, QParams};
 
 /// Most taps whose sums stay exact in int32 (256 · 2^22 = 2^30).
 const MAX_TAPS: usize = 256;
@@ -78,7 +78,7 @@ impl Dw16 {
                         let (lo, hi) = (weight(2 * p, ch), weight(2 * p + 1, ch));
                         // Weights are int8 (minus a zero point of 0): they fit int16.
                         let (lo, hi) = (i16::try_from(lo).ok()?, i16::try_from(hi).ok()?);
-                        w.push(super::wide::pair(lo, hi));
+                        w.push(wide::pair(lo, hi));
                     }
                 }
             }
@@ -137,7 +137,7 @@ impl Dw16 {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::Dw16;
-    use crate::exec::kernels::qconv::wide::x86::{mac, requant16};
+    use crate::exec::kernels::qconv::gemm::wide::x86::{mac, requant16};
     use std::arch::x86_64::*;
 
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vnni")]

@@ -25,8 +25,8 @@
 //! the GEMM's cheaper exact form (`requant::v512::rq_fast`) when the shifts and sum
 //! bounds allow, narrowing a pixel's 32 channels with one pack sequence.
 
-use super::requant::{self, Requant};
-use super::{QConvGeom, QElem, QParams, QScheme};
+use crate::exec::kernels::qconv::params::{QConvGeom, QElem, QParams, QScheme};
+use crate::exec::kernels::qconv::requant::{self, Requant};
 
 /// Packed weights and per-channel constants of the VNNI depthwise.
 pub(super) struct Dw8 {

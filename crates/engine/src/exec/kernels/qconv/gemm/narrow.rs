@@ -13,10 +13,10 @@
 //! Paths: AVX-512 VNNI (`vpdpbusd`, 4 rows × up to 64 channels), AVX2 (`vpmaddwd` on
 //! 16-bit widened values: exact, unlike the saturating `vpmaddubsw`) and portable.
 
-use super::QElem;
-use super::requant::{Requant, fast_nudges, fast_shifts_ok};
 use crate::exec::kernels::Parallelism;
 use crate::exec::kernels::cpu::{self, Isa};
+use crate::exec::kernels::qconv::params::QElem;
+use crate::exec::kernels::qconv::requant::{Requant, fast_nudges, fast_shifts_ok};
 use crate::exec::parallel;
 
 /// Rows per register tile.
