@@ -401,35 +401,14 @@ fn prepare_kernel(g: &Graph, op: &Op, choice: KernelChoice) -> Result<FloatKerne
             for t in [x, w, y] {
                 require_dtype(g, t, DType::F32)?;
             }
-            let attrs = ConvAttrs {
-                padding: o.padding,
-                stride_h: o.stride_h,
-                stride_w: o.stride_w,
-                dilation_h: o.dilation_h,
-                dilation_w: o.dilation_w,
-            };
-            let win = conv_window(g, (x, w, y), false, attrs)?;
+            let geom = conv_geometry(g, (x, w, y), false, conv_attrs(o))?;
             let (act_min, act_max) = act_range(o.activation)?;
             let p = ConvParams {
-                batch: win.batch,
-                in_h: win.in_h,
-                in_w: win.in_w,
-                in_c: win.in_c,
-                out_h: win.out_h,
-                out_w: win.out_w,
-                out_c: win.out_c,
-                k_h: win.k_h,
-                k_w: win.k_w,
-                stride_h: o.stride_h,
-                stride_w: o.stride_w,
-                dilation_h: o.dilation_h,
-                dilation_w: o.dilation_w,
-                pad_top: win.pad_top,
-                pad_left: win.pad_left,
+                geom,
                 act_min,
                 act_max,
             };
-            let (filter, bias) = weights_and_bias(g, op, w, win.out_c)?;
+            let (filter, bias) = weights_and_bias(g, op, w, geom.out_c)?;
             p.check(
                 g.tensors[x].num_elements(),
                 filter.len(),
@@ -451,35 +430,14 @@ fn prepare_kernel(g: &Graph, op: &Op, choice: KernelChoice) -> Result<FloatKerne
             for t in [x, w, y] {
                 require_dtype(g, t, DType::F32)?;
             }
-            let attrs = ConvAttrs {
-                padding: o.padding,
-                stride_h: o.stride_h,
-                stride_w: o.stride_w,
-                dilation_h: o.dilation_h,
-                dilation_w: o.dilation_w,
-            };
-            let win = conv_window(g, (x, w, y), true, attrs)?;
+            let geom = conv_geometry(g, (x, w, y), true, depthwise_attrs(o))?;
             let (act_min, act_max) = act_range(o.activation)?;
             let p = DepthwiseParams {
-                batch: win.batch,
-                in_h: win.in_h,
-                in_w: win.in_w,
-                in_c: win.in_c,
-                out_h: win.out_h,
-                out_w: win.out_w,
-                depth_multiplier: win.out_c / win.in_c,
-                k_h: win.k_h,
-                k_w: win.k_w,
-                stride_h: o.stride_h,
-                stride_w: o.stride_w,
-                dilation_h: o.dilation_h,
-                dilation_w: o.dilation_w,
-                pad_top: win.pad_top,
-                pad_left: win.pad_left,
+                geom,
                 act_min,
                 act_max,
             };
-            let (filter, bias) = weights_and_bias(g, op, w, win.out_c)?;
+            let (filter, bias) = weights_and_bias(g, op, w, geom.out_c)?;
             p.check(
                 g.tensors[x].num_elements(),
                 filter.len(),
@@ -550,24 +508,10 @@ fn prepare_kernel(g: &Graph, op: &Op, choice: KernelChoice) -> Result<FloatKerne
             let (x, y) = (require_input(op, 0)?, require_output(op)?);
             require_dtype(g, x, DType::F32)?;
             require_dtype(g, y, DType::F32)?;
-            let [n, h, w, c] = rank4(g, x)?;
-            let (oh, pt) = out_and_pad(o.padding, h, o.filter_h, o.stride_h, 1)?;
-            let (ow, pl) = out_and_pad(o.padding, w, o.filter_w, o.stride_w, 1)?;
-            expect_shape(g, y, &[n, oh, ow, c])?;
+            let geom = pool_geometry(g, x, y, o)?;
             let (act_min, act_max) = act_range(o.activation)?;
             let p = PoolParams {
-                batch: n,
-                in_h: h,
-                in_w: w,
-                channels: c,
-                out_h: oh,
-                out_w: ow,
-                filter_h: o.filter_h,
-                filter_w: o.filter_w,
-                stride_h: o.stride_h,
-                stride_w: o.stride_w,
-                pad_top: pt,
-                pad_left: pl,
+                geom,
                 act_min,
                 act_max,
             };

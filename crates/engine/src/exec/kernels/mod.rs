@@ -13,6 +13,7 @@ pub mod depthwise;
 pub mod elementwise;
 pub mod fully_connected;
 pub(crate) mod gemm;
+pub mod geometry;
 pub mod hybrid;
 pub mod lstm;
 pub mod pool;

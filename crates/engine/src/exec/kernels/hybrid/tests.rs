@@ -2,6 +2,7 @@ use super::fast::{PackedHybridConv, PackedHybridDepthwise, PackedHybridFc};
 use super::*;
 use crate::exec::kernels::Parallelism;
 use crate::exec::kernels::cpu::{self, with_isa};
+use crate::exec::kernels::geometry::Geometry;
 
 /// Small deterministic generator (xorshift64*).
 struct Rng(u64);
@@ -197,21 +198,24 @@ fn conv_fast_matches_reference() {
         let (act_min, act_max) = ACTS[case % 3];
         let hp = HybridConvParams {
             conv: ConvParams {
-                batch,
-                in_h,
-                in_w,
-                in_c,
-                out_h,
-                out_w,
-                out_c,
-                k_h,
-                k_w,
-                stride_h,
-                stride_w,
-                dilation_h,
-                dilation_w,
-                pad_top,
-                pad_left,
+                geom: Geometry {
+                    batch,
+                    in_h,
+                    in_w,
+                    in_c,
+                    out_h,
+                    out_w,
+                    out_c,
+                    k_h,
+                    k_w,
+                    stride_h,
+                    stride_w,
+                    dilation_h,
+                    dilation_w,
+                    pad_top,
+                    pad_left,
+                    depth_multiplier: 1,
+                },
                 act_min,
                 act_max,
             },
@@ -273,25 +277,28 @@ fn depthwise_fast_matches_reference() {
         let (out_w, pad_left) = geom(in_w, k_w, stride_w, dilation_w);
         let (act_min, act_max) = ACTS[case % 3];
         let p = DepthwiseParams {
-            batch,
-            in_h,
-            in_w,
-            in_c,
-            out_h,
-            out_w,
-            depth_multiplier,
-            k_h,
-            k_w,
-            stride_h,
-            stride_w,
-            dilation_h,
-            dilation_w,
-            pad_top,
-            pad_left,
+            geom: Geometry {
+                batch,
+                in_h,
+                in_w,
+                in_c,
+                out_h,
+                out_w,
+                out_c: in_c * depth_multiplier,
+                k_h,
+                k_w,
+                stride_h,
+                stride_w,
+                dilation_h,
+                dilation_w,
+                pad_top,
+                pad_left,
+                depth_multiplier,
+            },
             act_min,
             act_max,
         };
-        let out_c = p.out_c();
+        let out_c = p.geom.out_c;
         let x = rng.floats(p.input_len(), -2.0, 1.0);
         let w = rng.i8s(p.filter_len());
         let scales: Vec<f32> = (0..out_c).map(|c| 0.004 + 0.0003 * c as f32).collect();

@@ -7,21 +7,22 @@
 //! itself.
 
 use super::gemm::{Engine, Window};
-use super::params::{QConvGeom, QElem, QParams, bias_at, check_bias, check_lens};
+use super::params::{QElem, QParams, bias_at, check_bias, check_geometry, check_lens};
 use crate::error::{EngineError, Result};
 use crate::exec::kernels::Parallelism;
+use crate::exec::kernels::geometry::Geometry;
 
 /// Reference CONV_2D (TFLite `reference_integer_ops::ConvPerChannel`, uint8
 /// `reference_ops::Conv`, int16 overload): out-of-image taps are skipped.
 pub fn conv_reference<T: QElem, W: QElem>(
-    g: &QConvGeom,
+    g: &Geometry,
     q: &QParams,
     input: &[T],
     filter: &[W],
     bias: Option<&[i64]>,
     out: &mut [T],
 ) -> Result<()> {
-    g.check(false)?;
+    check_geometry(g, false)?;
     q.check(g.out_c)?;
     check_lens(
         "conv",
@@ -70,19 +71,19 @@ pub fn conv_reference<T: QElem, W: QElem>(
 
 /// Integer CONV_2D with weights packed at construction.
 pub struct PackedQConv {
-    g: QConvGeom,
+    g: Geometry,
     in_zp: i32,
     engine: Engine,
 }
 
 impl PackedQConv {
     pub fn new<W: QElem>(
-        g: &QConvGeom,
+        g: &Geometry,
         q: &QParams,
         filter: &[W],
         bias: Option<&[i64]>,
     ) -> Result<Self> {
-        g.check(false)?;
+        check_geometry(g, false)?;
         q.check(g.out_c)?;
         check_bias(bias, g.out_c)?;
         if filter.len() != g.conv_filter_len() {
@@ -162,17 +163,7 @@ impl PackedQConv {
         let window = (gather && g.dilation_h == 1 && g.dilation_w == 1).then(|| Window {
             // SAFETY: T is one byte wide (checked above), so the input as bytes.
             input: unsafe { std::slice::from_raw_parts(input.as_ptr().cast::<u8>(), input.len()) },
-            in_h: g.in_h,
-            in_w: g.in_w,
-            c: g.in_c,
-            out_h: g.out_h,
-            out_w: g.out_w,
-            k_h: g.k_h,
-            k_w: g.k_w,
-            stride_h: g.stride_h,
-            stride_w: g.stride_w,
-            pad_top: g.pad_top,
-            pad_left: g.pad_left,
+            geom: *g,
             pad: self.in_zp as u8,
         });
         let direct = direct.then_some(input);

@@ -22,4 +22,4 @@ mod tests;
 pub use conv::{PackedQConv, conv_reference};
 pub use depthwise::{PackedQDepthwise, depthwise_reference};
 pub use fully_connected::{PackedQFc, fc_reference};
-pub use params::{QConvGeom, QElem, QFcGeom, QParams, QScheme};
+pub use params::{QElem, QFcGeom, QParams, QScheme, check_geometry};

@@ -2,6 +2,7 @@
 //! element types, the per-op offsets and multipliers, and the size checks.
 
 use crate::error::{EngineError, Result};
+use crate::exec::kernels::geometry::Geometry;
 use crate::quant::fixed_point::{Multiplier, Rounding, mbqm, mbqm64};
 
 /// Which integer scheme an op uses.
@@ -67,61 +68,23 @@ impl QElem for i16 {
     }
 }
 
-/// Geometry of a CONV_2D or DEPTHWISE_CONV_2D (NHWC input; conv filter OHWI,
-/// depthwise filter `[1, k_h, k_w, out_c]`). Padding taps are skipped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QConvGeom {
-    pub batch: usize,
-    pub in_h: usize,
-    pub in_w: usize,
-    pub in_c: usize,
-    pub out_h: usize,
-    pub out_w: usize,
-    pub out_c: usize,
-    pub k_h: usize,
-    pub k_w: usize,
-    pub stride_h: usize,
-    pub stride_w: usize,
-    pub dilation_h: usize,
-    pub dilation_w: usize,
-    pub pad_top: usize,
-    pub pad_left: usize,
-    /// Depthwise only: `out_c = in_c * depth_multiplier` (1 for conv).
-    pub depth_multiplier: usize,
-}
-
-impl QConvGeom {
-    pub fn input_len(&self) -> usize {
-        self.batch * self.in_h * self.in_w * self.in_c
+/// Rejects zero strides/dilations/kernels and inconsistent depthwise depths.
+pub fn check_geometry(g: &Geometry, depthwise: bool) -> Result<()> {
+    if g.stride_h == 0 || g.stride_w == 0 || g.dilation_h == 0 {
+        return Err(EngineError::invalid("integer conv: stride or dilation 0"));
     }
-    pub fn output_len(&self) -> usize {
-        self.batch * self.out_h * self.out_w * self.out_c
+    if g.dilation_w == 0 || g.k_h == 0 || g.k_w == 0 || g.in_c == 0 {
+        return Err(EngineError::invalid(
+            "integer conv: empty kernel, dilation 0 or input depth 0",
+        ));
     }
-    pub fn conv_filter_len(&self) -> usize {
-        self.out_c * self.k_h * self.k_w * self.in_c
+    if depthwise && g.out_c != g.in_c * g.depth_multiplier {
+        return Err(EngineError::invalid(format!(
+            "depthwise: {} output channels for {} inputs × multiplier {}",
+            g.out_c, g.in_c, g.depth_multiplier
+        )));
     }
-    pub fn depthwise_filter_len(&self) -> usize {
-        self.k_h * self.k_w * self.out_c
-    }
-
-    /// Rejects zero strides/dilations/kernels and inconsistent depthwise depths.
-    pub fn check(&self, depthwise: bool) -> Result<()> {
-        if self.stride_h == 0 || self.stride_w == 0 || self.dilation_h == 0 {
-            return Err(EngineError::invalid("integer conv: stride or dilation 0"));
-        }
-        if self.dilation_w == 0 || self.k_h == 0 || self.k_w == 0 || self.in_c == 0 {
-            return Err(EngineError::invalid(
-                "integer conv: empty kernel, dilation 0 or input depth 0",
-            ));
-        }
-        if depthwise && self.out_c != self.in_c * self.depth_multiplier {
-            return Err(EngineError::invalid(format!(
-                "depthwise: {} output channels for {} inputs × multiplier {}",
-                self.out_c, self.in_c, self.depth_multiplier
-            )));
-        }
-        Ok(())
-    }
+    Ok(())
 }
 
 /// Geometry of a FULLY_CONNECTED: `rows` input rows of `depth`, weights `[units, depth]`.

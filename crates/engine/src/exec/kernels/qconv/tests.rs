@@ -4,7 +4,7 @@
 use super::*;
 use crate::exec::kernels::Parallelism;
 use crate::exec::kernels::cpu::{self, available_isas, with_isa};
-use crate::exec::prepare::out_and_pad;
+use crate::exec::kernels::geometry::{Geometry, out_and_pad};
 use crate::ir::Padding;
 use crate::quant::fixed_point::{Multiplier, Rounding, quantize_multiplier};
 
@@ -91,7 +91,7 @@ fn rand_vec<T: QElem>(rng: &mut Lcg, n: usize, lo: i64, hi: i64) -> Vec<T> {
         .collect()
 }
 
-fn random_geom(rng: &mut Lcg, depthwise: bool, big: bool) -> QConvGeom {
+fn random_geom(rng: &mut Lcg, depthwise: bool, big: bool) -> Geometry {
     let k_h = rng.range(1, 3) as usize;
     let k_w = rng.range(1, 3) as usize;
     let stride_h = rng.range(1, 2) as usize;
@@ -118,7 +118,7 @@ fn random_geom(rng: &mut Lcg, depthwise: bool, big: bool) -> QConvGeom {
     };
     let (out_h, pad_top) = out_and_pad(padding, in_h, k_h, stride_h, dilation_h).unwrap();
     let (out_w, pad_left) = out_and_pad(padding, in_w, k_w, stride_w, dilation_w).unwrap();
-    QConvGeom {
+    Geometry {
         batch: rng.range(1, 2) as usize,
         in_h,
         in_w,
@@ -164,7 +164,7 @@ fn every_path<T: QElem + PartialEq + std::fmt::Debug>(
 fn conv_case<T: QElem + PartialEq + std::fmt::Debug, W: QElem>(
     rng: &mut Lcg,
     scheme: QScheme,
-    g: &QConvGeom,
+    g: &Geometry,
     (xl, xh): (i64, i64),
     (wl, wh): (i64, i64),
 ) {
@@ -184,7 +184,7 @@ fn conv_case<T: QElem + PartialEq + std::fmt::Debug, W: QElem>(
 fn dw_case<T: QElem + PartialEq + std::fmt::Debug, W: QElem>(
     rng: &mut Lcg,
     scheme: QScheme,
-    g: &QConvGeom,
+    g: &Geometry,
     (xl, xh): (i64, i64),
     (wl, wh): (i64, i64),
 ) {
@@ -301,7 +301,7 @@ fn unit_params(scheme: QScheme, in_zp: i32, w_zp: i32, out_zp: i32, n: usize) ->
 fn hand_checked_conv_int8() {
     // 1×3×3×1 input, 2×2 kernel, SAME padding, stride 1: the bottom/right taps are
     // skipped at the border (= input zero point 1).
-    let g = QConvGeom {
+    let g = Geometry {
         batch: 1,
         in_h: 3,
         in_w: 3,
@@ -356,7 +356,7 @@ fn hand_checked_uint8_fc_and_depthwise() {
     fc_reference(&g, &q, &x, &w, None, &mut out).unwrap();
     assert_eq!(out, [55]);
     // Depthwise, 1 pixel, 2 channels, multiplier 2 (4 outputs), 1×1 kernel.
-    let g = QConvGeom {
+    let g = Geometry {
         batch: 1,
         in_h: 1,
         in_w: 1,
@@ -483,7 +483,7 @@ fn thread_cpu_ns() -> u64 {
 #[ignore]
 fn qconv_timing() {
     let mut rng = Lcg(9);
-    let geo = |hw, ic, oc, k, s, pad, ohw, m| QConvGeom {
+    let geo = |hw, ic, oc, k, s, pad, ohw, m| Geometry {
         batch: 1,
         in_h: hw,
         in_w: hw,
@@ -581,7 +581,7 @@ fn depthwise_vnni_layers_match_reference() {
     for (i, &(hw, ch, k, s)) in layers.iter().enumerate() {
         let pad = (k - 1) / 2;
         let out_hw = (hw + 2 * pad - k) / s + 1;
-        let g = QConvGeom {
+        let g = Geometry {
             batch: 1 + i % 2,
             in_h: hw,
             in_w: hw + 1,
@@ -660,7 +660,7 @@ fn depthwise_column_path_matches_reference() {
         let (in_h, in_w) = (9, 8);
         let (out_h, pad_top) = out_and_pad(Padding::Same, in_h, k_h, s_h, d_h).unwrap();
         let (out_w, pad_left) = out_and_pad(Padding::Same, in_w, 3, s_w, 1).unwrap();
-        let g = QConvGeom {
+        let g = Geometry {
             batch: 2,
             in_h,
             in_w,
@@ -744,7 +744,7 @@ fn fast_requant_matches_reference() {
         let hw = rng.range(1, 7) as usize;
         let (k, s) = if i % 3 == 0 { (3, 2) } else { (1, 1) };
         let (out_hw, pad) = out_and_pad(Padding::Same, hw, k, s, 1).unwrap();
-        let g = QConvGeom {
+        let g = Geometry {
             batch: 1,
             in_h: hw,
             in_w: hw,
@@ -826,7 +826,7 @@ fn depthwise_fast_requant_matches_reference() {
         let (hw, s) = (rng.range(1, 9) as usize, rng.range(1, 2) as usize);
         let (out_h, pad_top) = out_and_pad(Padding::Same, hw, 3, s, 1).unwrap();
         let (out_w, pad_left) = out_and_pad(Padding::Same, hw + 1, 3, s, 1).unwrap();
-        let g = QConvGeom {
+        let g = Geometry {
             batch: 1 + i % 2,
             in_h: hw,
             in_w: hw + 1,
@@ -909,7 +909,7 @@ fn pointwise_in_place_rows_match_reference() {
         (2, 96, 24),
         (3, 8, 144),
     ] {
-        let g = QConvGeom {
+        let g = Geometry {
             batch: 1,
             in_h: hw,
             in_w: hw + 2,
@@ -981,7 +981,7 @@ fn window_gather_matches_reference() {
         (3, 3, 2, 0, 10),
     ] {
         let out_hw = (hw + 2 * pad - k) / s + 1;
-        let g = QConvGeom {
+        let g = Geometry {
             batch: 2,
             in_h: hw,
             in_w: hw + 1,

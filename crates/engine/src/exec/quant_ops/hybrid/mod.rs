@@ -7,6 +7,7 @@
 use crate::error::{EngineError, Result};
 use crate::exec::kernels::conv::ConvParams;
 use crate::exec::kernels::depthwise::DepthwiseParams;
+use crate::exec::kernels::geometry::Geometry;
 use crate::exec::kernels::hybrid::{
     self as hk, HybridConvParams, HybridFcParams,
     fast::{PackedHybridConv, PackedHybridDepthwise, PackedHybridFc},
@@ -242,30 +243,15 @@ fn prepare_conv(
     if n == 0 {
         return Err(EngineError::invalid("hybrid conv: batch 0"));
     }
-    let (oh, pt) = out_and_pad(o.padding, h, kh, o.stride_h, o.dilation_h)?;
-    let (ow, pl) = out_and_pad(o.padding, wd, kw, o.stride_w, o.dilation_w)?;
-    expect_shape(g, y, &[n, oh, ow, oc])?;
+    let geom = Geometry::conv([n, h, wd, c], [kh, kw], oc, conv_attrs(o))?;
+    expect_shape(g, y, &geom.output_shape())?;
     let (act_min, act_max) = act_range(o.activation)?;
     let (filter, scales, has_axis) = weights_and_scales(g, w, 0, oc)?;
     // TFLite takes the per-channel path only when the channel scales really differ.
     let per_channel = has_axis && scales.iter().any(|&s| s != scales[0]);
     let p = HybridConvParams {
         conv: ConvParams {
-            batch: n,
-            in_h: h,
-            in_w: wd,
-            in_c: c,
-            out_h: oh,
-            out_w: ow,
-            out_c: oc,
-            k_h: kh,
-            k_w: kw,
-            stride_h: o.stride_h,
-            stride_w: o.stride_w,
-            dilation_h: o.dilation_h,
-            dilation_w: o.dilation_w,
-            pad_top: pt,
-            pad_left: pl,
+            geom,
             act_min,
             act_max,
         },
@@ -311,26 +297,11 @@ fn prepare_depthwise(
     if n == 0 {
         return Err(EngineError::invalid("hybrid depthwise: batch 0"));
     }
-    let (oh, pt) = out_and_pad(o.padding, h, kh, o.stride_h, o.dilation_h)?;
-    let (ow, pl) = out_and_pad(o.padding, wd, kw, o.stride_w, o.dilation_w)?;
-    expect_shape(g, y, &[n, oh, ow, oc])?;
+    let geom = Geometry::depthwise([n, h, wd, c], [kh, kw], oc, depthwise_attrs(o))?;
+    expect_shape(g, y, &geom.output_shape())?;
     let (act_min, act_max) = act_range(o.activation)?;
     let p = DepthwiseParams {
-        batch: n,
-        in_h: h,
-        in_w: wd,
-        in_c: c,
-        out_h: oh,
-        out_w: ow,
-        depth_multiplier: oc / c,
-        k_h: kh,
-        k_w: kw,
-        stride_h: o.stride_h,
-        stride_w: o.stride_w,
-        dilation_h: o.dilation_h,
-        dilation_w: o.dilation_w,
-        pad_top: pt,
-        pad_left: pl,
+        geom,
         act_min,
         act_max,
     };

@@ -172,8 +172,10 @@ fn cases() -> Vec<Case> {
             activation: act,
             ..Default::default()
         };
-        let (oh, _) = crate::exec::prepare::out_and_pad(padding, h, k, stride, 1).unwrap();
-        let (ow, _) = crate::exec::prepare::out_and_pad(padding, w, k, stride, 1).unwrap();
+        let (oh, _) =
+            crate::exec::kernels::geometry::out_and_pad(padding, h, k, stride, 1).unwrap();
+        let (ow, _) =
+            crate::exec::kernels::geometry::out_and_pad(padding, w, k, stride, 1).unwrap();
         v.push(one_op(
             &format!(
                 "conv_{}_s{stride}_{padding:?}",
@@ -206,8 +208,10 @@ fn cases() -> Vec<Case> {
             activation: act,
             ..Default::default()
         };
-        let (oh, _) = crate::exec::prepare::out_and_pad(padding, h, k, stride, 1).unwrap();
-        let (ow, _) = crate::exec::prepare::out_and_pad(padding, w, k, stride, 1).unwrap();
+        let (oh, _) =
+            crate::exec::kernels::geometry::out_and_pad(padding, h, k, stride, 1).unwrap();
+        let (ow, _) =
+            crate::exec::kernels::geometry::out_and_pad(padding, w, k, stride, 1).unwrap();
         v.push(one_op(
             &format!("dw_m{dm}_s{stride}_{padding:?}"),
             OpKind::DepthwiseConv2D(o),

@@ -283,24 +283,10 @@ fn prepare_kernel(g: &Graph, op: &Op, choice: KernelChoice) -> Result<QKernel> {
                     "quantized pooling needs equal input and output parameters",
                 ));
             }
-            let [n, h, w, c] = rank4(g, x)?;
-            let (oh, pt) = out_and_pad(o.padding, h, o.filter_h, o.stride_h, 1)?;
-            let (ow, pl) = out_and_pad(o.padding, w, o.filter_w, o.stride_w, 1)?;
-            expect_shape(g, y, &[n, oh, ow, c])?;
+            let geom = pool_geometry(g, x, y, o)?;
             let (act_min, act_max) = act_range_q(g, y, o.activation)?;
             let p = QPoolParams {
-                batch: n,
-                in_h: h,
-                in_w: w,
-                channels: c,
-                out_h: oh,
-                out_w: ow,
-                filter_h: o.filter_h,
-                filter_w: o.filter_w,
-                stride_h: o.stride_h,
-                stride_w: o.stride_w,
-                pad_top: pt,
-                pad_left: pl,
+                geom,
                 act_min,
                 act_max,
             };

@@ -9,14 +9,15 @@
 //! [`Requant64`], so the bytes equal the reference kernel's.
 
 use crate::exec::kernels::cpu;
+use crate::exec::kernels::geometry::Geometry;
 use crate::exec::kernels::qconv::gemm::wide::{self, Requant64};
-use crate::exec::kernels::qconv::params::{QConvGeom, QElem, QParams};
+use crate::exec::kernels::qconv::params::{QElem, QParams};
 
 /// Most taps whose sums stay exact in int32 (256 · 2^22 = 2^30).
 const MAX_TAPS: usize = 256;
 
 pub(super) struct Dw16 {
-    g: QConvGeom,
+    g: Geometry,
     /// Tap pairs (the last one padded with a zero-weight tap when `taps` is odd).
     pairs: usize,
     /// Blocks of 32 channels.
@@ -42,7 +43,7 @@ impl Dw16 {
     /// `None` unless the CPU has AVX-512 F/BW/DQ and the op is an int16 depthwise
     /// with multiplier 1, input zero point 0 and at most [`MAX_TAPS`] taps.
     pub fn new<W: QElem>(
-        g: &QConvGeom,
+        g: &Geometry,
         q: &QParams,
         filter: &[W],
         rq: &Requant64,

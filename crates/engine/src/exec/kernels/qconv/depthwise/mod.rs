@@ -13,25 +13,26 @@ use int16::Dw16;
 use vnni::Dw8;
 
 use super::gemm::wide::Requant64;
-use super::params::{QConvGeom, QElem, QParams, bias_at, check_bias, check_lens};
+use super::params::{QElem, QParams, bias_at, check_bias, check_geometry, check_lens};
 use super::requant::Requant;
 use super::simd::{dispatch, isa_now, multiversion};
 use crate::error::{EngineError, Result};
 use crate::exec::kernels::Parallelism;
 use crate::exec::kernels::cpu::Isa;
+use crate::exec::kernels::geometry::Geometry;
 use crate::exec::parallel;
 use crate::quant::fixed_point::{Multiplier, mbqm64};
 
 /// Reference DEPTHWISE_CONV_2D: output channel `ic * mult + k` reads input channel `ic`.
 pub fn depthwise_reference<T: QElem, W: QElem>(
-    g: &QConvGeom,
+    g: &Geometry,
     q: &QParams,
     input: &[T],
     filter: &[W],
     bias: Option<&[i64]>,
     out: &mut [T],
 ) -> Result<()> {
-    g.check(true)?;
+    check_geometry(g, true)?;
     q.check(g.out_c)?;
     check_lens(
         "depthwise",
@@ -82,7 +83,7 @@ pub fn depthwise_reference<T: QElem, W: QElem>(
 
 /// Integer DEPTHWISE_CONV_2D with weights packed (offset applied, widened) at construction.
 pub struct PackedQDepthwise {
-    g: QConvGeom,
+    g: Geometry,
     isa: Isa,
     wide: bool,
     in_offset: i32,
@@ -441,12 +442,12 @@ multiversion!(dw_row, dw_row_avx2, dw_row_avx512, <T: QElem>(r: &DwRow<'_, T>, a
 
 impl PackedQDepthwise {
     pub fn new<W: QElem>(
-        g: &QConvGeom,
+        g: &Geometry,
         q: &QParams,
         filter: &[W],
         bias: Option<&[i64]>,
     ) -> Result<Self> {
-        g.check(true)?;
+        check_geometry(g, true)?;
         q.check(g.out_c)?;
         check_bias(bias, g.out_c)?;
         if filter.len() != g.depthwise_filter_len() {

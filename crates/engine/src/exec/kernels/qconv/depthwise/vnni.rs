@@ -25,12 +25,13 @@
 //! the GEMM's cheaper exact form (`requant::v512::rq_fast`) when the shifts and sum
 //! bounds allow, narrowing a pixel's 32 channels with one pack sequence.
 
-use crate::exec::kernels::qconv::params::{QConvGeom, QElem, QParams, QScheme};
+use crate::exec::kernels::geometry::Geometry;
+use crate::exec::kernels::qconv::params::{QElem, QParams, QScheme};
 use crate::exec::kernels::qconv::requant::{self, Requant};
 
 /// Packed weights and per-channel constants of the VNNI depthwise.
 pub(super) struct Dw8 {
-    g: QConvGeom,
+    g: Geometry,
     /// Groups of four taps.
     groups: usize,
     /// Blocks of 64 channels (four vectors of 16 lanes).
@@ -87,7 +88,7 @@ impl Dw8 {
     /// `None` unless the CPU has AVX-512 BW/VL/VNNI/VBMI and the op is an 8-bit
     /// depthwise with multiplier 1 and double-rounding requantization.
     pub fn new<W: QElem>(
-        g: &QConvGeom,
+        g: &Geometry,
         q: &QParams,
         filter: &[W],
         bias: Option<&[i64]>,
