@@ -5,43 +5,25 @@
 //! are quantized integers (or, for the generic ops, always); everything else is
 //! left to the float family.
 
+mod kernel;
+
+use kernel::{QKernel, by_qtype};
+
 use crate::error::{EngineError, Result};
 use crate::exec::kernels::qops::{
     QInt,
     act16::{Sigmoid16, Sigmoid16Kind},
-    binary::{self, AddSubTables, QBinaryKind, QBinaryParams},
+    binary::{AddSubTables, QBinaryKind, QBinaryParams},
     lut::{self, HardSwishParams, ReluParams},
     mean::QMean,
-    pool::{self, QPoolParams},
-    requant::{self, ConcatPart, Requantize},
-    resize, shape,
-    softmax::{self, Softmax16, SoftmaxParams},
+    pool::QPoolParams,
+    requant::{ConcatPart, Requantize},
+    softmax::{Softmax16, SoftmaxParams},
 };
-use crate::exec::kernels::{KernelChoice, Parallelism, elementwise::broadcast_shape};
+use crate::exec::kernels::{KernelChoice, elementwise::broadcast_shape};
 use crate::exec::prepare::*;
-use crate::exec::tensors::{Tensors, with_width};
-use crate::ir::{Activation, DType, Graph, Op, OpKind, TensorId};
+use crate::ir::{Activation, DType, Graph, Op, OpKind, Pool2DOptions, TensorId};
 use crate::quant::fixed_point::activation_range;
-
-/// Run `$body` with `$t` bound to the Rust type of the quantized dtype `$dt`.
-macro_rules! by_qtype {
-    ($dt:expr, $t:ident => $body:block) => {
-        match $dt {
-            DType::U8 => {
-                type $t = u8;
-                $body
-            }
-            DType::I8 => {
-                type $t = i8;
-                $body
-            }
-            _ => {
-                type $t = i16;
-                $body
-            }
-        }
-    };
-}
 
 fn is_qint(dt: DType) -> bool {
     matches!(dt, DType::U8 | DType::I8 | DType::I16)
@@ -152,65 +134,6 @@ pub(crate) fn prepare(g: &Graph, op: &Op, choice: KernelChoice) -> Option<Result
     Some(prepare_kernel(g, op, choice).map(|k| Prepared::packing(k, Vec::new())))
 }
 
-/// Integer kernels with their prepared parameters.
-enum QKernel {
-    Binary {
-        p: QBinaryParams,
-        fast: bool,
-    },
-    /// 8-bit ADD/SUB on the fast path: per-input rescaling tabulated.
-    AddSubTable(Box<AddSubTables>),
-    AvgPool {
-        p: QPoolParams,
-        fast: bool,
-    },
-    MaxPool(QPoolParams),
-    Softmax {
-        p: SoftmaxParams,
-        depth: usize,
-        fast: bool,
-    },
-    /// int16 SOFTMAX (TFLite's interpolated-table kernel).
-    Softmax16 {
-        p: Box<Softmax16>,
-        depth: usize,
-    },
-    /// int16 LOGISTIC / TANH.
-    Sigmoid16(Sigmoid16),
-    /// An 8-bit table indexed by `x − T::MIN` (LOGISTIC/TANH always; other unary
-    /// ops on the fast path).
-    Table8(Vec<u8>),
-    HardSwish(HardSwishParams),
-    Relu(ReluParams),
-    Mean {
-        q: QMean,
-        axes: Vec<usize>,
-    },
-    Resize {
-        align_corners: bool,
-        half_pixel_centers: bool,
-    },
-    Requantize {
-        r: Requantize,
-        flip: bool,
-    },
-    Concat {
-        axis: usize,
-        parts: Vec<ConcatPart>,
-    },
-    Pack {
-        outer: usize,
-        inner: usize,
-    },
-    Unpack {
-        outer: usize,
-        inner: usize,
-    },
-    GatherNd {
-        depth: usize,
-    },
-}
-
 /// A table of `f` over every value of the 8-bit type, as raw bytes.
 fn table_bytes<T: QInt>(f: impl Fn(i32) -> T) -> Vec<u8> {
     (T::MIN..=T::MAX)
@@ -221,6 +144,7 @@ fn table_bytes<T: QInt>(f: impl Fn(i32) -> T) -> Vec<u8> {
         .collect()
 }
 
+/// Dispatch to the op's preparation.
 fn prepare_kernel(g: &Graph, op: &Op, choice: KernelChoice) -> Result<QKernel> {
     use OpKind::*;
     let fast = choice == KernelChoice::Fast;
@@ -232,289 +156,337 @@ fn prepare_kernel(g: &Graph, op: &Op, choice: KernelChoice) -> Result<QKernel> {
         | Sub {
             activation,
             pot_scale_int16,
-        } => {
-            let sub = matches!(op.kind, Sub { .. });
-            let (a, b, y) = binary_io(g, op)?;
-            let (pa, pb, py) = (qparams(g, a)?, qparams(g, b)?, qparams(g, y)?);
-            let (lo, hi) = act_range_q(g, y, *activation)?;
-            let dt = g.tensors[y].dtype;
-            let p = if dt == DType::I16 {
-                if pa.1 != 0 || pb.1 != 0 || py.1 != 0 {
-                    return Err(EngineError::unsupported(
-                        "int16 ADD/SUB needs zero points 0",
-                    ));
-                }
-                if *pot_scale_int16 {
-                    pot16(sub, pa.0, pb.0, py.0, lo, hi, g, a, b)?
-                } else {
-                    QBinaryParams::add_sub(sub, 15, pa, pb, py, lo, hi)
-                }
-            } else {
-                QBinaryParams::add_sub(sub, 20, pa, pb, py, lo, hi)
-            };
-            let table = match dt {
-                DType::U8 => AddSubTables::new::<u8>(&p),
-                DType::I8 => AddSubTables::new::<i8>(&p),
-                DType::I16 => AddSubTables::new::<i16>(&p),
-                _ => None,
-            };
-            Ok(match table {
-                Some(t) if fast => QKernel::AddSubTable(Box::new(t)),
-                _ => QKernel::Binary { p, fast },
-            })
-        }
-        Mul { activation } => {
-            let (a, b, y) = binary_io(g, op)?;
-            let (pa, pb, py) = (qparams(g, a)?, qparams(g, b)?, qparams(g, y)?);
-            if g.tensors[y].dtype == DType::I16 && (pa.1 != 0 || pb.1 != 0 || py.1 != 0) {
-                return Err(EngineError::unsupported("int16 MUL needs zero points 0"));
-            }
-            let (lo, hi) = act_range_q(g, y, *activation)?;
-            Ok(QKernel::Binary {
-                p: QBinaryParams::mul(pa, pb, py, lo, hi),
-                fast,
-            })
-        }
-        AveragePool2D(o) | MaxPool2D(o) => {
-            let (x, y) = (require_input(op, 0)?, require_output(op)?);
-            same_type(g, x, y)?;
-            if qparams(g, x)? != qparams(g, y)? {
-                return Err(EngineError::unsupported(
-                    "quantized pooling needs equal input and output parameters",
-                ));
-            }
-            let geom = pool_geometry(g, x, y, o)?;
-            let (act_min, act_max) = act_range_q(g, y, o.activation)?;
-            let p = QPoolParams {
-                geom,
-                act_min,
-                act_max,
-            };
-            Ok(if matches!(op.kind, AveragePool2D(_)) {
-                QKernel::AvgPool { p, fast }
-            } else {
-                QKernel::MaxPool(p)
-            })
-        }
-        Softmax { beta } => {
-            let (x, y) = (require_input(op, 0)?, require_output(op)?);
-            same_type(g, x, y)?;
-            same_elements(g, x, y)?;
-            let dt = g.tensors[x].dtype;
-            if dt == DType::I16 {
-                return softmax16(g, x, y, *beta);
-            }
-            let (s, _) = qparams(g, x)?;
-            let (os, oz) = qparams(g, y)?;
-            let want_zp = if dt == DType::I8 { -128 } else { 0 };
-            if oz != want_zp || (os * 256.0 - 1.0).abs() > 0.001 {
-                return Err(EngineError::invalid(format!(
-                    "SOFTMAX output must be quantized (1/256, {want_zp}), is ({os}, {oz})"
-                )));
-            }
-            let depth = shape_of(g, x).last().copied().unwrap_or(1);
-            if depth == 0 {
-                return Err(EngineError::invalid("softmax over an empty axis"));
-            }
-            Ok(QKernel::Softmax {
-                p: SoftmaxParams::new(*beta, s),
-                depth,
-                fast,
-            })
-        }
+        } => add_sub(g, op, *activation, *pot_scale_int16, fast),
+        Mul { activation } => mul(g, op, *activation, fast),
+        AveragePool2D(o) | MaxPool2D(o) => pool_2d(g, op, o, fast),
+        Softmax { beta } => softmax(g, op, *beta, fast),
         Logistic | Tanh | HardSwish | Relu | Relu6 => unary(g, op, fast),
-        Mean { .. } => {
-            let (x, a, y) = (
-                require_input(op, 0)?,
-                require_input(op, 1)?,
-                require_output(op)?,
-            );
-            same_type(g, x, y)?;
-            let dt = g.tensors[x].dtype;
-            let (px, py) = (qparams(g, x)?, qparams(g, y)?);
-            if dt == DType::I16 && (px.1 != 0 || py.1 != 0) {
-                return Err(EngineError::unsupported("int16 MEAN needs zero points 0"));
-            }
-            let s = shape_of(g, x).to_vec();
-            let mut axes = const_ints(g, a, "axes")?
-                .iter()
-                .map(|&v| normalize_axis(v, s.len()))
-                .collect::<Result<Vec<_>>>()?;
-            axes.sort_unstable();
-            axes.dedup();
-            let kept: usize = s
-                .iter()
-                .enumerate()
-                .filter(|(d, _)| !axes.contains(d))
-                .map(|(_, &n)| n)
-                .product();
-            if kept != g.tensors[y].num_elements() {
-                return Err(EngineError::invalid(
-                    "MEAN output size does not match the reduced input",
-                ));
-            }
-            let count: usize = axes.iter().map(|&d| s[d]).product();
-            Ok(QKernel::Mean {
-                q: QMean::new(count, px, py),
-                axes,
-            })
-        }
+        Mean { .. } => mean(g, op),
         ResizeBilinear {
             align_corners,
             half_pixel_centers,
-        } => {
-            let (x, y) = (require_input(op, 0)?, require_output(op)?);
-            same_type(g, x, y)?;
-            if qparams(g, x)? != qparams(g, y)? {
-                return Err(EngineError::unsupported(
-                    "quantized RESIZE_BILINEAR needs equal input and output parameters",
-                ));
-            }
-            let [n, h, w, c] = rank4(g, x)?;
-            let [on, oh, ow, oc] = rank4(g, y)?;
-            if n != on || c != oc {
-                return Err(EngineError::invalid("resize changes batch or channels"));
-            }
-            if (h == 0 || w == 0) && on * oh * ow * oc > 0 {
-                return Err(EngineError::invalid("resize of an empty image"));
-            }
-            // The 10-bit coordinate arithmetic stays in i32 only for moderate sizes.
-            if h.max(w).max(oh).max(ow) > 1 << 15 {
-                return Err(EngineError::unsupported(
-                    "RESIZE_BILINEAR beyond 32768 pixels",
-                ));
-            }
-            Ok(QKernel::Resize {
-                align_corners: *align_corners,
-                half_pixel_centers: *half_pixel_centers,
-            })
-        }
-        Quantize => {
-            let (x, y) = (require_input(op, 0)?, require_output(op)?);
-            same_elements(g, x, y)?;
-            let r = Requantize::new(qparams(g, x)?, qparams(g, y)?);
-            let (xt, yt) = (g.tensors[x].dtype, g.tensors[y].dtype);
-            let flip = match (xt, yt) {
-                (DType::U8, DType::I8) => r.is_bit_flip::<u8, i8>(),
-                (DType::I8, DType::U8) => r.is_bit_flip::<i8, u8>(),
-                _ => false,
-            };
-            Ok(QKernel::Requantize { r, flip })
-        }
-        Concatenation { axis, activation } => {
-            let y = require_output(op)?;
-            if *activation != Activation::None {
-                return Err(EngineError::unsupported(
-                    "fused activation on CONCATENATION",
-                ));
-            }
-            let out_shape = shape_of(g, y).to_vec();
-            let axis = normalize_axis(*axis as i64, out_shape.len())?;
-            let py = qparams(g, y)?;
-            let mut along = 0;
-            let mut parts = Vec::new();
-            for k in 0..op.inputs.len() {
-                let x = require_input(op, k)?;
-                same_type(g, x, y)?;
-                let s = shape_of(g, x);
-                if s.len() != out_shape.len()
-                    || s.iter()
-                        .zip(&out_shape)
-                        .enumerate()
-                        .any(|(d, (a, b))| d != axis && a != b)
-                {
-                    return Err(EngineError::invalid(format!(
-                        "input {k} shape {s:?} vs output {out_shape:?}"
-                    )));
-                }
-                along += s[axis];
-                parts.push(ConcatPart::new(qparams(g, x)?, py));
-            }
-            if along != out_shape[axis] {
-                return Err(EngineError::invalid(
-                    "concatenated sizes do not add up to the output",
-                ));
-            }
-            Ok(QKernel::Concat { axis, parts })
-        }
-        Pack { axis, .. } => {
-            let y = require_output(op)?;
-            let x0 = require_input(op, 0)?;
-            let s = shape_of(g, x0).to_vec();
-            let axis = normalize_axis(*axis as i64, s.len() + 1)?;
-            for k in 0..op.inputs.len() {
-                let x = require_input(op, k)?;
-                same_type(g, x, y)?;
-                if shape_of(g, x) != s.as_slice()
-                    || (is_quantized(g, y) && g.tensors[x].quant != g.tensors[y].quant)
-                {
-                    return Err(EngineError::unsupported(format!(
-                        "PACK input {k} differs in shape or quantization"
-                    )));
-                }
-            }
-            let mut want = s.clone();
-            want.insert(axis, op.inputs.len());
-            expect_shape(g, y, &want)?;
-            sized(g, y)?;
-            Ok(QKernel::Pack {
-                outer: s[..axis].iter().product(),
-                inner: s[axis..].iter().product(),
-            })
-        }
-        Unpack { axis, .. } => {
-            let x = require_input(op, 0)?;
-            let s = shape_of(g, x).to_vec();
-            let axis = normalize_axis(*axis as i64, s.len())?;
-            if op.outputs.len() != s[axis] {
-                return Err(EngineError::invalid(format!(
-                    "UNPACK into {} outputs along a dimension of {}",
-                    op.outputs.len(),
-                    s[axis]
-                )));
-            }
-            let mut want = s.clone();
-            want.remove(axis);
-            for &y in &op.outputs {
-                same_type(g, x, y)?;
-                expect_shape(g, y, &want)?;
-            }
-            sized(g, x)?;
-            Ok(QKernel::Unpack {
-                outer: s[..axis].iter().product(),
-                inner: s[axis + 1..].iter().product(),
-            })
-        }
-        GatherNd => {
-            let (x, i, y) = (
-                require_input(op, 0)?,
-                require_input(op, 1)?,
-                require_output(op)?,
-            );
-            same_type(g, x, y)?;
-            sized(g, x)?;
-            if !matches!(g.tensors[i].dtype, DType::I32 | DType::I64) {
-                return Err(EngineError::unsupported(
-                    "GATHER_ND indices must be int32/int64",
-                ));
-            }
-            let (ps, is) = (shape_of(g, x), shape_of(g, i));
-            let depth = is.last().copied().unwrap_or(0);
-            if is.is_empty() || depth > ps.len() {
-                return Err(EngineError::invalid(format!(
-                    "GATHER_ND indices {is:?} do not fit params {ps:?}"
-                )));
-            }
-            let mut want = is[..is.len() - 1].to_vec();
-            want.extend_from_slice(&ps[depth..]);
-            expect_shape(g, y, &want)?;
-            Ok(QKernel::GatherNd { depth })
-        }
+        } => resize_bilinear(g, op, *align_corners, *half_pixel_centers),
+        Quantize => requantize(g, op),
+        Concatenation { axis, activation } => concatenation(g, op, *axis, *activation),
+        Pack { axis, .. } => pack(g, op, *axis),
+        Unpack { axis, .. } => unpack(g, op, *axis),
+        GatherNd => gather_nd(g, op),
         other => Err(EngineError::unsupported(format!(
             "no integer kernel for {}",
             other.name()
         ))),
     }
+}
+
+/// ADD and SUB: 8-bit with a 20-bit left shift, int16 with 15 (or the power-of-two
+/// scales of `pot_scale_int16`); on the fast path 8-bit and int16 tabulate the rescaling.
+fn add_sub(
+    g: &Graph,
+    op: &Op,
+    activation: Activation,
+    pot_scale_int16: bool,
+    fast: bool,
+) -> Result<QKernel> {
+    let sub = matches!(op.kind, OpKind::Sub { .. });
+    let (a, b, y) = binary_io(g, op)?;
+    let (pa, pb, py) = (qparams(g, a)?, qparams(g, b)?, qparams(g, y)?);
+    let (lo, hi) = act_range_q(g, y, activation)?;
+    let dt = g.tensors[y].dtype;
+    let p = if dt == DType::I16 {
+        if pa.1 != 0 || pb.1 != 0 || py.1 != 0 {
+            return Err(EngineError::unsupported(
+                "int16 ADD/SUB needs zero points 0",
+            ));
+        }
+        if pot_scale_int16 {
+            pot16(sub, pa.0, pb.0, py.0, lo, hi, g, a, b)?
+        } else {
+            QBinaryParams::add_sub(sub, 15, pa, pb, py, lo, hi)
+        }
+    } else {
+        QBinaryParams::add_sub(sub, 20, pa, pb, py, lo, hi)
+    };
+    let table = match dt {
+        DType::U8 => AddSubTables::new::<u8>(&p),
+        DType::I8 => AddSubTables::new::<i8>(&p),
+        DType::I16 => AddSubTables::new::<i16>(&p),
+        _ => None,
+    };
+    Ok(match table {
+        Some(t) if fast => QKernel::AddSubTable(Box::new(t)),
+        _ => QKernel::Binary { p, fast },
+    })
+}
+
+/// MUL (int16: zero points 0).
+fn mul(g: &Graph, op: &Op, activation: Activation, fast: bool) -> Result<QKernel> {
+    let (a, b, y) = binary_io(g, op)?;
+    let (pa, pb, py) = (qparams(g, a)?, qparams(g, b)?, qparams(g, y)?);
+    if g.tensors[y].dtype == DType::I16 && (pa.1 != 0 || pb.1 != 0 || py.1 != 0) {
+        return Err(EngineError::unsupported("int16 MUL needs zero points 0"));
+    }
+    let (lo, hi) = act_range_q(g, y, activation)?;
+    Ok(QKernel::Binary {
+        p: QBinaryParams::mul(pa, pb, py, lo, hi),
+        fast,
+    })
+}
+
+/// AVERAGE_POOL_2D and MAX_POOL_2D on raw values (input and output share parameters).
+fn pool_2d(g: &Graph, op: &Op, o: &Pool2DOptions, fast: bool) -> Result<QKernel> {
+    let (x, y) = (require_input(op, 0)?, require_output(op)?);
+    same_type(g, x, y)?;
+    if qparams(g, x)? != qparams(g, y)? {
+        return Err(EngineError::unsupported(
+            "quantized pooling needs equal input and output parameters",
+        ));
+    }
+    let geom = pool_geometry(g, x, y, o)?;
+    let (act_min, act_max) = act_range_q(g, y, o.activation)?;
+    let p = QPoolParams {
+        geom,
+        act_min,
+        act_max,
+    };
+    Ok(if matches!(op.kind, OpKind::AveragePool2D(_)) {
+        QKernel::AvgPool { p, fast }
+    } else {
+        QKernel::MaxPool(p)
+    })
+}
+
+/// SOFTMAX: 8-bit with gemmlowp's fixed-point exp (output (1/256, −128 or 0)); int16
+/// with TFLite's interpolated tables.
+fn softmax(g: &Graph, op: &Op, beta: f32, fast: bool) -> Result<QKernel> {
+    let (x, y) = (require_input(op, 0)?, require_output(op)?);
+    same_type(g, x, y)?;
+    same_elements(g, x, y)?;
+    let dt = g.tensors[x].dtype;
+    if dt == DType::I16 {
+        return softmax16(g, x, y, beta);
+    }
+    let (s, _) = qparams(g, x)?;
+    let (os, oz) = qparams(g, y)?;
+    let want_zp = if dt == DType::I8 { -128 } else { 0 };
+    if oz != want_zp || (os * 256.0 - 1.0).abs() > 0.001 {
+        return Err(EngineError::invalid(format!(
+            "SOFTMAX output must be quantized (1/256, {want_zp}), is ({os}, {oz})"
+        )));
+    }
+    let depth = shape_of(g, x).last().copied().unwrap_or(1);
+    if depth == 0 {
+        return Err(EngineError::invalid("softmax over an empty axis"));
+    }
+    Ok(QKernel::Softmax {
+        p: SoftmaxParams::new(beta, s),
+        depth,
+        fast,
+    })
+}
+
+/// MEAN over constant axes (int16: zero points 0).
+fn mean(g: &Graph, op: &Op) -> Result<QKernel> {
+    let (x, a, y) = (
+        require_input(op, 0)?,
+        require_input(op, 1)?,
+        require_output(op)?,
+    );
+    same_type(g, x, y)?;
+    let dt = g.tensors[x].dtype;
+    let (px, py) = (qparams(g, x)?, qparams(g, y)?);
+    if dt == DType::I16 && (px.1 != 0 || py.1 != 0) {
+        return Err(EngineError::unsupported("int16 MEAN needs zero points 0"));
+    }
+    let s = shape_of(g, x).to_vec();
+    let mut axes = const_ints(g, a, "axes")?
+        .iter()
+        .map(|&v| normalize_axis(v, s.len()))
+        .collect::<Result<Vec<_>>>()?;
+    axes.sort_unstable();
+    axes.dedup();
+    let kept: usize = s
+        .iter()
+        .enumerate()
+        .filter(|(d, _)| !axes.contains(d))
+        .map(|(_, &n)| n)
+        .product();
+    if kept != g.tensors[y].num_elements() {
+        return Err(EngineError::invalid(
+            "MEAN output size does not match the reduced input",
+        ));
+    }
+    let count: usize = axes.iter().map(|&d| s[d]).product();
+    Ok(QKernel::Mean {
+        q: QMean::new(count, px, py),
+        axes,
+    })
+}
+
+/// RESIZE_BILINEAR on raw values (input and output share parameters).
+fn resize_bilinear(
+    g: &Graph,
+    op: &Op,
+    align_corners: bool,
+    half_pixel_centers: bool,
+) -> Result<QKernel> {
+    let (x, y) = (require_input(op, 0)?, require_output(op)?);
+    same_type(g, x, y)?;
+    if qparams(g, x)? != qparams(g, y)? {
+        return Err(EngineError::unsupported(
+            "quantized RESIZE_BILINEAR needs equal input and output parameters",
+        ));
+    }
+    let [n, h, w, c] = rank4(g, x)?;
+    let [on, oh, ow, oc] = rank4(g, y)?;
+    if n != on || c != oc {
+        return Err(EngineError::invalid("resize changes batch or channels"));
+    }
+    if (h == 0 || w == 0) && on * oh * ow * oc > 0 {
+        return Err(EngineError::invalid("resize of an empty image"));
+    }
+    // The 10-bit coordinate arithmetic stays in i32 only for moderate sizes.
+    if h.max(w).max(oh).max(ow) > 1 << 15 {
+        return Err(EngineError::unsupported(
+            "RESIZE_BILINEAR beyond 32768 pixels",
+        ));
+    }
+    Ok(QKernel::Resize {
+        align_corners,
+        half_pixel_centers,
+    })
+}
+
+/// QUANTIZE from one integer type to another (a bit flip when uint8 ↔ int8 only moves
+/// the zero point by 128).
+fn requantize(g: &Graph, op: &Op) -> Result<QKernel> {
+    let (x, y) = (require_input(op, 0)?, require_output(op)?);
+    same_elements(g, x, y)?;
+    let r = Requantize::new(qparams(g, x)?, qparams(g, y)?);
+    let (xt, yt) = (g.tensors[x].dtype, g.tensors[y].dtype);
+    let flip = match (xt, yt) {
+        (DType::U8, DType::I8) => r.is_bit_flip::<u8, i8>(),
+        (DType::I8, DType::U8) => r.is_bit_flip::<i8, u8>(),
+        _ => false,
+    };
+    Ok(QKernel::Requantize { r, flip })
+}
+
+/// CONCATENATION of inputs with parameters differing from the output's (each part
+/// rescaled or copied).
+fn concatenation(g: &Graph, op: &Op, axis: i32, activation: Activation) -> Result<QKernel> {
+    let y = require_output(op)?;
+    if activation != Activation::None {
+        return Err(EngineError::unsupported(
+            "fused activation on CONCATENATION",
+        ));
+    }
+    let out_shape = shape_of(g, y).to_vec();
+    let axis = normalize_axis(axis as i64, out_shape.len())?;
+    let py = qparams(g, y)?;
+    let mut along = 0;
+    let mut parts = Vec::new();
+    for k in 0..op.inputs.len() {
+        let x = require_input(op, k)?;
+        same_type(g, x, y)?;
+        let s = shape_of(g, x);
+        if s.len() != out_shape.len()
+            || s.iter()
+                .zip(&out_shape)
+                .enumerate()
+                .any(|(d, (a, b))| d != axis && a != b)
+        {
+            return Err(EngineError::invalid(format!(
+                "input {k} shape {s:?} vs output {out_shape:?}"
+            )));
+        }
+        along += s[axis];
+        parts.push(ConcatPart::new(qparams(g, x)?, py));
+    }
+    if along != out_shape[axis] {
+        return Err(EngineError::invalid(
+            "concatenated sizes do not add up to the output",
+        ));
+    }
+    Ok(QKernel::Concat { axis, parts })
+}
+
+/// PACK along `axis` (any fixed-width type; quantized inputs equal to the output).
+fn pack(g: &Graph, op: &Op, axis: i32) -> Result<QKernel> {
+    let y = require_output(op)?;
+    let x0 = require_input(op, 0)?;
+    let s = shape_of(g, x0).to_vec();
+    let axis = normalize_axis(axis as i64, s.len() + 1)?;
+    for k in 0..op.inputs.len() {
+        let x = require_input(op, k)?;
+        same_type(g, x, y)?;
+        if shape_of(g, x) != s.as_slice()
+            || (is_quantized(g, y) && g.tensors[x].quant != g.tensors[y].quant)
+        {
+            return Err(EngineError::unsupported(format!(
+                "PACK input {k} differs in shape or quantization"
+            )));
+        }
+    }
+    let mut want = s.clone();
+    want.insert(axis, op.inputs.len());
+    expect_shape(g, y, &want)?;
+    sized(g, y)?;
+    Ok(QKernel::Pack {
+        outer: s[..axis].iter().product(),
+        inner: s[axis..].iter().product(),
+    })
+}
+
+/// UNPACK along `axis` (any fixed-width type).
+fn unpack(g: &Graph, op: &Op, axis: i32) -> Result<QKernel> {
+    let x = require_input(op, 0)?;
+    let s = shape_of(g, x).to_vec();
+    let axis = normalize_axis(axis as i64, s.len())?;
+    if op.outputs.len() != s[axis] {
+        return Err(EngineError::invalid(format!(
+            "UNPACK into {} outputs along a dimension of {}",
+            op.outputs.len(),
+            s[axis]
+        )));
+    }
+    let mut want = s.clone();
+    want.remove(axis);
+    for &y in &op.outputs {
+        same_type(g, x, y)?;
+        expect_shape(g, y, &want)?;
+    }
+    sized(g, x)?;
+    Ok(QKernel::Unpack {
+        outer: s[..axis].iter().product(),
+        inner: s[axis + 1..].iter().product(),
+    })
+}
+
+/// GATHER_ND with int32/int64 indices (any fixed-width type).
+fn gather_nd(g: &Graph, op: &Op) -> Result<QKernel> {
+    let (x, i, y) = (
+        require_input(op, 0)?,
+        require_input(op, 1)?,
+        require_output(op)?,
+    );
+    same_type(g, x, y)?;
+    sized(g, x)?;
+    if !matches!(g.tensors[i].dtype, DType::I32 | DType::I64) {
+        return Err(EngineError::unsupported(
+            "GATHER_ND indices must be int32/int64",
+        ));
+    }
+    let (ps, is) = (shape_of(g, x), shape_of(g, i));
+    let depth = is.last().copied().unwrap_or(0);
+    if is.is_empty() || depth > ps.len() {
+        return Err(EngineError::invalid(format!(
+            "GATHER_ND indices {is:?} do not fit params {ps:?}"
+        )));
+    }
+    let mut want = is[..is.len() - 1].to_vec();
+    want.extend_from_slice(&ps[depth..]);
+    expect_shape(g, y, &want)?;
+    Ok(QKernel::GatherNd { depth })
 }
 
 /// Element types the generic movers can handle (fixed width).
@@ -708,180 +680,6 @@ fn unary(g: &Graph, op: &Op, fast: bool) -> Result<QKernel> {
             }
         }
     })
-}
-
-impl OpKernel for QKernel {
-    fn run(
-        &self,
-        io: &Tensors<'_>,
-        inputs: &[Option<TensorId>],
-        outputs: &[TensorId],
-        _par: Parallelism,
-    ) {
-        let inp = |k: usize| inputs[k].expect("required inputs were checked");
-        let out = outputs[0];
-        let dt = io.slot(out).dtype;
-        match self {
-            QKernel::Binary { p, fast } => by_qtype!(dt, T => {
-                let (a, b) = (inp(0), inp(1));
-                let (sa, sb, so) = (&io.slot(a).shape, &io.slot(b).shape, &io.slot(out).shape);
-                let (xa, xb, y) = (io.input::<T>(a), io.input::<T>(b), io.output::<T>(out));
-                if !fast {
-                    binary::binary_reference(p, xa, sa, xb, sb, y, so);
-                } else if sa == sb {
-                    binary::binary_same_shape(p, xa, xb, y);
-                } else {
-                    binary::binary_broadcast_rows(p, xa, sa, xb, sb, y, so);
-                }
-            }),
-            QKernel::AddSubTable(t) => by_qtype!(dt, T => {
-                let (a, b) = (inp(0), inp(1));
-                let (sa, sb, so) = (&io.slot(a).shape, &io.slot(b).shape, &io.slot(out).shape);
-                let (xa, xb, y) = (io.input::<T>(a), io.input::<T>(b), io.output::<T>(out));
-                if sa == sb {
-                    t.run_same_shape(xa, xb, y);
-                } else {
-                    t.run_broadcast(xa, sa, xb, sb, y, so);
-                }
-            }),
-            QKernel::AvgPool { p, fast } => by_qtype!(dt, T => {
-                let (x, y) = (io.input::<T>(inp(0)), io.output::<T>(out));
-                if *fast {
-                    pool::average_pool_fast(p, x, y);
-                } else {
-                    pool::average_pool_reference(p, x, y);
-                }
-            }),
-            QKernel::MaxPool(p) => by_qtype!(dt, T => {
-                pool::max_pool(p, io.input::<T>(inp(0)), io.output::<T>(out));
-            }),
-            QKernel::Softmax { p, depth, fast } => by_qtype!(dt, T => {
-                let (x, y) = (io.input::<T>(inp(0)), io.output::<T>(out));
-                if *fast {
-                    softmax::softmax_fixed_point_fast(p, x, y, *depth);
-                } else {
-                    softmax::softmax_fixed_point(p, x, y, *depth);
-                }
-            }),
-            QKernel::Softmax16 { p, depth } => {
-                p.run(io.input::<i16>(inp(0)), io.output::<i16>(out), *depth);
-            }
-            QKernel::Sigmoid16(p) => p.run(io.input::<i16>(inp(0)), io.output::<i16>(out)),
-            QKernel::Table8(table) => {
-                // Index by the byte offset from the type minimum: for int8 that is
-                // the byte with its top bit flipped.
-                let flip = if dt == DType::I8 { 0x80 } else { 0 };
-                let x = io.input::<u8>(inp(0));
-                for (o, &v) in io.output::<u8>(out).iter_mut().zip(x) {
-                    *o = table[(v ^ flip) as usize];
-                }
-            }
-            QKernel::HardSwish(p) => by_qtype!(dt, T => {
-                for (o, v) in io.output::<T>(out).iter_mut().zip(io.input::<T>(inp(0))) {
-                    *o = p.apply::<T>(v.get());
-                }
-            }),
-            QKernel::Relu(p) => by_qtype!(dt, T => {
-                for (o, v) in io.output::<T>(out).iter_mut().zip(io.input::<T>(inp(0))) {
-                    *o = p.apply::<T>(v.get());
-                }
-            }),
-            QKernel::Mean { q, axes } => by_qtype!(dt, T => {
-                let shape = io.slot(inp(0)).shape.clone();
-                q.run(io.input::<T>(inp(0)), &shape, axes, io.output::<T>(out));
-            }),
-            QKernel::Resize {
-                align_corners,
-                half_pixel_centers,
-            } => {
-                let s = &io.slot(inp(0)).shape;
-                let o = &io.slot(out).shape;
-                let shape = [s[0], s[1], s[2], s[3]];
-                match dt {
-                    DType::U8 => resize::resize_bilinear_u8(
-                        io.input(inp(0)),
-                        shape,
-                        io.output(out),
-                        o[1],
-                        o[2],
-                        *align_corners,
-                        *half_pixel_centers,
-                    ),
-                    DType::I8 => resize::resize_bilinear_integer::<i8>(
-                        io.input(inp(0)),
-                        shape,
-                        io.output(out),
-                        o[1],
-                        o[2],
-                        *align_corners,
-                        *half_pixel_centers,
-                    ),
-                    _ => resize::resize_bilinear_integer::<i16>(
-                        io.input(inp(0)),
-                        shape,
-                        io.output(out),
-                        o[1],
-                        o[2],
-                        *align_corners,
-                        *half_pixel_centers,
-                    ),
-                }
-            }
-            QKernel::Requantize { r, flip } => {
-                if *flip {
-                    requant::flip_top_bit(io.input(inp(0)), io.output(out));
-                    return;
-                }
-                let it = io.slot(inp(0)).dtype;
-                by_qtype!(it, I => {
-                    by_qtype!(dt, O => {
-                        requant::requantize::<I, O>(r, io.input(inp(0)), io.output(out));
-                    })
-                })
-            }
-            QKernel::Concat { axis, parts } => by_qtype!(dt, T => {
-                let list: Vec<(&[T], &[usize], ConcatPart)> = inputs
-                    .iter()
-                    .zip(parts)
-                    .map(|(t, &how)| {
-                        let t = t.expect("checked");
-                        (io.input::<T>(t), io.slot(t).shape.as_slice(), how)
-                    })
-                    .collect();
-                requant::concat_rescaled(&list, *axis, io.output::<T>(out));
-            }),
-            QKernel::Pack { outer, inner } => {
-                with_width!(dt.size_bytes(), W => {
-                    let list: Vec<&[W]> =
-                        inputs.iter().map(|t| io.input::<W>(t.expect("checked"))).collect();
-                    shape::pack(&list, *outer, *inner, io.output::<W>(out));
-                })
-            }
-            QKernel::Unpack { outer, inner } => {
-                let it = io.slot(inp(0)).dtype;
-                with_width!(it.size_bytes(), W => {
-                    let mut outs: Vec<&mut [W]> =
-                        outputs.iter().map(|&t| io.output::<W>(t)).collect();
-                    shape::unpack(io.input::<W>(inp(0)), *outer, *inner, &mut outs);
-                })
-            }
-            QKernel::GatherNd { depth } => {
-                let shape = io.slot(inp(0)).shape.clone();
-                let indices: Vec<i64> = match io.slot(inp(1)).dtype {
-                    DType::I64 => io.input::<i64>(inp(1)).to_vec(),
-                    _ => io.input::<i32>(inp(1)).iter().map(|&v| v as i64).collect(),
-                };
-                with_width!(dt.size_bytes(), W => {
-                    // Indices are data: an out-of-range one zeroes the output instead
-                    // of aborting the run (TFLite fails the invocation).
-                    let y = io.output::<W>(out);
-                    if shape::gather_nd(io.input::<W>(inp(0)), &shape, &indices, *depth, y).is_err() {
-                        y.fill(0 as W);
-                    }
-                })
-            }
-        }
-    }
 }
 
 #[cfg(test)]
