@@ -331,44 +331,11 @@ fn im2col_tile(p: &ConvParams, input: &[f32], r0: usize, rows: usize, s: usize, 
     }
 }
 
-/// Shared deterministic test data and tolerance helpers for the kernel tests.
-#[cfg(test)]
-pub(crate) mod testutil {
-    /// Small LCG: deterministic values in [-1, 1).
-    pub struct Lcg(pub u64);
-    impl Lcg {
-        pub fn next_f32(&mut self) -> f32 {
-            self.0 = self
-                .0
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        }
-        pub fn vec(&mut self, n: usize) -> Vec<f32> {
-            (0..n).map(|_| self.next_f32()).collect()
-        }
-    }
-
-    /// Asserts `got ≈ want` within 1e-5·sqrt(K) relative to max(1, |want|): the
-    /// summation order (and FMA rounding) differs between kernels.
-    pub fn assert_close(got: &[f32], want: &[f32], k: usize, what: &str) {
-        assert_eq!(got.len(), want.len(), "{what}: length");
-        let tol = 1e-5 * (k.max(1) as f32).sqrt();
-        for (i, (g, w)) in got.iter().zip(want).enumerate() {
-            let scale = 1.0f32.max(w.abs());
-            assert!(
-                (g - w).abs() <= tol * scale,
-                "{what}: element {i}: got {g}, want {w} (tol {tol})"
-            );
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::testutil::{Lcg, assert_close};
     use super::*;
     use crate::exec::kernels::cpu::{Isa, available_isas, with_isa};
+    use crate::exec::kernels::test_util::{Rng, assert_close};
 
     #[allow(clippy::too_many_arguments)]
     fn params(
@@ -411,10 +378,10 @@ mod tests {
     }
 
     fn check_shape(p: &ConvParams, seed: u64) {
-        let mut rng = Lcg(seed);
-        let input = rng.vec(p.input_len());
-        let filter = rng.vec(p.filter_len());
-        let bias = rng.vec(p.geom.out_c);
+        let mut rng = Rng::new(seed);
+        let input = rng.f32s(p.input_len());
+        let filter = rng.f32s(p.filter_len());
+        let bias = rng.f32s(p.geom.out_c);
         p.check(input.len(), filter.len(), Some(bias.len()), p.output_len())
             .unwrap();
         for with_bias in [true, false] {
@@ -528,8 +495,8 @@ mod tests {
     #[test]
     fn forced_isa_is_capped_to_cpu() {
         let p = params(1, (4, 4), 8, 8, (1, 1), 1, 1, (0, 0), NONE);
-        let mut rng = Lcg(9);
-        let (input, filter) = (rng.vec(p.input_len()), rng.vec(p.filter_len()));
+        let mut rng = Rng::new(9);
+        let (input, filter) = (rng.f32s(p.input_len()), rng.f32s(p.filter_len()));
         let packed = PackedConv2D::new(&p, &filter, None);
         let mut a = vec![0.0; p.output_len()];
         let mut b = vec![0.0; p.output_len()];

@@ -575,8 +575,8 @@ mod x86 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exec::kernels::conv::testutil::{Lcg, assert_close};
     use crate::exec::kernels::cpu::{available_isas, with_isa};
+    use crate::exec::kernels::test_util::{Rng, assert_close};
 
     #[allow(clippy::too_many_arguments)]
     fn params(
@@ -641,10 +641,10 @@ mod tests {
             params(1, (5, 40), 17, 1, (3, 3), 2, 2, (2, 2), NONE),
         ];
         for (ci, p) in cases.iter().enumerate() {
-            let mut rng = Lcg(200 + ci as u64);
-            let input = rng.vec(p.input_len());
-            let filter = rng.vec(p.filter_len());
-            let bias = rng.vec(p.geom.out_c);
+            let mut rng = Rng::new(200 + ci as u64);
+            let input = rng.f32s(p.input_len());
+            let filter = rng.f32s(p.filter_len());
+            let bias = rng.f32s(p.geom.out_c);
             p.check(input.len(), filter.len(), Some(bias.len()), p.output_len())
                 .unwrap();
             for with_bias in [true, false] {

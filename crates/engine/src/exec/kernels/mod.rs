@@ -24,6 +24,8 @@ pub mod reduce;
 pub mod resize;
 pub mod shape_ops;
 pub mod softmax;
+#[cfg(test)]
+pub(crate) mod test_util;
 
 /// How many threads a kernel may use. When `threads > 1` kernels split their work with
 /// `exec::parallel`, which runs it on the pool the caller installed (the interpreter's)

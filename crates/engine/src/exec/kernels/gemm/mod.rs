@@ -335,6 +335,7 @@ fn direct_rows(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exec::kernels::test_util::Rng;
 
     fn naive(m: usize, k: usize, n: usize, a: &[f32], w: &[f32], bias: &[f32]) -> Vec<f32> {
         let mut out = vec![0.0; m * n];
@@ -352,11 +353,8 @@ mod tests {
 
     #[test]
     fn gemm_all_isas_edges() {
-        let mut seed = 12345u32;
-        let mut rnd = || {
-            seed = seed.wrapping_mul(1664525).wrapping_add(1013904223);
-            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
-        };
+        let mut rng = Rng::new(12345);
+        let mut rnd = || rng.uniform(-0.5, 0.5);
         for &(m, k, n) in &[
             (1, 5, 3),
             (1, 70, 130),

@@ -1,23 +1,9 @@
 //! Hybrid ops through the interpreter: fast equals reference bit for bit, both stay
 //! close to the float model, and weights the hybrid kernels cannot run are rejected.
 
+use crate::exec::kernels::test_util::{Rng, bits};
 use crate::exec::{Interpreter, InterpreterOptions, KernelChoice};
 use crate::ir::*;
-
-/// Small deterministic generator (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn unit(&mut self) -> f32 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40) as f32 / (1u64 << 24) as f32
-    }
-    fn floats(&mut self, n: usize, lo: f32, hi: f32) -> Vec<f32> {
-        (0..n).map(|_| lo + (hi - lo) * self.unit()).collect()
-    }
-}
 
 /// Symmetric int8 quantization of `w` along `axis` of `shape` (one scale if not
 /// per-channel), as the converter does: scale = max|w| / 127.
@@ -122,7 +108,7 @@ fn one_op(
 }
 
 fn cases() -> Vec<Case> {
-    let mut rng = Rng(99);
+    let mut rng = Rng::new(99);
     let mut v = Vec::new();
     for (i, (per_channel, asym, act)) in [
         (false, false, Activation::None),
@@ -237,10 +223,6 @@ fn run(model: &Model, input: &[f32], kernels: KernelChoice, threads: usize) -> V
     it.set_input_f32(0, input).unwrap();
     it.invoke();
     it.output_f32(0).unwrap()
-}
-
-fn bits(v: &[f32]) -> Vec<u32> {
-    v.iter().map(|x| x.to_bits()).collect()
 }
 
 #[test]
@@ -397,7 +379,7 @@ fn write_dynamic_range_mobilenets() {
             .shape
             .iter()
             .product();
-        let mut rng = Rng(5);
+        let mut rng = Rng::new(5);
         let x = rng.floats(n, -1.0, 1.0);
         let d = out.join("cases").join(name);
         std::fs::create_dir_all(&d).unwrap();

@@ -1,6 +1,7 @@
 //! The integer op family through the interpreter: fast equals reference, hand-computed
 //! cases, the generic shape ops, and parameters that must be rejected.
 
+use crate::exec::kernels::test_util::Rng;
 use crate::exec::{Interpreter, InterpreterOptions, KernelChoice};
 use crate::ir::*;
 
@@ -49,15 +50,7 @@ fn run_both(m: &Model, inputs: &[Vec<u8>]) -> Vec<Vec<u8>> {
 }
 
 fn bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (s >> 33) as u8
-        })
-        .collect()
+    Rng::new(seed).bytes(n)
 }
 
 #[test]

@@ -666,37 +666,28 @@ pub(in crate::exec::kernels::qconv) mod x86 {
 mod tests {
     use super::*;
     use crate::exec::kernels::cpu::available_isas;
-
-    struct Lcg(u64);
-    impl Lcg {
-        fn next(&mut self) -> i64 {
-            self.0 = self
-                .0
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (self.0 >> 16) as i64
-        }
-        fn range(&mut self, lo: i64, hi: i64) -> i64 {
-            lo + self.next().rem_euclid(hi - lo + 1)
-        }
-    }
+    use crate::exec::kernels::test_util::Rng;
 
     #[test]
     fn requant64_matches_mbqm64() {
-        let mut rng = Lcg(9);
+        let mut rng = Rng::new(9);
         let n = 53;
         let mult: Vec<Multiplier> = (0..n)
             .map(|c| Multiplier {
                 m: if c == 0 {
                     i32::MAX // the saturated 16-bit multiplier
                 } else {
-                    rng.range(1 << 30, i32::MAX as i64) as i32
+                    rng.range_wide(1 << 30, i32::MAX as i64) as i32
                 },
-                shift: rng.range(-31, 7) as i32,
+                shift: rng.range_wide(-31, 7) as i32,
             })
             .collect();
-        let bias: Vec<i64> = (0..n).map(|_| rng.range(-(1 << 40), 1 << 40)).collect();
-        let acc: Vec<i64> = (0..n).map(|_| rng.range(-(1 << 42), 1 << 42)).collect();
+        let bias: Vec<i64> = (0..n)
+            .map(|_| rng.range_wide(-(1 << 40), 1 << 40))
+            .collect();
+        let acc: Vec<i64> = (0..n)
+            .map(|_| rng.range_wide(-(1 << 42), 1 << 42))
+            .collect();
         let want: Vec<i16> = (0..n)
             .map(|c| mbqm64(acc[c].wrapping_add(bias[c]), mult[c]).clamp(-32768, 32767) as i16)
             .collect();
@@ -710,15 +701,17 @@ mod tests {
 
     #[test]
     fn tiles_equal_exact_sums_across_blocks() {
-        let mut rng = Lcg(10);
+        let mut rng = Rng::new(10);
         let (n, k) = (37, 45);
-        let w: Vec<i32> = (0..n * k).map(|_| rng.range(-128, 127) as i32).collect();
+        let w: Vec<i32> = (0..n * k)
+            .map(|_| rng.range_wide(-128, 127) as i32)
+            .collect();
         let x: Vec<i16> = (0..ROWS * k)
             .map(|i| {
                 if i % 7 == 0 {
                     -32768
                 } else {
-                    rng.range(-32768, 32767) as i16
+                    rng.range_wide(-32768, 32767) as i16
                 }
             })
             .collect();
