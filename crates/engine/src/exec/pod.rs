@@ -5,13 +5,14 @@
 /// # Safety
 /// Implementors must be plain data: any bit pattern valid, no padding, no drop.
 pub unsafe trait Pod: Copy + 'static {}
-unsafe impl Pod for u8 {}
-unsafe impl Pod for i8 {}
-unsafe impl Pod for u16 {}
-unsafe impl Pod for i16 {}
-unsafe impl Pod for u32 {}
-unsafe impl Pod for i32 {}
-unsafe impl Pod for u64 {}
-unsafe impl Pod for i64 {}
-unsafe impl Pod for f32 {}
-unsafe impl Pod for half::f16 {}
+
+/// Marks primitive numbers as [`Pod`].
+macro_rules! pod {
+    ($($t:ty),*) => {$(
+        // SAFETY: a primitive number (f16 is a transparent u16): every bit pattern is a
+        // value, there is no padding and no drop glue.
+        unsafe impl Pod for $t {}
+    )*};
+}
+
+pod!(u8, i8, u16, i16, u32, i32, u64, i64, f32, half::f16);

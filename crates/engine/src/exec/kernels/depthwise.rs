@@ -399,6 +399,11 @@ mod x86 {
         let inp = input.as_ptr();
         let w = k.w.as_ptr();
         let out = dst.as_mut_ptr();
+        // SAFETY: per the caller (`PackedDepthwise::rows`), pixel `j`'s tap at
+        // `base + t.input + j·xstride` starts an in-image pixel of `c` floats of `input`
+        // and `dst` holds `PIX` pixels of `c`; loads and stores of the last channel block
+        // are masked to `c`. Weights (per tap) and bias are padded to `cp`, a multiple of
+        // 16 ≥ `c`, so their unmasked loads of a block starting below `c` stay inside.
         unsafe {
             let mut cb = 0;
             while cb < c {
@@ -441,6 +446,11 @@ mod x86 {
         let w = k.w.as_ptr();
         let out = dst.as_mut_ptr();
         let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        // SAFETY: per the caller (`PackedDepthwise::rows`), pixel `j`'s tap at
+        // `base + t.input + j·xstride` starts an in-image pixel of `c` floats of `input`
+        // and `dst` holds `PIX` pixels of `c`; loads and stores of the last channel block
+        // are masked to `c`. Weights (per tap) and bias are padded to `cp`, a multiple of
+        // 16 ≥ `c`, so their unmasked loads of a block starting below `c` stay inside.
         unsafe {
             let mut cb = 0;
             while cb < c {
@@ -483,6 +493,10 @@ mod x86 {
         let inp = input.as_ptr();
         let w = k.w.as_ptr();
         let out = dst.as_mut_ptr();
+        // SAFETY: per the caller (`PackedDepthwise::pixel`), each tap's `t.input` starts
+        // an in-image pixel of `c` floats of `input` and `dst` holds `c` floats; the full
+        // blocks end at or before `c` and the last block's loads and stores are masked to
+        // `c`. Weights (per tap) and bias are padded to `cp`, a multiple of 16 ≥ `c`.
         unsafe {
             let mut cb = 0;
             // Four registers at a time: independent FMA chains hide the latency.
@@ -534,6 +548,10 @@ mod x86 {
         let inp = input.as_ptr();
         let w = k.w.as_ptr();
         let out = dst.as_mut_ptr();
+        // SAFETY: per the caller (`PackedDepthwise::pixel`), each tap's `t.input` starts
+        // an in-image pixel of `c` floats of `input` and `dst` holds `c` floats; the full
+        // blocks end at or before `c` and the last block's loads and stores are masked to
+        // `c`. Weights (per tap) and bias are padded to `cp`, a multiple of 16 ≥ `c`.
         unsafe {
             let mut cb = 0;
             while cb + 32 <= c {

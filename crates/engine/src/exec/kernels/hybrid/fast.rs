@@ -155,7 +155,9 @@ mod x86 {
     ) {
         let rp = blocks * OCB;
         let (xp, wp, ap) = (x.as_ptr(), w.as_ptr(), acc.as_mut_ptr());
-        // SAFETY (all calls): block ranges stay below `blocks`, patch ranges below `n`.
+        // SAFETY: the ISA's features are present (contract). Every call below covers
+        // blocks `b..b + NB` with `b + NB ≤ blocks` and patches below `n`, which the
+        // contract's `x`, `w` and `acc` lengths hold.
         unsafe {
             macro_rules! run {
                 ($f:ident) => {{

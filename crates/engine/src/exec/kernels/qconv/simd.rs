@@ -26,9 +26,11 @@ macro_rules! dispatch {
     ($isa:expr, $name:ident, $avx2:ident, $avx512:ident, ($($arg:expr),*)) => {{
         #[cfg(target_arch = "x86_64")]
         {
-            // SAFETY: `isa` was clamped to the detected CPU features when packing.
             match $isa {
+                // SAFETY: `isa` was clamped to the detected CPU features when the kernel
+                // was packed (`isa_now`), so AVX-512F/BW, AVX2 and FMA are present.
                 Isa::Avx512 => unsafe { $avx512($($arg),*) },
+                // SAFETY: as above, AVX2 and FMA are present.
                 Isa::Avx2 => unsafe { $avx2($($arg),*) },
                 Isa::Portable => $name($($arg),*),
             }

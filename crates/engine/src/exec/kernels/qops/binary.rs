@@ -592,8 +592,8 @@ mod x86 {
         [m1, m2, mo]: [R; 3],
     ) -> usize {
         let n = y.len() / 16 * 16;
-        // SAFETY (the whole body): AVX-512F/BW enabled by the callers; j + 16 <= n and
-        // every run holds n elements (caller contract); `v` is clamped to the
+        // SAFETY: for the whole body: AVX-512F/BW are enabled by the callers; j + 16 <= n
+        // and every run holds n elements (caller contract); `v` is clamped to the
         // activation range, which lies within `T`'s.
         unsafe {
             let ls = _mm_cvtsi32_si128(t.left_shift);
