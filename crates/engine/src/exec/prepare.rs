@@ -56,7 +56,7 @@ pub(crate) fn require_dtype(g: &Graph, t: TensorId, want: DType) -> Result<()> {
     let have = g.tensors[t].dtype;
     if have != want {
         let hint = if matches!(have, DType::U8 | DType::I8 | DType::I16) && want == DType::F32 {
-            " (integer kernels are not implemented yet: dequantize the model first with `quantfarm convert --to float32`)"
+            " (no integer kernel takes this op with these tensors; `quantfarm convert --to float32` dequantizes the model)"
         } else {
             ""
         };

@@ -54,9 +54,9 @@ fn dot_isa() -> DotIsa {
     DotIsa::Portable
 }
 
-/// Weight rows widened to i16 and packed: blocks of [`OCB`] rows, inside a block
+/// Weight rows widened to i16 and packed: blocks of `OCB` (16) rows, inside a block
 /// `[depth pair][row][2]`. The depth is padded to even (`kp`), the rows to a multiple
-/// of [`OCB`], both with zeros.
+/// of `OCB`, both with zeros.
 #[derive(Debug, Clone)]
 pub struct PackedRows {
     blocks: usize,

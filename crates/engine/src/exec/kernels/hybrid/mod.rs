@@ -116,7 +116,7 @@ pub(crate) fn q_asymmetric(v: f32, inv: f32, zp: i32, vector: bool) -> i32 {
 ///
 /// LiteRT's x86 build runs the NEON tensor utilities through NEON_2_SSE, so this follows
 /// `NeonSymmetricQuantizeFloats`: the first `len & !7` values round with
-/// [`round_vector`], the tail with `round()` (half away from zero).
+/// `round_vector`, the tail with `round()` (half away from zero).
 pub fn quantize_symmetric(x: &[f32], q: &mut [i8]) -> f32 {
     debug_assert_eq!(x.len(), q.len());
     let Some((scale, inv)) = symmetric_params(x) else {

@@ -8,6 +8,13 @@
 //! The `*_reference` functions mirror TFLite's reference loops (the test oracle). The
 //! `Packed*` kernels pack weights once and run SIMD GEMM / depthwise paths; integer sums
 //! are exact, so they produce the same accumulators and hence the same bytes.
+//!
+//! Each op has one home holding its reference and packed kernels: `conv.rs`,
+//! `fully_connected.rs`, and `depthwise/` with its two AVX-512 children (`vnni.rs`
+//! for 8-bit, `int16.rs` for int16x8). Conv and FC share `gemm/` (`narrow.rs` 8-bit,
+//! `wide.rs` int16x8); all three share `requant.rs` (vectorized requantization),
+//! `params.rs` (schemes, element types, per-op offsets and multipliers) and `simd.rs`
+//! (the run-time ISA copies of plain loops).
 
 mod conv;
 mod depthwise;

@@ -2,7 +2,7 @@
 //! channel are interleaved into the four bytes `vpdpbusd` multiplies and sums, so one
 //! instruction does four taps of 16 channels.
 //!
-//! Same mapping to unsigned × signed bytes as the GEMM (`gemm.rs`): `a = x + a_bias`,
+//! Same mapping to unsigned × signed bytes as the 8-bit GEMM (`gemm/narrow.rs`): `a = x + a_bias`,
 //! `b = w + b_bias`, `α = in_offset − a_bias`, `β = w_offset − b_bias`. Taps outside
 //! the image and the dummy taps that round the count up to a multiple of four read a
 //! row of input zero points, so `x + in_offset = 0` there, exactly like a skipped tap;

@@ -196,7 +196,7 @@ impl Gemm8 {
     /// [`fast_shifts_ok`] and `|x| < 2^30` for every possible `x = Σab + col + β·Σa`
     /// (bounded from the packed weights, `a ≤ 255`). Returns its nudges.
     ///
-    /// [`rq_fast`]: super::requant::v512::rq_fast
+    /// [`rq_fast`]: crate::exec::kernels::qconv::requant::v512::rq_fast
     fn fast_nudges(
         n: usize,
         k: usize,
