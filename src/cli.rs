@@ -98,7 +98,7 @@ pub struct ConvertArgs {
 
 #[derive(Args, Debug)]
 pub struct ZooArgs {
-    /// mobilenet_v1, mobilenet_v2, inception_v3 or resnet_v2_101.
+    /// mobilenet_v1, mobilenet_v2, inception_v3, resnet_v2_50, resnet_v2_101 or resnet_v2_152.
     pub arch: String,
     /// Width (depth) multiplier.
     #[arg(long, default_value_t = 1.0)]
