@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use quantfarm_engine::ir::{DType, Model};
 use quantfarm_engine::quant::calibrate::{TensorRange, TensorRanges};
-use quantfarm_engine::quant::ptq::{IoType, PtqOptions, QuantMode, quantize_model};
+use quantfarm_engine::quant::ptq::{IoType, PtqOptions, QuantMode, WeightRange, quantize_model};
 use quantfarm_engine::zoo::{Arch, ZooConfig, build};
 
 /// The repository root (two levels above this crate).
@@ -75,6 +75,8 @@ fn synthetic_ranges(m: &Model) -> TensorRanges {
 /// The model in `mode` (dynamic, int8 with int8 I/O, uint8, ...).
 pub fn quantized(m: &Model, mode: QuantMode) -> Model {
     let mut opts = PtqOptions::new(mode);
+    // Max-abs weight scales: the fast choice; latency does not depend on it.
+    opts.weight_range = WeightRange::MaxAbs;
     if matches!(mode, QuantMode::Int8) {
         opts.io = IoType::Int8;
     }
