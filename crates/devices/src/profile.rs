@@ -198,9 +198,29 @@ pub struct Quantity {
 
 struct Ctx<'a> {
     file: &'a str,
+    text: &'a str,
 }
 
 impl Ctx<'_> {
+    /// Line and column of mapping key `key` at or after line `from` (serde gives no
+    /// position for map keys).
+    fn key_position(&self, key: &str, from: u32) -> (u32, u32) {
+        for (i, l) in self
+            .text
+            .lines()
+            .enumerate()
+            .skip(from.saturating_sub(1) as usize)
+        {
+            let t = l.trim_start();
+            if t.strip_prefix(key)
+                .is_some_and(|r| r.trim_start().starts_with(':'))
+            {
+                return (i as u32 + 1, (l.len() - t.len()) as u32 + 1);
+            }
+        }
+        (from, 1)
+    }
+
     fn err<T>(&self, line: u32, column: u32, m: impl Into<String>) -> Result<T> {
         Err(ProfileError::at(self.file, line, column, m))
     }
@@ -551,11 +571,38 @@ impl Limit {
 type MakeLimit = fn(Quantity) -> Limit;
 
 /// A limit as written: a flag name, or `{name: quantity}`.
-#[derive(Deserialize)]
-#[serde(untagged)]
 enum RawLimit {
     Flag(String),
     Numeric(BTreeMap<String, At<RawQuantity>>),
+}
+
+/// Hand-written so that errors inside a numeric limit (a missing `source`) keep their
+/// message and position (an untagged enum would replace them with "no variant").
+impl<'de> Deserialize<'de> for RawLimit {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawLimit;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a limit name or `name: {value, unit, tag, source}`")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<RawLimit, E> {
+                Ok(RawLimit::Flag(v.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> std::result::Result<RawLimit, A::Error> {
+                let mut m = BTreeMap::new();
+                while let Some(k) = a.next_key::<String>()? {
+                    let v: At<RawQuantity> = a.next_value()?;
+                    m.insert(k, v);
+                }
+                Ok(RawLimit::Numeric(m))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// Which ops a device takes.
@@ -590,24 +637,38 @@ struct RawPlacement {
     ops: At<RawOps>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
 enum RawOps {
     All(String),
-    Listed(BTreeMap<At<String>, Vec<At<RawLimit>>>),
+    Listed(Vec<(String, Vec<At<RawLimit>>)>),
 }
 
-impl Ord for At<String> {
-    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        self.value.cmp(&o.value)
+/// Hand-written for the same reason as [`RawLimit`]; keeps the ops in file order.
+impl<'de> Deserialize<'de> for RawOps {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawOps;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("`all` or a mapping of op names to lists of limits")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<RawOps, E> {
+                Ok(RawOps::All(v.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> std::result::Result<RawOps, A::Error> {
+                let mut v = Vec::new();
+                while let Some(k) = a.next_key::<String>()? {
+                    let limits: Vec<At<RawLimit>> = a.next_value()?;
+                    v.push((k, limits));
+                }
+                Ok(RawOps::Listed(v))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
-impl PartialOrd for At<String> {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Eq for At<String> {}
 
 /// The numerics a GPU computes in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -635,7 +696,7 @@ struct RawProfile {
     #[serde(default)]
     placement: Option<At<RawPlacement>>,
     #[serde(default)]
-    throughput: Option<At<BTreeMap<At<String>, At<RawThroughput>>>>,
+    throughput: Option<At<BTreeMap<String, At<RawThroughput>>>>,
     #[serde(default)]
     memory_bandwidth: Option<At<RawQuantity>>,
     #[serde(default)]
@@ -701,7 +762,10 @@ impl DeviceProfile {
         opts.strict_booleans = true;
         let raw: RawProfile = serde_saphyr::from_str_with_options(text, opts)
             .map_err(|e| ProfileError::from_yaml(file_name, &e))?;
-        let cx = Ctx { file: file_name };
+        let cx = Ctx {
+            file: file_name,
+            text,
+        };
         let n = &raw.name;
         if n.value.is_empty()
             || n.value.len() > 64
@@ -762,15 +826,16 @@ impl DeviceProfile {
         let mut throughput = BTreeMap::new();
         if let Some(t) = &raw.throughput {
             for (k, v) in &t.value {
-                let ct = match k.value.as_str() {
+                let (kl, kc) = cx.key_position(k, t.line);
+                let ct = match k.as_str() {
                     "float32" => ComputeType::Float32,
                     "float16" => ComputeType::Float16,
                     "int8" => ComputeType::Int8,
                     "int16x8" => ComputeType::Int16x8,
                     other => {
                         return cx.err(
-                            k.line,
-                            k.column,
+                            kl,
+                            kc,
                             format!(
                                 "throughput '{other}': expected float32, float16, int8 or int16x8"
                             ),
@@ -999,21 +1064,25 @@ fn parse_placement(cx: &Ctx, p: &At<RawPlacement>) -> Result<PlacementRules> {
         RawOps::Listed(m) => {
             let mut out = BTreeMap::new();
             for (name, limits) in m {
-                if !is_known_op_name(&name.value) {
+                if !is_known_op_name(name) {
+                    let (line, column) = cx.key_position(name, r.ops.line);
                     return cx.err(
-                        name.line,
-                        name.column,
+                        line,
+                        column,
                         format!(
                             "unknown op '{}': expected a TFLite builtin operator name (CONV_2D, RESIZE_BILINEAR, CUSTOM, ...)",
-                            name.value
+                            name
                         ),
                     );
                 }
+                let (op_line, _) = cx.key_position(name, r.ops.line);
                 let mut ls = Vec::new();
                 for l in limits {
-                    ls.push(parse_limit(cx, &name.value, l)?);
+                    ls.push(parse_limit(cx, name, op_line, l)?);
                 }
-                out.insert(name.value.clone(), ls);
+                if out.insert(name.clone(), ls).is_some() {
+                    return cx.err(op_line, 1, format!("op '{name}' is listed twice"));
+                }
             }
             OpSupport::Listed(out)
         }
@@ -1034,13 +1103,31 @@ fn parse_placement(cx: &Ctx, p: &At<RawPlacement>) -> Result<PlacementRules> {
     })
 }
 
-fn parse_limit(cx: &Ctx, op: &str, l: &At<RawLimit>) -> Result<Limit> {
+fn parse_limit(cx: &Ctx, op: &str, op_line: u32, l: &At<RawLimit>) -> Result<Limit> {
+    // Entries of an untagged list lose their position: find the text instead.
+    let pos = |word: &str| -> (u32, u32) {
+        if l.line != 0 {
+            return (l.line, l.column);
+        }
+        for (i, t) in cx
+            .text
+            .lines()
+            .enumerate()
+            .skip(op_line.saturating_sub(1) as usize)
+        {
+            if let Some(c) = t.find(word) {
+                return (i as u32 + 1, c as u32 + 1);
+            }
+        }
+        (op_line, 1)
+    };
     match &l.value {
         RawLimit::Flag(f) => Limit::flag(f).map_or_else(
             || {
+                let (line, column) = pos(f);
                 cx.err(
-                    l.line,
-                    l.column,
+                    line,
+                    column,
                     format!(
                         "{op}: unknown limit '{f}': expected one of {}",
                         Limit::NAMES
@@ -1052,18 +1139,20 @@ fn parse_limit(cx: &Ctx, op: &str, l: &At<RawLimit>) -> Result<Limit> {
         RawLimit::Numeric(m) => {
             let mut it = m.iter();
             let (Some((k, q)), None) = (it.next(), it.next()) else {
+                let (line, column) = pos(op);
                 return cx.err(
-                    l.line,
-                    l.column,
+                    line,
+                    column,
                     format!(
                         "{op}: a numeric limit is one `name: {{value, unit, tag, source}}` pair"
                     ),
                 );
             };
             let Some((dim, make)) = Limit::numeric(k) else {
+                let (line, column) = pos(k);
                 return cx.err(
-                    l.line,
-                    l.column,
+                    line,
+                    column,
                     format!(
                         "{op}: unknown limit '{k}': expected one of {}",
                         Limit::NAMES
