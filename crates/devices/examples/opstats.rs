@@ -2,7 +2,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use quantfarm_engine::ir::{DType, OpKind};
+use quantfarm_engine::ir::DType;
 use quantfarm_engine::quant::ptq::QuantMode;
 use quantfarm_engine::zoo::Arch;
 
@@ -48,7 +48,6 @@ fn main() {
                     .first()
                     .and_then(|&t| g.tensors[t].shape.last().copied())
                     .unwrap_or(0);
-                let _ = matches!(op.kind, OpKind::Conv2D(_));
                 println!(
                     "{},{label},{i},{},{},{},{},{},{},{},{},{wt},{cin},{cout}",
                     arch.name(),

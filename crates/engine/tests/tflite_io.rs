@@ -34,8 +34,8 @@ fn coral_models() -> Vec<PathBuf> {
     v.sort();
     assert_eq!(
         v.len(),
-        12,
-        "expected 9 CPU + 3 Edge TPU models in {}",
+        13,
+        "expected 9 CPU + 4 Edge TPU models in {}",
         dir.display()
     );
     v
@@ -48,6 +48,15 @@ fn stem(p: &Path) -> String {
 /// Operator counts from `shared/data/README.md` ("Quantisation style and operators").
 fn expected_ops(name: &str) -> BTreeMap<String, usize> {
     let list: &[(&str, usize)] = match name {
+        // A partial mapping: the compiler left the tail of DeepLab on the CPU.
+        "deeplabv3_mnv2_dm05_pascal_quant_edgetpu" => &[
+            ("edgetpu-custom-op", 1),
+            ("RESIZE_BILINEAR", 3),
+            ("QUANTIZE", 1),
+            ("CONCATENATION", 1),
+            ("CONV_2D", 2),
+            ("ARG_MAX", 1),
+        ],
         n if n.ends_with("_edgetpu") => &[("edgetpu-custom-op", 1)],
         "mobilenet_v1_0.25_128_quant"
         | "mobilenet_v1_0.5_160_quant"
