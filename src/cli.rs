@@ -13,7 +13,8 @@ use quantfarm_engine::measure::LatencySettings;
     long_about = "quantfarm reads and writes real .tflite models, runs them with its own \
                   engine, and measures size, latency and accuracy.\n\nShared data (datasets, \
                   models) is found through QUANTFARM_DATA (default: ../shared).\n\nExit codes: \
-                  0 success, 2 bad input or failed command."
+                  0 success, 2 bad input or failed command, 1 a failed gate (`compat \
+                  --require-full-mapping` with ops on the CPU)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -34,6 +35,8 @@ pub enum Command {
     Eval(EvalArgs),
     /// Measure single-inference latency.
     Bench(BenchArgs),
+    /// Predict op placement and latency of a model on a device profile (simulators).
+    Compat(CompatArgs),
     /// Post-training quantization of a float32 model (float16, dynamic, int8, int16x8, uint8).
     Quantize(QuantizeArgs),
     /// Run a scenario (embedded coordinator and local agents unless --coordinator).
@@ -99,7 +102,7 @@ pub struct ConvertArgs {
 
 #[derive(Args, Debug)]
 pub struct ZooArgs {
-    /// mobilenet_v1, mobilenet_v2, inception_v3 or resnet_v2_101.
+    /// mobilenet_v1, mobilenet_v2, inception_v3, resnet_v2_50, resnet_v2_101 or resnet_v2_152.
     pub arch: String,
     /// Width (depth) multiplier.
     #[arg(long, default_value_t = 1.0)]
@@ -293,6 +296,25 @@ pub struct RunScenarioArgs {
     /// Give up after the coordinator has been unreachable this long.
     #[arg(long, default_value_t = 120)]
     pub wait_secs: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct CompatArgs {
+    /// The model (.tflite).
+    pub model: PathBuf,
+    /// Device profile: a name from the profiles folder, or a path to a profile YAML.
+    #[arg(long)]
+    pub device: String,
+    /// Print one JSON object instead of the compiler-style summary and op table.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit with code 1 when any op falls back to the CPU (a release gate).
+    #[arg(long)]
+    pub require_full_mapping: bool,
+    /// Device profiles folder [default: `agents/profiles` under the current folder,
+    /// else the folder of a profile given by path].
+    #[arg(long)]
+    pub profiles: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

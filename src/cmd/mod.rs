@@ -3,6 +3,7 @@
 mod agent;
 mod bench;
 mod cancel;
+mod compat;
 mod convert;
 mod coordinator;
 mod eval;
@@ -31,6 +32,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Infer(a) => infer::run(&a),
         Command::Eval(a) => eval::run(&a),
         Command::Bench(a) => bench::run(&a),
+        Command::Compat(a) => return compat::run(&a),
         Command::Quantize(a) => quantize::run(&a),
         Command::Run(a) => run::run(&a),
         Command::Coordinator(a) => coordinator::run(&a),

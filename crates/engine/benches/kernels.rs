@@ -14,6 +14,7 @@ use quantfarm_engine::exec::kernels::depthwise::{
 use quantfarm_engine::exec::kernels::fully_connected::{
     FcParams, PackedFullyConnected, fully_connected_reference,
 };
+use quantfarm_engine::exec::kernels::geometry::Geometry;
 
 fn data(n: usize, seed: u32) -> Vec<f32> {
     let mut s = seed;
@@ -43,21 +44,24 @@ fn conv_params(
     out_hw: usize,
 ) -> ConvParams {
     ConvParams {
-        batch: 1,
-        in_h: hw,
-        in_w: hw,
-        in_c,
-        out_h: out_hw,
-        out_w: out_hw,
-        out_c,
-        k_h: k,
-        k_w: k,
-        stride_h: stride,
-        stride_w: stride,
-        dilation_h: 1,
-        dilation_w: 1,
-        pad_top: pad,
-        pad_left: pad,
+        geom: Geometry {
+            batch: 1,
+            in_h: hw,
+            in_w: hw,
+            in_c,
+            out_h: out_hw,
+            out_w: out_hw,
+            out_c,
+            k_h: k,
+            k_w: k,
+            stride_h: stride,
+            stride_w: stride,
+            dilation_h: 1,
+            dilation_w: 1,
+            pad_top: pad,
+            pad_left: pad,
+            depth_multiplier: 1,
+        },
         act_min: 0.0,
         act_max: 6.0,
     }
@@ -83,7 +87,7 @@ fn bench_conv(c: &mut Criterion) {
     for (name, p) in cases {
         let input = data(p.input_len(), 1);
         let filter = data(p.filter_len(), 2);
-        let bias = data(p.out_c, 3);
+        let bias = data(p.geom.out_c, 3);
         let mut out = vec![0.0; p.output_len()];
         let packed = PackedConv2D::new(&p, &filter, Some(&bias));
         let mut g = c.benchmark_group(name);
@@ -107,21 +111,24 @@ fn bench_conv(c: &mut Criterion) {
 
 fn dw_params(hw: usize, c: usize, stride: usize, pad: usize, out_hw: usize) -> DepthwiseParams {
     DepthwiseParams {
-        batch: 1,
-        in_h: hw,
-        in_w: hw,
-        in_c: c,
-        out_h: out_hw,
-        out_w: out_hw,
-        depth_multiplier: 1,
-        k_h: 3,
-        k_w: 3,
-        stride_h: stride,
-        stride_w: stride,
-        dilation_h: 1,
-        dilation_w: 1,
-        pad_top: pad,
-        pad_left: pad,
+        geom: Geometry {
+            batch: 1,
+            in_h: hw,
+            in_w: hw,
+            in_c: c,
+            out_h: out_hw,
+            out_w: out_hw,
+            out_c: c,
+            k_h: 3,
+            k_w: 3,
+            stride_h: stride,
+            stride_w: stride,
+            dilation_h: 1,
+            dilation_w: 1,
+            pad_top: pad,
+            pad_left: pad,
+            depth_multiplier: 1,
+        },
         act_min: 0.0,
         act_max: 6.0,
     }
@@ -136,7 +143,7 @@ fn bench_depthwise(c: &mut Criterion) {
     for (name, p) in cases {
         let input = data(p.input_len(), 4);
         let filter = data(p.filter_len(), 5);
-        let bias = data(p.out_c(), 6);
+        let bias = data(p.geom.out_c, 6);
         let mut out = vec![0.0; p.output_len()];
         let packed = PackedDepthwise::new(&p, &filter, Some(&bias));
         let mut g = c.benchmark_group(name);

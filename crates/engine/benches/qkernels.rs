@@ -7,9 +7,10 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use quantfarm_engine::exec::kernels::Parallelism;
 use quantfarm_engine::exec::kernels::cpu;
+use quantfarm_engine::exec::kernels::geometry::Geometry;
 use quantfarm_engine::exec::kernels::qconv::{
-    PackedQConv, PackedQDepthwise, PackedQFc, QConvGeom, QElem, QFcGeom, QParams, QScheme,
-    conv_reference, depthwise_reference, fc_reference,
+    PackedQConv, PackedQDepthwise, PackedQFc, QElem, QFcGeom, QParams, QScheme, conv_reference,
+    depthwise_reference, fc_reference,
 };
 use quantfarm_engine::exec::kernels::qops::QInt;
 use quantfarm_engine::exec::kernels::qops::binary::{
@@ -56,8 +57,8 @@ fn geom(
     pad: usize,
     out_hw: usize,
     mult: usize,
-) -> QConvGeom {
-    QConvGeom {
+) -> Geometry {
+    Geometry {
         batch: 1,
         in_h: hw,
         in_w: hw,

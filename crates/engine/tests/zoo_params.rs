@@ -19,7 +19,7 @@ fn cfg(arch: Arch, width: f32, resolution: usize) -> ZooConfig {
 /// The published configuration of each architecture, built once for all tests
 /// (building the big ones takes seconds in a debug build).
 fn published(arch: Arch) -> &'static Model {
-    static MODELS: [OnceLock<Model>; 4] = [const { OnceLock::new() }; 4];
+    static MODELS: [OnceLock<Model>; 6] = [const { OnceLock::new() }; 6];
     let i = Arch::ALL.iter().position(|&a| a == arch).unwrap();
     MODELS[i].get_or_init(|| build(arch, &ZooConfig::new(arch)).unwrap())
 }
@@ -196,7 +196,8 @@ fn arch_names_round_trip() {
     assert_eq!(Arch::MobilenetV2.default_resolution(), 224);
     assert_eq!(Arch::InceptionV3.default_resolution(), 299);
     assert_eq!(Arch::ResnetV2_101.default_resolution(), 224);
-    assert!(Arch::parse("resnet_v2_50").is_err());
+    assert_eq!(Arch::ResnetV2_152.default_resolution(), 224);
+    assert!(Arch::parse("resnet_v2_18").is_err());
     let d = ZooConfig::default();
     assert_eq!((d.width, d.num_classes, d.seed), (1.0, 1001, 0));
 }
@@ -258,6 +259,16 @@ fn inception_and_resnet_operator_structure() {
         ("SOFTMAX", 1),
     ]);
     assert_eq!(op_counts(m.main()), want);
+    // ResNet v2 50 / 152: 16 / 50 units of 3 convs + 4 projections + root + logits;
+    // one preact BN per unit + postnorm (MUL + ADD each) and one residual ADD per unit.
+    for (arch, units) in [(Arch::ResnetV2_50, 16), (Arch::ResnetV2_152, 50)] {
+        let m = published(arch);
+        let c = op_counts(m.main());
+        assert_eq!(c["CONV_2D"], 3 * units + 4 + 2, "{}", arch.name());
+        assert_eq!(c["MUL"], units + 1, "{}", arch.name());
+        assert_eq!(c["ADD"], 2 * units + 1, "{}", arch.name());
+        assert_eq!(c["MAX_POOL_2D"], 4, "{}", arch.name());
+    }
 }
 
 /// Published parameter counts (millions) and Table 1 float32 sizes (MB = 10^6 bytes:
@@ -300,6 +311,8 @@ fn exact_parameter_counts() {
         (Arch::MobilenetV2, 3_489_097),
         (Arch::InceptionV3, 23_819_401),
         (Arch::ResnetV2_101, 44_563_689),
+        (Arch::ResnetV2_50, 25_562_857),
+        (Arch::ResnetV2_152, 60_215_017),
     ] {
         let m = published(arch);
         assert_eq!(f32_params(m.main()), want, "{}", arch.name());

@@ -8,10 +8,12 @@ fn main() {
         std::process::exit(2);
     };
     let dir = args.next().unwrap_or_else(|| "agents/profiles".into());
-    let result = quantfarm_scenario::ProfileSet::load_dir(&dir).and_then(|p| {
-        let s = quantfarm_scenario::load(&file)?;
-        quantfarm_scenario::expand(&s, &p)
-    });
+    let result = quantfarm_scenario::ProfileSet::load_dir(&dir)
+        .map_err(quantfarm_scenario::ScenarioError::from)
+        .and_then(|p| {
+            let s = quantfarm_scenario::load(&file)?;
+            quantfarm_scenario::expand(&s, &p)
+        });
     match result {
         Ok(g) => {
             for j in &g.jobs {

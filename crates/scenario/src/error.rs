@@ -94,3 +94,14 @@ fn one_line(s: String) -> String {
         s
     }
 }
+
+impl From<quantfarm_devices::ProfileError> for ScenarioError {
+    fn from(e: quantfarm_devices::ProfileError) -> Self {
+        ScenarioError {
+            file: e.file,
+            line: e.line,
+            column: e.column,
+            message: e.message,
+        }
+    }
+}

@@ -3,11 +3,11 @@
 //! content, so re-submitting a scenario or resuming a run finds the same jobs.
 
 use crate::error::Result;
-use crate::profile::ProfileSet;
 use crate::scenario::{
     CalibrationSettings, LatencySettings, MetricKind, ModelSourceDecl, Scenario, resolve_model_path,
 };
 use crate::technique::{CalibrationMethod, Technique};
+use quantfarm_devices::ProfileSet;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
@@ -249,7 +249,7 @@ pub fn expand(scenario: &Scenario, profiles: &ProfileSet) -> Result<JobGraph> {
                 let Some(p) = profiles.get(&d.value) else {
                     continue;
                 };
-                if !scenario.fallback && !p.accepts(tech) {
+                if !scenario.fallback && !crate::technique::accepts(p, tech) {
                     g.skipped.push(Skipped {
                         model: model.name.clone(),
                         technique: t.label.clone(),

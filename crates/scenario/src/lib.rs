@@ -5,7 +5,8 @@
 //!   structural errors reported as `file:line:column: what was expected`;
 //! - [`Scenario::validate`]: checks that need the outside world (device profiles, model
 //!   files on disk);
-//! - [`ProfileSet`]: device profiles (`agents/profiles/*.yaml`) for capability matching;
+//! - [`ProfileSet`]: device profiles (`agents/profiles/*.yaml`, parsed by
+//!   `quantfarm-devices`) for capability matching;
 //! - [`expand`]: [`Scenario`] → [`JobGraph`] of optimize and benchmark jobs with stable,
 //!   content-derived [`JobId`]s;
 //! - [`check`]: evaluates a [`Gate`] against measured [`Results`].
@@ -16,7 +17,6 @@ mod error;
 mod expand;
 mod gate;
 mod loc;
-mod profile;
 mod scenario;
 mod technique;
 
@@ -26,10 +26,12 @@ pub use expand::{
 };
 pub use gate::{GateOutcome, GateStatus, Measurement, Observed, Results, check, check_all};
 pub use loc::At;
-pub use profile::{DeviceKind, DeviceProfile, ProfileSet, PublishedFact};
+pub use quantfarm_devices::{
+    DeviceKind, DeviceProfile, Numerics, ProfileError, ProfileSet, PublishedFact,
+};
 pub use scenario::{
     AccuracySettings, Baseline, CalibrationSettings, Gate, GateKind, LatencySettings, MAX_JOBS,
     MAX_SCENARIO_BYTES, MetricKind, ModelDecl, ModelSourceDecl, Scenario, TechniqueDecl,
     canonical_dataset, load, parse, resolve_model_path,
 };
-pub use technique::{CalibrationMethod, Technique};
+pub use technique::{CalibrationMethod, Technique, accepts};

@@ -3,8 +3,8 @@
 
 use crate::error::{Result, ScenarioError};
 use crate::loc::At;
-use crate::profile::ProfileSet;
 use crate::technique::{CalibrationMethod, Technique};
+use quantfarm_devices::ProfileSet;
 use quantfarm_engine::data::DATASET_NAMES;
 use quantfarm_engine::measure::limits::MAX_IMAGES;
 use quantfarm_engine::zoo::Arch;

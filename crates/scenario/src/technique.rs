@@ -1,6 +1,7 @@
 //! Optimization techniques (the engine's `quantfarm quantize --mode` values) and
 //! calibration methods.
 
+use quantfarm_devices::{DeviceProfile, Numerics};
 use serde::{Deserialize, Serialize};
 
 /// What an optimize job does to a model.
@@ -59,10 +60,15 @@ impl Technique {
 
     /// The numerics of the produced model, as device profiles list them in `accepts`.
     /// `None` for `Original`: only the file itself knows.
-    pub fn numerics(self) -> Option<&'static str> {
+    pub fn numerics(self) -> Option<Numerics> {
         match self {
+            Technique::Float32 => Some(Numerics::Float32),
+            Technique::Float16 => Some(Numerics::Float16),
+            Technique::Dynamic => Some(Numerics::Dynamic),
+            Technique::Int8 => Some(Numerics::Int8),
+            Technique::Int16x8 => Some(Numerics::Int16x8),
+            Technique::Uint8 => Some(Numerics::Uint8),
             Technique::Original => None,
-            t => Some(t.name()),
         }
     }
 }
@@ -71,6 +77,12 @@ impl std::fmt::Display for Technique {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
     }
+}
+
+/// Does the device run models of this technique's numerics itself? `original`
+/// (numerics only known from the file) is never excluded here.
+pub fn accepts(p: &DeviceProfile, t: Technique) -> bool {
+    t.numerics().is_none_or(|n| p.accepts(n))
 }
 
 /// How activation ranges are taken from the calibration sample.

@@ -52,15 +52,15 @@ fn shipped_profiles_load() {
     }
     let tpu = p.get("edgetpu-usb").unwrap();
     assert_eq!(tpu.kind, DeviceKind::Edgetpu);
-    assert!(tpu.accepts(Technique::Int8) && !tpu.accepts(Technique::Float32));
-    assert!(tpu.accepts(Technique::Original));
+    assert!(accepts(tpu, Technique::Int8) && !accepts(tpu, Technique::Float32));
+    assert!(accepts(tpu, Technique::Original));
     assert!(
         tpu.published
             .iter()
             .any(|f| f.source == "CORAL-BENCH" && f.value == 2.4)
     );
     assert_eq!(p.get("pixel2-bigcore").unwrap().cores, Some(1));
-    assert!(!p.get("gpu-adreno").unwrap().accepts(Technique::Int16x8));
+    assert!(!accepts(p.get("gpu-adreno").unwrap(), Technique::Int16x8));
 }
 
 #[test]
@@ -461,6 +461,7 @@ fn profile_errors() {
     )
     .unwrap_err();
     assert_eq!((e.line, e.column), (4, 11), "{e}");
+    assert!(e.message.contains("not a numeric"), "{e}");
     let e = ProfileSet::load_dir("/no/such/dir").unwrap_err();
     assert_eq!(e.line, 0);
     assert!(e.to_string().starts_with("/no/such/dir: "), "{e}");

@@ -1,6 +1,6 @@
 //! One 64-byte aligned block of memory holding every runtime tensor.
 
-use super::tensors::Pod;
+use super::pod::Pod;
 
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]

@@ -1,9 +1,12 @@
 //! What preparing an op produces, and the checks every op family shares.
 
 use super::kernels::Parallelism;
+use super::kernels::geometry::{Geometry, WindowAttrs};
 use super::tensors::Tensors;
 use crate::error::{EngineError, Result};
-use crate::ir::{Activation, DType, Graph, Op, Padding, TensorId};
+use crate::ir::{
+    Activation, Conv2DOptions, DType, DepthwiseConv2DOptions, Graph, Op, Pool2DOptions, TensorId,
+};
 
 /// A prepared op: its kernel runs on the arena with no further checks.
 pub(crate) trait OpKernel: Send {
@@ -53,7 +56,7 @@ pub(crate) fn require_dtype(g: &Graph, t: TensorId, want: DType) -> Result<()> {
     let have = g.tensors[t].dtype;
     if have != want {
         let hint = if matches!(have, DType::U8 | DType::I8 | DType::I16) && want == DType::F32 {
-            " (integer kernels are not implemented yet: dequantize the model first with `quantfarm convert --to float32`)"
+            " (no integer kernel takes this op with these tensors; `quantfarm convert --to float32` dequantizes the model)"
         } else {
             ""
         };
@@ -92,35 +95,6 @@ pub(crate) fn const_ints(g: &Graph, t: TensorId, what: &str) -> Result<Vec<i64>>
 pub(crate) fn act_range(a: Activation) -> Result<(f32, f32)> {
     a.float_range()
         .ok_or_else(|| EngineError::unsupported(format!("fused activation {a:?}")))
-}
-
-/// Output size and leading padding of one spatial dimension, as TFLite computes them.
-pub(crate) fn out_and_pad(
-    padding: Padding,
-    input: usize,
-    k: usize,
-    stride: usize,
-    dilation: usize,
-) -> Result<(usize, usize)> {
-    if stride == 0 || dilation == 0 || k == 0 {
-        return Err(EngineError::invalid(
-            "stride, dilation and kernel size must be positive",
-        ));
-    }
-    let k_eff = (k - 1) * dilation + 1;
-    let out = match padding {
-        Padding::Same => input.div_ceil(stride),
-        Padding::Valid => {
-            if input < k_eff {
-                return Err(EngineError::invalid(format!(
-                    "VALID padding: input size {input} smaller than the kernel extent {k_eff}"
-                )));
-            }
-            (input - k_eff) / stride + 1
-        }
-    };
-    let total = ((out.saturating_sub(1)) * stride + k_eff).saturating_sub(input);
-    Ok((out, total / 2))
 }
 
 pub(crate) fn expect_shape(g: &Graph, t: TensorId, want: &[usize]) -> Result<()> {
@@ -185,69 +159,73 @@ pub(crate) fn same_elements(g: &Graph, a: TensorId, b: TensorId) -> Result<()> {
 
 /// The geometry of a CONV_2D or DEPTHWISE_CONV_2D, checked against its tensors:
 /// NHWC input `x`, filter `w` (OHWI, or `[1, kh, kw, C·M]` for depthwise), output `y`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ConvWindow {
-    pub batch: usize,
-    pub in_h: usize,
-    pub in_w: usize,
-    pub in_c: usize,
-    pub out_h: usize,
-    pub out_w: usize,
-    pub out_c: usize,
-    pub k_h: usize,
-    pub k_w: usize,
-    pub pad_top: usize,
-    pub pad_left: usize,
-}
-
-/// Strides, dilations and padding of a conv-like op.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct ConvAttrs {
-    pub padding: Padding,
-    pub stride_h: usize,
-    pub stride_w: usize,
-    pub dilation_h: usize,
-    pub dilation_w: usize,
-}
-
-pub(crate) fn conv_window(
+pub(crate) fn conv_geometry(
     g: &Graph,
     (x, w, y): (TensorId, TensorId, TensorId),
     depthwise: bool,
-    a: ConvAttrs,
-) -> Result<ConvWindow> {
-    let [n, h, wd, c] = rank4(g, x)?;
+    a: WindowAttrs,
+) -> Result<Geometry> {
+    let input = rank4(g, x)?;
+    let c = input[3];
     let [f0, kh, kw, f3] = rank4(g, w)?;
-    let oc = if depthwise {
+    let geom = if depthwise {
         if f0 != 1 || c == 0 || f3 % c != 0 {
             return Err(EngineError::invalid(format!(
                 "depthwise filter shape {:?} does not fit input depth {c}",
                 shape_of(g, w)
             )));
         }
-        f3
+        Geometry::depthwise(input, [kh, kw], f3, a)?
     } else {
         if f3 != c {
             return Err(EngineError::unsupported(format!(
                 "filter depth {f3} differs from input depth {c} (grouped convolution)"
             )));
         }
-        f0
+        Geometry::conv(input, [kh, kw], f0, a)?
     };
-    let (oh, pt) = out_and_pad(a.padding, h, kh, a.stride_h, a.dilation_h)?;
-    let (ow, pl) = out_and_pad(a.padding, wd, kw, a.stride_w, a.dilation_w)?;
-    expect_shape(g, y, &[n, oh, ow, oc])?;
-    Ok(ConvWindow {
-        batch: n,
-        in_h: h,
-        in_w: wd,
-        in_c: c,
-        out_h: oh,
-        out_w: ow,
-        out_c: oc,
-        k_h: kh,
-        k_w: kw,
-        pad_top: pt,
-        pad_left: pl,
-    })
+    expect_shape(g, y, &geom.output_shape())?;
+    Ok(geom)
+}
+
+/// The geometry of an AVERAGE_POOL_2D or MAX_POOL_2D, checked against its NHWC input
+/// `x` and output `y`.
+pub(crate) fn pool_geometry(
+    g: &Graph,
+    x: TensorId,
+    y: TensorId,
+    o: &Pool2DOptions,
+) -> Result<Geometry> {
+    let geom = Geometry::pool(
+        rank4(g, x)?,
+        [o.filter_h, o.filter_w],
+        o.padding,
+        o.stride_h,
+        o.stride_w,
+    )?;
+    expect_shape(g, y, &geom.output_shape())?;
+    Ok(geom)
+}
+
+/// The window of a CONV_2D's options.
+pub(crate) fn conv_attrs(o: &Conv2DOptions) -> WindowAttrs {
+    WindowAttrs {
+        padding: o.padding,
+        stride_h: o.stride_h,
+        stride_w: o.stride_w,
+        dilation_h: o.dilation_h,
+        dilation_w: o.dilation_w,
+    }
+}
+
+/// The window of a DEPTHWISE_CONV_2D's options (the multiplier comes from the filter's
+/// shape, not from the `depth_multiplier` option).
+pub(crate) fn depthwise_attrs(o: &DepthwiseConv2DOptions) -> WindowAttrs {
+    WindowAttrs {
+        padding: o.padding,
+        stride_h: o.stride_h,
+        stride_w: o.stride_w,
+        dilation_h: o.dilation_h,
+        dilation_w: o.dilation_w,
+    }
 }

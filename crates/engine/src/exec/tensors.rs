@@ -1,6 +1,7 @@
 //! Typed views of the arena that kernels read and write during a step.
 
 use super::arena::Arena;
+use super::pod::Pod;
 use crate::ir::{DType, TensorId};
 
 /// Where a runtime tensor lives in the arena.
@@ -75,19 +76,3 @@ macro_rules! with_width {
     };
 }
 pub(crate) use with_width;
-
-/// The few plain-old-data types the arena hands out as typed slices.
-///
-/// # Safety
-/// Implementors must be plain data: any bit pattern valid, no padding, no drop.
-pub unsafe trait Pod: Copy + 'static {}
-unsafe impl Pod for u8 {}
-unsafe impl Pod for i8 {}
-unsafe impl Pod for u16 {}
-unsafe impl Pod for i16 {}
-unsafe impl Pod for u32 {}
-unsafe impl Pod for i32 {}
-unsafe impl Pod for u64 {}
-unsafe impl Pod for i64 {}
-unsafe impl Pod for f32 {}
-unsafe impl Pod for half::f16 {}

@@ -11,7 +11,15 @@
 //! `shared/docs/tflite-format.md`.
 
 #[rustfmt::skip]
-#[allow(clippy::all, dead_code, unused_imports, missing_docs, unreachable_pub)]
+#[allow(
+    clippy::all,
+    clippy::undocumented_unsafe_blocks,
+    clippy::missing_safety_doc,
+    dead_code,
+    unused_imports,
+    missing_docs,
+    unreachable_pub
+)]
 pub mod generated;
 mod reader;
 mod trailing;

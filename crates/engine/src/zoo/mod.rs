@@ -1,6 +1,7 @@
 //! Architecture-exact builders of the CNNs in Table 1 of the TFLite optimization
 //! guide: the TF-slim ImageNet classifiers MobileNet v1, MobileNet v2, Inception v3
-//! and ResNet v2 101 (1001 classes, slot 0 = background).
+//! and ResNet v2 101 (1001 classes, slot 0 = background), plus ResNet v2 50 and 152
+//! (the Coral benchmark rows).
 //!
 //! Each graph is what the TFLite converter produces from the frozen slim graph:
 //! NHWC float32, batch norm folded into conv weights + bias, activations fused into
@@ -22,18 +23,23 @@ pub enum Arch {
     MobilenetV1,
     MobilenetV2,
     InceptionV3,
+    ResnetV2_50,
     ResnetV2_101,
+    ResnetV2_152,
 }
 
 impl Arch {
-    pub const ALL: [Arch; 4] = [
+    pub const ALL: [Arch; 6] = [
         Arch::MobilenetV1,
         Arch::MobilenetV2,
         Arch::InceptionV3,
+        Arch::ResnetV2_50,
         Arch::ResnetV2_101,
+        Arch::ResnetV2_152,
     ];
 
-    /// Parse `mobilenet_v1`, `mobilenet_v2`, `inception_v3` or `resnet_v2_101`.
+    /// Parse `mobilenet_v1`, `mobilenet_v2`, `inception_v3`, `resnet_v2_50`,
+    /// `resnet_v2_101` or `resnet_v2_152`.
     pub fn parse(s: &str) -> Result<Arch> {
         Arch::ALL
             .into_iter()
@@ -41,7 +47,7 @@ impl Arch {
             .ok_or_else(|| {
                 EngineError::unsupported(format!(
                     "unknown architecture '{s}' (known: mobilenet_v1, mobilenet_v2, \
-                     inception_v3, resnet_v2_101)"
+                     inception_v3, resnet_v2_50, resnet_v2_101, resnet_v2_152)"
                 ))
             })
     }
@@ -51,7 +57,9 @@ impl Arch {
             Arch::MobilenetV1 => "mobilenet_v1",
             Arch::MobilenetV2 => "mobilenet_v2",
             Arch::InceptionV3 => "inception_v3",
+            Arch::ResnetV2_50 => "resnet_v2_50",
             Arch::ResnetV2_101 => "resnet_v2_101",
+            Arch::ResnetV2_152 => "resnet_v2_152",
         }
     }
 
@@ -122,7 +130,7 @@ pub fn build(arch: Arch, cfg: &ZooConfig) -> Result<Model> {
             cfg.width
         )));
     }
-    if matches!(arch, Arch::InceptionV3 | Arch::ResnetV2_101) && cfg.width != 1.0 {
+    if !matches!(arch, Arch::MobilenetV1 | Arch::MobilenetV2) && cfg.width != 1.0 {
         return Err(EngineError::unsupported(format!(
             "{}: only width 1.0 exists for this architecture (got {})",
             arch.name(),
@@ -154,7 +162,7 @@ pub fn build(arch: Arch, cfg: &ZooConfig) -> Result<Model> {
         Arch::MobilenetV1 => mobilenet::v1(&p),
         Arch::MobilenetV2 => mobilenet::v2(&p),
         Arch::InceptionV3 => inception::v3(&p),
-        Arch::ResnetV2_101 => resnet::v2_101(&p),
+        Arch::ResnetV2_50 | Arch::ResnetV2_101 | Arch::ResnetV2_152 => resnet::v2(&p, arch),
     }
 }
 

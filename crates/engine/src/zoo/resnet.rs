@@ -1,7 +1,8 @@
-//! ResNet v2 101 as in TF-slim (`nets/resnet_v2.py`, `resnet_utils.py`), converted.
+//! ResNet v2 50 / 101 / 152 as in TF-slim (`nets/resnet_v2.py`, `resnet_utils.py`),
+//! converted.
 //!
-//! Pre-activation bottleneck units, blocks of 3/4/23/3 units with the stride in the
-//! last unit of blocks 1–3 (slim's `resnet_v2_block`), `conv2d_same` as an explicit
+//! Pre-activation bottleneck units, blocks of 3/4/6/3 (50), 3/4/23/3 (101) or 3/8/36/3
+//! (152) units with the stride in the last unit of blocks 1–3 (slim's `resnet_v2_block`), `conv2d_same` as an explicit
 //! PAD + VALID conv when the stride is > 1, and a 1×1 max pool as the `subsample`
 //! shortcut of strided identity units.
 //!
@@ -21,9 +22,10 @@ use super::{Arch, INPUT_VAR, LOGITS_GAIN, Params};
 use crate::error::Result;
 use crate::ir::{Activation, Model, Padding};
 
-const SCOPE: &str = "resnet_v2_101";
-/// (base depth, units, stride of the last unit) of the four blocks.
-const BLOCKS: [(usize, usize, usize); 4] = [(64, 3, 2), (128, 4, 2), (256, 23, 2), (512, 3, 1)];
+/// (base depth, units, stride of the last unit) of the four blocks, per depth.
+const BLOCKS_50: [(usize, usize, usize); 4] = [(64, 3, 2), (128, 4, 2), (256, 6, 2), (512, 3, 1)];
+const BLOCKS_101: [(usize, usize, usize); 4] = [(64, 3, 2), (128, 4, 2), (256, 23, 2), (512, 3, 1)];
+const BLOCKS_152: [(usize, usize, usize); 4] = [(64, 3, 2), (128, 8, 2), (256, 36, 2), (512, 3, 1)];
 /// Output std of a residual branch relative to the unit-variance preact: small, so
 /// the residual stream grows slowly across the 33 units (as in trained ResNets).
 const RESIDUAL_GAIN: f32 = 0.5;
@@ -85,8 +87,15 @@ fn bottleneck(net: &mut Net, x: Act, name: &str, base: usize, stride: usize) -> 
     net.add(shortcut, r, &format!("{name}/add"), Activation::None)
 }
 
-pub(crate) fn v2_101(p: &Params) -> Result<Model> {
-    let mut net = Net::new(SCOPE, p.seed);
+/// ResNet v2 of the depth `arch` names (50, 101 or 152 layers).
+pub(crate) fn v2(p: &Params, arch: Arch) -> Result<Model> {
+    let blocks = match arch {
+        Arch::ResnetV2_50 => BLOCKS_50,
+        Arch::ResnetV2_152 => BLOCKS_152,
+        _ => BLOCKS_101,
+    };
+    let scope = arch.name();
+    let mut net = Net::new(scope, p.seed);
     let r = p.resolution;
     let mut x = net.input("input", r, r, 3, INPUT_VAR);
     // Root: conv1 has neither BN nor activation in resnet v2 (the first unit's
@@ -94,25 +103,25 @@ pub(crate) fn v2_101(p: &Params) -> Result<Model> {
     x = conv2d_same(
         &mut net,
         x,
-        &format!("{SCOPE}/conv1"),
+        &format!("{scope}/conv1"),
         ConvCfg::plain(64, 7, 2, 1.0),
     )?;
-    x = net.pool(x, &format!("{SCOPE}/pool1"), true, 3, 2, Padding::Same)?;
-    for (b, &(base, units, stride)) in BLOCKS.iter().enumerate() {
+    x = net.pool(x, &format!("{scope}/pool1"), true, 3, 2, Padding::Same)?;
+    for (b, &(base, units, stride)) in blocks.iter().enumerate() {
         for u in 0..units {
             let s = if u + 1 == units { stride } else { 1 };
-            let name = format!("{SCOPE}/block{}/unit_{}/bottleneck_v2", b + 1, u + 1);
+            let name = format!("{scope}/block{}/unit_{}/bottleneck_v2", b + 1, u + 1);
             x = bottleneck(&mut net, x, &name, base, s)?;
         }
     }
-    x = net.batch_norm(x, &format!("{SCOPE}/postnorm"), Activation::Relu);
-    let pooled = net.mean_hw(x, &format!("{SCOPE}/pool5"));
+    x = net.batch_norm(x, &format!("{scope}/postnorm"), Activation::Relu);
+    let pooled = net.mean_hw(x, &format!("{scope}/pool5"));
     let logits = net.conv(
         pooled,
-        &format!("{SCOPE}/logits"),
+        &format!("{scope}/logits"),
         ConvCfg::logits(p.num_classes, LOGITS_GAIN),
     )?;
-    let flat = net.squeeze_to_2d(logits, &format!("{SCOPE}/spatial_squeeze"))?;
-    let probs = net.softmax(flat, &format!("{SCOPE}/predictions/Softmax"));
-    Ok(net.finish(probs, p.description(Arch::ResnetV2_101)))
+    let flat = net.squeeze_to_2d(logits, &format!("{scope}/spatial_squeeze"))?;
+    let probs = net.softmax(flat, &format!("{scope}/predictions/Softmax"));
+    Ok(net.finish(probs, p.description(arch)))
 }

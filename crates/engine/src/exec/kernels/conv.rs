@@ -12,47 +12,33 @@ use std::cell::RefCell;
 
 use super::Parallelism;
 use super::cpu;
+use super::gemm;
+use super::geometry::Geometry;
 use crate::error::{EngineError, Result};
 use crate::exec::parallel;
 
-#[path = "gemm/mod.rs"]
-pub(crate) mod gemm;
-
-/// Shape and attributes of one CONV_2D. Padding is explicit: out-of-image taps read 0.
+/// Geometry and fused activation of one CONV_2D. Padding is explicit: out-of-image
+/// taps read 0.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ConvParams {
-    pub batch: usize,
-    pub in_h: usize,
-    pub in_w: usize,
-    pub in_c: usize,
-    pub out_h: usize,
-    pub out_w: usize,
-    pub out_c: usize,
-    pub k_h: usize,
-    pub k_w: usize,
-    pub stride_h: usize,
-    pub stride_w: usize,
-    pub dilation_h: usize,
-    pub dilation_w: usize,
-    pub pad_top: usize,
-    pub pad_left: usize,
+    pub geom: Geometry,
     pub act_min: f32,
     pub act_max: f32,
 }
 
 impl ConvParams {
     pub fn input_len(&self) -> usize {
-        self.batch * self.in_h * self.in_w * self.in_c
+        self.geom.input_len()
     }
     pub fn filter_len(&self) -> usize {
-        self.out_c * self.k_h * self.k_w * self.in_c
+        self.geom.conv_filter_len()
     }
     pub fn output_len(&self) -> usize {
-        self.batch * self.out_h * self.out_w * self.out_c
+        self.geom.output_len()
     }
     /// GEMM depth: one im2col row.
     pub fn k(&self) -> usize {
-        self.k_h * self.k_w * self.in_c
+        self.geom.k_h * self.geom.k_w * self.geom.in_c
     }
     /// Multiply-accumulates of one run (for GFLOP/s reports: FLOPs = 2 × MACs).
     pub fn macs(&self) -> usize {
@@ -68,13 +54,14 @@ impl ConvParams {
         bias_len: Option<usize>,
         output_len: usize,
     ) -> Result<()> {
-        if self.stride_h == 0 || self.stride_w == 0 {
+        let g = &self.geom;
+        if g.stride_h == 0 || g.stride_w == 0 {
             return Err(EngineError::invalid("conv2d: stride 0"));
         }
-        if self.k_h == 0 || self.k_w == 0 || self.in_c == 0 {
+        if g.k_h == 0 || g.k_w == 0 || g.in_c == 0 {
             return Err(EngineError::invalid("conv2d: empty filter or input depth"));
         }
-        if self.dilation_h == 0 || self.dilation_w == 0 {
+        if g.dilation_h == 0 || g.dilation_w == 0 {
             return Err(EngineError::invalid("conv2d: dilation 0"));
         }
         if self.act_min.is_nan() || self.act_max.is_nan() || self.act_min > self.act_max {
@@ -93,39 +80,14 @@ impl ConvParams {
             }
         }
         if let Some(b) = bias_len
-            && b != self.out_c
+            && b != g.out_c
         {
             return Err(EngineError::invalid(format!(
                 "conv2d: bias has {b} floats for {} output channels",
-                self.out_c
+                g.out_c
             )));
         }
         Ok(())
-    }
-
-    /// True when the conv is a plain GEMM over the input pixels.
-    fn is_pointwise(&self) -> bool {
-        self.k_h == 1
-            && self.k_w == 1
-            && self.stride_h == 1
-            && self.stride_w == 1
-            && self.pad_top == 0
-            && self.pad_left == 0
-            && self.out_h == self.in_h
-            && self.out_w == self.in_w
-    }
-
-    /// Input row `iy` for output row `oy` and tap `ky`, if inside the image.
-    #[inline]
-    fn in_y(&self, oy: usize, ky: usize) -> Option<usize> {
-        let y = (oy * self.stride_h + ky * self.dilation_h).checked_sub(self.pad_top)?;
-        (y < self.in_h).then_some(y)
-    }
-
-    #[inline]
-    fn in_x(&self, ox: usize, kx: usize) -> Option<usize> {
-        let x = (ox * self.stride_w + kx * self.dilation_w).checked_sub(self.pad_left)?;
-        (x < self.in_w).then_some(x)
     }
 }
 
@@ -143,26 +105,31 @@ pub fn conv2d_reference(
     bias: Option<&[f32]>,
     output: &mut [f32],
 ) {
+    let g = &p.geom;
     assert_lengths(p, input, output);
     assert!(filter.len() >= p.filter_len(), "conv2d: filter too short");
-    for b in 0..p.batch {
-        for oy in 0..p.out_h {
-            for ox in 0..p.out_w {
-                for oc in 0..p.out_c {
+    for b in 0..g.batch {
+        for oy in 0..g.out_h {
+            for ox in 0..g.out_w {
+                for oc in 0..g.out_c {
                     let mut total = 0.0f32;
-                    for ky in 0..p.k_h {
-                        let Some(iy) = p.in_y(oy, ky) else { continue };
-                        for kx in 0..p.k_w {
-                            let Some(ix) = p.in_x(ox, kx) else { continue };
-                            let src = ((b * p.in_h + iy) * p.in_w + ix) * p.in_c;
-                            let w = ((oc * p.k_h + ky) * p.k_w + kx) * p.in_c;
-                            for ic in 0..p.in_c {
+                    for ky in 0..g.k_h {
+                        let Some(iy) = g.in_y(oy, ky) else {
+                            continue;
+                        };
+                        for kx in 0..g.k_w {
+                            let Some(ix) = g.in_x(ox, kx) else {
+                                continue;
+                            };
+                            let src = ((b * g.in_h + iy) * g.in_w + ix) * g.in_c;
+                            let w = ((oc * g.k_h + ky) * g.k_w + kx) * g.in_c;
+                            for ic in 0..g.in_c {
                                 total += input[src + ic] * filter[w + ic];
                             }
                         }
                     }
                     let v = total + bias.map_or(0.0, |bb| bb[oc]);
-                    output[((b * p.out_h + oy) * p.out_w + ox) * p.out_c + oc] =
+                    output[((b * g.out_h + oy) * g.out_w + ox) * g.out_c + oc] =
                         v.max(p.act_min).min(p.act_max);
                 }
             }
@@ -184,7 +151,7 @@ impl PackedConv2D {
         assert!(filter.len() >= p.filter_len(), "conv2d: filter too short");
         PackedConv2D {
             p: *p,
-            b: gemm::PackedB::from_nk(p.k(), p.out_c, filter, bias),
+            b: gemm::PackedB::from_nk(p.k(), p.geom.out_c, filter, bias),
         }
     }
 
@@ -201,10 +168,10 @@ impl PackedConv2D {
     /// scratch (about 128 KiB, L2-resident) is a per-thread buffer that `run` grows on
     /// first use and keeps, so callers need not provide it; this is for memory reports.
     pub fn scratch_len(&self) -> usize {
-        if self.p.is_pointwise() {
+        if self.p.geom.is_pointwise() {
             return 0;
         }
-        let m = self.p.batch * self.p.out_h * self.p.out_w;
+        let m = self.p.geom.pixels();
         im2col_block_rows(self.p.k()).min(m) * self.p.k()
     }
 
@@ -216,20 +183,21 @@ impl PackedConv2D {
     /// Runs with a given ISA (capped to what the CPU supports).
     pub fn run_isa(&self, isa: cpu::Isa, input: &[f32], output: &mut [f32], par: Parallelism) {
         let p = &self.p;
+        let g = &p.geom;
         assert_lengths(p, input, output);
-        let m = p.batch * p.out_h * p.out_w;
+        let m = g.pixels();
         let output = &mut output[..p.output_len()];
         // The portable micro-kernel is faster on packed A (its direct form keeps
         // bounds checks on the row reads); the SIMD ones are faster reading rows.
         // (K = 0 also goes the packed way: its im2col needs no non-empty chunks.)
         let direct = cpu::clamp_to_detected(isa) != cpu::Isa::Portable && p.k() > 0;
-        if p.is_pointwise() && direct {
+        if g.is_pointwise() && direct {
             // Read the input rows in place: measured faster than packing A on every
             // MobileNetV2 1×1 layer (packing costs a strided store per input float).
-            let (a, k) = (&input[..p.input_len()], p.in_c);
+            let (a, k) = (&input[..p.input_len()], g.in_c);
             gemm::gemm_direct(isa, m, a, k, &self.b, output, p.act_min, p.act_max, par);
-        } else if p.is_pointwise() {
-            let k = p.in_c;
+        } else if g.is_pointwise() {
+            let k = g.in_c;
             let fill = |r0: usize, rows: usize, s: usize, buf: &mut [f32]| {
                 for i in 0..rows {
                     let src = &input[(r0 + i) * k..(r0 + i + 1) * k];
@@ -254,7 +222,7 @@ impl PackedConv2D {
     /// the blocks shrink so that the pixels split evenly between the tasks.
     fn run_im2col(&self, isa: cpu::Isa, input: &[f32], output: &mut [f32], par: Parallelism) {
         let p = &self.p;
-        let (k, n) = (p.k(), p.out_c);
+        let (k, n) = (p.k(), p.geom.out_c);
         let m = output.len() / n.max(1);
         let ns = p.macs() / parallel::GEMM_MACS_PER_NS;
         let tasks = parallel::task_count(par, m.div_ceil(IM2COL_ROW_UNIT), ns);
@@ -296,31 +264,32 @@ fn im2col_block_rows(k: usize) -> usize {
 /// for out-of-image taps. With dilation_w 1 a whole filter row of in-image taps is one
 /// contiguous input segment, copied at once.
 fn im2col_rows(p: &ConvParams, input: &[f32], r0: usize, rows: usize, buf: &mut [f32]) {
-    let (c, k) = (p.in_c, p.k());
-    let seg = p.k_w * c;
+    let g = &p.geom;
+    let (c, k) = (g.in_c, p.k());
+    let seg = g.k_w * c;
     for (i, dst) in buf.chunks_exact_mut(k).take(rows).enumerate() {
         let r = r0 + i;
-        let ox = r % p.out_w;
-        let oy = (r / p.out_w) % p.out_h;
-        let b = r / (p.out_w * p.out_h);
+        let ox = r % g.out_w;
+        let oy = (r / g.out_w) % g.out_h;
+        let b = r / (g.out_w * g.out_h);
         for (ky, drow) in dst.chunks_exact_mut(seg).enumerate() {
-            let Some(iy) = p.in_y(oy, ky) else {
+            let Some(iy) = g.in_y(oy, ky) else {
                 drow.fill(0.0);
                 continue;
             };
-            let row_at = (b * p.in_h + iy) * p.in_w;
-            let x0 = (ox * p.stride_w).checked_sub(p.pad_left);
-            let last = ox * p.stride_w + (p.k_w - 1) * p.dilation_w;
+            let row_at = (b * g.in_h + iy) * g.in_w;
+            let x0 = (ox * g.stride_w).checked_sub(g.pad_left);
+            let last = ox * g.stride_w + (g.k_w - 1) * g.dilation_w;
             if let Some(x0) = x0
-                && p.dilation_w == 1
-                && last - p.pad_left < p.in_w
+                && g.dilation_w == 1
+                && last - g.pad_left < g.in_w
             {
                 let at = (row_at + x0) * c;
                 drow.copy_from_slice(&input[at..at + seg]);
                 continue;
             }
             for (kx, d) in drow.chunks_exact_mut(c).enumerate() {
-                match p.in_x(ox, kx) {
+                match g.in_x(ox, kx) {
                     Some(ix) => d.copy_from_slice(&input[(row_at + ix) * c..(row_at + ix + 1) * c]),
                     None => d.fill(0.0),
                 }
@@ -332,23 +301,24 @@ fn im2col_rows(p: &ConvParams, input: &[f32], r0: usize, rows: usize, buf: &mut 
 /// Writes im2col rows `r0..r0+rows` transposed into the packed-A layout
 /// (`buf[kk * s + i]`), zeros for out-of-image taps.
 fn im2col_tile(p: &ConvParams, input: &[f32], r0: usize, rows: usize, s: usize, buf: &mut [f32]) {
-    let c = p.in_c;
+    let g = &p.geom;
+    let c = g.in_c;
     if p.k() == 0 {
         return;
     }
     for i in 0..rows {
         let r = r0 + i;
-        let ox = r % p.out_w;
-        let oy = (r / p.out_w) % p.out_h;
-        let b = r / (p.out_w * p.out_h);
+        let ox = r % g.out_w;
+        let oy = (r / g.out_w) % g.out_h;
+        let b = r / (g.out_w * g.out_h);
         let mut kbase = 0;
-        for ky in 0..p.k_h {
-            let iy = p.in_y(oy, ky);
-            for kx in 0..p.k_w {
+        for ky in 0..g.k_h {
+            let iy = g.in_y(oy, ky);
+            for kx in 0..g.k_w {
                 let dst = buf[kbase * s + i..].iter_mut().step_by(s).take(c);
-                match (iy, p.in_x(ox, kx)) {
+                match (iy, g.in_x(ox, kx)) {
                     (Some(iy), Some(ix)) => {
-                        let at = ((b * p.in_h + iy) * p.in_w + ix) * c;
+                        let at = ((b * g.in_h + iy) * g.in_w + ix) * c;
                         for (d, &v) in dst.zip(&input[at..at + c]) {
                             *d = v;
                         }
@@ -361,44 +331,11 @@ fn im2col_tile(p: &ConvParams, input: &[f32], r0: usize, rows: usize, s: usize, 
     }
 }
 
-/// Shared deterministic test data and tolerance helpers for the kernel tests.
-#[cfg(test)]
-pub(crate) mod testutil {
-    /// Small LCG: deterministic values in [-1, 1).
-    pub struct Lcg(pub u64);
-    impl Lcg {
-        pub fn next_f32(&mut self) -> f32 {
-            self.0 = self
-                .0
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        }
-        pub fn vec(&mut self, n: usize) -> Vec<f32> {
-            (0..n).map(|_| self.next_f32()).collect()
-        }
-    }
-
-    /// Asserts `got ≈ want` within 1e-5·sqrt(K) relative to max(1, |want|): the
-    /// summation order (and FMA rounding) differs between kernels.
-    pub fn assert_close(got: &[f32], want: &[f32], k: usize, what: &str) {
-        assert_eq!(got.len(), want.len(), "{what}: length");
-        let tol = 1e-5 * (k.max(1) as f32).sqrt();
-        for (i, (g, w)) in got.iter().zip(want).enumerate() {
-            let scale = 1.0f32.max(w.abs());
-            assert!(
-                (g - w).abs() <= tol * scale,
-                "{what}: element {i}: got {g}, want {w} (tol {tol})"
-            );
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::testutil::{Lcg, assert_close};
     use super::*;
     use crate::exec::kernels::cpu::{Isa, available_isas, with_isa};
+    use crate::exec::kernels::test_util::{Rng, assert_close};
 
     #[allow(clippy::too_many_arguments)]
     fn params(
@@ -417,31 +354,34 @@ mod tests {
             (i + 2 * pd).saturating_sub(eff) / stride + 1
         };
         ConvParams {
-            batch,
-            in_h: in_hw.0,
-            in_w: in_hw.1,
-            in_c,
-            out_h: out(in_hw.0, k.0, pad.0),
-            out_w: out(in_hw.1, k.1, pad.1),
-            out_c,
-            k_h: k.0,
-            k_w: k.1,
-            stride_h: stride,
-            stride_w: stride,
-            dilation_h: dilation,
-            dilation_w: dilation,
-            pad_top: pad.0,
-            pad_left: pad.1,
+            geom: Geometry {
+                batch,
+                in_h: in_hw.0,
+                in_w: in_hw.1,
+                in_c,
+                out_h: out(in_hw.0, k.0, pad.0),
+                out_w: out(in_hw.1, k.1, pad.1),
+                out_c,
+                k_h: k.0,
+                k_w: k.1,
+                stride_h: stride,
+                stride_w: stride,
+                dilation_h: dilation,
+                dilation_w: dilation,
+                pad_top: pad.0,
+                pad_left: pad.1,
+                depth_multiplier: 1,
+            },
             act_min: act.0,
             act_max: act.1,
         }
     }
 
     fn check_shape(p: &ConvParams, seed: u64) {
-        let mut rng = Lcg(seed);
-        let input = rng.vec(p.input_len());
-        let filter = rng.vec(p.filter_len());
-        let bias = rng.vec(p.out_c);
+        let mut rng = Rng::new(seed);
+        let input = rng.f32s(p.input_len());
+        let filter = rng.f32s(p.filter_len());
+        let bias = rng.f32s(p.geom.out_c);
         p.check(input.len(), filter.len(), Some(bias.len()), p.output_len())
             .unwrap();
         for with_bias in [true, false] {
@@ -510,18 +450,18 @@ mod tests {
     fn asymmetric_padding_and_bad_params() {
         // SAME padding on an even input with stride 2 pads only at the bottom/right.
         let mut p = params(1, (8, 8), 3, 8, (3, 3), 2, 1, (0, 0), NONE);
-        p.out_h = 4;
-        p.out_w = 4;
+        p.geom.out_h = 4;
+        p.geom.out_w = 4;
         check_shape(&p, 7);
         assert!(p.check(1, 2, None, 3).is_err());
         let mut z = p;
-        z.k_w = 0;
+        z.geom.k_w = 0;
         assert!(
             z.check(z.input_len(), z.filter_len(), None, z.output_len())
                 .is_err()
         );
         let mut q = p;
-        q.stride_h = 0;
+        q.geom.stride_h = 0;
         assert!(
             q.check(q.input_len(), q.filter_len(), None, q.output_len())
                 .is_err()
@@ -536,14 +476,14 @@ mod tests {
     fn degenerate_shapes_do_not_panic() {
         // Zero input depth: output is clamp(bias); zero pixels: nothing to do.
         let mut p = params(1, (3, 3), 1, 5, (3, 3), 1, 1, (1, 1), (0.0, 6.0));
-        p.in_c = 0;
+        p.geom.in_c = 0;
         let bias = [1.0, -1.0, 7.0, 0.5, 2.0];
         let packed = PackedConv2D::new(&p, &[], Some(&bias));
         let mut out = vec![f32::NAN; p.output_len()];
         packed.run(&[], &mut out, Parallelism::SINGLE);
         assert_eq!(&out[..5], &[1.0, 0.0, 6.0, 0.5, 2.0]);
         let mut q = params(1, (3, 3), 2, 5, (3, 3), 1, 1, (1, 1), NONE);
-        q.out_h = 0;
+        q.geom.out_h = 0;
         let packed = PackedConv2D::new(&q, &vec![0.0; q.filter_len()], None);
         packed.run(
             &vec![0.0; q.input_len()],
@@ -555,8 +495,8 @@ mod tests {
     #[test]
     fn forced_isa_is_capped_to_cpu() {
         let p = params(1, (4, 4), 8, 8, (1, 1), 1, 1, (0, 0), NONE);
-        let mut rng = Lcg(9);
-        let (input, filter) = (rng.vec(p.input_len()), rng.vec(p.filter_len()));
+        let mut rng = Rng::new(9);
+        let (input, filter) = (rng.f32s(p.input_len()), rng.f32s(p.filter_len()));
         let packed = PackedConv2D::new(&p, &filter, None);
         let mut a = vec![0.0; p.output_len()];
         let mut b = vec![0.0; p.output_len()];

@@ -9,45 +9,31 @@
 
 use super::Parallelism;
 use super::cpu::{self, Isa};
+use super::geometry::Geometry;
 use crate::error::{EngineError, Result};
 use crate::exec::parallel;
 
+/// Geometry (`out_c = in_c · depth_multiplier`) and fused activation of one
+/// DEPTHWISE_CONV_2D.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DepthwiseParams {
-    pub batch: usize,
-    pub in_h: usize,
-    pub in_w: usize,
-    pub in_c: usize,
-    pub out_h: usize,
-    pub out_w: usize,
-    pub depth_multiplier: usize,
-    pub k_h: usize,
-    pub k_w: usize,
-    pub stride_h: usize,
-    pub stride_w: usize,
-    pub dilation_h: usize,
-    pub dilation_w: usize,
-    pub pad_top: usize,
-    pub pad_left: usize,
+    pub geom: Geometry,
     pub act_min: f32,
     pub act_max: f32,
 }
 
 impl DepthwiseParams {
-    pub fn out_c(&self) -> usize {
-        self.in_c * self.depth_multiplier
-    }
     pub fn input_len(&self) -> usize {
-        self.batch * self.in_h * self.in_w * self.in_c
+        self.geom.input_len()
     }
     pub fn filter_len(&self) -> usize {
-        self.k_h * self.k_w * self.out_c()
+        self.geom.depthwise_filter_len()
     }
     pub fn output_len(&self) -> usize {
-        self.batch * self.out_h * self.out_w * self.out_c()
+        self.geom.output_len()
     }
     pub fn macs(&self) -> usize {
-        self.output_len() * self.k_h * self.k_w
+        self.output_len() * self.geom.k_h * self.geom.k_w
     }
 
     /// Checks attributes and buffer sizes before the kernels run (see
@@ -59,17 +45,24 @@ impl DepthwiseParams {
         bias_len: Option<usize>,
         output_len: usize,
     ) -> Result<()> {
-        if self.stride_h == 0 || self.stride_w == 0 {
+        let g = &self.geom;
+        if g.stride_h == 0 || g.stride_w == 0 {
             return Err(EngineError::invalid("depthwise_conv2d: stride 0"));
         }
-        if self.dilation_h == 0 || self.dilation_w == 0 {
+        if g.dilation_h == 0 || g.dilation_w == 0 {
             return Err(EngineError::invalid("depthwise_conv2d: dilation 0"));
         }
-        if self.k_h == 0 || self.k_w == 0 {
+        if g.k_h == 0 || g.k_w == 0 {
             return Err(EngineError::invalid("depthwise_conv2d: empty filter"));
         }
-        if self.depth_multiplier == 0 {
+        if g.depth_multiplier == 0 {
             return Err(EngineError::invalid("depthwise_conv2d: depth multiplier 0"));
+        }
+        if g.out_c != g.in_c * g.depth_multiplier {
+            return Err(EngineError::invalid(format!(
+                "depthwise_conv2d: {} output channels for {} inputs × multiplier {}",
+                g.out_c, g.in_c, g.depth_multiplier
+            )));
         }
         if self.act_min.is_nan() || self.act_max.is_nan() || self.act_min > self.act_max {
             return Err(EngineError::invalid(
@@ -89,26 +82,14 @@ impl DepthwiseParams {
             }
         }
         if let Some(b) = bias_len
-            && b != self.out_c()
+            && b != g.out_c
         {
             return Err(EngineError::invalid(format!(
                 "depthwise_conv2d: bias has {b} floats for {} output channels",
-                self.out_c()
+                g.out_c
             )));
         }
         Ok(())
-    }
-
-    #[inline]
-    fn in_y(&self, oy: usize, ky: usize) -> Option<usize> {
-        let y = (oy * self.stride_h + ky * self.dilation_h).checked_sub(self.pad_top)?;
-        (y < self.in_h).then_some(y)
-    }
-
-    #[inline]
-    fn in_x(&self, ox: usize, kx: usize) -> Option<usize> {
-        let x = (ox * self.stride_w + kx * self.dilation_w).checked_sub(self.pad_left)?;
-        (x < self.in_w).then_some(x)
     }
 }
 
@@ -132,29 +113,34 @@ pub fn depthwise_reference(
     bias: Option<&[f32]>,
     output: &mut [f32],
 ) {
+    let g = &p.geom;
     assert_lengths(p, input, output);
     assert!(
         filter.len() >= p.filter_len(),
         "depthwise_conv2d: filter too short"
     );
-    let out_c = p.out_c();
-    for b in 0..p.batch {
-        for oy in 0..p.out_h {
-            for ox in 0..p.out_w {
-                for ic in 0..p.in_c {
-                    for m in 0..p.depth_multiplier {
-                        let oc = ic * p.depth_multiplier + m;
+    let out_c = g.out_c;
+    for b in 0..g.batch {
+        for oy in 0..g.out_h {
+            for ox in 0..g.out_w {
+                for ic in 0..g.in_c {
+                    for m in 0..g.depth_multiplier {
+                        let oc = ic * g.depth_multiplier + m;
                         let mut total = 0.0f32;
-                        for ky in 0..p.k_h {
-                            let Some(iy) = p.in_y(oy, ky) else { continue };
-                            for kx in 0..p.k_w {
-                                let Some(ix) = p.in_x(ox, kx) else { continue };
-                                let x = input[((b * p.in_h + iy) * p.in_w + ix) * p.in_c + ic];
-                                total += x * filter[(ky * p.k_w + kx) * out_c + oc];
+                        for ky in 0..g.k_h {
+                            let Some(iy) = g.in_y(oy, ky) else {
+                                continue;
+                            };
+                            for kx in 0..g.k_w {
+                                let Some(ix) = g.in_x(ox, kx) else {
+                                    continue;
+                                };
+                                let x = input[((b * g.in_h + iy) * g.in_w + ix) * g.in_c + ic];
+                                total += x * filter[(ky * g.k_w + kx) * out_c + oc];
                             }
                         }
                         let v = total + bias.map_or(0.0, |bb| bb[oc]);
-                        output[((b * p.out_h + oy) * p.out_w + ox) * out_c + oc] =
+                        output[((b * g.out_h + oy) * g.out_w + ox) * out_c + oc] =
                             v.max(p.act_min).min(p.act_max);
                     }
                 }
@@ -194,13 +180,14 @@ impl PackedDepthwise {
     /// Repacks `filter` and `bias`. Panics if they are shorter than `p` needs (callers
     /// validate with [`DepthwiseParams::check`]).
     pub fn new(p: &DepthwiseParams, filter: &[f32], bias: Option<&[f32]>) -> Self {
+        let g = &p.geom;
         assert!(
             filter.len() >= p.filter_len(),
             "depthwise_conv2d: filter too short"
         );
-        let out_c = p.out_c();
+        let out_c = g.out_c;
         let cp = out_c.div_ceil(CB) * CB;
-        let taps = p.k_h * p.k_w;
+        let taps = g.k_h * g.k_w;
         let mut w = vec![0.0f32; taps * cp];
         if out_c > 0 {
             for (dst, src) in w.chunks_exact_mut(cp).zip(filter.chunks_exact(out_c)) {
@@ -237,10 +224,11 @@ impl PackedDepthwise {
     /// than 1 always take the portable path (no common network uses them).
     pub fn run_isa(&self, isa: Isa, input: &[f32], output: &mut [f32], par: Parallelism) {
         let p = &self.p;
+        let g = &p.geom;
         assert_lengths(p, input, output);
         let isa = cpu::clamp_to_detected(isa);
-        let rows = p.batch * p.out_h;
-        let row_len = p.out_w * p.out_c();
+        let rows = g.batch * g.out_h;
+        let row_len = g.out_w * g.out_c;
         if rows == 0 || row_len == 0 {
             return;
         }
@@ -259,33 +247,34 @@ impl PackedDepthwise {
     /// Output rows `row0..` (row = batch × out_h index) into `out`.
     fn rows(&self, isa: Isa, row0: usize, input: &[f32], out: &mut [f32]) {
         let p = &self.p;
-        let out_c = p.out_c();
-        let row_len = p.out_w * out_c;
+        let g = &p.geom;
+        let out_c = g.out_c;
+        let row_len = g.out_w * out_c;
         // Interior columns: every kx tap inside the image. There, pixel ox's taps are
         // pixel ox_lo's moved by (ox - ox_lo) * stride_w pixels: one tap list per row
         // serves all of them, and the SIMD paths do 8 or 4 pixels per weight load.
-        let ox_lo = p.pad_left.div_ceil(p.stride_w).min(p.out_w);
-        let span = p.k_w.saturating_sub(1) * p.dilation_w + 1;
-        let ox_hi = if p.in_w + p.pad_left >= span {
-            ((p.in_w + p.pad_left - span) / p.stride_w + 1).min(p.out_w)
+        let ox_lo = g.pad_left.div_ceil(g.stride_w).min(g.out_w);
+        let span = g.k_w.saturating_sub(1) * g.dilation_w + 1;
+        let ox_hi = if g.in_w + g.pad_left >= span {
+            ((g.in_w + g.pad_left - span) / g.stride_w + 1).min(g.out_w)
         } else {
             0
         };
         // Only the x86_64 SIMD paths have multi-pixel kernels.
         let multi = cfg!(target_arch = "x86_64")
-            && p.depth_multiplier == 1
+            && g.depth_multiplier == 1
             && isa != Isa::Portable
             && ox_hi >= ox_lo + PIX_MIN;
-        let mut taps: Vec<Tap> = Vec::with_capacity(p.k_h * p.k_w);
-        let mut interior: Vec<Tap> = Vec::with_capacity(p.k_h * p.k_w);
+        let mut taps: Vec<Tap> = Vec::with_capacity(g.k_h * g.k_w);
+        let mut interior: Vec<Tap> = Vec::with_capacity(g.k_h * g.k_w);
         for (r, out_row) in out.chunks_exact_mut(row_len).enumerate() {
-            let b = (row0 + r) / p.out_h;
-            let oy = (row0 + r) % p.out_h;
+            let b = (row0 + r) / g.out_h;
+            let oy = (row0 + r) % g.out_h;
             if multi {
                 self.taps_of(b, oy, ox_lo, &mut interior);
             }
             let mut ox = 0;
-            while ox < p.out_w {
+            while ox < g.out_w {
                 let dst = &mut out_row[ox * out_c..];
                 if multi && ox >= ox_lo && ox + PIX_MIN <= ox_hi {
                     let pix = if ox + PIX_MAX <= ox_hi {
@@ -293,14 +282,14 @@ impl PackedDepthwise {
                     } else {
                         PIX_MIN
                     };
-                    let base = (ox - ox_lo) * p.stride_w * p.in_c;
+                    let base = (ox - ox_lo) * g.stride_w * g.in_c;
                     #[cfg(target_arch = "x86_64")]
                     // SAFETY: `isa` is capped to the detected features (run_isa); the
                     // `pix` pixels are interior, so each interior tap + base + j*xstride
                     // (j < pix) is a whole in-image pixel of `input` (length checked in
                     // run_isa); `dst` holds `pix` pixels.
                     unsafe {
-                        let xs = p.stride_w * p.in_c;
+                        let xs = g.stride_w * g.in_c;
                         let dst = &mut dst[..pix * out_c];
                         match (isa, pix) {
                             (Isa::Avx512, PIX_MAX) => {
@@ -328,14 +317,19 @@ impl PackedDepthwise {
     /// The in-image taps of output pixel (b, oy, ox).
     fn taps_of(&self, b: usize, oy: usize, ox: usize, taps: &mut Vec<Tap>) {
         let p = &self.p;
+        let g = &p.geom;
         taps.clear();
-        for ky in 0..p.k_h {
-            let Some(iy) = p.in_y(oy, ky) else { continue };
-            for kx in 0..p.k_w {
-                let Some(ix) = p.in_x(ox, kx) else { continue };
+        for ky in 0..g.k_h {
+            let Some(iy) = g.in_y(oy, ky) else {
+                continue;
+            };
+            for kx in 0..g.k_w {
+                let Some(ix) = g.in_x(ox, kx) else {
+                    continue;
+                };
                 taps.push(Tap {
-                    input: ((b * p.in_h + iy) * p.in_w + ix) * p.in_c,
-                    weight: (ky * p.k_w + kx) * self.cp,
+                    input: ((b * g.in_h + iy) * g.in_w + ix) * g.in_c,
+                    weight: (ky * g.k_w + kx) * self.cp,
                 });
             }
         }
@@ -345,7 +339,8 @@ impl PackedDepthwise {
     #[inline]
     fn pixel(&self, isa: Isa, input: &[f32], taps: &[Tap], dst: &mut [f32]) {
         let p = &self.p;
-        if p.depth_multiplier == 1 {
+        let g = &p.geom;
+        if g.depth_multiplier == 1 {
             match isa {
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: `isa` was capped to the detected features; every tap offset
@@ -358,11 +353,11 @@ impl PackedDepthwise {
                 _ => {}
             }
         }
-        let out_c = p.out_c();
+        let out_c = g.out_c;
         dst.copy_from_slice(&self.bias[..out_c]);
-        let mult = p.depth_multiplier;
+        let mult = g.depth_multiplier;
         for t in taps {
-            let x = &input[t.input..t.input + p.in_c];
+            let x = &input[t.input..t.input + g.in_c];
             let w = &self.w[t.weight..t.weight + out_c];
             if mult == 1 {
                 for ((d, &xv), &wv) in dst.iter_mut().zip(x).zip(w) {
@@ -398,12 +393,17 @@ mod x86 {
         xstride: usize,
         dst: &mut [f32],
     ) {
-        let c = k.p.in_c;
+        let c = k.p.geom.in_c;
         let vmin = _mm512_set1_ps(k.p.act_min);
         let vmax = _mm512_set1_ps(k.p.act_max);
         let inp = input.as_ptr();
         let w = k.w.as_ptr();
         let out = dst.as_mut_ptr();
+        // SAFETY: per the caller (`PackedDepthwise::rows`), pixel `j`'s tap at
+        // `base + t.input + j·xstride` starts an in-image pixel of `c` floats of `input`
+        // and `dst` holds `PIX` pixels of `c`; loads and stores of the last channel block
+        // are masked to `c`. Weights (per tap) and bias are padded to `cp`, a multiple of
+        // 16 ≥ `c`, so their unmasked loads of a block starting below `c` stay inside.
         unsafe {
             let mut cb = 0;
             while cb < c {
@@ -439,13 +439,18 @@ mod x86 {
         xstride: usize,
         dst: &mut [f32],
     ) {
-        let c = k.p.in_c;
+        let c = k.p.geom.in_c;
         let vmin = _mm256_set1_ps(k.p.act_min);
         let vmax = _mm256_set1_ps(k.p.act_max);
         let inp = input.as_ptr();
         let w = k.w.as_ptr();
         let out = dst.as_mut_ptr();
         let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        // SAFETY: per the caller (`PackedDepthwise::rows`), pixel `j`'s tap at
+        // `base + t.input + j·xstride` starts an in-image pixel of `c` floats of `input`
+        // and `dst` holds `PIX` pixels of `c`; loads and stores of the last channel block
+        // are masked to `c`. Weights (per tap) and bias are padded to `cp`, a multiple of
+        // 16 ≥ `c`, so their unmasked loads of a block starting below `c` stay inside.
         unsafe {
             let mut cb = 0;
             while cb < c {
@@ -482,12 +487,16 @@ mod x86 {
         taps: &[Tap],
         dst: &mut [f32],
     ) {
-        let c = k.p.in_c;
+        let c = k.p.geom.in_c;
         let vmin = _mm512_set1_ps(k.p.act_min);
         let vmax = _mm512_set1_ps(k.p.act_max);
         let inp = input.as_ptr();
         let w = k.w.as_ptr();
         let out = dst.as_mut_ptr();
+        // SAFETY: per the caller (`PackedDepthwise::pixel`), each tap's `t.input` starts
+        // an in-image pixel of `c` floats of `input` and `dst` holds `c` floats; the full
+        // blocks end at or before `c` and the last block's loads and stores are masked to
+        // `c`. Weights (per tap) and bias are padded to `cp`, a multiple of 16 ≥ `c`.
         unsafe {
             let mut cb = 0;
             // Four registers at a time: independent FMA chains hide the latency.
@@ -533,12 +542,16 @@ mod x86 {
         taps: &[Tap],
         dst: &mut [f32],
     ) {
-        let c = k.p.in_c;
+        let c = k.p.geom.in_c;
         let vmin = _mm256_set1_ps(k.p.act_min);
         let vmax = _mm256_set1_ps(k.p.act_max);
         let inp = input.as_ptr();
         let w = k.w.as_ptr();
         let out = dst.as_mut_ptr();
+        // SAFETY: per the caller (`PackedDepthwise::pixel`), each tap's `t.input` starts
+        // an in-image pixel of `c` floats of `input` and `dst` holds `c` floats; the full
+        // blocks end at or before `c` and the last block's loads and stores are masked to
+        // `c`. Weights (per tap) and bias are padded to `cp`, a multiple of 16 ≥ `c`.
         unsafe {
             let mut cb = 0;
             while cb + 32 <= c {
@@ -580,8 +593,8 @@ mod x86 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exec::kernels::conv::testutil::{Lcg, assert_close};
     use crate::exec::kernels::cpu::{available_isas, with_isa};
+    use crate::exec::kernels::test_util::{Rng, assert_close};
 
     #[allow(clippy::too_many_arguments)]
     fn params(
@@ -600,21 +613,24 @@ mod tests {
             (i + 2 * pd).saturating_sub(eff) / stride + 1
         };
         DepthwiseParams {
-            batch,
-            in_h: in_hw.0,
-            in_w: in_hw.1,
-            in_c,
-            out_h: out(in_hw.0, k.0, pad.0),
-            out_w: out(in_hw.1, k.1, pad.1),
-            depth_multiplier: mult,
-            k_h: k.0,
-            k_w: k.1,
-            stride_h: stride,
-            stride_w: stride,
-            dilation_h: dilation,
-            dilation_w: dilation,
-            pad_top: pad.0,
-            pad_left: pad.1,
+            geom: Geometry {
+                batch,
+                in_h: in_hw.0,
+                in_w: in_hw.1,
+                in_c,
+                out_h: out(in_hw.0, k.0, pad.0),
+                out_w: out(in_hw.1, k.1, pad.1),
+                out_c: in_c * mult,
+                k_h: k.0,
+                k_w: k.1,
+                stride_h: stride,
+                stride_w: stride,
+                dilation_h: dilation,
+                dilation_w: dilation,
+                pad_top: pad.0,
+                pad_left: pad.1,
+                depth_multiplier: mult,
+            },
             act_min: act.0,
             act_max: act.1,
         }
@@ -643,10 +659,10 @@ mod tests {
             params(1, (5, 40), 17, 1, (3, 3), 2, 2, (2, 2), NONE),
         ];
         for (ci, p) in cases.iter().enumerate() {
-            let mut rng = Lcg(200 + ci as u64);
-            let input = rng.vec(p.input_len());
-            let filter = rng.vec(p.filter_len());
-            let bias = rng.vec(p.out_c());
+            let mut rng = Rng::new(200 + ci as u64);
+            let input = rng.f32s(p.input_len());
+            let filter = rng.f32s(p.filter_len());
+            let bias = rng.f32s(p.geom.out_c);
             p.check(input.len(), filter.len(), Some(bias.len()), p.output_len())
                 .unwrap();
             for with_bias in [true, false] {
@@ -662,7 +678,7 @@ mod tests {
                                 packed.run(&input, &mut got, Parallelism { threads })
                             })
                         });
-                        let k = p.k_h * p.k_w;
+                        let k = p.geom.k_h * p.geom.k_w;
                         assert_close(&got, &want, k, &format!("{isa:?} t{threads} {p:?}"));
                     }
                 }
@@ -682,7 +698,10 @@ mod tests {
                 .is_err()
         );
         let q = DepthwiseParams {
-            depth_multiplier: 0,
+            geom: Geometry {
+                depth_multiplier: 0,
+                ..p.geom
+            },
             ..p
         };
         assert!(q.check(0, 0, None, 0).is_err());

@@ -6,8 +6,8 @@
 //! outputs), more rows as the register-blocked GEMM (threads split the rows).
 
 use super::Parallelism;
-use super::conv::gemm;
 use super::cpu;
+use super::gemm;
 use crate::error::{EngineError, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -167,8 +167,8 @@ impl PackedFullyConnected {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exec::kernels::conv::testutil::{Lcg, assert_close};
     use crate::exec::kernels::cpu::{available_isas, with_isa};
+    use crate::exec::kernels::test_util::{Rng, assert_close};
 
     #[test]
     fn fast_matches_reference() {
@@ -191,10 +191,10 @@ mod tests {
                 act_min,
                 act_max,
             };
-            let mut rng = Lcg(ci as u64 + 50);
-            let input = rng.vec(rows * depth);
-            let weights = rng.vec(units * depth);
-            let bias = rng.vec(units);
+            let mut rng = Rng::new(ci as u64 + 50);
+            let input = rng.f32s(rows * depth);
+            let weights = rng.f32s(units * depth);
+            let bias = rng.f32s(units);
             p.check(input.len(), weights.len(), Some(units), rows * units)
                 .unwrap();
             for with_bias in [true, false] {

@@ -4,57 +4,40 @@
 //! nor count in the average's divisor, and never win the max.
 
 use super::activation::clamp_act;
+use super::geometry::Geometry;
 
+/// Geometry (window `k_h × k_w`, `in_c` channels) and fused activation of one pool.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct PoolParams {
-    pub batch: usize,
-    pub in_h: usize,
-    pub in_w: usize,
-    pub channels: usize,
-    pub out_h: usize,
-    pub out_w: usize,
-    pub filter_h: usize,
-    pub filter_w: usize,
-    pub stride_h: usize,
-    pub stride_w: usize,
-    pub pad_top: usize,
-    pub pad_left: usize,
+    pub geom: Geometry,
     pub act_min: f32,
     pub act_max: f32,
 }
 
 impl PoolParams {
     fn check(&self, x: &[f32], y: &[f32]) {
-        let p = self;
+        let g = &self.geom;
         assert_eq!(
             x.len(),
-            p.batch * p.in_h * p.in_w * p.channels,
+            g.batch * g.in_h * g.in_w * g.in_c,
             "pool: input length"
         );
         assert_eq!(
             y.len(),
-            p.batch * p.out_h * p.out_w * p.channels,
+            g.batch * g.out_h * g.out_w * g.in_c,
             "pool: output length"
         );
     }
 
-    /// In-image window range `[start, end)` along one axis for output position `o`
-    /// (empty when the window lies entirely in the padding).
-    fn window(o: usize, stride: usize, pad: usize, filter: usize, size: usize) -> (usize, usize) {
-        let origin = (o * stride) as isize - pad as isize;
-        let start = origin.max(0) as usize;
-        let end = (origin + filter as isize).clamp(0, size as isize) as usize;
-        (start, end.max(start))
-    }
-
     /// Is this the whole-image window at stride 1 with no padding (global pooling)?
     fn is_global(&self) -> bool {
-        self.out_h == 1
-            && self.out_w == 1
-            && self.pad_top == 0
-            && self.pad_left == 0
-            && self.filter_h >= self.in_h
-            && self.filter_w >= self.in_w
+        let g = &self.geom;
+        g.out_h == 1
+            && g.out_w == 1
+            && g.pad_top == 0
+            && g.pad_left == 0
+            && g.k_h >= g.in_h
+            && g.k_w >= g.in_w
     }
 }
 
@@ -63,7 +46,7 @@ impl PoolParams {
 /// tap (only possible with excessive padding) outputs the clamped 0.
 pub fn average_pool(p: &PoolParams, x: &[f32], y: &mut [f32]) {
     p.check(x, y);
-    let c = p.channels;
+    let c = p.geom.in_c;
     if c == 0 {
         return;
     }
@@ -75,27 +58,28 @@ pub fn average_pool(p: &PoolParams, x: &[f32], y: &mut [f32]) {
 }
 
 fn windowed_average(p: &PoolParams, x: &[f32], y: &mut [f32]) {
-    let c = p.channels;
+    let g = &p.geom;
+    let c = g.in_c;
     let mut acc = vec![0.0f32; c];
-    for b in 0..p.batch {
-        let img = &x[b * p.in_h * p.in_w * c..][..p.in_h * p.in_w * c];
-        for oy in 0..p.out_h {
-            let (y0, y1) = PoolParams::window(oy, p.stride_h, p.pad_top, p.filter_h, p.in_h);
-            for ox in 0..p.out_w {
-                let (x0, x1) = PoolParams::window(ox, p.stride_w, p.pad_left, p.filter_w, p.in_w);
+    for b in 0..g.batch {
+        let img = &x[b * g.in_h * g.in_w * c..][..g.in_h * g.in_w * c];
+        for oy in 0..g.out_h {
+            let (y0, y1) = g.window_y(oy);
+            for ox in 0..g.out_w {
+                let (x0, x1) = g.window_x(ox);
                 // Same summation order as the reference (row by row, left to right),
                 // vectorized over channels.
                 acc.fill(0.0);
                 for iy in y0..y1 {
                     for ix in x0..x1 {
-                        let px = &img[(iy * p.in_w + ix) * c..][..c];
+                        let px = &img[(iy * g.in_w + ix) * c..][..c];
                         for (s, &v) in acc.iter_mut().zip(px) {
                             *s += v;
                         }
                     }
                 }
                 let count = ((y1 - y0) * (x1 - x0)) as f32;
-                let out = &mut y[((b * p.out_h + oy) * p.out_w + ox) * c..][..c];
+                let out = &mut y[((b * g.out_h + oy) * g.out_w + ox) * c..][..c];
                 for (o, &s) in out.iter_mut().zip(&acc) {
                     let avg = if count > 0.0 { s / count } else { 0.0 };
                     *o = clamp_act(avg, p.act_min, p.act_max);
@@ -108,8 +92,9 @@ fn windowed_average(p: &PoolParams, x: &[f32], y: &mut [f32]) {
 /// Whole-image average: one pass over the image accumulating per channel (the
 /// summation order is the reference's, so results are identical).
 fn global_average(p: &PoolParams, x: &[f32], y: &mut [f32]) {
-    let c = p.channels;
-    let hw = p.in_h * p.in_w;
+    let g = &p.geom;
+    let c = g.in_c;
+    let hw = g.in_h * g.in_w;
     for (img, out) in x.chunks_exact(hw * c).zip(y.chunks_exact_mut(c)) {
         out.fill(0.0);
         for px in img.chunks_exact(c) {
@@ -128,22 +113,23 @@ fn global_average(p: &PoolParams, x: &[f32], y: &mut [f32]) {
 /// Maximum over the in-image taps of each window, then clamped. A window with no
 /// in-image tap yields the clamp of `f32::MIN` (TFLite's start value).
 pub fn max_pool(p: &PoolParams, x: &[f32], y: &mut [f32]) {
+    let g = &p.geom;
     p.check(x, y);
-    let c = p.channels;
+    let c = g.in_c;
     if c == 0 {
         return;
     }
-    for b in 0..p.batch {
-        let img = &x[b * p.in_h * p.in_w * c..][..p.in_h * p.in_w * c];
-        for oy in 0..p.out_h {
-            let (y0, y1) = PoolParams::window(oy, p.stride_h, p.pad_top, p.filter_h, p.in_h);
-            for ox in 0..p.out_w {
-                let (x0, x1) = PoolParams::window(ox, p.stride_w, p.pad_left, p.filter_w, p.in_w);
-                let out = &mut y[((b * p.out_h + oy) * p.out_w + ox) * c..][..c];
+    for b in 0..g.batch {
+        let img = &x[b * g.in_h * g.in_w * c..][..g.in_h * g.in_w * c];
+        for oy in 0..g.out_h {
+            let (y0, y1) = g.window_y(oy);
+            for ox in 0..g.out_w {
+                let (x0, x1) = g.window_x(ox);
+                let out = &mut y[((b * g.out_h + oy) * g.out_w + ox) * c..][..c];
                 out.fill(f32::MIN);
                 for iy in y0..y1 {
                     for ix in x0..x1 {
-                        let px = &img[(iy * p.in_w + ix) * c..][..c];
+                        let px = &img[(iy * g.in_w + ix) * c..][..c];
                         for (m, &v) in out.iter_mut().zip(px) {
                             // std::max(m, v) keeps m unless m < v.
                             *m = if *m < v { v } else { *m };
@@ -170,18 +156,24 @@ mod tests {
         pad: usize,
     ) -> PoolParams {
         PoolParams {
-            batch: 1,
-            in_h: in_hw.0,
-            in_w: in_hw.1,
-            channels: 1,
-            out_h: out_hw.0,
-            out_w: out_hw.1,
-            filter_h: f,
-            filter_w: f,
-            stride_h: s,
-            stride_w: s,
-            pad_top: pad,
-            pad_left: pad,
+            geom: Geometry {
+                batch: 1,
+                in_h: in_hw.0,
+                in_w: in_hw.1,
+                in_c: 1,
+                out_h: out_hw.0,
+                out_w: out_hw.1,
+                out_c: 1,
+                k_h: f,
+                k_w: f,
+                stride_h: s,
+                stride_w: s,
+                dilation_h: 1,
+                dilation_w: 1,
+                pad_top: pad,
+                pad_left: pad,
+                depth_multiplier: 1,
+            },
             act_min: f32::NEG_INFINITY,
             act_max: f32::INFINITY,
         }
@@ -232,10 +224,15 @@ mod tests {
     fn global_average_multi_channel_batch() {
         // batch 2, 2x2, 2 channels.
         let x: Vec<f32> = (0..16).map(|v| v as f32).collect();
+        let one = params((2, 2), (1, 1), 2, 1, 0);
         let p = PoolParams {
-            batch: 2,
-            channels: 2,
-            ..params((2, 2), (1, 1), 2, 1, 0)
+            geom: Geometry {
+                batch: 2,
+                in_c: 2,
+                out_c: 2,
+                ..one.geom
+            },
+            ..one
         };
         assert!(p.is_global());
         let mut y = [0.0; 4];

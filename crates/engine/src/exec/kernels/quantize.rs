@@ -86,6 +86,7 @@ pub fn quantize<T: QuantInt>(x: &[f32], y: &mut [T], scale: f32, zero_point: i32
     match super::cpu::selected_isa() {
         // SAFETY: `selected_isa` only returns ISAs this CPU supports.
         super::cpu::Isa::Avx512 => return unsafe { quantize_avx512(x, y, scale, zero_point) },
+        // SAFETY: as above (AVX2 and FMA present).
         super::cpu::Isa::Avx2 => return unsafe { quantize_avx2(x, y, scale, zero_point) },
         super::cpu::Isa::Portable => {}
     }

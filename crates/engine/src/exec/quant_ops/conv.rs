@@ -6,14 +6,16 @@
 //! per-channel FC in f64; uint8 ops and per-tensor FC take the scale product in f32.
 
 use crate::error::{EngineError, Result};
+use crate::exec::kernels::geometry::Geometry;
 use crate::exec::kernels::qconv::{
-    PackedQConv, PackedQDepthwise, PackedQFc, QConvGeom, QElem, QFcGeom, QParams, QScheme,
+    PackedQConv, PackedQDepthwise, PackedQFc, QElem, QFcGeom, QParams, QScheme, check_geometry,
     conv_reference, depthwise_reference, fc_reference,
 };
 use crate::exec::kernels::{KernelChoice, Parallelism};
+use crate::exec::pod::Pod;
 use crate::exec::prepare::*;
-use crate::exec::tensors::{Pod, Tensors};
-use crate::ir::{Activation, DType, Graph, Op, OpKind, Padding, Quantization, TensorId};
+use crate::exec::tensors::Tensors;
+use crate::ir::{Activation, DType, Graph, Op, OpKind, Quantization, TensorId};
 use crate::quant::fixed_point::{Multiplier, Rounding, activation_range, quantize_multiplier};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -30,8 +32,8 @@ enum Weights {
 }
 
 enum Kernel {
-    ConvRef { g: QConvGeom, w: Weights },
-    DepthwiseRef { g: QConvGeom, w: Weights },
+    ConvRef { g: Geometry, w: Weights },
+    DepthwiseRef { g: Geometry, w: Weights },
     FcRef { g: QFcGeom, w: Weights },
     Conv(PackedQConv),
     Depthwise(PackedQDepthwise),
@@ -182,55 +184,12 @@ fn prepare_claimed(g: &Graph, op: &Op, family: Family, choice: KernelChoice) -> 
     // Geometry.
     let (conv_geom, fc_geom, out_c, act) = match (&op.kind, family) {
         (OpKind::Conv2D(o), Family::Conv) => {
-            let [n, h, wd_, c] = rank4(g, x)?;
-            let [oc, kh, kw, ic] = rank4(g, w)?;
-            if ic != c {
-                return Err(EngineError::unsupported(format!(
-                    "filter depth {ic} differs from input depth {c} (grouped convolution)"
-                )));
-            }
-            let geom = spatial(
-                [n, h, wd_, c],
-                oc,
-                kh,
-                kw,
-                (
-                    o.padding,
-                    o.stride_h,
-                    o.stride_w,
-                    o.dilation_h,
-                    o.dilation_w,
-                ),
-                1,
-            )?;
-            expect_shape(g, y, &[n, geom.out_h, geom.out_w, oc])?;
-            (Some(geom), None, oc, o.activation)
+            let geom = conv_geometry(g, (x, w, y), false, conv_attrs(o))?;
+            (Some(geom), None, geom.out_c, o.activation)
         }
         (OpKind::DepthwiseConv2D(o), Family::Depthwise) => {
-            let [n, h, wd_, c] = rank4(g, x)?;
-            let [one, kh, kw, oc] = rank4(g, w)?;
-            if one != 1 || c == 0 || oc % c != 0 {
-                return Err(EngineError::invalid(format!(
-                    "depthwise filter shape {:?} does not fit input depth {c}",
-                    shape_of(g, w)
-                )));
-            }
-            let geom = spatial(
-                [n, h, wd_, c],
-                oc,
-                kh,
-                kw,
-                (
-                    o.padding,
-                    o.stride_h,
-                    o.stride_w,
-                    o.dilation_h,
-                    o.dilation_w,
-                ),
-                oc / c,
-            )?;
-            expect_shape(g, y, &[n, geom.out_h, geom.out_w, oc])?;
-            (Some(geom), None, oc, o.activation)
+            let geom = conv_geometry(g, (x, w, y), true, depthwise_attrs(o))?;
+            (Some(geom), None, geom.out_c, o.activation)
         }
         (OpKind::FullyConnected(o), Family::Fc) => {
             if o.weights_format != 0 {
@@ -375,7 +334,7 @@ fn prepare_claimed(g: &Graph, op: &Op, family: Family, choice: KernelChoice) -> 
     let kernel = match (family, conv_geom, fc_geom) {
         (Family::Conv, Some(cg), _) => {
             check_len(weights_len(&weights), cg.conv_filter_len())?;
-            cg.check(false)?;
+            check_geometry(&cg, false)?;
             if fast {
                 Kernel::Conv(match &weights {
                     Weights::U8(v) => PackedQConv::new(&cg, &q, v, bref)?,
@@ -387,7 +346,7 @@ fn prepare_claimed(g: &Graph, op: &Op, family: Family, choice: KernelChoice) -> 
         }
         (Family::Depthwise, Some(cg), _) => {
             check_len(weights_len(&weights), cg.depthwise_filter_len())?;
-            cg.check(true)?;
+            check_geometry(&cg, true)?;
             if fast {
                 Kernel::Depthwise(match &weights {
                     Weights::U8(v) => PackedQDepthwise::new(&cg, &q, v, bref)?,
@@ -439,35 +398,4 @@ fn check_multipliers(mult: &[Multiplier], scheme: QScheme) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// Output size and padding of a conv/depthwise, as TFLite computes them.
-fn spatial(
-    [n, h, w, c]: [usize; 4],
-    oc: usize,
-    kh: usize,
-    kw: usize,
-    (padding, sh, sw, dh, dw): (Padding, usize, usize, usize, usize),
-    depth_multiplier: usize,
-) -> Result<QConvGeom> {
-    let (out_h, pad_top) = out_and_pad(padding, h, kh, sh, dh)?;
-    let (out_w, pad_left) = out_and_pad(padding, w, kw, sw, dw)?;
-    Ok(QConvGeom {
-        batch: n,
-        in_h: h,
-        in_w: w,
-        in_c: c,
-        out_h,
-        out_w,
-        out_c: oc,
-        k_h: kh,
-        k_w: kw,
-        stride_h: sh,
-        stride_w: sw,
-        dilation_h: dh,
-        dilation_w: dw,
-        pad_top,
-        pad_left,
-        depth_multiplier,
-    })
 }

@@ -20,11 +20,11 @@ use crate::exec::kernels::cpu::{self, Isa};
 use crate::exec::parallel;
 
 mod portable;
+mod tile;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
-/// Panel width (columns of B per packed panel).
-pub(crate) const NR: usize = 16;
+use tile::{Kernel, NR, Tile};
 
 /// Weights packed into [`NR`]-column panels, with the bias padded to whole panels.
 #[derive(Debug, Clone, PartialEq)]
@@ -84,42 +84,6 @@ impl PackedB {
 /// `buf[kk * mr_stride + i] = A[row0 + i][kk]` for `i < rows`, `kk < k`. Rows
 /// `rows..mr_stride` may hold anything (their results are never stored).
 pub(crate) type FillA<'a> = dyn Fn(usize, usize, usize, &mut [f32]) + Sync + 'a;
-
-/// One micro-kernel call: `mr` valid rows (of the kernel's MR) × `ncols` valid
-/// columns; `b`/`bias` start at the first of the `np` panels, `c` at the tile's corner.
-pub(crate) struct Tile<'a> {
-    pub k: usize,
-    /// Packed A tile (`lda == 0`), or row-major rows `lda` floats apart (direct kernels).
-    pub a: &'a [f32],
-    pub lda: usize,
-    pub b: &'a [f32],
-    pub bias: &'a [f32],
-    pub np: usize,
-    pub c: &'a mut [f32],
-    pub ldc: usize,
-    pub mr: usize,
-    pub ncols: usize,
-    pub min: f32,
-    pub max: f32,
-}
-
-/// An ISA's micro-kernel family.
-#[derive(Clone, Copy)]
-struct Kernel {
-    /// Rows per tile (A packing stride).
-    mr: usize,
-    /// Panels per GEMM tile call.
-    tile_panels: usize,
-    /// Panels per GEMV call (MR = 1).
-    gemv_panels: usize,
-    tile: fn(Tile<'_>),
-    gemv: fn(Tile<'_>),
-    /// Rows per direct tile (A read in place, no packing).
-    direct_mr: usize,
-    /// Panels per direct tile call.
-    direct_panels: usize,
-    direct: fn(Tile<'_>),
-}
 
 fn kernel_for(isa: Isa) -> Kernel {
     match cpu::clamp_to_detected(isa) {
@@ -368,28 +332,10 @@ fn direct_rows(
     }
 }
 
-/// Checks a tile's slices before a SIMD kernel dereferences raw pointers into them.
-pub(crate) fn check_tile(t: &Tile<'_>, mr_stride: usize) {
-    if t.lda == 0 {
-        assert!(t.a.len() >= t.k * mr_stride, "packed A too short");
-    } else {
-        assert!(
-            t.lda >= t.k && t.a.len() >= (t.mr - 1) * t.lda + t.k,
-            "A rows too short"
-        );
-    }
-    assert!(t.b.len() >= t.np * t.k * NR, "packed B too short");
-    assert!(t.bias.len() >= t.np * NR, "bias too short");
-    assert!(t.np >= 1 && t.ncols <= t.np * NR && t.mr <= mr_stride && t.mr >= 1);
-    assert!(
-        t.c.len() >= (t.mr - 1) * t.ldc + t.ncols,
-        "output tile too short"
-    );
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exec::kernels::test_util::Rng;
 
     fn naive(m: usize, k: usize, n: usize, a: &[f32], w: &[f32], bias: &[f32]) -> Vec<f32> {
         let mut out = vec![0.0; m * n];
@@ -407,11 +353,8 @@ mod tests {
 
     #[test]
     fn gemm_all_isas_edges() {
-        let mut seed = 12345u32;
-        let mut rnd = || {
-            seed = seed.wrapping_mul(1664525).wrapping_add(1013904223);
-            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
-        };
+        let mut rng = Rng::new(12345);
+        let mut rnd = || rng.uniform(-0.5, 0.5);
         for &(m, k, n) in &[
             (1, 5, 3),
             (1, 70, 130),

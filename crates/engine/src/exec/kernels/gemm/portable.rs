@@ -1,7 +1,7 @@
 //! Plain-Rust micro-kernel: fixed-size arrays and exact chunks so LLVM drops the bounds
 //! checks and vectorizes the 16-wide column loop with whatever the target baseline has.
 
-use super::{Kernel, NR, Tile, check_tile};
+use super::tile::{Kernel, NR, Tile, check_tile};
 
 const MR: usize = 4;
 

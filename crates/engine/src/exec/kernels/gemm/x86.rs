@@ -4,7 +4,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{Kernel, NR, Tile, check_tile};
+use super::tile::{Kernel, NR, Tile, check_tile};
 
 /// AVX-512 packed-A tile: 12 rows × 32 columns = 24 zmm accumulators, 2 B loads + 12
 /// broadcasts per k. (The SIMD conv/FC paths use the direct kernel; this one serves
@@ -65,11 +65,18 @@ fn avx512_gemv(mut t: Tile<'_>) {
     }
 }
 
+/// # Safety
+/// The CPU has the enabled features, and `check_tile(t, R)` passed.
 #[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn tile512<const R: usize, const NP: usize, const DIRECT: bool>(t: &mut Tile<'_>) {
     let k = t.k;
     let pstride = k * NR;
     let mut acc = [[_mm512_setzero_ps(); NP]; R];
+    // SAFETY: `check_tile` bounds every access: B holds `NP ≤ np` panels of `k` rows
+    // (`np·k·NR` floats) and the bias `np·NR`; packed A holds `k·R` floats, direct A
+    // `mr` rows `lda` apart of `k` floats each (rows `mr..R` re-read row `mr − 1`); the
+    // output has rows `i < mr` of `ncols ≤ np·NR` columns at `i·ldc`, and the stores
+    // stop at `ncols` (the last one masked).
     unsafe {
         for j in 0..NP {
             let bv = _mm512_loadu_ps(t.bias.as_ptr().add(j * NR));
@@ -155,19 +162,30 @@ fn avx2_gemv(mut t: Tile<'_>) {
 }
 
 /// Stores the first `rem` (< 8) lanes of `v`.
+///
+/// # Safety
+/// The CPU has AVX2; `dst` points to `rem` writable floats.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn store_partial256(dst: *mut f32, v: __m256, rem: usize) {
     let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(rem as i32), lanes);
+    // SAFETY: the mask enables lanes `0..rem` only, all writable per the contract.
     unsafe { _mm256_maskstore_ps(dst, mask, v) }
 }
 
+/// # Safety
+/// The CPU has the enabled features, and `check_tile(t, R)` passed.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn tile256<const R: usize, const NP: usize, const DIRECT: bool>(t: &mut Tile<'_>) {
     let k = t.k;
     let pstride = k * NR;
     // Two ymm halves per 16-column panel.
     let mut acc = [[[_mm256_setzero_ps(); 2]; NP]; R];
+    // SAFETY: `check_tile` bounds every access: B holds `NP ≤ np` panels of `k` rows
+    // (`np·k·NR` floats) and the bias `np·NR`; packed A holds `k·R` floats, direct A
+    // `mr` rows `lda` apart of `k` floats each (rows `mr..R` re-read row `mr − 1`); the
+    // output has rows `i < mr` of `ncols ≤ np·NR` columns at `i·ldc`, and the stores
+    // stop at `ncols` (the last one masked).
     unsafe {
         for j in 0..NP {
             let lo = _mm256_loadu_ps(t.bias.as_ptr().add(j * NR));

@@ -54,9 +54,9 @@ fn dot_isa() -> DotIsa {
     DotIsa::Portable
 }
 
-/// Weight rows widened to i16 and packed: blocks of [`OCB`] rows, inside a block
+/// Weight rows widened to i16 and packed: blocks of `OCB` (16) rows, inside a block
 /// `[depth pair][row][2]`. The depth is padded to even (`kp`), the rows to a multiple
-/// of [`OCB`], both with zeros.
+/// of `OCB`, both with zeros.
 #[derive(Debug, Clone)]
 pub struct PackedRows {
     blocks: usize,
@@ -155,7 +155,9 @@ mod x86 {
     ) {
         let rp = blocks * OCB;
         let (xp, wp, ap) = (x.as_ptr(), w.as_ptr(), acc.as_mut_ptr());
-        // SAFETY (all calls): block ranges stay below `blocks`, patch ranges below `n`.
+        // SAFETY: the ISA's features are present (contract). Every call below covers
+        // blocks `b..b + NB` with `b + NB ≤ blocks` and patches below `n`, which the
+        // contract's `x`, `w` and `acc` lengths hold.
         unsafe {
             macro_rules! run {
                 ($f:ident) => {{
@@ -506,7 +508,7 @@ impl PackedHybridConv {
         let p = &hp.conv;
         PackedHybridConv {
             hp: *hp,
-            w: PackedRows::new(filter, p.out_c, p.k()),
+            w: PackedRows::new(filter, p.geom.out_c, p.k()),
             scales: scales.to_vec(),
             bias: bias.map(<[f32]>::to_vec),
         }
@@ -519,19 +521,22 @@ impl PackedHybridConv {
     pub fn run(&self, input: &[f32], output: &mut [f32], par: Parallelism) {
         let p = &self.hp.conv;
         let isa = dot_isa();
-        let img = p.in_h * p.in_w * p.in_c;
-        let out_img = p.out_h * p.out_w * p.out_c;
+        let img = p.geom.in_h * p.geom.in_w * p.geom.in_c;
+        let out_img = p.geom.out_h * p.geom.out_w * p.geom.out_c;
         let mut x16 = vec![0i16; img];
-        for b in 0..p.batch {
+        for b in 0..p.geom.batch {
             let s_in = quantize_to_i16(
                 &input[b * img..(b + 1) * img],
                 self.hp.per_channel,
                 &mut x16,
             );
             let out_b = &mut output[b * out_img..(b + 1) * out_img];
-            let row = p.out_w * p.out_c;
-            let ns = p.macs() / p.batch.max(1) / parallel::GEMV_MACS_PER_NS;
-            let per_task = p.out_h.div_ceil(parallel::task_count(par, p.out_h, ns));
+            let row = p.geom.out_w * p.geom.out_c;
+            let ns = p.macs() / p.geom.batch.max(1) / parallel::GEMV_MACS_PER_NS;
+            let per_task = p
+                .geom
+                .out_h
+                .div_ceil(parallel::task_count(par, p.geom.out_h, ns));
             parallel::for_each_chunk_mut(par, out_b, per_task * row, &|ti, chunk| {
                 for (j, out_row) in chunk.chunks_mut(row).enumerate() {
                     self.run_row(isa, &x16, s_in, ti * per_task + j, out_row);
@@ -546,33 +551,37 @@ impl PackedHybridConv {
         let (kp, rp) = (self.w.kp, self.w.rows_padded());
         let mut patches = vec![0i16; GROUP * kp];
         let mut acc = vec![0i32; GROUP * rp];
-        let y0 = (oy * p.stride_h) as isize - p.pad_top as isize;
-        for ox0 in (0..p.out_w).step_by(GROUP) {
-            let n = GROUP.min(p.out_w - ox0);
+        let y0 = (oy * p.geom.stride_h) as isize - p.geom.pad_top as isize;
+        for ox0 in (0..p.geom.out_w).step_by(GROUP) {
+            let n = GROUP.min(p.geom.out_w - ox0);
             for g in 0..n {
                 let patch = &mut patches[g * kp..(g + 1) * kp];
-                let x0 = ((ox0 + g) * p.stride_w) as isize - p.pad_left as isize;
+                let x0 = ((ox0 + g) * p.geom.stride_w) as isize - p.geom.pad_left as isize;
                 let mut at = 0;
-                for ky in 0..p.k_h {
-                    let iy = y0 + (ky * p.dilation_h) as isize;
-                    for kx in 0..p.k_w {
-                        let ix = x0 + (kx * p.dilation_w) as isize;
-                        let dst = &mut patch[at..at + p.in_c];
-                        if iy < 0 || iy >= p.in_h as isize || ix < 0 || ix >= p.in_w as isize {
+                for ky in 0..p.geom.k_h {
+                    let iy = y0 + (ky * p.geom.dilation_h) as isize;
+                    for kx in 0..p.geom.k_w {
+                        let ix = x0 + (kx * p.geom.dilation_w) as isize;
+                        let dst = &mut patch[at..at + p.geom.in_c];
+                        if iy < 0
+                            || iy >= p.geom.in_h as isize
+                            || ix < 0
+                            || ix >= p.geom.in_w as isize
+                        {
                             // Outside the image the reference adds nothing.
                             dst.fill(0);
                         } else {
-                            let src = (iy as usize * p.in_w + ix as usize) * p.in_c;
-                            dst.copy_from_slice(&x16[src..src + p.in_c]);
+                            let src = (iy as usize * p.geom.in_w + ix as usize) * p.geom.in_c;
+                            dst.copy_from_slice(&x16[src..src + p.geom.in_c]);
                         }
-                        at += p.in_c;
+                        at += p.geom.in_c;
                     }
                 }
             }
             dots(isa, &patches, n, &self.w, &mut acc);
             for g in 0..n {
-                let o = &mut out_row[(ox0 + g) * p.out_c..(ox0 + g + 1) * p.out_c];
-                let a = &acc[g * rp..g * rp + p.out_c];
+                let o = &mut out_row[(ox0 + g) * p.geom.out_c..(ox0 + g + 1) * p.geom.out_c];
+                let a = &acc[g * rp..g * rp + p.geom.out_c];
                 conv_epilogue(
                     o,
                     a,
@@ -655,20 +664,24 @@ impl PackedHybridDepthwise {
 
     pub fn run(&self, input: &[f32], output: &mut [f32], par: Parallelism) {
         let p = &self.p;
+        let g = &p.geom;
         let isa = cpu::clamp_to_detected(cpu::selected_isa());
-        let img = p.in_h * p.in_w * p.in_c;
-        let out_c = p.out_c();
-        let out_img = p.out_h * p.out_w * out_c;
+        let img = g.in_h * g.in_w * g.in_c;
+        let out_c = g.out_c;
+        let out_img = g.out_h * g.out_w * out_c;
         let mut x16 = vec![0i16; img];
-        for b in 0..p.batch {
+        for b in 0..g.batch {
             let s_in = quantize_to_i16(&input[b * img..(b + 1) * img], true, &mut x16);
             // Reference: `f32(acc) *= scale_w[oc] * scale_in`.
             let comb: Vec<f32> = self.scales.iter().map(|&s| s * s_in).collect();
             let out_b = &mut output[b * out_img..(b + 1) * out_img];
-            let row = p.out_w * out_c;
+            let row = g.out_w * out_c;
             let bias = self.bias.as_deref();
-            let ns = p.macs() / p.batch.max(1) / parallel::DEPTHWISE_MACS_PER_NS;
-            let per_task = p.out_h.div_ceil(parallel::task_count(par, p.out_h, ns));
+            let ns = p.macs() / g.batch.max(1) / parallel::DEPTHWISE_MACS_PER_NS;
+            let per_task = p
+                .geom
+                .out_h
+                .div_ceil(parallel::task_count(par, g.out_h, ns));
             parallel::for_each_chunk_mut(par, out_b, per_task * row, &|ti, chunk| {
                 for (j, out_row) in chunk.chunks_mut(row).enumerate() {
                     let oy = ti * per_task + j;
@@ -746,9 +759,9 @@ fn dw_row(
     oy: usize,
     out_row: &mut [f32],
 ) {
-    let out_c = p.out_c();
+    let out_c = p.geom.out_c;
     let mut acc = vec![0i32; out_c];
-    for ox in 0..p.out_w {
+    for ox in 0..p.geom.out_w {
         acc.fill(0);
         dw_pixel(p, w, x, oy, ox, &mut acc);
         let o = &mut out_row[ox * out_c..(ox + 1) * out_c];
@@ -766,28 +779,29 @@ fn dw_row(
 /// One output pixel's int32 sums over the taps inside the image.
 #[inline(always)]
 fn dw_pixel(p: &DepthwiseParams, w: &[i16], x: &[i16], oy: usize, ox: usize, acc: &mut [i32]) {
-    let out_c = p.in_c * p.depth_multiplier;
-    let y0 = (oy * p.stride_h) as isize - p.pad_top as isize;
-    let x0 = (ox * p.stride_w) as isize - p.pad_left as isize;
-    for ky in 0..p.k_h {
-        let iy = y0 + (ky * p.dilation_h) as isize;
-        if iy < 0 || iy >= p.in_h as isize {
+    let g = &p.geom;
+    let out_c = g.in_c * g.depth_multiplier;
+    let y0 = (oy * g.stride_h) as isize - g.pad_top as isize;
+    let x0 = (ox * g.stride_w) as isize - g.pad_left as isize;
+    for ky in 0..g.k_h {
+        let iy = y0 + (ky * g.dilation_h) as isize;
+        if iy < 0 || iy >= g.in_h as isize {
             continue;
         }
-        for kx in 0..p.k_w {
-            let ix = x0 + (kx * p.dilation_w) as isize;
-            if ix < 0 || ix >= p.in_w as isize {
+        for kx in 0..g.k_w {
+            let ix = x0 + (kx * g.dilation_w) as isize;
+            if ix < 0 || ix >= g.in_w as isize {
                 continue;
             }
-            let src = (iy as usize * p.in_w + ix as usize) * p.in_c;
-            let xs = &x[src..src + p.in_c];
-            let ws = &w[(ky * p.k_w + kx) * out_c..(ky * p.k_w + kx + 1) * out_c];
-            if p.depth_multiplier == 1 {
+            let src = (iy as usize * g.in_w + ix as usize) * g.in_c;
+            let xs = &x[src..src + g.in_c];
+            let ws = &w[(ky * g.k_w + kx) * out_c..(ky * g.k_w + kx + 1) * out_c];
+            if g.depth_multiplier == 1 {
                 for ((a, &wv), &xv) in acc.iter_mut().zip(ws).zip(xs) {
                     *a = a.wrapping_add(i32::from(wv) * i32::from(xv));
                 }
             } else {
-                let dm = p.depth_multiplier;
+                let dm = g.depth_multiplier;
                 for (c, &xv) in xs.iter().enumerate() {
                     for m in 0..dm {
                         let oc = c * dm + m;

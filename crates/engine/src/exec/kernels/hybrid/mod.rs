@@ -116,7 +116,7 @@ pub(crate) fn q_asymmetric(v: f32, inv: f32, zp: i32, vector: bool) -> i32 {
 ///
 /// LiteRT's x86 build runs the NEON tensor utilities through NEON_2_SSE, so this follows
 /// `NeonSymmetricQuantizeFloats`: the first `len & !7` values round with
-/// [`round_vector`], the tail with `round()` (half away from zero).
+/// `round_vector`, the tail with `round()` (half away from zero).
 pub fn quantize_symmetric(x: &[f32], q: &mut [i8]) -> f32 {
     debug_assert_eq!(x.len(), q.len());
     let Some((scale, inv)) = symmetric_params(x) else {
@@ -309,7 +309,7 @@ pub(crate) fn check_conv(
     p.conv.check(input_len, filter_len, bias_len, output_len)?;
     check_sizes(
         "hybrid conv2d",
-        &[("weight scales", scales_len, Some(p.conv.out_c))],
+        &[("weight scales", scales_len, Some(p.conv.geom.out_c))],
     )
 }
 
@@ -324,7 +324,7 @@ pub(crate) fn check_depthwise(
     p.check(input_len, filter_len, bias_len, output_len)?;
     check_sizes(
         "hybrid depthwise",
-        &[("weight scales", scales_len, Some(p.out_c()))],
+        &[("weight scales", scales_len, Some(p.geom.out_c))],
     )
 }
 
@@ -432,28 +432,29 @@ pub fn conv_reference(
     output: &mut [f32],
 ) {
     let p = &hp.conv;
-    let (q, in_scales, zps) = quantize_batches(input, p.batch, hp.per_channel);
-    for b in 0..p.batch {
-        for oy in 0..p.out_h {
-            for ox in 0..p.out_w {
-                let y0 = (oy * p.stride_h) as isize - p.pad_top as isize;
-                let x0 = (ox * p.stride_w) as isize - p.pad_left as isize;
-                for oc in 0..p.out_c {
+    let (q, in_scales, zps) = quantize_batches(input, p.geom.batch, hp.per_channel);
+    for b in 0..p.geom.batch {
+        for oy in 0..p.geom.out_h {
+            for ox in 0..p.geom.out_w {
+                let y0 = (oy * p.geom.stride_h) as isize - p.geom.pad_top as isize;
+                let x0 = (ox * p.geom.stride_w) as isize - p.geom.pad_left as isize;
+                for oc in 0..p.geom.out_c {
                     let mut acc = 0i32;
-                    for ky in 0..p.k_h {
-                        let iy = y0 + (ky * p.dilation_h) as isize;
-                        if iy < 0 || iy >= p.in_h as isize {
+                    for ky in 0..p.geom.k_h {
+                        let iy = y0 + (ky * p.geom.dilation_h) as isize;
+                        if iy < 0 || iy >= p.geom.in_h as isize {
                             continue;
                         }
-                        for kx in 0..p.k_w {
-                            let ix = x0 + (kx * p.dilation_w) as isize;
-                            if ix < 0 || ix >= p.in_w as isize {
+                        for kx in 0..p.geom.k_w {
+                            let ix = x0 + (kx * p.geom.dilation_w) as isize;
+                            if ix < 0 || ix >= p.geom.in_w as isize {
                                 continue;
                             }
-                            let ibase =
-                                ((b * p.in_h + iy as usize) * p.in_w + ix as usize) * p.in_c;
-                            let fbase = ((oc * p.k_h + ky) * p.k_w + kx) * p.in_c;
-                            for ic in 0..p.in_c {
+                            let ibase = ((b * p.geom.in_h + iy as usize) * p.geom.in_w
+                                + ix as usize)
+                                * p.geom.in_c;
+                            let fbase = ((oc * p.geom.k_h + ky) * p.geom.k_w + kx) * p.geom.in_c;
+                            for ic in 0..p.geom.in_c {
                                 let iv = i32::from(q[ibase + ic]) - zps[b];
                                 let fv = i32::from(filter[fbase + ic]);
                                 acc = acc.wrapping_add(fv * iv);
@@ -471,7 +472,7 @@ pub fn conv_reference(
                     if let Some(bias) = bias {
                         v += bias[oc];
                     }
-                    let o = ((b * p.out_h + oy) * p.out_w + ox) * p.out_c + oc;
+                    let o = ((b * p.geom.out_h + oy) * p.geom.out_w + ox) * p.geom.out_c + oc;
                     output[o] = clamp_act(v, p.act_min, p.act_max);
                 }
             }
@@ -489,34 +490,35 @@ pub fn depthwise_reference(
     bias: Option<&[f32]>,
     output: &mut [f32],
 ) {
-    let (q, in_scales, zps) = quantize_batches(input, p.batch, true);
-    let out_c = p.out_c();
-    let dm = p.depth_multiplier;
-    for b in 0..p.batch {
-        for oy in 0..p.out_h {
-            for ox in 0..p.out_w {
-                let y0 = (oy * p.stride_h) as isize - p.pad_top as isize;
-                let x0 = (ox * p.stride_w) as isize - p.pad_left as isize;
-                for ic in 0..p.in_c {
+    let g = &p.geom;
+    let (q, in_scales, zps) = quantize_batches(input, g.batch, true);
+    let out_c = g.out_c;
+    let dm = g.depth_multiplier;
+    for b in 0..g.batch {
+        for oy in 0..g.out_h {
+            for ox in 0..g.out_w {
+                let y0 = (oy * g.stride_h) as isize - g.pad_top as isize;
+                let x0 = (ox * g.stride_w) as isize - g.pad_left as isize;
+                for ic in 0..g.in_c {
                     for m in 0..dm {
                         let oc = m + ic * dm;
                         let mut acc = 0i32;
-                        for ky in 0..p.k_h {
-                            let iy = y0 + (ky * p.dilation_h) as isize;
-                            for kx in 0..p.k_w {
-                                let ix = x0 + (kx * p.dilation_w) as isize;
+                        for ky in 0..g.k_h {
+                            let iy = y0 + (ky * g.dilation_h) as isize;
+                            for kx in 0..g.k_w {
+                                let ix = x0 + (kx * g.dilation_w) as isize;
                                 if iy < 0
-                                    || iy >= p.in_h as isize
+                                    || iy >= g.in_h as isize
                                     || ix < 0
-                                    || ix >= p.in_w as isize
+                                    || ix >= g.in_w as isize
                                 {
                                     continue;
                                 }
                                 let iv = i32::from(
-                                    q[((b * p.in_h + iy as usize) * p.in_w + ix as usize) * p.in_c
+                                    q[((b * g.in_h + iy as usize) * g.in_w + ix as usize) * g.in_c
                                         + ic],
                                 ) - zps[b];
-                                let fv = i32::from(filter[(ky * p.k_w + kx) * out_c + oc]);
+                                let fv = i32::from(filter[(ky * g.k_w + kx) * out_c + oc]);
                                 acc = acc.wrapping_add(fv * iv);
                             }
                         }
@@ -525,7 +527,7 @@ pub fn depthwise_reference(
                         if let Some(bias) = bias {
                             v += bias[oc];
                         }
-                        let o = ((b * p.out_h + oy) * p.out_w + ox) * out_c + oc;
+                        let o = ((b * g.out_h + oy) * g.out_w + ox) * out_c + oc;
                         output[o] = clamp_act(v, p.act_min, p.act_max);
                     }
                 }

@@ -2,42 +2,14 @@ use super::fast::{PackedHybridConv, PackedHybridDepthwise, PackedHybridFc};
 use super::*;
 use crate::exec::kernels::Parallelism;
 use crate::exec::kernels::cpu::{self, with_isa};
-
-/// Small deterministic generator (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn unit(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32
-    }
-    fn floats(&mut self, n: usize, lo: f32, hi: f32) -> Vec<f32> {
-        (0..n).map(|_| lo + (hi - lo) * self.unit()).collect()
-    }
-    fn i8s(&mut self, n: usize) -> Vec<i8> {
-        (0..n)
-            .map(|_| (self.below(255) as i32 - 127) as i8)
-            .collect()
-    }
-}
+use crate::exec::kernels::geometry::Geometry;
+use crate::exec::kernels::test_util::{Rng, bits};
 
 const ACTS: [(f32, f32); 3] = [
     (f32::NEG_INFINITY, f32::INFINITY),
     (0.0, f32::INFINITY),
     (0.0, 6.0),
 ];
-
-fn bits(v: &[f32]) -> Vec<u32> {
-    v.iter().map(|x| x.to_bits()).collect()
-}
 
 #[test]
 fn symmetric_quantization_matches_tflite_rules() {
@@ -70,7 +42,7 @@ fn asymmetric_quantization_matches_tflite_rules() {
 /// Reference FC against a float computation with the dequantized operands.
 #[test]
 fn fc_reference_close_to_dequantized_float() {
-    let mut rng = Rng(7);
+    let mut rng = Rng::new(7);
     let (rows, depth, units) = (3, 40, 5);
     let x = rng.floats(rows * depth, -2.0, 3.0);
     let w = rng.i8s(units * depth);
@@ -112,7 +84,7 @@ fn each_isa(mut f: impl FnMut(cpu::Isa)) {
 
 #[test]
 fn fc_fast_matches_reference() {
-    let mut rng = Rng(11);
+    let mut rng = Rng::new(11);
     for case in 0..60 {
         let rows = 1 + rng.below(9);
         let depth = 1 + rng.below(200);
@@ -166,7 +138,7 @@ fn fc_fast_matches_reference() {
 
 #[test]
 fn conv_fast_matches_reference() {
-    let mut rng = Rng(23);
+    let mut rng = Rng::new(23);
     for case in 0..40 {
         let batch = 1 + rng.below(2);
         let (in_h, in_w) = (1 + rng.below(9), 1 + rng.below(9));
@@ -197,21 +169,24 @@ fn conv_fast_matches_reference() {
         let (act_min, act_max) = ACTS[case % 3];
         let hp = HybridConvParams {
             conv: ConvParams {
-                batch,
-                in_h,
-                in_w,
-                in_c,
-                out_h,
-                out_w,
-                out_c,
-                k_h,
-                k_w,
-                stride_h,
-                stride_w,
-                dilation_h,
-                dilation_w,
-                pad_top,
-                pad_left,
+                geom: Geometry {
+                    batch,
+                    in_h,
+                    in_w,
+                    in_c,
+                    out_h,
+                    out_w,
+                    out_c,
+                    k_h,
+                    k_w,
+                    stride_h,
+                    stride_w,
+                    dilation_h,
+                    dilation_w,
+                    pad_top,
+                    pad_left,
+                    depth_multiplier: 1,
+                },
                 act_min,
                 act_max,
             },
@@ -254,7 +229,7 @@ fn conv_fast_matches_reference() {
 
 #[test]
 fn depthwise_fast_matches_reference() {
-    let mut rng = Rng(31);
+    let mut rng = Rng::new(31);
     for case in 0..40 {
         let batch = 1 + rng.below(2);
         let (in_h, in_w) = (1 + rng.below(9), 1 + rng.below(9));
@@ -273,25 +248,28 @@ fn depthwise_fast_matches_reference() {
         let (out_w, pad_left) = geom(in_w, k_w, stride_w, dilation_w);
         let (act_min, act_max) = ACTS[case % 3];
         let p = DepthwiseParams {
-            batch,
-            in_h,
-            in_w,
-            in_c,
-            out_h,
-            out_w,
-            depth_multiplier,
-            k_h,
-            k_w,
-            stride_h,
-            stride_w,
-            dilation_h,
-            dilation_w,
-            pad_top,
-            pad_left,
+            geom: Geometry {
+                batch,
+                in_h,
+                in_w,
+                in_c,
+                out_h,
+                out_w,
+                out_c: in_c * depth_multiplier,
+                k_h,
+                k_w,
+                stride_h,
+                stride_w,
+                dilation_h,
+                dilation_w,
+                pad_top,
+                pad_left,
+                depth_multiplier,
+            },
             act_min,
             act_max,
         };
-        let out_c = p.out_c();
+        let out_c = p.geom.out_c;
         let x = rng.floats(p.input_len(), -2.0, 1.0);
         let w = rng.i8s(p.filter_len());
         let scales: Vec<f32> = (0..out_c).map(|c| 0.004 + 0.0003 * c as f32).collect();
@@ -320,7 +298,7 @@ fn depthwise_fast_matches_reference() {
 
 #[test]
 fn min_max_paths_agree_even_with_nan() {
-    let mut rng = Rng(3);
+    let mut rng = Rng::new(3);
     for n in [1, 5, 16, 17, 40, 100] {
         let mut x = rng.floats(n, -5.0, 5.0);
         if n > 3 {

@@ -1,7 +1,7 @@
 //! The float32 LSTM (TFLite `lstm_eval.cc`: `CalculateLstmGateFloat`,
 //! `UpdateLstmCellFloat`, `CalculateLstmOutputFloat`), for float and dequantized models.
 
-use super::LstmDims;
+use super::dims::LstmDims;
 
 /// The cell/hidden activation (`fused_activation_function` of the LSTM options).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

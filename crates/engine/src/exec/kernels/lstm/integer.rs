@@ -5,7 +5,7 @@
 //! (Q3.12 pre-activation, Q0.15 after) and cell state (scale 2^cell_scale), int32
 //! biases folded with the zero points at preparation.
 
-use super::LstmDims;
+use super::dims::LstmDims;
 use super::fixed16::{inv_sqrt_multiplier_exp, logistic16, tanh16};
 use crate::quant::fixed_point::{Multiplier, Rounding, mbqm, rdbpot};
 

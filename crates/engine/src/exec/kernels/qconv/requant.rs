@@ -7,7 +7,7 @@
 //! `m = INT32_MIN`, which QuantizeMultiplier never produces. So lanes need one 64-bit
 //! multiply, one add and one shift.
 
-use super::QElem;
+use super::params::QElem;
 use crate::exec::kernels::cpu::Isa;
 use crate::quant::fixed_point::{Multiplier, Rounding, mbqm};
 

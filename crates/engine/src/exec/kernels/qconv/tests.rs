@@ -4,27 +4,10 @@
 use super::*;
 use crate::exec::kernels::Parallelism;
 use crate::exec::kernels::cpu::{self, available_isas, with_isa};
-use crate::exec::prepare::out_and_pad;
+use crate::exec::kernels::geometry::{Geometry, out_and_pad};
+use crate::exec::kernels::test_util::Rng;
 use crate::ir::Padding;
-use crate::quant::fixed_point::{Multiplier, quantize_multiplier};
-
-#[derive(Clone)]
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self) -> u32 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) as u32
-    }
-    fn range(&mut self, lo: i64, hi: i64) -> i64 {
-        lo + (self.next() as i64 % (hi - lo + 1))
-    }
-    fn unit(&mut self) -> f64 {
-        self.next() as f64 / (1u64 << 31) as f64
-    }
-}
+use crate::quant::fixed_point::{Multiplier, Rounding, quantize_multiplier};
 
 /// Random activations, weights, bias and parameters of one scheme.
 struct Case {
@@ -32,7 +15,7 @@ struct Case {
     bias: Option<Vec<i64>>,
 }
 
-fn params(rng: &mut Lcg, scheme: QScheme, n: usize, k: usize) -> Case {
+fn params(rng: &mut Rng, scheme: QScheme, n: usize, k: usize) -> Case {
     let (in_zp, w_zp, out_zp, lo, hi) = match scheme {
         QScheme::Uint8 => (
             rng.range(0, 255),
@@ -85,13 +68,13 @@ fn params(rng: &mut Lcg, scheme: QScheme, n: usize, k: usize) -> Case {
     }
 }
 
-fn rand_vec<T: QElem>(rng: &mut Lcg, n: usize, lo: i64, hi: i64) -> Vec<T> {
+fn rand_vec<T: QElem>(rng: &mut Rng, n: usize, lo: i64, hi: i64) -> Vec<T> {
     (0..n)
         .map(|_| T::from_i32(rng.range(lo, hi) as i32))
         .collect()
 }
 
-fn random_geom(rng: &mut Lcg, depthwise: bool, big: bool) -> QConvGeom {
+fn random_geom(rng: &mut Rng, depthwise: bool, big: bool) -> Geometry {
     let k_h = rng.range(1, 3) as usize;
     let k_w = rng.range(1, 3) as usize;
     let stride_h = rng.range(1, 2) as usize;
@@ -118,7 +101,7 @@ fn random_geom(rng: &mut Lcg, depthwise: bool, big: bool) -> QConvGeom {
     };
     let (out_h, pad_top) = out_and_pad(padding, in_h, k_h, stride_h, dilation_h).unwrap();
     let (out_w, pad_left) = out_and_pad(padding, in_w, k_w, stride_w, dilation_w).unwrap();
-    QConvGeom {
+    Geometry {
         batch: rng.range(1, 2) as usize,
         in_h,
         in_w,
@@ -162,9 +145,9 @@ fn every_path<T: QElem + PartialEq + std::fmt::Debug>(
 }
 
 fn conv_case<T: QElem + PartialEq + std::fmt::Debug, W: QElem>(
-    rng: &mut Lcg,
+    rng: &mut Rng,
     scheme: QScheme,
-    g: &QConvGeom,
+    g: &Geometry,
     (xl, xh): (i64, i64),
     (wl, wh): (i64, i64),
 ) {
@@ -182,9 +165,9 @@ fn conv_case<T: QElem + PartialEq + std::fmt::Debug, W: QElem>(
 }
 
 fn dw_case<T: QElem + PartialEq + std::fmt::Debug, W: QElem>(
-    rng: &mut Lcg,
+    rng: &mut Rng,
     scheme: QScheme,
-    g: &QConvGeom,
+    g: &Geometry,
     (xl, xh): (i64, i64),
     (wl, wh): (i64, i64),
 ) {
@@ -201,7 +184,7 @@ fn dw_case<T: QElem + PartialEq + std::fmt::Debug, W: QElem>(
 }
 
 fn fc_case<T: QElem + PartialEq + std::fmt::Debug, W: QElem>(
-    rng: &mut Lcg,
+    rng: &mut Rng,
     scheme: QScheme,
     g: &QFcGeom,
     (xl, xh): (i64, i64),
@@ -226,7 +209,7 @@ const I16: (i64, i64) = (-32768, 32767);
 
 #[test]
 fn conv_fast_matches_reference() {
-    let mut rng = Lcg(1);
+    let mut rng = Rng::new(1);
     for i in 0..24 {
         let g = random_geom(&mut rng, false, i % 6 == 0);
         conv_case::<u8, u8>(&mut rng, QScheme::Uint8, &g, U8, U8);
@@ -237,7 +220,7 @@ fn conv_fast_matches_reference() {
 
 #[test]
 fn depthwise_fast_matches_reference() {
-    let mut rng = Lcg(2);
+    let mut rng = Rng::new(2);
     for i in 0..24 {
         let g = random_geom(&mut rng, true, i % 6 == 0);
         dw_case::<u8, u8>(&mut rng, QScheme::Uint8, &g, U8, U8);
@@ -248,7 +231,7 @@ fn depthwise_fast_matches_reference() {
 
 #[test]
 fn fc_fast_matches_reference() {
-    let mut rng = Lcg(3);
+    let mut rng = Rng::new(3);
     for i in 0..20 {
         let g = QFcGeom {
             rows: rng.range(1, if i % 5 == 0 { 70 } else { 5 }) as usize,
@@ -265,7 +248,7 @@ fn fc_fast_matches_reference() {
 /// int8 sums that wrap.
 #[test]
 fn extremes_match_reference() {
-    let mut rng = Lcg(4);
+    let mut rng = Rng::new(4);
     let g = QFcGeom {
         rows: 3,
         depth: 1000,
@@ -301,7 +284,7 @@ fn unit_params(scheme: QScheme, in_zp: i32, w_zp: i32, out_zp: i32, n: usize) ->
 fn hand_checked_conv_int8() {
     // 1×3×3×1 input, 2×2 kernel, SAME padding, stride 1: the bottom/right taps are
     // skipped at the border (= input zero point 1).
-    let g = QConvGeom {
+    let g = Geometry {
         batch: 1,
         in_h: 3,
         in_w: 3,
@@ -356,7 +339,7 @@ fn hand_checked_uint8_fc_and_depthwise() {
     fc_reference(&g, &q, &x, &w, None, &mut out).unwrap();
     assert_eq!(out, [55]);
     // Depthwise, 1 pixel, 2 channels, multiplier 2 (4 outputs), 1×1 kernel.
-    let g = QConvGeom {
+    let g = Geometry {
         batch: 1,
         in_h: 1,
         in_w: 1,
@@ -482,8 +465,8 @@ fn thread_cpu_ns() -> u64 {
 #[test]
 #[ignore]
 fn qconv_timing() {
-    let mut rng = Lcg(9);
-    let geo = |hw, ic, oc, k, s, pad, ohw, m| QConvGeom {
+    let mut rng = Rng::new(9);
+    let geo = |hw, ic, oc, k, s, pad, ohw, m| Geometry {
         batch: 1,
         in_h: hw,
         in_w: hw,
@@ -568,7 +551,7 @@ fn qconv_timing() {
 /// uint8 weight zero points 128 (no Σx correction) and others, and extreme inputs.
 #[test]
 fn depthwise_vnni_layers_match_reference() {
-    let mut rng = Lcg(7);
+    let mut rng = Rng::new(7);
     let layers = [
         (9, 32, 3, 1),
         (10, 96, 3, 2),
@@ -581,7 +564,7 @@ fn depthwise_vnni_layers_match_reference() {
     for (i, &(hw, ch, k, s)) in layers.iter().enumerate() {
         let pad = (k - 1) / 2;
         let out_hw = (hw + 2 * pad - k) / s + 1;
-        let g = QConvGeom {
+        let g = Geometry {
             batch: 1 + i % 2,
             in_h: hw,
             in_w: hw + 1,
@@ -649,7 +632,7 @@ fn depthwise_vnni_layers_match_reference() {
 /// with 1 to 4 kernel rows, vertical stride/dilation 2, padding on both sides.
 #[test]
 fn depthwise_column_path_matches_reference() {
-    let mut rng = Lcg(11);
+    let mut rng = Rng::new(11);
     for (k_h, s_h, s_w, d_h, ch) in [
         (1, 1, 1, 1, 40),
         (2, 2, 1, 1, 33),
@@ -660,7 +643,7 @@ fn depthwise_column_path_matches_reference() {
         let (in_h, in_w) = (9, 8);
         let (out_h, pad_top) = out_and_pad(Padding::Same, in_h, k_h, s_h, d_h).unwrap();
         let (out_w, pad_left) = out_and_pad(Padding::Same, in_w, 3, s_w, 1).unwrap();
-        let g = QConvGeom {
+        let g = Geometry {
             batch: 2,
             in_h,
             in_w,
@@ -688,7 +671,7 @@ fn depthwise_column_path_matches_reference() {
 /// and its rounding ties: right shifts 1..=4 (ties frequent) or 1..=30, the full or a
 /// fused activation range within `[lo, hi]`, and a bias unless `i % 5 == 0`.
 fn tie_prone_params(
-    rng: &mut Lcg,
+    rng: &mut Rng,
     scheme: QScheme,
     n: usize,
     (lo, hi): (i64, i64),
@@ -732,7 +715,7 @@ fn tie_prone_params(
 /// partial 16-channel blocks and partial 4-row tiles.
 #[test]
 fn fast_requant_matches_reference() {
-    let mut rng = Lcg(77);
+    let mut rng = Rng::new(77);
     let mut covered = 0;
     for i in 0..40 {
         let scheme = if i % 2 == 0 {
@@ -744,7 +727,7 @@ fn fast_requant_matches_reference() {
         let hw = rng.range(1, 7) as usize;
         let (k, s) = if i % 3 == 0 { (3, 2) } else { (1, 1) };
         let (out_hw, pad) = out_and_pad(Padding::Same, hw, k, s, 1).unwrap();
-        let g = QConvGeom {
+        let g = Geometry {
             batch: 1,
             in_h: hw,
             in_w: hw,
@@ -814,7 +797,7 @@ fn fast_requant_matches_reference() {
 /// Σa term, and the pairs' dummy-tap weights) and fused clamps.
 #[test]
 fn depthwise_fast_requant_matches_reference() {
-    let mut rng = Lcg(78);
+    let mut rng = Rng::new(78);
     let (mut covered, mut pairs) = (0, 0);
     for i in 0..40 {
         let scheme = if i % 2 == 0 {
@@ -826,7 +809,7 @@ fn depthwise_fast_requant_matches_reference() {
         let (hw, s) = (rng.range(1, 9) as usize, rng.range(1, 2) as usize);
         let (out_h, pad_top) = out_and_pad(Padding::Same, hw, 3, s, 1).unwrap();
         let (out_w, pad_left) = out_and_pad(Padding::Same, hw + 1, 3, s, 1).unwrap();
-        let g = QConvGeom {
+        let g = Geometry {
             batch: 1 + i % 2,
             in_h: hw,
             in_w: hw + 1,
@@ -899,7 +882,7 @@ fn depthwise_fast_requant_matches_reference() {
 /// above), uint8 rows with the weight zero point's row sums, partial 4/8-row tiles.
 #[test]
 fn pointwise_in_place_rows_match_reference() {
-    let mut rng = Lcg(79);
+    let mut rng = Rng::new(79);
     let mut covered = 0;
     for (hw, in_c, out_c) in [
         (5, 16, 96),
@@ -909,7 +892,7 @@ fn pointwise_in_place_rows_match_reference() {
         (2, 96, 24),
         (3, 8, 144),
     ] {
-        let g = QConvGeom {
+        let g = Geometry {
             batch: 1,
             in_h: hw,
             in_w: hw + 2,
@@ -971,7 +954,7 @@ fn pointwise_in_place_rows_match_reference() {
 /// two (rows crossing images), with int8 and uint8 (row sums for the weight zero point).
 #[test]
 fn window_gather_matches_reference() {
-    let mut rng = Lcg(80);
+    let mut rng = Rng::new(80);
     for (c, k, s, pad, hw) in [
         (3, 3, 2, 1, 9),
         (1, 3, 1, 1, 6),
@@ -981,7 +964,7 @@ fn window_gather_matches_reference() {
         (3, 3, 2, 0, 10),
     ] {
         let out_hw = (hw + 2 * pad - k) / s + 1;
-        let g = QConvGeom {
+        let g = Geometry {
             batch: 2,
             in_h: hw,
             in_w: hw + 1,

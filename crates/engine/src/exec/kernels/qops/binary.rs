@@ -592,8 +592,8 @@ mod x86 {
         [m1, m2, mo]: [R; 3],
     ) -> usize {
         let n = y.len() / 16 * 16;
-        // SAFETY (the whole body): AVX-512F/BW enabled by the callers; j + 16 <= n and
-        // every run holds n elements (caller contract); `v` is clamped to the
+        // SAFETY: for the whole body: AVX-512F/BW are enabled by the callers; j + 16 <= n
+        // and every run holds n elements (caller contract); `v` is clamped to the
         // activation range, which lies within `T`'s.
         unsafe {
             let ls = _mm_cvtsi32_si128(t.left_shift);
@@ -697,6 +697,7 @@ mod x86 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exec::kernels::test_util::Rng;
 
     /// `t` on `n`-element operands, same shape and each broadcast as a scalar, equals
     /// the reference with parameters `p`.
@@ -866,11 +867,8 @@ mod tests {
             (0.5, 0.5, 100.0),
             (2.0, 1e-5, 0.01),
         ];
-        let mut state = 0x9e37_79b9u32;
-        let mut next = || {
-            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            (state >> 16) as u16 as i16
-        };
+        let mut rng = Rng::new(0x9e37_79b9);
+        let mut next = || rng.next_u31() as u16 as i16;
         for (k, &(s1, s2, so)) in scales.iter().enumerate() {
             for sub in [false, true] {
                 for n in [1usize, 15, 16, 17, 61, 300] {

@@ -2,37 +2,22 @@
 //! output share scale and zero point, so the kernels work on raw values.
 
 use super::{QInt, clamp_to};
+use crate::exec::kernels::geometry::Geometry;
 
+/// Geometry (window `k_h × k_w`, `in_c` channels) and activation clamp (in output
+/// integers) of one quantized pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct QPoolParams {
-    pub batch: usize,
-    pub in_h: usize,
-    pub in_w: usize,
-    pub channels: usize,
-    pub out_h: usize,
-    pub out_w: usize,
-    pub filter_h: usize,
-    pub filter_w: usize,
-    pub stride_h: usize,
-    pub stride_w: usize,
-    pub pad_top: usize,
-    pub pad_left: usize,
+    pub geom: Geometry,
     pub act_min: i32,
     pub act_max: i32,
 }
 
 impl QPoolParams {
-    /// In-image window `[start, end)` along one axis for output position `o`.
-    fn window(o: usize, stride: usize, pad: usize, filter: usize, size: usize) -> (usize, usize) {
-        let origin = (o * stride) as isize - pad as isize;
-        let start = origin.max(0) as usize;
-        let end = (origin + filter as isize).clamp(0, size as isize) as usize;
-        (start, end.max(start))
-    }
-
     fn lengths_ok(&self, x: usize, y: usize) -> bool {
-        let c = self.channels;
-        x == self.batch * self.in_h * self.in_w * c && y == self.batch * self.out_h * self.out_w * c
+        let g = &self.geom;
+        let c = g.in_c;
+        x == g.batch * g.in_h * g.in_w * c && y == g.batch * g.out_h * g.out_w * c
     }
 }
 
@@ -51,20 +36,21 @@ fn rounded_average(sum: i32, n: i32, signed: bool) -> i32 {
 /// their count. A window with no in-image tap (excessive padding) outputs the
 /// clamped 0 (TFLite fails such a run instead).
 pub fn average_pool_reference<T: QInt>(p: &QPoolParams, x: &[T], y: &mut [T]) {
+    let g = &p.geom;
     assert!(p.lengths_ok(x.len(), y.len()), "qpool: lengths");
-    let c = p.channels;
+    let c = g.in_c;
     let signed = T::MIN < 0;
-    for b in 0..p.batch {
-        for oy in 0..p.out_h {
-            let (y0, y1) = QPoolParams::window(oy, p.stride_h, p.pad_top, p.filter_h, p.in_h);
-            for ox in 0..p.out_w {
-                let (x0, x1) = QPoolParams::window(ox, p.stride_w, p.pad_left, p.filter_w, p.in_w);
+    for b in 0..g.batch {
+        for oy in 0..g.out_h {
+            let (y0, y1) = g.window_y(oy);
+            for ox in 0..g.out_w {
+                let (x0, x1) = g.window_x(ox);
                 for ch in 0..c {
                     let mut sum = 0i32;
                     let mut n = 0i32;
                     for iy in y0..y1 {
                         for ix in x0..x1 {
-                            sum += x[((b * p.in_h + iy) * p.in_w + ix) * c + ch].get();
+                            sum += x[((b * g.in_h + iy) * g.in_w + ix) * c + ch].get();
                             n += 1;
                         }
                     }
@@ -73,7 +59,7 @@ pub fn average_pool_reference<T: QInt>(p: &QPoolParams, x: &[T], y: &mut [T]) {
                     } else {
                         0
                     };
-                    y[((b * p.out_h + oy) * p.out_w + ox) * c + ch] =
+                    y[((b * g.out_h + oy) * g.out_w + ox) * c + ch] =
                         clamp_to(avg, p.act_min, p.act_max);
                 }
             }
@@ -84,22 +70,23 @@ pub fn average_pool_reference<T: QInt>(p: &QPoolParams, x: &[T], y: &mut [T]) {
 /// Fast average pool: the window is summed pixel by pixel into a channel vector
 /// (contiguous, vectorizable); integer sums are exact, so the result is the same.
 pub fn average_pool_fast<T: QInt>(p: &QPoolParams, x: &[T], y: &mut [T]) {
+    let g = &p.geom;
     assert!(p.lengths_ok(x.len(), y.len()), "qpool: lengths");
-    let c = p.channels;
+    let c = g.in_c;
     if c == 0 {
         return;
     }
     let signed = T::MIN < 0;
     let mut acc = vec![0i32; c];
-    for b in 0..p.batch {
-        let img = &x[b * p.in_h * p.in_w * c..][..p.in_h * p.in_w * c];
-        for oy in 0..p.out_h {
-            let (y0, y1) = QPoolParams::window(oy, p.stride_h, p.pad_top, p.filter_h, p.in_h);
-            for ox in 0..p.out_w {
-                let (x0, x1) = QPoolParams::window(ox, p.stride_w, p.pad_left, p.filter_w, p.in_w);
+    for b in 0..g.batch {
+        let img = &x[b * g.in_h * g.in_w * c..][..g.in_h * g.in_w * c];
+        for oy in 0..g.out_h {
+            let (y0, y1) = g.window_y(oy);
+            for ox in 0..g.out_w {
+                let (x0, x1) = g.window_x(ox);
                 acc.fill(0);
                 for iy in y0..y1 {
-                    let row = &img[(iy * p.in_w + x0) * c..(iy * p.in_w + x1) * c];
+                    let row = &img[(iy * g.in_w + x0) * c..(iy * g.in_w + x1) * c];
                     for px in row.chunks_exact(c) {
                         for (s, v) in acc.iter_mut().zip(px) {
                             *s += v.get();
@@ -107,7 +94,7 @@ pub fn average_pool_fast<T: QInt>(p: &QPoolParams, x: &[T], y: &mut [T]) {
                     }
                 }
                 let n = ((y1 - y0) * (x1 - x0)) as i32;
-                let out = &mut y[((b * p.out_h + oy) * p.out_w + ox) * c..][..c];
+                let out = &mut y[((b * g.out_h + oy) * g.out_w + ox) * c..][..c];
                 for (o, &s) in out.iter_mut().zip(&acc) {
                     let avg = if n > 0 {
                         rounded_average(s, n, signed)
@@ -123,28 +110,29 @@ pub fn average_pool_fast<T: QInt>(p: &QPoolParams, x: &[T], y: &mut [T]) {
 
 /// Max pool: maximum of the in-image taps (start value: the type minimum), clamped.
 pub fn max_pool<T: QInt>(p: &QPoolParams, x: &[T], y: &mut [T]) {
+    let g = &p.geom;
     assert!(p.lengths_ok(x.len(), y.len()), "qpool: lengths");
-    let c = p.channels;
+    let c = g.in_c;
     if c == 0 {
         return;
     }
     let mut acc = vec![0i32; c];
-    for b in 0..p.batch {
-        let img = &x[b * p.in_h * p.in_w * c..][..p.in_h * p.in_w * c];
-        for oy in 0..p.out_h {
-            let (y0, y1) = QPoolParams::window(oy, p.stride_h, p.pad_top, p.filter_h, p.in_h);
-            for ox in 0..p.out_w {
-                let (x0, x1) = QPoolParams::window(ox, p.stride_w, p.pad_left, p.filter_w, p.in_w);
+    for b in 0..g.batch {
+        let img = &x[b * g.in_h * g.in_w * c..][..g.in_h * g.in_w * c];
+        for oy in 0..g.out_h {
+            let (y0, y1) = g.window_y(oy);
+            for ox in 0..g.out_w {
+                let (x0, x1) = g.window_x(ox);
                 acc.fill(T::MIN);
                 for iy in y0..y1 {
-                    let row = &img[(iy * p.in_w + x0) * c..(iy * p.in_w + x1) * c];
+                    let row = &img[(iy * g.in_w + x0) * c..(iy * g.in_w + x1) * c];
                     for px in row.chunks_exact(c) {
                         for (s, v) in acc.iter_mut().zip(px) {
                             *s = (*s).max(v.get());
                         }
                     }
                 }
-                let out = &mut y[((b * p.out_h + oy) * p.out_w + ox) * c..][..c];
+                let out = &mut y[((b * g.out_h + oy) * g.out_w + ox) * c..][..c];
                 for (o, &s) in out.iter_mut().zip(&acc) {
                     *o = clamp_to(s, p.act_min, p.act_max);
                 }
@@ -169,18 +157,24 @@ mod tests {
         ow: usize,
     ) -> QPoolParams {
         QPoolParams {
-            batch: 1,
-            in_h: h,
-            in_w: w,
-            channels: c,
-            out_h: oh,
-            out_w: ow,
-            filter_h: f,
-            filter_w: f,
-            stride_h: s,
-            stride_w: s,
-            pad_top: pad,
-            pad_left: pad,
+            geom: Geometry {
+                batch: 1,
+                in_h: h,
+                in_w: w,
+                in_c: c,
+                out_h: oh,
+                out_w: ow,
+                out_c: c,
+                k_h: f,
+                k_w: f,
+                stride_h: s,
+                stride_w: s,
+                dilation_h: 1,
+                dilation_w: 1,
+                pad_top: pad,
+                pad_left: pad,
+                depth_multiplier: 1,
+            },
             act_min: -128,
             act_max: 127,
         }
@@ -190,7 +184,7 @@ mod tests {
     fn tv10_int8_average_rounding() {
         // 1×2 windows over a 1×4 image ... use 2×2 filter on 2×2 single-channel images.
         let mut p = params(1, 2, 1, 2, 2, 0, 1, 1);
-        p.filter_h = 1;
+        p.geom.k_h = 1;
         let mut y = [0i8; 1];
         average_pool_reference(&p, &[-1i8, -2], &mut y);
         assert_eq!(y, [-2]);
@@ -201,7 +195,7 @@ mod tests {
         assert_eq!(y, [-1]);
         // uint8 rounds half up: (1 + 2 + 1) / 2 → (3 + 1)/2 = 2; (0+1)=0.5 → 1.
         let mut p = params(1, 2, 1, 2, 2, 0, 1, 1);
-        p.filter_h = 1;
+        p.geom.k_h = 1;
         p.act_min = 0;
         p.act_max = 255;
         let mut yu = [0u8; 1];

@@ -213,14 +213,12 @@ impl SoftmaxTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exec::kernels::test_util::Rng;
 
     #[test]
     fn fast_8bit_softmax_matches_the_reference() {
-        let mut state = 0x1234_5678u32;
-        let mut next = || {
-            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            state >> 8
-        };
+        let mut rng = Rng::new(0x1234_5678);
+        let mut next = || rng.next_u31();
         // Scales that put diff_min inside and outside the 8-bit range, incl. beta != 1.
         for &(beta, scale) in &[
             (1.0f32, 0.1f32),
@@ -308,15 +306,8 @@ mod tests {
         assert!(y[1] >= 32760 && y[0] <= 2 && y[2] <= 2, "{y:?}");
         // Against float softmax on random rows of 10.
         let s = 0.0004f32;
-        let mut seed = 5u64;
-        let x: Vec<i16> = (0..200)
-            .map(|_| {
-                seed = seed
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                (seed >> 48) as i16
-            })
-            .collect();
+        let mut rng = Rng::new(5);
+        let x: Vec<i16> = (0..200).map(|_| (rng.next_u64() >> 48) as i16).collect();
         let p = Softmax16::new(1.0, s);
         let mut y = vec![0i16; 200];
         p.run(&x, &mut y, 10);

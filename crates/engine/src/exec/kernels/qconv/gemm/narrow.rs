@@ -13,10 +13,11 @@
 //! Paths: AVX-512 VNNI (`vpdpbusd`, 4 rows × up to 64 channels), AVX2 (`vpmaddwd` on
 //! 16-bit widened values: exact, unlike the saturating `vpmaddubsw`) and portable.
 
-use super::QElem;
-use super::requant::{Requant, fast_nudges, fast_shifts_ok};
 use crate::exec::kernels::Parallelism;
 use crate::exec::kernels::cpu::{self, Isa};
+use crate::exec::kernels::geometry::Geometry;
+use crate::exec::kernels::qconv::params::QElem;
+use crate::exec::kernels::qconv::requant::{Requant, fast_nudges, fast_shifts_ok};
 use crate::exec::parallel;
 
 /// Rows per register tile.
@@ -68,17 +69,7 @@ pub(crate) struct Gemm8 {
 /// rows straight into the packed byte rows.
 pub(crate) struct Window<'a> {
     pub input: &'a [u8],
-    pub in_h: usize,
-    pub in_w: usize,
-    pub c: usize,
-    pub out_h: usize,
-    pub out_w: usize,
-    pub k_h: usize,
-    pub k_w: usize,
-    pub stride_h: usize,
-    pub stride_w: usize,
-    pub pad_top: usize,
-    pub pad_left: usize,
+    pub geom: Geometry,
     /// The input zero point's byte, stored for taps outside the image.
     pub pad: u8,
 }
@@ -205,7 +196,7 @@ impl Gemm8 {
     /// [`fast_shifts_ok`] and `|x| < 2^30` for every possible `x = Σab + col + β·Σa`
     /// (bounded from the packed weights, `a ≤ 255`). Returns its nudges.
     ///
-    /// [`rq_fast`]: super::requant::v512::rq_fast
+    /// [`rq_fast`]: crate::exec::kernels::qconv::requant::v512::rq_fast
     fn fast_nudges(
         n: usize,
         k: usize,
@@ -355,8 +346,8 @@ impl Gemm8 {
         if let Some(w) = window
             && self.fused
             && std::mem::size_of::<T>() == 1
-            && w.k_w * w.c <= 16
-            && w.k_h * w.k_w * w.c == k
+            && w.geom.k_w * w.geom.in_c <= 16
+            && w.geom.k_h * w.geom.k_w * w.geom.in_c == k
         {
             let flip = if self.a_bias == 128 { 0x80 } else { 0 };
             // SAFETY: `fused` implies AVX-512 BW/VL; bounds are checked inside.
@@ -718,37 +709,37 @@ mod x86 {
         dst: &mut [u8],
         rowbase: &mut Vec<isize>,
     ) {
-        let run = w.k_w * w.c;
-        assert!(run <= 16 && k == w.k_h * run && k <= kp && dst.len() >= rows * kp);
-        assert!(w.out_w > 0 && w.out_h > 0);
+        let run = w.geom.k_w * w.geom.in_c;
+        assert!(run <= 16 && k == w.geom.k_h * run && k <= kp && dst.len() >= rows * kp);
+        assert!(w.geom.out_w > 0 && w.geom.out_h > 0);
         let bits = |n: usize| -> u16 { ((1u32 << n) - 1) as u16 };
-        let (rm, cm) = (bits(run), bits(w.c));
+        let (rm, cm) = (bits(run), bits(w.geom.in_c));
         // The row tail k..kp (< 4 bytes) is zeroed with one masked store.
         let tail = bits(kp - k);
         let f = _mm_set1_epi8(flip as i8);
         let padv = _mm_set1_epi8((w.pad ^ flip) as i8);
-        let (mut ox, t) = (m0 % w.out_w, m0 / w.out_w);
-        let (mut oy, mut b) = (t % w.out_h, t / w.out_h);
+        let (mut ox, t) = (m0 % w.geom.out_w, m0 / w.geom.out_w);
+        let (mut oy, mut b) = (t % w.geom.out_h, t / w.geom.out_h);
         let src = w.input.as_ptr();
-        let row_bytes = (w.in_w * w.c) as isize;
-        rowbase.resize(w.k_h, -1);
+        let row_bytes = (w.geom.in_w * w.geom.in_c) as isize;
+        rowbase.resize(w.geom.k_h, -1);
         let mut r = 0;
         while r < rows {
             // Byte offset of each kernel row's input row, −1 outside the image.
             for (ky, rb) in rowbase.iter_mut().enumerate() {
-                let iy = (oy * w.stride_h + ky) as isize - w.pad_top as isize;
-                *rb = if iy < 0 || iy >= w.in_h as isize {
+                let iy = (oy * w.geom.stride_h + ky) as isize - w.geom.pad_top as isize;
+                *rb = if iy < 0 || iy >= w.geom.in_h as isize {
                     -1
                 } else {
-                    (b * w.in_h) as isize * row_bytes + iy * row_bytes
+                    (b * w.geom.in_h) as isize * row_bytes + iy * row_bytes
                 };
             }
-            let seg = (w.out_w - ox).min(rows - r);
+            let seg = (w.geom.out_w - ox).min(rows - r);
             for i in 0..seg {
                 let row = &mut dst[(r + i) * kp..(r + i + 1) * kp];
-                let x0 = ((ox + i) * w.stride_w) as isize - w.pad_left as isize;
-                if x0 >= 0 && x0 as usize + w.k_w <= w.in_w {
-                    let xoff = x0 * w.c as isize;
+                let x0 = ((ox + i) * w.geom.stride_w) as isize - w.geom.pad_left as isize;
+                if x0 >= 0 && x0 as usize + w.geom.k_w <= w.geom.in_w {
+                    let xoff = x0 * w.geom.in_c as isize;
                     for (ky, &rb) in rowbase.iter().enumerate() {
                         let d = row[ky * run..].as_mut_ptr();
                         if rb < 0 {
@@ -766,13 +757,13 @@ mod x86 {
                     }
                 } else {
                     for (ky, &rb) in rowbase.iter().enumerate() {
-                        for kx in 0..w.k_w {
+                        for kx in 0..w.geom.k_w {
                             let ix = x0 + kx as isize;
-                            let v = if rb < 0 || ix < 0 || ix >= w.in_w as isize {
+                            let v = if rb < 0 || ix < 0 || ix >= w.geom.in_w as isize {
                                 padv
                             } else {
-                                let s = (rb + ix * w.c as isize) as usize;
-                                assert!(s + w.c <= w.input.len());
+                                let s = (rb + ix * w.geom.in_c as isize) as usize;
+                                assert!(s + w.geom.in_c <= w.input.len());
                                 // SAFETY: masked to `c` bytes in bounds (asserted).
                                 unsafe {
                                     _mm_xor_si128(_mm_maskz_loadu_epi8(cm, src.add(s).cast()), f)
@@ -780,7 +771,7 @@ mod x86 {
                             };
                             // SAFETY: tap kx's `c` bytes lie inside this kernel row's run.
                             unsafe {
-                                let d = row[ky * run + kx * w.c..].as_mut_ptr();
+                                let d = row[ky * run + kx * w.geom.in_c..].as_mut_ptr();
                                 _mm_mask_storeu_epi8(d.cast(), cm, v)
                             };
                         }
@@ -793,10 +784,10 @@ mod x86 {
             }
             r += seg;
             ox += seg;
-            if ox == w.out_w {
+            if ox == w.geom.out_w {
                 ox = 0;
                 oy += 1;
-                if oy == w.out_h {
+                if oy == w.geom.out_h {
                     oy = 0;
                     b += 1;
                 }

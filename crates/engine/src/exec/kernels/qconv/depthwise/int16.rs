@@ -8,15 +8,16 @@
 //! widened and requantized in registers with the same `mbqm64` constants as
 //! [`Requant64`], so the bytes equal the reference kernel's.
 
-use super::wide::Requant64;
-use super::{QConvGeom, QElem, QParams};
 use crate::exec::kernels::cpu;
+use crate::exec::kernels::geometry::Geometry;
+use crate::exec::kernels::qconv::gemm::wide::{self, Requant64};
+use crate::exec::kernels::qconv::params::{QElem, QParams};
 
 /// Most taps whose sums stay exact in int32 (256 · 2^22 = 2^30).
 const MAX_TAPS: usize = 256;
 
 pub(super) struct Dw16 {
-    g: QConvGeom,
+    g: Geometry,
     /// Tap pairs (the last one padded with a zero-weight tap when `taps` is odd).
     pairs: usize,
     /// Blocks of 32 channels.
@@ -42,7 +43,7 @@ impl Dw16 {
     /// `None` unless the CPU has AVX-512 F/BW/DQ and the op is an int16 depthwise
     /// with multiplier 1, input zero point 0 and at most [`MAX_TAPS`] taps.
     pub fn new<W: QElem>(
-        g: &QConvGeom,
+        g: &Geometry,
         q: &QParams,
         filter: &[W],
         rq: &Requant64,
@@ -78,7 +79,7 @@ impl Dw16 {
                         let (lo, hi) = (weight(2 * p, ch), weight(2 * p + 1, ch));
                         // Weights are int8 (minus a zero point of 0): they fit int16.
                         let (lo, hi) = (i16::try_from(lo).ok()?, i16::try_from(hi).ok()?);
-                        w.push(super::wide::pair(lo, hi));
+                        w.push(wide::pair(lo, hi));
                     }
                 }
             }
@@ -137,7 +138,7 @@ impl Dw16 {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::Dw16;
-    use crate::exec::kernels::qconv::wide::x86::{mac, requant16};
+    use crate::exec::kernels::qconv::gemm::wide::x86::{mac, requant16};
     use std::arch::x86_64::*;
 
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vnni")]

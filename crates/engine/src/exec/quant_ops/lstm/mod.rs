@@ -730,5 +730,4 @@ impl OpKernel for FloatLstmKernel {
 }
 
 #[cfg(test)]
-#[path = "../kernels/lstm/model_tests.rs"]
 mod tests;

@@ -8,17 +8,193 @@
 //! accumulators are flushed to int64 after `block` pairs, chosen at packing so that a
 //! block cannot overflow: the sums equal the scalar reference exactly.
 
-use super::QElem;
+use crate::exec::kernels::Parallelism;
 use crate::exec::kernels::cpu::{self, Isa};
+use crate::exec::kernels::qconv::params::{QElem, QParams};
+use crate::exec::kernels::qconv::simd::{dispatch, isa_now, multiversion};
+use crate::exec::parallel;
 use crate::quant::fixed_point::{Multiplier, mbqm64};
 
+/// int16x8 GEMM: exact int64 sums. With AVX2/AVX-512 the weights are packed for
+/// the panel tiles below ([`WidePacked`]); otherwise `[n][kp]` as int16 for plain dot products.
+pub(in crate::exec::kernels::qconv) struct Wide {
+    isa: Isa,
+    k: usize,
+    kp: usize,
+    n: usize,
+    w: Vec<i16>,
+    simd: Option<WidePacked>,
+    rq: Requant64,
+    bias: Vec<i64>,
+    mult: Vec<Multiplier>,
+    act_min: i32,
+    act_max: i32,
+}
+
+const WIDE_BLOCK: usize = 256;
+
+#[inline(always)]
+fn dot16(a: &[i16], b: &[i16]) -> i64 {
+    let mut t = 0i64;
+    for (ca, cb) in a.chunks(WIDE_BLOCK).zip(b.chunks(WIDE_BLOCK)) {
+        let s: i32 = ca.iter().zip(cb).map(|(&x, &y)| x as i32 * y as i32).sum();
+        t += s as i64;
+    }
+    t
+}
+
+#[inline(always)]
+fn wide_row<T: QElem>(wd: &Wide, a: &[i16], out: &mut [T]) {
+    for (c, o) in out.iter_mut().enumerate() {
+        let acc = dot16(a, &wd.w[c * wd.kp..(c + 1) * wd.kp]);
+        let v = mbqm64(acc.wrapping_add(wd.bias[c]), wd.mult[c]);
+        *o = T::from_i32(v.clamp(wd.act_min, wd.act_max));
+    }
+}
+multiversion!(wide_row, wide_row_avx2, wide_row_avx512, <T: QElem>(wd: &Wide, a: &[i16], out: &mut [T]));
+
+impl Wide {
+    pub(super) fn new(
+        n: usize,
+        k: usize,
+        w: impl Fn(usize, usize) -> i32,
+        bias: Option<&[i64]>,
+        q: &QParams,
+    ) -> Self {
+        let kp = k.next_multiple_of(16);
+        let isa = isa_now();
+        let simd = (isa != Isa::Portable).then(|| WidePacked::new(n, k, &w));
+        let mut wv = Vec::new();
+        if simd.is_none() {
+            wv = vec![0i16; n * kp];
+            for c in 0..n {
+                for kk in 0..k {
+                    wv[c * kp + kk] = w(c, kk) as i16;
+                }
+            }
+        }
+        let bias: Vec<i64> = (0..n).map(|c| bias.map_or(0, |b| b[c])).collect();
+        Wide {
+            isa,
+            k,
+            kp,
+            n,
+            w: wv,
+            simd,
+            rq: Requant64::new(isa, bias.clone(), &q.mult, q.act_min, q.act_max),
+            bias,
+            mult: q.mult.clone(),
+            act_min: q.act_min,
+            act_max: q.act_max,
+        }
+    }
+
+    /// Bytes of packed weights (portable `[n][kp]` int16, or the SIMD panels).
+    pub(super) fn packed_bytes(&self) -> usize {
+        self.w.len() * 2 + self.simd.as_ref().map_or(0, |p| p.packed_bytes())
+    }
+
+    pub(super) fn run<T: QElem>(
+        &self,
+        m: usize,
+        fill: &(dyn Fn(usize, &mut [T]) + Sync),
+        out: &mut [T],
+        par: Parallelism,
+    ) {
+        let n = self.n;
+        assert_eq!(out.len(), m * n, "int16 gemm output size");
+        if n == 0 {
+            return;
+        }
+        if let Some(sp) = &self.simd {
+            return self.run_tiles(sp, fill, out, par);
+        }
+        let row = |x: &mut Vec<T>, a: &mut Vec<i16>, r: usize, o: &mut [T]| {
+            fill(r, x);
+            for (d, v) in a.iter_mut().zip(x.iter()) {
+                *d = v.to_i32() as i16;
+            }
+            dispatch!(
+                self.isa,
+                wide_row,
+                wide_row_avx2,
+                wide_row_avx512,
+                (self, a, o)
+            );
+        };
+        let macs = m * n * self.k;
+        let tasks = parallel::task_count(par, m, macs / parallel::GEMV_MACS_PER_NS);
+        let per_task = m.div_ceil(tasks);
+        parallel::for_each_chunk_mut(par, out, per_task * n, &|ci, chunk| {
+            let (mut x, mut a) = (vec![T::from_i32(0); self.k], vec![0i16; self.kp]);
+            for (r, o) in chunk.chunks_mut(n).enumerate() {
+                row(&mut x, &mut a, ci * per_task + r, o);
+            }
+        });
+    }
+}
+
+impl Wide {
+    /// The SIMD path: `ROWS` output rows per tile.
+    fn run_tiles<T: QElem>(
+        &self,
+        sp: &WidePacked,
+        fill: &(dyn Fn(usize, &mut [T]) + Sync),
+        out: &mut [T],
+        par: Parallelism,
+    ) {
+        let (n, pairs) = (self.n, sp.pairs);
+        let nc = sp.panels * PANEL;
+        let tile = |x: &mut Vec<T>, a: &mut Vec<i32>, acc: &mut Vec<i64>, t: usize, o: &mut [T]| {
+            let rows = o.len() / n;
+            for r in 0..ROWS {
+                let ar = &mut a[r * pairs..(r + 1) * pairs];
+                if r < rows {
+                    fill(t * ROWS + r, x);
+                    // Whole pairs in a loop the compiler vectorizes; an odd last value
+                    // pairs with 0.
+                    let mut it = x.chunks_exact(2);
+                    for (d, p) in ar.iter_mut().zip(&mut it) {
+                        *d = pair(p[0].to_i32() as i16, p[1].to_i32() as i16);
+                    }
+                    if let [last] = it.remainder() {
+                        ar[pairs - 1] = pair(last.to_i32() as i16, 0);
+                    }
+                } else {
+                    ar.fill(0);
+                }
+            }
+            sp.tile_requant(self.isa, a, acc, &self.rq, o, rows);
+        };
+        let init = || {
+            (
+                vec![T::from_i32(0); self.k],
+                vec![0i32; ROWS * pairs],
+                vec![0i64; ROWS * nc],
+            )
+        };
+        // Whole tiles per task, on the engine's pool; scratch once per task.
+        let m = out.len() / n;
+        let tiles = m.div_ceil(ROWS);
+        let macs = m * n * self.k;
+        let tasks = parallel::task_count(par, tiles, macs / parallel::GEMM_MACS_PER_NS);
+        let per_task = tiles.div_ceil(tasks.max(1));
+        parallel::for_each_chunk_mut(par, out, per_task * ROWS * n, &|ci, chunk| {
+            let (mut x, mut a, mut acc) = init();
+            for (j, o) in chunk.chunks_mut(ROWS * n).enumerate() {
+                tile(&mut x, &mut a, &mut acc, ci * per_task + j, o);
+            }
+        });
+    }
+}
+
 /// Channels per packed panel.
-pub(super) const PANEL: usize = 16;
+pub(in crate::exec::kernels::qconv) const PANEL: usize = 16;
 /// Activation rows per tile.
-pub(super) const ROWS: usize = 4;
+pub(in crate::exec::kernels::qconv) const ROWS: usize = 4;
 
 /// Weights packed for the SIMD tiles.
-pub(super) struct WidePacked {
+pub(in crate::exec::kernels::qconv) struct WidePacked {
     /// `[panel][pair][PANEL][2]`, zero-padded in k and channels.
     w: Vec<i16>,
     /// k/2 rounded up.
@@ -156,7 +332,7 @@ impl WidePacked {
 /// with the per-channel constants of `mbqm64` precomputed (and vectorized with
 /// AVX-512F/DQ/BW when available).
 #[derive(Clone)]
-pub(super) struct Requant64 {
+pub(in crate::exec::kernels::qconv) struct Requant64 {
     simd: bool,
     bias: Vec<i64>,
     mult: Vec<Multiplier>,
@@ -225,12 +401,12 @@ impl Requant64 {
 
 /// Two int16 values as the int32 lane `vpmaddwd` pairs: `lo` in the low half.
 #[inline(always)]
-pub(super) fn pair(lo: i16, hi: i16) -> i32 {
+pub(in crate::exec::kernels::qconv) fn pair(lo: i16, hi: i16) -> i32 {
     (lo as u16 as u32 | ((hi as u16 as u32) << 16)) as i32
 }
 
 #[cfg(target_arch = "x86_64")]
-pub(super) mod x86 {
+pub(in crate::exec::kernels::qconv) mod x86 {
     use super::{PANEL, QElem, ROWS, Requant64, WidePacked};
     use std::arch::x86_64::*;
 
@@ -490,37 +666,28 @@ pub(super) mod x86 {
 mod tests {
     use super::*;
     use crate::exec::kernels::cpu::available_isas;
-
-    struct Lcg(u64);
-    impl Lcg {
-        fn next(&mut self) -> i64 {
-            self.0 = self
-                .0
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (self.0 >> 16) as i64
-        }
-        fn range(&mut self, lo: i64, hi: i64) -> i64 {
-            lo + self.next().rem_euclid(hi - lo + 1)
-        }
-    }
+    use crate::exec::kernels::test_util::Rng;
 
     #[test]
     fn requant64_matches_mbqm64() {
-        let mut rng = Lcg(9);
+        let mut rng = Rng::new(9);
         let n = 53;
         let mult: Vec<Multiplier> = (0..n)
             .map(|c| Multiplier {
                 m: if c == 0 {
                     i32::MAX // the saturated 16-bit multiplier
                 } else {
-                    rng.range(1 << 30, i32::MAX as i64) as i32
+                    rng.range_wide(1 << 30, i32::MAX as i64) as i32
                 },
-                shift: rng.range(-31, 7) as i32,
+                shift: rng.range_wide(-31, 7) as i32,
             })
             .collect();
-        let bias: Vec<i64> = (0..n).map(|_| rng.range(-(1 << 40), 1 << 40)).collect();
-        let acc: Vec<i64> = (0..n).map(|_| rng.range(-(1 << 42), 1 << 42)).collect();
+        let bias: Vec<i64> = (0..n)
+            .map(|_| rng.range_wide(-(1 << 40), 1 << 40))
+            .collect();
+        let acc: Vec<i64> = (0..n)
+            .map(|_| rng.range_wide(-(1 << 42), 1 << 42))
+            .collect();
         let want: Vec<i16> = (0..n)
             .map(|c| mbqm64(acc[c].wrapping_add(bias[c]), mult[c]).clamp(-32768, 32767) as i16)
             .collect();
@@ -534,15 +701,17 @@ mod tests {
 
     #[test]
     fn tiles_equal_exact_sums_across_blocks() {
-        let mut rng = Lcg(10);
+        let mut rng = Rng::new(10);
         let (n, k) = (37, 45);
-        let w: Vec<i32> = (0..n * k).map(|_| rng.range(-128, 127) as i32).collect();
+        let w: Vec<i32> = (0..n * k)
+            .map(|_| rng.range_wide(-128, 127) as i32)
+            .collect();
         let x: Vec<i16> = (0..ROWS * k)
             .map(|i| {
                 if i % 7 == 0 {
                     -32768
                 } else {
-                    rng.range(-32768, 32767) as i16
+                    rng.range_wide(-32768, 32767) as i16
                 }
             })
             .collect();

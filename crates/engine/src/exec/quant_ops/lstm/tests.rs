@@ -6,6 +6,7 @@
 use crate::convert::{DequantizeOptions, dequantize_model};
 use crate::error::EngineError;
 use crate::exec::kernels::KernelChoice;
+use crate::exec::kernels::test_util::Rng;
 use crate::exec::{Interpreter, InterpreterOptions};
 use crate::ir::{
     Activation, DType, Graph, LstmOptions, Model, Op, OpKind, Quantization, Tensor, TensorId,
@@ -158,21 +159,6 @@ impl Cfg {
     }
 }
 
-struct Rng(u64);
-
-impl Rng {
-    /// Uniform in [lo, hi).
-    fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        lo + (hi - lo) * ((self.0 >> 40) as f32 / (1u64 << 24) as f32)
-    }
-    fn vec(&mut self, n: usize, lo: f32, hi: f32) -> Vec<f32> {
-        (0..n).map(|_| self.uniform(lo, hi)).collect()
-    }
-}
-
 fn bytes_i8(v: &[i8]) -> Vec<u8> {
     v.iter().map(|&x| x as u8).collect()
 }
@@ -182,7 +168,7 @@ fn bytes_i16(v: &[i16]) -> Vec<u8> {
 
 /// Symmetric int8 weights: (tensor, scale).
 fn weights_i8(g: &mut Graph, name: &str, shape: Vec<usize>, r: &mut Rng) -> (TensorId, f32) {
-    let w = r.vec(shape.iter().product(), -0.6, 0.6);
+    let w = r.floats(shape.iter().product(), -0.6, 0.6);
     let s = w.iter().fold(0f32, |m, v| m.max(v.abs())) / 127.0;
     let q: Vec<i8> = w.iter().map(|v| (v / s).round() as i8).collect();
     let t = Tensor::constant(name, shape, DType::I8, bytes_i8(&q))
@@ -213,7 +199,7 @@ const IN_ZP: i64 = 3;
 /// An int8x16 LSTM model built like the converter's: symmetric int8 weights, int32
 /// biases at input×weight scale, int16 cell state 2^-11, 5 intermediates.
 fn build_integer(c: Cfg) -> Model {
-    let mut r = Rng(0x9E37_79B9_7F4A_7C15 ^ c.seed);
+    let mut r = Rng::xorshift(0x9E37_79B9_7F4A_7C15 ^ c.seed);
     let mut g = Graph::default();
     let (b, t, ni, nc, no) = (c.batch, c.time, c.n_input, c.n_cell, c.n_output);
     let seq = |last: usize| {
@@ -250,9 +236,9 @@ fn build_integer(c: Cfg) -> Model {
         let (wr, _) = weights_i8(&mut g, &format!("{name}_w_rec"), vec![nc, no], &mut r);
         inputs[1 + gi] = Some(wi);
         inputs[5 + gi] = Some(wr);
-        let bias = r.vec(nc, -0.2, 0.2);
+        let bias = r.floats(nc, -0.2, 0.2);
         if c.layer_norm {
-            let coef = r.vec(nc, 0.5, 1.5);
+            let coef = r.floats(nc, 0.5, 1.5);
             let ln_s = ln_scale_of(&coef);
             inputs[20 + gi] = Some(weights_i16(&mut g, &format!("{name}_ln"), &coef));
             // Added after normalization at 2^-10 of the coefficient scale.
@@ -271,7 +257,7 @@ fn build_integer(c: Cfg) -> Model {
             ));
         }
         if c.peephole && gi != 2 {
-            let p = r.vec(nc, -0.5, 0.5);
+            let p = r.floats(nc, -0.5, 0.5);
             // Slots 9, 10, 11: cell-to-input, -forget, -output.
             let slot = [9, 10, 0, 11][gi];
             inputs[slot] = Some(weights_i16(&mut g, &format!("{name}_peephole"), &p));
@@ -280,7 +266,7 @@ fn build_integer(c: Cfg) -> Model {
     if c.projection {
         let (pw, pw_s) = weights_i8(&mut g, "proj_w", vec![no, nc], &mut r);
         inputs[16] = Some(pw);
-        let pb = r.vec(no, -0.1, 0.1);
+        let pb = r.floats(no, -0.1, 0.1);
         inputs[17] = Some(bias_i32(&mut g, "proj_b", &pb, hid_scale * pw_s));
     }
     let mut hs = Tensor::activation("output_state", vec![b, no], DType::I8)
@@ -342,7 +328,7 @@ fn integer_vs_float(c: Cfg) -> (f32, f32) {
     let info = qi.outputs()[0].clone();
     let (scale, _) = info.quant.as_ref().unwrap().params(0);
     let n_in = qi.inputs()[0].num_elements();
-    let mut r = Rng(c.seed.wrapping_mul(7919) + 17);
+    let mut r = Rng::xorshift(c.seed.wrapping_mul(7919) + 17);
     let (mut worst, mut sum, mut count) = (0f32, 0f32, 0usize);
     for _call in 0..2 {
         let q: Vec<i8> = (0..n_in)
@@ -458,7 +444,7 @@ fn state_carries_across_invokes() {
         time: 12,
         ..Cfg::plain()
     });
-    let mut r = Rng(99);
+    let mut r = Rng::xorshift(99);
     let x: Vec<i8> = (0..12 * 5)
         .map(|_| r.uniform(-128.0, 128.0).floor() as i8)
         .collect();
@@ -673,7 +659,7 @@ fn dump_synthetic_models_for_litert() {
         crate::tflite::write_model_file(&model, &dir.join(format!("{name}.tflite"))).unwrap();
         let mut it = Interpreter::new(&model, InterpreterOptions::default()).unwrap();
         let n = it.inputs()[0].num_elements();
-        let mut r = Rng(c.seed + 1000);
+        let mut r = Rng::xorshift(c.seed + 1000);
         for k in 0..2 {
             let x: Vec<u8> = (0..n)
                 .map(|_| r.uniform(-128.0, 128.0).floor() as i8 as u8)

@@ -2,7 +2,7 @@
 //! channel are interleaved into the four bytes `vpdpbusd` multiplies and sums, so one
 //! instruction does four taps of 16 channels.
 //!
-//! Same mapping to unsigned × signed bytes as the GEMM (`gemm.rs`): `a = x + a_bias`,
+//! Same mapping to unsigned × signed bytes as the 8-bit GEMM (`gemm/narrow.rs`): `a = x + a_bias`,
 //! `b = w + b_bias`, `α = in_offset − a_bias`, `β = w_offset − b_bias`. Taps outside
 //! the image and the dummy taps that round the count up to a multiple of four read a
 //! row of input zero points, so `x + in_offset = 0` there, exactly like a skipped tap;
@@ -25,12 +25,13 @@
 //! the GEMM's cheaper exact form (`requant::v512::rq_fast`) when the shifts and sum
 //! bounds allow, narrowing a pixel's 32 channels with one pack sequence.
 
-use super::requant::{self, Requant};
-use super::{QConvGeom, QElem, QParams, QScheme};
+use crate::exec::kernels::geometry::Geometry;
+use crate::exec::kernels::qconv::params::{QElem, QParams, QScheme};
+use crate::exec::kernels::qconv::requant::{self, Requant};
 
 /// Packed weights and per-channel constants of the VNNI depthwise.
 pub(super) struct Dw8 {
-    g: QConvGeom,
+    g: Geometry,
     /// Groups of four taps.
     groups: usize,
     /// Blocks of 64 channels (four vectors of 16 lanes).
@@ -87,7 +88,7 @@ impl Dw8 {
     /// `None` unless the CPU has AVX-512 BW/VL/VNNI/VBMI and the op is an 8-bit
     /// depthwise with multiplier 1 and double-rounding requantization.
     pub fn new<W: QElem>(
-        g: &QConvGeom,
+        g: &Geometry,
         q: &QParams,
         filter: &[W],
         bias: Option<&[i64]>,
@@ -731,7 +732,10 @@ mod x86 {
         // SAFETY: lengths asserted inside; features enabled here.
         let fnw = unsafe { FastNarrow::<NB>::new(k, &pp.col, nq, rq, c0) };
         let x0 = -(g.pad_left as isize);
-        // SAFETY (all `column` calls): forwarded bounds contract.
+        // SAFETY: this function has the features `column` is compiled for; `ry4` (from
+        // `rows`) holds byte offsets of in-image input rows or −1, `lm` keeps the loads
+        // below channel `c`, and `k.pad` holds `c0 + 32` bytes (asserted above), so every
+        // byte `column` reads is inside `input` or `k.pad`.
         let mut ring: [[__m512i; NB]; 3] = unsafe {
             [
                 column::<NB>(k, x0, c0, lm, &ry4, input, &ix_, flip),
@@ -747,8 +751,11 @@ mod x86 {
                     ring[1] = ring[2];
                 } else {
                     ring[0] = ring[2];
+                    // SAFETY: as for the ring's first columns (any `ix` is fine: columns
+                    // outside the image read `k.pad`).
                     ring[1] = unsafe { column::<NB>(k, ix + 1, c0, lm, &ry4, input, &ix_, flip) };
                 }
+                // SAFETY: as above.
                 ring[2] = unsafe { column::<NB>(k, ix + 2, c0, lm, &ry4, input, &ix_, flip) };
             }
             // No closures in this loop: they would not inherit the target features.
@@ -811,10 +818,11 @@ mod x86 {
         let zp = _mm512_set1_epi32(rq.out_zp);
         let (lo, hi) = (_mm512_set1_epi32(rq.act_min), _mm512_set1_epi32(rq.act_max));
         let wb = &cp.w[(c0 / 32) * 384..(c0 / 32 + 1) * 384];
-        // SAFETY: the chunk's weights are 3 × 128 bytes.
         let wv: [[__m512i; NB]; 3] = std::array::from_fn(|kx| {
-            std::array::from_fn(|j| unsafe {
-                _mm512_loadu_si512(wb.as_ptr().add((kx * 2 + j) * 64).cast())
+            std::array::from_fn(|j| {
+                // SAFETY: `wb` is the chunk's 3 × 128 bytes; kernel column `kx < 3` reads
+                // bytes `(2·kx + j)·64..+64` with `j < NB ≤ 2`, inside them.
+                unsafe { _mm512_loadu_si512(wb.as_ptr().add((kx * 2 + j) * 64).cast()) }
             })
         });
         // Constants of the fast requantization, when it runs.
@@ -828,7 +836,10 @@ mod x86 {
         let x0 = -(g.pad_left as isize);
         // The ring is written out here and in `block_pair`: a shared helper taking it
         // by reference measured 0.65 → 0.95 ms for MobileNetV2's depthwise layers.
-        // SAFETY (all `column` calls): forwarded bounds contract.
+        // SAFETY: this function has the features `column` is compiled for; `ry4` (from
+        // `rows`) holds byte offsets of in-image input rows or −1, `lm` keeps the loads
+        // below channel `c`, and `k.pad` holds `c0 + 32` bytes (asserted above), so every
+        // byte `column` reads is inside `input` or `k.pad`.
         let mut ring: [[__m512i; NB]; 3] = unsafe {
             [
                 column::<NB>(k, x0, c0, lm, &ry4, input, &ix_, flip),
@@ -845,8 +856,11 @@ mod x86 {
                     ring[1] = ring[2];
                 } else {
                     ring[0] = ring[2];
+                    // SAFETY: as for the ring's first columns (any `ix` is fine: columns
+                    // outside the image read `k.pad`).
                     ring[1] = unsafe { column::<NB>(k, ix + 1, c0, lm, &ry4, input, &ix_, flip) };
                 }
+                // SAFETY: as above.
                 ring[2] = unsafe { column::<NB>(k, ix + 2, c0, lm, &ry4, input, &ix_, flip) };
             }
             // No closures in this loop: they would not inherit the target features.
