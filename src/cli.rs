@@ -14,7 +14,8 @@ use quantfarm_engine::measure::LatencySettings;
                   engine, and measures size, latency and accuracy.\n\nShared data (datasets, \
                   models) is found through QUANTFARM_DATA (default: ../shared).\n\nExit codes: \
                   0 success, 2 bad input or failed command, 1 a failed gate (`compat \
-                  --require-full-mapping` with ops on the CPU)."
+                  --require-full-mapping` with ops on the CPU; `report` with a failed gate \
+                  or regression)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -41,6 +42,8 @@ pub enum Command {
     Quantize(QuantizeArgs),
     /// Run a scenario (embedded coordinator and local agents unless --coordinator).
     Run(RunScenarioArgs),
+    /// Rebuild a run's report (tables, charts, HTML) and check it against a baseline run.
+    Report(ReportArgs),
     /// Serve the coordinator's gRPC API (or --load-test it).
     Coordinator(CoordinatorArgs),
     /// Run a device agent that dials a coordinator.
@@ -296,6 +299,35 @@ pub struct RunScenarioArgs {
     /// Give up after the coordinator has been unreachable this long.
     #[arg(long, default_value_t = 120)]
     pub wait_secs: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// The run's folder (`reports/<run-id>`, holding results.json), or its results.json.
+    /// The report is written into that folder.
+    pub run: PathBuf,
+    /// Compare with this run (folder or results.json) [default: the latest earlier run
+    /// of the same scenario in the same reports folder].
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
+    /// Write the gates and regression checks as JUnit XML to this file.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Print one JSON object (counts, failures, files) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// A latency may grow this fraction over the baseline's (0.10 = 10% slower).
+    #[arg(long, default_value_t = 0.10)]
+    pub max_latency_regression: f64,
+    /// Top-1 may fall this much below the baseline's (absolute: 0.01 = one point).
+    #[arg(long, default_value_t = 0.01)]
+    pub max_top1_drop: f64,
+    /// A file may grow this fraction over the baseline's.
+    #[arg(long, default_value_t = 0.01)]
+    pub max_size_growth: f64,
+    /// Leave the charts out (faster; the HTML then has none).
+    #[arg(long)]
+    pub no_charts: bool,
 }
 
 #[derive(Args, Debug)]

@@ -10,6 +10,7 @@ mod eval;
 mod infer;
 mod inspect;
 mod quantize;
+mod report;
 mod run;
 mod status;
 mod zoo;
@@ -35,6 +36,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Compat(a) => return compat::run(&a),
         Command::Quantize(a) => quantize::run(&a),
         Command::Run(a) => run::run(&a),
+        Command::Report(a) => return report::run(&a),
         Command::Coordinator(a) => coordinator::run(&a),
         Command::Agent(a) => agent::run(&a),
         Command::Status(a) => status::run(&a),

@@ -59,8 +59,16 @@ pub fn run(a: &RunScenarioArgs) -> Result<()> {
     let outcome = Outcome::of(&plan, &status, previous.as_ref());
     outcome.results.write_dir(&plan.dir.root)?;
     print_rows(&outcome.results.rows);
-    outln!("report: {}", plan.dir.root.display());
     let mut failures = outcome.failed_jobs;
+    match write_report(
+        &outcome.results,
+        previous.as_ref(),
+        &a.reports,
+        &plan.dir.root,
+    ) {
+        Ok(line) => outln!("{line}"),
+        Err(e) => failures.push(format!("report: {e}")),
+    }
     for g in outcome.gates {
         match g.status {
             GateStatus::Pass => outln!("{}", g.message),
@@ -72,6 +80,38 @@ pub fn run(a: &RunScenarioArgs) -> Result<()> {
         bail!("{}", failures.join("; "));
     }
     Ok(())
+}
+
+/// Tables, charts and index.html beside the results, regression checks against the
+/// previous run of the scenario (reported, not failing the run: `quantfarm report`
+/// exits on them), trends over the earlier runs.
+fn write_report(
+    results: &quantfarm_results::RunResults,
+    previous: Option<&quantfarm_results::RunResults>,
+    reports: &std::path::Path,
+    dir: &std::path::Path,
+) -> Result<String> {
+    use quantfarm_report::{CheckStatus, Options, history};
+    let earlier = history::earlier_runs(reports, results);
+    let opts = Options::default();
+    let report = quantfarm_report::build(results, previous, history::for_trends(&earlier), &opts)
+        .map_err(|e| anyhow!("{e}"))?;
+    report.write(results, dir).map_err(|e| anyhow!("{e}"))?;
+    let mut line = format!("report: {}", dir.join("index.html").display());
+    if let Some(b) = &report.baseline {
+        let failed = report
+            .checks
+            .iter()
+            .filter(|c| c.status == CheckStatus::Fail);
+        let failed: Vec<String> = failed
+            .map(|c| format!("{} regression: {}", c.kind, c.message))
+            .collect();
+        line += &format!(" ({} regressions against {b})", failed.len());
+        for f in failed {
+            eprintln!("{f}");
+        }
+    }
+    Ok(line)
 }
 
 /// What an interrupted run left behind, and the command that picks it up again.

@@ -110,6 +110,28 @@ pub async fn execute(
     }
 }
 
+/// The scenario's accuracy budget: the tightest `max_top1_drop` gate whose baseline is
+/// a float32 technique (reports recommend techniques within it); `None` without one.
+pub fn accuracy_budget(scenario: &quantfarm_scenario::Scenario) -> Option<f64> {
+    use quantfarm_scenario::{Baseline, GateKind, Technique};
+    scenario
+        .gates
+        .iter()
+        .filter_map(|g| match &g.kind {
+            GateKind::MaxTop1Drop {
+                max,
+                baseline: Baseline::Technique(label),
+            } if scenario
+                .technique(label)
+                .is_some_and(|t| t.technique.value == Technique::Float32) =>
+            {
+                Some(*max)
+            }
+            _ => None,
+        })
+        .reduce(f64::min)
+}
+
 /// What a finished run amounts to: its typed results, the failed jobs and the gates.
 pub struct Outcome {
     pub results: RunResults,
@@ -130,6 +152,7 @@ impl Outcome {
             .unwrap_or(0);
         results.host = history::host_cpu();
         results.previous_run = previous.map(|p| p.run_id.clone());
+        results.accuracy_budget = accuracy_budget(&plan.scenario);
         let failed_jobs = status
             .jobs
             .iter()
@@ -169,5 +192,28 @@ impl Outcome {
             failed_jobs,
             gates,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn accuracy_budget_is_the_tightest_top1_gate_against_float32() {
+        let text = "name: t\nmodels: [{name: m, zoo: mobilenet_v1}]\n\
+            techniques: [{technique: float32}, {technique: float32, label: f2}, \
+            {technique: dynamic}, {technique: int8, calibration: {dataset: imagenet-sample, limit: 4}}]\n\
+            devices: [cpu-host]\naccuracy: {dataset: imagenet-sample, offset: 100, limit: 10}\ngates:\n\
+            - {name: a, technique: int8, max_top1_drop: 0.05}\n\
+            - {name: b, technique: dynamic, max_top1_drop: 0.02, baseline: f2}\n\
+            - {name: c, technique: int8, max_top1_drop: 0.001, baseline: dynamic}\n\
+            - {name: d, technique: int8, max_top1_drop: 0.0001, baseline: previous}\n";
+        let s = quantfarm_scenario::parse(text, "t.yaml").unwrap();
+        assert_eq!(super::accuracy_budget(&s), Some(0.02));
+        let none = quantfarm_scenario::parse(
+            "name: t\nmodels: [{name: m, zoo: mobilenet_v1}]\ntechniques: [{technique: float32}]\ndevices: [cpu-host]\n",
+            "t.yaml",
+        )
+        .unwrap();
+        assert_eq!(super::accuracy_budget(&none), None);
     }
 }

@@ -23,7 +23,9 @@ pub static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 
 const W: u32 = 960;
 const H: u32 = 560;
-const MAX_SERIES: usize = 16;
+const MAX_SERIES: usize = 20;
+/// Width of the legend panel at the right of every chart.
+const LEGEND_W: u32 = 290;
 
 /// One chart in both formats.
 #[derive(Debug, Clone)]
@@ -92,7 +94,9 @@ fn encode_png(rgb: &[u8], w: u32, h: u32) -> Result<Vec<u8>, png::EncodingError>
     Ok(out)
 }
 
-const COLORS: [RGBColor; 10] = [
+/// Twenty distinct colours (Tableau 20 order: strong ones first, their light partners
+/// after), so up to [`MAX_SERIES`] series never share one.
+const COLORS: [RGBColor; 20] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -103,6 +107,16 @@ const COLORS: [RGBColor; 10] = [
     RGBColor(127, 127, 127),
     RGBColor(188, 189, 34),
     RGBColor(23, 190, 207),
+    RGBColor(174, 199, 232),
+    RGBColor(255, 187, 120),
+    RGBColor(152, 223, 138),
+    RGBColor(255, 152, 150),
+    RGBColor(197, 176, 213),
+    RGBColor(196, 156, 148),
+    RGBColor(247, 182, 210),
+    RGBColor(199, 199, 199),
+    RGBColor(219, 219, 141),
+    RGBColor(158, 218, 229),
 ];
 
 fn color(i: usize) -> RGBColor {
@@ -113,10 +127,41 @@ fn font(size: u32) -> TextStyle<'static> {
     ("sans-serif", size).into_font().color(&BLACK)
 }
 
+/// The chart's area and, at its right, a legend panel listing `entries` (a colour
+/// square and the name, cut to fit). Keeps legends off the data whatever its shape.
+fn with_legend<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    entries: &[(String, RGBColor)],
+) -> Result<DrawingArea<DB, Shift>, Box<dyn Error>>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE)?;
+    let (w, _) = root.dim_in_pixel();
+    let (plot, side) = root.split_horizontally(w.saturating_sub(LEGEND_W));
+    for (i, (name, c)) in entries.iter().enumerate() {
+        let y = 60 + 20 * i as i32;
+        side.draw(&Rectangle::new([(6, y - 6), (18, y + 6)], c.filled()))?;
+        let shown: String = if name.chars().count() > 36 {
+            name.chars().take(35).collect::<String>() + "…"
+        } else {
+            name.clone()
+        };
+        side.draw(&Text::new(shown, (24, y - 8), font(13)))?;
+    }
+    Ok(plot)
+}
+
 /// A file-name-safe form of a device or model name.
 pub fn slug(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -132,11 +177,14 @@ fn kind_suffix(kinds: &[Option<LatencyKind>]) -> &'static str {
 
 // ------------------------------------------------------------------ accuracy vs latency
 
+/// One point: (technique, latency, top-1).
+type Point = (String, f64, f64);
+
 struct Scatter {
     device: String,
     kind: &'static str,
-    /// Per model: (technique, latency, top-1).
-    series: Vec<(String, Vec<(String, f64, f64)>)>,
+    /// Per model, its points.
+    series: Vec<(String, Vec<Point>)>,
 }
 
 /// The Pareto front: points no other point beats on both latency and top-1, by latency.
@@ -147,7 +195,12 @@ pub fn pareto(points: &[(f64, f64)]) -> Vec<usize> {
             .0
             .partial_cmp(&points[b].0)
             .unwrap_or(std::cmp::Ordering::Equal)
-            .then(points[b].1.partial_cmp(&points[a].1).unwrap_or(std::cmp::Ordering::Equal))
+            .then(
+                points[b]
+                    .1
+                    .partial_cmp(&points[a].1)
+                    .unwrap_or(std::cmp::Ordering::Equal),
+            )
     });
     let mut best = f64::NEG_INFINITY;
     let mut out = Vec::new();
@@ -165,17 +218,28 @@ impl Plot for Scatter {
         format!("{}: top-1 vs latency ({})", self.device, self.kind)
     }
 
+    fn size(&self) -> (u32, u32) {
+        (W + LEGEND_W, H)
+    }
+
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Res
     where
         DB::ErrorType: 'static,
     {
-        root.fill(&WHITE)?;
-        let all: Vec<&(String, f64, f64)> = self.series.iter().flat_map(|s| &s.1).collect();
+        let mut entries: Vec<(String, RGBColor)> = self
+            .series
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.0.clone(), color(i)))
+            .collect();
+        entries.push(("ringed + joined: Pareto front".into(), BLACK));
+        let area = with_legend(root, &entries)?;
+        let all: Vec<&Point> = self.series.iter().flat_map(|s| &s.1).collect();
         let xmax = all.iter().map(|p| p.1).fold(0.0, f64::max) * 1.15 + 1e-6;
         let ymin = all.iter().map(|p| p.2).fold(1.0, f64::min);
         let ymax = all.iter().map(|p| p.2).fold(0.0, f64::max);
         let pad = ((ymax - ymin) * 0.15).max(0.01);
-        let mut chart = ChartBuilder::on(root)
+        let mut chart = ChartBuilder::on(&area)
             .caption(self.title(), font(22))
             .margin(16)
             .x_label_area_size(48)
@@ -188,27 +252,17 @@ impl Plot for Scatter {
             .label_style(font(14))
             .axis_desc_style(font(15))
             .draw()?;
-        for (i, (model, pts)) in self.series.iter().enumerate() {
+        for (i, (_, pts)) in self.series.iter().enumerate() {
             let c = color(i);
             let xy: Vec<(f64, f64)> = pts.iter().map(|p| (p.1, p.2)).collect();
             let front: Vec<(f64, f64)> = pareto(&xy).into_iter().map(|j| xy[j]).collect();
             chart.draw_series(LineSeries::new(front.clone(), c.stroke_width(2)))?;
             chart.draw_series(front.iter().map(|&p| Circle::new(p, 10, c.stroke_width(2))))?;
-            chart
-                .draw_series(xy.iter().map(|&p| Circle::new(p, 5, c.filled())))?
-                .label(model.clone())
-                .legend(move |(x, y)| Circle::new((x, y), 5, c.filled()));
+            chart.draw_series(xy.iter().map(|&p| Circle::new(p, 5, c.filled())))?;
             chart.draw_series(pts.iter().map(|p| {
-                Text::new(p.0.clone(), (p.1, p.2), font(13)).into_dyn()
+                EmptyElement::at((p.1, p.2)) + Text::new(p.0.clone(), (8, -16), font(13))
             }))?;
         }
-        chart
-            .configure_series_labels()
-            .label_font(font(14))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::LowerRight)
-            .draw()?;
         Ok(())
     }
 }
@@ -233,14 +287,23 @@ impl Plot for Bars {
     }
 
     fn size(&self) -> (u32, u32) {
-        (W, (140 + 26 * self.labels.len() as u32).clamp(240, 4000))
+        (
+            W + LEGEND_W,
+            (140 + 26 * self.labels.len() as u32).clamp(240, 4000),
+        )
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Res
     where
         DB::ErrorType: 'static,
     {
-        root.fill(&WHITE)?;
+        let entries: Vec<(String, RGBColor)> = self
+            .series
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.0.clone(), color(i)))
+            .collect();
+        let area = with_legend(root, &entries)?;
         let n = self.labels.len();
         let totals: Vec<f64> = (0..n)
             .map(|i| {
@@ -252,10 +315,15 @@ impl Plot for Bars {
                 }
             })
             .collect();
-        let xmax = totals.iter().copied().fold(0.0, f64::max) * 1.12 + 1e-9;
-        let longest = self.labels.iter().map(|l| l.chars().count()).max().unwrap_or(4);
+        let xmax = totals.iter().copied().fold(0.0, f64::max) * 1.08 + 1e-9;
+        let longest = self
+            .labels
+            .iter()
+            .map(|l| l.chars().count())
+            .max()
+            .unwrap_or(4);
         let labels = self.labels.clone();
-        let mut chart = ChartBuilder::on(root)
+        let mut chart = ChartBuilder::on(&area)
             .caption(&self.title, font(22))
             .margin(16)
             .x_label_area_size(44)
@@ -273,8 +341,10 @@ impl Plot for Bars {
             .label_style(font(13))
             .axis_desc_style(font(15))
             .draw()?;
+        // A horizontal bar runs from its baseline to its value (an x position), so a
+        // stacked series ends at the running total.
         let mut base = vec![0.0; n];
-        for (si, (name, vals)) in self.series.iter().enumerate() {
+        for (si, (_, vals)) in self.series.iter().enumerate() {
             let c = color(si);
             let data: Vec<(i32, f64)> = vals
                 .iter()
@@ -285,34 +355,27 @@ impl Plot for Bars {
                 continue;
             }
             let b = base.clone();
-            chart
-                .draw_series(
-                    Histogram::horizontal(&chart)
-                        .style(c.filled())
-                        .margin(4)
-                        .baseline_func(move |y| match y {
-                            SegmentValue::Exact(i) | SegmentValue::CenterOf(i) => {
-                                b.get(*i as usize).copied().unwrap_or(0.0)
-                            }
-                            SegmentValue::Last => 0.0,
-                        })
-                        .data(data.iter().map(|&(i, v)| (i, v))),
-                )?
-                .label(name.clone())
-                .legend(move |(x, y)| Rectangle::new([(x - 6, y - 6), (x + 6, y + 6)], c.filled()));
+            chart.draw_series(
+                Histogram::horizontal(&chart)
+                    .style(c.filled())
+                    .margin(4)
+                    .baseline_func(move |y| match y {
+                        SegmentValue::Exact(i) | SegmentValue::CenterOf(i) => {
+                            b.get(*i as usize).copied().unwrap_or(0.0)
+                        }
+                        SegmentValue::Last => 0.0,
+                    })
+                    .data(data.iter().map(|&(i, v)| {
+                        let from = if self.stacked { base[i as usize] } else { 0.0 };
+                        (i, from + v)
+                    })),
+            )?;
             if self.stacked {
                 for &(i, v) in &data {
                     base[i as usize] += v;
                 }
             }
         }
-        chart
-            .configure_series_labels()
-            .label_font(font(14))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::LowerRight)
-            .draw()?;
         Ok(())
     }
 }
@@ -331,18 +394,32 @@ impl Plot for Trend {
         self.title.clone()
     }
 
+    fn size(&self) -> (u32, u32) {
+        (W + LEGEND_W, H)
+    }
+
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Res
     where
         DB::ErrorType: 'static,
     {
-        root.fill(&WHITE)?;
-        let vals: Vec<f64> = self.series.iter().flat_map(|s| s.1.iter().flatten().copied()).collect();
+        let entries: Vec<(String, RGBColor)> = self
+            .series
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.0.clone(), color(i)))
+            .collect();
+        let area = with_legend(root, &entries)?;
+        let vals: Vec<f64> = self
+            .series
+            .iter()
+            .flat_map(|s| s.1.iter().flatten().copied())
+            .collect();
         let ymin = vals.iter().copied().fold(f64::INFINITY, f64::min);
         let ymax = vals.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let pad = ((ymax - ymin) * 0.1).max(ymax.abs() * 0.05).max(1e-6);
         let n = self.runs.len();
         let runs = self.runs.clone();
-        let mut chart = ChartBuilder::on(root)
+        let mut chart = ChartBuilder::on(&area)
             .caption(&self.title, font(22))
             .margin(16)
             .x_label_area_size(44)
@@ -359,31 +436,21 @@ impl Plot for Trend {
                     String::new()
                 }
             })
-            .x_desc("run (oldest first)")
+            .x_desc("run (collection time, UTC; oldest first)")
             .y_desc(self.y_desc.clone())
             .label_style(font(13))
             .axis_desc_style(font(15))
             .draw()?;
-        for (si, (name, vals)) in self.series.iter().enumerate() {
+        for (si, (_, vals)) in self.series.iter().enumerate() {
             let c = color(si);
             let pts: Vec<(f64, f64)> = vals
                 .iter()
                 .enumerate()
                 .filter_map(|(i, v)| v.map(|v| (i as f64, v)))
                 .collect();
-            chart
-                .draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))?
-                .label(name.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x - 8, y), (x + 8, y)], c.stroke_width(2)));
+            chart.draw_series(LineSeries::new(pts.clone(), c.stroke_width(2)))?;
             chart.draw_series(pts.iter().map(|&p| Circle::new(p, 4, c.filled())))?;
         }
-        chart
-            .configure_series_labels()
-            .label_font(font(13))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperLeft)
-            .draw()?;
         Ok(())
     }
 }
@@ -411,10 +478,16 @@ pub fn build(run: &RunResults, history: &[&RunResults]) -> Result<Vec<Chart>, St
         let series = rows::models(rs)
             .into_iter()
             .map(|m| {
-                let pts: Vec<(String, f64, f64)> = on
+                let pts: Vec<Point> = on
                     .iter()
                     .filter(|r| r.model == m)
-                    .map(|r| (r.technique.clone(), r.latency_p50_ms.unwrap(), r.top1.unwrap()))
+                    .map(|r| {
+                        (
+                            r.technique.clone(),
+                            r.latency_p50_ms.unwrap(),
+                            r.top1.unwrap(),
+                        )
+                    })
                     .collect();
                 (m.to_string(), pts)
             })
@@ -431,7 +504,10 @@ pub fn build(run: &RunResults, history: &[&RunResults]) -> Result<Vec<Chart>, St
     // Size per technique: one bar per model × technique that has a size.
     let mut sized: Vec<&ResultRow> = Vec::new();
     for r in rs.iter().filter(|r| r.size_bytes.is_some()) {
-        if !sized.iter().any(|s| s.model == r.model && s.technique == r.technique) {
+        if !sized
+            .iter()
+            .any(|s| s.model == r.model && s.technique == r.technique)
+        {
             sized.push(r);
         }
     }
@@ -451,7 +527,9 @@ pub fn build(run: &RunResults, history: &[&RunResults]) -> Result<Vec<Chart>, St
                 .map(|t| {
                     let vals = sized
                         .iter()
-                        .map(|r| (r.technique == *t).then(|| crate::text::mb(r.size_bytes.unwrap())))
+                        .map(|r| {
+                            (r.technique == *t).then(|| crate::text::mb(r.size_bytes.unwrap()))
+                        })
                         .collect();
                     (t.to_string(), vals)
                 })
@@ -477,13 +555,21 @@ pub fn build(run: &RunResults, history: &[&RunResults]) -> Result<Vec<Chart>, St
             series: vec![
                 (
                     format!("on {device}"),
-                    mapped.iter().map(|r| r.ops_on_device.map(f64::from)).collect(),
+                    mapped
+                        .iter()
+                        .map(|r| r.ops_on_device.map(f64::from))
+                        .collect(),
                 ),
                 (
                     "on the CPU (fallback)".into(),
                     mapped
                         .iter()
-                        .map(|r| Some(f64::from(r.ops_total.unwrap() - r.ops_on_device.unwrap().min(r.ops_total.unwrap()))))
+                        .map(|r| {
+                            Some(f64::from(
+                                r.ops_total.unwrap()
+                                    - r.ops_on_device.unwrap().min(r.ops_total.unwrap()),
+                            ))
+                        })
                         .collect(),
                 ),
             ],
@@ -493,10 +579,13 @@ pub fn build(run: &RunResults, history: &[&RunResults]) -> Result<Vec<Chart>, St
     }
 
     if history.len() >= 2 {
-        let runs: Vec<String> = history.iter().map(|h| short_run(&h.run_id)).collect();
+        let runs: Vec<String> = history.iter().map(|h| run_label(h.created_unix)).collect();
         for device in rows::devices(rs) {
             let mut keys: Vec<(&str, &str)> = Vec::new();
-            for r in rs.iter().filter(|r| r.device == device && r.latency_p50_ms.is_some()) {
+            for r in rs
+                .iter()
+                .filter(|r| r.device == device && r.latency_p50_ms.is_some())
+            {
                 keys.push((&r.model, &r.technique));
             }
             if keys.is_empty() {
@@ -519,7 +608,7 @@ pub fn build(run: &RunResults, history: &[&RunResults]) -> Result<Vec<Chart>, St
                                 })
                         })
                         .collect();
-                    (format!("{m} · {t}"), vals)
+                    (format!("{m} · {t}"), relative(vals))
                 })
                 .collect();
             let more = if keys.len() > MAX_SERIES {
@@ -530,7 +619,7 @@ pub fn build(run: &RunResults, history: &[&RunResults]) -> Result<Vec<Chart>, St
             let kind = kind_suffix(&kinds);
             let p = Trend {
                 title: format!("{device}: latency over runs ({kind}{more})"),
-                y_desc: format!("latency p50 (ms, {kind})"),
+                y_desc: format!("p50 / first run's p50 ({kind})"),
                 runs: runs.clone(),
                 series,
             };
@@ -543,9 +632,16 @@ pub fn build(run: &RunResults, history: &[&RunResults]) -> Result<Vec<Chart>, St
                 .filter(|r| r.model == m && r.top1.is_some())
                 .map(|r| r.device.as_str())
                 .find(|d| *d == "cpu-host")
-                .or_else(|| rs.iter().find(|r| r.model == m && r.top1.is_some()).map(|r| r.device.as_str()));
+                .or_else(|| {
+                    rs.iter()
+                        .find(|r| r.model == m && r.top1.is_some())
+                        .map(|r| r.device.as_str())
+                });
             if let Some(d) = dev {
-                for r in rs.iter().filter(|r| r.model == m && r.device == d && r.top1.is_some()) {
+                for r in rs
+                    .iter()
+                    .filter(|r| r.model == m && r.device == d && r.top1.is_some())
+                {
                     keys.push((&r.model, &r.technique, d));
                 }
             }
@@ -579,10 +675,17 @@ pub fn build(run: &RunResults, history: &[&RunResults]) -> Result<Vec<Chart>, St
     Ok(out)
 }
 
-/// The last 12 characters of a run id (run ids end with their time).
-fn short_run(id: &str) -> String {
-    let n = id.chars().count();
-    id.chars().skip(n.saturating_sub(12)).collect()
+/// A run on the trend's x axis: its collection time, `MM-DD HH:MM` (UTC).
+fn run_label(created_unix: u64) -> String {
+    let t = crate::text::iso_utc(created_unix);
+    t.get(5..16).unwrap_or(&t).replace('T', " ")
+}
+
+/// Values over their series' first one, so latencies of 1 ms and 1 s share an axis and
+/// a 10% regression looks the same on both.
+fn relative(vals: Vec<Option<f64>>) -> Vec<Option<f64>> {
+    let first = vals.iter().flatten().copied().find(|v| *v > 0.0);
+    vals.into_iter().map(|v| Some(v? / first?)).collect()
 }
 
 #[cfg(test)]
@@ -591,7 +694,13 @@ mod tests {
 
     #[test]
     fn pareto_front_keeps_the_undominated_points() {
-        let pts = [(10.0, 0.70), (5.0, 0.69), (7.0, 0.60), (3.0, 0.50), (12.0, 0.705)];
+        let pts = [
+            (10.0, 0.70),
+            (5.0, 0.69),
+            (7.0, 0.60),
+            (3.0, 0.50),
+            (12.0, 0.705),
+        ];
         assert_eq!(pareto(&pts), [3, 1, 0, 4]);
     }
 

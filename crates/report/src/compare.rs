@@ -71,7 +71,12 @@ pub fn compare(run: &RunResults, baseline: &RunResults, th: &Thresholds) -> Vec<
     let now: HashMap<(&str, &str, &str), &ResultRow> = run
         .rows
         .iter()
-        .map(|r| ((r.model.as_str(), r.technique.as_str(), r.device.as_str()), r))
+        .map(|r| {
+            (
+                (r.model.as_str(), r.technique.as_str(), r.device.as_str()),
+                r,
+            )
+        })
         .collect();
     let mut out = Vec::new();
     let base_id = &baseline.run_id;
@@ -120,14 +125,21 @@ pub fn compare(run: &RunResults, baseline: &RunResults, th: &Thresholds) -> Vec<
                 let fail = growth > th.max_latency_regression + 1e-12;
                 out.push(check(
                     "latency",
-                    if fail { CheckStatus::Fail } else { CheckStatus::Pass },
+                    if fail {
+                        CheckStatus::Fail
+                    } else {
+                        CheckStatus::Pass
+                    },
                     format!(
                         "{subj}: {} ms {kind} vs {} ms in {base_id} ({}%{})",
                         text::num(cl, 3),
                         text::num(bl, 3),
                         text::signed(100.0 * growth, 1),
                         if fail {
-                            format!(", over the {}% allowed", text::num(100.0 * th.max_latency_regression, 1))
+                            format!(
+                                ", over the {}% allowed",
+                                text::num(100.0 * th.max_latency_regression, 1)
+                            )
                         } else {
                             String::new()
                         }
@@ -140,7 +152,11 @@ pub fn compare(run: &RunResults, baseline: &RunResults, th: &Thresholds) -> Vec<
             let fail = drop > th.max_top1_drop + 1e-12;
             out.push(check(
                 "accuracy",
-                if fail { CheckStatus::Fail } else { CheckStatus::Pass },
+                if fail {
+                    CheckStatus::Fail
+                } else {
+                    CheckStatus::Pass
+                },
                 format!(
                     "{subj}: top-1 {} vs {} in {base_id} (drop {}{})",
                     text::num(ct, 4),
@@ -159,12 +175,19 @@ pub fn compare(run: &RunResults, baseline: &RunResults, th: &Thresholds) -> Vec<
             let fail = growth > th.max_size_growth + 1e-12;
             out.push(check(
                 "size",
-                if fail { CheckStatus::Fail } else { CheckStatus::Pass },
+                if fail {
+                    CheckStatus::Fail
+                } else {
+                    CheckStatus::Pass
+                },
                 format!(
                     "{subj}: {cs} bytes vs {bs} in {base_id} ({}%{})",
                     text::signed(100.0 * growth, 2),
                     if fail {
-                        format!(", over the {}% allowed", text::num(100.0 * th.max_size_growth, 2))
+                        format!(
+                            ", over the {}% allowed",
+                            text::num(100.0 * th.max_size_growth, 2)
+                        )
                     } else {
                         String::new()
                     }
@@ -185,12 +208,17 @@ pub fn compare(run: &RunResults, baseline: &RunResults, th: &Thresholds) -> Vec<
                     _ => None,
                 },
             };
-            let now_desc = cm.map(|m| m.describe()).unwrap_or_else(|| "not measured".into());
+            let now_desc = cm
+                .map(|m| m.describe())
+                .unwrap_or_else(|| "not measured".into());
             out.push(match lost {
                 Some(why) => check(
                     "mapping",
                     CheckStatus::Fail,
-                    format!("{subj}: lost mapping: {why} ({now_desc}; was {} in {base_id})", bm.describe()),
+                    format!(
+                        "{subj}: lost mapping: {why} ({now_desc}; was {} in {base_id})",
+                        bm.describe()
+                    ),
                 ),
                 None => check(
                     "mapping",
@@ -235,7 +263,11 @@ mod tests {
     fn flags_each_regression_and_passes_itself() {
         let base = run("a", 2.0, 0.70, 10);
         let th = Thresholds::default();
-        assert!(compare(&base, &base, &th).iter().all(|c| c.status == CheckStatus::Pass));
+        assert!(
+            compare(&base, &base, &th)
+                .iter()
+                .all(|c| c.status == CheckStatus::Pass)
+        );
         let worse = run("b", 3.0, 0.65, 9);
         let checks = compare(&worse, &base, &th);
         let failed: Vec<&str> = checks
@@ -246,7 +278,11 @@ mod tests {
         assert_eq!(failed, ["latency", "accuracy", "mapping"], "{checks:?}");
         // Within the thresholds: 9% slower, half a point.
         let ok = run("c", 2.18, 0.695, 10);
-        assert!(compare(&ok, &base, &th).iter().all(|c| c.status == CheckStatus::Pass));
+        assert!(
+            compare(&ok, &base, &th)
+                .iter()
+                .all(|c| c.status == CheckStatus::Pass)
+        );
         // Measured is never compared with predicted.
         let mut measured = run("d", 9.0, 0.70, 10);
         measured.rows[0].latency_kind = Some(LatencyKind::Measured);

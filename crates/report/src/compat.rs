@@ -10,7 +10,9 @@ use crate::text;
 /// How one technique of a model maps onto one device.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Mapping {
-    Full { ops: u32 },
+    Full {
+        ops: u32,
+    },
     Partial {
         on_device: u32,
         total: u32,
@@ -89,7 +91,8 @@ impl Matrix {
     }
 
     pub fn to_html(&self) -> String {
-        let mut out = String::from("<div class=\"scroll\"><table id=\"compat\"><thead><tr><th>model</th>");
+        let mut out =
+            String::from("<div class=\"scroll\"><table id=\"compat\"><thead><tr><th>model</th>");
         for d in &self.devices {
             out += &format!("<th>{}</th>", text::html(d));
         }
@@ -119,8 +122,14 @@ impl Matrix {
 }
 
 pub fn build(run: &RunResults) -> Matrix {
-    let models: Vec<String> = rows::models(&run.rows).iter().map(|s| s.to_string()).collect();
-    let mut devices: Vec<String> = rows::devices(&run.rows).iter().map(|s| s.to_string()).collect();
+    let models: Vec<String> = rows::models(&run.rows)
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut devices: Vec<String> = rows::devices(&run.rows)
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     for s in &run.skipped {
         if !s.device.is_empty() && !devices.contains(&s.device) {
             devices.push(s.device.clone());

@@ -145,7 +145,8 @@ pub fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<(), String> {
 
 /// Read a Parquet file back (tests, tools).
 pub fn read_parquet(path: &Path) -> Result<DataFrame, String> {
-    let f = std::fs::File::open(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let f =
+        std::fs::File::open(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
     ParquetReader::new(f)
         .finish()
         .map_err(|e| format!("{}: not a Parquet file: {e}", path.display()))

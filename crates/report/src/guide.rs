@@ -109,9 +109,18 @@ pub fn model_key(name: &str) -> Option<ModelKey> {
         (&["mobilenet_v1", "mobilenetv1"], Family::MobileNetV1),
         (&["mobilenet_v2", "mobilenetv2"], Family::MobileNetV2),
         (&["inception_v3", "inceptionv3"], Family::InceptionV3),
-        (&["resnet_v2_101", "resnetv2_101", "resnet_v2101"], Family::ResNetV2_101),
-        (&["resnet_v2_152", "resnetv2_152", "resnet_v2152"], Family::ResNetV2_152),
-        (&["resnet_v2_50", "resnetv2_50", "resnet_v250"], Family::ResNetV2_50),
+        (
+            &["resnet_v2_101", "resnetv2_101", "resnet_v2101"],
+            Family::ResNetV2_101,
+        ),
+        (
+            &["resnet_v2_152", "resnetv2_152", "resnet_v2152"],
+            Family::ResNetV2_152,
+        ),
+        (
+            &["resnet_v2_50", "resnetv2_50", "resnet_v250"],
+            Family::ResNetV2_50,
+        ),
     ];
     let (family, tail) = FAMILIES.iter().find_map(|(spellings, f)| {
         spellings

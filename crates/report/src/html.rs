@@ -31,7 +31,10 @@ pub fn page(run: &RunResults, r: &Report) -> String {
     h += &format!("<title>quantfarm report: {}</title>", esc(&run.run_id));
     h += &format!("<style>{STYLE}</style></head><body>\n");
 
-    h += &format!("<header><h1>quantfarm report: {}</h1><p>", esc(&run.scenario));
+    h += &format!(
+        "<header><h1>quantfarm report: {}</h1><p>",
+        esc(&run.scenario)
+    );
     h += &format!("run <code>{}</code>", esc(&run.run_id));
     h += &format!(" · collected {}", esc(&text::iso_utc(run.created_unix)));
     if let Some(host) = &run.host {
@@ -42,8 +45,16 @@ pub fn page(run: &RunResults, r: &Report) -> String {
         h += " · <b>cancelled</b>";
     }
     h += "</p><p>";
-    let gates_failed = run.gates.iter().filter(|g| g.status == GateStatus::Fail).count();
-    let checks_failed = r.checks.iter().filter(|c| c.status == CheckStatus::Fail).count();
+    let gates_failed = run
+        .gates
+        .iter()
+        .filter(|g| g.status == GateStatus::Fail)
+        .count();
+    let checks_failed = r
+        .checks
+        .iter()
+        .filter(|c| c.status == CheckStatus::Fail)
+        .count();
     let ok = gates_failed == 0 && checks_failed == 0;
     h += &format!(
         "<span class=\"verdict {}\">{}</span> {} of {} gates failed; ",
@@ -90,7 +101,9 @@ pub fn page(run: &RunResults, r: &Report) -> String {
 
     h += "<section id=\"regressions\"><h2>Regressions</h2>";
     match &r.baseline {
-        None => h += "<p class=\"why\">No baseline: this is the first run of the scenario here, or none was given.</p>",
+        None => {
+            h += "<p class=\"why\">No baseline: this is the first run of the scenario here, or none was given.</p>"
+        }
         Some(b) => {
             h += &format!(
                 "<p>Against <code>{}</code>: latency may grow {}%, top-1 may drop {}, size may grow {}%; \
@@ -100,7 +113,11 @@ pub fn page(run: &RunResults, r: &Report) -> String {
                 text::num(r.thresholds.max_top1_drop, 4),
                 text::num(100.0 * r.thresholds.max_size_growth, 2)
             );
-            let failed: Vec<_> = r.checks.iter().filter(|c| c.status == CheckStatus::Fail).collect();
+            let failed: Vec<_> = r
+                .checks
+                .iter()
+                .filter(|c| c.status == CheckStatus::Fail)
+                .collect();
             if failed.is_empty() {
                 h += "<p class=\"verdict pass\">no regression</p>";
             } else {
@@ -110,7 +127,10 @@ pub fn page(run: &RunResults, r: &Report) -> String {
                 }
                 h += "</ul>";
             }
-            h += &format!("<details><summary>all {} checks</summary><table><tbody>", r.checks.len());
+            h += &format!(
+                "<details><summary>all {} checks</summary><table><tbody>",
+                r.checks.len()
+            );
             for c in &r.checks {
                 let class = match c.status {
                     CheckStatus::Pass => "pass",
@@ -153,7 +173,11 @@ pub fn page(run: &RunResults, r: &Report) -> String {
          the fastest technique whose top-1 stays within the accuracy budget (a drop of at most {} \
          against float32 on the same device{}), and why the others were not chosen.</p>",
         text::num(r.budget, 4),
-        if run.accuracy_budget.is_some() { ", from the scenario's gates" } else { "" }
+        if run.accuracy_budget.is_some() {
+            ", from the scenario's gates"
+        } else {
+            ""
+        }
     );
     h += &recommend::to_html(&r.recommendations);
     h += "</section>\n";
@@ -180,7 +204,11 @@ pub fn page(run: &RunResults, r: &Report) -> String {
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 esc(&s.model),
                 esc(&s.technique),
-                if s.device.is_empty() { "every device".to_string() } else { esc(&s.device) },
+                if s.device.is_empty() {
+                    "every device".to_string()
+                } else {
+                    esc(&s.device)
+                },
                 esc(&s.reason)
             );
         }
@@ -188,10 +216,23 @@ pub fn page(run: &RunResults, r: &Report) -> String {
     }
 
     h += "<section id=\"rows\"><h2>All rows</h2><details><summary>";
-    h += &format!("{} rows</summary><div class=\"scroll\"><table><thead><tr>", run.rows.len());
+    h += &format!(
+        "{} rows</summary><div class=\"scroll\"><table><thead><tr>",
+        run.rows.len()
+    );
     for c in [
-        "model", "technique", "kind", "source", "device", "status", "size (MB)", "latency p50 (ms)",
-        "top-1", "top-5", "ops on device", "error",
+        "model",
+        "technique",
+        "kind",
+        "source",
+        "device",
+        "status",
+        "size (MB)",
+        "latency p50 (ms)",
+        "top-1",
+        "top-5",
+        "ops on device",
+        "error",
     ] {
         h += &format!("<th>{c}</th>");
     }
@@ -200,9 +241,15 @@ pub fn page(run: &RunResults, r: &Report) -> String {
     for row in &run.rows {
         let lat = match (row.latency_p50_ms, row.latency_kind) {
             (Some(v), Some(LatencyKind::Predicted)) => {
-                format!("<td class=\"n pred\">{} <small>predicted</small></td>", text::num(v, 3))
+                format!(
+                    "<td class=\"n pred\">{} <small>predicted</small></td>",
+                    text::num(v, 3)
+                )
             }
-            (Some(v), _) => format!("<td class=\"n\">{} <small>measured</small></td>", text::num(v, 3)),
+            (Some(v), _) => format!(
+                "<td class=\"n\">{} <small>measured</small></td>",
+                text::num(v, 3)
+            ),
             (None, _) => "<td>-</td>".into(),
         };
         let ops = match (row.ops_on_device, row.ops_total) {

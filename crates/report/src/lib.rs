@@ -7,7 +7,8 @@
 //! - [`compat`]: the model × device compatibility matrix;
 //! - [`recommend`]: the guide's decision tree on the measured numbers;
 //! - [`compare`]: regression checks against a baseline run; [`junit`]: JUnit XML;
-//! - [`html`]: one self-contained `index.html` holding all of it.
+//! - [`html`]: one self-contained `index.html` holding all of it;
+//! - [`history`]: earlier runs of a scenario (default baseline, trends).
 //!
 //! ```no_run
 //! # use quantfarm_report::{build, Options};
@@ -22,6 +23,7 @@ pub mod compare;
 pub mod compat;
 pub mod frames;
 pub mod guide;
+pub mod history;
 pub mod html;
 pub mod junit;
 pub mod recommend;
@@ -112,6 +114,64 @@ pub struct Summary {
     pub failures: Vec<String>,
 }
 
+/// Check that a run's numbers make sense before reporting on it (results files can be
+/// edited or come from other tools): finite, non-negative measurements, top-1/top-5 in
+/// [0, 1], no more ops on the device than in the model. The error says which row.
+pub fn check_input(run: &RunResults) -> Result<(), ReportError> {
+    for (i, r) in run.rows.iter().enumerate() {
+        let at = || {
+            format!(
+                "row {} ({}/{} on {})",
+                i + 1,
+                r.model,
+                r.technique,
+                r.device
+            )
+        };
+        let nums = [
+            ("latency_p50_ms", r.latency_p50_ms),
+            ("latency_mean_ms", r.latency_mean_ms),
+            ("latency_p90_ms", r.latency_p90_ms),
+        ];
+        for (name, v) in nums {
+            if let Some(v) = v
+                && !(v.is_finite() && v >= 0.0)
+            {
+                return Err(ReportError(format!(
+                    "{}: {name} {v}: expected a number of milliseconds >= 0",
+                    at()
+                )));
+            }
+        }
+        for (name, v) in [("top1", r.top1), ("top5", r.top5)] {
+            if let Some(v) = v
+                && !(0.0..=1.0).contains(&v)
+            {
+                return Err(ReportError(format!(
+                    "{}: {name} {v}: expected a fraction in [0, 1]",
+                    at()
+                )));
+            }
+        }
+        if let (Some(t), Some(d)) = (r.ops_total, r.ops_on_device)
+            && d > t
+        {
+            return Err(ReportError(format!(
+                "{}: ops_on_device {d} > ops_total {t}",
+                at()
+            )));
+        }
+    }
+    if let Some(b) = run.accuracy_budget
+        && !(b.is_finite() && b >= 0.0)
+    {
+        return Err(ReportError(format!(
+            "accuracy_budget {b}: expected a top-1 drop >= 0"
+        )));
+    }
+    Ok(())
+}
+
 /// Build the report of `run`. `baseline` is the run its regression checks compare
 /// with; `history` holds other runs of the scenario for the trends (runs of other
 /// scenarios, later runs and `run` itself are left out of it).
@@ -121,6 +181,10 @@ pub fn build(
     history: &[RunResults],
     opts: &Options,
 ) -> Result<Report, ReportError> {
+    check_input(run)?;
+    if let Some(b) = baseline {
+        check_input(b).map_err(|e| ReportError(format!("baseline {}: {e}", b.run_id)))?;
+    }
     let budget = opts
         .accuracy_budget
         .or(run.accuracy_budget)
@@ -132,6 +196,7 @@ pub fn build(
                 && h.run_id != run.run_id
                 && !h.cancelled
                 && (h.created_unix, &h.run_id) < (run.created_unix, &run.run_id)
+                && check_input(h).is_ok()
         })
         .collect();
     trend.sort_by(|a, b| (a.created_unix, &a.run_id).cmp(&(b.created_unix, &b.run_id)));
@@ -171,8 +236,9 @@ impl Report {
         let mut put = |name: &str, bytes: &[u8]| -> Result<(), ReportError> {
             let p = dir.join(name);
             if let Some(parent) = p.parent() {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| ReportError(format!("{}: cannot create: {e}", parent.display())))?;
+                std::fs::create_dir_all(parent).map_err(|e| {
+                    ReportError(format!("{}: cannot create: {e}", parent.display()))
+                })?;
             }
             std::fs::write(&p, bytes)
                 .map_err(|e| ReportError(format!("{}: cannot write: {e}", p.display())))?;
@@ -188,7 +254,8 @@ impl Report {
             put(&format!("charts/{}.svg", c.name), c.svg.as_bytes())?;
         }
         put("index.html", self.html.as_bytes())?;
-        let mut df = frames::rows_frame([run]).map_err(|e| ReportError(format!("results frame: {e}")))?;
+        let mut df =
+            frames::rows_frame([run]).map_err(|e| ReportError(format!("results frame: {e}")))?;
         let parquet = dir.join("results.parquet");
         frames::write_parquet(&mut df, &parquet).map_err(ReportError)?;
         written.push(parquet);
@@ -202,13 +269,13 @@ impl Report {
             .gates
             .iter()
             .filter(|g| g.status == GateStatus::Fail)
-            .map(|g| g.message.clone())
+            .map(|g| format!("{} gate: {}", g.kind, g.message))
             .collect();
         failures.extend(
             self.checks
                 .iter()
                 .filter(|c| c.status == CheckStatus::Fail)
-                .map(|c| c.message.clone()),
+                .map(|c| format!("{} regression: {}", c.kind, c.message)),
         );
         Summary {
             run_id: run.run_id.clone(),

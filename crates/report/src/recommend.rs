@@ -70,7 +70,13 @@ pub fn build(run: &RunResults, budget: f64) -> Vec<Recommendation> {
     out
 }
 
-fn one(run: &RunResults, device: &str, model: &str, cands: &[&ResultRow], budget: f64) -> Recommendation {
+fn one(
+    run: &RunResults,
+    device: &str,
+    model: &str,
+    cands: &[&ResultRow],
+    budget: f64,
+) -> Recommendation {
     let zoo = rows::source(&run.rows, model) == "zoo";
     let base = cands
         .iter()
@@ -132,7 +138,11 @@ fn one(run: &RunResults, device: &str, model: &str, cands: &[&ResultRow], budget
     let fastest = ok
         .iter()
         .filter(|r| r.latency_p50_ms.is_some())
-        .min_by(|a, b| a.latency_p50_ms.partial_cmp(&b.latency_p50_ms).unwrap_or(std::cmp::Ordering::Equal))
+        .min_by(|a, b| {
+            a.latency_p50_ms
+                .partial_cmp(&b.latency_p50_ms)
+                .unwrap_or(std::cmp::Ordering::Equal)
+        })
         .copied();
     for r in &ok {
         let chosen_small = smallest.is_some_and(|s| std::ptr::eq(s, *r));
@@ -141,7 +151,9 @@ fn one(run: &RunResults, device: &str, model: &str, cands: &[&ResultRow], budget
             continue;
         }
         let mut why = Vec::new();
-        if let (Some(s), Some(a), Some(b)) = (smallest, r.size_bytes, smallest.and_then(|s| s.size_bytes)) {
+        if let (Some(s), Some(a), Some(b)) =
+            (smallest, r.size_bytes, smallest.and_then(|s| s.size_bytes))
+        {
             why.push(format!(
                 "larger than {} ({} vs {} MB)",
                 s.technique,
@@ -151,7 +163,11 @@ fn one(run: &RunResults, device: &str, model: &str, cands: &[&ResultRow], budget
         } else if r.size_bytes.is_none() {
             why.push("no size measured".to_string());
         }
-        if let (Some(f), Some(a), Some(b)) = (fastest, r.latency_p50_ms, fastest.and_then(|f| f.latency_p50_ms)) {
+        if let (Some(f), Some(a), Some(b)) = (
+            fastest,
+            r.latency_p50_ms,
+            fastest.and_then(|f| f.latency_p50_ms),
+        ) {
             why.push(format!(
                 "slower than {} ({} vs {} ms)",
                 f.technique,
@@ -161,8 +177,14 @@ fn one(run: &RunResults, device: &str, model: &str, cands: &[&ResultRow], budget
         } else if r.latency_p50_ms.is_none() {
             why.push("no latency measured".to_string());
         }
-        if let Some(Mapping::Partial { on_device, total, .. }) = Mapping::of(r) {
-            why.push(format!("{} of {total} ops fall back to the CPU", total - on_device));
+        if let Some(Mapping::Partial {
+            on_device, total, ..
+        }) = Mapping::of(r)
+        {
+            why.push(format!(
+                "{} of {total} ops fall back to the CPU",
+                total - on_device
+            ));
         }
         others.push((r.technique.clone(), why.join("; ")));
     }
@@ -182,7 +204,10 @@ fn one(run: &RunResults, device: &str, model: &str, cands: &[&ResultRow], budget
                 .into(),
         );
     } else if ptq_measured > 0 {
-        advice.push("post-training quantization stays within the budget: the guide's first step suffices".into());
+        advice.push(
+            "post-training quantization stays within the budget: the guide's first step suffices"
+                .into(),
+        );
     }
     let mapped: Vec<Mapping> = cands.iter().filter_map(|r| Mapping::of(r)).collect();
     if !mapped.is_empty() && !mapped.iter().any(|m| matches!(m, Mapping::Full { .. })) {
@@ -235,7 +260,11 @@ pub fn to_html(recs: &[Recommendation]) -> String {
                         bits.push(format!("{} MB", text::num(text::mb(b), 2)));
                     }
                     if let Some(l) = p.latency_ms {
-                        bits.push(format!("{} ms {}", text::num(l, 2), text::html(&r.latency_kind)));
+                        bits.push(format!(
+                            "{} ms {}",
+                            text::num(l, 2),
+                            text::html(&r.latency_kind)
+                        ));
                     }
                     if let Some(t) = p.top1 {
                         bits.push(format!("top-1 {}", text::num(t, 4)));

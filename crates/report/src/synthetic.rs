@@ -17,10 +17,34 @@ struct Model {
 }
 
 const MODELS: [Model; 4] = [
-    Model { name: "mobilenet_v2_1.0_224", source: "dequantize", params: 3.5e6, ms: 89.0, top1: 0.719 },
-    Model { name: "mobilenet_v1_1.0_224", source: "zoo", params: 4.2e6, ms: 124.0, top1: 0.0 },
-    Model { name: "inception_v3", source: "zoo", params: 23.9e6, ms: 1130.0, top1: 0.0 },
-    Model { name: "resnet_v2_101", source: "zoo", params: 44.6e6, ms: 3973.0, top1: 0.0 },
+    Model {
+        name: "mobilenet_v2_1.0_224",
+        source: "dequantize",
+        params: 3.5e6,
+        ms: 89.0,
+        top1: 0.719,
+    },
+    Model {
+        name: "mobilenet_v1_1.0_224",
+        source: "zoo",
+        params: 4.2e6,
+        ms: 124.0,
+        top1: 0.0,
+    },
+    Model {
+        name: "inception_v3",
+        source: "zoo",
+        params: 23.9e6,
+        ms: 1130.0,
+        top1: 0.0,
+    },
+    Model {
+        name: "resnet_v2_101",
+        source: "zoo",
+        params: 44.6e6,
+        ms: 3973.0,
+        top1: 0.0,
+    },
 ];
 
 /// (label, kind, bytes per parameter, latency factor, top-1 loss)
@@ -65,7 +89,9 @@ pub fn run(id: &str, rows: usize, slower: f64, less_accurate: f64) -> RunResults
                             model: name.clone(),
                             technique: label.into(),
                             device: device.into(),
-                            reason: format!("edgetpu-usb does not accept {kind} (accepts int8, uint8)"),
+                            reason: format!(
+                                "edgetpu-usb does not accept {kind} (accepts int8, uint8)"
+                            ),
                         });
                         continue;
                     }

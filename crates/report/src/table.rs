@@ -120,7 +120,8 @@ impl Table {
 
     /// Rows whose first cell is `first`.
     pub fn rows_of<'a>(&'a self, first: &'a str) -> impl Iterator<Item = usize> + 'a {
-        (0..self.rows.len()).filter(move |&i| matches!(&self.rows[i][0], Cell::Text(s) if s == first))
+        (0..self.rows.len())
+            .filter(move |&i| matches!(&self.rows[i][0], Cell::Text(s) if s == first))
     }
 
     pub fn to_csv(&self) -> String {
@@ -177,34 +178,53 @@ impl Table {
         out
     }
 
-    /// An HTML `<table>` (inside a scrolling `<div>`) with its notes; every string escaped.
+    /// An HTML `<table>` (inside a scrolling `<div>`) with its notes; every string
+    /// escaped. A column `X` followed by `guide_X` and `diff_X` is shown as one column
+    /// whose cells hold ours, the guide's and the difference (CSV and Markdown keep
+    /// the three columns).
     pub fn to_html(&self, id: &str) -> String {
         let shown = self.shown();
+        // (first column, is a triple)
+        let mut groups: Vec<(usize, bool)> = Vec::new();
+        let mut k = 0;
+        while k < shown.len() {
+            let i = shown[k];
+            let name = &self.columns[i].name;
+            let triple = k + 2 < shown.len()
+                && self.columns[shown[k + 1]].name == format!("guide_{name}")
+                && self.columns[shown[k + 2]].name == format!("diff_{name}");
+            groups.push((i, triple));
+            k += if triple { 3 } else { 1 };
+        }
         let mut out = format!(
             "<div class=\"scroll\"><table id=\"{}\"><thead><tr>",
             text::html(id)
         );
-        for &i in &shown {
-            out.push_str(&format!("<th>{}</th>", text::html(&self.columns[i].name)));
+        for &(i, triple) in &groups {
+            let name = text::html(&self.columns[i].name);
+            if triple {
+                out.push_str(&format!(
+                    "<th>{name}<br><small>ours · guide · diff</small></th>"
+                ));
+            } else {
+                out.push_str(&format!("<th>{name}</th>"));
+            }
         }
         out.push_str("</tr></thead><tbody>");
         for r in &self.rows {
             out.push_str("<tr>");
-            for &i in &shown {
-                let (class, body) = match &r[i] {
-                    Cell::Text(s) => ("t", text::html(s)),
-                    Cell::Why(s) => ("why", text::html(s)),
-                    Cell::Num { value, digits, tag } => {
-                        let n = text::html(&text::num(*value, *digits));
-                        match tag {
-                            Some(t) if t.contains("predicted") => {
-                                ("n pred", format!("{n} <small>{}</small>", text::html(t)))
-                            }
-                            Some(t) => ("n", format!("{n} <small>{}</small>", text::html(t))),
-                            None => ("n", n),
-                        }
+            for &(i, triple) in &groups {
+                let (class, mut body) = html_cell(&r[i]);
+                if triple {
+                    let guide = match &r[i + 1] {
+                        Cell::Num { value, digits, .. } => text::num(*value, *digits),
+                        c => c.display(),
+                    };
+                    body += &format!("<br><small>guide {}</small>", text::html(&guide));
+                    if let Cell::Text(d) = &r[i + 2] {
+                        body += &format!(" <small>({})</small>", text::html(d));
                     }
-                };
+                }
                 out.push_str(&format!("<td class=\"{class}\">{body}</td>"));
             }
             out.push_str("</tr>");
@@ -218,6 +238,24 @@ impl Table {
             out.push_str("</ul>");
         }
         out
+    }
+}
+
+/// A cell's CSS class and escaped content.
+fn html_cell(c: &Cell) -> (&'static str, String) {
+    match c {
+        Cell::Text(s) => ("t", text::html(s)),
+        Cell::Why(s) => ("why", text::html(s)),
+        Cell::Num { value, digits, tag } => {
+            let n = text::html(&text::num(*value, *digits));
+            match tag {
+                Some(t) if t.contains("predicted") => {
+                    ("n pred", format!("{n} <small>{}</small>", text::html(t)))
+                }
+                Some(t) => ("n", format!("{n} <small>{}</small>", text::html(t))),
+                None => ("n", n),
+            }
+        }
     }
 }
 
@@ -249,7 +287,10 @@ mod tests {
         let md = t.to_markdown();
         assert!(md.contains("| model | latency_ms |"), "{md}");
         assert!(md.contains("| a\\|&lt;b&gt; | 1.23 (predicted) |"), "{md}");
-        assert!(md.contains("*no trained weights: architecture only*"), "{md}");
+        assert!(
+            md.contains("*no trained weights: architecture only*"),
+            "{md}"
+        );
         let csv = t.to_csv();
         assert_eq!(
             csv,
@@ -259,6 +300,27 @@ mod tests {
         assert!(h.contains("a|&lt;b&gt;") && !h.contains("<b>"), "{h}");
         assert!(h.contains("class=\"n pred\""), "{h}");
         assert!(!h.contains("latency_kind"));
+        let mut g = Table::new("G");
+        for c in ["model", "top1", "guide_top1", "diff_top1"] {
+            g.column(c, false);
+        }
+        g.rows.push(vec![
+            Cell::text("m"),
+            Cell::num(0.7, 3),
+            Cell::num(0.71, 3),
+            Cell::text("-0.010"),
+        ]);
+        let h = g.to_html("g");
+        assert!(
+            h.contains("<th>top1<br><small>ours · guide · diff</small></th>"),
+            "{h}"
+        );
+        assert!(
+            h.contains("0.700<br><small>guide 0.710</small> <small>(-0.010)</small>"),
+            "{h}"
+        );
+        assert!(!h.contains("guide_top1"), "{h}");
+        assert!(g.to_csv().starts_with("model,top1,guide_top1,diff_top1\n"));
         assert_eq!(t.get(0, "latency_ms").unwrap().value(), Some(1.2345));
         assert_eq!(t.rows_of("c,d").collect::<Vec<_>>(), [1]);
     }

@@ -20,11 +20,17 @@ use crate::table::{Cell, Table};
 
 /// Why a zoo model has no top-1.
 pub const NO_WEIGHTS: &str = "no trained weights: architecture only";
+/// Why the QAT top-1 of a model without a hosted QAT file is empty.
+pub const NO_QAT_MODEL: &str = "no QAT model here: PTQ top-1 is not QAT's";
 /// A guide model the run does not have.
 pub const NO_SUCH_MODEL: &str = "no such model here";
 
 /// What stands in for the QAT column of a model, and the row holding it.
-fn qat_row<'a>(rs: &'a [ResultRow], model: &str, device: &str) -> Option<(&'a ResultRow, &'static str)> {
+fn qat_row<'a>(
+    rs: &'a [ResultRow],
+    model: &str,
+    device: &str,
+) -> Option<(&'a ResultRow, &'static str)> {
     let on = |kind| {
         if device.is_empty() {
             rows::sized(rs, model, kind)
@@ -42,7 +48,10 @@ fn qat_row<'a>(rs: &'a [ResultRow], model: &str, device: &str) -> Option<(&'a Re
 }
 
 /// The row of the optimized size and what it is.
-fn optimized_size_row<'a>(rs: &'a [ResultRow], model: &str) -> Option<(&'a ResultRow, &'static str)> {
+fn optimized_size_row<'a>(
+    rs: &'a [ResultRow],
+    model: &str,
+) -> Option<(&'a ResultRow, &'static str)> {
     if let Some(r) = rows::sized(rs, model, "original").filter(|r| rows::is_hosted_qat(r)) {
         return Some((r, "hosted QAT file"));
     }
@@ -65,7 +74,11 @@ pub fn build(run: &RunResults) -> Table {
         t.column(&format!("diff_{c}"), false);
     }
     t.column("latency_kind", false);
-    for c in ["latency_original_kind", "latency_ptq_kind", "latency_qat_kind"] {
+    for c in [
+        "latency_original_kind",
+        "latency_ptq_kind",
+        "latency_qat_kind",
+    ] {
         t.column(c, true);
     }
     t.column("qat_from", false);
@@ -77,9 +90,9 @@ pub fn build(run: &RunResults) -> Table {
     for model in rows::models(rs) {
         let key = guide::model_key(model);
         let g = key.as_ref().and_then(|k| {
-            guide.iter().position(|g| {
-                guide::model_key(&g.model).is_some_and(|gk| gk.same_model(k))
-            })
+            guide
+                .iter()
+                .position(|g| guide::model_key(&g.model).is_some_and(|gk| gk.same_model(k)))
         });
         let guide_cell = match (g, &key) {
             (Some(i), _) => {
@@ -114,7 +127,8 @@ pub fn build(run: &RunResults) -> Table {
         "diff = ours - guide.".into(),
     ];
     if let Some(h) = &run.host {
-        t.notes.push(format!("Measured latencies were timed on {h}."));
+        t.notes
+            .push(format!("Measured latencies were timed on {h}."));
     }
     t
 }
@@ -127,9 +141,9 @@ fn diff(ours: &Cell, guide: Option<f64>, digits: usize) -> Cell {
     }
 }
 
-fn guide_cell(v: Option<f64>) -> Cell {
+fn guide_cell(v: Option<f64>, digits: usize) -> Cell {
     match v {
-        Some(v) => Cell::num(v, 3),
+        Some(v) => Cell::num(v, digits),
         None => Cell::why("n/a"),
     }
 }
@@ -203,10 +217,13 @@ fn model_row(
         None => (None, ""),
     };
     let no_qat = "not run: no hosted QAT file and no uint8/int8 technique";
-    let top1_qat = if !zoo && qr.is_none() {
-        Cell::why(no_qat)
-    } else {
-        top1(qr, qat_tag, no_qat)
+    // A full-integer PTQ model runs the same integer ops as a QAT one, so it stands in
+    // for QAT latency; its top-1 is not QAT's, so top-1 needs the hosted QAT file.
+    let top1_qat = match qat {
+        _ if zoo => Cell::why(NO_WEIGHTS),
+        Some((r, "hosted QAT file")) => top1(Some(r), "", no_qat),
+        Some(_) => Cell::why(NO_QAT_MODEL),
+        None => Cell::why(no_qat),
     };
     let opt = optimized_size_row(rs, model);
     let values: [(Cell, usize); 8] = [
@@ -216,7 +233,14 @@ fn model_row(
         (latency(original, "", "not run: no float32 technique").0, 2),
         (latency(ptq, "", "not run: no dynamic technique").0, 2),
         (latency(qr, qat_tag, no_qat).0, 2),
-        (size(rows::sized(rs, model, "float32"), "", "not run: no float32 technique"), 2),
+        (
+            size(
+                rows::sized(rs, model, "float32"),
+                "",
+                "not run: no float32 technique",
+            ),
+            2,
+        ),
         (
             size(
                 opt.map(|o| o.0),
@@ -237,7 +261,7 @@ fn model_row(
         let gv = g.and_then(|g| g.values[i]);
         row.push(ours.clone());
         if g.is_some() {
-            row.push(guide_cell(gv));
+            row.push(guide_cell(gv, *digits));
             row.push(diff(ours, gv, *digits));
         } else {
             row.push(Cell::why("no guide row"));
@@ -267,19 +291,22 @@ fn model_row(
         Some((_, what)) => Cell::text(what),
         None => Cell::why("nothing"),
     });
-    let mut notes = Vec::new();
-    if zoo {
-        notes.push("zoo architecture with untrained weights: size and latency only".to_string());
-    }
+    let mut notes = vec![source_note(rows::source(rs, model)).to_string()];
     if device.is_empty() {
         notes.push("measured without a device: size only".to_string());
     }
-    row.push(if notes.is_empty() {
-        Cell::text("")
-    } else {
-        Cell::text(notes.join("; "))
-    });
+    row.push(Cell::text(notes.join("; ")));
     row
+}
+
+/// Where a model's weights come from, in words (the note of a row, never blank).
+pub fn source_note(source: &str) -> &'static str {
+    match source {
+        "zoo" => "zoo architecture with untrained weights: size and latency only",
+        "dequantize" => "trained weights: float32 is the hosted quantized file dequantized",
+        "file" => "trained weights from the model file",
+        _ => "weights of unknown origin (results without model_source)",
+    }
 }
 
 fn device_cell(device: &str) -> Cell {
@@ -296,9 +323,9 @@ fn absent_row(g: &Guide1, columns: usize) -> Vec<Cell> {
         Cell::why(NO_SUCH_MODEL),
         Cell::text(&g.model),
     ];
-    for v in g.values {
+    for (i, v) in g.values.into_iter().enumerate() {
         row.push(Cell::why(NO_SUCH_MODEL));
-        row.push(guide_cell(v));
+        row.push(guide_cell(v, if i < 3 { 3 } else { 2 }));
         row.push(Cell::why("no value of ours"));
     }
     while row.len() < columns - 1 {

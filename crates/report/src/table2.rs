@@ -30,10 +30,15 @@ fn accuracy_device<'a>(rs: &'a [ResultRow], model: &str) -> Option<&'a str> {
 
 pub fn build(run: &RunResults) -> Table {
     let rs = &run.rows;
-    let mut t = Table::new(
-        "Table 2: int16 activations with int8 weights (ours beside the guide's)",
-    );
-    for c in ["model", "metric", "metric_higher_is_better", "device", "guide_model"] {
+    let mut t =
+        Table::new("Table 2: int16 activations with int8 weights (ours beside the guide's)");
+    for c in [
+        "model",
+        "metric",
+        "metric_higher_is_better",
+        "device",
+        "guide_model",
+    ] {
         t.column(c, false);
     }
     for c in TABLE2_COLUMNS {
@@ -84,8 +89,7 @@ pub fn build(run: &RunResults) -> Table {
         "float32 / int8 / int16 activations = techniques float32, int8 (full-integer PTQ) \
          and int16x8 (int16 activations, int8 weights)."
             .into(),
-        "Top-1 as a fraction over the scenario's accuracy slice; diff = ours - guide."
-            .into(),
+        "Top-1 as a fraction over the scenario's accuracy slice; diff = ours - guide.".into(),
         "The guide's WER, CER, mAP and F1 rows need models and metrics this project does \
          not have."
             .into(),
@@ -101,7 +105,7 @@ fn model_row(rs: &[ResultRow], model: &str, g: Option<&Guide2>, note: String) ->
         Cell::text(g.map(|g| g.metric.as_str()).unwrap_or("Top-1 accuracy")),
         Cell::text("true"),
         match device {
-            Some(d) if d.is_empty() => Cell::why("no device"),
+            Some("") => Cell::why("no device"),
             Some(d) => Cell::text(d),
             None => Cell::why("no accuracy measured"),
         },
@@ -113,7 +117,9 @@ fn model_row(rs: &[ResultRow], model: &str, g: Option<&Guide2>, note: String) ->
     for (i, kind) in KINDS.iter().enumerate() {
         let r = match device {
             Some(d) => rows::on_device(rs, model, d, kind),
-            None => rs.iter().find(|r| r.model == model && r.technique_kind == *kind),
+            None => rs
+                .iter()
+                .find(|r| r.model == model && r.technique_kind == *kind),
         };
         let ours = if zoo {
             Cell::why(NO_WEIGHTS)
@@ -143,7 +149,12 @@ fn model_row(rs: &[ResultRow], model: &str, g: Option<&Guide2>, note: String) ->
             None => row.extend([ours, Cell::why("no guide row"), Cell::why("no guide row")]),
         }
     }
-    row.push(Cell::text(note));
+    let source = crate::table1::source_note(rows::source(rs, model));
+    row.push(Cell::text(if note.is_empty() {
+        source.to_string()
+    } else {
+        format!("{note}; {source}")
+    }));
     row
 }
 

@@ -18,7 +18,9 @@ pub fn html(s: &str) -> String {
 }
 
 /// Escape text for a Markdown table cell (pipes, line breaks, and the characters that
-/// would start HTML or emphasis).
+/// would start HTML, code, links or `*` emphasis). Underscores stay as they are: inside
+/// names such as `top1_original` they never start emphasis (GFM), and column names
+/// must read exactly as in the guide's CSV.
 pub fn markdown(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -27,7 +29,7 @@ pub fn markdown(s: &str) -> String {
             '\n' | '\r' => out.push(' '),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
-            '*' | '_' | '`' | '[' | ']' | '\\' => {
+            '*' | '`' | '[' | ']' | '\\' => {
                 out.push('\\');
                 out.push(c);
             }
@@ -59,7 +61,11 @@ pub fn num(v: f64, digits: usize) -> String {
 /// A signed difference with `digits` decimals (`+0.012`, `-3.1`).
 pub fn signed(v: f64, digits: usize) -> String {
     let s = num(v, digits);
-    if s.starts_with('-') { s } else { format!("+{s}") }
+    if s.starts_with('-') {
+        s
+    } else {
+        format!("+{s}")
+    }
 }
 
 /// Megabytes (10^6 bytes, as the guide's sizes).
@@ -80,8 +86,16 @@ pub fn base64(bytes: &[u8]) -> String {
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         out.push(A[(n >> 18) as usize & 63] as char);
         out.push(A[(n >> 12) as usize & 63] as char);
-        out.push(if chunk.len() > 1 { A[(n >> 6) as usize & 63] as char } else { '=' });
-        out.push(if chunk.len() > 2 { A[n as usize & 63] as char } else { '=' });
+        out.push(if chunk.len() > 1 {
+            A[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        out.push(if chunk.len() > 2 {
+            A[n as usize & 63] as char
+        } else {
+            '='
+        });
     }
     out
 }
@@ -92,7 +106,10 @@ mod tests {
 
     #[test]
     fn escapes() {
-        assert_eq!(html("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            html("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
         assert_eq!(markdown("a|b\n<i>"), "a\\|b &lt;i&gt;");
         assert_eq!(csv("a,\"b\""), "\"a,\"\"b\"\"\"");
         assert_eq!(csv("plain"), "plain");
