@@ -74,8 +74,8 @@ pub fn page(run: &RunResults, r: &Report) -> String {
         None => h += "no baseline run to compare with",
     }
     h += "</p></header>\n<nav><a href=\"#gates\">gates</a><a href=\"#regressions\">regressions</a>\
-          <a href=\"#table1\">Table 1</a><a href=\"#table2\">Table 2</a><a href=\"#compat\">compatibility</a>\
-          <a href=\"#recommend\">recommendation</a><a href=\"#charts\">charts</a><a href=\"#rows\">all rows</a></nav>\n";
+          <a href=\"#table1\">Table 1</a><a href=\"#table2\">Table 2</a><a href=\"#charts\">charts</a>\
+          <a href=\"#compat\">compatibility</a><a href=\"#recommend\">recommendation</a><a href=\"#rows\">all rows</a></nav>\n";
 
     h += "<section id=\"gates\"><h2>Gates</h2>";
     if run.gates.is_empty() {
@@ -157,6 +157,21 @@ pub fn page(run: &RunResults, r: &Report) -> String {
     h += &r.table2.to_html("t2");
     h += "</section>\n";
 
+    h += "<section id=\"charts\"><h2>Charts</h2>";
+    if r.charts.is_empty() {
+        h += "<p class=\"why\">Nothing to chart.</p>";
+    }
+    for c in &r.charts {
+        h += &format!(
+            "<figure><img alt=\"{t}\" src=\"data:image/png;base64,{}\"><figcaption>{t} \
+             (<code>charts/{n}.png</code>, <code>charts/{n}.svg</code>)</figcaption></figure>",
+            text::base64(&c.png),
+            t = esc(&c.title),
+            n = esc(&c.name)
+        );
+    }
+    h += "</section>\n";
+
     h += "<section id=\"compat\"><h2>Compatibility matrix</h2>";
     if r.compat.is_empty() {
         h += "<p class=\"why\">No op placement was measured in this run (no <code>mapping</code> metric or no simulated accelerator), and nothing was skipped.</p>";
@@ -180,21 +195,6 @@ pub fn page(run: &RunResults, r: &Report) -> String {
         }
     );
     h += &recommend::to_html(&r.recommendations);
-    h += "</section>\n";
-
-    h += "<section id=\"charts\"><h2>Charts</h2>";
-    if r.charts.is_empty() {
-        h += "<p class=\"why\">Nothing to chart.</p>";
-    }
-    for c in &r.charts {
-        h += &format!(
-            "<figure><img alt=\"{t}\" src=\"data:image/png;base64,{}\"><figcaption>{t} \
-             (<code>charts/{n}.png</code>, <code>charts/{n}.svg</code>)</figcaption></figure>",
-            text::base64(&c.png),
-            t = esc(&c.title),
-            n = esc(&c.name)
-        );
-    }
     h += "</section>\n";
 
     if !run.skipped.is_empty() {

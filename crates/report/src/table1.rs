@@ -87,7 +87,18 @@ pub fn build(run: &RunResults) -> Table {
 
     let guide = guide::table1();
     let mut matched = vec![false; guide.len()];
-    for model in rows::models(rs) {
+    // The guide's order first, then our other models as they come.
+    let mut models = rows::models(rs);
+    models.sort_by_key(|m| {
+        guide::model_key(m)
+            .and_then(|k| {
+                guide
+                    .iter()
+                    .position(|g| guide::model_key(&g.model).is_some_and(|gk| gk.same_model(&k)))
+            })
+            .unwrap_or(guide.len())
+    });
+    for model in models {
         let key = guide::model_key(model);
         let g = key.as_ref().and_then(|k| {
             guide
