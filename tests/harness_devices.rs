@@ -120,6 +120,19 @@ fn harness_six_profiles_say_measured_or_predicted() {
         (gpu_int8 - int8).abs() <= 0.01,
         "int8 on gpu-adreno: {gpu_int8} vs {int8}"
     );
+    // A float16 file's weight DEQUANTIZEs run once at preparation, not per inference:
+    // the same predicted latency as float32.
+    for d in ["pixel2-bigcore", "gpu-adreno"] {
+        let (a, b) = (row(&v, "m", "float32", d), row(&v, "m", "float16", d));
+        let (a, b) = (
+            a["latency_p50_ms"].as_f64().unwrap(),
+            b["latency_p50_ms"].as_f64().unwrap(),
+        );
+        assert!(
+            (a - b).abs() < 1e-9 * a,
+            "{d}: float32 {a} ms, float16 {b} ms"
+        );
+    }
     // Half-precision storage on the GPU stays within 0.3 points of float32 (984 images).
     let f32_top1 = top1(row(&v, "m", "float32", "cpu-host"));
     for t in ["float32", "float16"] {
