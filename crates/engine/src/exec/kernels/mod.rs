@@ -43,7 +43,7 @@
 //!                      params.rs: schemes and multipliers; simd.rs: ISA copies)
 //!  ADD SUB MUL        qops/binary.rs binary_reference
 //!                                                 binary_same_shape / _broadcast_rows,
-//!                                                 AddSubTables (AVX-512)
+//!                                                 AddSubTables, MulKernel (AVX-512)
 //!  AVERAGE/MAX_POOL   qops/pool.rs average_pool_reference
 //!                                                 average_pool_fast; max_pool
 //!  SOFTMAX            qops/softmax.rs softmax_fixed_point (gemmlowp.rs)
