@@ -1,6 +1,6 @@
 //! Reference vs fast integer conv / depthwise / FC / ADD on MobileNetV2-like layers (int8
 //! and uint8), and MUL with per-channel broadcast as in ResNet v2's pre-activation
-//! batch-norm. Throughput counts 2 elements per MAC, so "Gelem/s" reads as GOP/s; ADD
+//! batch-norm, and the pools of Inception v3's mixed blocks. Throughput counts 2 elements per MAC, so "Gelem/s" reads as GOP/s; ADD
 //! and MUL count output elements.
 
 use std::hint::black_box;
@@ -230,6 +230,43 @@ fn mul_group<T: QElem + QInt>(c: &mut Criterion, tag: &str, zp: i32) {
     grp.finish();
 }
 
+/// AVERAGE_POOL_2D and MAX_POOL_2D 3×3, stride 1, SAME on 35×35×288 (Inception v3).
+fn pool_group(c: &mut Criterion) {
+    use quantfarm_engine::exec::kernels::qops::pool::{
+        QPoolParams, average_pool_fast, average_pool_reference, max_pool,
+    };
+    let geom = Geometry::pool(
+        [1, 35, 35, 288],
+        [3, 3],
+        quantfarm_engine::ir::Padding::Same,
+        1,
+        1,
+    )
+    .expect("pool geometry");
+    let p = QPoolParams {
+        geom,
+        act_min: -128,
+        act_max: 127,
+    };
+    let x: Vec<i8> = data(geom.input_len(), 9, -128, 127);
+    let mut y = vec![0i8; geom.output_len()];
+    let mut grp = c.benchmark_group("int8_pool3x3_35x35x288");
+    grp.throughput(Throughput::Elements(geom.output_len() as u64));
+    grp.sample_size(20);
+    grp.bench_function("average_reference", |bn| {
+        bn.iter(|| average_pool_reference(&p, black_box(&x), &mut y))
+    });
+    for isa in cpu::available_isas() {
+        grp.bench_function(format!("average_fast_{}", isa.name()), |bn| {
+            bn.iter(|| cpu::with_isa(isa, || average_pool_fast(&p, black_box(&x), &mut y)))
+        });
+        grp.bench_function(format!("max_{}", isa.name()), |bn| {
+            bn.iter(|| cpu::with_isa(isa, || max_pool(&p, black_box(&x), &mut y)))
+        });
+    }
+    grp.finish();
+}
+
 fn fc_group<T: QElem>(c: &mut Criterion, scheme: QScheme, tag: &str, wl: i32, wh: i32) {
     let g = QFcGeom {
         rows: 1,
@@ -266,6 +303,7 @@ fn bench_int8(c: &mut Criterion) {
     fc_group::<i8>(c, QScheme::Int8, "int8", -127, 127);
     add_group::<i8>(c, "int8", -10);
     mul_group::<i8>(c, "int8", -10);
+    pool_group(c);
 }
 
 fn bench_uint8(c: &mut Criterion) {
