@@ -609,7 +609,7 @@ impl RowKernel for MulKernel {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::{AddSubTables, MulKernel, QInt, Src};
-    use crate::exec::kernels::qconv::requant::fast_nudges;
+    use crate::exec::kernels::qconv::requant::fast_nudge;
     use crate::exec::kernels::qconv::requant::v512::{Mbqm, rq_fast, srdhm_fast};
     use crate::quant::fixed_point::Multiplier;
     use std::arch::x86_64::*;
@@ -775,7 +775,8 @@ mod x86 {
                 // vector serves the even and the odd products.
                 m: _mm512_set1_epi32(m.m),
                 rsh: _mm512_set1_epi32(-m.shift),
-                nudge: _mm512_set1_epi64(fast_nudges(&[m], 16)[0]),
+                // One multiplier's nudge, no allocation: this runs once per row.
+                nudge: _mm512_set1_epi64(fast_nudge(&m)),
                 r0: m.shift == 0,
             }
         }
