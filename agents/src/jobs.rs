@@ -8,15 +8,19 @@
 //!   its dequantized form, or an engine zoo architecture) and apply the technique
 //!   (`original` = the input file byte for byte; the quantizations calibrated on the
 //!   task's dataset slice); returns the new model;
-//! - benchmark: size (the artifact's bytes), latency (timed single inferences through
-//!   [`quantfarm_engine::measure::time_inferences`]), accuracy (top-1/top-5 over a
-//!   dataset slice through [`quantfarm_engine::measure::ImageEval`]), or mapping;
+//! - benchmark: size (the artifact's bytes), latency, accuracy (top-1/top-5 over a
+//!   dataset slice through [`quantfarm_engine::measure::ImageEval`], with the numerics
+//!   of the agent's device: [`ServedDevice::interpreter`]), or mapping (op placement by
+//!   the device's rules). Latency on the host CPU is timed single inferences through
+//!   [`quantfarm_engine::measure::time_inferences`]; on a simulated device it is the
+//!   device model's prediction, labelled `predicted` and never timed on this host;
 //! - synthetic: sleep (harness self-tests and load tests).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
+use quantfarm_devices::{Placement, Simulation};
 use quantfarm_engine::EngineError;
 use quantfarm_engine::convert::{DequantizeOptions, dequantize_model};
 use quantfarm_engine::data;
@@ -28,14 +32,19 @@ use quantfarm_engine::tflite;
 use quantfarm_engine::zoo::{self, Arch, ZooConfig};
 use quantfarm_proto::v1::{
     AccuracyStats, BenchmarkTask, Calibration, CalibrationMethod, JobSpec, LatencyKind,
-    LatencyStats, Metric, OptimizeTask, SyntheticTask, Technique, job_spec, model_source,
+    LatencyStats, Metric, OpPlacement, OptimizeTask, PlacementStats, SyntheticTask, Technique,
+    job_spec, model_source,
 };
+
+use crate::device::ServedDevice;
 
 pub struct JobContext<'a> {
     pub cancel: &'a AtomicBool,
     pub progress: &'a (dyn Fn(f64) + Sync),
     /// Engine threads for work that does not set its own (optimize, accuracy).
     pub threads: usize,
+    /// The device the agent serves.
+    pub device: &'a ServedDevice,
 }
 
 /// What a job produced: its measurements (copied into the wire result) and, for an
@@ -45,6 +54,7 @@ pub struct JobOutput {
     pub size_bytes: Option<u64>,
     pub latency: Option<LatencyStats>,
     pub accuracy: Option<AccuracyStats>,
+    pub placement: Option<PlacementStats>,
     /// A produced artifact (an optimized model).
     pub artifact: Option<Vec<u8>>,
     pub logs: String,
@@ -270,6 +280,15 @@ fn benchmark(t: &BenchmarkTask, input: &[u8], ctx: &JobContext) -> Result<JobOut
     };
     match metric(t.metric)? {
         Metric::Size => {}
+        Metric::Latency if ctx.device.simulated() => {
+            let settings = latency_settings(t)?;
+            let sim = simulate(ctx.device, input)?;
+            let ms = sim
+                .predicted_latency_ms
+                .with_context(|| format!("{} predicted no latency for this model", sim.device))?;
+            out.latency = Some(predicted_latency_message(ms, &settings));
+            out.logs = simulation_log(&sim);
+        }
         Metric::Latency => {
             let settings = latency_settings(t)?;
             let mut interp = prepare(input, settings.threads)?;
@@ -288,7 +307,9 @@ fn benchmark(t: &BenchmarkTask, input: &[u8], ctx: &JobContext) -> Result<JobOut
                 .accuracy
                 .as_ref()
                 .context("accuracy job without a dataset")?;
-            let mut interp = prepare(input, ctx.threads.max(1))?;
+            let model = tflite::read_model(input)?;
+            let (mut interp, numerics) = ctx.device.interpreter(&model, ctx.threads.max(1))?;
+            out.logs = numerics;
             let root = data::shared_root().context("shared data folder")?;
             let ds = data::open_dataset(&a.dataset, &root)?;
             let limit = a.limit.map(usize_of).transpose()?;
@@ -310,10 +331,11 @@ fn benchmark(t: &BenchmarkTask, input: &[u8], ctx: &JobContext) -> Result<JobOut
                 images: topk.n() as u64,
             });
         }
-        Metric::Mapping => bail!(
-            "op placement needs the devices crate (placement rules per profile), \
-             which this agent does not have yet"
-        ),
+        Metric::Mapping => {
+            let sim = simulate(ctx.device, input)?;
+            out.logs = simulation_log(&sim);
+            out.placement = Some(placement_message(&sim));
+        }
         Metric::Unspecified => bail!("benchmark job without a metric"),
     }
     Ok(out)
@@ -333,6 +355,71 @@ pub fn latency_message(stats: &measure::LatencyStats, settings: &LatencySettings
         warmup: settings.warmup as u32,
         threads: settings.threads as u32,
     }
+}
+
+/// A predicted latency on the wire: one value from the device model, no runs. The
+/// job's timing settings are kept so the result says what was asked.
+fn predicted_latency_message(ms: f64, settings: &LatencySettings) -> LatencyStats {
+    LatencyStats {
+        kind: LatencyKind::Predicted as i32,
+        median_ms: ms,
+        mean_ms: ms,
+        p90_ms: ms,
+        min_ms: ms,
+        max_ms: ms,
+        runs: 0,
+        warmup: 0,
+        threads: settings.threads as u32,
+    }
+}
+
+fn simulate(device: &ServedDevice, model: &[u8]) -> Result<Simulation> {
+    let model = tflite::read_model(model)?;
+    device.simulate(&model)
+}
+
+/// The placement of every op, as the mapping metric reports it.
+fn placement_message(sim: &Simulation) -> PlacementStats {
+    PlacementStats {
+        device: sim.device.clone(),
+        ops_total: sim.ops_total as u32,
+        ops_on_device: sim.ops_on_device as u32,
+        ops_on_cpu: sim.ops_on_cpu as u32,
+        segments: sim.segments as u32,
+        first_unmapped_op: sim.first_unmapped_op.clone().unwrap_or_default(),
+        refused: sim.refused.clone().unwrap_or_default(),
+        ops: sim
+            .ops
+            .iter()
+            .map(|o| OpPlacement {
+                index: o.index as u32,
+                op: o.op.clone(),
+                on_device: o.placement == Placement::Device,
+                reason: match &o.detail {
+                    Some(d) => format!("{} ({d})", o.reason),
+                    None => o.reason.clone(),
+                },
+                predicted_ms: o.predicted_ms.unwrap_or(0.0),
+            })
+            .collect(),
+    }
+}
+
+/// A compiler-style summary for the job's log.
+fn simulation_log(sim: &Simulation) -> String {
+    let mut s = format!(
+        "{}: {} of {} ops on the device, {} on the CPU, {} segment(s)",
+        sim.device, sim.ops_on_device, sim.ops_total, sim.ops_on_cpu, sim.segments
+    );
+    if let Some(r) = &sim.refused {
+        s.push_str(&format!("; {r}"));
+    } else if let Some(op) = &sim.first_unmapped_op {
+        s.push_str(&format!("; first op on the CPU: {op}"));
+    }
+    if let Some(ms) = sim.predicted_latency_ms {
+        s.push_str(&format!("; predicted {ms:.3} ms per inference"));
+    }
+    s
 }
 
 fn prepare(model: &[u8], threads: usize) -> Result<Interpreter, EngineError> {

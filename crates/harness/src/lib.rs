@@ -65,7 +65,8 @@ pub async fn execute(
 ) -> Result<RunStatus> {
     let (mut farm, url, token, tls) = match target {
         Target::Local { threads } => {
-            let farm = LocalFarm::start(&plan.dir, &plan.devices(), *threads).await?;
+            let farm =
+                LocalFarm::start(&plan.dir, &plan.profiles, &plan.devices(), *threads).await?;
             let (url, token) = (farm.url.clone(), farm.token.clone());
             (Some(farm), url, token, ClientTls::plain())
         }

@@ -70,6 +70,9 @@ struct Step {
     packed_inputs: Vec<usize>,
     inputs: Vec<Option<TensorId>>,
     outputs: Vec<TensorId>,
+    /// Round this op's float32 outputs to half precision after it runs
+    /// ([`Interpreter::new_fp16`]).
+    round_f16: bool,
 }
 
 /// A model prepared for repeated inference.
@@ -85,6 +88,9 @@ pub struct Interpreter {
     pool: Option<ThreadPool>,
     par: Parallelism,
     times: Vec<Duration>,
+    /// Float32 model inputs rounded to half precision when an inference starts
+    /// ([`Interpreter::new_fp16`]).
+    fp16_inputs: Vec<TensorId>,
 }
 
 impl Interpreter {
@@ -117,6 +123,7 @@ impl Interpreter {
                 packed_inputs: prepared.packed_inputs,
                 inputs: op.inputs.clone(),
                 outputs: op.outputs.clone(),
+                round_f16: false,
             });
         }
 
@@ -218,7 +225,67 @@ impl Interpreter {
             par: Parallelism {
                 threads: opts.threads,
             },
+            fp16_inputs: Vec::new(),
         })
+    }
+
+    /// Prepare `model` as a device that stores float tensors in IEEE half precision
+    /// runs it (a mobile GPU delegate allowed to lose precision): for every op `i` with
+    /// `on_fp16_device[i]` (indices of `model`'s ops), its float32 constant inputs are
+    /// rounded to half precision once here, its float32 outputs after every run, and the
+    /// model's float32 inputs it reads when an inference starts. Arithmetic inside an op
+    /// stays float32, and ops not flagged run as [`Interpreter::new`] runs them.
+    pub fn new_fp16(
+        model: &Model,
+        opts: InterpreterOptions,
+        on_fp16_device: &[bool],
+    ) -> Result<Interpreter> {
+        model.validate()?;
+        let g = model.main();
+        if on_fp16_device.len() != g.ops.len() {
+            return Err(EngineError::bad_input(format!(
+                "fp16 placement names {} ops, the model has {}",
+                on_fp16_device.len(),
+                g.ops.len()
+            )));
+        }
+        let flagged = |i: usize| on_fp16_device[i];
+        let mut rounded = model.clone();
+        let rg = rounded.main_mut();
+        for (i, op) in g.ops.iter().enumerate() {
+            if !flagged(i) {
+                continue;
+            }
+            for &t in op.inputs.iter().flatten() {
+                let tensor = &mut rg.tensors[t];
+                if tensor.dtype == DType::F32
+                    && let Some(data) = tensor.data.as_mut()
+                {
+                    round_f32_bytes_to_f16(data);
+                }
+            }
+        }
+        let mut interp = Interpreter::new(&rounded, opts)?;
+        // Steps are the model's ops minus the float16 DEQUANTIZEs folded away.
+        let kept: Vec<usize> = (0..g.ops.len())
+            .filter(|&i| !is_f16_const_dequantize(g, &g.ops[i]))
+            .collect();
+        for (step, &i) in interp.steps.iter_mut().zip(&kept) {
+            step.op_index = i;
+            step.round_f16 = flagged(i);
+        }
+        interp.fp16_inputs =
+            g.inputs
+                .iter()
+                .copied()
+                .filter(|&t| {
+                    g.tensors[t].dtype == DType::F32
+                        && g.ops.iter().enumerate().any(|(i, op)| {
+                            flagged(i) && op.inputs.iter().flatten().any(|&x| x == t)
+                        })
+                })
+                .collect();
+        Ok(interp)
     }
 
     pub fn inputs(&self) -> &[TensorInfo] {
@@ -343,10 +410,28 @@ impl Interpreter {
     }
 
     fn run_steps(&mut self) {
+        for k in 0..self.fp16_inputs.len() {
+            self.round_tensor_f16(self.fp16_inputs[k]);
+        }
         for i in 0..self.steps.len() {
             let start = Instant::now();
             self.run_step(i);
+            if self.steps[i].round_f16 {
+                for k in 0..self.steps[i].outputs.len() {
+                    self.round_tensor_f16(self.steps[i].outputs[k]);
+                }
+            }
             self.times[i] = start.elapsed();
+        }
+    }
+
+    /// Round a float32 tensor of the arena to the nearest half-precision value.
+    fn round_tensor_f16(&mut self, t: TensorId) {
+        if let Some(slot) = &self.slots[t]
+            && slot.dtype == DType::F32
+        {
+            let (offset, len) = (slot.offset, slot.bytes);
+            round_f32_bytes_to_f16(self.arena.bytes_mut(offset, len));
         }
     }
     fn tensors(&self) -> Tensors<'_> {
@@ -367,14 +452,7 @@ impl Interpreter {
 /// DEQUANTIZE. Like TFLite, expand them once to float32 constants before preparation
 /// so the float kernels see (and pack) ordinary float weights. `None`: nothing to fold.
 fn fold_constant_f16(g: &Graph) -> Option<Graph> {
-    let is_f16_const_dequantize = |op: &Op| {
-        matches!(op.kind, OpKind::Dequantize)
-            && op
-                .input(0)
-                .is_some_and(|t| g.tensors[t].dtype == DType::F16 && g.tensors[t].is_constant())
-            && op.outputs.len() == 1
-            && g.tensors[op.outputs[0]].dtype == DType::F32
-    };
+    let is_f16_const_dequantize = |op: &Op| is_f16_const_dequantize(g, op);
     if !g.ops.iter().any(is_f16_const_dequantize) {
         return None;
     }
@@ -398,6 +476,25 @@ fn fold_constant_f16(g: &Graph) -> Option<Graph> {
         }
     }
     Some(out)
+}
+
+/// A DEQUANTIZE of a FLOAT16 constant to float32 (folded away at preparation).
+fn is_f16_const_dequantize(g: &Graph, op: &Op) -> bool {
+    matches!(op.kind, OpKind::Dequantize)
+        && op
+            .input(0)
+            .is_some_and(|t| g.tensors[t].dtype == DType::F16 && g.tensors[t].is_constant())
+        && op.outputs.len() == 1
+        && g.tensors[op.outputs[0]].dtype == DType::F32
+}
+
+/// Round little-endian float32 values in place to the nearest half-precision value
+/// (ties to even; beyond the half range to ±infinity, as half-precision hardware does).
+fn round_f32_bytes_to_f16(bytes: &mut [u8]) {
+    for c in bytes.chunks_exact_mut(4) {
+        let v = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        c.copy_from_slice(&half::f16::from_f32(v).to_f32().to_le_bytes());
+    }
 }
 
 /// Pick the op family by the tensors' types and prepare the op.

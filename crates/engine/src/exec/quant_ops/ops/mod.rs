@@ -13,7 +13,7 @@ use crate::error::{EngineError, Result};
 use crate::exec::kernels::qops::{
     QInt,
     act16::{Sigmoid16, Sigmoid16Kind},
-    binary::{AddSubTables, QBinaryKind, QBinaryParams},
+    binary::{AddSubTables, MulKernel, QBinaryKind, QBinaryParams},
     lut::{self, HardSwishParams, ReluParams},
     mean::QMean,
     pool::QPoolParams,
@@ -226,9 +226,16 @@ fn mul(g: &Graph, op: &Op, activation: Activation, fast: bool) -> Result<QKernel
         return Err(EngineError::unsupported("int16 MUL needs zero points 0"));
     }
     let (lo, hi) = act_range_q(g, y, activation)?;
-    Ok(QKernel::Binary {
-        p: QBinaryParams::mul(pa, pb, py, lo, hi),
-        fast,
+    let p = QBinaryParams::mul(pa, pb, py, lo, hi);
+    let simd = match g.tensors[y].dtype {
+        DType::U8 => MulKernel::new::<u8>(&p),
+        DType::I8 => MulKernel::new::<i8>(&p),
+        DType::I16 => MulKernel::new::<i16>(&p),
+        _ => None,
+    };
+    Ok(match simd {
+        Some(k) if fast => QKernel::Mul(Box::new(k)),
+        _ => QKernel::Binary { p, fast },
     })
 }
 
