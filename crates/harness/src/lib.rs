@@ -111,26 +111,34 @@ pub async fn execute(
     }
 }
 
-/// The scenario's accuracy budget: the tightest `max_top1_drop` gate whose baseline is
-/// a float32 technique (reports recommend techniques within it); `None` without one.
+/// The scenario's accuracy budget, which reports recommend techniques within: the
+/// tightest `max_top1_drop` gate against a float32 technique that applies to every
+/// technique (no `technique:` filter), else the tightest such gate of any technique;
+/// `None` without one.
 pub fn accuracy_budget(scenario: &quantfarm_scenario::Scenario) -> Option<f64> {
     use quantfarm_scenario::{Baseline, GateKind, Technique};
-    scenario
-        .gates
+    let against_float = |g: &&quantfarm_scenario::Gate| match &g.kind {
+        GateKind::MaxTop1Drop {
+            baseline: Baseline::Technique(label),
+            ..
+        } => scenario
+            .technique(label)
+            .is_some_and(|t| t.technique.value == Technique::Float32),
+        _ => false,
+    };
+    let max = |g: &quantfarm_scenario::Gate| match g.kind {
+        GateKind::MaxTop1Drop { max, .. } => max,
+        _ => f64::INFINITY,
+    };
+    let gates: Vec<&quantfarm_scenario::Gate> =
+        scenario.gates.iter().filter(against_float).collect();
+    let general = gates
         .iter()
-        .filter_map(|g| match &g.kind {
-            GateKind::MaxTop1Drop {
-                max,
-                baseline: Baseline::Technique(label),
-            } if scenario
-                .technique(label)
-                .is_some_and(|t| t.technique.value == Technique::Float32) =>
-            {
-                Some(*max)
-            }
-            _ => None,
-        })
+        .filter(|g| g.technique.is_none())
+        .map(|g| max(g));
+    general
         .reduce(f64::min)
+        .or_else(|| gates.iter().map(|g| max(g)).reduce(f64::min))
 }
 
 /// What a finished run amounts to: its typed results, the failed jobs and the gates.
@@ -199,7 +207,7 @@ impl Outcome {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn accuracy_budget_is_the_tightest_top1_gate_against_float32() {
+    fn accuracy_budget_comes_from_the_top1_gates_against_float32() {
         let text = "name: t\nmodels: [{name: m, zoo: mobilenet_v1}]\n\
             techniques: [{technique: float32}, {technique: float32, label: f2}, \
             {technique: dynamic}, {technique: int8, calibration: {dataset: imagenet-sample, limit: 4}}]\n\
@@ -210,6 +218,10 @@ mod tests {
             - {name: d, technique: int8, max_top1_drop: 0.0001, baseline: previous}\n";
         let s = quantfarm_scenario::parse(text, "t.yaml").unwrap();
         assert_eq!(super::accuracy_budget(&s), Some(0.02));
+        // A gate over every technique sets the budget, even when looser.
+        let general = format!("{text}- {{name: e, max_top1_drop: 0.03}}\n");
+        let s = quantfarm_scenario::parse(&general, "t.yaml").unwrap();
+        assert_eq!(super::accuracy_budget(&s), Some(0.03));
         let none = quantfarm_scenario::parse(
             "name: t\nmodels: [{name: m, zoo: mobilenet_v1}]\ntechniques: [{technique: float32}]\ndevices: [cpu-host]\n",
             "t.yaml",

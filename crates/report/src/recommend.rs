@@ -78,10 +78,30 @@ fn one(
     budget: f64,
 ) -> Recommendation {
     let zoo = rows::source(&run.rows, model) == "zoo";
-    let base = cands
+    // float32 on this device; a device that does not run float32 (Edge TPU, DSP) is
+    // compared with float32 where it ran, the host CPU first (exact float arithmetic).
+    let here = cands
         .iter()
         .find(|r| r.technique_kind == "float32")
         .and_then(|r| r.top1);
+    let elsewhere = || {
+        let f32s = run
+            .rows
+            .iter()
+            .filter(|r| r.model == model && r.technique_kind == "float32" && r.top1.is_some());
+        let all: Vec<&ResultRow> = f32s.collect();
+        all.iter()
+            .find(|r| r.device == "cpu-host")
+            .or(all.first())
+            .map(|r| (r.top1, r.device.clone()))
+    };
+    let (base, base_from) = match here {
+        Some(t) => (Some(t), None),
+        None => match elsewhere() {
+            Some((t, d)) => (t, Some(d)),
+            None => (None, None),
+        },
+    };
     let mut others: Vec<(String, String)> = Vec::new();
     let mut ok: Vec<&ResultRow> = Vec::new();
     let mut ptq_over_budget = 0;
@@ -189,6 +209,11 @@ fn one(
         others.push((r.technique.clone(), why.join("; ")));
     }
     let mut advice = Vec::new();
+    if let Some(d) = &base_from {
+        advice.push(format!(
+            "{device} does not run float32: top-1 drops are against float32 on {d}"
+        ));
+    }
     if zoo {
         advice.push(
             "no trained weights: accuracy cannot be judged, so the choice rests on size and \
@@ -196,7 +221,7 @@ fn one(
                 .to_string(),
         );
     } else if base.is_none() {
-        advice.push("no float32 top-1 on this device: the budget could not be checked".into());
+        advice.push("no float32 top-1 of this model: the budget could not be checked".into());
     } else if ptq_measured > 0 && ptq_over_budget == ptq_measured {
         advice.push(
             "no post-training technique stays within the budget: the guide's next step is \
@@ -295,4 +320,78 @@ pub fn to_html(recs: &[Recommendation]) -> String {
         out += "</div>";
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synthetic;
+
+    fn rec<'a>(recs: &'a [Recommendation], device: &str, model: &str) -> &'a Recommendation {
+        recs.iter()
+            .find(|r| r.device == device && r.model == model)
+            .unwrap()
+    }
+
+    #[test]
+    fn picks_the_smallest_and_fastest_within_the_budget_and_says_why_not_the_rest() {
+        let run = synthetic::run("r", 0, 1.0, 0.0);
+        let recs = build(&run, 0.02);
+        let cpu = rec(&recs, "cpu-host", "mobilenet_v2_1.0_224");
+        // dynamic loses 8 points: out; uint8 (1.0 byte/param) is the smallest left.
+        assert_eq!(cpu.smallest.as_ref().unwrap().technique, "uint8");
+        assert_eq!(cpu.fastest.as_ref().unwrap().technique, "int8");
+        let why = |t: &str| {
+            cpu.others
+                .iter()
+                .find(|o| o.0 == t)
+                .map(|o| o.1.clone())
+                .unwrap()
+        };
+        assert!(
+            why("dynamic").starts_with("top-1 drop 0.0800 > budget 0.0200"),
+            "{}",
+            why("dynamic")
+        );
+        assert!(
+            why("float32").contains("larger than uint8"),
+            "{}",
+            why("float32")
+        );
+        assert!(why("int16x8").starts_with("failed"), "{}", why("int16x8"));
+        // A tighter budget leaves only the float models.
+        let tight = build(&run, 0.001);
+        let cpu = rec(&tight, "cpu-host", "mobilenet_v2_1.0_224");
+        assert_eq!(cpu.smallest.as_ref().unwrap().technique, "float16");
+        let qat_advice = cpu.advice.iter().any(|a| a.contains("quantization-aware"));
+        assert!(!qat_advice, "{:?}", cpu.advice);
+    }
+
+    #[test]
+    fn a_device_without_float32_is_judged_against_float32_elsewhere() {
+        let run = synthetic::run("r", 0, 1.0, 0.0);
+        let recs = build(&run, 0.02);
+        let tpu = rec(&recs, "edgetpu-usb", "mobilenet_v2_1.0_224");
+        assert!(tpu.smallest.is_some() && tpu.fastest.is_some());
+        assert!(
+            tpu.advice
+                .iter()
+                .any(|a| a.contains("against float32 on cpu-host")),
+            "{:?}",
+            tpu.advice
+        );
+        assert!(tpu.others.iter().any(|o| o.1.starts_with("not run here")));
+        let zoo = rec(&recs, "edgetpu-usb", "inception_v3");
+        assert!(
+            zoo.advice[0].starts_with("no trained weights"),
+            "{:?}",
+            zoo.advice
+        );
+        // Inception's int8 and uint8 fall back in part: no full mapping on the device.
+        assert!(
+            zoo.advice.iter().any(|a| a.contains("maps fully")),
+            "{:?}",
+            zoo.advice
+        );
+    }
 }

@@ -102,3 +102,27 @@ fn first_line(s: &str) -> String {
 pub fn kind_name(k: Option<LatencyKind>) -> &'static str {
     k.map(|k| k.name()).unwrap_or("unknown")
 }
+
+/// A note on what the top-1 values were measured over, when any were.
+pub fn accuracy_note(rows: &[ResultRow]) -> Option<String> {
+    let mut slices: Vec<String> = Vec::new();
+    for r in rows.iter().filter(|r| r.top1.is_some()) {
+        let s = match (&r.dataset, r.eval_images) {
+            (Some(d), Some(n)) => format!("{n} images of {d}"),
+            (Some(d), None) => d.clone(),
+            (None, Some(n)) => format!("{n} images"),
+            (None, None) => continue,
+        };
+        if !slices.contains(&s) {
+            slices.push(s);
+        }
+    }
+    (!slices.is_empty()).then(|| {
+        format!(
+            "Our top-1 is over {} (a sample, not the guide's 50,000-image ImageNet \
+             validation set): compare the differences between columns with the guide's, \
+             not the absolute values.",
+            slices.join(", ")
+        )
+    })
+}

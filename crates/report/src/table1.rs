@@ -137,6 +137,7 @@ pub fn build(run: &RunResults) -> Table {
             .into(),
         "diff = ours - guide.".into(),
     ];
+    t.notes.extend(rows::accuracy_note(rs));
     if let Some(h) = &run.host {
         t.notes
             .push(format!("Measured latencies were timed on {h}."));

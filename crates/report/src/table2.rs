@@ -94,6 +94,7 @@ pub fn build(run: &RunResults) -> Table {
          not have."
             .into(),
     ];
+    t.notes.extend(rows::accuracy_note(rs));
     t
 }
 

@@ -342,3 +342,30 @@ fn impossible_numbers_are_refused_naming_the_row() {
             .contains("ops_on_device")
     );
 }
+
+/// The bound (the criterion bench `report` measures it precisely): the whole
+/// report of 1,000 rows, with a baseline and trends, in under 5 s.
+#[test]
+fn a_report_of_1000_rows_takes_under_five_seconds() {
+    let run = synthetic::run("big", 1000, 1.0, 0.0);
+    assert!(run.rows.len() >= 1000);
+    let mut old = synthetic::run("old", 1000, 0.8, 0.0);
+    old.created_unix -= 86_400;
+    let dir = tempfile::tempdir().unwrap();
+    let start = std::time::Instant::now();
+    let report = build(
+        &run,
+        Some(&old),
+        std::slice::from_ref(&old),
+        &Options::default(),
+    )
+    .unwrap();
+    report.write(&run, dir.path()).unwrap();
+    let took = start.elapsed();
+    assert!(
+        took.as_secs_f64() < 5.0,
+        "{took:?} for {} rows",
+        run.rows.len()
+    );
+    assert!(report.checks.iter().any(|c| c.status == CheckStatus::Fail));
+}

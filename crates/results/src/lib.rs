@@ -225,8 +225,9 @@ pub struct RunResults {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_run: Option<String>,
     /// The scenario's accuracy budget: the largest top-1 drop against float32 it
-    /// accepts (the tightest `max_top1_drop` gate with a float32 baseline), if it sets
-    /// one. Reports recommend techniques within it.
+    /// accepts (from its `max_top1_drop` gates against float32: the tightest one over
+    /// every technique, else the tightest of any), if it sets one. Reports recommend
+    /// techniques within it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accuracy_budget: Option<f64>,
 }
