@@ -36,6 +36,8 @@ pub struct JobContext<'a> {
     pub progress: &'a (dyn Fn(f64) + Sync),
     /// Engine threads for work that does not set its own (optimize, accuracy).
     pub threads: usize,
+    /// Memory limit of the engine work, in bytes (reading, preparing, calibrating).
+    pub memory_limit: u64,
 }
 
 /// What a job produced: its measurements (copied into the wire result) and, for an
@@ -201,7 +203,8 @@ fn optimize(t: &OptimizeTask, input: Option<&[u8]>, ctx: &JobContext) -> Result<
         _ if original => need_input()?.to_vec(),
         model_source::Source::File(_) => need_input()?.to_vec(),
         model_source::Source::Dequantize(_) => {
-            let model = tflite::read_model(need_input()?).context("input model")?;
+            let model = tflite::read_model_limited(need_input()?, ctx.memory_limit)
+                .context("input model")?;
             let out =
                 dequantize_model(&model, &DequantizeOptions::default()).context("dequantize")?;
             tflite::write_model(&out).context("encode the dequantized model")?
@@ -235,7 +238,8 @@ fn optimize(t: &OptimizeTask, input: Option<&[u8]>, ctx: &JobContext) -> Result<
 /// Post-training quantization of the float32 baseline, calibrated on the task's slice.
 fn quantize(t: &OptimizeTask, mode: &str, float_model: &[u8], ctx: &JobContext) -> Result<Vec<u8>> {
     let mode = QuantMode::parse(mode)?;
-    let model = tflite::read_model(float_model).context("float32 baseline")?;
+    let model =
+        tflite::read_model_limited(float_model, ctx.memory_limit).context("float32 baseline")?;
     ensure_float_model(&model)?;
     let ranges = if mode.needs_calibration() {
         let c = t
@@ -246,7 +250,7 @@ fn quantize(t: &OptimizeTask, mode: &str, float_model: &[u8], ctx: &JobContext) 
         let root = data::shared_root()?;
         let ds = data::open_dataset(&c.dataset, &root)?;
         let range = data::slice_range(ds.len(), usize_of(c.offset)?, Some(usize_of(c.limit)?))?;
-        let mut cal = Calibrator::new(&model, ctx.threads.max(1))?;
+        let mut cal = Calibrator::with_memory_limit(&model, ctx.threads.max(1), ctx.memory_limit)?;
         let crop = if c.dataset.starts_with("imagenet") {
             0.875
         } else {
@@ -272,7 +276,7 @@ fn benchmark(t: &BenchmarkTask, input: &[u8], ctx: &JobContext) -> Result<JobOut
         Metric::Size => {}
         Metric::Latency => {
             let settings = latency_settings(t)?;
-            let mut interp = prepare(input, settings.threads)?;
+            let mut interp = prepare(input, settings.threads, ctx.memory_limit, 2)?;
             let total = (settings.warmup + settings.runs) as f64;
             let mut done = 0usize;
             let stats = measure::time_inferences::<anyhow::Error>(&mut interp, &settings, || {
@@ -288,7 +292,8 @@ fn benchmark(t: &BenchmarkTask, input: &[u8], ctx: &JobContext) -> Result<JobOut
                 .accuracy
                 .as_ref()
                 .context("accuracy job without a dataset")?;
-            let mut interp = prepare(input, ctx.threads.max(1))?;
+            let copies = ImageEval::INPUT_COPIES;
+            let mut interp = prepare(input, ctx.threads.max(1), ctx.memory_limit, copies)?;
             let root = data::shared_root().context("shared data folder")?;
             let ds = data::open_dataset(&a.dataset, &root)?;
             let limit = a.limit.map(usize_of).transpose()?;
@@ -335,12 +340,21 @@ pub fn latency_message(stats: &measure::LatencyStats, settings: &LatencySettings
     }
 }
 
-fn prepare(model: &[u8], threads: usize) -> Result<Interpreter, EngineError> {
-    let model = tflite::read_model(model)?;
+/// Read and prepare a model within `memory_limit`, planning `input_copies` float
+/// copies of its inputs beside it.
+fn prepare(
+    model: &[u8],
+    threads: usize,
+    memory_limit: u64,
+    input_copies: u32,
+) -> Result<Interpreter, EngineError> {
+    let model = tflite::read_model_limited(model, memory_limit)?;
     Interpreter::new(
         &model,
         InterpreterOptions {
             threads,
+            memory_limit,
+            input_copies,
             ..Default::default()
         },
     )

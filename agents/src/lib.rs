@@ -49,6 +49,9 @@ pub struct AgentConfig {
     pub cache_dir: PathBuf,
     /// Engine threads per job.
     pub threads: usize,
+    /// Memory limit of every engine job in bytes: a model that needs more to read or
+    /// prepare fails as a job (default: half of the machine's memory).
+    pub memory_limit: u64,
     pub max_artifact_bytes: u64,
 }
 
@@ -70,6 +73,7 @@ impl AgentConfig {
             slots: 1,
             cache_dir,
             threads: 1,
+            memory_limit: quantfarm_engine::measure::limits::default_memory_limit(),
             max_artifact_bytes: 1 << 30,
         }
     }
@@ -338,7 +342,7 @@ async fn execute_inner(
     let out_tx = shared.out.clone();
     let job_id = spec.id.clone();
     let attempt = a.attempt;
-    let threads = cfg.threads;
+    let (threads, memory_limit) = (cfg.threads, cfg.memory_limit);
     let output = tokio::task::spawn_blocking(move || {
         // Progress at most every 200 ms: it is for people watching, not for accounting.
         let last = Mutex::new(Instant::now() - Duration::from_secs(1));
@@ -359,6 +363,7 @@ async fn execute_inner(
             cancel: &cancel,
             progress: &progress,
             threads,
+            memory_limit,
         };
         run_job(&spec, input.as_deref(), &ctx)
     })

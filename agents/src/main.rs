@@ -1,7 +1,9 @@
 //! `quantfarm-agent`: a standalone device agent (the same as `quantfarm agent`).
 //!
-//! Usage: quantfarm-agent COORDINATOR_URL DEVICE [NAME]; token from QUANTFARM_TOKEN
-//! or the file named by QUANTFARM_TOKEN_FILE. For an `https://` coordinator:
+//! Usage: quantfarm-agent [--memory-limit SIZE] COORDINATOR_URL DEVICE [NAME]; token
+//! from QUANTFARM_TOKEN or the file named by QUANTFARM_TOKEN_FILE. The memory limit of
+//! every engine job (e.g. `4G`; also QUANTFARM_MEMORY_LIMIT) defaults to half of the
+//! machine's memory. For an `https://` coordinator:
 //! QUANTFARM_TLS_CA (the CA that signed its certificate) and, for mutual TLS,
 //! QUANTFARM_TLS_CERT and QUANTFARM_TLS_KEY (this agent's certificate and key).
 
@@ -10,10 +12,19 @@ use std::process::ExitCode;
 use quantfarm_agent::{AgentConfig, run_agent};
 use quantfarm_proto::tls::{ClientTls, TlsOptions};
 
+const USAGE: &str = "usage: quantfarm-agent [--memory-limit SIZE] COORDINATOR_URL DEVICE [NAME]";
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let memory_limit = match memory_limit(&mut args) {
+        Ok(limit) => limit,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
     if args.len() < 2 || args.len() > 3 {
-        eprintln!("usage: quantfarm-agent COORDINATOR_URL DEVICE [NAME]");
+        eprintln!("{USAGE}");
         return ExitCode::from(2);
     }
     let token = match (
@@ -40,6 +51,9 @@ fn main() -> ExitCode {
         .unwrap_or_else(|| format!("{host}-{}-{}", args[1], std::process::id()));
     let cache = std::env::temp_dir().join("quantfarm-agent-cache");
     let mut cfg = AgentConfig::new(&args[0], &token, &name, &args[1], cache);
+    if let Some(limit) = memory_limit {
+        cfg.memory_limit = limit;
+    }
     cfg.tls = match ClientTls::load(&args[0], &TlsOptions::from_env()) {
         Ok(tls) => tls,
         Err(e) => {
@@ -63,5 +77,31 @@ fn main() -> ExitCode {
             eprintln!("{e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// Take `--memory-limit SIZE` (or `--memory-limit=SIZE`) out of `args`; else
+/// QUANTFARM_MEMORY_LIMIT; `None`: the default.
+fn memory_limit(args: &mut Vec<String>) -> Result<Option<u64>, String> {
+    let parse = |v: &str| {
+        quantfarm_engine::measure::limits::parse_size(v)
+            .map(Some)
+            .map_err(|e| format!("--memory-limit: {e}"))
+    };
+    if let Some(i) = args.iter().position(|a| a == "--memory-limit") {
+        if i + 1 >= args.len() {
+            return Err(format!("--memory-limit needs a SIZE (e.g. 4G)\n{USAGE}"));
+        }
+        let v = args.remove(i + 1);
+        args.remove(i);
+        return parse(&v);
+    }
+    if let Some(i) = args.iter().position(|a| a.starts_with("--memory-limit=")) {
+        let v = args.remove(i);
+        return parse(&v["--memory-limit=".len()..]);
+    }
+    match std::env::var("QUANTFARM_MEMORY_LIMIT") {
+        Ok(v) if !v.is_empty() => parse(&v),
+        _ => Ok(None),
     }
 }

@@ -22,8 +22,14 @@ pub struct LocalFarm {
 
 impl LocalFarm {
     /// Start the coordinator (its database and artifacts under `dir.state()`) and one
-    /// agent per device with `threads` engine threads for jobs that do not set theirs.
-    pub async fn start(dir: &RunDir, devices: &[String], threads: usize) -> Result<LocalFarm> {
+    /// agent per device with `threads` engine threads for jobs that do not set theirs,
+    /// every job within `memory_limit` bytes.
+    pub async fn start(
+        dir: &RunDir,
+        devices: &[String],
+        threads: usize,
+        memory_limit: u64,
+    ) -> Result<LocalFarm> {
         let token = random_token()?;
         let state = dir.state();
         std::fs::create_dir_all(&state)
@@ -49,6 +55,7 @@ impl LocalFarm {
                 let mut cfg =
                     AgentConfig::new(&url, &token, &format!("local-{d}"), d, dir.agent_cache(d));
                 cfg.threads = threads;
+                cfg.memory_limit = memory_limit;
                 let (tx, d) = (tx.clone(), d.clone());
                 tokio::spawn(async move {
                     let why = match run_agent(cfg).await {
