@@ -105,3 +105,26 @@ fn memory_limit(args: &mut Vec<String>) -> Result<Option<u64>, String> {
         _ => Ok(None),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::memory_limit;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn memory_limit_is_taken_out_of_the_arguments() {
+        let mut a = args(&["--memory-limit", "4G", "http://c:7070", "cpu-host"]);
+        assert_eq!(memory_limit(&mut a), Ok(Some(4 << 30)));
+        assert_eq!(a, args(&["http://c:7070", "cpu-host"]));
+        let mut a = args(&["http://c:7070", "cpu-host", "--memory-limit=512M", "me"]);
+        assert_eq!(memory_limit(&mut a), Ok(Some(512 << 20)));
+        assert_eq!(a, args(&["http://c:7070", "cpu-host", "me"]));
+        let e = memory_limit(&mut args(&["--memory-limit", "4", "u", "d"])).unwrap_err();
+        assert!(e.contains("unit may be missing"), "{e}");
+        let e = memory_limit(&mut args(&["u", "d", "--memory-limit"])).unwrap_err();
+        assert!(e.contains("needs a SIZE"), "{e}");
+    }
+}
