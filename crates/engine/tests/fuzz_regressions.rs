@@ -116,3 +116,59 @@ fn axes_of_a_scalar_are_refused() {
         assert!(e.contains("axis") || e.contains("perm"), "{what}: {e}");
     }
 }
+
+/// RESIZE_BILINEAR from `[1, 1, w_in, 1]` to `[1, 1, w_out, 1]`.
+fn resize(dtype: DType, w_in: usize, w_out: usize, align: bool, half: bool) -> Graph {
+    let mut g = Graph::default();
+    let q = |t: Tensor| {
+        if dtype == DType::F32 {
+            t
+        } else {
+            t.with_quant(Quantization::per_tensor(0.5, 0))
+        }
+    };
+    let x = g.add_tensor(q(Tensor::activation("x", vec![1, 1, w_in, 1], dtype)));
+    let size = g.add_tensor(Tensor::constant_i32("size", vec![2], &[1, w_out as i32]));
+    let y = g.add_tensor(q(Tensor::activation("y", vec![1, 1, w_out, 1], dtype)));
+    g.add_op(Op::new(
+        OpKind::ResizeBilinear {
+            align_corners: align,
+            half_pixel_centers: half,
+        },
+        vec![x, size],
+        vec![y],
+    ));
+    g.inputs = vec![x];
+    g.outputs = vec![y];
+    g
+}
+
+/// `align_corners` with `half_pixel_centers` (which TFLite refuses) put the source
+/// coordinate of a shrinking resize past the image: an int8 RESIZE_BILINEAR read out
+/// of bounds while running (found by the fuzzer). Refused at preparation now.
+#[test]
+fn resize_with_align_corners_and_half_pixel_centers_is_refused() {
+    for dtype in [DType::F32, DType::U8, DType::I8] {
+        let e = refused("RESIZE_BILINEAR", resize(dtype, 5, 2, true, true));
+        assert!(e.contains("align_corners and half_pixel_centers"), "{e}");
+    }
+}
+
+/// The 10-bit fixed-point scale of a large int8 upscale (3 → 2000 pixels, rounded to
+/// 2/1024 instead of 1.536/1024) put the lower source index past the last pixel: it is
+/// clamped now, and the output ends with the input's last pixel.
+#[test]
+fn large_integer_upscale_stays_in_the_image() {
+    let m = Model::from_graph(resize(DType::I8, 3, 2000, false, true), "upscale");
+    for kernels in [KernelChoice::Fast, KernelChoice::Reference] {
+        let opts = InterpreterOptions {
+            kernels,
+            ..Default::default()
+        };
+        let mut it = Interpreter::new(&m, opts).unwrap();
+        it.set_input_bytes(0, &[10u8, 20, 30]).unwrap();
+        it.invoke();
+        let y = it.output_bytes(0);
+        assert_eq!((y[0], y[1999]), (10, 30), "{kernels:?}");
+    }
+}

@@ -159,6 +159,17 @@ pub(crate) fn same_elements(g: &Graph, a: TensorId, b: TensorId) -> Result<()> {
     Ok(())
 }
 
+/// RESIZE_BILINEAR's options: TFLite refuses `half_pixel_centers` with
+/// `align_corners` (the source coordinates would run past the image when shrinking).
+pub(crate) fn check_resize_flags(align_corners: bool, half_pixel_centers: bool) -> Result<()> {
+    if align_corners && half_pixel_centers {
+        return Err(EngineError::invalid(
+            "RESIZE_BILINEAR with both align_corners and half_pixel_centers",
+        ));
+    }
+    Ok(())
+}
+
 /// The geometry of a CONV_2D or DEPTHWISE_CONV_2D, checked against its tensors:
 /// NHWC input `x`, filter `w` (OHWI, or `[1, kh, kw, C·M]` for depthwise), output `y`.
 pub(crate) fn conv_geometry(

@@ -365,6 +365,7 @@ fn resize_bilinear(
     if n != on || c != oc {
         return Err(EngineError::invalid("resize changes batch or channels"));
     }
+    check_resize_flags(align_corners, half_pixel_centers)?;
     if (h == 0 || w == 0) && on * oh * ow * oc > 0 {
         return Err(EngineError::invalid("resize of an empty image"));
     }
