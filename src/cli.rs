@@ -394,13 +394,17 @@ pub struct AgentArgs {
     pub coordinator: String,
     #[command(flatten)]
     pub tls: ClientTlsArgs,
-    /// Device profile this agent serves, by name.
+    /// Device this agent serves: a profile name in --profiles (cpu-host times this
+    /// machine; the others are simulators that predict latency and placement), or a
+    /// path to a profile YAML.
     #[arg(long, default_value = "cpu-host", conflicts_with = "profile")]
     pub device: String,
-    /// Device profile this agent serves, as a profile YAML file (agents/profiles/*.yaml).
+    /// Device profile this agent serves, as a profile YAML file (the same as
+    /// `--device PATH`).
     #[arg(long)]
     pub profile: Option<PathBuf>,
-    /// Where `--device NAME` is looked up (one YAML per device).
+    /// Where device names are looked up, and the fallback CPU of a simulated device
+    /// (one YAML per device).
     #[arg(long, default_value = "agents/profiles")]
     pub profiles: PathBuf,
     /// Unique agent name (default: <device>-<pid>).

@@ -8,15 +8,19 @@
 //!   its dequantized form, or an engine zoo architecture) and apply the technique
 //!   (`original` = the input file byte for byte; the quantizations calibrated on the
 //!   task's dataset slice); returns the new model;
-//! - benchmark: size (the artifact's bytes), latency (timed single inferences through
-//!   [`quantfarm_engine::measure::time_inferences`]), accuracy (top-1/top-5 over a
-//!   dataset slice through [`quantfarm_engine::measure::ImageEval`]), or mapping;
+//! - benchmark: size (the artifact's bytes), latency, accuracy (top-1/top-5 over a
+//!   dataset slice through [`quantfarm_engine::measure::ImageEval`], with the numerics
+//!   of the agent's device: [`ServedDevice::interpreter`]), or mapping (op placement by
+//!   the device's rules). Latency on the host CPU is timed single inferences through
+//!   [`quantfarm_engine::measure::time_inferences`]; on a simulated device it is the
+//!   device model's prediction, labelled `predicted` and never timed on this host;
 //! - synthetic: sleep (harness self-tests and load tests).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
+use quantfarm_devices::{Placement, Simulation};
 use quantfarm_engine::EngineError;
 use quantfarm_engine::convert::{DequantizeOptions, dequantize_model};
 use quantfarm_engine::data;
@@ -28,8 +32,11 @@ use quantfarm_engine::tflite;
 use quantfarm_engine::zoo::{self, Arch, ZooConfig};
 use quantfarm_proto::v1::{
     AccuracyStats, BenchmarkTask, Calibration, CalibrationMethod, JobSpec, LatencyKind,
-    LatencyStats, Metric, OptimizeTask, SyntheticTask, Technique, job_spec, model_source,
+    LatencyStats, Metric, OpPlacement, OptimizeTask, PlacementStats, SyntheticTask, Technique,
+    job_spec, model_source,
 };
+
+use crate::device::ServedDevice;
 
 pub struct JobContext<'a> {
     pub cancel: &'a AtomicBool,
@@ -38,6 +45,8 @@ pub struct JobContext<'a> {
     pub threads: usize,
     /// Memory limit of the engine work, in bytes (reading, preparing, calibrating).
     pub memory_limit: u64,
+    /// The device the agent serves.
+    pub device: &'a ServedDevice,
 }
 
 /// What a job produced: its measurements (copied into the wire result) and, for an
@@ -47,6 +56,7 @@ pub struct JobOutput {
     pub size_bytes: Option<u64>,
     pub latency: Option<LatencyStats>,
     pub accuracy: Option<AccuracyStats>,
+    pub placement: Option<PlacementStats>,
     /// A produced artifact (an optimized model).
     pub artifact: Option<Vec<u8>>,
     pub logs: String,
@@ -274,9 +284,18 @@ fn benchmark(t: &BenchmarkTask, input: &[u8], ctx: &JobContext) -> Result<JobOut
     };
     match metric(t.metric)? {
         Metric::Size => {}
+        Metric::Latency if ctx.device.simulated() => {
+            let settings = latency_settings(t)?;
+            let sim = simulate(ctx.device, input, ctx.memory_limit)?;
+            let ms = sim
+                .predicted_latency_ms
+                .with_context(|| format!("{} predicted no latency for this model", sim.device))?;
+            out.latency = Some(predicted_latency_message(ms, &settings));
+            out.logs = simulation_log(&sim);
+        }
         Metric::Latency => {
             let settings = latency_settings(t)?;
-            let mut interp = prepare(input, settings.threads, ctx.memory_limit, 2)?;
+            let mut interp = prepare(input, settings.threads, ctx.memory_limit)?;
             let total = (settings.warmup + settings.runs) as f64;
             let mut done = 0usize;
             let stats = measure::time_inferences::<anyhow::Error>(&mut interp, &settings, || {
@@ -292,8 +311,15 @@ fn benchmark(t: &BenchmarkTask, input: &[u8], ctx: &JobContext) -> Result<JobOut
                 .accuracy
                 .as_ref()
                 .context("accuracy job without a dataset")?;
-            let copies = ImageEval::INPUT_COPIES;
-            let mut interp = prepare(input, ctx.threads.max(1), ctx.memory_limit, copies)?;
+            let model = tflite::read_model_limited(input, ctx.memory_limit)?;
+            let opts = InterpreterOptions {
+                threads: ctx.threads.max(1),
+                memory_limit: ctx.memory_limit,
+                input_copies: ImageEval::INPUT_COPIES,
+                ..Default::default()
+            };
+            let (mut interp, numerics) = ctx.device.interpreter(&model, opts)?;
+            out.logs = numerics;
             let root = data::shared_root().context("shared data folder")?;
             let ds = data::open_dataset(&a.dataset, &root)?;
             let limit = a.limit.map(usize_of).transpose()?;
@@ -315,10 +341,11 @@ fn benchmark(t: &BenchmarkTask, input: &[u8], ctx: &JobContext) -> Result<JobOut
                 images: topk.n() as u64,
             });
         }
-        Metric::Mapping => bail!(
-            "op placement needs the devices crate (placement rules per profile), \
-             which this agent does not have yet"
-        ),
+        Metric::Mapping => {
+            let sim = simulate(ctx.device, input, ctx.memory_limit)?;
+            out.logs = simulation_log(&sim);
+            out.placement = Some(placement_message(&sim));
+        }
         Metric::Unspecified => bail!("benchmark job without a metric"),
     }
     Ok(out)
@@ -340,21 +367,79 @@ pub fn latency_message(stats: &measure::LatencyStats, settings: &LatencySettings
     }
 }
 
-/// Read and prepare a model within `memory_limit`, planning `input_copies` float
-/// copies of its inputs beside it.
-fn prepare(
-    model: &[u8],
-    threads: usize,
-    memory_limit: u64,
-    input_copies: u32,
-) -> Result<Interpreter, EngineError> {
+/// A predicted latency on the wire: one value from the device model, no runs. The
+/// job's timing settings are kept so the result says what was asked.
+fn predicted_latency_message(ms: f64, settings: &LatencySettings) -> LatencyStats {
+    LatencyStats {
+        kind: LatencyKind::Predicted as i32,
+        median_ms: ms,
+        mean_ms: ms,
+        p90_ms: ms,
+        min_ms: ms,
+        max_ms: ms,
+        runs: 0,
+        warmup: 0,
+        threads: settings.threads as u32,
+    }
+}
+
+fn simulate(device: &ServedDevice, model: &[u8], memory_limit: u64) -> Result<Simulation> {
+    let model = tflite::read_model_limited(model, memory_limit)?;
+    device.simulate(&model)
+}
+
+/// The placement of every op, as the mapping metric reports it.
+fn placement_message(sim: &Simulation) -> PlacementStats {
+    PlacementStats {
+        device: sim.device.clone(),
+        ops_total: sim.ops_total as u32,
+        ops_on_device: sim.ops_on_device as u32,
+        ops_on_cpu: sim.ops_on_cpu as u32,
+        segments: sim.segments as u32,
+        first_unmapped_op: sim.first_unmapped_op.clone().unwrap_or_default(),
+        refused: sim.refused.clone().unwrap_or_default(),
+        ops: sim
+            .ops
+            .iter()
+            .map(|o| OpPlacement {
+                index: o.index as u32,
+                op: o.op.clone(),
+                on_device: o.placement == Placement::Device,
+                reason: match &o.detail {
+                    Some(d) => format!("{} ({d})", o.reason),
+                    None => o.reason.clone(),
+                },
+                predicted_ms: o.predicted_ms.unwrap_or(0.0),
+            })
+            .collect(),
+    }
+}
+
+/// A compiler-style summary for the job's log.
+fn simulation_log(sim: &Simulation) -> String {
+    let mut s = format!(
+        "{}: {} of {} ops on the device, {} on the CPU, {} segment(s)",
+        sim.device, sim.ops_on_device, sim.ops_total, sim.ops_on_cpu, sim.segments
+    );
+    if let Some(r) = &sim.refused {
+        s.push_str(&format!("; {r}"));
+    } else if let Some(op) = &sim.first_unmapped_op {
+        s.push_str(&format!("; first op on the CPU: {op}"));
+    }
+    if let Some(ms) = sim.predicted_latency_ms {
+        s.push_str(&format!("; predicted {ms:.3} ms per inference"));
+    }
+    s
+}
+
+/// Read and prepare a model within `memory_limit`.
+fn prepare(model: &[u8], threads: usize, memory_limit: u64) -> Result<Interpreter, EngineError> {
     let model = tflite::read_model_limited(model, memory_limit)?;
     Interpreter::new(
         &model,
         InterpreterOptions {
             threads,
             memory_limit,
-            input_copies,
             ..Default::default()
         },
     )

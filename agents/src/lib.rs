@@ -8,6 +8,7 @@
 //! records each job's first result only, so a repeat is harmless).
 
 pub mod artifact;
+pub mod device;
 pub mod jobs;
 
 use std::collections::{HashMap, VecDeque};
@@ -28,6 +29,7 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::artifact::Cache;
+pub use crate::device::ServedDevice;
 use crate::jobs::{JobContext, run_job};
 
 #[derive(Clone, Debug)]
@@ -40,8 +42,9 @@ pub struct AgentConfig {
     pub tls: ClientTls,
     /// Unique name of this agent.
     pub name: String,
-    /// Device profile it serves (also offered as a capability).
-    pub device: String,
+    /// The device it serves: its profile's name is registered (and offered as a
+    /// capability); the profile decides measured or predicted latency and placement.
+    pub device: ServedDevice,
     /// Extra capabilities; `optimize` lets it run model transformations.
     pub capabilities: Vec<String>,
     /// Jobs at once (1 keeps latency measurements clean).
@@ -60,7 +63,7 @@ impl AgentConfig {
         coordinator: &str,
         token: &str,
         name: &str,
-        device: &str,
+        device: ServedDevice,
         cache_dir: PathBuf,
     ) -> Self {
         Self {
@@ -68,7 +71,7 @@ impl AgentConfig {
             token: token.to_string(),
             tls: ClientTls::plain(),
             name: name.to_string(),
-            device: device.to_string(),
+            device,
             capabilities: vec!["optimize".to_string()],
             slots: 1,
             cache_dir,
@@ -95,8 +98,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Returns only when the coordinator refuses the agent ([`Refused`]: a wrong token or
 /// a registration it rejects), with that error.
 pub async fn run_agent(cfg: AgentConfig) -> Result<()> {
-    if cfg.name.is_empty() || cfg.device.is_empty() {
-        bail!("an agent needs a name and a device");
+    if cfg.name.is_empty() {
+        bail!("an agent needs a name");
     }
     let cache = Cache::new(&cfg.cache_dir)?;
     let (out_tx, mut out_rx) = mpsc::unbounded_channel();
@@ -145,7 +148,7 @@ async fn session(
     tx.send(AgentMessage {
         msg: Some(agent_message::Msg::Register(AgentProfile {
             name: cfg.name.clone(),
-            device: cfg.device.clone(),
+            device: cfg.device.name().to_string(),
             capabilities: cfg.capabilities.clone(),
             slots: cfg.slots,
         })),
@@ -266,6 +269,7 @@ async fn execute(shared: &Arc<Shared>, a: Assignment, cancel: Arc<AtomicBool>) -
             result.size_bytes = out.size_bytes;
             result.latency = out.latency;
             result.accuracy = out.accuracy;
+            result.placement = out.placement;
             result.output_digest = digest;
             result.logs = out.logs;
         }
@@ -343,6 +347,7 @@ async fn execute_inner(
     let job_id = spec.id.clone();
     let attempt = a.attempt;
     let (threads, memory_limit) = (cfg.threads, cfg.memory_limit);
+    let device = cfg.device.clone();
     let output = tokio::task::spawn_blocking(move || {
         // Progress at most every 200 ms: it is for people watching, not for accounting.
         let last = Mutex::new(Instant::now() - Duration::from_secs(1));
@@ -364,6 +369,7 @@ async fn execute_inner(
             progress: &progress,
             threads,
             memory_limit,
+            device: &device,
         };
         run_job(&spec, input.as_deref(), &ctx)
     })

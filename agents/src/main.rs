@@ -1,15 +1,17 @@
 //! `quantfarm-agent`: a standalone device agent (the same as `quantfarm agent`).
 //!
-//! Usage: quantfarm-agent [--memory-limit SIZE] COORDINATOR_URL DEVICE [NAME]; token
-//! from QUANTFARM_TOKEN or the file named by QUANTFARM_TOKEN_FILE. The memory limit of
-//! every engine job (e.g. `4G`; also QUANTFARM_MEMORY_LIMIT) defaults to half of the
-//! machine's memory. For an `https://` coordinator:
+//! Usage: quantfarm-agent [--memory-limit SIZE] COORDINATOR_URL DEVICE [NAME]; DEVICE
+//! is a profile name in the folder QUANTFARM_PROFILES (default `agents/profiles`) or a
+//! path to a profile YAML. Token from QUANTFARM_TOKEN or the file named by
+//! QUANTFARM_TOKEN_FILE. The memory limit of every engine job (e.g. `4G`; also
+//! QUANTFARM_MEMORY_LIMIT) defaults to half of the machine's memory. For an `https://`
+//! coordinator:
 //! QUANTFARM_TLS_CA (the CA that signed its certificate) and, for mutual TLS,
 //! QUANTFARM_TLS_CERT and QUANTFARM_TLS_KEY (this agent's certificate and key).
 
 use std::process::ExitCode;
 
-use quantfarm_agent::{AgentConfig, run_agent};
+use quantfarm_agent::{AgentConfig, ServedDevice, run_agent};
 use quantfarm_proto::tls::{ClientTls, TlsOptions};
 
 const USAGE: &str = "usage: quantfarm-agent [--memory-limit SIZE] COORDINATOR_URL DEVICE [NAME]";
@@ -44,13 +46,21 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let profiles = std::env::var("QUANTFARM_PROFILES").unwrap_or_else(|_| "agents/profiles".into());
+    let device = match ServedDevice::from_dir(std::path::Path::new(&profiles), &args[1]) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("{e:#} (set QUANTFARM_PROFILES to the folder of device profiles)");
+            return ExitCode::from(2);
+        }
+    };
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "agent".into());
     let name = args
         .get(2)
         .cloned()
-        .unwrap_or_else(|| format!("{host}-{}-{}", args[1], std::process::id()));
+        .unwrap_or_else(|| format!("{host}-{}-{}", device.name(), std::process::id()));
     let cache = std::env::temp_dir().join("quantfarm-agent-cache");
-    let mut cfg = AgentConfig::new(&args[0], &token, &name, &args[1], cache);
+    let mut cfg = AgentConfig::new(&args[0], &token, &name, device, cache);
     if let Some(limit) = memory_limit {
         cfg.memory_limit = limit;
     }

@@ -1,9 +1,8 @@
 //! `quantfarm agent`: a device agent that dials a coordinator and runs its jobs.
 
 use anyhow::{Context, Result};
-use quantfarm_agent::{AgentConfig, run_agent};
+use quantfarm_agent::{AgentConfig, ServedDevice, run_agent};
 use quantfarm_proto::tls::ClientTls;
-use quantfarm_scenario::{DeviceProfile, ProfileSet};
 
 use crate::cli::AgentArgs;
 use quantfarm_harness::{read_token, runtime};
@@ -11,41 +10,23 @@ use quantfarm_harness::{read_token, runtime};
 pub fn run(a: &AgentArgs) -> Result<()> {
     let token = read_token(a.token_file.as_deref())?;
     let tls = ClientTls::load(&a.coordinator, &a.tls.options()).map_err(anyhow::Error::msg)?;
-    let device = match &a.profile {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("{}: cannot read", path.display()))?;
-            DeviceProfile::parse(&text, &path.display().to_string())?.name
-        }
-        None => {
-            // An agent for a device no profile describes would idle forever: no
-            // scenario can send it work.
-            let set = ProfileSet::load_dir(&a.profiles).map_err(|e| {
-                anyhow::anyhow!(
-                    "{e} (pass --profile FILE, or --profiles DIR holding {}.yaml)",
-                    a.device
-                )
-            })?;
-            if set.get(&a.device).is_none() {
-                anyhow::bail!(
-                    "unknown device '{}': expected one of the profiles in {} ({})",
-                    a.device,
-                    a.profiles.display(),
-                    set.names().collect::<Vec<_>>().join(", ")
-                );
-            }
-            a.device.clone()
-        }
+    let wanted = match &a.profile {
+        Some(path) => path.display().to_string(),
+        None => a.device.clone(),
     };
+    // An agent for a device no profile describes would idle forever (no scenario can
+    // send it work), so the profile is resolved before dialing.
+    let device = ServedDevice::from_dir(&a.profiles, &wanted)
+        .with_context(|| format!("agent for device '{wanted}'"))?;
     let name = a
         .name
         .clone()
-        .unwrap_or_else(|| format!("{}-{}", device, std::process::id()));
+        .unwrap_or_else(|| format!("{}-{}", device.name(), std::process::id()));
     let cache = a
         .cache
         .clone()
         .unwrap_or_else(|| std::env::temp_dir().join("quantfarm-agent-cache"));
-    let mut cfg = AgentConfig::new(&a.coordinator, &token, &name, &device, cache);
+    let mut cfg = AgentConfig::new(&a.coordinator, &token, &name, device, cache);
     cfg.tls = tls;
     cfg.threads = a.threads;
     cfg.memory_limit = a.memory.bytes();

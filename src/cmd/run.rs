@@ -130,39 +130,50 @@ fn show(bar: &ProgressBar, st: &RunStatus) {
 
 fn print_rows(rows: &[ResultRow]) {
     outln!(
-        "{:<28} {:<11} {:<12} {:>10} {:>9} {:>9} {:>7} {:>7}  status",
+        "{:<28} {:<11} {:<16} {:>10} {:>10} {:<9} {:>6} {:>6} {:>7}  status",
         "model",
         "technique",
         "device",
         "size",
         "p50 ms",
-        "mean ms",
+        "latency",
         "top1",
-        "top5"
+        "top5",
+        "mapped"
     );
     let num = |v: Option<f64>, scale: f64, prec: usize| {
         v.map(|x| format!("{:.prec$}", x * scale))
             .unwrap_or_else(|| "-".into())
     };
     for r in rows {
-        // A predicted latency is marked so it is never read as a measurement.
-        let p50 = match r.latency_kind {
-            Some(quantfarm_harness::LatencyKind::Predicted) => {
-                format!("~{}", num(r.latency_p50_ms, 1.0, 3))
-            }
-            _ => num(r.latency_p50_ms, 1.0, 3),
+        // Every latency says whether it was timed here or predicted by a simulator.
+        let kind = r.latency_kind.map_or("-", |k| k.name());
+        let mapped = match (r.ops_on_device, r.ops_total, &r.mapping_refused) {
+            (_, _, Some(_)) => "refused".to_string(),
+            (Some(on), Some(total), None) => format!("{on}/{total}"),
+            _ => "-".to_string(),
         };
         outln!(
-            "{:<28} {:<11} {:<12} {:>10} {:>9} {:>9} {:>7} {:>7}  {}",
+            "{:<28} {:<11} {:<16} {:>10} {:>10} {:<9} {:>6} {:>6} {:>7}  {}",
             r.model,
             r.technique,
             r.device,
             num(r.size_bytes.map(|s| s as f64), 1.0, 0),
-            p50,
-            num(r.latency_mean_ms, 1.0, 3),
+            num(r.latency_p50_ms, 1.0, 3),
+            kind,
             num(r.top1, 100.0, 1),
             num(r.top5, 100.0, 1),
+            mapped,
             r.status.name()
+        );
+    }
+    if rows
+        .iter()
+        .any(|r| r.latency_kind == Some(quantfarm_harness::LatencyKind::Predicted))
+    {
+        outln!(
+            "predicted latencies come from the device simulators' models (docs/devices.md), \
+             not from timing on this host"
         );
     }
 }

@@ -232,6 +232,18 @@ pub(crate) fn predict(
         .map(|q| q.si);
     let (mut onchip, mut offchip) = (0u64, 0u64);
     for (i, op) in g.ops.iter().enumerate() {
+        // An op that reads only constants (the DEQUANTIZE of a float16 weight) is
+        // evaluated once when the model is prepared — TFLite's kernels and the GPU
+        // delegate both treat its output as a weight — so it costs nothing per inference.
+        if op.inputs.iter().flatten().next().is_some()
+            && op
+                .inputs
+                .iter()
+                .flatten()
+                .all(|&t| g.tensors[t].is_constant())
+        {
+            continue;
+        }
         if placement[i] == Placement::Cpu {
             let t = op_seconds(g, op, cpu).total();
             per_op[i] = t;

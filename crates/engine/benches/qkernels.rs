@@ -1,6 +1,7 @@
 //! Reference vs fast integer conv / depthwise / FC / ADD on MobileNetV2-like layers (int8
-//! and uint8). Throughput counts 2 elements per MAC, so "Gelem/s" reads as GOP/s; ADD
-//! counts output elements.
+//! and uint8), and MUL with per-channel broadcast as in ResNet v2's pre-activation
+//! batch-norm, and the pools of Inception v3's mixed blocks. Throughput counts 2 elements per MAC, so "Gelem/s" reads as GOP/s; ADD
+//! and MUL count output elements.
 
 use std::hint::black_box;
 
@@ -14,7 +15,8 @@ use quantfarm_engine::exec::kernels::qconv::{
 };
 use quantfarm_engine::exec::kernels::qops::QInt;
 use quantfarm_engine::exec::kernels::qops::binary::{
-    AddSubTables, QBinaryParams, binary_reference, binary_same_shape,
+    AddSubTables, MulKernel, QBinaryParams, binary_broadcast_rows, binary_reference,
+    binary_same_shape,
 };
 use quantfarm_engine::quant::fixed_point::{Rounding, quantize_multiplier};
 
@@ -199,6 +201,72 @@ fn add_group<T: QElem + QInt>(c: &mut Criterion, tag: &str, zp: i32) {
     grp.finish();
 }
 
+/// MUL of a [1, 38, 38, 256] activation by a per-channel [256] constant.
+fn mul_group<T: QElem + QInt>(c: &mut Criterion, tag: &str, zp: i32) {
+    let (sa, sb, so) = ([1usize, 38, 38, 256], [256usize], [1usize, 38, 38, 256]);
+    let n: usize = so.iter().product();
+    let (lo, hi) = (T::MIN, T::MAX);
+    let a: Vec<T> = data(n, 7, lo, hi);
+    let b: Vec<T> = data(256, 8, lo, hi);
+    let mut y = vec![T::from_i32(0); n];
+    let p = QBinaryParams::mul((0.031, zp + 3), (0.017, zp - 9), (0.05, zp), lo, hi);
+    let mut grp = c.benchmark_group(format!("{tag}_mul_38x38x256_by_channel"));
+    grp.throughput(Throughput::Elements(n as u64));
+    grp.sample_size(20);
+    grp.bench_function("reference", |bn| {
+        bn.iter(|| binary_reference(&p, black_box(&a), &sa, &b, &sb, &mut y, &so))
+    });
+    grp.bench_function("per_element", |bn| {
+        bn.iter(|| binary_broadcast_rows(&p, black_box(&a), &sa, &b, &sb, &mut y, &so))
+    });
+    for isa in cpu::available_isas() {
+        let Some(k) = cpu::with_isa(isa, || MulKernel::new::<T>(&p)) else {
+            continue;
+        };
+        grp.bench_function(format!("fast_{}", isa.name()), |bn| {
+            bn.iter(|| k.run_broadcast(black_box(&a), &sa, &b, &sb, &mut y, &so))
+        });
+    }
+    grp.finish();
+}
+
+/// AVERAGE_POOL_2D and MAX_POOL_2D 3×3, stride 1, SAME on 35×35×288 (Inception v3).
+fn pool_group(c: &mut Criterion) {
+    use quantfarm_engine::exec::kernels::qops::pool::{
+        QPoolParams, average_pool_fast, average_pool_reference, max_pool,
+    };
+    let geom = Geometry::pool(
+        [1, 35, 35, 288],
+        [3, 3],
+        quantfarm_engine::ir::Padding::Same,
+        1,
+        1,
+    )
+    .expect("pool geometry");
+    let p = QPoolParams {
+        geom,
+        act_min: -128,
+        act_max: 127,
+    };
+    let x: Vec<i8> = data(geom.input_len(), 9, -128, 127);
+    let mut y = vec![0i8; geom.output_len()];
+    let mut grp = c.benchmark_group("int8_pool3x3_35x35x288");
+    grp.throughput(Throughput::Elements(geom.output_len() as u64));
+    grp.sample_size(20);
+    grp.bench_function("average_reference", |bn| {
+        bn.iter(|| average_pool_reference(&p, black_box(&x), &mut y))
+    });
+    for isa in cpu::available_isas() {
+        grp.bench_function(format!("average_fast_{}", isa.name()), |bn| {
+            bn.iter(|| cpu::with_isa(isa, || average_pool_fast(&p, black_box(&x), &mut y)))
+        });
+        grp.bench_function(format!("max_{}", isa.name()), |bn| {
+            bn.iter(|| cpu::with_isa(isa, || max_pool(&p, black_box(&x), &mut y)))
+        });
+    }
+    grp.finish();
+}
+
 fn fc_group<T: QElem>(c: &mut Criterion, scheme: QScheme, tag: &str, wl: i32, wh: i32) {
     let g = QFcGeom {
         rows: 1,
@@ -234,6 +302,8 @@ fn bench_int8(c: &mut Criterion) {
     dw_group::<i8>(c, QScheme::Int8, "int8", -127, 127);
     fc_group::<i8>(c, QScheme::Int8, "int8", -127, 127);
     add_group::<i8>(c, "int8", -10);
+    mul_group::<i8>(c, "int8", -10);
+    pool_group(c);
 }
 
 fn bench_uint8(c: &mut Criterion) {

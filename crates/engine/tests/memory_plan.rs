@@ -1,7 +1,8 @@
 //! The memory plan is an upper bound of what preparing and running a model really
 //! allocates: a counting global allocator measures the peak of live heap bytes while
 //! `Interpreter::new`, `fill_inputs` and two inferences run, on every ISA this machine
-//! has, with the reference kernels, and with one and two threads, over the shared
+//! has, with the reference kernels, and with one and two threads (float models also
+//! with half-precision storage, `Interpreter::new_fp16`), over the shared
 //! Coral models and models built here in every numeric mode (float32, float16, dynamic
 //! range, int8, int16x8, uint8, float and integer LSTM). The plan must also stay
 //! useful: not more than a few times the real peak.
@@ -181,32 +182,45 @@ fn planned_memory_bounds_what_preparation_and_inference_allocate() {
                 kernels,
                 ..Default::default()
             };
-            let run = || {
-                let mut it = Interpreter::new(model, opts).unwrap();
-                fill_inputs(&mut it).unwrap();
-                it.invoke();
-                it.invoke();
-                it.memory_plan()
-            };
-            let (peak, plan) = match isa {
-                Some(isa) => cpu::with_isa(isa, || peak_of(run)),
-                None => peak_of(run),
-            };
-            let planned = plan.total() as usize;
-            let what = format!("{name} ({isa:?}, {kernels:?}, {threads} thread(s))");
-            report.push(format!(
-                "{what}: peak {peak} B, planned {planned} B ({:.2}x): {plan:?}",
-                planned as f64 / peak as f64
-            ));
-            if peak > planned {
-                failures.push(format!(
-                    "{what}: allocated {peak} B at peak, planned only {planned} B: {plan:?}"
+            // Float models also as a half-precision device runs them (every op
+            // flagged): the rounded copy of the model is part of the plan.
+            let fp16_too = name.contains("float") || name.contains("dequantized");
+            for fp16 in [false, true].into_iter().filter(|&f| !f || fp16_too) {
+                let run = || {
+                    let mut it = if fp16 {
+                        let mask = vec![true; model.main().ops.len()];
+                        Interpreter::new_fp16(model, opts, &mask).unwrap()
+                    } else {
+                        Interpreter::new(model, opts).unwrap()
+                    };
+                    fill_inputs(&mut it).unwrap();
+                    it.invoke();
+                    it.invoke();
+                    it.memory_plan()
+                };
+                let (peak, plan) = match isa {
+                    Some(isa) => cpu::with_isa(isa, || peak_of(run)),
+                    None => peak_of(run),
+                };
+                let planned = plan.total() as usize;
+                let what = format!(
+                    "{name} ({isa:?}, {kernels:?}, {threads} thread(s){})",
+                    if fp16 { ", fp16" } else { "" }
+                );
+                report.push(format!(
+                    "{what}: peak {peak} B, planned {planned} B ({:.2}x): {plan:?}",
+                    planned as f64 / peak as f64
                 ));
-            }
-            if planned > 4 * peak + (8 << 20) {
-                failures.push(format!(
-                    "{what}: planned {planned} B for a peak of {peak} B: {plan:?}"
-                ));
+                if peak > planned {
+                    failures.push(format!(
+                        "{what}: allocated {peak} B at peak, planned only {planned} B: {plan:?}"
+                    ));
+                }
+                if planned > 4 * peak + (8 << 20) {
+                    failures.push(format!(
+                        "{what}: planned {planned} B for a peak of {peak} B: {plan:?}"
+                    ));
+                }
             }
         }
     }

@@ -2,8 +2,11 @@
 //! token, and one agent per device the scenario names, all in this process.
 
 use anyhow::{Context, Result};
-use quantfarm_agent::{AgentConfig, run_agent};
+use std::sync::Arc;
+
+use quantfarm_agent::{AgentConfig, ServedDevice, run_agent};
 use quantfarm_coordinator::{Config, Coordinator, random_token};
+use quantfarm_scenario::ProfileSet;
 use tokio::sync::mpsc;
 
 use crate::rundir::RunDir;
@@ -22,14 +25,19 @@ pub struct LocalFarm {
 
 impl LocalFarm {
     /// Start the coordinator (its database and artifacts under `dir.state()`) and one
-    /// agent per device with `threads` engine threads for jobs that do not set theirs,
-    /// every job within `memory_limit` bytes.
+    /// agent per device (profiles of `profiles`) with `threads` engine threads for jobs
+    /// that do not set theirs, every job within `memory_limit` bytes.
     pub async fn start(
         dir: &RunDir,
+        profiles: &Arc<ProfileSet>,
         devices: &[String],
         threads: usize,
         memory_limit: u64,
     ) -> Result<LocalFarm> {
+        let served = devices
+            .iter()
+            .map(|d| ServedDevice::resolve(profiles.clone(), d))
+            .collect::<Result<Vec<_>>>()?;
         let token = random_token()?;
         let state = dir.state();
         std::fs::create_dir_all(&state)
@@ -48,15 +56,21 @@ impl LocalFarm {
             let _ = server_tx.send(format!("the embedded coordinator {why}"));
             r
         });
-        let agents = devices
-            .iter()
-            .map(|d| {
+        let agents = served
+            .into_iter()
+            .map(|device| {
+                let d = device.name().to_string();
                 // One cache per agent: they would race on the same files otherwise.
-                let mut cfg =
-                    AgentConfig::new(&url, &token, &format!("local-{d}"), d, dir.agent_cache(d));
+                let mut cfg = AgentConfig::new(
+                    &url,
+                    &token,
+                    &format!("local-{d}"),
+                    device,
+                    dir.agent_cache(&d),
+                );
                 cfg.threads = threads;
                 cfg.memory_limit = memory_limit;
-                let (tx, d) = (tx.clone(), d.clone());
+                let tx = tx.clone();
                 tokio::spawn(async move {
                     let why = match run_agent(cfg).await {
                         Ok(()) => "stopped".to_string(),

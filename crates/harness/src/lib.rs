@@ -69,8 +69,14 @@ pub async fn execute(
             threads,
             memory_limit,
         } => {
-            let farm =
-                LocalFarm::start(&plan.dir, &plan.devices(), *threads, *memory_limit).await?;
+            let farm = LocalFarm::start(
+                &plan.dir,
+                &plan.profiles,
+                &plan.devices(),
+                *threads,
+                *memory_limit,
+            )
+            .await?;
             let (url, token) = (farm.url.clone(), farm.token.clone());
             (Some(farm), url, token, ClientTls::plain())
         }

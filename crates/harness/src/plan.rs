@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow};
@@ -33,6 +34,9 @@ pub struct RunPlan {
     pub files: BTreeMap<PathBuf, Vec<u8>>,
     pub run_id: String,
     pub dir: RunDir,
+    /// The device profiles the scenario was validated against (the local agents'
+    /// profiles).
+    pub profiles: Arc<ProfileSet>,
 }
 
 impl RunPlan {
@@ -63,6 +67,7 @@ impl RunPlan {
             files,
             run_id,
             dir,
+            profiles: Arc::new(profiles),
         })
     }
 

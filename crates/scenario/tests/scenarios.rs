@@ -67,8 +67,9 @@ fn shipped_profiles_load() {
 fn shipped_scenarios_parse_validate_and_expand() {
     let p = profiles();
     for (file, opt, bench) in [
-        // 1 model × 2 techniques; per artifact: size + 2 devices × (latency, accuracy).
-        ("smoke.yaml", 2, 2 * (1 + 2 * 2)),
+        // 1 model × 2 techniques; per artifact: size + devices × (mapping, latency,
+        // accuracy): float32 on 2 devices (the Edge TPU refuses it), int8 on 3.
+        ("smoke.yaml", 2, (1 + 2 * 3) + (1 + 3 * 3)),
         // v2 (dequantize): 4 techniques × (size + 2 × (latency, accuracy)); 3 zoo models:
         // 3 techniques (no original) × (size + 2 × latency).
         ("table1.yaml", 4 + 3 * 3, 4 * 5 + 9 * 3),
@@ -96,9 +97,9 @@ fn shipped_scenarios_parse_validate_and_expand() {
 }
 
 #[test]
-fn smoke_is_two_agents_float32_and_int8() {
+fn smoke_is_three_agents_float32_and_int8() {
     let s = load(root().join("scenarios/smoke.yaml")).unwrap();
-    assert_eq!(s.devices.len(), 2);
+    assert_eq!(s.devices.len(), 3);
     let t: Vec<_> = s.techniques.iter().map(|t| t.technique.value).collect();
     assert_eq!(t, [Technique::Float32, Technique::Int8]);
     let c = s.techniques[1].calibration.as_ref().unwrap();
@@ -165,9 +166,44 @@ fn ids_are_deterministic_and_content_derived() {
 
 /// Ids are persisted by the coordinator: changing the canonical form orphans every
 /// stored run, so it must be a deliberate, versioned change.
+/// The smoke scenario as it was when these ids were pinned (the shipped file may
+/// change; the canonical form of a job must not).
+const PINNED_SMOKE: &str = r#"# Smoke test: one small real model, float baseline vs int8, on two agents. < 1 minute.
+name: smoke
+description: >
+  MobileNet v1 0.25/128 (Coral QAT model, dequantized as the float32 baseline) against
+  its int8 post-training quantization, on the host CPU and a simulated Pixel 2 big core.
+
+models:
+  - name: mobilenet_v1_0.25_128
+    dequantize: $shared/models/coral/mobilenet_v1_0.25_128_quant.tflite
+
+techniques:
+  - technique: float32
+  - technique: int8
+    calibration: {dataset: imagenet-sample, offset: 0, limit: 16}
+
+devices: [cpu-host, pixel2-bigcore]
+
+accuracy: {dataset: imagenet-sample, offset: 100, limit: 100}
+latency: {warmup: 2, runs: 10, threads: 1}
+
+# Op placement (mapping) needs the device simulators, which come later.
+metrics: [size, latency, accuracy]
+
+gates:
+  # Loose bounds: 100 images give a top-1 estimate good to a few points only.
+  - name: int8-top1
+    technique: int8
+    max_top1_drop: 0.10
+  - name: int8-size
+    technique: int8
+    max_size_ratio: 0.35
+"#;
+
 #[test]
 fn smoke_ids_are_pinned() {
-    let s = load(root().join("scenarios/smoke.yaml")).unwrap();
+    let s = parse_here(PINNED_SMOKE).unwrap();
     if !shared_available() {
         return;
     }

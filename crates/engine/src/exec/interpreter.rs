@@ -83,6 +83,9 @@ struct Step {
     kernel: Box<dyn OpKernel>,
     inputs: Vec<Option<TensorId>>,
     outputs: Vec<TensorId>,
+    /// Round this op's float32 outputs to half precision after it runs
+    /// ([`Interpreter::new_fp16`]).
+    round_f16: bool,
 }
 
 /// A model prepared for repeated inference.
@@ -99,6 +102,9 @@ pub struct Interpreter {
     par: Parallelism,
     times: Vec<Duration>,
     memory: MemoryPlan,
+    /// Float32 model inputs rounded to half precision when an inference starts
+    /// ([`Interpreter::new_fp16`]).
+    fp16_inputs: Vec<TensorId>,
 }
 
 impl Interpreter {
@@ -118,16 +124,7 @@ impl Interpreter {
             .iter()
             .map(|op| is_f16_const_dequantize(g0, op))
             .collect();
-        let layout = memory::plan_graph(
-            g0,
-            &folds,
-            &PlanOptions {
-                threads: opts.threads,
-                preserve_all_tensors: opts.preserve_all_tensors,
-                input_copies: opts.input_copies,
-                extra_bytes: opts.extra_bytes,
-            },
-        )?;
+        let layout = memory::plan_graph(g0, &folds, &plan_options(&opts))?;
         layout.plan.check(opts.memory_limit, g0)?;
 
         // Nothing large was allocated before this point.
@@ -169,6 +166,7 @@ impl Interpreter {
                 kernel: prepared.kernel,
                 inputs: op.inputs.clone(),
                 outputs: op.outputs.clone(),
+                round_f16: false,
             });
         }
         if let Some(t) = layout.unsized_tensor {
@@ -221,12 +219,84 @@ impl Interpreter {
                 threads: opts.threads,
             },
             memory: layout.plan,
+            fp16_inputs: Vec::new(),
         })
     }
 
     /// What this interpreter was planned to hold at most (checked against the limit).
     pub fn memory_plan(&self) -> MemoryPlan {
         self.memory
+    }
+
+    /// Prepare `model` as a device that stores float tensors in IEEE half precision
+    /// runs it (a mobile GPU delegate allowed to lose precision): for every op `i` with
+    /// `on_fp16_device[i]` (indices of `model`'s ops), its float32 constant inputs are
+    /// rounded to half precision once here, its float32 outputs after every run, and the
+    /// model's float32 inputs it reads when an inference starts. Arithmetic inside an op
+    /// stays float32, and ops not flagged run as [`Interpreter::new`] runs them. The
+    /// rounded copy of the model is planned with the rest, before it is made.
+    pub fn new_fp16(
+        model: &Model,
+        opts: InterpreterOptions,
+        on_fp16_device: &[bool],
+    ) -> Result<Interpreter> {
+        model.validate()?;
+        let g = model.main();
+        if on_fp16_device.len() != g.ops.len() {
+            return Err(EngineError::bad_input(format!(
+                "fp16 placement names {} ops, the model has {}",
+                on_fp16_device.len(),
+                g.ops.len()
+            )));
+        }
+        let opts = InterpreterOptions {
+            extra_bytes: opts.extra_bytes.saturating_add(model.memory_bytes()),
+            ..opts
+        };
+        check_dataflow(g)?;
+        let folds: Vec<bool> = g
+            .ops
+            .iter()
+            .map(|op| is_f16_const_dequantize(g, op))
+            .collect();
+        memory::plan_graph(g, &folds, &plan_options(&opts))?
+            .plan
+            .check(opts.memory_limit, g)?;
+        let flagged = |i: usize| on_fp16_device[i];
+        let mut rounded = model.clone();
+        let rg = rounded.main_mut();
+        for (i, op) in g.ops.iter().enumerate() {
+            if !flagged(i) {
+                continue;
+            }
+            for &t in op.inputs.iter().flatten() {
+                let tensor = &mut rg.tensors[t];
+                if tensor.dtype == DType::F32
+                    && let Some(data) = tensor.data.as_mut()
+                {
+                    round_f32_bytes_to_f16(data);
+                }
+            }
+        }
+        let mut interp = Interpreter::new(&rounded, opts)?;
+        // Steps are the model's ops minus the float16 DEQUANTIZEs folded away.
+        let kept: Vec<usize> = (0..g.ops.len()).filter(|&i| !folds[i]).collect();
+        for (step, &i) in interp.steps.iter_mut().zip(&kept) {
+            step.op_index = i;
+            step.round_f16 = flagged(i);
+        }
+        interp.fp16_inputs =
+            g.inputs
+                .iter()
+                .copied()
+                .filter(|&t| {
+                    g.tensors[t].dtype == DType::F32
+                        && g.ops.iter().enumerate().any(|(i, op)| {
+                            flagged(i) && op.inputs.iter().flatten().any(|&x| x == t)
+                        })
+                })
+                .collect();
+        Ok(interp)
     }
 
     pub fn inputs(&self) -> &[TensorInfo] {
@@ -351,10 +421,28 @@ impl Interpreter {
     }
 
     fn run_steps(&mut self) {
+        for k in 0..self.fp16_inputs.len() {
+            self.round_tensor_f16(self.fp16_inputs[k]);
+        }
         for i in 0..self.steps.len() {
             let start = Instant::now();
             self.run_step(i);
+            if self.steps[i].round_f16 {
+                for k in 0..self.steps[i].outputs.len() {
+                    self.round_tensor_f16(self.steps[i].outputs[k]);
+                }
+            }
             self.times[i] = start.elapsed();
+        }
+    }
+
+    /// Round a float32 tensor of the arena to the nearest half-precision value.
+    fn round_tensor_f16(&mut self, t: TensorId) {
+        if let Some(slot) = &self.slots[t]
+            && slot.dtype == DType::F32
+        {
+            let (offset, len) = (slot.offset, slot.bytes);
+            round_f32_bytes_to_f16(self.arena.bytes_mut(offset, len));
         }
     }
     fn tensors(&self) -> Tensors<'_> {
@@ -409,6 +497,25 @@ fn fold_constant_f16(g: &Graph, folds: &[bool]) -> Option<Graph> {
         }
     }
     Some(out)
+}
+
+/// Round little-endian float32 values in place to the nearest half-precision value
+/// (ties to even; beyond the half range to ±infinity, as half-precision hardware does).
+fn round_f32_bytes_to_f16(bytes: &mut [u8]) {
+    for c in bytes.chunks_exact_mut(4) {
+        let v = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        c.copy_from_slice(&half::f16::from_f32(v).to_f32().to_le_bytes());
+    }
+}
+
+/// What the memory plan needs of the options.
+fn plan_options(opts: &InterpreterOptions) -> PlanOptions {
+    PlanOptions {
+        threads: opts.threads,
+        preserve_all_tensors: opts.preserve_all_tensors,
+        input_copies: opts.input_copies,
+        extra_bytes: opts.extra_bytes,
+    }
 }
 
 /// Pick the op family by the tensors' types and prepare the op.

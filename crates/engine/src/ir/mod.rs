@@ -348,6 +348,23 @@ impl Model {
         }
     }
 
+    /// Memory the model holds in the IR (subgraphs, metadata, trailing bytes): what
+    /// cloning it costs.
+    pub fn memory_bytes(&self) -> u64 {
+        let metadata = self
+            .metadata
+            .iter()
+            .map(|m| (std::mem::size_of::<Metadata>() + m.name.len() + m.data.len()) as u64);
+        self.subgraphs
+            .iter()
+            .map(Graph::memory_bytes)
+            .chain(metadata)
+            .fold(
+                (self.description.len() + self.trailing.len()) as u64,
+                u64::saturating_add,
+            )
+    }
+
     /// The executed subgraph.
     pub fn main(&self) -> &Graph {
         &self.subgraphs[0]

@@ -43,8 +43,8 @@
 //!                      params.rs: schemes and multipliers; simd.rs: ISA copies)
 //!  ADD SUB MUL        qops/binary.rs binary_reference
 //!                                                 binary_same_shape / _broadcast_rows,
-//!                                                 AddSubTables (AVX-512)
-//!  AVERAGE/MAX_POOL   qops/pool.rs average_pool_reference
+//!                                                 AddSubTables, MulKernel (AVX-512)
+//!  AVERAGE/MAX_POOL   qops/pool.rs average_pool_reference (AVX2/AVX-512 copies)
 //!                                                 average_pool_fast; max_pool
 //!  SOFTMAX            qops/softmax.rs softmax_fixed_point (gemmlowp.rs)
 //!                                                 softmax_fixed_point_fast; Softmax16

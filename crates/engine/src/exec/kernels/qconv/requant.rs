@@ -102,14 +102,18 @@ pub(crate) fn fast_shifts_ok(mult: &[Multiplier]) -> bool {
         .all(|m| m.m >= 0 && (-30..=-1).contains(&m.shift))
 }
 
+/// The 64-bit nudge `2^31 + 2^(r−1)·2^32` of [`v512::rq_fast`] for one multiplier
+/// (`r` = its right shift).
+pub(crate) fn fast_nudge(m: &Multiplier) -> i64 {
+    let r = (-m.shift).max(0);
+    (1i64 << 31) + if r > 0 { (1i64 << (r - 1)) << 32 } else { 0 }
+}
+
 /// The 64-bit nudges `2^31 + 2^(r−1)·2^32` of [`v512::rq_fast`] for `np` channels (a
 /// multiple of 16; channels past `mult` get `2^31`): per block of 16 channels the 8
 /// even lanes, then the 8 odd ones (the order of the even/odd products).
 pub(crate) fn fast_nudges(mult: &[Multiplier], np: usize) -> Vec<i64> {
-    let nudge = |c: usize| -> i64 {
-        let r = mult.get(c).map_or(0, |m| (-m.shift).max(0));
-        (1i64 << 31) + if r > 0 { (1i64 << (r - 1)) << 32 } else { 0 }
-    };
+    let nudge = |c: usize| -> i64 { mult.get(c).map_or(1i64 << 31, fast_nudge) };
     let mut v = vec![0i64; np];
     for blk in 0..np / 16 {
         for i in 0..8 {

@@ -443,12 +443,7 @@ impl AddSubTables {
 
     /// Equal shapes: one flat loop.
     pub fn run_same_shape<T: QInt>(&self, a: &[T], b: &[T], y: &mut [T]) {
-        let n = y.len().min(a.len()).min(b.len());
-        let y = &mut y[..n];
-        let done = self.simd_row(Src::Run(a), Src::Run(b), y);
-        for ((o, &x1), &x2) in y[done..].iter_mut().zip(&a[done..]).zip(&b[done..]) {
-            *o = self.apply(x1, x2);
-        }
+        rows_same_shape(self, a, b, y);
     }
 
     /// Broadcasting: rows along the innermost merged dimension.
@@ -462,41 +457,159 @@ impl AddSubTables {
         y: &mut [T],
         out_shape: &[usize],
     ) {
-        for_each_row(
-            a_shape,
-            b_shape,
-            out_shape,
-            y,
-            |a0, sa, b0, sb, row| match (sa, sb) {
-                (1, 1) => self.run_same_shape(&a[a0..a0 + row.len()], &b[b0..b0 + row.len()], row),
-                (1, 0) => {
-                    let (x1s, x2) = (&a[a0..a0 + row.len()], b[b0]);
-                    let done = self.simd_row(Src::Run(x1s), Src::Splat(x2), row);
-                    for (o, &x1) in row[done..].iter_mut().zip(&x1s[done..]) {
-                        *o = self.apply(x1, x2);
-                    }
+        rows_broadcast(self, a, a_shape, b, b_shape, y, out_shape);
+    }
+}
+
+impl RowKernel for AddSubTables {
+    fn simd_row<T: QInt>(&self, a: Src<'_, T>, b: Src<'_, T>, y: &mut [T]) -> usize {
+        AddSubTables::simd_row(self, a, b, y)
+    }
+
+    fn apply<T: QInt>(&self, x1: T, x2: T) -> T {
+        AddSubTables::apply(self, x1, x2)
+    }
+}
+
+/// A binary op with a SIMD row loop and an exact per-element fallback (the tail).
+trait RowKernel {
+    /// Writes a leading part of `y` on the SIMD path; returns how many elements.
+    fn simd_row<T: QInt>(&self, a: Src<'_, T>, b: Src<'_, T>, y: &mut [T]) -> usize;
+    fn apply<T: QInt>(&self, x1: T, x2: T) -> T;
+}
+
+fn rows_same_shape<K: RowKernel, T: QInt>(k: &K, a: &[T], b: &[T], y: &mut [T]) {
+    let n = y.len().min(a.len()).min(b.len());
+    let y = &mut y[..n];
+    let done = k.simd_row(Src::Run(a), Src::Run(b), y);
+    for ((o, &x1), &x2) in y[done..].iter_mut().zip(&a[done..]).zip(&b[done..]) {
+        *o = k.apply(x1, x2);
+    }
+}
+
+/// Rows along the innermost merged dimension: runs of both operands, a run and a
+/// repeated element, or (strided) element by element.
+#[allow(clippy::too_many_arguments)]
+fn rows_broadcast<K: RowKernel, T: QInt>(
+    k: &K,
+    a: &[T],
+    a_shape: &[usize],
+    b: &[T],
+    b_shape: &[usize],
+    y: &mut [T],
+    out_shape: &[usize],
+) {
+    for_each_row(
+        a_shape,
+        b_shape,
+        out_shape,
+        y,
+        |a0, sa, b0, sb, row| match (sa, sb) {
+            (1, 1) => rows_same_shape(k, &a[a0..a0 + row.len()], &b[b0..b0 + row.len()], row),
+            (1, 0) => {
+                let (x1s, x2) = (&a[a0..a0 + row.len()], b[b0]);
+                let done = k.simd_row(Src::Run(x1s), Src::Splat(x2), row);
+                for (o, &x1) in row[done..].iter_mut().zip(&x1s[done..]) {
+                    *o = k.apply(x1, x2);
                 }
-                (0, 1) => {
-                    let (x1, x2s) = (a[a0], &b[b0..b0 + row.len()]);
-                    let done = self.simd_row(Src::Splat(x1), Src::Run(x2s), row);
-                    for (o, &x2) in row[done..].iter_mut().zip(&x2s[done..]) {
-                        *o = self.apply(x1, x2);
-                    }
+            }
+            (0, 1) => {
+                let (x1, x2s) = (a[a0], &b[b0..b0 + row.len()]);
+                let done = k.simd_row(Src::Splat(x1), Src::Run(x2s), row);
+                for (o, &x2) in row[done..].iter_mut().zip(&x2s[done..]) {
+                    *o = k.apply(x1, x2);
                 }
-                _ => {
-                    for (j, o) in row.iter_mut().enumerate() {
-                        *o = self.apply(a[a0 + j * sa], b[b0 + j * sb]);
-                    }
+            }
+            _ => {
+                for (j, o) in row.iter_mut().enumerate() {
+                    *o = k.apply(a[a0 + j * sa], b[b0 + j * sb]);
                 }
-            },
-        );
+            }
+        },
+    );
+}
+
+/// Fast MUL (8-bit and int16): `(x1 − z1)·(x2 − z2)`, its MBQM, offset and clamp on 16
+/// AVX-512 lanes — the scalar formula in each lane, so the same bytes. 8-bit products
+/// stay below 2^16 in magnitude, so the cheaper exact MBQM form serves them when the
+/// multiplier allows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MulKernel {
+    p: QBinaryParams,
+    m: Multiplier,
+    /// `rq_fast`/`srdhm_fast` usable (8-bit, `m >= 0`, shift in −30..=0).
+    fast: bool,
+}
+
+impl MulKernel {
+    /// `None` unless `p` is a MUL of a one- or two-byte `T` and the CPU runs the
+    /// AVX-512 path (elsewhere the generic kernel is as good).
+    pub fn new<T: QInt>(p: &QBinaryParams) -> Option<Self> {
+        let QBinaryKind::Mul { m } = p.kind else {
+            return None;
+        };
+        use crate::exec::kernels::cpu::{self, Isa};
+        let isa = cpu::clamp_to_detected(cpu::selected_isa());
+        let width = T::MAX - T::MIN;
+        let usable = cfg!(target_arch = "x86_64")
+            && isa == Isa::Avx512
+            && cpu::features().avx512bw
+            && (width == 255 || width == 65535)
+            && m.m >= 0
+            && (-31..=31).contains(&m.shift);
+        usable.then(|| MulKernel {
+            p: *p,
+            m,
+            fast: width == 255 && (-30..=0).contains(&m.shift),
+        })
+    }
+
+    pub fn run_same_shape<T: QInt>(&self, a: &[T], b: &[T], y: &mut [T]) {
+        rows_same_shape(self, a, b, y);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_broadcast<T: QInt>(
+        &self,
+        a: &[T],
+        a_shape: &[usize],
+        b: &[T],
+        b_shape: &[usize],
+        y: &mut [T],
+        out_shape: &[usize],
+    ) {
+        rows_broadcast(self, a, a_shape, b, b_shape, y, out_shape);
+    }
+}
+
+impl RowKernel for MulKernel {
+    #[inline]
+    fn simd_row<T: QInt>(&self, a: Src<'_, T>, b: Src<'_, T>, y: &mut [T]) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        if y.len() >= 16 {
+            for s in [a, b] {
+                if let Src::Run(x) = s {
+                    assert!(x.len() >= y.len() / 16 * 16, "binary operand too short");
+                }
+            }
+            // SAFETY: `new` built this kernel only where the CPU has AVX-512F/BW and T is
+            // one or two bytes; the runs hold `y.len()/16*16` elements (asserted above).
+            return unsafe { x86::mul_avx512(self, a, b, y) };
+        }
+        let _ = (a, b, y);
+        0
+    }
+
+    #[inline(always)]
+    fn apply<T: QInt>(&self, x1: T, x2: T) -> T {
+        T::put(self.p.apply(x1.get(), x2.get()))
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{AddSubTables, QInt, Src};
-    use crate::exec::kernels::qconv::requant::fast_nudges;
+    use super::{AddSubTables, MulKernel, QInt, Src};
+    use crate::exec::kernels::qconv::requant::fast_nudge;
     use crate::exec::kernels::qconv::requant::v512::{Mbqm, rq_fast, srdhm_fast};
     use crate::quant::fixed_point::Multiplier;
     use std::arch::x86_64::*;
@@ -662,7 +775,8 @@ mod x86 {
                 // vector serves the even and the odd products.
                 m: _mm512_set1_epi32(m.m),
                 rsh: _mm512_set1_epi32(-m.shift),
-                nudge: _mm512_set1_epi64(fast_nudges(&[m], 16)[0]),
+                // One multiplier's nudge, no allocation: this runs once per row.
+                nudge: _mm512_set1_epi64(fast_nudge(&m)),
                 r0: m.shift == 0,
             }
         }
@@ -676,6 +790,79 @@ mod x86 {
                 rq_fast(x, self.m, self.m, self.rsh, self.nudge, self.nudge)
             }
         }
+    }
+
+    /// TFLite's MUL on 16 lanes: offsets, product, MBQM, output offset and clamp.
+    /// Returns the number of elements written (a multiple of 16). Caller: CPU has
+    /// AVX-512F/BW, `T` is one or two bytes, every `Run` holds at least
+    /// `y.len() / 16 * 16` elements.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(super) unsafe fn mul_avx512<T: QInt>(
+        k: &MulKernel,
+        a: Src<'_, T>,
+        b: Src<'_, T>,
+        y: &mut [T],
+    ) -> usize {
+        if k.fast {
+            // SAFETY: forwarded contract; AVX-512F/BW enabled here.
+            return unsafe { mul_loop(k, a, b, y, Fast::new(k.m)) };
+        }
+        let Some(m) = Mbqm::splat(k.m) else {
+            return 0;
+        };
+        // SAFETY: forwarded contract; AVX-512F/BW enabled here.
+        unsafe { mul_loop(k, a, b, y, m) }
+    }
+
+    /// The loop of [`mul_avx512`] with the MBQM in one of its exact forms. Same
+    /// contract; inlined into the feature-enabled caller.
+    #[inline(always)]
+    unsafe fn mul_loop<T: QInt, R: Rescale>(
+        k: &MulKernel,
+        a: Src<'_, T>,
+        b: Src<'_, T>,
+        y: &mut [T],
+        m: R,
+    ) -> usize {
+        let n = y.len() / 16 * 16;
+        // SAFETY: for the whole body: AVX-512F/BW are enabled by the caller; j + 16 <= n
+        // and every run holds n elements (caller contract); `v` is clamped to the
+        // activation range, which lies within `T`'s.
+        unsafe {
+            let o1 = _mm512_set1_epi32(k.p.in1_offset);
+            let o2 = _mm512_set1_epi32(k.p.in2_offset);
+            let zp = _mm512_set1_epi32(k.p.out_offset);
+            let (lo, hi) = (
+                _mm512_set1_epi32(k.p.act_min),
+                _mm512_set1_epi32(k.p.act_max),
+            );
+            let s1 = match a {
+                Src::Splat(v) => Some(_mm512_set1_epi32(v.get() + k.p.in1_offset)),
+                Src::Run(_) => None,
+            };
+            let s2 = match b {
+                Src::Splat(v) => Some(_mm512_set1_epi32(v.get() + k.p.in2_offset)),
+                Src::Run(_) => None,
+            };
+            let mut j = 0;
+            while j < n {
+                let x1 = match (s1, a) {
+                    (Some(v), _) => v,
+                    (None, Src::Run(x)) => _mm512_add_epi32(load16(x.as_ptr().add(j)), o1),
+                    (None, Src::Splat(_)) => unreachable!("splat operands are pre-offset"),
+                };
+                let x2 = match (s2, b) {
+                    (Some(v), _) => v,
+                    (None, Src::Run(x)) => _mm512_add_epi32(load16(x.as_ptr().add(j)), o2),
+                    (None, Src::Splat(_)) => unreachable!("splat operands are pre-offset"),
+                };
+                let v = _mm512_add_epi32(m.rescale(_mm512_mullo_epi32(x1, x2)), zp);
+                let v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
+                store16(y.as_mut_ptr().add(j), v);
+                j += 16;
+            }
+        }
+        n
     }
 
     /// [`add_sub_avx512`] with the three MBQMs in the cheaper exact form (`t.fast`:
@@ -968,6 +1155,76 @@ mod tests {
                     t.run_broadcast(&a, sa, &b, sb, &mut g, &so);
                     assert_eq!(r, g, "{sa:?} {sb:?} (tables)");
                 }
+                if let Some(t) = MulKernel::new::<i8>(&p) {
+                    let mut g = vec![0i8; no];
+                    t.run_broadcast(&a, sa, &b, sb, &mut g, &so);
+                    assert_eq!(r, g, "{sa:?} {sb:?} (mul)");
+                }
+            }
+        }
+    }
+
+    /// The SIMD MUL equals the reference on every lane and tail, for int8, uint8 and
+    /// int16, with multipliers below and above 1, per-channel broadcast (the
+    /// pre-activation batch-norm of ResNet v2) and scalar operands.
+    #[test]
+    fn simd_mul_equals_reference() {
+        use crate::exec::kernels::cpu::{self, Isa};
+        let simd = cpu::selected_isa() == Isa::Avx512 && cpu::features().avx512bw;
+        let mut rng = Rng::new(11);
+        let cases = [
+            ((0.031, 12), (0.017, -40), (0.002, -7)),
+            ((0.5, -128), (0.9, 127), (0.01, 0)),
+            ((0.02, 0), (0.05, 3), (2e-4, 5)),
+            ((1e-3, -3), (1e-3, 100), (1e-8, -128)),
+        ];
+        for (k, &(s1, s2, so)) in cases.iter().enumerate() {
+            let p8 = QBinaryParams::mul(s1, s2, so, -128, 127);
+            let pu = QBinaryParams::mul(
+                (s1.0, s1.1 + 128),
+                (s2.0, s2.1 + 128),
+                (so.0, so.1 + 128),
+                0,
+                255,
+            );
+            let p16 = QBinaryParams::mul((s1.0, 0), (s2.0, 0), (so.0, 0), -32768, 32767);
+            assert_eq!(MulKernel::new::<i8>(&p8).is_some(), simd, "case {k}");
+            for (sa, sb) in [
+                (vec![1usize, 5, 7, 67], vec![67usize]),
+                (vec![300], vec![300]),
+                (vec![2, 33], vec![1]),
+                (vec![1], vec![3, 48]),
+                (vec![4, 16, 1], vec![1, 16, 9]),
+            ] {
+                let so_shape = crate::exec::kernels::elementwise::broadcast_shape(&sa, &sb)
+                    .expect("shapes broadcast");
+                let (na, nb, no) = (
+                    sa.iter().product::<usize>(),
+                    sb.iter().product::<usize>(),
+                    so_shape.iter().product::<usize>(),
+                );
+                let what = format!("case {k} {sa:?} x {sb:?}");
+                macro_rules! check {
+                    ($t:ty, $p:expr, $gen:expr) => {{
+                        let a: Vec<$t> = (0..na).map(|_| $gen).collect();
+                        let b: Vec<$t> = (0..nb).map(|_| $gen).collect();
+                        let mut r = vec![<$t>::default(); no];
+                        binary_reference(&$p, &a, &sa, &b, &sb, &mut r, &so_shape);
+                        if let Some(kern) = MulKernel::new::<$t>(&$p) {
+                            let mut f = vec![<$t>::default(); no];
+                            kern.run_broadcast(&a, &sa, &b, &sb, &mut f, &so_shape);
+                            assert_eq!(r, f, "{} {what}", stringify!($t));
+                            if sa == sb {
+                                let mut g = vec![<$t>::default(); no];
+                                kern.run_same_shape(&a, &b, &mut g);
+                                assert_eq!(r, g, "{} {what} same shape", stringify!($t));
+                            }
+                        }
+                    }};
+                }
+                check!(i8, p8, rng.next_u64() as u8 as i8);
+                check!(u8, pu, rng.next_u64() as u8);
+                check!(i16, p16, rng.next_u64() as u16 as i16);
             }
         }
     }

@@ -5,7 +5,7 @@ use crate::exec::kernels::Parallelism;
 use crate::exec::kernels::qops::{
     QInt,
     act16::Sigmoid16,
-    binary::{self, AddSubTables, QBinaryParams},
+    binary::{self, AddSubTables, MulKernel, QBinaryParams},
     lut::{HardSwishParams, ReluParams},
     mean::QMean,
     pool::{self, QPoolParams},
@@ -46,6 +46,8 @@ pub(super) enum QKernel {
     },
     /// 8-bit ADD/SUB on the fast path: per-input rescaling tabulated.
     AddSubTable(Box<AddSubTables>),
+    /// MUL on the AVX-512 path.
+    Mul(Box<MulKernel>),
     AvgPool {
         p: QPoolParams,
         fast: bool,
@@ -129,6 +131,16 @@ impl OpKernel for QKernel {
                     t.run_same_shape(xa, xb, y);
                 } else {
                     t.run_broadcast(xa, sa, xb, sb, y, so);
+                }
+            }),
+            QKernel::Mul(k) => by_qtype!(dt, T => {
+                let (a, b) = (inp(0), inp(1));
+                let (sa, sb, so) = (&io.slot(a).shape, &io.slot(b).shape, &io.slot(out).shape);
+                let (xa, xb, y) = (io.input::<T>(a), io.input::<T>(b), io.output::<T>(out));
+                if sa == sb {
+                    k.run_same_shape(xa, xb, y);
+                } else {
+                    k.run_broadcast(xa, sa, xb, sb, y, so);
                 }
             }),
             QKernel::AvgPool { p, fast } => by_qtype!(dt, T => {

@@ -13,7 +13,7 @@ use crate::error::{EngineError, Result};
 use crate::exec::kernels::qops::{
     QInt,
     act16::{Sigmoid16, Sigmoid16Kind},
-    binary::{AddSubTables, QBinaryKind, QBinaryParams},
+    binary::{AddSubTables, MulKernel, QBinaryKind, QBinaryParams},
     lut::{self, HardSwishParams, ReluParams},
     mean::QMean,
     pool::QPoolParams,
@@ -250,7 +250,16 @@ fn mul(g: &Graph, op: &Op, activation: Activation, fast: bool) -> Result<QKernel
     if let QBinaryKind::Mul { m } = p.kind {
         check_multipliers(&[m])?;
     }
-    Ok(QKernel::Binary { p, fast })
+    let simd = match g.tensors[y].dtype {
+        DType::U8 => MulKernel::new::<u8>(&p),
+        DType::I8 => MulKernel::new::<i8>(&p),
+        DType::I16 => MulKernel::new::<i16>(&p),
+        _ => None,
+    };
+    Ok(match simd {
+        Some(k) if fast => QKernel::Mul(Box::new(k)),
+        _ => QKernel::Binary { p, fast },
+    })
 }
 
 /// AVERAGE_POOL_2D and MAX_POOL_2D on raw values (input and output share parameters).
