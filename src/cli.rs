@@ -62,6 +62,29 @@ pub struct RunArgs {
     /// Kernel family: `fast` (SIMD, packed) or `reference` (plain loops, the oracle).
     #[arg(long, value_enum, default_value_t = Kernels::Fast)]
     pub kernels: Kernels,
+    #[command(flatten)]
+    pub memory: MemoryArgs,
+}
+
+/// The memory limit of the engine (see `quantfarm_engine::measure::limits`).
+#[derive(Args, Debug, Clone, Copy, Default)]
+pub struct MemoryArgs {
+    /// Refuse a model that needs more memory than SIZE to read, prepare and run
+    /// (e.g. 512M, 4G, or bytes) [default: half of this machine's memory].
+    #[arg(long, value_name = "SIZE", value_parser = parse_memory_limit, env = "QUANTFARM_MEMORY_LIMIT")]
+    pub memory_limit: Option<u64>,
+}
+
+impl MemoryArgs {
+    /// The limit in bytes: the one given, else the machine's default.
+    pub fn bytes(&self) -> u64 {
+        self.memory_limit
+            .unwrap_or_else(quantfarm_engine::measure::limits::default_memory_limit)
+    }
+}
+
+fn parse_memory_limit(s: &str) -> Result<u64, String> {
+    quantfarm_engine::measure::limits::parse_size(s).map_err(|e| e.to_string())
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,6 +261,8 @@ pub struct QuantizeArgs {
     /// Worker threads for calibration.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    #[command(flatten)]
+    pub memory: MemoryArgs,
     /// Output .tflite path.
     #[arg(short, long)]
     pub output: PathBuf,
@@ -292,6 +317,10 @@ pub struct RunScenarioArgs {
     /// Engine threads per job on the local agents (latency jobs use the scenario's).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// Memory limit of every engine job on the local agents (a remote coordinator's
+    /// agents have their own).
+    #[command(flatten)]
+    pub memory: MemoryArgs,
     /// Device profiles folder (one YAML per device) [default: `agents/profiles` under
     /// the current folder, else next to the scenario's folder, as in the repository].
     #[arg(long)]
@@ -421,6 +450,9 @@ pub struct AgentArgs {
     /// Engine threads per job.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// Memory limit of every engine job (a model needing more fails as a job).
+    #[command(flatten)]
+    pub memory: MemoryArgs,
     /// Jobs at once.
     #[arg(long, default_value_t = 1)]
     pub slots: u32,

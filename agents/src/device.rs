@@ -49,12 +49,13 @@ impl ServedDevice {
 
     /// An interpreter that computes as this device does: the engine's kernels as they
     /// are (the exact integer kernels of the Edge TPU and the DSP, the host CPU), or
-    /// half-precision storage on the ops a half-precision GPU runs.
-    pub fn interpreter(&self, model: &Model, threads: usize) -> Result<(Interpreter, String)> {
-        let opts = InterpreterOptions {
-            threads,
-            ..Default::default()
-        };
+    /// half-precision storage on the ops a half-precision GPU runs; `opts` are the
+    /// job's (threads, memory limit, input copies).
+    pub fn interpreter(
+        &self,
+        model: &Model,
+        opts: InterpreterOptions,
+    ) -> Result<(Interpreter, String)> {
         if !self.simulated() {
             return Ok((Interpreter::new(model, opts)?, String::new()));
         }

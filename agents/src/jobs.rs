@@ -43,6 +43,8 @@ pub struct JobContext<'a> {
     pub progress: &'a (dyn Fn(f64) + Sync),
     /// Engine threads for work that does not set its own (optimize, accuracy).
     pub threads: usize,
+    /// Memory limit of the engine work, in bytes (reading, preparing, calibrating).
+    pub memory_limit: u64,
     /// The device the agent serves.
     pub device: &'a ServedDevice,
 }
@@ -211,7 +213,8 @@ fn optimize(t: &OptimizeTask, input: Option<&[u8]>, ctx: &JobContext) -> Result<
         _ if original => need_input()?.to_vec(),
         model_source::Source::File(_) => need_input()?.to_vec(),
         model_source::Source::Dequantize(_) => {
-            let model = tflite::read_model(need_input()?).context("input model")?;
+            let model = tflite::read_model_limited(need_input()?, ctx.memory_limit)
+                .context("input model")?;
             let out =
                 dequantize_model(&model, &DequantizeOptions::default()).context("dequantize")?;
             tflite::write_model(&out).context("encode the dequantized model")?
@@ -245,7 +248,8 @@ fn optimize(t: &OptimizeTask, input: Option<&[u8]>, ctx: &JobContext) -> Result<
 /// Post-training quantization of the float32 baseline, calibrated on the task's slice.
 fn quantize(t: &OptimizeTask, mode: &str, float_model: &[u8], ctx: &JobContext) -> Result<Vec<u8>> {
     let mode = QuantMode::parse(mode)?;
-    let model = tflite::read_model(float_model).context("float32 baseline")?;
+    let model =
+        tflite::read_model_limited(float_model, ctx.memory_limit).context("float32 baseline")?;
     ensure_float_model(&model)?;
     let ranges = if mode.needs_calibration() {
         let c = t
@@ -256,7 +260,7 @@ fn quantize(t: &OptimizeTask, mode: &str, float_model: &[u8], ctx: &JobContext) 
         let root = data::shared_root()?;
         let ds = data::open_dataset(&c.dataset, &root)?;
         let range = data::slice_range(ds.len(), usize_of(c.offset)?, Some(usize_of(c.limit)?))?;
-        let mut cal = Calibrator::new(&model, ctx.threads.max(1))?;
+        let mut cal = Calibrator::with_memory_limit(&model, ctx.threads.max(1), ctx.memory_limit)?;
         let crop = if c.dataset.starts_with("imagenet") {
             0.875
         } else {
@@ -282,7 +286,7 @@ fn benchmark(t: &BenchmarkTask, input: &[u8], ctx: &JobContext) -> Result<JobOut
         Metric::Size => {}
         Metric::Latency if ctx.device.simulated() => {
             let settings = latency_settings(t)?;
-            let sim = simulate(ctx.device, input)?;
+            let sim = simulate(ctx.device, input, ctx.memory_limit)?;
             let ms = sim
                 .predicted_latency_ms
                 .with_context(|| format!("{} predicted no latency for this model", sim.device))?;
@@ -291,7 +295,7 @@ fn benchmark(t: &BenchmarkTask, input: &[u8], ctx: &JobContext) -> Result<JobOut
         }
         Metric::Latency => {
             let settings = latency_settings(t)?;
-            let mut interp = prepare(input, settings.threads)?;
+            let mut interp = prepare(input, settings.threads, ctx.memory_limit)?;
             let total = (settings.warmup + settings.runs) as f64;
             let mut done = 0usize;
             let stats = measure::time_inferences::<anyhow::Error>(&mut interp, &settings, || {
@@ -307,8 +311,14 @@ fn benchmark(t: &BenchmarkTask, input: &[u8], ctx: &JobContext) -> Result<JobOut
                 .accuracy
                 .as_ref()
                 .context("accuracy job without a dataset")?;
-            let model = tflite::read_model(input)?;
-            let (mut interp, numerics) = ctx.device.interpreter(&model, ctx.threads.max(1))?;
+            let model = tflite::read_model_limited(input, ctx.memory_limit)?;
+            let opts = InterpreterOptions {
+                threads: ctx.threads.max(1),
+                memory_limit: ctx.memory_limit,
+                input_copies: ImageEval::INPUT_COPIES,
+                ..Default::default()
+            };
+            let (mut interp, numerics) = ctx.device.interpreter(&model, opts)?;
             out.logs = numerics;
             let root = data::shared_root().context("shared data folder")?;
             let ds = data::open_dataset(&a.dataset, &root)?;
@@ -332,7 +342,7 @@ fn benchmark(t: &BenchmarkTask, input: &[u8], ctx: &JobContext) -> Result<JobOut
             });
         }
         Metric::Mapping => {
-            let sim = simulate(ctx.device, input)?;
+            let sim = simulate(ctx.device, input, ctx.memory_limit)?;
             out.logs = simulation_log(&sim);
             out.placement = Some(placement_message(&sim));
         }
@@ -373,8 +383,8 @@ fn predicted_latency_message(ms: f64, settings: &LatencySettings) -> LatencyStat
     }
 }
 
-fn simulate(device: &ServedDevice, model: &[u8]) -> Result<Simulation> {
-    let model = tflite::read_model(model)?;
+fn simulate(device: &ServedDevice, model: &[u8], memory_limit: u64) -> Result<Simulation> {
+    let model = tflite::read_model_limited(model, memory_limit)?;
     device.simulate(&model)
 }
 
@@ -422,12 +432,14 @@ fn simulation_log(sim: &Simulation) -> String {
     s
 }
 
-fn prepare(model: &[u8], threads: usize) -> Result<Interpreter, EngineError> {
-    let model = tflite::read_model(model)?;
+/// Read and prepare a model within `memory_limit`.
+fn prepare(model: &[u8], threads: usize, memory_limit: u64) -> Result<Interpreter, EngineError> {
+    let model = tflite::read_model_limited(model, memory_limit)?;
     Interpreter::new(
         &model,
         InterpreterOptions {
             threads,
+            memory_limit,
             ..Default::default()
         },
     )

@@ -52,6 +52,9 @@ pub struct AgentConfig {
     pub cache_dir: PathBuf,
     /// Engine threads per job.
     pub threads: usize,
+    /// Memory limit of every engine job in bytes: a model that needs more to read or
+    /// prepare fails as a job (default: half of the machine's memory).
+    pub memory_limit: u64,
     pub max_artifact_bytes: u64,
 }
 
@@ -73,6 +76,7 @@ impl AgentConfig {
             slots: 1,
             cache_dir,
             threads: 1,
+            memory_limit: quantfarm_engine::measure::limits::default_memory_limit(),
             max_artifact_bytes: 1 << 30,
         }
     }
@@ -342,7 +346,7 @@ async fn execute_inner(
     let out_tx = shared.out.clone();
     let job_id = spec.id.clone();
     let attempt = a.attempt;
-    let threads = cfg.threads;
+    let (threads, memory_limit) = (cfg.threads, cfg.memory_limit);
     let device = cfg.device.clone();
     let output = tokio::task::spawn_blocking(move || {
         // Progress at most every 200 ms: it is for people watching, not for accounting.
@@ -364,6 +368,7 @@ async fn execute_inner(
             cancel: &cancel,
             progress: &progress,
             threads,
+            memory_limit,
             device: &device,
         };
         run_job(&spec, input.as_deref(), &ctx)

@@ -1,8 +1,11 @@
 //! `quantfarm-agent`: a standalone device agent (the same as `quantfarm agent`).
 //!
-//! Usage: quantfarm-agent COORDINATOR_URL DEVICE [NAME]; DEVICE is a profile name in
-//! the folder QUANTFARM_PROFILES (default `agents/profiles`) or a path to a profile
-//! YAML. Token from QUANTFARM_TOKEN or the file named by QUANTFARM_TOKEN_FILE. For an `https://` coordinator:
+//! Usage: quantfarm-agent [--memory-limit SIZE] COORDINATOR_URL DEVICE [NAME]; DEVICE
+//! is a profile name in the folder QUANTFARM_PROFILES (default `agents/profiles`) or a
+//! path to a profile YAML. Token from QUANTFARM_TOKEN or the file named by
+//! QUANTFARM_TOKEN_FILE. The memory limit of every engine job (e.g. `4G`; also
+//! QUANTFARM_MEMORY_LIMIT) defaults to half of the machine's memory. For an `https://`
+//! coordinator:
 //! QUANTFARM_TLS_CA (the CA that signed its certificate) and, for mutual TLS,
 //! QUANTFARM_TLS_CERT and QUANTFARM_TLS_KEY (this agent's certificate and key).
 
@@ -11,10 +14,19 @@ use std::process::ExitCode;
 use quantfarm_agent::{AgentConfig, ServedDevice, run_agent};
 use quantfarm_proto::tls::{ClientTls, TlsOptions};
 
+const USAGE: &str = "usage: quantfarm-agent [--memory-limit SIZE] COORDINATOR_URL DEVICE [NAME]";
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let memory_limit = match memory_limit(&mut args) {
+        Ok(limit) => limit,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
     if args.len() < 2 || args.len() > 3 {
-        eprintln!("usage: quantfarm-agent COORDINATOR_URL DEVICE [NAME]");
+        eprintln!("{USAGE}");
         return ExitCode::from(2);
     }
     let token = match (
@@ -49,6 +61,9 @@ fn main() -> ExitCode {
         .unwrap_or_else(|| format!("{host}-{}-{}", device.name(), std::process::id()));
     let cache = std::env::temp_dir().join("quantfarm-agent-cache");
     let mut cfg = AgentConfig::new(&args[0], &token, &name, device, cache);
+    if let Some(limit) = memory_limit {
+        cfg.memory_limit = limit;
+    }
     cfg.tls = match ClientTls::load(&args[0], &TlsOptions::from_env()) {
         Ok(tls) => tls,
         Err(e) => {
@@ -72,5 +87,54 @@ fn main() -> ExitCode {
             eprintln!("{e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// Take `--memory-limit SIZE` (or `--memory-limit=SIZE`) out of `args`; else
+/// QUANTFARM_MEMORY_LIMIT; `None`: the default.
+fn memory_limit(args: &mut Vec<String>) -> Result<Option<u64>, String> {
+    let parse = |v: &str| {
+        quantfarm_engine::measure::limits::parse_size(v)
+            .map(Some)
+            .map_err(|e| format!("--memory-limit: {e}"))
+    };
+    if let Some(i) = args.iter().position(|a| a == "--memory-limit") {
+        if i + 1 >= args.len() {
+            return Err(format!("--memory-limit needs a SIZE (e.g. 4G)\n{USAGE}"));
+        }
+        let v = args.remove(i + 1);
+        args.remove(i);
+        return parse(&v);
+    }
+    if let Some(i) = args.iter().position(|a| a.starts_with("--memory-limit=")) {
+        let v = args.remove(i);
+        return parse(&v["--memory-limit=".len()..]);
+    }
+    match std::env::var("QUANTFARM_MEMORY_LIMIT") {
+        Ok(v) if !v.is_empty() => parse(&v),
+        _ => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::memory_limit;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn memory_limit_is_taken_out_of_the_arguments() {
+        let mut a = args(&["--memory-limit", "4G", "http://c:7070", "cpu-host"]);
+        assert_eq!(memory_limit(&mut a), Ok(Some(4 << 30)));
+        assert_eq!(a, args(&["http://c:7070", "cpu-host"]));
+        let mut a = args(&["http://c:7070", "cpu-host", "--memory-limit=512M", "me"]);
+        assert_eq!(memory_limit(&mut a), Ok(Some(512 << 20)));
+        assert_eq!(a, args(&["http://c:7070", "cpu-host", "me"]));
+        let e = memory_limit(&mut args(&["--memory-limit", "4", "u", "d"])).unwrap_err();
+        assert!(e.contains("unit may be missing"), "{e}");
+        let e = memory_limit(&mut args(&["u", "d", "--memory-limit"])).unwrap_err();
+        assert!(e.contains("needs a SIZE"), "{e}");
     }
 }

@@ -29,6 +29,7 @@ pub fn run(a: &AgentArgs) -> Result<()> {
     let mut cfg = AgentConfig::new(&a.coordinator, &token, &name, device, cache);
     cfg.tls = tls;
     cfg.threads = a.threads;
+    cfg.memory_limit = a.memory.bytes();
     cfg.slots = a.slots.max(1);
     runtime()?.block_on(run_agent(cfg))
 }

@@ -8,7 +8,7 @@ use quantfarm_engine::exec::kernels::cpu;
 use quantfarm_engine::measure::{LatencySettings, LatencyStats, time_inferences};
 use serde_json::{Value, json};
 
-use super::{interpreter, load_model, print_json};
+use super::{interpreter, load_model_limited, print_json};
 use crate::cli::{BenchArgs, Kernels};
 
 pub fn run(a: &BenchArgs) -> Result<()> {
@@ -19,7 +19,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     };
     // Counts are checked before the model is even read.
     settings.validate()?;
-    let model = load_model(&a.model)?;
+    let model = load_model_limited(&a.model, a.run.memory.bytes())?;
     let mut interp = interpreter(&model, &a.model, &a.run)?;
 
     let bar = ProgressBar::new((a.warmup + a.runs) as u64);
@@ -51,6 +51,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         v["kernels"] = json!(kernels);
         v["isa"] = json!(isa);
         v["arena_bytes"] = json!(interp.arena_bytes());
+        v["planned_bytes"] = json!(interp.memory_plan().total());
         if a.profile {
             v["ops_ms"] = json!(per_op);
         }

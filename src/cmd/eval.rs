@@ -10,18 +10,24 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use quantfarm_engine::data;
+use quantfarm_engine::exec::InterpreterOptions;
 use quantfarm_engine::measure::{ImageEval, limits};
 use serde_json::json;
 
-use super::{interpreter, load_model, print_json};
+use super::{interpreter_with, load_model_limited, print_json};
 use crate::cli::EvalArgs;
 
 pub fn run(a: &EvalArgs) -> Result<()> {
     if let Some(l) = a.limit {
         limits::check_images("--limit", l)?;
     }
-    let model = load_model(&a.model)?;
-    let mut interp = interpreter(&model, &a.model, &a.run)?;
+    let limit = a.run.memory.bytes();
+    let model = load_model_limited(&a.model, limit)?;
+    let copies = |o: InterpreterOptions| InterpreterOptions {
+        input_copies: ImageEval::INPUT_COPIES,
+        ..o
+    };
+    let mut interp = interpreter_with(&model, &a.model, &a.run, limit, copies)?;
     let root = data::shared_root()?;
     let ds = data::open_dataset(&a.dataset, &root)?;
     let range = data::slice_range(ds.len(), a.offset, a.limit)
@@ -33,8 +39,10 @@ pub fn run(a: &EvalArgs) -> Result<()> {
     // The baseline runs on the same pixels, encoded for its own input.
     let mut baseline = match &a.baseline {
         Some(path) => {
-            let m = load_model(path)?;
-            let it = interpreter(&m, path, &a.run)?;
+            // The baseline shares the limit with the model under evaluation.
+            let left = limit.saturating_sub(interp.memory_plan().total());
+            let m = load_model_limited(path, left)?;
+            let it = interpreter_with(&m, path, &a.run, left, copies)?;
             let same_input = it.inputs().len() == 1 && it.inputs()[0].shape == input.shape;
             if !same_input || it.outputs()[0].num_elements() != classes {
                 bail!(

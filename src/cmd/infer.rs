@@ -5,11 +5,11 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 
-use super::{interpreter, load_model, print_json};
+use super::{interpreter, load_model_limited, print_json};
 use crate::cli::InferArgs;
 
 pub fn run(a: &InferArgs) -> Result<()> {
-    let model = load_model(&a.model)?;
+    let model = load_model_limited(&a.model, a.run.memory.bytes())?;
     let mut interp = interpreter(&model, &a.model, &a.run)?;
     if a.input_raw.len() != interp.inputs().len() {
         bail!(
@@ -20,6 +20,21 @@ pub fn run(a: &InferArgs) -> Result<()> {
         );
     }
     for (k, path) in a.input_raw.iter().enumerate() {
+        // The size first: a file far larger than the input is not read into memory.
+        let info = &interp.inputs()[k];
+        let len = std::fs::metadata(path)
+            .with_context(|| format!("{}: cannot read", path.display()))?
+            .len();
+        if len != info.byte_len() as u64 {
+            bail!(
+                "{}: input {k} '{}' ({} {:?}) needs {} bytes, the file has {len}",
+                path.display(),
+                info.name,
+                info.dtype,
+                info.shape,
+                info.byte_len()
+            );
+        }
         let bytes =
             std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
         interp

@@ -45,10 +45,20 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Read and parse a `.tflite` file; errors name the file.
+/// Read and parse a `.tflite` file within the default memory limit; errors name the
+/// file.
 pub fn load_model(path: &Path) -> Result<Model> {
+    load_model_limited(
+        path,
+        quantfarm_engine::measure::limits::default_memory_limit(),
+    )
+}
+
+/// Read and parse a `.tflite` file whose IR must fit in `memory_limit` bytes; errors
+/// name the file.
+pub fn load_model_limited(path: &Path, memory_limit: u64) -> Result<Model> {
     let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    tflite::read_model(&bytes).with_context(|| path.display().to_string())
+    tflite::read_model_limited(&bytes, memory_limit).with_context(|| path.display().to_string())
 }
 
 /// Write a model; errors name the file.
@@ -59,8 +69,20 @@ pub fn save_model(model: &Model, path: &Path) -> Result<u64> {
     Ok(bytes.len() as u64)
 }
 
-/// Prepare an interpreter; errors name the model file.
+/// Prepare an interpreter within `--memory-limit`; errors name the model file.
 pub fn interpreter(model: &Model, path: &Path, run: &RunArgs) -> Result<Interpreter> {
+    interpreter_with(model, path, run, run.memory.bytes(), |o| o)
+}
+
+/// [`interpreter`] within `memory_limit` bytes, with options adjusted by `with` (e.g.
+/// the copies of the input a caller holds).
+pub fn interpreter_with(
+    model: &Model,
+    path: &Path,
+    run: &RunArgs,
+    memory_limit: u64,
+    with: impl FnOnce(InterpreterOptions) -> InterpreterOptions,
+) -> Result<Interpreter> {
     quantfarm_engine::measure::limits::check_threads(run.threads).context("--threads")?;
     let opts = InterpreterOptions {
         threads: run.threads,
@@ -68,9 +90,10 @@ pub fn interpreter(model: &Model, path: &Path, run: &RunArgs) -> Result<Interpre
             Kernels::Fast => KernelChoice::Fast,
             Kernels::Reference => KernelChoice::Reference,
         },
+        memory_limit,
         ..Default::default()
     };
-    Interpreter::new(model, opts).with_context(|| path.display().to_string())
+    Interpreter::new(model, with(opts)).with_context(|| path.display().to_string())
 }
 
 /// Print a JSON value on one line.

@@ -19,13 +19,13 @@ use serde_json::json;
 
 use quantfarm_engine::measure::limits;
 
-use super::{load_model, print_json};
+use super::{load_model_limited, print_json};
 use crate::cli::{IoTypeArg, QuantModeArg, QuantizeArgs, WeightRangeArg};
 
 pub fn run(a: &QuantizeArgs) -> Result<()> {
     limits::check_threads(a.threads).context("--threads")?;
     limits::check_images("--calibration-size", a.calibration_size)?;
-    let model = load_model(&a.model)?;
+    let model = load_model_limited(&a.model, a.memory.bytes())?;
     let mode = match a.mode {
         QuantModeArg::Float16 => QuantMode::Float16,
         QuantModeArg::Dynamic => QuantMode::Dynamic,
@@ -145,7 +145,7 @@ fn calibrate(
             range.len()
         );
     }
-    let mut cal = Calibrator::new(model, a.threads)
+    let mut cal = Calibrator::with_memory_limit(model, a.threads, a.memory.bytes())
         .with_context(|| format!("{}: cannot calibrate", a.model.display()))?;
     let crop = if a.calibration.starts_with("imagenet") {
         0.875

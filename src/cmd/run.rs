@@ -28,7 +28,10 @@ pub fn run(a: &RunScenarioArgs) -> Result<()> {
             token: read_token(a.token_file.as_deref())?,
             tls: ClientTls::load(url, &a.tls.options()).map_err(|e| anyhow!(e))?,
         },
-        None => Target::Local { threads: a.threads },
+        None => Target::Local {
+            threads: a.threads,
+            memory_limit: a.memory.bytes(),
+        },
     };
     plan.dir.create()?;
     for s in &plan.graph.skipped {

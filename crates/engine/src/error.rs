@@ -14,6 +14,11 @@ pub enum EngineError {
     /// Wrong inputs given at run time (count, size, dtype).
     #[error("bad input: {0}")]
     BadInput(String),
+    /// The model would need more memory than the limit allows (or more than this
+    /// machine can address): refused before any large allocation. The message says how
+    /// much and where (`measure::limits` documents the limit).
+    #[error("{0}")]
+    TooLarge(String),
     /// A dataset is missing or malformed.
     #[error("dataset: {0}")]
     Dataset(String),
@@ -34,6 +39,9 @@ impl EngineError {
     }
     pub fn bad_input(msg: impl Into<String>) -> Self {
         EngineError::BadInput(msg.into())
+    }
+    pub fn too_large(msg: impl Into<String>) -> Self {
+        EngineError::TooLarge(msg.into())
     }
     pub fn dataset(msg: impl Into<String>) -> Self {
         EngineError::Dataset(msg.into())

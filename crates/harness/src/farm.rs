@@ -26,12 +26,13 @@ pub struct LocalFarm {
 impl LocalFarm {
     /// Start the coordinator (its database and artifacts under `dir.state()`) and one
     /// agent per device (profiles of `profiles`) with `threads` engine threads for jobs
-    /// that do not set theirs.
+    /// that do not set theirs, every job within `memory_limit` bytes.
     pub async fn start(
         dir: &RunDir,
         profiles: &Arc<ProfileSet>,
         devices: &[String],
         threads: usize,
+        memory_limit: u64,
     ) -> Result<LocalFarm> {
         let served = devices
             .iter()
@@ -68,6 +69,7 @@ impl LocalFarm {
                     dir.agent_cache(&d),
                 );
                 cfg.threads = threads;
+                cfg.memory_limit = memory_limit;
                 let tx = tx.clone();
                 tokio::spawn(async move {
                     let why = match run_agent(cfg).await {

@@ -43,8 +43,9 @@ pub use rundir::RunDir;
 /// Where a run's jobs go.
 pub enum Target {
     /// An embedded coordinator on loopback with one agent per device of the scenario;
-    /// `threads` engine threads per job that does not set its own.
-    Local { threads: usize },
+    /// `threads` engine threads per job that does not set its own, each job within
+    /// `memory_limit` bytes.
+    Local { threads: usize, memory_limit: u64 },
     /// A remote coordinator and its agents.
     Remote {
         url: String,
@@ -64,9 +65,18 @@ pub async fn execute(
     observe: impl FnMut(&RunStatus),
 ) -> Result<RunStatus> {
     let (mut farm, url, token, tls) = match target {
-        Target::Local { threads } => {
-            let farm =
-                LocalFarm::start(&plan.dir, &plan.profiles, &plan.devices(), *threads).await?;
+        Target::Local {
+            threads,
+            memory_limit,
+        } => {
+            let farm = LocalFarm::start(
+                &plan.dir,
+                &plan.profiles,
+                &plan.devices(),
+                *threads,
+                *memory_limit,
+            )
+            .await?;
             let (url, token) = (farm.url.clone(), farm.token.clone());
             (Some(farm), url, token, ClientTls::plain())
         }

@@ -1,18 +1,20 @@
-//! The interpreter: validates a graph once, packs weights, plans memory, then runs
-//! the ops in order with no allocation per inference and a timing per op.
+//! The interpreter: validates a graph once, plans its memory and checks the plan
+//! against the memory limit before allocating anything large, packs weights, then runs
+//! the ops in order with no arena allocation per inference and a timing per op.
 
 use std::time::{Duration, Instant};
 
 use super::arena::Arena;
 use super::float_ops::prepare_float;
 use super::kernels::{KernelChoice, Parallelism};
+use super::memory::{self, MemoryPlan, PlanOptions};
 use super::parallel::ThreadPool;
-use super::plan::{self, Request};
 use super::prepare::{OpKernel, Prepared};
 use super::quant_ops;
 use super::tensors::{Slot, Tensors};
 use crate::error::{EngineError, Result};
 use crate::ir::{DType, Graph, Model, Op, OpKind, Quantization, TensorId};
+use crate::measure::limits::default_memory_limit;
 
 /// Settings of an interpreter instance.
 #[derive(Debug, Clone, Copy)]
@@ -23,6 +25,16 @@ pub struct InterpreterOptions {
     /// Keep every intermediate tensor readable after `invoke` (calibration needs them;
     /// costs memory because nothing is reused).
     pub preserve_all_tensors: bool,
+    /// Refuse a model whose planned memory ([`MemoryPlan`]) is above this many bytes,
+    /// before allocating any of it. Default: [`default_memory_limit`] (half of the
+    /// machine's memory).
+    pub memory_limit: u64,
+    /// Float32 copies of every model input the caller will hold while running it
+    /// (decoded and resized images, input bytes), planned with the interpreter.
+    /// Default 2: a caller that sets inputs from float values (one copy) or bytes.
+    pub input_copies: u32,
+    /// Further bytes the caller will hold beside the interpreter, planned with it.
+    pub extra_bytes: u64,
 }
 
 impl Default for InterpreterOptions {
@@ -31,6 +43,9 @@ impl Default for InterpreterOptions {
             threads: 1,
             kernels: KernelChoice::Fast,
             preserve_all_tensors: false,
+            memory_limit: default_memory_limit(),
+            input_copies: 2,
+            extra_bytes: 0,
         }
     }
 }
@@ -66,8 +81,6 @@ struct Step {
     op_index: usize,
     name: String,
     kernel: Box<dyn OpKernel>,
-    /// Input slots the kernel copied at preparation (not read from the arena).
-    packed_inputs: Vec<usize>,
     inputs: Vec<Option<TensorId>>,
     outputs: Vec<TensorId>,
     /// Round this op's float32 outputs to half precision after it runs
@@ -88,6 +101,7 @@ pub struct Interpreter {
     pool: Option<ThreadPool>,
     par: Parallelism,
     times: Vec<Duration>,
+    memory: MemoryPlan,
     /// Float32 model inputs rounded to half precision when an inference starts
     /// ([`Interpreter::new_fp16`]).
     fp16_inputs: Vec<TensorId>,
@@ -95,14 +109,27 @@ pub struct Interpreter {
 
 impl Interpreter {
     /// Prepare subgraph 0 of `model`. Every shape and parameter is checked here, so
-    /// `invoke` cannot fail on a model this accepted.
+    /// `invoke` cannot fail on a model this accepted. The memory plan is computed from
+    /// the shapes and checked against `opts.memory_limit` before anything large is
+    /// allocated ([`EngineError::TooLarge`]).
     pub fn new(model: &Model, opts: InterpreterOptions) -> Result<Interpreter> {
         model.validate()?;
-        let folded = fold_constant_f16(model.main());
-        let g = folded.as_ref().unwrap_or(model.main());
         if opts.threads == 0 {
             return Err(EngineError::bad_input("thread count must be at least 1"));
         }
+        let g0 = model.main();
+        check_dataflow(g0)?;
+        let folds: Vec<bool> = g0
+            .ops
+            .iter()
+            .map(|op| is_f16_const_dequantize(g0, op))
+            .collect();
+        let layout = memory::plan_graph(g0, &folds, &plan_options(&opts))?;
+        layout.plan.check(opts.memory_limit, g0)?;
+
+        // Nothing large was allocated before this point.
+        let folded = fold_constant_f16(g0, &folds);
+        let g = folded.as_ref().unwrap_or(g0);
         check_dataflow(g)?;
 
         let mut steps = Vec::with_capacity(g.ops.len());
@@ -116,78 +143,44 @@ impl Interpreter {
                 }
                 other => other,
             })?;
+            // The arena was planned with the inputs every family packs; a kernel that
+            // packs others would read tensors that have no place.
+            let mut packed: Vec<usize> = prepared
+                .packed_inputs
+                .iter()
+                .copied()
+                .filter(|&k| op.input(k).is_some())
+                .collect();
+            packed.sort_unstable();
+            if layout.packed_inputs.get(i) != Some(&packed) {
+                return Err(EngineError::unsupported(format!(
+                    "operator {i} ({}): its kernel copies inputs {packed:?}, the memory plan \
+                     expected {:?} (an engine bug)",
+                    op.kind.name(),
+                    layout.packed_inputs.get(i)
+                )));
+            }
             steps.push(Step {
                 op_index: i,
                 name: op.kind.name(),
                 kernel: prepared.kernel,
-                packed_inputs: prepared.packed_inputs,
                 inputs: op.inputs.clone(),
                 outputs: op.outputs.clone(),
                 round_f16: false,
             });
         }
+        if let Some(t) = layout.unsized_tensor {
+            let tensor = &g.tensors[t];
+            return Err(EngineError::unsupported(format!(
+                "tensor {t} '{}' has type {}, which the interpreter cannot hold",
+                tensor.name, tensor.dtype
+            )));
+        }
 
-        // Which tensors live in the arena: everything read or written at run time,
-        // except the weights that packed kernels copied out at preparation.
         let n = g.tensors.len();
-        let mut first = vec![usize::MAX; n];
-        let mut last = vec![0usize; n];
-        let mut needed = vec![false; n];
-        let end = g.ops.len();
-        for &t in &g.inputs {
-            needed[t] = true;
-            first[t] = 0;
-        }
-        for (i, (op, step)) in g.ops.iter().zip(&steps).enumerate() {
-            for (k, &t) in op.inputs.iter().enumerate() {
-                let Some(t) = t else { continue };
-                if step.packed_inputs.contains(&k) {
-                    continue;
-                }
-                needed[t] = true;
-                last[t] = last[t].max(i);
-                if g.tensors[t].is_constant() || g.tensors[t].is_variable {
-                    first[t] = 0;
-                    last[t] = usize::MAX;
-                }
-            }
-            for &t in &op.outputs {
-                needed[t] = true;
-                first[t] = first[t].min(i);
-                last[t] = last[t].max(i);
-            }
-        }
-        for &t in &g.outputs {
-            needed[t] = true;
-            first[t] = first[t].min(end);
-            last[t] = usize::MAX;
-        }
-        if opts.preserve_all_tensors {
-            last.iter_mut().for_each(|l| *l = usize::MAX);
-        }
-        let mut ids = Vec::new();
-        let mut requests = Vec::new();
-        for t in 0..n {
-            if needed[t] {
-                let tensor = &g.tensors[t];
-                if tensor.dtype.fixed_size_bytes().is_none() {
-                    return Err(EngineError::unsupported(format!(
-                        "tensor {t} '{}' has type {}, which the interpreter cannot hold",
-                        tensor.name, tensor.dtype
-                    )));
-                }
-                ids.push(t);
-                requests.push(Request {
-                    size: tensor.byte_len(),
-                    first: first[t].min(last[t]),
-                    last: last[t],
-                });
-            }
-        }
-        let (offsets, total) = plan::plan(&requests);
-        let mut arena = Arena::new(total);
+        let mut arena = Arena::new(layout.arena_len);
         let mut slots = vec![None; n];
-        for (&t, &offset) in ids.iter().zip(&offsets) {
+        for (&t, &offset) in layout.ids.iter().zip(&layout.offsets) {
             let tensor = &g.tensors[t];
             slots[t] = Some(Slot {
                 offset,
@@ -225,8 +218,14 @@ impl Interpreter {
             par: Parallelism {
                 threads: opts.threads,
             },
+            memory: layout.plan,
             fp16_inputs: Vec::new(),
         })
+    }
+
+    /// What this interpreter was planned to hold at most (checked against the limit).
+    pub fn memory_plan(&self) -> MemoryPlan {
+        self.memory
     }
 
     /// Prepare `model` as a device that stores float tensors in IEEE half precision
@@ -234,7 +233,8 @@ impl Interpreter {
     /// `on_fp16_device[i]` (indices of `model`'s ops), its float32 constant inputs are
     /// rounded to half precision once here, its float32 outputs after every run, and the
     /// model's float32 inputs it reads when an inference starts. Arithmetic inside an op
-    /// stays float32, and ops not flagged run as [`Interpreter::new`] runs them.
+    /// stays float32, and ops not flagged run as [`Interpreter::new`] runs them. The
+    /// rounded copy of the model is planned with the rest, before it is made.
     pub fn new_fp16(
         model: &Model,
         opts: InterpreterOptions,
@@ -249,6 +249,19 @@ impl Interpreter {
                 g.ops.len()
             )));
         }
+        let opts = InterpreterOptions {
+            extra_bytes: opts.extra_bytes.saturating_add(model.memory_bytes()),
+            ..opts
+        };
+        check_dataflow(g)?;
+        let folds: Vec<bool> = g
+            .ops
+            .iter()
+            .map(|op| is_f16_const_dequantize(g, op))
+            .collect();
+        memory::plan_graph(g, &folds, &plan_options(&opts))?
+            .plan
+            .check(opts.memory_limit, g)?;
         let flagged = |i: usize| on_fp16_device[i];
         let mut rounded = model.clone();
         let rg = rounded.main_mut();
@@ -267,9 +280,7 @@ impl Interpreter {
         }
         let mut interp = Interpreter::new(&rounded, opts)?;
         // Steps are the model's ops minus the float16 DEQUANTIZEs folded away.
-        let kept: Vec<usize> = (0..g.ops.len())
-            .filter(|&i| !is_f16_const_dequantize(g, &g.ops[i]))
-            .collect();
+        let kept: Vec<usize> = (0..g.ops.len()).filter(|&i| !folds[i]).collect();
         for (step, &i) in interp.steps.iter_mut().zip(&kept) {
             step.op_index = i;
             step.round_f16 = flagged(i);
@@ -448,18 +459,28 @@ impl Interpreter {
     }
 }
 
+/// A DEQUANTIZE of a float16 constant into float32: expanded before preparation.
+fn is_f16_const_dequantize(g: &Graph, op: &Op) -> bool {
+    matches!(op.kind, OpKind::Dequantize)
+        && op
+            .input(0)
+            .is_some_and(|t| g.tensors[t].dtype == DType::F16 && g.tensors[t].is_constant())
+        && op.outputs.len() == 1
+        && g.tensors[op.outputs[0]].dtype == DType::F32
+}
+
 /// Float16-quantized models store weights as FLOAT16 constants, each read through a
 /// DEQUANTIZE. Like TFLite, expand them once to float32 constants before preparation
-/// so the float kernels see (and pack) ordinary float weights. `None`: nothing to fold.
-fn fold_constant_f16(g: &Graph) -> Option<Graph> {
-    let is_f16_const_dequantize = |op: &Op| is_f16_const_dequantize(g, op);
-    if !g.ops.iter().any(is_f16_const_dequantize) {
+/// so the float kernels see (and pack) ordinary float weights. `folds` marks those
+/// DEQUANTIZEs ([`is_f16_const_dequantize`]); `None`: nothing to fold.
+fn fold_constant_f16(g: &Graph, folds: &[bool]) -> Option<Graph> {
+    if !folds.iter().any(|&f| f) {
         return None;
     }
     let mut out = g.clone();
     out.ops.clear();
-    for op in &g.ops {
-        if is_f16_const_dequantize(op) {
+    for (op, &fold) in g.ops.iter().zip(folds) {
+        if fold {
             let src = op.input(0).expect("checked");
             let data = g.tensors[src].data.as_ref().expect("checked");
             let values: Vec<u8> = data
@@ -478,22 +499,22 @@ fn fold_constant_f16(g: &Graph) -> Option<Graph> {
     Some(out)
 }
 
-/// A DEQUANTIZE of a FLOAT16 constant to float32 (folded away at preparation).
-fn is_f16_const_dequantize(g: &Graph, op: &Op) -> bool {
-    matches!(op.kind, OpKind::Dequantize)
-        && op
-            .input(0)
-            .is_some_and(|t| g.tensors[t].dtype == DType::F16 && g.tensors[t].is_constant())
-        && op.outputs.len() == 1
-        && g.tensors[op.outputs[0]].dtype == DType::F32
-}
-
 /// Round little-endian float32 values in place to the nearest half-precision value
 /// (ties to even; beyond the half range to ±infinity, as half-precision hardware does).
 fn round_f32_bytes_to_f16(bytes: &mut [u8]) {
     for c in bytes.chunks_exact_mut(4) {
         let v = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
         c.copy_from_slice(&half::f16::from_f32(v).to_f32().to_le_bytes());
+    }
+}
+
+/// What the memory plan needs of the options.
+fn plan_options(opts: &InterpreterOptions) -> PlanOptions {
+    PlanOptions {
+        threads: opts.threads,
+        preserve_all_tensors: opts.preserve_all_tensors,
+        input_copies: opts.input_copies,
+        extra_bytes: opts.extra_bytes,
     }
 }
 

@@ -9,6 +9,9 @@
 //!   `kernel.rs` or kernel type whose `run` only computes;
 //! - `prepare.rs`: what preparing an op produces and the checks the families share
 //!   (inputs, types, constants, shapes, conv/pool geometry);
+//! - `memory.rs`: the [`MemoryPlan`] of a model (arena, packed weights, scratch,
+//!   bookkeeping) from its shapes alone, checked against the memory limit before
+//!   anything large is allocated;
 //! - `plan.rs` (the static memory plan), `arena.rs` (one 64-byte aligned block),
 //!   `pod.rs` (the element types it hands out), `tensors.rs` (typed views of it during
 //!   a step);
@@ -23,6 +26,7 @@ mod arena;
 mod float_ops;
 mod interpreter;
 pub mod kernels;
+mod memory;
 pub mod parallel;
 pub mod plan;
 mod pod;
@@ -32,3 +36,4 @@ mod tensors;
 
 pub use interpreter::{Interpreter, InterpreterOptions, OpTiming, TensorInfo};
 pub use kernels::KernelChoice;
+pub use memory::MemoryPlan;

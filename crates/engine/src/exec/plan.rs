@@ -5,6 +5,10 @@
 //! bytes. Placement is greedy by decreasing size (largest first, lowest offset that
 //! fits), the strategy TFLite's arena planner uses, which keeps the arena close to the
 //! peak of simultaneously live bytes.
+//!
+//! Sizes come from shapes a model file claims, so the arithmetic saturates: an
+//! impossible plan comes out as `usize::MAX` bytes, which every memory limit refuses
+//! before the offsets are used (`memory.rs`).
 
 /// Alignment of every arena offset: a cache line, enough for any SIMD load.
 pub const ARENA_ALIGN: usize = 64;
@@ -18,7 +22,8 @@ pub struct Request {
     pub last: usize,
 }
 
-/// Offsets (same order as the requests) and the total arena size in bytes.
+/// Offsets (same order as the requests) and the total arena size in bytes (saturated
+/// at `usize::MAX`).
 pub fn plan(requests: &[Request]) -> (Vec<usize>, usize) {
     let mut order: Vec<usize> = (0..requests.len()).collect();
     order.sort_by(|&a, &b| requests[b].size.cmp(&requests[a].size).then(a.cmp(&b)));
@@ -32,18 +37,24 @@ pub fn plan(requests: &[Request]) -> (Vec<usize>, usize) {
         let mut busy: Vec<(usize, usize)> = placed
             .iter()
             .filter(|&&j| overlaps(&requests[j], &r))
-            .map(|&j| (offsets[j], offsets[j] + round_up(requests[j].size.max(1))))
+            .map(|&j| {
+                let start: usize = offsets[j];
+                (
+                    start,
+                    start.saturating_add(round_up(requests[j].size.max(1))),
+                )
+            })
             .collect();
         busy.sort_unstable();
-        let mut candidate = 0;
+        let mut candidate: usize = 0;
         for (start, end) in busy {
-            if candidate + size <= start {
+            if candidate.saturating_add(size) <= start {
                 break;
             }
             candidate = candidate.max(end);
         }
         offsets[i] = candidate;
-        total = total.max(candidate + size);
+        total = total.max(candidate.saturating_add(size));
         placed.push(i);
     }
     (offsets, total)
@@ -53,8 +64,9 @@ fn overlaps(a: &Request, b: &Request) -> bool {
     a.first <= b.last && b.first <= a.last
 }
 
+/// `n` rounded up to [`ARENA_ALIGN`] (saturating).
 pub fn round_up(n: usize) -> usize {
-    n.div_ceil(ARENA_ALIGN) * ARENA_ALIGN
+    n.div_ceil(ARENA_ALIGN).saturating_mul(ARENA_ALIGN)
 }
 
 #[cfg(test)]
@@ -94,5 +106,12 @@ mod tests {
             assert_eq!(off[i] % ARENA_ALIGN, 0);
         }
         assert!(total <= 1024 + 512 + 64, "total {total}");
+    }
+
+    #[test]
+    fn sizes_past_the_address_space_saturate() {
+        let r = [req(usize::MAX - 10, 0, 1), req(usize::MAX / 2, 0, 1)];
+        let (_, total) = plan(&r);
+        assert_eq!(total, usize::MAX);
     }
 }

@@ -136,10 +136,12 @@ pub(crate) fn optional_bias(g: &Graph, op: &Op, units: usize) -> Result<Option<V
     }
 }
 
+/// `axis` (negative counts from the end) as an index into a shape of `rank`
+/// dimensions; a rank-0 tensor has no axis.
 pub(crate) fn normalize_axis(axis: i64, rank: usize) -> Result<usize> {
     let r = rank as i64;
     let a = if axis < 0 { axis + r } else { axis };
-    if a < 0 || a >= r.max(1) {
+    if a < 0 || a >= r {
         return Err(EngineError::invalid(format!(
             "axis {axis} out of range for rank {rank}"
         )));
@@ -153,6 +155,17 @@ pub(crate) fn same_elements(g: &Graph, a: TensorId, b: TensorId) -> Result<()> {
             "'{}' {:?} and '{}' {:?} differ in element count",
             g.tensors[a].name, g.tensors[a].shape, g.tensors[b].name, g.tensors[b].shape
         )));
+    }
+    Ok(())
+}
+
+/// RESIZE_BILINEAR's options: TFLite refuses `half_pixel_centers` with
+/// `align_corners` (the source coordinates would run past the image when shrinking).
+pub(crate) fn check_resize_flags(align_corners: bool, half_pixel_centers: bool) -> Result<()> {
+    if align_corners && half_pixel_centers {
+        return Err(EngineError::invalid(
+            "RESIZE_BILINEAR with both align_corners and half_pixel_centers",
+        ));
     }
     Ok(())
 }
@@ -227,5 +240,21 @@ pub(crate) fn depthwise_attrs(o: &DepthwiseConv2DOptions) -> WindowAttrs {
         stride_w: o.stride_w,
         dilation_h: o.dilation_h,
         dilation_w: o.dilation_w,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_axis;
+
+    #[test]
+    fn axes_index_the_shape() {
+        assert_eq!(normalize_axis(-1, 4).unwrap(), 3);
+        assert_eq!(normalize_axis(0, 1).unwrap(), 0);
+        assert!(normalize_axis(4, 4).is_err());
+        assert!(normalize_axis(-5, 4).is_err());
+        // A scalar has no axis 0 (kernels would index its empty shape).
+        assert!(normalize_axis(0, 0).is_err());
+        assert!(normalize_axis(-1, 0).is_err());
     }
 }

@@ -139,6 +139,32 @@ impl Tensor {
         self.num_elements() * self.dtype.size_bytes()
     }
 
+    /// Bytes of the contents, `None` when the element count or the byte count does not
+    /// fit in 64 bits (types without a fixed size count one byte per element).
+    pub fn checked_byte_len(&self) -> Option<u64> {
+        let elems = self
+            .shape
+            .iter()
+            .try_fold(1u64, |n, &d| n.checked_mul(d as u64))?;
+        elems.checked_mul(self.dtype.fixed_size_bytes().unwrap_or(1) as u64)
+    }
+
+    /// Memory this tensor holds in the IR (the struct, its name, shape, data and
+    /// quantization arrays): what reading or cloning it costs.
+    pub fn memory_bytes(&self) -> u64 {
+        let quant = self.quant.as_ref().map_or(0, |q| {
+            std::mem::size_of::<Quantization>()
+                + 4 * (q.scale.len() + q.min.len() + q.max.len())
+                + 8 * q.zero_point.len()
+        });
+        (std::mem::size_of::<Tensor>()
+            + self.name.len()
+            + 8 * self.shape.len()
+            + 4 * self.shape_signature.as_ref().map_or(0, Vec::len)
+            + self.data.as_ref().map_or(0, Vec::len)
+            + quant) as u64
+    }
+
     /// Constant data decoded as float32 (`None` if not a float32 constant).
     pub fn data_f32(&self) -> Option<Vec<f32>> {
         match (&self.data, self.dtype) {
@@ -215,6 +241,20 @@ impl Op {
     pub fn input(&self, i: usize) -> Option<TensorId> {
         self.inputs.get(i).copied().flatten()
     }
+
+    /// Memory this op holds in the IR (the struct, its tensor lists and options).
+    pub fn memory_bytes(&self) -> u64 {
+        let options = match &self.kind {
+            OpKind::Reshape { new_shape } => 4 * new_shape.as_ref().map_or(0, Vec::len),
+            OpKind::Squeeze { dims } => 4 * dims.len(),
+            OpKind::Custom { code, options } => code.len() + options.len(),
+            _ => 0,
+        };
+        (std::mem::size_of::<Op>()
+            + std::mem::size_of::<Option<TensorId>>() * self.inputs.len()
+            + 8 * (self.outputs.len() + self.intermediates.len())
+            + options) as u64
+    }
 }
 
 /// A computation graph (a TFLite subgraph). Ops are in execution order.
@@ -239,6 +279,17 @@ impl Graph {
 
     pub fn tensor(&self, id: TensorId) -> &Tensor {
         &self.tensors[id]
+    }
+
+    /// Memory the graph holds in the IR (tensors with their data, ops): what cloning it
+    /// costs.
+    pub fn memory_bytes(&self) -> u64 {
+        let tensors = self.tensors.iter().map(Tensor::memory_bytes);
+        let ops = self.ops.iter().map(Op::memory_bytes);
+        tensors
+            .chain(ops)
+            .fold(self.name.len() as u64, u64::saturating_add)
+            .saturating_add(8 * (self.inputs.len() + self.outputs.len()) as u64)
     }
 
     /// Number of parameters: elements of every constant weight or bias tensor. Plain
@@ -295,6 +346,23 @@ impl Model {
             description: description.into(),
             ..Default::default()
         }
+    }
+
+    /// Memory the model holds in the IR (subgraphs, metadata, trailing bytes): what
+    /// cloning it costs.
+    pub fn memory_bytes(&self) -> u64 {
+        let metadata = self
+            .metadata
+            .iter()
+            .map(|m| (std::mem::size_of::<Metadata>() + m.name.len() + m.data.len()) as u64);
+        self.subgraphs
+            .iter()
+            .map(Graph::memory_bytes)
+            .chain(metadata)
+            .fold(
+                (self.description.len() + self.trailing.len()) as u64,
+                u64::saturating_add,
+            )
     }
 
     /// The executed subgraph.

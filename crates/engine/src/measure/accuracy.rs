@@ -42,6 +42,12 @@ pub struct EvalStep<'a> {
 }
 
 impl ImageEval {
+    /// Float32 copies of the model input an evaluation holds at once, for the
+    /// interpreter's memory plan (`InterpreterOptions::input_copies`): up to 8
+    /// preprocessed images queued, one being preprocessed, one being run, and its
+    /// encoded input bytes.
+    pub const INPUT_COPIES: u32 = 12;
+
     /// Check that `interp`'s model can be evaluated on `ds` (named `dataset`).
     pub fn new(interp: &Interpreter, ds: &dyn ImageDataset, dataset: &str) -> Result<ImageEval> {
         let shapes = || {

@@ -8,6 +8,7 @@
 use crate::error::{EngineError, Result};
 use crate::exec::{Interpreter, InterpreterOptions};
 use crate::ir::{DType, Model, TensorId, bytes_to_f32};
+use crate::measure::limits::default_memory_limit;
 
 /// Number of histogram bins over `[-R, R]` (even, so bin pairs merge exactly).
 const BINS: usize = 4096;
@@ -273,11 +274,25 @@ pub struct Calibrator {
 }
 
 impl Calibrator {
-    /// Prepare `model` (which must have float32 inputs) for calibration.
+    /// Prepare `model` (which must have float32 inputs) for calibration, within the
+    /// default memory limit.
     pub fn new(model: &Model, threads: usize) -> Result<Calibrator> {
+        Self::with_memory_limit(model, threads, default_memory_limit())
+    }
+
+    /// [`Calibrator::new`] refusing a model that needs more than `memory_limit` bytes:
+    /// every activation kept at once (calibration reads them all after each sample),
+    /// plus the statistics of every tracked tensor, planned before anything is allocated.
+    pub fn with_memory_limit(
+        model: &Model,
+        threads: usize,
+        memory_limit: u64,
+    ) -> Result<Calibrator> {
         let opts = InterpreterOptions {
             threads,
             preserve_all_tensors: true,
+            memory_limit,
+            extra_bytes: statistics_bytes(model),
             ..Default::default()
         };
         let interp = Interpreter::new(model, opts)?;
@@ -354,6 +369,25 @@ impl Calibrator {
             samples: self.samples,
         }
     }
+}
+
+/// What calibration holds beside the interpreter: a histogram per tracked tensor, the
+/// float copy of the largest one read after each sample, and the ranges (saturating).
+fn statistics_bytes(model: &Model) -> u64 {
+    let g = model.main();
+    let tracked = g
+        .tensors
+        .iter()
+        .filter(|t| t.dtype == DType::F32 && !t.is_constant());
+    let per_tensor = (std::mem::size_of::<TensorStats>() + 8 * BINS) as u64;
+    let (count, largest) = tracked.fold((0u64, 0u64), |(n, big), t| {
+        (n + 1, big.max(t.checked_byte_len().unwrap_or(u64::MAX)))
+    });
+    let ranges = (std::mem::size_of::<Option<TensorRange>>() * g.tensors.len()) as u64;
+    count
+        .saturating_mul(per_tensor)
+        .saturating_add(largest)
+        .saturating_add(ranges)
 }
 
 /// Calibrate an image model on `range` of a dataset: TF-slim preprocessing (central

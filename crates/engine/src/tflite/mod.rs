@@ -30,7 +30,7 @@ use std::path::Path;
 use crate::error::{EngineError, Result};
 use crate::ir::Model;
 
-pub use reader::read_model;
+pub use reader::{read_model, read_model_limited};
 pub use writer::write_model;
 
 /// The FlatBuffers file identifier of every `.tflite` file (bytes 4..8).
@@ -59,6 +59,7 @@ fn with_file(e: EngineError, path: &Path) -> EngineError {
         EngineError::InvalidModel(m) => EngineError::InvalidModel(format!("{p}: {m}")),
         EngineError::Unsupported(m) => EngineError::Unsupported(format!("{p}: {m}")),
         EngineError::BadInput(m) => EngineError::BadInput(format!("{p}: {m}")),
+        EngineError::TooLarge(m) => EngineError::TooLarge(format!("{p}: {m}")),
         EngineError::Dataset(m) => EngineError::Dataset(format!("{p}: {m}")),
         EngineError::Io { context, source } => EngineError::Io {
             context: format!("{p}: {context}"),

@@ -1,6 +1,13 @@
 //! `.tflite` bytes → IR. Every accessor goes through planus's checked readers, and
 //! every index is bounds-checked, so malformed input gives `EngineError`, never a
 //! panic.
+//!
+//! What the IR copies out of the file is charged against a memory limit as it is read:
+//! the file bounds each copy, but not their number — one buffer, name or shape vector
+//! can be shared by any number of tensors, each of which gets its own copy, so a small
+//! file could otherwise expand to any size.
+
+use std::cell::Cell;
 
 use planus::errors::ErrorKind;
 use planus::{ReadAsRoot, Vector};
@@ -13,9 +20,17 @@ use crate::ir::{
     FullyConnectedOptions, Graph, LstmOptions, Metadata, Model, Op, OpKind, Padding, Pool2DOptions,
     Quantization, SignatureDef, StridedSliceOptions, Tensor, TensorId,
 };
+use crate::measure::limits::{default_memory_limit, format_bytes};
 
-/// Parse a `.tflite` model from memory.
+/// Parse a `.tflite` model from memory, within the default memory limit
+/// ([`default_memory_limit`]).
 pub fn read_model(bytes: &[u8]) -> Result<Model> {
+    read_model_limited(bytes, default_memory_limit())
+}
+
+/// Parse a `.tflite` model from memory; refuses it ([`EngineError::TooLarge`]) as soon
+/// as the IR built from it holds more than `memory_limit` bytes.
+pub fn read_model_limited(bytes: &[u8], memory_limit: u64) -> Result<Model> {
     check_header(bytes)?;
     let root = fb::ModelRef::read_as_root(bytes).map_err(fb_err("model root"))?;
     let version = root.version().map_err(fb_err("Model.version"))?;
@@ -24,7 +39,15 @@ pub fn read_model(bytes: &[u8]) -> Result<Model> {
             "schema version {version}, expected {SCHEMA_VERSION}"
         )));
     }
-    let r = Reader { file: bytes, root };
+    let r = Reader {
+        file: bytes,
+        root,
+        budget: Budget {
+            used: Cell::new(0),
+            limit: memory_limit,
+        },
+    };
+    r.budget.charge(bytes.len() as u64, "model file")?;
     let buffers = r.buffers()?;
     let opcodes = r.opcodes()?;
 
@@ -32,6 +55,8 @@ pub fn read_model(bytes: &[u8]) -> Result<Model> {
     if let Some(sgs) = root.subgraphs().map_err(fb_err("Model.subgraphs"))? {
         for (gi, sg) in sgs.iter().enumerate() {
             let sg = sg.map_err(fb_err(&format!("subgraph {gi}")))?;
+            r.budget
+                .charge(std::mem::size_of::<Graph>() as u64, "subgraphs")?;
             subgraphs.push(r.subgraph(gi, sg, &buffers, &opcodes)?);
         }
     }
@@ -55,6 +80,8 @@ pub fn read_model(bytes: &[u8]) -> Result<Model> {
                     buffers.len()
                 ))
             })?;
+            let bytes = std::mem::size_of::<Metadata>() + name.len() + data.map_or(0, <[u8]>::len);
+            r.budget.charge(bytes as u64, &ctx)?;
             metadata.push(Metadata {
                 name: name.to_string(),
                 data: data.map(<[u8]>::to_vec).unwrap_or_default(),
@@ -69,7 +96,7 @@ pub fn read_model(bytes: &[u8]) -> Result<Model> {
     {
         for (i, s) in list.iter().enumerate() {
             let s = s.map_err(fb_err(&format!("signature def {i}")))?;
-            signature_defs.push(signature_def(i, s, &subgraphs)?);
+            signature_defs.push(signature_def(i, s, &subgraphs, &r.budget)?);
         }
     }
 
@@ -118,6 +145,29 @@ fn fb_err(ctx: &str) -> impl Fn(planus::Error) -> EngineError + '_ {
     }
 }
 
+/// What the IR built so far holds, against the memory limit.
+struct Budget {
+    used: Cell<u64>,
+    limit: u64,
+}
+
+impl Budget {
+    /// Count `bytes` more; an error naming `ctx` once the total is above the limit.
+    fn charge(&self, bytes: u64, ctx: &str) -> Result<()> {
+        let used = self.used.get().saturating_add(bytes);
+        self.used.set(used);
+        if used > self.limit {
+            return Err(EngineError::too_large(format!(
+                "{ctx}: the model takes more than the memory limit of {} to read (data, \
+                 names and shapes shared by many tensors are copied for each); set \
+                 --memory-limit to raise it",
+                format_bytes(self.limit)
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// One resolved `OperatorCode`.
 struct OpCode {
     code: i32,
@@ -128,6 +178,7 @@ struct OpCode {
 struct Reader<'a> {
     file: &'a [u8],
     root: fb::ModelRef<'a>,
+    budget: Budget,
 }
 
 impl<'a> Reader<'a> {
@@ -139,6 +190,8 @@ impl<'a> Reader<'a> {
         };
         for (i, b) in list.iter().enumerate() {
             let ctx = format!("buffer {i}");
+            self.budget
+                .charge(std::mem::size_of::<Option<&[u8]>>() as u64, &ctx)?;
             let b = b.map_err(fb_err(&ctx))?;
             let data = b.data().map_err(fb_err(&ctx))?;
             let offset = b.offset().map_err(fb_err(&ctx))?;
@@ -191,9 +244,12 @@ impl<'a> Reader<'a> {
                     "{ctx}: negative builtin code {code}"
                 )));
             }
+            let custom_code = c.custom_code().map_err(fb_err(&ctx))?;
+            let bytes = std::mem::size_of::<OpCode>() + custom_code.map_or(0, str::len);
+            self.budget.charge(bytes as u64, &ctx)?;
             out.push(OpCode {
                 code,
-                custom_code: c.custom_code().map_err(fb_err(&ctx))?.map(str::to_string),
+                custom_code: custom_code.map(str::to_string),
                 version: c.version().map_err(fb_err(&ctx))?,
             });
         }
@@ -213,7 +269,9 @@ impl<'a> Reader<'a> {
             for (ti, t) in list.iter().enumerate() {
                 let tctx = format!("{ctx} tensor {ti}");
                 let t = t.map_err(fb_err(&tctx))?;
-                tensors.push(tensor(&tctx, t, buffers)?);
+                let t = tensor(&tctx, t, buffers)?;
+                self.budget.charge(t.memory_bytes(), &tctx)?;
+                tensors.push(t);
             }
         }
         let n = tensors.len();
@@ -228,13 +286,17 @@ impl<'a> Reader<'a> {
         };
         let inputs = ids(sg.inputs().map_err(fb_err(&ctx))?, "inputs")?;
         let outputs = ids(sg.outputs().map_err(fb_err(&ctx))?, "outputs")?;
+        self.budget
+            .charge(8 * (inputs.len() + outputs.len()) as u64, &ctx)?;
 
         let mut ops = Vec::new();
         if let Some(list) = sg.operators().map_err(fb_err(&ctx))? {
             for (oi, op) in list.iter().enumerate() {
                 let octx = format!("{ctx} operator {oi}");
                 let op = op.map_err(fb_err(&octx))?;
-                ops.push(self.operator(&octx, op, n, opcodes)?);
+                let op = self.operator(&octx, op, n, opcodes)?;
+                self.budget.charge(op.memory_bytes(), &octx)?;
+                ops.push(op);
             }
         }
         Ok(Graph {
@@ -432,6 +494,7 @@ fn signature_def(
     i: usize,
     s: fb::SignatureDefRef<'_>,
     subgraphs: &[Graph],
+    budget: &Budget,
 ) -> Result<SignatureDef> {
     let ctx = format!("signature def {i}");
     let e = fb_err(&ctx);
@@ -451,6 +514,7 @@ fn signature_def(
         for m in v.iter().flat_map(|v| v.iter()) {
             let m = m.map_err(&e)?;
             let name = m.name().map_err(&e)?.unwrap_or_default().to_string();
+            budget.charge((name.len() + 32) as u64, &ctx)?;
             let t = m.tensor_index().map_err(&e)? as usize;
             if t >= n {
                 return Err(EngineError::invalid(format!(
@@ -661,4 +725,65 @@ fn op_kind(ctx: &str, code: i32, opts: Option<fb::BuiltinOptionsRef<'_>>) -> Res
         }
         other => K::UnknownBuiltin { code: other },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::Tensor;
+
+    /// `n` uint8 tensors of 64 KiB that all name one buffer: a file of a little over
+    /// 64 KiB whose IR holds `n` copies.
+    fn shared_buffer_file(n: usize) -> Vec<u8> {
+        let mut g = Graph::default();
+        g.add_tensor(Tensor::constant(
+            "data",
+            vec![65536],
+            DType::U8,
+            vec![7; 65536],
+        ));
+        for i in 0..n {
+            g.add_tensor(Tensor::activation(format!("t{i}"), vec![65536], DType::U8));
+        }
+        let bytes = super::super::write_model(&Model::from_graph(g, "shared")).unwrap();
+        let mut m = fb::Model::try_from(fb::ModelRef::read_as_root(&bytes).unwrap()).unwrap();
+        let tensors = m.subgraphs.as_mut().unwrap()[0].tensors.as_mut().unwrap();
+        let shared = tensors[0].buffer;
+        for t in tensors.iter_mut() {
+            t.buffer = shared;
+        }
+        let mut b = planus::Builder::new();
+        let fb_bytes = b.finish(&m, None).to_vec();
+        super::super::writer::add_identifier(&fb_bytes).unwrap()
+    }
+
+    #[test]
+    fn shared_buffers_are_charged_per_copy() {
+        let file = shared_buffer_file(2000);
+        assert!(file.len() < 200_000, "{}", file.len());
+        // 2001 copies of 64 KiB: 125 MiB of IR from a 100 KiB file.
+        let e = read_model_limited(&file, 16 << 20).unwrap_err();
+        let msg = e.to_string();
+        assert!(matches!(e, EngineError::TooLarge(_)), "{msg}");
+        assert!(
+            msg.contains("memory limit of 16.0 MiB") && msg.contains("tensor"),
+            "{msg}"
+        );
+        // Within a limit that holds them, sharing is legal.
+        let m = read_model_limited(&file, 1 << 30).unwrap();
+        assert_eq!(m.main().tensors.len(), 2001);
+        assert!(
+            m.main()
+                .tensors
+                .iter()
+                .all(|t| t.data.as_deref() == Some(&[7; 65536][..]))
+        );
+    }
+
+    #[test]
+    fn the_file_itself_counts() {
+        let file = shared_buffer_file(0);
+        let e = read_model_limited(&file, 1000).unwrap_err();
+        assert!(e.to_string().contains("model file"), "{e}");
+    }
 }

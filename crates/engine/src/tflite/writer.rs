@@ -134,7 +134,7 @@ fn push_aligned(b: &mut Builder, d: &[u8]) -> Offset<[u8]> {
 /// offset, which is adjusted. The content moves by 8 or 16 bytes: alignment up to
 /// 8 is kept (the length is a multiple of 8, see `start_aligned_data`) and the new
 /// length is a multiple of 16.
-fn add_identifier(fb_bytes: &[u8]) -> Result<Vec<u8>> {
+pub(super) fn add_identifier(fb_bytes: &[u8]) -> Result<Vec<u8>> {
     let insert = 16 - fb_bytes.len() % 16;
     let root = u32::from_le_bytes([fb_bytes[0], fb_bytes[1], fb_bytes[2], fb_bytes[3]]);
     let root = root

@@ -386,6 +386,7 @@ fn resize_bilinear(
     if n != on || c != oc {
         return Err(EngineError::invalid("resize changes batch or channels"));
     }
+    check_resize_flags(align_corners, half_pixel_centers)?;
     Ok(FloatKernel::ResizeBilinear {
         align_corners,
         half_pixel_centers,

@@ -4,7 +4,9 @@
 /// Source coordinate of output index `i` and its two neighbouring input indices.
 ///
 /// With half-pixel centers the coordinate is `(i + 0.5)·scale − 0.5`, otherwise
-/// `i·scale`. The lower index is `max(floor(v), 0)`, the upper `min(ceil(v), in − 1)`.
+/// `i·scale`. The lower index is `max(floor(v), 0)`, the upper `min(ceil(v), in − 1)`;
+/// the lower is also kept below `in` (TFLite does not clamp it, but it stays in range
+/// for every scale its preparation accepts).
 /// As in TFLite, `v` itself is not clamped: at the top/left edge `v` may be slightly
 /// negative while both indices are 0, and the weights `1 − (v − 0)` and `v − 0` still
 /// sum to 1, so the result is the edge pixel.
@@ -19,7 +21,7 @@ fn interpolation_values(
     } else {
         i as f32 * scale
     };
-    let lo = (v.floor() as i64).max(0) as usize;
+    let lo = (v.floor() as i64).clamp(0, size as i64 - 1) as usize;
     let hi = (v.ceil() as i64).min(size as i64 - 1).max(0) as usize;
     (v, lo, hi)
 }
@@ -27,8 +29,8 @@ fn interpolation_values(
 /// Bilinear resize of `x` (`in_shape` = `[N, H, W, C]`) to `[N, out_h, out_w, C]` in `y`.
 ///
 /// Scale is `in / out`, or `(in − 1) / (out − 1)` with `align_corners` (when
-/// `out > 1`). TFLite rejects `align_corners && half_pixel_centers`; here both are
-/// simply applied as the formula says.
+/// `out > 1`). Preparation rejects `align_corners && half_pixel_centers`, as TFLite
+/// does.
 pub fn resize_bilinear(
     x: &[f32],
     in_shape: [usize; 4],

@@ -14,8 +14,10 @@ mod ops;
 
 use super::kernels::KernelChoice;
 use super::prepare::Prepared;
+
 use crate::error::Result;
 use crate::ir::{Graph, Op};
+pub(crate) use lstm::packed_slots as lstm_packed_slots;
 
 type Family = fn(&Graph, &Op, KernelChoice) -> Option<Result<Prepared>>;
 

@@ -21,7 +21,10 @@ fn interp10(value: i32, scale: i32, half_pixel: bool, size: i32) -> (i32, i32, i
     } else {
         value * scale
     };
-    let lo = (scaled / (1 << 10)).max(0);
+    // TFLite clamps only the upper index; the rounded 10-bit scale of a large upscale
+    // (3 → 2000 pixels) can put the lower one past the edge too, where TFLite reads
+    // out of bounds. Clamped, in-range results are unchanged.
+    let lo = (scaled / (1 << 10)).clamp(0, size - 1);
     let hi = ((scaled + (1 << 10) - 1) / (1 << 10)).min(size - 1);
     (scaled, lo, hi)
 }
@@ -95,7 +98,7 @@ pub fn resize_bilinear_u8(
         } else {
             i as f32 * s
         };
-        let lo = (v.floor() as i64).max(0) as usize;
+        let lo = (v.floor() as i64).clamp(0, size as i64 - 1) as usize;
         let hi = (v.ceil() as i64).min(size as i64 - 1).max(0) as usize;
         (v, lo, hi)
     };

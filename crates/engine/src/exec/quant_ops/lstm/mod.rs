@@ -302,7 +302,7 @@ fn layout(g: &Graph, op: &Op, opts: &LstmOptions) -> Result<Layout> {
 }
 
 /// Every constant slot the kernel copies (weights, biases, coefficients).
-fn packed_slots(op: &Op) -> Vec<usize> {
+pub(crate) fn packed_slots(op: &Op) -> Vec<usize> {
     (1..op.inputs.len())
         .filter(|&k| k != OUTPUT_STATE && k != CELL_STATE && op.input(k).is_some())
         .collect()

@@ -23,7 +23,7 @@ use crate::exec::kernels::qops::{
 use crate::exec::kernels::{KernelChoice, elementwise::broadcast_shape};
 use crate::exec::prepare::*;
 use crate::ir::{Activation, DType, Graph, Op, OpKind, Pool2DOptions, TensorId};
-use crate::quant::fixed_point::activation_range;
+use crate::quant::fixed_point::{Multiplier, activation_range};
 
 fn is_qint(dt: DType) -> bool {
     matches!(dt, DType::U8 | DType::I8 | DType::I16)
@@ -134,6 +134,23 @@ pub(crate) fn prepare(g: &Graph, op: &Op, choice: KernelChoice) -> Option<Result
     Some(prepare_kernel(g, op, choice).map(|k| Prepared::packing(k, Vec::new())))
 }
 
+/// The largest left shift of a requantization: MultiplyByQuantizedMultiplier multiplies
+/// by `2^shift` in int32 before the fixed-point product, which TFLite's kernels leave
+/// undefined past 30 bits (and ours would overflow).
+const MAX_LEFT_SHIFT: i32 = 30;
+
+/// Refuse multipliers whose shift MultiplyByQuantizedMultiplier cannot apply: scale
+/// ratios past 2^30 (e.g. an output scale of 1e-38).
+fn check_multipliers(ms: &[Multiplier]) -> Result<()> {
+    if let Some(m) = ms.iter().find(|m| m.shift > MAX_LEFT_SHIFT) {
+        return Err(EngineError::unsupported(format!(
+            "the tensors' scales need a rescaling by 2^{} (at most 2^{MAX_LEFT_SHIFT} is defined)",
+            m.shift
+        )));
+    }
+    Ok(())
+}
+
 /// A table of `f` over every value of the 8-bit type, as raw bytes.
 fn table_bytes<T: QInt>(f: impl Fn(i32) -> T) -> Vec<u8> {
     (T::MIN..=T::MAX)
@@ -206,6 +223,9 @@ fn add_sub(
     } else {
         QBinaryParams::add_sub(sub, 20, pa, pb, py, lo, hi)
     };
+    if let QBinaryKind::AddSub { m1, m2, m_out, .. } = p.kind {
+        check_multipliers(&[m1, m2, m_out])?;
+    }
     let table = match dt {
         DType::U8 => AddSubTables::new::<u8>(&p),
         DType::I8 => AddSubTables::new::<i8>(&p),
@@ -227,6 +247,9 @@ fn mul(g: &Graph, op: &Op, activation: Activation, fast: bool) -> Result<QKernel
     }
     let (lo, hi) = act_range_q(g, y, activation)?;
     let p = QBinaryParams::mul(pa, pb, py, lo, hi);
+    if let QBinaryKind::Mul { m } = p.kind {
+        check_multipliers(&[m])?;
+    }
     let simd = match g.tensors[y].dtype {
         DType::U8 => MulKernel::new::<u8>(&p),
         DType::I8 => MulKernel::new::<i8>(&p),
@@ -284,11 +307,15 @@ fn softmax(g: &Graph, op: &Op, beta: f32, fast: bool) -> Result<QKernel> {
     if depth == 0 {
         return Err(EngineError::invalid("softmax over an empty axis"));
     }
-    Ok(QKernel::Softmax {
-        p: SoftmaxParams::new(beta, s),
-        depth,
-        fast,
-    })
+    let p = SoftmaxParams::new(beta, s);
+    if p.input_left_shift > MAX_LEFT_SHIFT {
+        return Err(EngineError::unsupported(format!(
+            "SOFTMAX: beta {beta} × input scale {s} needs a rescaling by 2^{} (at most \
+             2^{MAX_LEFT_SHIFT} is defined)",
+            p.input_left_shift
+        )));
+    }
+    Ok(QKernel::Softmax { p, depth, fast })
 }
 
 /// MEAN over constant axes (int16: zero points 0).
@@ -323,10 +350,9 @@ fn mean(g: &Graph, op: &Op) -> Result<QKernel> {
         ));
     }
     let count: usize = axes.iter().map(|&d| s[d]).product();
-    Ok(QKernel::Mean {
-        q: QMean::new(count, px, py),
-        axes,
-    })
+    let q = QMean::new(count, px, py);
+    check_multipliers(&[q.m])?;
+    Ok(QKernel::Mean { q, axes })
 }
 
 /// RESIZE_BILINEAR on raw values (input and output share parameters).
@@ -348,6 +374,7 @@ fn resize_bilinear(
     if n != on || c != oc {
         return Err(EngineError::invalid("resize changes batch or channels"));
     }
+    check_resize_flags(align_corners, half_pixel_centers)?;
     if (h == 0 || w == 0) && on * oh * ow * oc > 0 {
         return Err(EngineError::invalid("resize of an empty image"));
     }
@@ -369,6 +396,7 @@ fn requantize(g: &Graph, op: &Op) -> Result<QKernel> {
     let (x, y) = (require_input(op, 0)?, require_output(op)?);
     same_elements(g, x, y)?;
     let r = Requantize::new(qparams(g, x)?, qparams(g, y)?);
+    check_multipliers(&[r.m])?;
     let (xt, yt) = (g.tensors[x].dtype, g.tensors[y].dtype);
     let flip = match (xt, yt) {
         (DType::U8, DType::I8) => r.is_bit_flip::<u8, i8>(),
@@ -558,6 +586,13 @@ fn pot16(
             "int16 ADD/SUB: only one input may be rescaled, and only down",
         ));
     }
+    // RoundingDivideByPOT takes exponents up to 31.
+    if shift1.min(shift2) < -31 {
+        return Err(EngineError::unsupported(format!(
+            "int16 ADD/SUB: a rescaling by 2^{} (at least 2^-31 is defined)",
+            shift1.min(shift2)
+        )));
+    }
     if shape_of(g, a) != shape_of(g, b) {
         return Err(EngineError::unsupported(
             "int16 ADD/SUB with power-of-two scales does not broadcast",
@@ -600,10 +635,9 @@ fn softmax16(g: &Graph, x: TensorId, y: TensorId, beta: f32) -> Result<QKernel> 
     if depth == 0 {
         return Err(EngineError::invalid("softmax over an empty axis"));
     }
-    Ok(QKernel::Softmax16 {
-        p: Box::new(Softmax16::new(beta, s)),
-        depth,
-    })
+    let p = Box::new(Softmax16::new(beta, s));
+    check_multipliers(&[p.input_multiplier])?;
+    Ok(QKernel::Softmax16 { p, depth })
 }
 
 /// int16 LOGISTIC/TANH (TFLite `SigmoidPrepare`/`TanhPrepare`): zero points 0 and
@@ -683,6 +717,7 @@ fn unary(g: &Graph, op: &Op, fast: bool) -> Result<QKernel> {
             _ => {
                 let hi = if matches!(op.kind, Relu6) { Some(6.0) } else { None };
                 let p = ReluParams::new::<T>(px, py, 0.0, hi);
+                check_multipliers(&[p.multiplier])?;
                 table_or!(T, |v| p.apply::<T>(v), QKernel::Relu(p))
             }
         }

@@ -312,3 +312,133 @@ fn bad_parameters_are_errors() {
     );
     assert!(Interpreter::new(&m, InterpreterOptions::default()).is_err());
 }
+
+/// Scale ratios past what MultiplyByQuantizedMultiplier can apply (a left shift over 30
+/// bits, or a power-of-two rescaling below 2^-31) are refused at preparation, by both
+/// kernel choices. Found by the `prepare_model` fuzz target: a QUANTIZE int8 → uint8 to
+/// an output scale of 1.2e-38 overflowed the shift while running.
+#[test]
+fn scale_ratios_past_the_fixed_point_range_are_refused() {
+    let tiny = 1.2e-38;
+    let axes = Tensor::constant_i32("axes", vec![1], &[1]);
+    let pot = |s: f32| {
+        Tensor::activation("t", vec![1, 4], DType::I16).with_quant(Quantization::per_tensor(s, 0))
+    };
+    let cases: Vec<(&str, Model)> = vec![
+        (
+            "QUANTIZE",
+            model(
+                vec![
+                    q(&[1, 4], DType::I8, 1.0, 0),
+                    q(&[1, 4], DType::U8, tiny, 0),
+                ],
+                OpKind::Quantize,
+                vec![0],
+                vec![1],
+            ),
+        ),
+        (
+            "ADD",
+            model(
+                vec![
+                    q(&[1, 4], DType::I8, 1.0, 0),
+                    q(&[1, 4], DType::I8, 1.0, 0),
+                    q(&[1, 4], DType::I8, tiny, 0),
+                ],
+                OpKind::Add {
+                    activation: Activation::None,
+                    pot_scale_int16: false,
+                },
+                vec![0, 1],
+                vec![2],
+            ),
+        ),
+        (
+            "MUL",
+            model(
+                vec![
+                    q(&[1, 4], DType::I8, 1.0, 0),
+                    q(&[1, 4], DType::I8, 1.0, 0),
+                    q(&[1, 4], DType::I8, tiny, 0),
+                ],
+                OpKind::Mul {
+                    activation: Activation::None,
+                },
+                vec![0, 1],
+                vec![2],
+            ),
+        ),
+        (
+            "MEAN",
+            model(
+                vec![
+                    q(&[1, 4], DType::U8, 1.0, 0),
+                    axes,
+                    q(&[1], DType::U8, tiny, 0),
+                ],
+                OpKind::Mean { keep_dims: false },
+                vec![0, 1],
+                vec![2],
+            ),
+        ),
+        (
+            "RELU",
+            model(
+                vec![
+                    q(&[1, 4], DType::I8, 1.0, 0),
+                    q(&[1, 4], DType::I8, tiny, 0),
+                ],
+                OpKind::Relu,
+                vec![0],
+                vec![1],
+            ),
+        ),
+        (
+            "SOFTMAX",
+            model(
+                vec![
+                    q(&[1, 4], DType::I8, 1e30, 0),
+                    q(&[1, 4], DType::I8, 1.0 / 256.0, -128),
+                ],
+                OpKind::Softmax { beta: 1.0 },
+                vec![0],
+                vec![1],
+            ),
+        ),
+        (
+            "int16 SOFTMAX",
+            model(
+                vec![
+                    q(&[1, 4], DType::I16, 1e30, 0),
+                    q(&[1, 4], DType::I16, 1.0 / 32768.0, 0),
+                ],
+                OpKind::Softmax { beta: 1.0 },
+                vec![0],
+                vec![1],
+            ),
+        ),
+        (
+            "int16 ADD with power-of-two scales",
+            model(
+                vec![pot(2f32.powi(-40)), pot(1.0), pot(1.0)],
+                OpKind::Add {
+                    activation: Activation::None,
+                    pot_scale_int16: true,
+                },
+                vec![0, 1],
+                vec![2],
+            ),
+        ),
+    ];
+    for (what, m) in cases {
+        for kernels in [KernelChoice::Reference, KernelChoice::Fast] {
+            let opts = InterpreterOptions {
+                kernels,
+                ..Default::default()
+            };
+            let e = Interpreter::new(&m, opts).err().map(|e| e.to_string());
+            let e = e.unwrap_or_else(|| panic!("{what} ({kernels:?}) was accepted"));
+            assert!(e.contains("unsupported") && e.contains("2^"), "{what}: {e}");
+        }
+    }
+}
