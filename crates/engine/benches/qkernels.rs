@@ -15,7 +15,7 @@ use quantfarm_engine::exec::kernels::qconv::{
 };
 use quantfarm_engine::exec::kernels::qops::QInt;
 use quantfarm_engine::exec::kernels::qops::binary::{
-    AddSubTables, MulKernel, QBinaryParams, binary_broadcast_rows, binary_reference,
+    AddSubTables, MulKernel, QBinaryParams, RowKernel, binary_broadcast_rows, binary_reference,
     binary_same_shape,
 };
 use quantfarm_engine::quant::fixed_point::{Rounding, quantize_multiplier};

@@ -315,7 +315,7 @@ pub struct AddSubTables {
 
 /// One operand of a row: a run of elements or one element repeated.
 #[derive(Clone, Copy)]
-enum Src<'a, T> {
+pub enum Src<'a, T> {
     Run(&'a [T]),
     Splat(T),
 }
@@ -440,25 +440,6 @@ impl AddSubTables {
         let v = mbqm(raw, self.m_out, Rounding::Double).wrapping_add(self.out_offset);
         T::put(v.max(self.act_min).min(self.act_max))
     }
-
-    /// Equal shapes: one flat loop.
-    pub fn run_same_shape<T: QInt>(&self, a: &[T], b: &[T], y: &mut [T]) {
-        rows_same_shape(self, a, b, y);
-    }
-
-    /// Broadcasting: rows along the innermost merged dimension.
-    #[allow(clippy::too_many_arguments)]
-    pub fn run_broadcast<T: QInt>(
-        &self,
-        a: &[T],
-        a_shape: &[usize],
-        b: &[T],
-        b_shape: &[usize],
-        y: &mut [T],
-        out_shape: &[usize],
-    ) {
-        rows_broadcast(self, a, a_shape, b, b_shape, y, out_shape);
-    }
 }
 
 impl RowKernel for AddSubTables {
@@ -471,11 +452,38 @@ impl RowKernel for AddSubTables {
     }
 }
 
-/// A binary op with a SIMD row loop and an exact per-element fallback (the tail).
-trait RowKernel {
+/// A binary op with a SIMD row loop and an exact per-element fallback (the tail);
+/// [`AddSubTables`] and [`MulKernel`] share the row driving.
+pub trait RowKernel {
     /// Writes a leading part of `y` on the SIMD path; returns how many elements.
+    #[doc(hidden)]
     fn simd_row<T: QInt>(&self, a: Src<'_, T>, b: Src<'_, T>, y: &mut [T]) -> usize;
+    #[doc(hidden)]
     fn apply<T: QInt>(&self, x1: T, x2: T) -> T;
+
+    /// Equal shapes: one flat loop.
+    fn run_same_shape<T: QInt>(&self, a: &[T], b: &[T], y: &mut [T])
+    where
+        Self: Sized,
+    {
+        rows_same_shape(self, a, b, y);
+    }
+
+    /// Broadcasting: rows along the innermost merged dimension.
+    #[allow(clippy::too_many_arguments)]
+    fn run_broadcast<T: QInt>(
+        &self,
+        a: &[T],
+        a_shape: &[usize],
+        b: &[T],
+        b_shape: &[usize],
+        y: &mut [T],
+        out_shape: &[usize],
+    ) where
+        Self: Sized,
+    {
+        rows_broadcast(self, a, a_shape, b, b_shape, y, out_shape);
+    }
 }
 
 fn rows_same_shape<K: RowKernel, T: QInt>(k: &K, a: &[T], b: &[T], y: &mut [T]) {
@@ -562,23 +570,6 @@ impl MulKernel {
             m,
             fast: width == 255 && (-30..=0).contains(&m.shift),
         })
-    }
-
-    pub fn run_same_shape<T: QInt>(&self, a: &[T], b: &[T], y: &mut [T]) {
-        rows_same_shape(self, a, b, y);
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    pub fn run_broadcast<T: QInt>(
-        &self,
-        a: &[T],
-        a_shape: &[usize],
-        b: &[T],
-        b_shape: &[usize],
-        y: &mut [T],
-        out_shape: &[usize],
-    ) {
-        rows_broadcast(self, a, a_shape, b, b_shape, y, out_shape);
     }
 }
 

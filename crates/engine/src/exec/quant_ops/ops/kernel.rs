@@ -5,7 +5,7 @@ use crate::exec::kernels::Parallelism;
 use crate::exec::kernels::qops::{
     QInt,
     act16::Sigmoid16,
-    binary::{self, AddSubTables, MulKernel, QBinaryParams},
+    binary::{self, AddSubTables, MulKernel, QBinaryParams, RowKernel},
     lut::{HardSwishParams, ReluParams},
     mean::QMean,
     pool::{self, QPoolParams},
