@@ -159,7 +159,12 @@ pub fn page(run: &RunResults, r: &Report) -> String {
 
     h += "<section id=\"charts\"><h2>Charts</h2>";
     if r.charts.is_empty() {
-        h += "<p class=\"why\">Nothing to chart.</p>";
+        h += if r.charts_skipped {
+            "<p class=\"why\">Charts were not drawn for this report (--no-charts).</p>"
+        } else {
+            "<p class=\"why\">Nothing to chart: no row has both a latency and a top-1, a \
+             size, or op placement.</p>"
+        };
     }
     for c in &r.charts {
         h += &format!(

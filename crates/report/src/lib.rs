@@ -92,6 +92,8 @@ pub struct Report {
     pub thresholds: Thresholds,
     pub checks: Vec<Check>,
     pub charts: Vec<Chart>,
+    /// The charts were left out on purpose (`Options::charts` false).
+    pub charts_skipped: bool,
     pub html: String,
     pub junit: String,
 }
@@ -221,6 +223,7 @@ pub fn build(
         junit: junit::junit(run, &checks),
         checks,
         charts,
+        charts_skipped: !opts.charts,
         html: String::new(),
     };
     report.html = html::page(run, &report);
