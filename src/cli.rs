@@ -201,6 +201,10 @@ pub struct BenchArgs {
     /// Print the time per operator type (from the last run).
     #[arg(long)]
     pub profile: bool,
+    /// Print every op of the last run in order: time, MACs and G MAC/s (with `--json`,
+    /// a `layers` array).
+    #[arg(long)]
+    pub layers: bool,
     #[command(flatten)]
     pub run: RunArgs,
     #[arg(long)]

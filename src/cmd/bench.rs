@@ -6,6 +6,7 @@ use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 use quantfarm_engine::exec::kernels::cpu;
 use quantfarm_engine::measure::{LatencySettings, LatencyStats, time_inferences};
+use quantfarm_engine::stats;
 use serde_json::{Value, json};
 
 use super::{interpreter, load_model_limited, print_json};
@@ -34,15 +35,39 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         Ok(())
     })?;
     bar.finish_and_clear();
+    let timings = interp.op_timings();
     let mut per_op: BTreeMap<String, f64> = BTreeMap::new();
-    for t in interp.op_timings() {
-        *per_op.entry(t.op).or_insert(0.0) += t.time.as_secs_f64() * 1e3;
+    for t in &timings {
+        *per_op.entry(t.op.clone()).or_insert(0.0) += t.time.as_secs_f64() * 1e3;
     }
+    // Per layer: MACs from the main graph's shapes (0 for ops without a MAC count).
+    let graph = model.subgraphs.first();
+    let layers: Vec<Value> = timings
+        .iter()
+        .map(|t| {
+            let macs = graph
+                .and_then(|g| g.ops.get(t.index).map(|op| stats::op_macs(g, op)))
+                .unwrap_or(0);
+            json!({
+                "index": t.index,
+                "op": t.op,
+                "output": t.output,
+                "macs": macs,
+                "ms": t.time.as_secs_f64() * 1e3,
+            })
+        })
+        .collect();
     let kernels = match a.run.kernels {
         Kernels::Fast => "fast",
         Kernels::Reference => "reference",
     };
     let isa = format!("{:?}", cpu::selected_isa()).to_lowercase();
+    // What the text line names as the ISA: AMX tiles are an extra of the AVX-512 path.
+    let isa_text = if cpu::amx_selected() {
+        format!("{isa} + amx")
+    } else {
+        isa.clone()
+    };
     if a.json {
         let mut v = stats_json(&stats);
         v["model"] = json!(a.model.display().to_string());
@@ -50,15 +75,19 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         v["threads"] = json!(a.run.threads);
         v["kernels"] = json!(kernels);
         v["isa"] = json!(isa);
+        v["amx"] = json!(cpu::amx_selected());
         v["arena_bytes"] = json!(interp.arena_bytes());
         v["planned_bytes"] = json!(interp.memory_plan().total());
         if a.profile {
             v["ops_ms"] = json!(per_op);
         }
+        if a.layers {
+            v["layers"] = json!(layers);
+        }
         print_json(&v);
     } else {
         outln!(
-            "{}: median {:.3} ms, p90 {:.3} ms, mean {:.3} ms, min {:.3} ms ({} runs, {} thread(s), {kernels} kernels, {isa})",
+            "{}: median {:.3} ms, p90 {:.3} ms, mean {:.3} ms, min {:.3} ms ({} runs, {} thread(s), {kernels} kernels, {isa_text})",
             a.model.display(),
             stats.median_ms,
             stats.p90_ms,
@@ -72,6 +101,35 @@ pub fn run(a: &BenchArgs) -> Result<()> {
             ops.sort_by(|x, y| y.1.total_cmp(&x.1));
             for (op, ms) in ops {
                 outln!("  {op:<28} {ms:8.3} ms");
+            }
+        }
+        if a.layers {
+            outln!(
+                "  {:>4} {:<20} {:>9} {:>8} {:>8}  output",
+                "op",
+                "type",
+                "M MACs",
+                "ms",
+                "GMAC/s"
+            );
+            for l in &layers {
+                let (macs, ms) = (
+                    l["macs"].as_u64().unwrap_or(0),
+                    l["ms"].as_f64().unwrap_or(0.0),
+                );
+                let rate = if macs > 0 && ms > 0.0 {
+                    format!("{:8.1}", macs as f64 / ms / 1e6)
+                } else {
+                    format!("{:>8}", "-")
+                };
+                outln!(
+                    "  {:>4} {:<20} {:>9.2} {:>8.3} {rate}  {}",
+                    l["index"],
+                    l["op"].as_str().unwrap_or(""),
+                    macs as f64 / 1e6,
+                    ms,
+                    l["output"].as_str().unwrap_or("")
+                );
             }
         }
     }

@@ -22,6 +22,9 @@ pub struct CpuFeatures {
     pub avx512dq: bool,
     pub avx512fp16: bool,
     pub f16c: bool,
+    /// AMX tiles with 8-bit dot products (AMX-TILE and AMX-INT8 in CPUID). Using them
+    /// also needs the OS permission of [`amx_usable`].
+    pub amx_int8: bool,
 }
 
 /// The SIMD family a fast kernel runs with. Ordered: `Portable < Avx2 < Avx512`.
@@ -90,7 +93,20 @@ fn detect() -> CpuFeatures {
         avx512dq: has!("avx512dq"),
         avx512fp16: has!("avx512fp16"),
         f16c: has!("f16c"),
+        amx_int8: cpuid_amx_int8(),
     }
+}
+
+/// CPUID leaf 7 EDX: bit 24 AMX-TILE, bit 25 AMX-INT8 (std's feature names for AMX are
+/// not stable yet).
+#[cfg(target_arch = "x86_64")]
+fn cpuid_amx_int8() -> bool {
+    use std::arch::x86_64::{__cpuid, __cpuid_count};
+    if __cpuid(0).eax < 7 {
+        return false;
+    }
+    let edx = __cpuid_count(7, 0).edx;
+    edx & (1 << 24) != 0 && edx & (1 << 25) != 0
 }
 
 #[cfg(not(target_arch = "x86_64"))]
@@ -164,6 +180,73 @@ pub fn selected_isa() -> Isa {
 /// Lowers `isa` to what the CPU really supports (guards every SIMD dispatch).
 pub(crate) fn clamp_to_detected(isa: Isa) -> Isa {
     isa.min(detected_isa())
+}
+
+/// Whether this process may execute AMX tile instructions: the CPU has AMX-INT8 and
+/// Linux granted the tile data state (`arch_prctl(ARCH_REQ_XCOMP_PERM, XTILEDATA)`,
+/// asked once per process; without it the first tile instruction faults).
+pub fn amx_usable() -> bool {
+    static USABLE: OnceLock<bool> = OnceLock::new();
+    *USABLE.get_or_init(|| features().amx_int8 && request_amx_permission())
+}
+
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+fn request_amx_permission() -> bool {
+    const ARCH_REQ_XCOMP_PERM: libc::c_long = 0x1023;
+    const XFEATURE_XTILEDATA: libc::c_long = 18;
+    // SAFETY: arch_prctl with these arguments only changes the process's permitted
+    // XSAVE features; it reads and writes no memory of ours.
+    unsafe {
+        libc::syscall(
+            libc::SYS_arch_prctl,
+            ARCH_REQ_XCOMP_PERM,
+            XFEATURE_XTILEDATA,
+        ) == 0
+    }
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+fn request_amx_permission() -> bool {
+    false
+}
+
+fn env_amx_off() -> bool {
+    static OFF: OnceLock<bool> = OnceLock::new();
+    *OFF.get_or_init(|| {
+        std::env::var("QUANTFARM_AMX").is_ok_and(|v| {
+            matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "0" | "off" | "no" | "false"
+            )
+        })
+    })
+}
+
+thread_local! {
+    static THREAD_AMX: Cell<Option<bool>> = const { Cell::new(None) };
+}
+
+/// Whether the 8-bit GEMM uses AMX tiles now: usable, the selected ISA is AVX-512 (the
+/// tile kernels' epilogue is AVX-512), not turned off by `QUANTFARM_AMX=off` or
+/// [`with_amx`].
+pub fn amx_selected() -> bool {
+    selected_isa() == Isa::Avx512
+        && !env_amx_off()
+        && THREAD_AMX.with(|c| c.get()).unwrap_or(true)
+        && amx_usable()
+}
+
+/// Runs `f` with AMX allowed (`true`, still only where usable) or kept off on this
+/// thread (tests run every kernel both ways).
+pub fn with_amx<R>(on: bool, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<bool>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            THREAD_AMX.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(THREAD_AMX.with(|c| c.replace(Some(on))));
+    f()
 }
 
 /// Every ISA this machine can run, lowest first (tests iterate over it).

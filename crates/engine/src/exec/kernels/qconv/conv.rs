@@ -111,6 +111,11 @@ impl PackedQConv {
         matches!(&self.engine, Engine::Narrow(g) if g.uses_fast_requant())
     }
 
+    /// Whether the 8-bit GEMM runs on AMX tiles (for tests).
+    pub fn uses_amx(&self) -> bool {
+        matches!(&self.engine, Engine::Narrow(g) if g.uses_amx())
+    }
+
     /// `T` must be the scheme's activation type (u8, i8 or i16).
     pub fn run<T: QElem>(&self, input: &[T], out: &mut [T], par: Parallelism) {
         let g = &self.g;

@@ -128,19 +128,31 @@ fn every_path<T: QElem + PartialEq + std::fmt::Debug>(
     fast: impl Fn(&mut [T], Parallelism) + Sync,
 ) {
     for isa in available_isas() {
-        with_isa(isa, || {
-            for threads in [1, 2] {
-                let mut got = vec![T::from_i32(0); want.len()];
-                // Two threads run on the engine's pool (`exec::parallel`), split
-                // even for the small test shapes.
-                crate::exec::parallel::split_everything(|| fast(&mut got, Parallelism { threads }));
-                let bad = got.iter().zip(want).position(|(a, b)| a != b);
-                assert!(
-                    bad.is_none(),
-                    "{what}, {isa:?}, {threads} threads: first difference at {bad:?}"
-                );
-            }
-        });
+        // AVX-512 runs twice where the machine has AMX: VNNI only, then with tiles.
+        let amx_modes: &[bool] = if isa == cpu::Isa::Avx512 && cpu::amx_usable() {
+            &[false, true]
+        } else {
+            &[false]
+        };
+        for &amx in amx_modes {
+            with_isa(isa, || {
+                cpu::with_amx(amx, || {
+                    for threads in [1, 2] {
+                        let mut got = vec![T::from_i32(0); want.len()];
+                        // Two threads run on the engine's pool (`exec::parallel`), split
+                        // even for the small test shapes.
+                        crate::exec::parallel::split_everything(|| {
+                            fast(&mut got, Parallelism { threads })
+                        });
+                        let bad = got.iter().zip(want).position(|(a, b)| a != b);
+                        assert!(
+                            bad.is_none(),
+                            "{what}, {isa:?}, amx {amx}, {threads} threads: first difference at {bad:?}"
+                        );
+                    }
+                })
+            });
+        }
     }
 }
 
@@ -984,5 +996,87 @@ fn window_gather_matches_reference() {
         };
         conv_case::<i8, i8>(&mut rng, QScheme::Int8, &g, I8, I8W);
         conv_case::<u8, u8>(&mut rng, QScheme::Uint8, &g, U8, U8);
+    }
+}
+
+/// Shapes for the AMX tile path (k ≥ 64): depths that are and are not multiples of 64
+/// (zero-padded tile steps), channel counts leaving a single 16-channel block or a
+/// partial one, row counts leaving partial 32-row chunks, 1×1 convs read in place
+/// (full chunks) and packed (tails), 3×3 windows, int8 (signed tiles) and uint8 with
+/// weight zero points (row sums), fast and general requantization (tie-prone shifts
+/// and a multiplier above 1). Compared with the reference on every path; on a machine
+/// with AMX, also checks the tiles really ran.
+#[test]
+fn amx_tiles_match_reference() {
+    let mut rng = Rng::new(81);
+    let mut tiled = 0;
+    let shapes = [
+        // (hw, in_c, out_c, k)
+        (8, 64, 16, 1),
+        (7, 128, 48, 1),
+        (6, 100, 30, 1),
+        (9, 192, 70, 1),
+        (5, 16, 40, 3),
+        (6, 37, 64, 3),
+        (4, 256, 33, 3),
+        (11, 72, 130, 1),
+    ];
+    for (i, &(hw, in_c, out_c, k)) in shapes.iter().enumerate() {
+        let g = Geometry {
+            batch: 1 + i % 2,
+            in_h: hw,
+            in_w: hw + 1,
+            in_c,
+            out_h: hw,
+            out_w: hw + 1,
+            out_c,
+            k_h: k,
+            k_w: k,
+            stride_h: 1,
+            stride_w: 1,
+            dilation_h: 1,
+            dilation_w: 1,
+            pad_top: k / 2,
+            pad_left: k / 2,
+            depth_multiplier: 1,
+        };
+        for scheme in [QScheme::Int8, QScheme::Uint8] {
+            let (lo, hi, in_zp, w_zp) = match scheme {
+                QScheme::Uint8 => (0, 255, rng.range(0, 255), rng.range(0, 255)),
+                _ => (-128, 127, rng.range(-128, 127), 0),
+            };
+            let (q, bias) = if i % 2 == 0 {
+                let c = params(&mut rng, scheme, out_c, k * k * in_c);
+                (c.q, c.bias)
+            } else {
+                tie_prone_params(&mut rng, scheme, out_c, (lo, hi), (in_zp, w_zp), i)
+            };
+            macro_rules! run {
+                ($t:ty, $wl:expr) => {{
+                    let x: Vec<$t> = rand_vec(&mut rng, g.input_len(), lo, hi);
+                    let w: Vec<$t> = rand_vec(&mut rng, g.conv_filter_len(), $wl, hi);
+                    let mut want = vec![<$t>::from_i32(0); g.output_len()];
+                    conv_reference(&g, &q, &x, &w, bias.as_deref(), &mut want).unwrap();
+                    cpu::with_isa(cpu::Isa::Avx512, || {
+                        let k = PackedQConv::new(&g, &q, &w, bias.as_deref()).unwrap();
+                        tiled += usize::from(k.uses_amx());
+                    });
+                    every_path(&format!("amx {scheme:?} {g:?}"), &want, |out, par| {
+                        PackedQConv::new(&g, &q, &w, bias.as_deref())
+                            .unwrap()
+                            .run(&x, out, par)
+                    });
+                }};
+            }
+            match scheme {
+                QScheme::Uint8 => run!(u8, 0),
+                _ => run!(i8, -127),
+            }
+        }
+    }
+    let f = cpu::features();
+    if cpu::amx_usable() && f.avx512vnni && f.avx512bw && f.avx512vl {
+        // Every shape has k ≥ 64, so every case takes the tiles.
+        assert_eq!(tiled, 2 * shapes.len(), "AMX ran in only {tiled} cases");
     }
 }

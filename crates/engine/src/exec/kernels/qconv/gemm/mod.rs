@@ -8,6 +8,8 @@
 //!   portable: 16-bit dot products accumulated in int32 over blocks of 256
 //!   (|x·w| ≤ 2^22, so a block cannot overflow) and widened to int64 between blocks.
 
+#[cfg(target_arch = "x86_64")]
+mod amx;
 pub(super) mod narrow;
 pub(super) mod wide;
 

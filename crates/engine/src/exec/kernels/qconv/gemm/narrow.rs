@@ -10,8 +10,11 @@
 //! (computed while packing the row). All sums wrap in int32 exactly like the reference,
 //! so the requantized bytes are identical.
 //!
-//! Paths: AVX-512 VNNI (`vpdpbusd`, 4 rows × up to 64 channels), AVX2 (`vpmaddwd` on
-//! 16-bit widened values: exact, unlike the saturating `vpmaddubsw`) and portable.
+//! Paths: AMX-INT8 tiles ([`super::amx`], 32 rows × 32 channels per block, where the
+//! CPU and OS allow it and `k` is deep enough), AVX-512 VNNI (`vpdpbusd`, 4 rows × up
+//! to 64 channels), AVX2 (`vpmaddwd` on 16-bit widened values: exact, unlike the
+//! saturating `vpmaddubsw`) and portable. The AMX path multiplies int8 inputs as
+//! signed bytes (`TDPBSSD`), so it maps them with `a_bias = 0` and needs no flip.
 
 use crate::exec::kernels::Parallelism;
 use crate::exec::kernels::cpu::{self, Isa};
@@ -20,10 +23,16 @@ use crate::exec::kernels::qconv::params::QElem;
 use crate::exec::kernels::qconv::requant::{Requant, fast_nudges, fast_shifts_ok};
 use crate::exec::parallel;
 
+#[cfg(target_arch = "x86_64")]
+use super::amx;
+
 /// Rows per register tile.
 const MR: usize = 4;
 /// Rows packed per work item (one scratch fill).
 const CHUNK: usize = 32;
+/// Shallowest `k` that takes the AMX path: one 64-deep tile step (shallower rows would
+/// be mostly padding).
+const AMX_MIN_K: usize = 64;
 /// Longest rows whose sums (uint8 weights with a zero point) are added from 4-byte
 /// group sums of the whole chunk; longer rows are reduced one at a time.
 const QUAD_ROWS: usize = 32;
@@ -38,9 +47,12 @@ enum BPack {
     Portable(Vec<i8>),
 }
 
-/// Which path runs; `Vnni` implies the AVX-512 requantization too.
+/// Which path runs; `Amx` and `Vnni` imply the AVX-512 requantization too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Path {
+    /// AMX tiles; weights in the `Vnni` layout with `kp` a multiple of 64 and the
+    /// channels padded to pairs of 16-channel blocks.
+    Amx,
     Vnni,
     Avx2,
     Portable,
@@ -63,6 +75,8 @@ pub(crate) struct Gemm8 {
     /// Constants of the cheaper exact epilogue ([`x86::mk_vnni_rq32`]), when its
     /// preconditions hold (see [`Gemm8::fast_nudges`]).
     nudge: Option<Vec<i64>>,
+    /// AMX path with int8 inputs: signed × signed bytes (`a_bias` 0).
+    signed_a: bool,
 }
 
 /// A convolution window over one-byte NHWC input (dilation 1), for gathering im2col
@@ -85,6 +99,8 @@ struct Scratch<T> {
     /// Input row offsets of the kernel rows (`x86::gather_rows`).
     rowbase: Vec<isize>,
     tile: Vec<i32>,
+    /// The AMX path's int32 block of 32 rows × 32 channels.
+    acc32: Vec<i32>,
 }
 
 impl Gemm8 {
@@ -103,17 +119,35 @@ impl Gemm8 {
         rq: Requant,
     ) -> Self {
         let isa = cpu::clamp_to_detected(cpu::selected_isa());
-        let path = match isa {
+        let mut path = match isa {
             Isa::Avx512 if cpu::features().avx512vnni && cpu::features().avx512bw => Path::Vnni,
             Isa::Avx512 | Isa::Avx2 => Path::Avx2,
             Isa::Portable => Path::Portable,
         };
+        // AMX multiplies int8 inputs as signed bytes; their row sums (needed only for
+        // weights with a zero point, β ≠ 0) are left to the VNNI path.
+        let signed_in = a_bias == 128;
+        if path == Path::Vnni
+            && cpu::features().avx512vl
+            && k >= AMX_MIN_K
+            && !(signed_in && w_offset != 0)
+            && cpu::amx_selected()
+        {
+            path = Path::Amx;
+        }
+        let signed_a = path == Path::Amx && signed_in;
+        let a_bias = if signed_a { 0 } else { a_bias };
         // Requantization runs on AVX2 when the GEMM does (AVX-512 requires avx512bw here).
         let isa = match (path, isa) {
             (Path::Avx2, _) => Isa::Avx2,
             (_, i) => i,
         };
-        let kp = k.next_multiple_of(4);
+        // AMX steps through k 64 bytes (one tile) at a time.
+        let kp = if path == Path::Amx {
+            k.next_multiple_of(64)
+        } else {
+            k.next_multiple_of(4)
+        };
         let bv = |c: usize, kk: usize| -> i32 {
             if c < n && kk < k {
                 w(c, kk) + b_bias
@@ -133,7 +167,13 @@ impl Gemm8 {
                 .wrapping_add((k as i32).wrapping_mul(alpha).wrapping_mul(beta));
         }
         let b = match path {
-            Path::Vnni => {
+            Path::Vnni | Path::Amx => {
+                // AMX blocks go in pairs: pad to a whole pair with zero channels.
+                let np = if path == Path::Amx {
+                    n.next_multiple_of(32)
+                } else {
+                    np
+                };
                 let mut v = Vec::with_capacity(np * kp);
                 for blk in 0..np / 16 {
                     for k4 in 0..kp / 4 {
@@ -167,7 +207,7 @@ impl Gemm8 {
                 BPack::Portable(v)
             }
         };
-        let fused = path == Path::Vnni
+        let fused = matches!(path, Path::Vnni | Path::Amx)
             && cpu::features().avx512vl
             && rq.rounding == crate::quant::fixed_point::Rounding::Double
             && rq.m.iter().all(|&m| m >= 0);
@@ -189,6 +229,7 @@ impl Gemm8 {
             rq,
             fused,
             nudge,
+            signed_a,
         }
     }
 
@@ -223,6 +264,11 @@ impl Gemm8 {
         self.nudge.is_some()
     }
 
+    /// Whether the GEMM runs on AMX tiles (tests check coverage).
+    pub fn uses_amx(&self) -> bool {
+        self.path == Path::Amx
+    }
+
     pub fn packed_bytes(&self) -> usize {
         match &self.b {
             BPack::Vnni(v) | BPack::Portable(v) => v.len(),
@@ -255,6 +301,11 @@ impl Gemm8 {
                 Vec::new()
             } else {
                 vec![0; MR * 64]
+            },
+            acc32: if self.path == Path::Amx {
+                vec![0; CHUNK * 32]
+            } else {
+                Vec::new()
             },
         }
     }
@@ -319,7 +370,7 @@ impl Gemm8 {
         s: &mut Scratch<T>,
     ) {
         #[cfg(target_arch = "x86_64")]
-        if self.path == Path::Vnni && cpu::features().avx512vl {
+        if matches!(self.path, Path::Vnni | Path::Amx) && cpu::features().avx512vl {
             // SAFETY: the VNNI path is only chosen when the CPU has AVX-512 VNNI/BW;
             // VL is checked here.
             unsafe { self.chunk_avx512(m0, rows, direct, window, fill, out, s) };
@@ -362,13 +413,14 @@ impl Gemm8 {
         // one XOR per row and 4 k's in every column tile: it is cheaper than packing
         // for up to two tiles (128 channels; measured slower at 144).
         let flip_in_kernel = self.a_bias == 128;
+        // AMX reads whole 32-row blocks: in place only for full chunks.
+        let inplace_ok = if self.path == Path::Amx {
+            self.fused && rows == CHUNK
+        } else {
+            self.nudge.is_some() && (!flip_in_kernel || (self.beta == 0 && n <= 128))
+        };
         let inplace: Option<&[u8]> = match direct {
-            Some(x)
-                if self.nudge.is_some()
-                    && std::mem::size_of::<T>() == 1
-                    && k == kp
-                    && (!flip_in_kernel || (self.beta == 0 && n <= 128)) =>
-            {
+            Some(x) if inplace_ok && std::mem::size_of::<T>() == 1 && k == kp => {
                 // SAFETY: T is one byte, so the rows viewed as bytes.
                 let all = unsafe { std::slice::from_raw_parts(x.as_ptr().cast::<u8>(), x.len()) };
                 Some(&all[m0 * k..(m0 + rows) * k])
@@ -422,6 +474,16 @@ impl Gemm8 {
                 dst[k..].fill(0);
             }
             s.rowsum[r] = self.beta.wrapping_mul(sum);
+        }
+        #[cfg(target_arch = "x86_64")]
+        if let (Path::Amx, BPack::Vnni(b)) = (self.path, &self.b) {
+            let a = inplace.unwrap_or(&s.a8);
+            let rowsum = &s.rowsum[..rows];
+            // SAFETY: the AMX path is only chosen when `cpu::amx_selected()` (AMX-INT8,
+            // the OS permission, AVX-512 VNNI/BW/VL); `a` holds CHUNK rows of `kp`
+            // bytes (a full in-place chunk or the scratch), `b` the packed pairs.
+            unsafe { self.amx_chunk(a, rowsum, b, out, &mut s.acc32) };
+            return;
         }
         // Narrow outputs (one or two blocks) take 8-row tiles on the fast epilogue.
         let tall = self.nudge.is_some() && std::mem::size_of::<T>() == 1 && n <= 32;
@@ -565,6 +627,75 @@ impl Gemm8 {
             }
             r0 += mr;
         }
+    }
+
+    /// The AMX blocks of one chunk: 32 rows (`rows` of them real) × every pair of
+    /// channel blocks, each requantized from its int32 block as soon as it is done.
+    ///
+    /// # Safety
+    /// AMX is usable and AVX-512 VNNI/BW/VL present (the AMX path's preconditions);
+    /// `a` holds at least `CHUNK · kp` bytes.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
+    unsafe fn amx_chunk<T: QElem>(
+        &self,
+        a: &[u8],
+        rowsum: &[i32],
+        b: &[i8],
+        out: &mut [T],
+        acc32: &mut [i32],
+    ) {
+        let (kp, n, rows) = (self.kp, self.n, rowsum.len());
+        assert!(a.len() >= CHUNK * kp && (1..=CHUNK).contains(&rows) && out.len() == rows * n);
+        let blocks = n.div_ceil(16);
+        assert!(b.len() >= blocks.next_multiple_of(2) * 16 * kp && acc32.len() >= CHUNK * 32);
+        // SAFETY: AMX is usable (caller).
+        let tiles = unsafe { amx::Tiles::configure() };
+        let kt = kp / amx::TILE_K;
+        for j0 in (0..blocks).step_by(2) {
+            let b0 = b[j0 * 16 * kp..].as_ptr();
+            let b1 = (j0 + 1 < blocks).then(|| b[(j0 + 1) * 16 * kp..].as_ptr());
+            // SAFETY: `a` has 32 rows of kp = 64·kt bytes, each panel kt KiB (asserted
+            // above), `acc32` 32 × 32 int32.
+            unsafe {
+                if self.signed_a {
+                    tiles.block::<true>(a.as_ptr(), kp, kt, b0, b1, acc32.as_mut_ptr());
+                } else {
+                    tiles.block::<false>(a.as_ptr(), kp, kt, b0, b1, acc32.as_mut_ptr());
+                }
+            }
+            let n0 = j0 * 16;
+            let w = (n - n0).min(32);
+            match &self.nudge {
+                Some(nq) if std::mem::size_of::<T>() == 1 => {
+                    let ep = x86::Epilogue {
+                        rq: &self.rq,
+                        col: &self.col,
+                        rowsum,
+                        n0,
+                        n,
+                    };
+                    // SAFETY: T is one byte, so the rows viewed as bytes.
+                    let o8 = unsafe {
+                        std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<u8>(), out.len())
+                    };
+                    x86::rq_block32::<T>(acc32, rows, &ep, nq, o8);
+                }
+                _ => {
+                    for r in 0..rows {
+                        self.rq.row(
+                            self.isa,
+                            n0,
+                            &acc32[r * 32..r * 32 + w],
+                            &self.col[n0..n0 + w],
+                            rowsum[r],
+                            &mut out[r * n + n0..r * n + n0 + w],
+                        );
+                    }
+                }
+            }
+        }
+        drop(tiles);
     }
 
     /// `β·Σa` of each row of `a` (rows of `len` bytes, as packed: flipped int8 or raw
@@ -834,6 +965,79 @@ mod x86 {
             i += 64;
         }
         _mm512_reduce_add_epi64(acc) as i32
+    }
+
+    /// Requantizes an int32 block of 32 columns (row stride 32; `rows` rows) for the
+    /// channels `ep.n0..` below `ep.n` (up to 32) into `out` (rows of `n` bytes), with
+    /// the cheaper exact epilogue of [`mk_vnni_rq32`]; four rows of one 16-channel
+    /// block are narrowed together.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    #[allow(clippy::needless_range_loop)]
+    pub(super) fn rq_block32<T: super::QElem>(
+        acc: &[i32],
+        rows: usize,
+        ep: &Epilogue<'_>,
+        nudge: &[i64],
+        out: &mut [u8],
+    ) {
+        let (rq, n0, n) = (ep.rq, ep.n0, ep.n);
+        assert!(std::mem::size_of::<T>() == 1 && rows >= 1 && acc.len() >= rows * 32);
+        assert!(n0 < n && n0.is_multiple_of(16) && out.len() == rows * n);
+        assert!(ep.rowsum.len() >= rows);
+        let blocks = (n - n0).div_ceil(16).min(2);
+        let top = n0 + 16 * blocks;
+        assert!(ep.col.len() >= top && rq.m.len() >= top && rq.rsh.len() >= top);
+        assert!(nudge.len() >= top);
+        let narrow = ByteNarrow::new(rq.out_zp, rq.act_min, rq.act_max, T::SIGNED);
+        let perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+        for j in 0..blocks {
+            let c0 = n0 + 16 * j;
+            // SAFETY: every constant array holds `top` entries (asserted).
+            let (col, m, rsh, ne, no) = unsafe {
+                (
+                    _mm512_loadu_si512(ep.col.as_ptr().add(c0).cast()),
+                    _mm512_loadu_si512(rq.m.as_ptr().add(c0).cast()),
+                    _mm512_loadu_si512(rq.rsh.as_ptr().add(c0).cast()),
+                    _mm512_loadu_si512(nudge.as_ptr().add(c0).cast()),
+                    _mm512_loadu_si512(nudge.as_ptr().add(c0 + 8).cast()),
+                )
+            };
+            let m_odd = _mm512_srli_epi64(m, 32);
+            let w = (n - c0).min(16);
+            for g in (0..rows).step_by(4) {
+                let mut q = [_mm512_setzero_si512(); 4];
+                for i in 0..4 {
+                    let r = (g + i).min(rows - 1);
+                    // SAFETY: r < rows, so the 16 lanes at column 16·j are in `acc`.
+                    let x = unsafe { _mm512_loadu_si512(acc.as_ptr().add(r * 32 + 16 * j).cast()) };
+                    let x =
+                        _mm512_add_epi32(_mm512_add_epi32(x, col), _mm512_set1_epi32(ep.rowsum[r]));
+                    q[i] = rq_fast(x, m, m_odd, rsh, ne, no);
+                }
+                let v = _mm512_permutexvar_epi32(perm, narrow.pack(q));
+                let parts = [
+                    _mm512_castsi512_si128(v),
+                    _mm512_extracti32x4_epi32::<1>(v),
+                    _mm512_extracti32x4_epi32::<2>(v),
+                    _mm512_extracti32x4_epi32::<3>(v),
+                ];
+                for (i, part) in parts.iter().enumerate() {
+                    let r = g + i;
+                    if r >= rows {
+                        break;
+                    }
+                    // SAFETY: row r < rows of `out`; channels c0..c0 + w are below n.
+                    unsafe {
+                        let dst = out.as_mut_ptr().add(r * n + c0);
+                        if w == 16 {
+                            _mm_storeu_si128(dst.cast(), *part);
+                        } else {
+                            _mm_mask_storeu_epi8(dst.cast(), (1 << w) - 1, *part);
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// [`mk_vnni`] with the requantization done on the accumulators in registers:
