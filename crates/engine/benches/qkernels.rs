@@ -87,6 +87,12 @@ fn conv_group<T: QElem>(c: &mut Criterion, scheme: QScheme, tag: &str, wl: i32, 
         ("conv1x1_56x56x24to144", geom(56, 24, 144, 1, 1, 0, 56, 1)),
         ("conv1x1_14x14x384to64", geom(14, 384, 64, 1, 1, 0, 14, 1)),
         ("conv3x3s2_224x224x3to32", geom(224, 3, 32, 3, 2, 0, 112, 1)),
+        // ResNet v2 101 at 299: a bottleneck's 3x3 (im2col, k = 2304) and 1x1 (k = 1024).
+        ("conv3x3_19x19x256to256", geom(19, 256, 256, 3, 1, 1, 19, 1)),
+        (
+            "conv1x1_19x19x1024to256",
+            geom(19, 1024, 256, 1, 1, 0, 19, 1),
+        ),
     ];
     let (xl, xh) = if scheme == QScheme::Uint8 {
         (0, 255)
@@ -107,12 +113,20 @@ fn conv_group<T: QElem>(c: &mut Criterion, scheme: QScheme, tag: &str, wl: i32, 
             b.iter(|| conv_reference(&g, &q, black_box(&x), &w, Some(&bias), &mut out).unwrap())
         });
         for isa in cpu::available_isas() {
-            let k = cpu::with_isa(isa, || PackedQConv::new(&g, &q, &w, Some(&bias)).unwrap());
+            // AVX-512 without AMX tiles here; with them below.
+            let k = cpu::with_isa(isa, || {
+                cpu::with_amx(false, || PackedQConv::new(&g, &q, &w, Some(&bias)).unwrap())
+            });
             grp.bench_function(format!("fast_{}_t1", isa.name()), |b| {
                 b.iter(|| k.run(black_box(&x), &mut out, Parallelism::SINGLE))
             });
         }
         let k = PackedQConv::new(&g, &q, &w, Some(&bias)).unwrap();
+        if k.uses_amx() {
+            grp.bench_function("fast_amx_t1", |b| {
+                b.iter(|| k.run(black_box(&x), &mut out, Parallelism::SINGLE))
+            });
+        }
         // Two threads on the engine's pool (`exec::parallel`).
         grp.bench_function("fast_t2", |b| {
             b.iter(|| k.run(black_box(&x), &mut out, Parallelism { threads: 2 }))

@@ -94,7 +94,8 @@ impl PackedQConv {
             )));
         }
         let k = g.k_h * g.k_w * g.in_c;
-        let engine = Engine::new(g.out_c, k, |c, kk| filter[c * k + kk].to_i32(), bias, q);
+        let m = g.batch * g.out_h * g.out_w;
+        let engine = Engine::new(m, g.out_c, k, |c, kk| filter[c * k + kk].to_i32(), bias, q);
         Ok(PackedQConv {
             g: *g,
             in_zp: q.in_zp,

@@ -63,7 +63,14 @@ impl PackedQFc {
             )));
         }
         let d = g.depth;
-        let engine = Engine::new(g.units, d, |c, kk| weights[c * d + kk].to_i32(), bias, q);
+        let engine = Engine::new(
+            g.rows,
+            g.units,
+            d,
+            |c, kk| weights[c * d + kk].to_i32(),
+            bias,
+            q,
+        );
         Ok(PackedQFc { g: *g, engine })
     }
 

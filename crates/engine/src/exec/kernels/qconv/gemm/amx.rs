@@ -65,15 +65,16 @@ impl Tiles {
         }
     }
 
-    /// `c[32 × 32]` (int32, row stride 32) = the 32 rows of `a` (row stride `lda`
-    /// bytes, `64·kt` bytes used per row) times the weight panels `b0` and `b1` (16
-    /// channels each, `kt` tiles of 1 KiB one after another). With `b1 = None` only
-    /// the first 16 columns of `c` are written.
+    /// `c[32 × 32]` (int32, row stride `ldc` int32) becomes the 32 rows of `a` (row
+    /// stride `lda` bytes, `64·kt` bytes used per row) times the weight panels `b0` and
+    /// `b1` (16 channels each, `kt` tiles of 1 KiB one after another), plus the old `c`
+    /// if `accumulate`. With `b1 = None` only the first 16 columns of `c` are touched.
     ///
     /// # Safety
     /// `a` is readable for 32 rows of `64·kt` bytes at stride `lda`; `b0` (and `b1`) for
-    /// `kt` KiB; `c` writable for 32 rows of 32 int32.
+    /// `kt` KiB; `c` readable and writable for 32 rows of 32 int32 at stride `ldc`.
     #[inline]
+    #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn block<const SIGNED: bool>(
         &self,
         a: *const u8,
@@ -82,26 +83,43 @@ impl Tiles {
         b0: *const i8,
         b1: Option<*const i8>,
         c: *mut i32,
+        ldc: usize,
+        accumulate: bool,
     ) {
         let a1 = a.wrapping_add(TILE_ROWS * lda);
         let (c1, c2, c3) = (
             c.wrapping_add(TILE_K / 4),
-            c.wrapping_add(TILE_ROWS * 32),
-            c.wrapping_add(TILE_ROWS * 32 + TILE_K / 4),
+            c.wrapping_add(TILE_ROWS * ldc),
+            c.wrapping_add(TILE_ROWS * ldc + TILE_K / 4),
         );
-        // Row strides: 64 bytes for weights, 128 for the 32-column int32 output.
-        let (sb, sc) = (TILE_K, 32 * 4usize);
+        // Row strides in bytes: 64 for weights, `4·ldc` for the int32 sums.
+        let (sb, sc) = (TILE_K, 4 * ldc);
         // SAFETY: the tiles are configured on this thread (`self`); zeroing tiles
-        // touches no memory. (The blocks below: every access stays in the ranges the
-        // caller guarantees.)
+        // touches no memory, loads read `c` as the caller guarantees. (The blocks
+        // below: every access stays in the ranges the caller guarantees.)
         unsafe {
-            asm!(
-                "tilezero tmm0",
-                "tilezero tmm1",
-                "tilezero tmm2",
-                "tilezero tmm3",
-                options(nostack, nomem)
-            );
+            if accumulate {
+                asm!(
+                    "tileloadd tmm0, [{c0} + {sc}*1]",
+                    "tileloadd tmm1, [{c1} + {sc}*1]",
+                    "tileloadd tmm2, [{c2} + {sc}*1]",
+                    "tileloadd tmm3, [{c3} + {sc}*1]",
+                    c0 = in(reg) c,
+                    c1 = in(reg) c1,
+                    c2 = in(reg) c2,
+                    c3 = in(reg) c3,
+                    sc = in(reg) sc,
+                    options(nostack, readonly)
+                );
+            } else {
+                asm!(
+                    "tilezero tmm0",
+                    "tilezero tmm1",
+                    "tilezero tmm2",
+                    "tilezero tmm3",
+                    options(nostack, nomem)
+                );
+            }
         }
         for t in 0..kt {
             let (ak0, ak1) = (a.wrapping_add(t * TILE_K), a1.wrapping_add(t * TILE_K));
@@ -168,7 +186,7 @@ impl Tiles {
                 }
             }
         }
-        // SAFETY: see above; `c` holds 32 rows of 32 int32.
+        // SAFETY: see above; `c` holds 32 rows of 32 int32 at stride `ldc`.
         unsafe {
             asm!(
                 "tilestored [{c0} + {sc}*1], tmm0",

@@ -27,7 +27,9 @@ pub(super) enum Engine {
 }
 
 impl Engine {
+    /// `m`: the rows each run will have (paths differ in how they handle few rows).
     pub(super) fn new(
+        m: usize,
         n: usize,
         k: usize,
         w: impl Fn(usize, usize) -> i32,
@@ -44,7 +46,7 @@ impl Engine {
                 };
                 let rq = Requant::new(&q.mult, q.out_zp, q.act_min, q.act_max, q.rounding);
                 Engine::Narrow(Gemm8::new(
-                    n, k, w, -q.in_zp, -q.w_zp, a_bias, b_bias, bias, rq,
+                    m, n, k, w, -q.in_zp, -q.w_zp, a_bias, b_bias, bias, rq,
                 ))
             }
         }

@@ -33,6 +33,12 @@ const CHUNK: usize = 32;
 /// Shallowest `k` that takes the AMX path: one 64-deep tile step (shallower rows would
 /// be mostly padding).
 const AMX_MIN_K: usize = 64;
+/// Tile steps (64 bytes of `k` each) per slice of the AMX path: 32 rows of a slice
+/// (16 KiB) stay in L1 while the weight panels stream from L2.
+const AMX_K_BLOCK: usize = 8;
+/// Fewest rows that take the AMX path: a block computes 32 rows whatever the count,
+/// so a few rows (an FC on one input, a conv on a 1×1 map) run faster on VNNI.
+const AMX_MIN_M: usize = 16;
 /// Longest rows whose sums (uint8 weights with a zero point) are added from 4-byte
 /// group sums of the whole chunk; longer rows are reduced one at a time.
 const QUAD_ROWS: usize = 32;
@@ -99,15 +105,17 @@ struct Scratch<T> {
     /// Input row offsets of the kernel rows (`x86::gather_rows`).
     rowbase: Vec<isize>,
     tile: Vec<i32>,
-    /// The AMX path's int32 block of 32 rows × 32 channels.
+    /// The AMX path's int32 sums of a chunk: 32 rows × the channels padded to 32.
     acc32: Vec<i32>,
 }
 
 impl Gemm8 {
     /// `w(c, k)` gives the raw weight value of channel `c` at depth `k`; `a_bias`,
     /// `b_bias` map input and weights to u8 × i8 (see the module comment).
+    /// `m` is the number of rows a run will have (the AMX path wants whole tiles).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
+        m: usize,
         n: usize,
         k: usize,
         w: impl Fn(usize, usize) -> i32,
@@ -130,6 +138,7 @@ impl Gemm8 {
         if path == Path::Vnni
             && cpu::features().avx512vl
             && k >= AMX_MIN_K
+            && m >= AMX_MIN_M
             && !(signed_in && w_offset != 0)
             && cpu::amx_selected()
         {
@@ -303,7 +312,7 @@ impl Gemm8 {
                 vec![0; MR * 64]
             },
             acc32: if self.path == Path::Amx {
-                vec![0; CHUNK * 32]
+                vec![0; CHUNK * self.n.div_ceil(32) * 32]
             } else {
                 Vec::new()
             },
@@ -435,6 +444,28 @@ impl Gemm8 {
         for r in 0..rows {
             if packed {
                 break;
+            }
+            // AMX rows need no flip: im2col rows go straight into the packed rows
+            // (padding bytes meet zero weights, so they are left as they are).
+            #[cfg(target_arch = "x86_64")]
+            if self.path == Path::Amx
+                && self.fused
+                && direct.is_none()
+                && self.a_bias == 0
+                && std::mem::size_of::<T>() == 1
+            {
+                let dst = &mut s.a8[r * kp..r * kp + k];
+                // SAFETY: T is one byte, so the packed bytes viewed as T.
+                let dst_t =
+                    unsafe { std::slice::from_raw_parts_mut(dst.as_mut_ptr().cast::<T>(), k) };
+                fill(m0 + r, dst_t);
+                s.rowsum[r] = if self.beta == 0 {
+                    0
+                } else {
+                    // SAFETY: `fused` implies AVX-512 BW/VL.
+                    self.beta.wrapping_mul(unsafe { x86::byte_sum(dst) })
+                };
+                continue;
             }
             let src: &[T] = match direct {
                 Some(x) => &x[(m0 + r) * k..(m0 + r + 1) * k],
@@ -630,7 +661,10 @@ impl Gemm8 {
     }
 
     /// The AMX blocks of one chunk: 32 rows (`rows` of them real) × every pair of
-    /// channel blocks, each requantized from its int32 block as soon as it is done.
+    /// channel blocks. `k` goes in slices of [`AMX_K_BLOCK`] tile steps, the outer
+    /// loop: the chunk's slice of input rows stays in L1 while every channel pair's
+    /// weights stream past it, the int32 sums of all channels wait in `acc` (32 rows ×
+    /// the padded channels). Then each row is requantized.
     ///
     /// # Safety
     /// AMX is usable and AVX-512 VNNI/BW/VL present (the AMX path's preconditions);
@@ -643,59 +677,64 @@ impl Gemm8 {
         rowsum: &[i32],
         b: &[i8],
         out: &mut [T],
-        acc32: &mut [i32],
+        acc: &mut [i32],
     ) {
         let (kp, n, rows) = (self.kp, self.n, rowsum.len());
         assert!(a.len() >= CHUNK * kp && (1..=CHUNK).contains(&rows) && out.len() == rows * n);
         let blocks = n.div_ceil(16);
-        assert!(b.len() >= blocks.next_multiple_of(2) * 16 * kp && acc32.len() >= CHUNK * 32);
+        let ldc = blocks.next_multiple_of(2) * 16;
+        assert!(b.len() >= ldc * kp && acc.len() >= CHUNK * ldc);
         // SAFETY: AMX is usable (caller).
         let tiles = unsafe { amx::Tiles::configure() };
         let kt = kp / amx::TILE_K;
-        for j0 in (0..blocks).step_by(2) {
-            let b0 = b[j0 * 16 * kp..].as_ptr();
-            let b1 = (j0 + 1 < blocks).then(|| b[(j0 + 1) * 16 * kp..].as_ptr());
-            // SAFETY: `a` has 32 rows of kp = 64·kt bytes, each panel kt KiB (asserted
-            // above), `acc32` 32 × 32 int32.
-            unsafe {
-                if self.signed_a {
-                    tiles.block::<true>(a.as_ptr(), kp, kt, b0, b1, acc32.as_mut_ptr());
-                } else {
-                    tiles.block::<false>(a.as_ptr(), kp, kt, b0, b1, acc32.as_mut_ptr());
-                }
-            }
-            let n0 = j0 * 16;
-            let w = (n - n0).min(32);
-            match &self.nudge {
-                Some(nq) if std::mem::size_of::<T>() == 1 => {
-                    let ep = x86::Epilogue {
-                        rq: &self.rq,
-                        col: &self.col,
-                        rowsum,
-                        n0,
-                        n,
-                    };
-                    // SAFETY: T is one byte, so the rows viewed as bytes.
-                    let o8 = unsafe {
-                        std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<u8>(), out.len())
-                    };
-                    x86::rq_block32::<T>(acc32, rows, &ep, nq, o8);
-                }
-                _ => {
-                    for r in 0..rows {
-                        self.rq.row(
-                            self.isa,
-                            n0,
-                            &acc32[r * 32..r * 32 + w],
-                            &self.col[n0..n0 + w],
-                            rowsum[r],
-                            &mut out[r * n + n0..r * n + n0 + w],
-                        );
+        for t0 in (0..kt).step_by(AMX_K_BLOCK) {
+            let steps = AMX_K_BLOCK.min(kt - t0);
+            let ak = a[t0 * amx::TILE_K..].as_ptr();
+            for j0 in (0..blocks).step_by(2) {
+                let panel = |j: usize| b[j * 16 * kp + t0 * amx::B_TILE_BYTES..].as_ptr();
+                let b1 = (j0 + 1 < blocks).then(|| panel(j0 + 1));
+                let c = acc[j0 * 16..].as_mut_ptr();
+                // SAFETY: `a` has 32 rows of kp = 64·kt bytes (asserted), from step t0
+                // `steps` more; each panel holds kt KiB from its start; `acc` has 32
+                // rows of ldc int32, this pair's 32 columns from j0·16.
+                unsafe {
+                    if self.signed_a {
+                        tiles.block::<true>(ak, kp, steps, panel(j0), b1, c, ldc, t0 > 0);
+                    } else {
+                        tiles.block::<false>(ak, kp, steps, panel(j0), b1, c, ldc, t0 > 0);
                     }
                 }
             }
         }
         drop(tiles);
+        match &self.nudge {
+            Some(nq) if std::mem::size_of::<T>() == 1 => {
+                let ep = x86::Epilogue {
+                    rq: &self.rq,
+                    col: &self.col,
+                    rowsum,
+                    n0: 0,
+                    n,
+                };
+                // SAFETY: T is one byte, so the rows viewed as bytes.
+                let o8 = unsafe {
+                    std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<u8>(), out.len())
+                };
+                x86::rq_rows::<T>(acc, ldc, rows, &ep, nq, o8);
+            }
+            _ => {
+                for r in 0..rows {
+                    self.rq.row(
+                        self.isa,
+                        0,
+                        &acc[r * ldc..r * ldc + n],
+                        &self.col[..n],
+                        rowsum[r],
+                        &mut out[r * n..(r + 1) * n],
+                    );
+                }
+            }
+        }
     }
 
     /// `β·Σa` of each row of `a` (rows of `len` bytes, as packed: flipped int8 or raw
@@ -967,31 +1006,29 @@ mod x86 {
         _mm512_reduce_add_epi64(acc) as i32
     }
 
-    /// Requantizes an int32 block of 32 columns (row stride 32; `rows` rows) for the
-    /// channels `ep.n0..` below `ep.n` (up to 32) into `out` (rows of `n` bytes), with
-    /// the cheaper exact epilogue of [`mk_vnni_rq32`]; four rows of one 16-channel
-    /// block are narrowed together.
+    /// Requantizes `rows` rows of int32 sums (row stride `ldc`, channel `c` at column
+    /// `c`) for the channels below `ep.n` into `out` (rows of `n` bytes), with the
+    /// cheaper exact epilogue of [`mk_vnni_rq32`]; four rows of one 16-channel block
+    /// are narrowed together.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     #[allow(clippy::needless_range_loop)]
-    pub(super) fn rq_block32<T: super::QElem>(
+    pub(super) fn rq_rows<T: super::QElem>(
         acc: &[i32],
+        ldc: usize,
         rows: usize,
         ep: &Epilogue<'_>,
         nudge: &[i64],
         out: &mut [u8],
     ) {
-        let (rq, n0, n) = (ep.rq, ep.n0, ep.n);
-        assert!(std::mem::size_of::<T>() == 1 && rows >= 1 && acc.len() >= rows * 32);
-        assert!(n0 < n && n0.is_multiple_of(16) && out.len() == rows * n);
-        assert!(ep.rowsum.len() >= rows);
-        let blocks = (n - n0).div_ceil(16).min(2);
-        let top = n0 + 16 * blocks;
+        let (rq, n) = (ep.rq, ep.n);
+        let top = n.next_multiple_of(16);
+        assert!(std::mem::size_of::<T>() == 1 && rows >= 1 && ep.n0 == 0 && ldc >= top);
+        assert!(acc.len() >= rows * ldc && out.len() == rows * n && ep.rowsum.len() >= rows);
         assert!(ep.col.len() >= top && rq.m.len() >= top && rq.rsh.len() >= top);
         assert!(nudge.len() >= top);
         let narrow = ByteNarrow::new(rq.out_zp, rq.act_min, rq.act_max, T::SIGNED);
         let perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-        for j in 0..blocks {
-            let c0 = n0 + 16 * j;
+        for c0 in (0..n).step_by(16) {
             // SAFETY: every constant array holds `top` entries (asserted).
             let (col, m, rsh, ne, no) = unsafe {
                 (
@@ -1008,8 +1045,8 @@ mod x86 {
                 let mut q = [_mm512_setzero_si512(); 4];
                 for i in 0..4 {
                     let r = (g + i).min(rows - 1);
-                    // SAFETY: r < rows, so the 16 lanes at column 16·j are in `acc`.
-                    let x = unsafe { _mm512_loadu_si512(acc.as_ptr().add(r * 32 + 16 * j).cast()) };
+                    // SAFETY: r < rows and c0 + 16 <= top <= ldc: inside `acc`.
+                    let x = unsafe { _mm512_loadu_si512(acc.as_ptr().add(r * ldc + c0).cast()) };
                     let x =
                         _mm512_add_epi32(_mm512_add_epi32(x, col), _mm512_set1_epi32(ep.rowsum[r]));
                     q[i] = rq_fast(x, m, m_odd, rsh, ne, no);
