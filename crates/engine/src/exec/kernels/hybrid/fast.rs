@@ -7,6 +7,12 @@
 //! no horizontal reduction. The int32 sums equal the reference's exactly (wrapping
 //! arithmetic is associative) and the float epilogues are the reference's expressions,
 //! so results are identical.
+//!
+//! On AVX-512 VNNI, conv and FC take the 8-bit dot product instead (`vpdpbusd`, four
+//! products per lane, twice `vpdpwssd`'s): inputs as `a = q + 128` (unsigned bytes),
+//! weights as int8 quads ([`PackedQuads`]), and the sums corrected per channel:
+//! `Σ (q − zp)·w = Σ a·w − (128 + zp)·Σ w` (wrapping, so exact). Taps outside the image
+//! hold `a = 128 + zp`, i.e. `q − zp = 0`, the reference's skipped tap.
 
 use super::{
     HybridConvParams, HybridFcParams, asymmetric_params, clamp_act, q_asymmetric, q_symmetric,
@@ -87,6 +93,135 @@ impl PackedRows {
     /// Bytes held (for memory reports).
     pub fn bytes(&self) -> usize {
         self.data.len() * 2
+    }
+}
+
+/// Weight rows as int8 quads for `vpdpbusd`: blocks of `OCB` (16) rows, inside a
+/// block `[depth quad][row][4]`; depth padded to a multiple of 4, rows to `OCB`, with
+/// zeros. `wsum[r] = Σ_k w[r][k]` corrects the sums for the input bias.
+#[derive(Debug, Clone)]
+pub struct PackedQuads {
+    blocks: usize,
+    kp: usize,
+    data: Vec<i8>,
+    wsum: Vec<i32>,
+}
+
+impl PackedQuads {
+    /// `w` holds `rows` rows of `k` int8 values.
+    pub fn new(w: &[i8], rows: usize, k: usize) -> Self {
+        let kp = k.next_multiple_of(4).max(4);
+        let blocks = rows.div_ceil(OCB);
+        let mut data = vec![0i8; blocks * kp * OCB];
+        let mut wsum = vec![0i32; blocks * OCB];
+        for r in 0..rows {
+            let (b, l) = (r / OCB, r % OCB);
+            for (kk, &v) in w[r * k..(r + 1) * k].iter().enumerate() {
+                data[((b * (kp / 4) + kk / 4) * OCB + l) * 4 + kk % 4] = v;
+                wsum[r] += i32::from(v);
+            }
+        }
+        PackedQuads {
+            blocks,
+            kp,
+            data,
+            wsum,
+        }
+    }
+
+    fn rows_padded(&self) -> usize {
+        self.blocks * OCB
+    }
+
+    /// `acc[g·rp + r] = Σ_k (x[g·kp + k] − 128 − zp[g])·w[r][k]` for `n` patches of
+    /// biased bytes (wrapping int32, exact).
+    fn dots(&self, isa: DotIsa, x: &[u8], n: usize, zp: &[i32], acc: &mut [i32]) {
+        let (kp, rp) = (self.kp, self.rows_padded());
+        assert!((1..=GROUP).contains(&n) && x.len() >= n * kp && acc.len() >= n * rp);
+        assert!(zp.len() >= n);
+        match isa {
+            // SAFETY: VNNI is present (dot_isa), the assert bounds every pointer.
+            #[cfg(target_arch = "x86_64")]
+            DotIsa::Avx512Vnni => unsafe { x86::dots8(x, n, self.blocks, kp, &self.data, acc) },
+            _ => {
+                for g in 0..n {
+                    let xg = &x[g * kp..(g + 1) * kp];
+                    for b in 0..self.blocks {
+                        let wb = &self.data[b * kp * OCB..(b + 1) * kp * OCB];
+                        for l in 0..OCB {
+                            let mut s = 0i32;
+                            for (kq, xq) in xg.chunks_exact(4).enumerate() {
+                                let w = &wb[(kq * OCB + l) * 4..(kq * OCB + l) * 4 + 4];
+                                for d in 0..4 {
+                                    s = s.wrapping_add(i32::from(xq[d]) * i32::from(w[d]));
+                                }
+                            }
+                            acc[g * rp + b * OCB + l] = s;
+                        }
+                    }
+                }
+            }
+        }
+        for g in 0..n {
+            let bias = 128 + zp[g];
+            for (a, &ws) in acc[g * rp..(g + 1) * rp].iter_mut().zip(&self.wsum) {
+                *a = a.wrapping_sub(bias.wrapping_mul(ws));
+            }
+        }
+    }
+}
+
+/// The packed weights of a hybrid conv or FC: int8 quads where the CPU has AVX-512
+/// VNNI at preparation, i16 pairs otherwise. Either layout runs on every ISA.
+#[derive(Debug, Clone)]
+enum Weights {
+    Pairs(PackedRows),
+    Quads(PackedQuads),
+}
+
+impl Weights {
+    fn new(w: &[i8], rows: usize, k: usize) -> Self {
+        if Some(dot_isa()) == dot_isa_vnni() {
+            Weights::Quads(PackedQuads::new(w, rows, k))
+        } else {
+            Weights::Pairs(PackedRows::new(w, rows, k))
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            Weights::Pairs(w) => w.bytes(),
+            Weights::Quads(w) => w.data.len() + w.wsum.len() * 4,
+        }
+    }
+
+    fn kp(&self) -> usize {
+        match self {
+            Weights::Pairs(w) => w.kp,
+            Weights::Quads(w) => w.kp,
+        }
+    }
+
+    fn rows_padded(&self) -> usize {
+        match self {
+            Weights::Pairs(w) => w.rows_padded(),
+            Weights::Quads(w) => w.rows_padded(),
+        }
+    }
+}
+
+/// The VNNI dot routine (never equal to [`dot_isa`] off x86_64).
+fn dot_isa_vnni() -> Option<DotIsa> {
+    #[cfg(target_arch = "x86_64")]
+    return Some(DotIsa::Avx512Vnni);
+    #[cfg(not(target_arch = "x86_64"))]
+    None
+}
+
+/// `q − zp` values (i16) to the biased bytes `q + 128` of the 8-bit path.
+fn to_biased_u8(src: &[i16], zp: i32, dst: &mut [u8]) {
+    for (d, &v) in dst.iter_mut().zip(src) {
+        *d = (i32::from(v) + zp + 128) as u8;
     }
 }
 
@@ -190,6 +325,76 @@ mod x86 {
                 DotIsa::Avx512Vnni => run!(k512_vnni),
                 DotIsa::Avx512Bw => run!(k512),
                 _ => run!(k256),
+            }
+        }
+    }
+
+    /// [`dots`] for biased input bytes and int8 quads (`vpdpbusd`).
+    ///
+    /// # Safety
+    /// AVX-512F/BW/VNNI present; `x` holds `n * kp`, `w` `blocks * kp * 16`, `acc`
+    /// `n * blocks * 16` values.
+    pub unsafe fn dots8(x: &[u8], n: usize, blocks: usize, kp: usize, w: &[i8], acc: &mut [i32]) {
+        let rp = blocks * OCB;
+        let (xp, wp, ap) = (x.as_ptr(), w.as_ptr(), acc.as_mut_ptr());
+        // SAFETY: as in `dots`: every call covers blocks `b..b + NB ≤ blocks` and
+        // patches below `n`, which the contract's lengths hold.
+        unsafe {
+            if n == GROUP {
+                let mut b = 0;
+                while b + 2 <= blocks {
+                    k8::<GROUP, 2>(xp, kp, wp, b, ap, rp);
+                    b += 2;
+                }
+                if b < blocks {
+                    k8::<GROUP, 1>(xp, kp, wp, b, ap, rp);
+                }
+            } else {
+                for g in 0..n {
+                    let (xg, ag) = (xp.add(g * kp), ap.add(g * rp));
+                    let mut b = 0;
+                    while b + 4 <= blocks {
+                        k8::<1, 4>(xg, kp, wp, b, ag, rp);
+                        b += 4;
+                    }
+                    while b < blocks {
+                        k8::<1, 1>(xg, kp, wp, b, ag, rp);
+                        b += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// `P` patches × `NB` blocks of 16 channels: four byte products per lane.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn k8<const P: usize, const NB: usize>(
+        x: *const u8,
+        kp: usize,
+        w: *const i8,
+        b0: usize,
+        acc: *mut i32,
+        rp: usize,
+    ) {
+        let mut a = [[_mm512_setzero_si512(); NB]; P];
+        // SAFETY: the caller's bounds (see `dots8`).
+        unsafe {
+            for kq in 0..kp / 4 {
+                let wv: [__m512i; NB] = std::array::from_fn(|j| {
+                    _mm512_loadu_si512(w.add(((b0 + j) * (kp / 4) + kq) * 4 * OCB).cast())
+                });
+                for (g, ag) in a.iter_mut().enumerate() {
+                    let xv =
+                        _mm512_set1_epi32(x.add(g * kp + 4 * kq).cast::<i32>().read_unaligned());
+                    for j in 0..NB {
+                        ag[j] = _mm512_dpbusd_epi32(ag[j], xv, wv[j]);
+                    }
+                }
+            }
+            for (g, ag) in a.iter().enumerate() {
+                for (j, v) in ag.iter().enumerate() {
+                    _mm512_storeu_si512(acc.add(g * rp + (b0 + j) * OCB).cast(), *v);
+                }
             }
         }
     }
@@ -299,8 +504,9 @@ mod x86 {
 }
 
 /// Quantizes one vector straight to `q - zero_point` as i16 (`dst.len() == x.len()`)
-/// with the reference's rules; returns the scale.
-fn quantize_to_i16(x: &[f32], asymmetric: bool, dst: &mut [i16]) -> f32 {
+/// with the reference's rules; returns the scale and zero point (0 when symmetric or
+/// when the vector maps to zeros).
+fn quantize_to_i16(x: &[f32], asymmetric: bool, dst: &mut [i16]) -> (f32, i32) {
     let isa = cpu::clamp_to_detected(cpu::selected_isa());
     #[cfg(target_arch = "x86_64")]
     {
@@ -322,14 +528,14 @@ fn quantize_to_i16(x: &[f32], asymmetric: bool, dst: &mut [i16]) -> f32 {
 /// the shared scalar rules.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw")]
-fn quantize_i16_avx512(x: &[f32], asymmetric: bool, dst: &mut [i16]) -> f32 {
+fn quantize_i16_avx512(x: &[f32], asymmetric: bool, dst: &mut [i16]) -> (f32, i32) {
     use std::arch::x86_64::*;
     let (scale, zp, inv, lo, hi) = if asymmetric {
         match asymmetric_params(x) {
             Some((s, zp, inv)) => (s, zp, inv, -128, 127),
             None => {
                 dst.fill(0);
-                return 1.0;
+                return (1.0, 0);
             }
         }
     } else {
@@ -337,7 +543,7 @@ fn quantize_i16_avx512(x: &[f32], asymmetric: bool, dst: &mut [i16]) -> f32 {
             Some((s, inv)) => (s, 0, inv, -127, 127),
             None => {
                 dst.fill(0);
-                return 1.0;
+                return (1.0, 0);
             }
         }
     };
@@ -382,24 +588,24 @@ fn quantize_i16_avx512(x: &[f32], asymmetric: bool, dst: &mut [i16]) -> f32 {
             q_symmetric(v, inv, false) as i16
         };
     }
-    scale
+    (scale, zp)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn quantize_i16_avx2(x: &[f32], asymmetric: bool, dst: &mut [i16]) -> f32 {
+fn quantize_i16_avx2(x: &[f32], asymmetric: bool, dst: &mut [i16]) -> (f32, i32) {
     quantize_i16_body(x, asymmetric, dst)
 }
 
 #[inline(always)]
-fn quantize_i16_body(x: &[f32], asymmetric: bool, dst: &mut [i16]) -> f32 {
+fn quantize_i16_body(x: &[f32], asymmetric: bool, dst: &mut [i16]) -> (f32, i32) {
     let split = vector_part(x.len());
     let (xv, xt) = x.split_at(split);
     let (dv, dt) = dst.split_at_mut(split);
     if asymmetric {
         let Some((scale, zp, inv)) = asymmetric_params(x) else {
             dst.fill(0);
-            return 1.0;
+            return (1.0, 0);
         };
         for (d, &v) in dv.iter_mut().zip(xv) {
             *d = (q_asymmetric(v, inv, zp, true) - zp) as i16;
@@ -407,11 +613,11 @@ fn quantize_i16_body(x: &[f32], asymmetric: bool, dst: &mut [i16]) -> f32 {
         for (d, &v) in dt.iter_mut().zip(xt) {
             *d = (q_asymmetric(v, inv, zp, false) - zp) as i16;
         }
-        scale
+        (scale, zp)
     } else {
         let Some((scale, inv)) = symmetric_params(x) else {
             dst.fill(0);
-            return 1.0;
+            return (1.0, 0);
         };
         for (d, &v) in dv.iter_mut().zip(xv) {
             *d = q_symmetric(v, inv, true) as i16;
@@ -419,7 +625,7 @@ fn quantize_i16_body(x: &[f32], asymmetric: bool, dst: &mut [i16]) -> f32 {
         for (d, &v) in dt.iter_mut().zip(xt) {
             *d = q_symmetric(v, inv, false) as i16;
         }
-        scale
+        (scale, 0)
     }
 }
 
@@ -427,7 +633,7 @@ fn quantize_i16_body(x: &[f32], asymmetric: bool, dst: &mut [i16]) -> f32 {
 #[derive(Debug, Clone)]
 pub struct PackedHybridFc {
     p: HybridFcParams,
-    w: PackedRows,
+    w: Weights,
     scales: Vec<f32>,
     bias: Option<Vec<f32>>,
 }
@@ -437,7 +643,7 @@ impl PackedHybridFc {
     pub fn new(p: &HybridFcParams, weights: &[i8], scales: &[f32], bias: Option<&[f32]>) -> Self {
         PackedHybridFc {
             p: *p,
-            w: PackedRows::new(weights, p.units, p.depth),
+            w: Weights::new(weights, p.units, p.depth),
             scales: scales.to_vec(),
             bias: bias.map(<[f32]>::to_vec),
         }
@@ -453,20 +659,34 @@ impl PackedHybridFc {
         let isa = dot_isa();
         let zero = input.iter().all(|&v| v == 0.0);
         let rp = self.w.rows_padded();
-        let kp = self.w.kp;
+        let kp = self.w.kp();
         let work = |(gi, out): (usize, &mut [f32])| {
             let r0 = gi * GROUP;
             let n = out.len() / units;
             let mut patches = vec![0i16; GROUP * kp];
             let mut acc = vec![0i32; GROUP * rp];
             let mut in_scales = [0f32; GROUP];
+            let mut zps = [0i32; GROUP];
             if !zero {
                 for g in 0..n {
                     let x = &input[(r0 + g) * depth..(r0 + g + 1) * depth];
                     let dst = &mut patches[g * kp..g * kp + depth];
-                    in_scales[g] = quantize_to_i16(x, p.asymmetric, dst);
+                    (in_scales[g], zps[g]) = quantize_to_i16(x, p.asymmetric, dst);
                 }
-                dots(isa, &patches, n, &self.w, &mut acc);
+                match &self.w {
+                    Weights::Pairs(w) => dots(isa, &patches, n, w, &mut acc),
+                    Weights::Quads(w) => {
+                        let mut x8 = vec![0u8; n * kp];
+                        for g in 0..n {
+                            to_biased_u8(
+                                &patches[g * kp..g * kp + depth],
+                                zps[g],
+                                &mut x8[g * kp..g * kp + depth],
+                            );
+                        }
+                        w.dots(isa, &x8, n, &zps, &mut acc);
+                    }
+                }
             }
             for g in 0..n {
                 let o = &mut out[g * units..(g + 1) * units];
@@ -497,7 +717,7 @@ impl PackedHybridFc {
 #[derive(Debug, Clone)]
 pub struct PackedHybridConv {
     hp: HybridConvParams,
-    w: PackedRows,
+    w: Weights,
     scales: Vec<f32>,
     bias: Option<Vec<f32>>,
 }
@@ -508,7 +728,7 @@ impl PackedHybridConv {
         let p = &hp.conv;
         PackedHybridConv {
             hp: *hp,
-            w: PackedRows::new(filter, p.geom.out_c, p.k()),
+            w: Weights::new(filter, p.geom.out_c, p.k()),
             scales: scales.to_vec(),
             bias: bias.map(<[f32]>::to_vec),
         }
@@ -524,12 +744,27 @@ impl PackedHybridConv {
         let img = p.geom.in_h * p.geom.in_w * p.geom.in_c;
         let out_img = p.geom.out_h * p.geom.out_w * p.geom.out_c;
         let mut x16 = vec![0i16; img];
+        let mut x8 = vec![
+            0u8;
+            if matches!(self.w, Weights::Quads(_)) {
+                img
+            } else {
+                0
+            }
+        ];
         for b in 0..p.geom.batch {
-            let s_in = quantize_to_i16(
+            let (s_in, zp) = quantize_to_i16(
                 &input[b * img..(b + 1) * img],
                 self.hp.per_channel,
                 &mut x16,
             );
+            if !x8.is_empty() {
+                to_biased_u8(&x16, zp, &mut x8);
+            }
+            let src = match &self.w {
+                Weights::Pairs(_) => Image::Pairs(&x16),
+                Weights::Quads(_) => Image::Bytes(&x8, zp),
+            };
             let out_b = &mut output[b * out_img..(b + 1) * out_img];
             let row = p.geom.out_w * p.geom.out_c;
             let ns = p.macs() / p.geom.batch.max(1) / parallel::GEMV_MACS_PER_NS;
@@ -539,17 +774,45 @@ impl PackedHybridConv {
                 .div_ceil(parallel::task_count(par, p.geom.out_h, ns));
             parallel::for_each_chunk_mut(par, out_b, per_task * row, &|ti, chunk| {
                 for (j, out_row) in chunk.chunks_mut(row).enumerate() {
-                    self.run_row(isa, &x16, s_in, ti * per_task + j, out_row);
+                    self.run_row(isa, src, s_in, ti * per_task + j, out_row);
                 }
             });
         }
     }
 
     /// One output row: patches in groups of [`GROUP`], then the epilogue.
-    fn run_row(&self, isa: DotIsa, x16: &[i16], s_in: f32, oy: usize, out_row: &mut [f32]) {
+    fn run_row(&self, isa: DotIsa, src: Image<'_>, s_in: f32, oy: usize, out_row: &mut [f32]) {
+        match (src, &self.w) {
+            (Image::Pairs(x16), Weights::Pairs(w)) => {
+                self.run_row_with(x16, 0i16, s_in, oy, out_row, |patches, n, acc| {
+                    dots(isa, patches, n, w, acc)
+                })
+            }
+            (Image::Bytes(x8, zp), Weights::Quads(w)) => {
+                // A tap outside the image: `q − zp = 0`.
+                let outside = (128 + zp) as u8;
+                self.run_row_with(x8, outside, s_in, oy, out_row, |patches, n, acc| {
+                    w.dots(isa, patches, n, &[zp; GROUP], acc)
+                })
+            }
+            _ => unreachable!("the image is prepared for the packed weights"),
+        }
+    }
+
+    /// [`Self::run_row`] over patches of `T` (`outside`: a tap outside the image),
+    /// with `dots(patches, n, acc)` computing the exact int32 sums.
+    fn run_row_with<T: Copy + Default>(
+        &self,
+        x16: &[T],
+        outside: T,
+        s_in: f32,
+        oy: usize,
+        out_row: &mut [f32],
+        dots: impl Fn(&[T], usize, &mut [i32]),
+    ) {
         let p = &self.hp.conv;
-        let (kp, rp) = (self.w.kp, self.w.rows_padded());
-        let mut patches = vec![0i16; GROUP * kp];
+        let (kp, rp) = (self.w.kp(), self.w.rows_padded());
+        let mut patches = vec![T::default(); GROUP * kp];
         let mut acc = vec![0i32; GROUP * rp];
         let y0 = (oy * p.geom.stride_h) as isize - p.geom.pad_top as isize;
         for ox0 in (0..p.geom.out_w).step_by(GROUP) {
@@ -569,7 +832,7 @@ impl PackedHybridConv {
                             || ix >= p.geom.in_w as isize
                         {
                             // Outside the image the reference adds nothing.
-                            dst.fill(0);
+                            dst.fill(outside);
                         } else {
                             let src = (iy as usize * p.geom.in_w + ix as usize) * p.geom.in_c;
                             dst.copy_from_slice(&x16[src..src + p.geom.in_c]);
@@ -578,7 +841,7 @@ impl PackedHybridConv {
                     }
                 }
             }
-            dots(isa, &patches, n, &self.w, &mut acc);
+            dots(&patches, n, &mut acc);
             for g in 0..n {
                 let o = &mut out_row[(ox0 + g) * p.geom.out_c..(ox0 + g + 1) * p.geom.out_c];
                 let a = &acc[g * rp..g * rp + p.geom.out_c];
@@ -595,6 +858,15 @@ impl PackedHybridConv {
             }
         }
     }
+}
+
+/// A batch image of a hybrid conv, quantized for the packed weights' layout.
+#[derive(Clone, Copy)]
+enum Image<'a> {
+    /// `q − zp` as i16.
+    Pairs(&'a [i16]),
+    /// `q + 128` as bytes, and the zero point.
+    Bytes(&'a [u8], i32),
 }
 
 /// `f32(acc) * s_w * s_in + bias` (per-channel) or `f32(acc) * (s_in * s_w) + bias`,
@@ -671,7 +943,7 @@ impl PackedHybridDepthwise {
         let out_img = g.out_h * g.out_w * out_c;
         let mut x16 = vec![0i16; img];
         for b in 0..g.batch {
-            let s_in = quantize_to_i16(&input[b * img..(b + 1) * img], true, &mut x16);
+            let (s_in, _) = quantize_to_i16(&input[b * img..(b + 1) * img], true, &mut x16);
             // Reference: `f32(acc) *= scale_w[oc] * scale_in`.
             let comb: Vec<f32> = self.scales.iter().map(|&s| s * s_in).collect();
             let out_b = &mut output[b * out_img..(b + 1) * out_img];

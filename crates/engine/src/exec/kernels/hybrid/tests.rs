@@ -121,16 +121,21 @@ fn fc_fast_matches_reference() {
         let bias = (case % 3 != 0).then(|| rng.floats(units, -1.0, 1.0));
         let mut want = vec![0f32; rows * units];
         fc_reference(&p, &x, &w, &scales, bias.as_deref(), &mut want);
+        // Packed outside (the best layout, run on every ISA) and inside (each ISA's
+        // own layout).
         let k = PackedHybridFc::new(&p, &w, &scales, bias.as_deref());
         each_isa(|isa| {
-            for threads in [1, 2] {
-                let mut got = vec![f32::NAN; rows * units];
-                k.run(&x, &mut got, Parallelism { threads });
-                assert_eq!(
-                    bits(&got),
-                    bits(&want),
-                    "case {case} {isa:?} threads {threads}"
-                );
+            let own = PackedHybridFc::new(&p, &w, &scales, bias.as_deref());
+            for (kernel, packed) in [(&k, "best"), (&own, "own")] {
+                for threads in [1, 2] {
+                    let mut got = vec![f32::NAN; rows * units];
+                    kernel.run(&x, &mut got, Parallelism { threads });
+                    assert_eq!(
+                        bits(&got),
+                        bits(&want),
+                        "case {case} {isa:?} {packed} layout, threads {threads}"
+                    );
+                }
             }
         });
     }
@@ -216,12 +221,21 @@ fn conv_fast_matches_reference() {
         .unwrap();
         let mut want = vec![0f32; p.output_len()];
         conv_reference(&hp, &x, &w, &scales, bias.as_deref(), &mut want);
+        // Packed outside (the best layout, run on every ISA) and inside (each ISA's
+        // own layout).
         let k = PackedHybridConv::new(&hp, &w, &scales, bias.as_deref());
         each_isa(|isa| {
-            for threads in [1, 2] {
-                let mut got = vec![f32::NAN; p.output_len()];
-                k.run(&x, &mut got, Parallelism { threads });
-                assert_eq!(bits(&got), bits(&want), "case {case} {isa:?} {hp:?}");
+            let own = PackedHybridConv::new(&hp, &w, &scales, bias.as_deref());
+            for (kernel, packed) in [(&k, "best"), (&own, "own")] {
+                for threads in [1, 2] {
+                    let mut got = vec![f32::NAN; p.output_len()];
+                    kernel.run(&x, &mut got, Parallelism { threads });
+                    assert_eq!(
+                        bits(&got),
+                        bits(&want),
+                        "case {case} {isa:?} {packed} layout {hp:?}"
+                    );
+                }
             }
         });
     }
