@@ -447,6 +447,26 @@ impl RowKernel for AddSubTables {
         AddSubTables::simd_row(self, a, b, y)
     }
 
+    /// Input 2's rescaled values (exact: the tables or the scalar MBQM), so a row
+    /// needs two MBQMs per element instead of three.
+    fn prepare_second<T: QInt>(&self, b: &[T]) -> Option<Vec<i32>> {
+        self.avx512
+            .then(|| b.iter().map(|&x| self.rescaled(x, true)).collect())
+    }
+
+    fn simd_row_prepared<T: QInt>(&self, a: &[T], b: &[i32], y: &mut [T]) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        if self.avx512 && y.len() >= 16 {
+            let n = y.len() / 16 * 16;
+            assert!(a.len() >= n && b.len() >= n, "binary operand too short");
+            // SAFETY: `avx512` was set only when the CPU has AVX-512F/BW; T is one or
+            // two bytes (`new` accepts no other); both operands hold `n` elements.
+            return unsafe { x86::add_sub_prepared_avx512(self, a, b, y) };
+        }
+        let _ = (a, b, y);
+        0
+    }
+
     fn apply<T: QInt>(&self, x1: T, x2: T) -> T {
         AddSubTables::apply(self, x1, x2)
     }
@@ -460,6 +480,20 @@ pub trait RowKernel {
     fn simd_row<T: QInt>(&self, a: Src<'_, T>, b: Src<'_, T>, y: &mut [T]) -> usize;
     #[doc(hidden)]
     fn apply<T: QInt>(&self, x1: T, x2: T) -> T;
+
+    /// The second operand of every row as the SIMD row would use it, computed once
+    /// when that operand is one row broadcast to all (a per-channel constant); `None`
+    /// when the kernel gains nothing from it.
+    #[doc(hidden)]
+    fn prepare_second<T: QInt>(&self, _b: &[T]) -> Option<Vec<i32>> {
+        None
+    }
+
+    /// [`Self::simd_row`] with the second operand from [`Self::prepare_second`].
+    #[doc(hidden)]
+    fn simd_row_prepared<T: QInt>(&self, _a: &[T], _b: &[i32], _y: &mut [T]) -> usize {
+        0
+    }
 
     /// Equal shapes: one flat loop.
     fn run_same_shape<T: QInt>(&self, a: &[T], b: &[T], y: &mut [T])
@@ -507,12 +541,25 @@ fn rows_broadcast<K: RowKernel, T: QInt>(
     y: &mut [T],
     out_shape: &[usize],
 ) {
+    // The second operand is one row for every output row (a per-channel constant,
+    // e.g. a batch-norm shift): prepared once.
+    let mut prepared: Option<Option<Vec<i32>>> = None;
     for_each_row(
         a_shape,
         b_shape,
         out_shape,
         y,
         |a0, sa, b0, sb, row| match (sa, sb) {
+            (1, 1) if b.len() == row.len() && row.len() >= 16 => {
+                let x1s = &a[a0..a0 + row.len()];
+                let done = match prepared.get_or_insert_with(|| k.prepare_second(b)) {
+                    Some(pb) => k.simd_row_prepared(x1s, pb, row),
+                    None => k.simd_row(Src::Run(x1s), Src::Run(b), row),
+                };
+                for ((o, &x1), &x2) in row[done..].iter_mut().zip(&x1s[done..]).zip(&b[done..]) {
+                    *o = k.apply(x1, x2);
+                }
+            }
             (1, 1) => rows_same_shape(k, &a[a0..a0 + row.len()], &b[b0..b0 + row.len()], row),
             (1, 0) => {
                 let (x1s, x2) = (&a[a0..a0 + row.len()], b[b0]);
@@ -651,7 +698,7 @@ mod x86 {
     ) -> usize {
         if t.fast {
             // SAFETY: forwarded contract.
-            return unsafe { add_sub_fast_avx512(t, a, b, y) };
+            return unsafe { add_sub_fast_avx512(t, a, b, None, y) };
         }
         let (Some(m1), Some(m2), Some(mo)) =
             (Mbqm::splat(t.m1), Mbqm::splat(t.m2), Mbqm::splat(t.m_out))
@@ -659,7 +706,31 @@ mod x86 {
             return 0;
         };
         // SAFETY: forwarded contract; AVX-512F/BW enabled here.
-        unsafe { add_sub_loop(t, a, b, y, [m1, m2, mo]) }
+        unsafe { add_sub_loop(t, a, b, None, y, [m1, m2, mo]) }
+    }
+
+    /// [`add_sub_avx512`] with input 2 already rescaled (`b`, at least `y.len() / 16 *
+    /// 16` values); same contract for `a`.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(super) unsafe fn add_sub_prepared_avx512<T: QInt>(
+        t: &AddSubTables,
+        a: &[T],
+        b: &[i32],
+        y: &mut [T],
+    ) -> usize {
+        // The second `Src` is never read when `pre2` is given.
+        let b_unused = Src::Run(a);
+        if t.fast {
+            // SAFETY: forwarded contract.
+            return unsafe { add_sub_fast_avx512(t, Src::Run(a), b_unused, Some(b), y) };
+        }
+        let (Some(m1), Some(m2), Some(mo)) =
+            (Mbqm::splat(t.m1), Mbqm::splat(t.m2), Mbqm::splat(t.m_out))
+        else {
+            return 0;
+        };
+        // SAFETY: forwarded contract; AVX-512F/BW enabled here.
+        unsafe { add_sub_loop(t, Src::Run(a), b_unused, Some(b), y, [m1, m2, mo]) }
     }
 
     /// A 16-lane MBQM in one of its two exact forms.
@@ -692,6 +763,7 @@ mod x86 {
         t: &AddSubTables,
         a: Src<'_, T>,
         b: Src<'_, T>,
+        pre2: Option<&[i32]>,
         y: &mut [T],
         [m1, m2, mo]: [R; 3],
     ) -> usize {
@@ -726,13 +798,16 @@ mod x86 {
                     }
                     (None, Src::Splat(_)) => unreachable!("splat operands are pre-rescaled"),
                 };
-                let r2 = match (s2, b) {
-                    (Some(v), _) => v,
-                    (None, Src::Run(x)) => {
+                let r2 = match (s2, b, pre2) {
+                    (_, _, Some(p)) => _mm512_loadu_si512(p.as_ptr().add(j).cast()),
+                    (Some(v), _, _) => v,
+                    (None, Src::Run(x), None) => {
                         let x = _mm512_add_epi32(load16(x.as_ptr().add(j)), o2);
                         m2.rescale(_mm512_sll_epi32(x, ls))
                     }
-                    (None, Src::Splat(_)) => unreachable!("splat operands are pre-rescaled"),
+                    (None, Src::Splat(_), None) => {
+                        unreachable!("splat operands are pre-rescaled")
+                    }
                 };
                 let raw = if t.sub {
                     _mm512_sub_epi32(r1, r2)
@@ -864,11 +939,12 @@ mod x86 {
         t: &AddSubTables,
         a: Src<'_, T>,
         b: Src<'_, T>,
+        pre2: Option<&[i32]>,
         y: &mut [T],
     ) -> usize {
         let (m1, m2, mo) = (Fast::new(t.m1), Fast::new(t.m2), Fast::new(t.m_out));
         // SAFETY: forwarded contract; AVX-512F/BW enabled here.
-        unsafe { add_sub_loop(t, a, b, y, [m1, m2, mo]) }
+        unsafe { add_sub_loop(t, a, b, pre2, y, [m1, m2, mo]) }
     }
 }
 
@@ -976,6 +1052,61 @@ mod tests {
         binary_broadcast_rows(&p, &[5i8], &[], &b[..], &[3], &mut y2[..3], &[3]);
         assert_eq!(y1, y2);
         assert_eq!(y1[1] as i32, p.apply(5, 0));
+    }
+
+    /// A per-channel operand broadcast to every row (batch-norm style `[h, w, c] +
+    /// [c]`): the rows use the once-rescaled second operand; int8, uint8 and int16,
+    /// channel counts with and without a tail, SUB too; int16 runs the general MBQM
+    /// form, the 8-bit types the cheaper one.
+    #[test]
+    fn per_channel_operand_prepared_once_matches_reference() {
+        use crate::exec::kernels::cpu;
+        fn case<T: QInt + PartialEq + std::fmt::Debug>(p: &QBinaryParams, c: usize, seed: u64) {
+            let mut rng = Rng::new(seed);
+            let rows = 7;
+            let a: Vec<T> = (0..rows * c)
+                .map(|_| T::put(rng.range(T::MIN as i64, T::MAX as i64) as i32))
+                .collect();
+            let b: Vec<T> = (0..c)
+                .map(|_| T::put(rng.range(T::MIN as i64, T::MAX as i64) as i32))
+                .collect();
+            let (sa, sb, so) = ([rows, c], [c], [rows, c]);
+            let mut want = vec![T::put(0); rows * c];
+            binary_reference(p, &a, &sa, &b, &sb, &mut want, &so);
+            for isa in cpu::available_isas() {
+                let mut got = vec![T::put(0); rows * c];
+                let ran = cpu::with_isa(isa, || {
+                    AddSubTables::new::<T>(p)
+                        .map(|t| t.run_broadcast(&a, &sa, &b, &sb, &mut got, &so))
+                        .is_some()
+                });
+                if ran {
+                    assert_eq!(want, got, "{isa:?} c={c} {p:?}");
+                }
+            }
+        }
+        for (i, c) in [16usize, 37, 256].into_iter().enumerate() {
+            let seed = 90 + i as u64;
+            let add8 =
+                QBinaryParams::add_sub(false, 20, (0.02, -3), (0.05, 7), (0.04, 1), -128, 127);
+            let sub8 =
+                QBinaryParams::add_sub(true, 20, (0.03, 5), (0.01, -9), (0.02, 3), -100, 120);
+            case::<i8>(&add8, c, seed);
+            case::<i8>(&sub8, c, seed);
+            let addu =
+                QBinaryParams::add_sub(false, 20, (0.02, 128), (0.07, 100), (0.05, 120), 0, 255);
+            case::<u8>(&addu, c, seed);
+            let add16 = QBinaryParams::add_sub(
+                false,
+                15,
+                (0.0002, 0),
+                (0.0005, 0),
+                (0.0004, 0),
+                -32768,
+                32767,
+            );
+            case::<i16>(&add16, c, seed);
+        }
     }
 
     #[test]

@@ -36,6 +36,9 @@ const AMX_MIN_K: usize = 64;
 /// Tile steps (64 bytes of `k` each) per slice of the AMX path: 32 rows of a slice
 /// (16 KiB) stay in L1 while the weight panels stream from L2.
 const AMX_K_BLOCK: usize = 8;
+/// Channel-block pairs per group of the AMX path: the group's int32 sums (32 rows ×
+/// 128 channels, 16 KiB) stay in L1 until they are requantized.
+const AMX_GROUP_PAIRS: usize = 4;
 /// Fewest rows that take the AMX path: a block computes 32 rows whatever the count,
 /// so a few rows (an FC on one input, a conv on a 1×1 map) run faster on VNNI.
 const AMX_MIN_M: usize = 16;
@@ -661,10 +664,11 @@ impl Gemm8 {
     }
 
     /// The AMX blocks of one chunk: 32 rows (`rows` of them real) × every pair of
-    /// channel blocks. `k` goes in slices of [`AMX_K_BLOCK`] tile steps, the outer
-    /// loop: the chunk's slice of input rows stays in L1 while every channel pair's
-    /// weights stream past it, the int32 sums of all channels wait in `acc` (32 rows ×
-    /// the padded channels). Then each row is requantized.
+    /// channel blocks, in groups of [`AMX_GROUP_PAIRS`] pairs. Per group, `k` goes in
+    /// slices of [`AMX_K_BLOCK`] tile steps: the chunk's slice of input rows stays in
+    /// L1 while the group's weights stream past it, the group's int32 sums wait in
+    /// `acc` (32 rows × the padded channels, row stride `ldc`); then the group's
+    /// channels are requantized while their sums are still in cache.
     ///
     /// # Safety
     /// AMX is usable and AVX-512 VNNI/BW/VL present (the AMX path's preconditions);
@@ -687,54 +691,58 @@ impl Gemm8 {
         // SAFETY: AMX is usable (caller).
         let tiles = unsafe { amx::Tiles::configure() };
         let kt = kp / amx::TILE_K;
-        for t0 in (0..kt).step_by(AMX_K_BLOCK) {
-            let steps = AMX_K_BLOCK.min(kt - t0);
-            let ak = a[t0 * amx::TILE_K..].as_ptr();
-            for j0 in (0..blocks).step_by(2) {
-                let panel = |j: usize| b[j * 16 * kp + t0 * amx::B_TILE_BYTES..].as_ptr();
-                let b1 = (j0 + 1 < blocks).then(|| panel(j0 + 1));
-                let c = acc[j0 * 16..].as_mut_ptr();
-                // SAFETY: `a` has 32 rows of kp = 64·kt bytes (asserted), from step t0
-                // `steps` more; each panel holds kt KiB from its start; `acc` has 32
-                // rows of ldc int32, this pair's 32 columns from j0·16.
-                unsafe {
-                    if self.signed_a {
-                        tiles.block::<true>(ak, kp, steps, panel(j0), b1, c, ldc, t0 > 0);
-                    } else {
-                        tiles.block::<false>(ak, kp, steps, panel(j0), b1, c, ldc, t0 > 0);
+        for g0 in (0..blocks).step_by(2 * AMX_GROUP_PAIRS) {
+            let g1 = (g0 + 2 * AMX_GROUP_PAIRS).min(blocks);
+            for t0 in (0..kt).step_by(AMX_K_BLOCK) {
+                let steps = AMX_K_BLOCK.min(kt - t0);
+                let ak = a[t0 * amx::TILE_K..].as_ptr();
+                for j0 in (g0..g1).step_by(2) {
+                    let panel = |j: usize| b[j * 16 * kp + t0 * amx::B_TILE_BYTES..].as_ptr();
+                    let b1 = (j0 + 1 < blocks).then(|| panel(j0 + 1));
+                    let c = acc[j0 * 16..].as_mut_ptr();
+                    // SAFETY: `a` has 32 rows of kp = 64·kt bytes (asserted), from step
+                    // t0 `steps` more; each panel holds kt KiB from its start; `acc` has
+                    // 32 rows of ldc int32, this pair's 32 columns from j0·16.
+                    unsafe {
+                        if self.signed_a {
+                            tiles.block::<true>(ak, kp, steps, panel(j0), b1, c, ldc, t0 > 0);
+                        } else {
+                            tiles.block::<false>(ak, kp, steps, panel(j0), b1, c, ldc, t0 > 0);
+                        }
+                    }
+                }
+            }
+            let (n0, n1) = (g0 * 16, (g1 * 16).min(n));
+            match &self.nudge {
+                Some(nq) if std::mem::size_of::<T>() == 1 => {
+                    let ep = x86::Epilogue {
+                        rq: &self.rq,
+                        col: &self.col,
+                        rowsum,
+                        n0,
+                        n,
+                    };
+                    // SAFETY: T is one byte, so the rows viewed as bytes.
+                    let o8 = unsafe {
+                        std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<u8>(), out.len())
+                    };
+                    x86::rq_rows::<T>(acc, ldc, rows, n1, &ep, nq, o8);
+                }
+                _ => {
+                    for r in 0..rows {
+                        self.rq.row(
+                            self.isa,
+                            n0,
+                            &acc[r * ldc + n0..r * ldc + n1],
+                            &self.col[n0..n1],
+                            rowsum[r],
+                            &mut out[r * n + n0..r * n + n1],
+                        );
                     }
                 }
             }
         }
         drop(tiles);
-        match &self.nudge {
-            Some(nq) if std::mem::size_of::<T>() == 1 => {
-                let ep = x86::Epilogue {
-                    rq: &self.rq,
-                    col: &self.col,
-                    rowsum,
-                    n0: 0,
-                    n,
-                };
-                // SAFETY: T is one byte, so the rows viewed as bytes.
-                let o8 = unsafe {
-                    std::slice::from_raw_parts_mut(out.as_mut_ptr().cast::<u8>(), out.len())
-                };
-                x86::rq_rows::<T>(acc, ldc, rows, &ep, nq, o8);
-            }
-            _ => {
-                for r in 0..rows {
-                    self.rq.row(
-                        self.isa,
-                        0,
-                        &acc[r * ldc..r * ldc + n],
-                        &self.col[..n],
-                        rowsum[r],
-                        &mut out[r * n..(r + 1) * n],
-                    );
-                }
-            }
-        }
     }
 
     /// `β·Σa` of each row of `a` (rows of `len` bytes, as packed: flipped int8 or raw
@@ -1007,28 +1015,30 @@ mod x86 {
     }
 
     /// Requantizes `rows` rows of int32 sums (row stride `ldc`, channel `c` at column
-    /// `c`) for the channels below `ep.n` into `out` (rows of `n` bytes), with the
-    /// cheaper exact epilogue of [`mk_vnni_rq32`]; four rows of one 16-channel block
-    /// are narrowed together.
+    /// `c`) for the channels `ep.n0..n1` (`n1 ≤ ep.n`) into `out` (rows of `n` bytes),
+    /// with the cheaper exact epilogue of [`mk_vnni_rq32`]; four rows of one
+    /// 16-channel block are narrowed together.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     #[allow(clippy::needless_range_loop)]
     pub(super) fn rq_rows<T: super::QElem>(
         acc: &[i32],
         ldc: usize,
         rows: usize,
+        n1: usize,
         ep: &Epilogue<'_>,
         nudge: &[i64],
         out: &mut [u8],
     ) {
         let (rq, n) = (ep.rq, ep.n);
         let top = n.next_multiple_of(16);
-        assert!(std::mem::size_of::<T>() == 1 && rows >= 1 && ep.n0 == 0 && ldc >= top);
+        assert!(std::mem::size_of::<T>() == 1 && rows >= 1 && ldc >= top);
+        assert!(ep.n0.is_multiple_of(16) && ep.n0 < n1 && n1 <= n);
         assert!(acc.len() >= rows * ldc && out.len() == rows * n && ep.rowsum.len() >= rows);
         assert!(ep.col.len() >= top && rq.m.len() >= top && rq.rsh.len() >= top);
         assert!(nudge.len() >= top);
         let narrow = ByteNarrow::new(rq.out_zp, rq.act_min, rq.act_max, T::SIGNED);
         let perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-        for c0 in (0..n).step_by(16) {
+        for c0 in (ep.n0..n1).step_by(16) {
             // SAFETY: every constant array holds `top` entries (asserted).
             let (col, m, rsh, ne, no) = unsafe {
                 (
