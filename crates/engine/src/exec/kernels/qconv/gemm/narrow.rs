@@ -30,6 +30,9 @@ use super::amx;
 const MR: usize = 4;
 /// Rows packed per work item (one scratch fill).
 const CHUNK: usize = 32;
+/// Rows per work item of the AMX path: several 32-row blocks share each weight tile
+/// while it is in L1 (a chunk re-reads all weights once).
+const AMX_CHUNK: usize = 64;
 /// Shallowest `k` that takes the AMX path: one 64-deep tile step (shallower rows would
 /// be mostly padding).
 const AMX_MIN_K: usize = 64;
@@ -288,24 +291,37 @@ impl Gemm8 {
         }
     }
 
+    /// Rows per work item.
+    fn chunk_rows(&self) -> usize {
+        if self.path == Path::Amx {
+            std::env::var("QF_AMX_CHUNK")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(AMX_CHUNK)
+        } else {
+            CHUNK
+        }
+    }
+
     fn scratch<T: QElem>(&self) -> Scratch<T> {
+        let chunk = self.chunk_rows();
         Scratch {
             x: vec![T::from_i32(0); self.k],
             a8: if self.path == Path::Avx2 {
                 Vec::new()
             } else {
-                vec![0; CHUNK * self.kp]
+                vec![0; chunk * self.kp]
             },
             // Only the AVX2 path packs 16-bit rows; the fused path needs no tile.
             a16: if self.path == Path::Avx2 {
-                vec![0; CHUNK * self.kp]
+                vec![0; chunk * self.kp]
             } else {
                 Vec::new()
             },
-            rowsum: vec![0; CHUNK],
+            rowsum: vec![0; chunk],
             rowbase: Vec::new(),
             quads: if self.fused && self.beta != 0 && self.kp <= QUAD_ROWS {
-                vec![0; CHUNK * self.kp / 4]
+                vec![0; chunk * self.kp / 4]
             } else {
                 Vec::new()
             },
@@ -315,7 +331,7 @@ impl Gemm8 {
                 vec![0; MR * 64]
             },
             acc32: if self.path == Path::Amx {
-                vec![0; CHUNK * self.n.div_ceil(32) * 32]
+                vec![0; chunk * self.n.div_ceil(32) * 32]
             } else {
                 Vec::new()
             },
@@ -339,13 +355,14 @@ impl Gemm8 {
             return;
         }
         let macs = m * n * self.k;
-        let tasks = parallel::task_count(par, m.div_ceil(CHUNK), macs / parallel::GEMM_MACS_PER_NS);
-        // Whole chunks per task; each task packs its rows CHUNK at a time.
-        let per_task = m.div_ceil(CHUNK).div_ceil(tasks) * CHUNK;
+        let chunk = self.chunk_rows();
+        let tasks = parallel::task_count(par, m.div_ceil(chunk), macs / parallel::GEMM_MACS_PER_NS);
+        // Whole chunks per task; each task packs its rows a chunk at a time.
+        let per_task = m.div_ceil(chunk).div_ceil(tasks) * chunk;
         parallel::for_each_chunk_mut(par, out, per_task * n, &|ti, o| {
             let mut s = self.scratch::<T>();
-            for (i, oc) in o.chunks_mut(CHUNK * n).enumerate() {
-                let m0 = ti * per_task + i * CHUNK;
+            for (i, oc) in o.chunks_mut(chunk * n).enumerate() {
+                let m0 = ti * per_task + i * chunk;
                 self.chunk_any(m0, oc.len() / n, direct, window, fill, oc, &mut s);
             }
         });
@@ -427,7 +444,7 @@ impl Gemm8 {
         let flip_in_kernel = self.a_bias == 128;
         // AMX reads whole 32-row blocks: in place only for full chunks.
         let inplace_ok = if self.path == Path::Amx {
-            self.fused && rows == CHUNK
+            self.fused && rows.is_multiple_of(32)
         } else {
             self.nudge.is_some() && (!flip_in_kernel || (self.beta == 0 && n <= 128))
         };
@@ -514,8 +531,8 @@ impl Gemm8 {
             let a = inplace.unwrap_or(&s.a8);
             let rowsum = &s.rowsum[..rows];
             // SAFETY: the AMX path is only chosen when `cpu::amx_selected()` (AMX-INT8,
-            // the OS permission, AVX-512 VNNI/BW/VL); `a` holds CHUNK rows of `kp`
-            // bytes (a full in-place chunk or the scratch), `b` the packed pairs.
+            // the OS permission, AVX-512 VNNI/BW/VL); `a` holds the chunk's rows in
+            // whole 32-row blocks of `kp` bytes (in place or the scratch), `b` the pairs.
             unsafe { self.amx_chunk(a, rowsum, b, out, &mut s.acc32) };
             return;
         }
@@ -663,8 +680,8 @@ impl Gemm8 {
         }
     }
 
-    /// The AMX blocks of one chunk: 32 rows (`rows` of them real) × every pair of
-    /// channel blocks, in groups of [`AMX_GROUP_PAIRS`] pairs. Per group, `k` goes in
+    /// The AMX blocks of one chunk: its rows in blocks of 32 (the last padded) × every
+    /// pair of channel blocks, in groups of [`AMX_GROUP_PAIRS`] pairs. Per group, `k` goes in
     /// slices of [`AMX_K_BLOCK`] tile steps: the chunk's slice of input rows stays in
     /// L1 while the group's weights stream past it, the group's int32 sums wait in
     /// `acc` (32 rows × the padded channels, row stride `ldc`); then the group's
@@ -684,10 +701,12 @@ impl Gemm8 {
         acc: &mut [i32],
     ) {
         let (kp, n, rows) = (self.kp, self.n, rowsum.len());
-        assert!(a.len() >= CHUNK * kp && (1..=CHUNK).contains(&rows) && out.len() == rows * n);
+        // Rows in whole blocks of 32 (the last one padded with whatever is there).
+        let mb = rows.div_ceil(32);
+        assert!(a.len() >= mb * 32 * kp && rows >= 1 && out.len() == rows * n);
         let blocks = n.div_ceil(16);
         let ldc = blocks.next_multiple_of(2) * 16;
-        assert!(b.len() >= ldc * kp && acc.len() >= CHUNK * ldc);
+        assert!(b.len() >= ldc * kp && acc.len() >= mb * 32 * ldc);
         // SAFETY: AMX is usable (caller).
         let tiles = unsafe { amx::Tiles::configure() };
         let kt = kp / amx::TILE_K;
@@ -698,16 +717,22 @@ impl Gemm8 {
                 let ak = a[t0 * amx::TILE_K..].as_ptr();
                 for j0 in (g0..g1).step_by(2) {
                     let panel = |j: usize| b[j * 16 * kp + t0 * amx::B_TILE_BYTES..].as_ptr();
-                    let b1 = (j0 + 1 < blocks).then(|| panel(j0 + 1));
-                    let c = acc[j0 * 16..].as_mut_ptr();
-                    // SAFETY: `a` has 32 rows of kp = 64·kt bytes (asserted), from step
-                    // t0 `steps` more; each panel holds kt KiB from its start; `acc` has
-                    // 32 rows of ldc int32, this pair's 32 columns from j0·16.
-                    unsafe {
-                        if self.signed_a {
-                            tiles.block::<true>(ak, kp, steps, panel(j0), b1, c, ldc, t0 > 0);
-                        } else {
-                            tiles.block::<false>(ak, kp, steps, panel(j0), b1, c, ldc, t0 > 0);
+                    let (b0, b1) = (panel(j0), (j0 + 1 < blocks).then(|| panel(j0 + 1)));
+                    // Every 32-row block in turn: the weight tiles come from L1 after
+                    // the first.
+                    for h in 0..mb {
+                        let ah = ak.wrapping_add(h * 32 * kp);
+                        let c = acc[h * 32 * ldc + j0 * 16..].as_mut_ptr();
+                        // SAFETY: `a` has mb·32 rows of kp = 64·kt bytes (asserted), from
+                        // step t0 `steps` more; each panel holds kt KiB from its start;
+                        // `acc` has mb·32 rows of ldc int32, this pair's 32 columns from
+                        // j0·16.
+                        unsafe {
+                            if self.signed_a {
+                                tiles.block::<true>(ah, kp, steps, b0, b1, c, ldc, t0 > 0);
+                            } else {
+                                tiles.block::<false>(ah, kp, steps, b0, b1, c, ldc, t0 > 0);
+                            }
                         }
                     }
                 }
