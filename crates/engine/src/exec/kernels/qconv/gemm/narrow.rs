@@ -689,7 +689,7 @@ impl Gemm8 {
     ///
     /// # Safety
     /// AMX is usable and AVX-512 VNNI/BW/VL present (the AMX path's preconditions);
-    /// `a` holds at least `CHUNK · kp` bytes.
+    /// `a` holds the rows in whole blocks of 32 (`rows.div_ceil(32) · 32 · kp` bytes).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
     unsafe fn amx_chunk<T: QElem>(
