@@ -2,8 +2,18 @@
 //! beside the inference engine and exported through it.
 //!
 //! - [`ops`]: forward and backward kernels side by side, over [`gemm`].
+//! - [`net`]: a network as nodes in topological order; forward/backward passes.
+//! - [`arch`]: `mnv2-cifar`, `mnv1-cifar` and the builder they share.
+//! - [`trainer`]: the loop (micro-batches on threads, SGD, schedule), [`checkpoint`].
+//! - [`data`]: decoded images in memory, augmentation.
 //! - [`rng`]: the deterministic generator every random choice derives from.
 
+pub mod arch;
+pub mod checkpoint;
+pub mod data;
 pub mod gemm;
+pub mod net;
 pub mod ops;
+pub mod optim;
 pub mod rng;
+pub mod trainer;
