@@ -13,6 +13,7 @@ mod quantize;
 mod report;
 mod run;
 mod status;
+mod train;
 mod zoo;
 
 use std::path::Path;
@@ -34,6 +35,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Eval(a) => eval::run(&a),
         Command::Bench(a) => bench::run(&a),
         Command::Compat(a) => return compat::run(&a),
+        Command::Train(a) => train::run(&a),
         Command::Quantize(a) => quantize::run(&a),
         Command::Run(a) => run::run(&a),
         Command::Report(a) => return report::run(&a),

@@ -144,17 +144,21 @@ impl Checkpoint {
     /// Write atomically: `<path>.tmp`, fsync, rename over `path`.
     pub fn save(&self, path: &Path) -> Result<()> {
         let tmp = path.with_extension("tmp");
-        let io = |e| EngineError::io(tmp.display().to_string(), e);
+        let io = |e: std::io::Error| {
+            EngineError::bad_input(format!("{}: cannot write: {e}", tmp.display()))
+        };
         {
             let mut f = std::fs::File::create(&tmp).map_err(io)?;
             f.write_all(&self.to_bytes()).map_err(io)?;
             f.sync_all().map_err(io)?;
         }
-        std::fs::rename(&tmp, path).map_err(|e| EngineError::io(path.display().to_string(), e))
+        std::fs::rename(&tmp, path)
+            .map_err(|e| EngineError::bad_input(format!("{}: cannot write: {e}", path.display())))
     }
 
     pub fn load(path: &Path) -> Result<Checkpoint> {
-        let b = std::fs::read(path).map_err(|e| EngineError::io(path.display().to_string(), e))?;
+        let b = std::fs::read(path)
+            .map_err(|e| EngineError::bad_input(format!("{}: cannot read: {e}", path.display())))?;
         Checkpoint::from_bytes(&b)
             .map_err(|e| EngineError::bad_input(format!("{}: {e}", path.display())))
     }

@@ -5,12 +5,14 @@
 //! - [`net`]: a network as nodes in topological order; forward/backward passes.
 //! - [`arch`]: `mnv2-cifar`, `mnv1-cifar` and the builder they share.
 //! - [`trainer`]: the loop (micro-batches on threads, SGD, schedule), [`checkpoint`].
+//! - [`export`]: the folded float `.tflite` (through the engine's IR and writer).
 //! - [`data`]: decoded images in memory, augmentation.
 //! - [`rng`]: the deterministic generator every random choice derives from.
 
 pub mod arch;
 pub mod checkpoint;
 pub mod data;
+pub mod export;
 pub mod gemm;
 pub mod net;
 pub mod ops;

@@ -114,7 +114,8 @@ impl TrainConfig {
     }
 
     fn check(&self) -> Result<()> {
-        if self.batch == 0 || self.micro_batch == 0 || !self.batch.is_multiple_of(self.micro_batch) {
+        if self.batch == 0 || self.micro_batch == 0 || !self.batch.is_multiple_of(self.micro_batch)
+        {
             return Err(EngineError::bad_input(format!(
                 "batch {} must be a positive multiple of the micro-batch {}",
                 self.batch, self.micro_batch
