@@ -4,6 +4,16 @@ use quantfarm_train::arch;
 use quantfarm_train::data::ImageSet;
 use quantfarm_train::trainer::{TrainConfig, Trainer};
 
+/// User + system CPU seconds of this process (Linux; 0 elsewhere).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // Fields 14 and 15 of stat (utime, stime) are 11 and 12 after the name; 100 Hz.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let name = args.get(1).map_or("mnv2-cifar", |s| s.as_str());
@@ -25,7 +35,9 @@ fn main() {
         shape: [32, 32, 3],
     };
     let mut t = Trainer::new(cfg, threads).expect("trainer");
+    let cpu0 = cpu_seconds();
     let rep = t.run_epoch(&data, |_| {}).expect("epoch");
+    let cpu = cpu_seconds() - cpu0;
     let per_img = rep.seconds / rep.images as f64;
     println!(
         "{steps} steps x {} images on {threads} threads: {:.2} s, {:.3} ms/image, 50k-image epoch ~ {:.0} s (loss {:.3})",
@@ -34,5 +46,10 @@ fn main() {
         per_img * 1e3,
         per_img * 50_000.0,
         rep.loss
+    );
+    println!(
+        "CPU time {cpu:.2} s ({:.3} ms/image; a 50k epoch with {threads} threads fully free ~ {:.0} s)",
+        cpu / rep.images as f64 * 1e3,
+        cpu / rep.images as f64 * 50_000.0 / threads as f64
     );
 }

@@ -154,11 +154,13 @@ pub fn gemm_with(
     }
 }
 
-/// A micro-kernel: `kc` steps over an `MR`-panel of A and an `NR`-panel of B into an
-/// `MR × NR` tile of C at `c` with leading dimension `ldc` (added to when `acc`).
-/// Safety contract: `a` holds `kc * MR`, `b` `kc * NR` floats, and the tile is
-/// writable; the ISA it was compiled for is present.
-type Kernel = unsafe fn(usize, *const f32, *const f32, *mut f32, usize, bool);
+/// A micro-kernel: `kc` steps over `MR` rows of A (element `(i, p)` at
+/// `a[i * ars + p * acs]`: a packed panel has `(1, MR)`, a row-major A read in place
+/// `(lda, 1)`) and an `NR`-panel of B into an `MR × NR` tile of C at `c` with leading
+/// dimension `ldc` (added to when `acc`).
+/// Safety contract: every A element addressed and `kc * NR` floats of `b` are
+/// readable, the tile is writable, and the ISA it was compiled for is present.
+type Kernel = unsafe fn(usize, *const f32, usize, usize, *const f32, *mut f32, usize, bool);
 
 #[allow(clippy::too_many_arguments)]
 fn driver<const MR: usize, const NR: usize>(
@@ -176,6 +178,9 @@ fn driver<const MR: usize, const NR: usize>(
     let mut bpack = vec![0f32; KC * nc_max];
     let mut apack = vec![0f32; KC * MC.next_multiple_of(MR)];
     let mut tile = [0f32; 12 * 32];
+    // A row-major A is read in place by the micro-kernel (only its last, partial row
+    // panel is packed): packing would cost as much as the product when N is small.
+    let direct = a.cs == 1;
     let mut jc = 0;
     while jc < n {
         let nc = NC.min(n - jc);
@@ -187,31 +192,62 @@ fn driver<const MR: usize, const NR: usize>(
             let mut ic = 0;
             while ic < m {
                 let mc = MC.min(m - ic);
-                pack_a::<MR>(&mut apack, a, ic, mc, pc, kc);
+                if direct {
+                    let full = mc / MR * MR;
+                    if full < mc {
+                        pack_a::<MR>(&mut apack[full * kc..], a, ic + full, mc - full, pc, kc);
+                    }
+                } else {
+                    pack_a::<MR>(&mut apack, a, ic, mc, pc, kc);
+                }
                 for jr in (0..nc).step_by(NR) {
                     let nr = NR.min(nc - jr);
                     let bp = &bpack[jr * kc..jr * kc + kc * NR];
                     for ir in (0..mc).step_by(MR) {
                         let mr = MR.min(mc - ir);
-                        let ap = &apack[ir * kc..ir * kc + kc * MR];
                         let row = ic + ir;
                         let col = jc + jr;
+                        let (ap, ars, acs) = if direct && mr == MR {
+                            let start = row * a.rs + pc;
+                            let end = (row + MR - 1) * a.rs + pc + kc;
+                            (&a.data[start..end], a.rs, 1)
+                        } else {
+                            (&apack[ir * kc..ir * kc + kc * MR], 1, MR)
+                        };
                         if mr == MR && nr == NR {
                             let start = row * ldc + col;
                             let end = (row + MR - 1) * ldc + col + NR;
                             let cs = &mut c[start..end];
-                            // SAFETY: the panels hold kc·MR and kc·NR floats (sliced
-                            // above), the MR × NR tile lies inside `cs` (rows of
-                            // `ldc`, the last one ending at `end`), and `gemm_with`
-                            // checked the ISA before choosing this kernel.
+                            // SAFETY: `ap` covers every A element the kernel reads (a
+                            // packed kc·MR panel, or MR rows of kc in place, sliced
+                            // above), the B panel holds kc·NR floats, the MR × NR tile
+                            // lies inside `cs`, and `gemm_with` checked the ISA.
                             unsafe {
-                                kernel(kc, ap.as_ptr(), bp.as_ptr(), cs.as_mut_ptr(), ldc, acc)
+                                kernel(
+                                    kc,
+                                    ap.as_ptr(),
+                                    ars,
+                                    acs,
+                                    bp.as_ptr(),
+                                    cs.as_mut_ptr(),
+                                    ldc,
+                                    acc,
+                                )
                             };
                         } else {
                             // SAFETY: as above, into the local MR × NR tile (MR·NR ≤
                             // 12·32 for every kernel here).
                             unsafe {
-                                kernel(kc, ap.as_ptr(), bp.as_ptr(), tile.as_mut_ptr(), NR, false)
+                                kernel(
+                                    kc,
+                                    ap.as_ptr(),
+                                    ars,
+                                    acs,
+                                    bp.as_ptr(),
+                                    tile.as_mut_ptr(),
+                                    NR,
+                                    false,
+                                )
                             };
                             for i in 0..mr {
                                 let dst = &mut c[(row + i) * ldc + col..(row + i) * ldc + col + nr];
@@ -284,9 +320,12 @@ fn pack_b<const NR: usize>(dst: &mut [f32], b: Mat, pc: usize, kc: usize, jc: us
 ///
 /// # Safety
 /// See [`Kernel`].
+#[allow(clippy::too_many_arguments)]
 unsafe fn portable_4x16(
     kc: usize,
     a: *const f32,
+    ars: usize,
+    acs: usize,
     b: *const f32,
     c: *mut f32,
     ldc: usize,
@@ -294,18 +333,14 @@ unsafe fn portable_4x16(
 ) {
     const MR: usize = 4;
     const NR: usize = 16;
-    // SAFETY: the caller guarantees kc·MR floats at `a` and kc·NR at `b`.
-    let (a, b) = unsafe {
-        (
-            std::slice::from_raw_parts(a, kc * MR),
-            std::slice::from_raw_parts(b, kc * NR),
-        )
-    };
+    // SAFETY: the caller guarantees kc·NR floats at `b`.
+    let b = unsafe { std::slice::from_raw_parts(b, kc * NR) };
     let mut r = [[0f32; NR]; MR];
     for p in 0..kc {
         let bv = &b[p * NR..p * NR + NR];
         for i in 0..MR {
-            let av = a[p * MR + i];
+            // SAFETY: the caller guarantees A element (i, p) is readable.
+            let av = unsafe { *a.add(i * ars + p * acs) };
             for j in 0..NR {
                 r[i][j] += av * bv[j];
             }
@@ -330,22 +365,28 @@ mod x86 {
     ///
     /// # Safety
     /// See `Kernel`; the CPU has AVX-512F.
+    #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn avx512_12x32(
         kc: usize,
         a: *const f32,
+        ars: usize,
+        acs: usize,
         b: *const f32,
         c: *mut f32,
         ldc: usize,
         acc: bool,
     ) {
         // SAFETY: forwarded contract.
-        unsafe { avx512_inner(kc, a, b, c, ldc, acc) }
+        unsafe { avx512_inner(kc, a, ars, acs, b, c, ldc, acc) }
     }
 
     #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
     unsafe fn avx512_inner(
         kc: usize,
         a: *const f32,
+        ars: usize,
+        acs: usize,
         b: *const f32,
         c: *mut f32,
         ldc: usize,
@@ -362,8 +403,8 @@ mod x86 {
                 )
             };
             for (i, ri) in r.iter_mut().enumerate() {
-                // SAFETY: the A panel holds kc·12 floats.
-                let av = _mm512_set1_ps(unsafe { *a.add(p * MR + i) });
+                // SAFETY: the caller guarantees A element (i, p) is readable.
+                let av = _mm512_set1_ps(unsafe { *a.add(i * ars + p * acs) });
                 ri[0] = _mm512_fmadd_ps(av, b0, ri[0]);
                 ri[1] = _mm512_fmadd_ps(av, b1, ri[1]);
             }
@@ -387,22 +428,28 @@ mod x86 {
     ///
     /// # Safety
     /// See `Kernel`; the CPU has AVX2 and FMA.
+    #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn avx2_6x16(
         kc: usize,
         a: *const f32,
+        ars: usize,
+        acs: usize,
         b: *const f32,
         c: *mut f32,
         ldc: usize,
         acc: bool,
     ) {
         // SAFETY: forwarded contract.
-        unsafe { avx2_inner(kc, a, b, c, ldc, acc) }
+        unsafe { avx2_inner(kc, a, ars, acs, b, c, ldc, acc) }
     }
 
     #[target_feature(enable = "avx2,fma")]
+    #[allow(clippy::too_many_arguments)]
     unsafe fn avx2_inner(
         kc: usize,
         a: *const f32,
+        ars: usize,
+        acs: usize,
         b: *const f32,
         c: *mut f32,
         ldc: usize,
@@ -419,8 +466,8 @@ mod x86 {
                 )
             };
             for (i, ri) in r.iter_mut().enumerate() {
-                // SAFETY: the A panel holds kc·6 floats.
-                let av = _mm256_set1_ps(unsafe { *a.add(p * MR + i) });
+                // SAFETY: the caller guarantees A element (i, p) is readable.
+                let av = _mm256_set1_ps(unsafe { *a.add(i * ars + p * acs) });
                 ri[0] = _mm256_fmadd_ps(av, b0, ri[0]);
                 ri[1] = _mm256_fmadd_ps(av, b1, ri[1]);
             }

@@ -98,6 +98,28 @@ impl Pool {
         v
     }
 
+    /// A buffer of `len` floats whose contents are unspecified (old values): for
+    /// outputs every element of which the kernel writes.
+    pub fn take_dirty(&mut self, len: usize) -> Vec<f32> {
+        let best = self
+            .free
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.capacity() >= len)
+            .min_by_key(|(_, v)| v.capacity())
+            .map(|(i, _)| i);
+        let mut v = match best {
+            Some(i) => self.free.swap_remove(i),
+            None => Vec::with_capacity(len),
+        };
+        if v.len() >= len {
+            v.truncate(len);
+        } else {
+            v.resize(len, 0.0);
+        }
+        v
+    }
+
     pub fn give(&mut self, v: Vec<f32>) {
         if v.capacity() > 0 {
             self.free.push(v);
@@ -168,7 +190,8 @@ impl Net {
             let mut y = if node.kind == Kind::Input {
                 Vec::new()
             } else {
-                pool.take(n * node.len())
+                // Every forward kernel writes all of its output.
+                pool.take_dirty(n * node.len())
             };
             let mut st = None;
             let input = |i: usize| -> &[f32] { &outs[node.inputs[i]] };

@@ -43,7 +43,7 @@ impl TrainConfig {
     pub fn recipe(arch: &str) -> TrainConfig {
         TrainConfig {
             arch: arch.to_string(),
-            epochs: 30,
+            epochs: 20,
             batch: 128,
             micro_batch: 64,
             lr: 0.1,
