@@ -338,11 +338,11 @@ unsafe fn portable_4x16(
     let mut r = [[0f32; NR]; MR];
     for p in 0..kc {
         let bv = &b[p * NR..p * NR + NR];
-        for i in 0..MR {
+        for (i, ri) in r.iter_mut().enumerate() {
             // SAFETY: the caller guarantees A element (i, p) is readable.
             let av = unsafe { *a.add(i * ars + p * acs) };
-            for j in 0..NR {
-                r[i][j] += av * bv[j];
+            for (rv, &bj) in ri.iter_mut().zip(bv) {
+                *rv += av * bj;
             }
         }
     }
