@@ -1,5 +1,5 @@
 //! Time training steps of an architecture on random images (no dataset needed):
-//! `cargo run --release --example epoch_time -- mnv2-cifar [steps] [threads]`.
+//! `cargo run --release --example epoch_time -- mnv2-cifar [steps] [threads] [micro-batch]`.
 use quantfarm_train::arch;
 use quantfarm_train::data::ImageSet;
 use quantfarm_train::trainer::{TrainConfig, Trainer};
@@ -27,6 +27,9 @@ fn main() {
     );
     let mut cfg = TrainConfig::recipe(name);
     cfg.epochs = 1;
+    if let Some(mb) = args.get(4) {
+        cfg.micro_batch = mb.parse().expect("micro-batch");
+    }
     let n = steps * cfg.batch;
     let mut r = quantfarm_train::rng::Rng::new(5);
     let data = ImageSet {

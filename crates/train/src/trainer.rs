@@ -45,7 +45,7 @@ impl TrainConfig {
             arch: arch.to_string(),
             epochs: 20,
             batch: 128,
-            micro_batch: 64,
+            micro_batch: 32,
             lr: 0.1,
             momentum: 0.9,
             nesterov: true,
