@@ -8,6 +8,7 @@ pub mod bn;
 pub mod conv;
 pub mod dense;
 pub mod depthwise;
+pub mod fake_quant;
 pub mod loss;
 pub mod pool;
 
