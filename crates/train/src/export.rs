@@ -24,6 +24,21 @@ fn act(a: bn::Act) -> Activation {
 
 /// The folded float model (one subgraph, batch 1).
 pub fn to_model(net: &Net, w: &Weights) -> Result<Model> {
+    Ok(to_model_mapped(net, w)?.model)
+}
+
+/// An exported model and where each node's output went.
+pub struct Exported {
+    pub model: Model,
+    /// The tensor holding each node's output (None for a conv whose output is folded
+    /// into the following batch norm's op).
+    pub tensor_of: Vec<Option<TensorId>>,
+    /// The SOFTMAX output.
+    pub probabilities: TensorId,
+}
+
+/// [`to_model`], also returning the node → tensor map (for QAT's ranges).
+pub fn to_model_mapped(net: &Net, w: &Weights) -> Result<Exported> {
     let mut g = Graph {
         name: net.name.clone(),
         ..Default::default()
@@ -235,5 +250,9 @@ pub fn to_model(net: &Net, w: &Weights) -> Result<Model> {
     g.outputs.push(probs);
     let model = Model::from_graph(g, format!("quantfarm-train {}", net.name));
     model.validate()?;
-    Ok(model)
+    Ok(Exported {
+        model,
+        tensor_of,
+        probabilities: probs,
+    })
 }

@@ -6,6 +6,7 @@
 //! - [`arch`]: `mnv2-cifar`, `mnv1-cifar` and the builder they share.
 //! - [`trainer`]: the loop (micro-batches on threads, SGD, schedule), [`checkpoint`].
 //! - [`export`]: the folded float `.tflite` (through the engine's IR and writer).
+//! - [`qat`]: quantization-aware fine-tuning (BN folded, fake-quant) and int8 export.
 //! - [`data`]: decoded images in memory, augmentation.
 //! - [`rng`]: the deterministic generator every random choice derives from.
 
@@ -17,5 +18,6 @@ pub mod gemm;
 pub mod net;
 pub mod ops;
 pub mod optim;
+pub mod qat;
 pub mod rng;
 pub mod trainer;
