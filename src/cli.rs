@@ -40,6 +40,8 @@ pub enum Command {
     Compat(CompatArgs),
     /// Train a CIFAR-10 model (mnv2-cifar, mnv1-cifar) and export it as float32 .tflite.
     Train(TrainArgs),
+    /// Optimize a trained CIFAR-10 float model by fine-tuning (--technique qat).
+    Optimize(OptimizeArgs),
     /// Post-training quantization of a float32 model (float16, dynamic, int8, int16x8, uint8).
     Quantize(QuantizeArgs),
     /// Run a scenario (embedded coordinator and local agents unless --coordinator).
@@ -258,6 +260,42 @@ pub struct TrainArgs {
     #[arg(long)]
     pub test_limit: Option<usize>,
     /// Output float32 .tflite path.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TechniqueArg {
+    /// Quantization-aware training, then a full-integer int8 export.
+    Qat,
+}
+
+#[derive(Args, Debug)]
+pub struct OptimizeArgs {
+    /// Float32 model written by `quantfarm train`.
+    pub model: PathBuf,
+    #[arg(long, value_enum)]
+    pub technique: TechniqueArg,
+    /// Fine-tuning epochs.
+    #[arg(long, default_value_t = 1)]
+    pub epochs: usize,
+    /// Fine-tune on an evenly spaced subset of this many CIFAR-10 training images.
+    #[arg(long)]
+    pub train_limit: Option<usize>,
+    /// Peak learning rate of the fine-tuning (cosine decay).
+    #[arg(long, default_value_t = 0.005)]
+    pub lr: f32,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Worker threads (default: the machine's cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Model input/output type of the integer model.
+    #[arg(long, value_enum, default_value_t = IoTypeArg::Float)]
+    pub io: IoTypeArg,
+    /// Output .tflite path.
     #[arg(short, long)]
     pub output: PathBuf,
     #[arg(long)]

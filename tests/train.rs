@@ -68,6 +68,45 @@ fn train_exports_a_model_that_eval_runs_and_resume_checks_its_options() {
         tmp("x.tflite").to_str().unwrap(),
     ]);
     assert_user_error(&bad, "mnv1.ckpt");
+
+    // QAT fine-tuning of the float file: a full-integer model that `eval` runs.
+    let qat = tmp("mnv1_qat.tflite");
+    let q = json_of(&quantfarm(&[
+        "optimize",
+        out.to_str().unwrap(),
+        "--technique",
+        "qat",
+        "--epochs",
+        "1",
+        "--train-limit",
+        "128",
+        "-o",
+        qat.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(q["float_ops"].as_array().unwrap().len(), 0);
+    assert!(q["quantized_ops"].as_u64().unwrap() > 20);
+    let e = json_of(&quantfarm(&[
+        "eval",
+        qat.to_str().unwrap(),
+        "--dataset",
+        "cifar10-test",
+        "--limit",
+        "20",
+        "--json",
+    ]));
+    assert_eq!(e["n"], 20);
+    // A model that is not a float CIFAR-10 model from `train` is refused by name.
+    let coral = coral("mobilenet_v1_0.25_128_quant.tflite");
+    let o = quantfarm(&[
+        "optimize",
+        coral.to_str().unwrap(),
+        "--technique",
+        "qat",
+        "-o",
+        tmp("nope.tflite").to_str().unwrap(),
+    ]);
+    assert_user_error(&o, "mobilenet_v1_0.25_128_quant.tflite");
 }
 
 #[test]

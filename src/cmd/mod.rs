@@ -9,6 +9,7 @@ mod coordinator;
 mod eval;
 mod infer;
 mod inspect;
+mod optimize;
 mod quantize;
 mod report;
 mod run;
@@ -36,6 +37,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench(a) => bench::run(&a),
         Command::Compat(a) => return compat::run(&a),
         Command::Train(a) => train::run(&a),
+        Command::Optimize(a) => optimize::run(&a),
         Command::Quantize(a) => quantize::run(&a),
         Command::Run(a) => run::run(&a),
         Command::Report(a) => return report::run(&a),

@@ -24,6 +24,8 @@ check "$PYTHON" "$here/quantized_vs_litert.py" --quantfarm "$QUANTFARM" --int16-
 # Models trained by `quantfarm train` (short runs): same top-1 in LiteRT on the same inputs.
 for arch in mnv2-cifar mnv1-cifar; do
   check env QUANTFARM_DATA="$data" "$PYTHON" "$here/cifar_float_check.py" --quantfarm "$QUANTFARM" --arch "$arch" --train-limit 512
+  # QAT (`optimize --technique qat --io int8`): no float tensor, bytes identical to LiteRT's reference kernels.
+  check env QUANTFARM_DATA="$data" "$PYTHON" "$here/cifar_qat_check.py" --quantfarm "$QUANTFARM" --arch "$arch" --train-limit 512
 done
 echo "interop: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

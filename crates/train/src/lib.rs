@@ -7,6 +7,7 @@
 //! - [`trainer`]: the loop (micro-batches on threads, SGD, schedule), [`checkpoint`].
 //! - [`export`]: the folded float `.tflite` (through the engine's IR and writer).
 //! - [`qat`]: quantization-aware fine-tuning (BN folded, fake-quant) and int8 export.
+//! - [`import`]: a float `.tflite` written by `export` back into a trainable net.
 //! - [`data`]: decoded images in memory, augmentation.
 //! - [`rng`]: the deterministic generator every random choice derives from.
 
@@ -15,6 +16,7 @@ pub mod checkpoint;
 pub mod data;
 pub mod export;
 pub mod gemm;
+pub mod import;
 pub mod net;
 pub mod ops;
 pub mod optim;

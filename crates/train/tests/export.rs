@@ -6,6 +6,7 @@ use quantfarm_engine::exec::{Interpreter, InterpreterOptions};
 use quantfarm_engine::tflite::{read_model, write_model};
 use quantfarm_train::arch;
 use quantfarm_train::export::to_model;
+use quantfarm_train::import::from_model;
 use quantfarm_train::net::{Kind, Pool};
 use quantfarm_train::rng::Rng;
 
@@ -37,6 +38,17 @@ fn exported_models_match_the_training_graph() {
         }
         let bytes = write_model(&to_model(&net, &w).unwrap()).unwrap();
         let model = read_model(&bytes).unwrap();
+        // Read back into a trainable net: same outputs, same file when exported again.
+        let (net2, w2) = from_model(&model).unwrap();
+        assert_eq!(net2.param_count(), net.param_count());
+        let again = to_model(&net2, &w2).unwrap();
+        for (a, b) in again.main().tensors.iter().zip(&model.main().tensors) {
+            assert_eq!(
+                a.data, b.data,
+                "{name}: tensor {} changed in the round trip",
+                a.name
+            );
+        }
         let mut it = Interpreter::new(&model, InterpreterOptions::default()).unwrap();
         assert_eq!(it.inputs()[0].shape, vec![1, 32, 32, 3]);
         let n = 3;
