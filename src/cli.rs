@@ -38,6 +38,10 @@ pub enum Command {
     Bench(BenchArgs),
     /// Predict op placement and latency of a model on a device profile (simulators).
     Compat(CompatArgs),
+    /// Train a CIFAR-10 model (mnv2-cifar, mnv1-cifar) and export it as float32 .tflite.
+    Train(TrainArgs),
+    /// Optimize a trained CIFAR-10 float model by fine-tuning (--technique qat).
+    Optimize(OptimizeArgs),
     /// Post-training quantization of a float32 model (float16, dynamic, int8, int16x8, uint8).
     Quantize(QuantizeArgs),
     /// Run a scenario (embedded coordinator and local agents unless --coordinator).
@@ -231,6 +235,75 @@ pub enum IoTypeArg {
     Float,
     Int8,
     Uint8,
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Architecture: mnv2-cifar or mnv1-cifar (taken from the checkpoint with --resume).
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// Epochs in the whole run (default: the recipe's; must match the checkpoint's).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Continue the run saved in this checkpoint.
+    #[arg(long, value_name = "CKPT")]
+    pub resume: Option<PathBuf>,
+    /// Where to write the checkpoint after each epoch (default: OUT with .ckpt).
+    #[arg(long, value_name = "CKPT")]
+    pub checkpoint: Option<PathBuf>,
+    /// Seed of every random choice (weights, shuffles, augmentation).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Worker threads (default: the machine's cores). Results do not depend on it.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Train on an evenly spaced subset of this many training images.
+    #[arg(long)]
+    pub train_limit: Option<usize>,
+    /// Test images for the final accuracy (default: all 10,000).
+    #[arg(long)]
+    pub test_limit: Option<usize>,
+    /// Output float32 .tflite path.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TechniqueArg {
+    /// Quantization-aware training, then a full-integer int8 export.
+    Qat,
+}
+
+#[derive(Args, Debug)]
+pub struct OptimizeArgs {
+    /// Float32 model written by `quantfarm train`.
+    pub model: PathBuf,
+    #[arg(long, value_enum)]
+    pub technique: TechniqueArg,
+    /// Fine-tuning epochs.
+    #[arg(long, default_value_t = 1)]
+    pub epochs: usize,
+    /// Fine-tune on an evenly spaced subset of this many CIFAR-10 training images.
+    #[arg(long)]
+    pub train_limit: Option<usize>,
+    /// Peak learning rate of the fine-tuning (cosine decay).
+    #[arg(long, default_value_t = 0.005)]
+    pub lr: f32,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Worker threads (default: the machine's cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Model input/output type of the integer model.
+    #[arg(long, value_enum, default_value_t = IoTypeArg::Float)]
+    pub io: IoTypeArg,
+    /// Output .tflite path.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

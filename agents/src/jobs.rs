@@ -266,7 +266,8 @@ fn quantize(t: &OptimizeTask, mode: &str, float_model: &[u8], ctx: &JobContext) 
         } else {
             1.0
         };
-        calibrate_images(&mut cal, ds.as_ref(), crop, range, &mut |_| {})?;
+        let input_range = data::InputRange::for_dataset(&c.dataset);
+        calibrate_images(&mut cal, ds.as_ref(), crop, input_range, range, &mut |_| {})?;
         check_cancel(ctx)?;
         Some(cal.ranges(method, mode.activation_grid()))
     } else {

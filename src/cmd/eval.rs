@@ -80,6 +80,7 @@ pub fn run(a: &EvalArgs) -> Result<()> {
     bar.set_message("eval");
     let start = Instant::now();
     let label_offset = setup.label_offset;
+    let input_range = setup.range;
     let result = setup.run::<anyhow::Error>(&mut interp, ds.as_ref(), range.clone(), |s| {
         if let Some(dir) = &a.dump_inputs {
             let p = dir.join(format!("{:05}.bin", s.index));
@@ -88,7 +89,8 @@ pub fn run(a: &EvalArgs) -> Result<()> {
         }
         if let Some((it, close)) = baseline.as_mut() {
             let x = &it.inputs()[0];
-            let bytes = data::encode_model_input(s.pixels, x.dtype, x.quant.as_ref());
+            let bytes =
+                data::encode_model_input_in(s.pixels, x.dtype, x.quant.as_ref(), input_range);
             it.set_input_bytes(0, &bytes)?;
             it.invoke();
             close.update(s.scores, &it.output_f32(0)?, s.target);

@@ -9,10 +9,12 @@ mod coordinator;
 mod eval;
 mod infer;
 mod inspect;
+mod optimize;
 mod quantize;
 mod report;
 mod run;
 mod status;
+mod train;
 mod zoo;
 
 use std::path::Path;
@@ -34,6 +36,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Eval(a) => eval::run(&a),
         Command::Bench(a) => bench::run(&a),
         Command::Compat(a) => return compat::run(&a),
+        Command::Train(a) => train::run(&a),
+        Command::Optimize(a) => optimize::run(&a),
         Command::Quantize(a) => quantize::run(&a),
         Command::Run(a) => run::run(&a),
         Command::Report(a) => return report::run(&a),

@@ -159,7 +159,14 @@ fn calibrate(
             .progress_chars("=> "),
     );
     bar.set_message("calibrate");
-    let r = calibrate_images(&mut cal, ds.as_ref(), crop, range, &mut |_| bar.inc(1));
+    let r = calibrate_images(
+        &mut cal,
+        ds.as_ref(),
+        crop,
+        data::InputRange::for_dataset(&a.calibration),
+        range,
+        &mut |_| bar.inc(1),
+    );
     bar.finish_and_clear();
     r.with_context(|| format!("{}: calibration failed", a.model.display()))?;
     Ok(cal.ranges(method, mode.activation_grid()))

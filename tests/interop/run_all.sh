@@ -21,5 +21,11 @@ done
 check "$PYTHON" "$here/quantized_vs_litert.py" --quantfarm "$QUANTFARM" --model "$data/models/coral/mobilenet_v1_0.25_128_quant.tflite" --modes int8,uint8,int16x8 --io float
 check "$PYTHON" "$here/quantized_vs_litert.py" --quantfarm "$QUANTFARM" --model "$data/models/coral/mobilenet_v2_1.0_224_quant.tflite" --io uint8
 check "$PYTHON" "$here/quantized_vs_litert.py" --quantfarm "$QUANTFARM" --int16-ops
+# Models trained by `quantfarm train` (short runs): same top-1 in LiteRT on the same inputs.
+for arch in mnv2-cifar mnv1-cifar; do
+  check env QUANTFARM_DATA="$data" "$PYTHON" "$here/cifar_float_check.py" --quantfarm "$QUANTFARM" --arch "$arch" --train-limit 512
+  # QAT (`optimize --technique qat --io int8`): no float tensor, bytes identical to LiteRT's reference kernels.
+  check env QUANTFARM_DATA="$data" "$PYTHON" "$here/cifar_qat_check.py" --quantfarm "$QUANTFARM" --arch "$arch" --train-limit 512
+done
 echo "interop: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -20,7 +20,8 @@ pub use image::{RgbImage, decode_jpeg};
 pub use imagenet::{IMAGENET_SAMPLE_DIR, ImagenetSample};
 pub use metrics::{TopK, top_k};
 pub use preprocess::{
-    central_crop_box, central_crop_resize, encode_model_input, resize_bilinear_tf1, to_unit_range,
+    InputRange, central_crop_box, central_crop_resize, encode_model_input, encode_model_input_in,
+    resize_bilinear_tf1, to_unit_range,
 };
 pub use root::{DATA_ENV, find_shared_root, shared_root};
 pub use tarindex::{TarIndex, TarMember};

@@ -127,6 +127,35 @@ fn resize_window(
     out
 }
 
+/// How a float model's input represents pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputRange {
+    /// TF-slim's [-1, 1]: `(p / 255 − 0.5) · 2` (the ImageNet MobileNets).
+    SignedUnit,
+    /// [0, 1]: `p / 255` (every CIFAR-10 model of this project; normalisation, if
+    /// any, is inside the model).
+    Unit,
+}
+
+impl InputRange {
+    /// The convention of a dataset's models: `cifar10*` → [0, 1], others [-1, 1].
+    pub fn for_dataset(dataset: &str) -> InputRange {
+        if dataset.starts_with("cifar10") {
+            InputRange::Unit
+        } else {
+            InputRange::SignedUnit
+        }
+    }
+
+    #[inline]
+    pub fn map(self, p: f32) -> f32 {
+        match self {
+            InputRange::SignedUnit => (p / 255.0 - 0.5) * 2.0,
+            InputRange::Unit => p / 255.0,
+        }
+    }
+}
+
 /// Encode preprocessed pixels (0..255 floats, HWC) as the bytes of an image model's input:
 /// float32 inputs get the TF-slim range [-1, 1]; quantized uint8/int8 inputs get that
 /// value quantized with the input's own scale and zero point; unquantized uint8 inputs
@@ -136,8 +165,18 @@ pub fn encode_model_input(
     dtype: crate::ir::DType,
     quant: Option<&crate::ir::Quantization>,
 ) -> Vec<u8> {
+    encode_model_input_in(pixels, dtype, quant, InputRange::SignedUnit)
+}
+
+/// [`encode_model_input`] with the float range of the model's dataset.
+pub fn encode_model_input_in(
+    pixels: &[f32],
+    dtype: crate::ir::DType,
+    quant: Option<&crate::ir::Quantization>,
+    range: InputRange,
+) -> Vec<u8> {
     use crate::ir::DType;
-    let unit = |p: f32| (p / 255.0 - 0.5) * 2.0;
+    let unit = |p: f32| range.map(p);
     match (dtype, quant.filter(|q| !q.scale.is_empty())) {
         (DType::F32, _) => pixels.iter().flat_map(|&p| unit(p).to_le_bytes()).collect(),
         (DType::U8 | DType::I8, Some(q)) => {
@@ -172,6 +211,9 @@ mod encode_tests {
     fn encodes_each_input_kind() {
         let px = [0.0f32, 127.5, 255.0];
         let f = encode_model_input(&px, DType::F32, None);
+        let unit = super::encode_model_input_in(&px, DType::F32, None, super::InputRange::Unit);
+        assert_eq!(unit[8..12], 1.0f32.to_le_bytes());
+        assert_eq!(unit[4..8], 0.5f32.to_le_bytes());
         let vals: Vec<f32> = f
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes(c.try_into().unwrap()))

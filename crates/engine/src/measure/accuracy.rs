@@ -1,7 +1,8 @@
 //! Top-1/top-5 accuracy of an image classifier over a slice of a labelled dataset.
 //!
 //! Preprocessing follows TF-slim's evaluation: ImageNet images are centrally cropped to
-//! 87.5% and resized with TF1's bilinear resize; CIFAR-10 images are resized whole.
+//! 87.5% and resized with TF1's bilinear resize; CIFAR-10 images are resized whole
+//! and float inputs get [0, 1] (this project's CIFAR-10 convention) instead of [-1, 1].
 //! Each model gets the pixels encoded for its own input (its input quantization, or
 //! raw pixels for an unquantized uint8 input).
 
@@ -23,6 +24,8 @@ pub struct ImageEval {
     pub label_offset: usize,
     /// Central-crop fraction before resizing.
     pub crop: f32,
+    /// Float input convention of the dataset's models ([0, 1] for CIFAR-10).
+    pub range: data::InputRange,
     pub classes: usize,
 }
 
@@ -91,6 +94,7 @@ impl ImageEval {
             input,
             label_offset,
             crop,
+            range: data::InputRange::for_dataset(dataset),
             classes,
         })
     }
@@ -125,8 +129,12 @@ impl ImageEval {
             });
             for item in rx {
                 let (index, label, pixels) = item?;
-                let bytes =
-                    data::encode_model_input(&pixels, self.input.dtype, self.input.quant.as_ref());
+                let bytes = data::encode_model_input_in(
+                    &pixels,
+                    self.input.dtype,
+                    self.input.quant.as_ref(),
+                    self.range,
+                );
                 interp.set_input_bytes(0, &bytes)?;
                 interp.invoke();
                 let scores = interp.output_f32(0)?;

@@ -391,12 +391,14 @@ fn statistics_bytes(model: &Model) -> u64 {
 }
 
 /// Calibrate an image model on `range` of a dataset: TF-slim preprocessing (central
-/// crop 87.5% for ImageNet, bilinear resize), values mapped to [-1, 1], as `eval` does.
+/// crop 87.5% for ImageNet, bilinear resize), values mapped to the dataset's input
+/// range (`InputRange::for_dataset`: [-1, 1], CIFAR-10 [0, 1]), as `eval` does.
 /// `progress` is called after each image.
 pub fn calibrate_images(
     calibrator: &mut Calibrator,
     dataset: &dyn crate::data::ImageDataset,
     central_fraction: f32,
+    input_range: crate::data::InputRange,
     range: std::ops::Range<usize>,
     progress: &mut dyn FnMut(usize),
 ) -> Result<()> {
@@ -413,7 +415,7 @@ pub fn calibrate_images(
         let img = dataset.image(i)?;
         let mut pixels =
             crate::data::central_crop_resize(&img, central_fraction, shape[1], shape[2]);
-        crate::data::to_unit_range(&mut pixels);
+        pixels.iter_mut().for_each(|p| *p = input_range.map(*p));
         calibrator.observe(&[pixels])?;
         progress(n + 1);
     }

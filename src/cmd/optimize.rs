@@ -1,0 +1,120 @@
+//! `quantfarm optimize MODEL --technique qat`: fine-tune a float CIFAR-10 model from
+//! `quantfarm train` with fake quantization and write the full-integer model.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use quantfarm_engine::data::{self, CifarSplit};
+use quantfarm_engine::measure::limits;
+use quantfarm_engine::quant::ptq::IoType;
+use quantfarm_engine::tflite;
+use quantfarm_train::data::ImageSet;
+use quantfarm_train::import;
+use quantfarm_train::qat::{self, QatConfig};
+use serde_json::json;
+
+use super::{load_model, print_json};
+use crate::cli::{IoTypeArg, OptimizeArgs, TechniqueArg};
+
+pub fn run(a: &OptimizeArgs) -> Result<()> {
+    let TechniqueArg::Qat = a.technique;
+    let threads = match a.threads {
+        Some(0) => bail!("--threads must be at least 1"),
+        Some(t) => t,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    if a.epochs == 0 {
+        bail!("--epochs must be at least 1");
+    }
+    if !(a.lr.is_finite() && a.lr > 0.0) {
+        bail!("--lr must be a positive number");
+    }
+    if let Some(l) = a.train_limit {
+        limits::check_images("--train-limit", l)?;
+    }
+    if let Some(dir) = a.output.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.is_dir()
+    {
+        bail!("{}: output folder does not exist", dir.display());
+    }
+    let model = load_model(&a.model)?;
+    let (net, mut weights) =
+        import::from_model(&model).with_context(|| a.model.display().to_string())?;
+    if net.input_shape() != [32, 32, 3] || net.classes() != 10 {
+        bail!(
+            "{}: QAT fine-tunes CIFAR-10 models ([1, 32, 32, 3] in, 10 classes out)",
+            a.model.display()
+        );
+    }
+    let root = data::shared_root()?;
+    let train = ImageSet::cifar10(&root, CifarSplit::Train, a.train_limit, threads)?;
+    let cfg = QatConfig {
+        epochs: a.epochs,
+        lr: a.lr,
+        seed: a.seed,
+        ..QatConfig::default()
+    };
+    if train.len() < cfg.batch {
+        bail!(
+            "{} training images are fewer than one batch of {}",
+            train.len(),
+            cfg.batch
+        );
+    }
+    let steps = (train.len() / cfg.batch * cfg.epochs) as u64;
+    let bar = if a.json {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(steps)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:25}] {pos}/{len} steps, eta {eta}")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    let start = Instant::now();
+    let mut last_loss = f64::NAN;
+    let ranges = qat::finetune(
+        &net,
+        &mut weights,
+        &train,
+        &cfg,
+        threads,
+        |step, total, loss| {
+            last_loss = loss;
+            bar.set_message(format!("qat loss {loss:.3}"));
+            bar.set_position(step as u64);
+            let _ = total;
+        },
+    );
+    bar.finish_and_clear();
+    let seconds = start.elapsed().as_secs_f64();
+    let io = match a.io {
+        IoTypeArg::Float => IoType::Float,
+        IoTypeArg::Int8 => IoType::Int8,
+        IoTypeArg::Uint8 => IoType::Uint8,
+    };
+    let (out, summary) = qat::export_int8(&net, &weights, &ranges, io)?;
+    tflite::write_model_file(&out, &a.output)?;
+    let size = std::fs::metadata(&a.output).map(|m| m.len()).unwrap_or(0);
+    if a.json {
+        print_json(&json!({
+            "input": a.model.display().to_string(), "technique": "qat", "epochs": a.epochs,
+            "train_images": train.len(), "threads": threads, "seconds": seconds,
+            "final_loss": last_loss, "output": a.output.display().to_string(),
+            "size_bytes": size, "quantized_ops": summary.quantized_ops,
+            "float_ops": summary.float_ops.iter().map(|(i, n)| json!({"index": i, "op": n})).collect::<Vec<_>>(),
+        }));
+    } else {
+        outln!(
+            "qat: {} epoch(s) on {} images in {seconds:.1} s (loss {last_loss:.4}); wrote {} ({size} bytes, {} integer ops, {} float ops)",
+            a.epochs,
+            train.len(),
+            a.output.display(),
+            summary.quantized_ops,
+            summary.float_ops.len()
+        );
+    }
+    Ok(())
+}
