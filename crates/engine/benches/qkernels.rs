@@ -215,6 +215,39 @@ fn add_group<T: QElem + QInt>(c: &mut Criterion, tag: &str, zp: i32) {
     grp.finish();
 }
 
+/// ADD of a per-channel [256] constant to a [1, 38, 38, 256] activation (ResNet v2's
+/// pre-activation batch-norm shift): the constant is rescaled once per call.
+fn add_by_channel_group<T: QElem + QInt>(c: &mut Criterion, tag: &str, zp: i32) {
+    let (sa, sb, so) = ([1usize, 38, 38, 256], [256usize], [1usize, 38, 38, 256]);
+    let n: usize = so.iter().product();
+    let (lo, hi) = (T::MIN, T::MAX);
+    let a: Vec<T> = data(n, 7, lo, hi);
+    let b: Vec<T> = data(256, 8, lo, hi);
+    let mut y = vec![T::from_i32(0); n];
+    let p = QBinaryParams::add_sub(
+        false,
+        20,
+        (0.031, zp + 3),
+        (0.017, zp - 9),
+        (0.05, zp),
+        lo,
+        hi,
+    );
+    let mut grp = c.benchmark_group(format!("{tag}_add_38x38x256_by_channel"));
+    grp.throughput(Throughput::Elements(n as u64));
+    grp.sample_size(20);
+    grp.bench_function("reference", |bn| {
+        bn.iter(|| binary_reference(&p, black_box(&a), &sa, &b, &sb, &mut y, &so))
+    });
+    for isa in cpu::available_isas() {
+        let t = cpu::with_isa(isa, || AddSubTables::new::<T>(&p).expect("8-bit add"));
+        grp.bench_function(format!("fast_{}", isa.name()), |bn| {
+            bn.iter(|| t.run_broadcast(black_box(&a), &sa, &b, &sb, &mut y, &so))
+        });
+    }
+    grp.finish();
+}
+
 /// MUL of a [1, 38, 38, 256] activation by a per-channel [256] constant.
 fn mul_group<T: QElem + QInt>(c: &mut Criterion, tag: &str, zp: i32) {
     let (sa, sb, so) = ([1usize, 38, 38, 256], [256usize], [1usize, 38, 38, 256]);
@@ -316,6 +349,7 @@ fn bench_int8(c: &mut Criterion) {
     dw_group::<i8>(c, QScheme::Int8, "int8", -127, 127);
     fc_group::<i8>(c, QScheme::Int8, "int8", -127, 127);
     add_group::<i8>(c, "int8", -10);
+    add_by_channel_group::<i8>(c, "int8", -10);
     mul_group::<i8>(c, "int8", -10);
     pool_group(c);
 }
