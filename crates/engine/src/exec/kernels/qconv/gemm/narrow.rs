@@ -33,6 +33,8 @@ const CHUNK: usize = 32;
 /// Rows per work item of the AMX path: several 32-row blocks share each weight tile
 /// while it is in L1 (a chunk re-reads all weights once).
 const AMX_CHUNK: usize = 64;
+/// Packed weight bytes above which AMX chunks take [`AMX_CHUNK`] twice over.
+const AMX_BIG_WEIGHTS: usize = 1 << 20;
 /// Shallowest `k` that takes the AMX path: one 64-deep tile step (shallower rows would
 /// be mostly padding).
 const AMX_MIN_K: usize = 64;
@@ -291,13 +293,15 @@ impl Gemm8 {
         }
     }
 
-    /// Rows per work item.
+    /// Rows per work item. A chunk reads all the weights once: weights beyond half of
+    /// a 2 MiB L2 come from memory for every chunk, so they get twice the rows.
     fn chunk_rows(&self) -> usize {
         if self.path == Path::Amx {
-            std::env::var("QF_AMX_CHUNK")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(AMX_CHUNK)
+            if self.n * self.kp > AMX_BIG_WEIGHTS {
+                2 * AMX_CHUNK
+            } else {
+                AMX_CHUNK
+            }
         } else {
             CHUNK
         }
