@@ -742,28 +742,43 @@ impl PackedHybridConv {
         let p = &self.hp.conv;
         let isa = dot_isa();
         let img = p.geom.in_h * p.geom.in_w * p.geom.in_c;
-        let out_img = p.geom.out_h * p.geom.out_w * p.geom.out_c;
-        let mut x16 = vec![0i16; img];
-        let mut x8 = vec![
-            0u8;
-            if matches!(self.w, Weights::Quads(_)) {
-                img
-            } else {
-                0
-            }
-        ];
-        for b in 0..p.geom.batch {
-            let (s_in, zp) = quantize_to_i16(
-                &input[b * img..(b + 1) * img],
-                self.hp.per_channel,
-                &mut x16,
+        // The quantized images live in this thread's buffers, kept across calls (fresh
+        // megabyte allocations per layer cost page faults each inference).
+        IMAGES.with_borrow_mut(|(x16, x8)| {
+            x16.resize(img, 0);
+            x8.resize(
+                if matches!(self.w, Weights::Quads(_)) {
+                    img
+                } else {
+                    0
+                },
+                0,
             );
+            self.run_images(input, output, par, isa, &mut x16[..img], x8);
+        });
+    }
+
+    fn run_images(
+        &self,
+        input: &[f32],
+        output: &mut [f32],
+        par: Parallelism,
+        isa: DotIsa,
+        x16: &mut [i16],
+        x8: &mut [u8],
+    ) {
+        let p = &self.hp.conv;
+        let img = p.geom.in_h * p.geom.in_w * p.geom.in_c;
+        let out_img = p.geom.out_h * p.geom.out_w * p.geom.out_c;
+        for b in 0..p.geom.batch {
+            let (s_in, zp) =
+                quantize_to_i16(&input[b * img..(b + 1) * img], self.hp.per_channel, x16);
             if !x8.is_empty() {
-                to_biased_u8(&x16, zp, &mut x8);
+                to_biased_u8(x16, zp, x8);
             }
             let src = match &self.w {
-                Weights::Pairs(_) => Image::Pairs(&x16),
-                Weights::Quads(_) => Image::Bytes(&x8, zp),
+                Weights::Pairs(_) => Image::Pairs(x16),
+                Weights::Quads(_) => Image::Bytes(x8, zp),
             };
             let out_b = &mut output[b * out_img..(b + 1) * out_img];
             let row = p.geom.out_w * p.geom.out_c;
@@ -799,6 +814,43 @@ impl PackedHybridConv {
         }
     }
 
+    /// Writes the im2col patches of output pixels `ox0..ox0 + n` of row `oy` (taps
+    /// outside the image hold `outside`).
+    fn gather_patches<T: Copy>(
+        &self,
+        x16: &[T],
+        outside: T,
+        oy: usize,
+        ox0: usize,
+        n: usize,
+        patches: &mut [T],
+    ) {
+        let p = &self.hp.conv;
+        let kp = self.w.kp();
+        let y0 = (oy * p.geom.stride_h) as isize - p.geom.pad_top as isize;
+        for g in 0..n {
+            let patch = &mut patches[g * kp..(g + 1) * kp];
+            let x0 = ((ox0 + g) * p.geom.stride_w) as isize - p.geom.pad_left as isize;
+            let mut at = 0;
+            for ky in 0..p.geom.k_h {
+                let iy = y0 + (ky * p.geom.dilation_h) as isize;
+                for kx in 0..p.geom.k_w {
+                    let ix = x0 + (kx * p.geom.dilation_w) as isize;
+                    let dst = &mut patch[at..at + p.geom.in_c];
+                    if iy < 0 || iy >= p.geom.in_h as isize || ix < 0 || ix >= p.geom.in_w as isize
+                    {
+                        // Outside the image the reference adds nothing.
+                        dst.fill(outside);
+                    } else {
+                        let src = (iy as usize * p.geom.in_w + ix as usize) * p.geom.in_c;
+                        dst.copy_from_slice(&x16[src..src + p.geom.in_c]);
+                    }
+                    at += p.geom.in_c;
+                }
+            }
+        }
+    }
+
     /// [`Self::run_row`] over patches of `T` (`outside`: a tap outside the image),
     /// with `dots(patches, n, acc)` computing the exact int32 sums.
     fn run_row_with<T: Copy + Default>(
@@ -811,37 +863,28 @@ impl PackedHybridConv {
         dots: impl Fn(&[T], usize, &mut [i32]),
     ) {
         let p = &self.hp.conv;
+        let g = &p.geom;
         let (kp, rp) = (self.w.kp(), self.w.rows_padded());
-        let mut patches = vec![T::default(); GROUP * kp];
+        // 1×1 stride-1 convs whose pixels are whole patches: read in place.
+        let direct = g.k_h == 1
+            && g.k_w == 1
+            && g.stride_h == 1
+            && g.stride_w == 1
+            && g.pad_top == 0
+            && g.pad_left == 0
+            && g.out_w == g.in_w
+            && g.in_c == kp;
+        let mut patches = vec![T::default(); if direct { 0 } else { GROUP * kp }];
         let mut acc = vec![0i32; GROUP * rp];
-        let y0 = (oy * p.geom.stride_h) as isize - p.geom.pad_top as isize;
         for ox0 in (0..p.geom.out_w).step_by(GROUP) {
             let n = GROUP.min(p.geom.out_w - ox0);
-            for g in 0..n {
-                let patch = &mut patches[g * kp..(g + 1) * kp];
-                let x0 = ((ox0 + g) * p.geom.stride_w) as isize - p.geom.pad_left as isize;
-                let mut at = 0;
-                for ky in 0..p.geom.k_h {
-                    let iy = y0 + (ky * p.geom.dilation_h) as isize;
-                    for kx in 0..p.geom.k_w {
-                        let ix = x0 + (kx * p.geom.dilation_w) as isize;
-                        let dst = &mut patch[at..at + p.geom.in_c];
-                        if iy < 0
-                            || iy >= p.geom.in_h as isize
-                            || ix < 0
-                            || ix >= p.geom.in_w as isize
-                        {
-                            // Outside the image the reference adds nothing.
-                            dst.fill(outside);
-                        } else {
-                            let src = (iy as usize * p.geom.in_w + ix as usize) * p.geom.in_c;
-                            dst.copy_from_slice(&x16[src..src + p.geom.in_c]);
-                        }
-                        at += p.geom.in_c;
-                    }
-                }
+            if direct {
+                let s = (oy * g.in_w + ox0) * kp;
+                dots(&x16[s..s + n * kp], n, &mut acc);
+            } else {
+                self.gather_patches(x16, outside, oy, ox0, n, &mut patches);
+                dots(&patches, n, &mut acc);
             }
-            dots(&patches, n, &mut acc);
             for g in 0..n {
                 let o = &mut out_row[(ox0 + g) * p.geom.out_c..(ox0 + g + 1) * p.geom.out_c];
                 let a = &acc[g * rp..g * rp + p.geom.out_c];
@@ -858,6 +901,12 @@ impl PackedHybridConv {
             }
         }
     }
+}
+
+thread_local! {
+    /// A hybrid conv's quantized batch image (i16 `q − zp`, and the biased bytes).
+    static IMAGES: std::cell::RefCell<(Vec<i16>, Vec<u8>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
 /// A batch image of a hybrid conv, quantized for the packed weights' layout.

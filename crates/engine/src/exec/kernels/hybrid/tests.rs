@@ -147,11 +147,16 @@ fn conv_fast_matches_reference() {
     for case in 0..40 {
         let batch = 1 + rng.below(2);
         let (in_h, in_w) = (1 + rng.below(9), 1 + rng.below(9));
-        let in_c = 1 + rng.below(20);
+        let mut in_c = 1 + rng.below(20);
         let out_c = 1 + rng.below(70);
-        let (k_h, k_w) = (1 + rng.below(3), 1 + rng.below(3));
-        let (stride_h, stride_w) = (1 + rng.below(2), 1 + rng.below(2));
+        let (mut k_h, mut k_w) = (1 + rng.below(3), 1 + rng.below(3));
+        let (mut stride_h, mut stride_w) = (1 + rng.below(2), 1 + rng.below(2));
         let (dilation_h, dilation_w) = (1 + rng.below(2), 1 + rng.below(2));
+        if case % 5 == 0 {
+            // 1×1 stride 1 with whole patches per pixel: read in place.
+            (k_h, k_w, stride_h, stride_w) = (1, 1, 1, 1);
+            in_c = 4 * (1 + rng.below(8));
+        }
         let same = case % 2 == 0;
         let geom = |i: usize, k: usize, s: usize, d: usize| {
             let ke = (k - 1) * d + 1;
