@@ -902,6 +902,7 @@ mod x86 {
                 _mm512_set1_epi32(k.p.act_min),
                 _mm512_set1_epi32(k.p.act_max),
             );
+            let low16 = _mm512_set1_epi32(0xFFFF);
             let s1 = match a {
                 Src::Splat(v) => Some(_mm512_set1_epi32(v.get() + k.p.in1_offset)),
                 Src::Run(_) => None,
@@ -922,7 +923,15 @@ mod x86 {
                     (None, Src::Run(x)) => _mm512_add_epi32(load16(x.as_ptr().add(j)), o2),
                     (None, Src::Splat(_)) => unreachable!("splat operands are pre-offset"),
                 };
-                let v = _mm512_add_epi32(m.rescale(_mm512_mullo_epi32(x1, x2)), zp);
+                // 8-bit operands minus zero points fit int16: one `vpmaddwd` (the
+                // second operand's upper halves cleared) gives the exact product,
+                // cheaper than `vpmulld`.
+                let prod = if std::mem::size_of::<T>() == 1 {
+                    _mm512_madd_epi16(x1, _mm512_and_si512(x2, low16))
+                } else {
+                    _mm512_mullo_epi32(x1, x2)
+                };
+                let v = _mm512_add_epi32(m.rescale(prod), zp);
                 let v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
                 store16(y.as_mut_ptr().add(j), v);
                 j += 16;
