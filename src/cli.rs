@@ -321,6 +321,10 @@ pub struct QuantizeArgs {
     /// First calibration image.
     #[arg(long, default_value_t = 0)]
     pub calibration_offset: usize,
+    /// Take every N-th image from the offset on (CIFAR-10's archives are sorted by class:
+    /// `--calibration-size 500 --calibration-stride 100` spreads over all 50,000).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub calibration_stride: u32,
     /// Range estimator: minmax, percentile (99.99%), percentile:P or mse.
     #[arg(long, default_value = "minmax")]
     pub calibration_method: String,

@@ -120,6 +120,22 @@ fn clear_errors() {
         ]),
         "goes past the end",
     );
+    // A stride that spreads the images past the end.
+    assert_user_error(
+        &quantfarm(&[
+            "quantize",
+            fs,
+            "--mode",
+            "int8",
+            "--calibration-size",
+            "10",
+            "--calibration-stride",
+            "200",
+            "-o",
+            os,
+        ]),
+        "goes past the end",
+    );
     assert_user_error(
         &quantfarm(&[
             "quantize",

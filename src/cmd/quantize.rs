@@ -87,6 +87,7 @@ pub fn run(a: &QuantizeArgs) -> Result<()> {
             "calibration": ranges.as_ref().map(|r| json!({
                 "dataset": a.calibration,
                 "offset": a.calibration_offset,
+                "stride": a.calibration_stride,
                 "samples": r.samples,
                 "method": a.calibration_method,
                 "seconds": calib_secs,
@@ -134,14 +135,18 @@ fn calibrate(
     let root = data::shared_root()?;
     let ds = data::open_dataset(&a.calibration, &root)
         .with_context(|| format!("calibration dataset {}", a.calibration))?;
-    let range = data::slice_range(ds.len(), a.calibration_offset, Some(a.calibration_size))
+    // The images span (size − 1)·stride + 1 positions from the offset.
+    let stride = a.calibration_stride as usize;
+    let span = a.calibration_size.saturating_sub(1) * stride + 1;
+    let range = data::slice_range(ds.len(), a.calibration_offset, Some(span))
         .with_context(|| format!("calibration dataset {}", a.calibration))?;
-    if range.len() < a.calibration_size {
+    if range.len() < span {
         bail!(
-            "calibration dataset {}: {} images asked from offset {}, only {} available",
+            "calibration dataset {}: {} images asked from offset {} every {}, only {} available",
             a.calibration,
             a.calibration_size,
             a.calibration_offset,
+            stride,
             range.len()
         );
     }
@@ -152,7 +157,7 @@ fn calibrate(
     } else {
         1.0
     };
-    let bar = ProgressBar::new(range.len() as u64);
+    let bar = ProgressBar::new(a.calibration_size as u64);
     bar.set_style(
         ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
             .expect("static template")
@@ -164,7 +169,7 @@ fn calibrate(
         ds.as_ref(),
         crop,
         data::InputRange::for_dataset(&a.calibration),
-        range,
+        range.step_by(stride),
         &mut |_| bar.inc(1),
     );
     bar.finish_and_clear();

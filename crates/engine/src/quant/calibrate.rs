@@ -390,7 +390,7 @@ fn statistics_bytes(model: &Model) -> u64 {
         .saturating_add(ranges)
 }
 
-/// Calibrate an image model on `range` of a dataset: TF-slim preprocessing (central
+/// Calibrate an image model on the dataset images `images` (indices): TF-slim preprocessing (central
 /// crop 87.5% for ImageNet, bilinear resize), values mapped to the dataset's input
 /// range (`InputRange::for_dataset`: [-1, 1], CIFAR-10 [0, 1]), as `eval` does.
 /// `progress` is called after each image.
@@ -399,7 +399,7 @@ pub fn calibrate_images(
     dataset: &dyn crate::data::ImageDataset,
     central_fraction: f32,
     input_range: crate::data::InputRange,
-    range: std::ops::Range<usize>,
+    images: impl IntoIterator<Item = usize>,
     progress: &mut dyn FnMut(usize),
 ) -> Result<()> {
     let shapes = calibrator.input_shapes();
@@ -411,7 +411,7 @@ pub fn calibrate_images(
             )));
         }
     };
-    for (n, i) in range.enumerate() {
+    for (n, i) in images.into_iter().enumerate() {
         let img = dataset.image(i)?;
         let mut pixels =
             crate::data::central_crop_resize(&img, central_fraction, shape[1], shape[2]);
