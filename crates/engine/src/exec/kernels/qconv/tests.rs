@@ -999,7 +999,7 @@ fn window_gather_matches_reference() {
     }
 }
 
-/// Shapes for the AMX tile path (k ≥ 64): depths that are and are not multiples of 64
+/// Shapes for the AMX tile path (k ≥ 128): depths that are and are not multiples of 64
 /// (zero-padded tile steps), channel counts leaving a single 16-channel block or a
 /// partial one, row counts leaving partial 32-row chunks, 1×1 convs read in place
 /// (full chunks) and packed (tails), 3×3 windows, int8 (signed tiles) and uint8 with
@@ -1012,14 +1012,14 @@ fn amx_tiles_match_reference() {
     let mut tiled = 0;
     let shapes = [
         // (hw, in_c, out_c, k)
-        (8, 64, 16, 1),
+        (8, 128, 16, 1),
         (7, 128, 48, 1),
-        (6, 100, 30, 1),
+        (6, 130, 30, 1),
         (9, 192, 70, 1),
         (5, 16, 40, 3),
         (6, 37, 64, 3),
         (4, 256, 33, 3),
-        (11, 72, 130, 1),
+        (11, 136, 130, 1),
     ];
     for (i, &(hw, in_c, out_c, k)) in shapes.iter().enumerate() {
         let g = Geometry {
@@ -1076,7 +1076,7 @@ fn amx_tiles_match_reference() {
     }
     let f = cpu::features();
     if cpu::amx_usable() && f.avx512vnni && f.avx512bw && f.avx512vl {
-        // Every shape has k ≥ 64, so every case takes the tiles.
+        // Every shape has k ≥ 128, so every case takes the tiles.
         assert_eq!(tiled, 2 * shapes.len(), "AMX ran in only {tiled} cases");
     }
 }
