@@ -239,6 +239,7 @@ fn zoo_models_build_and_run() {
         "3",
         "--warmup",
         "1",
+        "--layers",
         "--json",
     ]));
     for key in ["median_ms", "p90_ms", "mean_ms"] {
@@ -246,6 +247,26 @@ fn zoo_models_build_and_run() {
     }
     assert_eq!(b["runs"], 3);
     assert_eq!(b["threads"], 1);
+    assert!(b["amx"].is_boolean());
+    // `--layers`: one entry per op in execution order, the conv MACs adding up to the
+    // model's (`inspect`'s count covers every op; conv/depthwise/FC carry all of it).
+    let layers = b["layers"].as_array().expect("layers");
+    let inspect = json_of(&quantfarm(&["inspect", out.to_str().unwrap(), "--json"]));
+    let ops: u64 = inspect["ops"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(layers.len() as u64, ops);
+    let macs: u64 = layers.iter().map(|l| l["macs"].as_u64().unwrap()).sum();
+    assert_eq!(macs, inspect["macs"].as_u64().unwrap());
+    assert!(layers.iter().all(|l| l["ms"].as_f64().unwrap() >= 0.0));
+    assert!(
+        layers
+            .iter()
+            .any(|l| l["op"] == "CONV_2D" && l["macs"].as_u64().unwrap() > 0)
+    );
 }
 
 #[test]
