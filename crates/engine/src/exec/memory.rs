@@ -441,24 +441,26 @@ impl Sizes<'_> {
             // Integer: the 8-bit GEMM packs bytes (AVX2: int16) in 16-channel blocks of
             // depth padded to 4, int16x8 int16 panels; per channel the column sums,
             // nudges, requantization constants and biases. The reference kernel keeps
-            // the weights as they are. Per thread: 32 packed input rows (int16 at
-            // most), their sums, a tile of int64 accumulators.
+            // the weights as they are. Per thread: up to 128 packed input rows (AMX
+            // chunks; depth padded to 64), their sums, the AMX chunk's int32 sums
+            // (128 rows × the channels) or a tile of int64 accumulators.
             ConvFamily::Integer => OpCost {
                 packed: np * kp * 2 + np * 160 + we,
                 prep: we * 2 + Sat(n) * 24 + bias,
                 run: Sat(0),
-                per_thread: kp * 128 + np * 64 + Sat(k) * 8 + 4096,
+                per_thread: Sat(k.next_multiple_of(64)) * 128 + np * 512 + Sat(k) * 8 + 4096,
             },
-            // Hybrid: int8 weights widened to int16 rows in 16-row blocks (reference:
-            // kept as int8) and float scales and bias; each inference quantizes the
-            // input (int16 copy of an image, or int8 rows with a scale and offset each).
+            // Hybrid: int8 weights widened to int16 rows in 16-row blocks, or int8 quads
+            // and their row sums on VNNI (reference: kept as int8), float scales and
+            // bias; each inference quantizes the input (an int16 copy of an image and,
+            // on VNNI, its biased bytes; or int8 rows with a scale and offset each).
             ConvFamily::Hybrid => {
                 let xe = self.elems(x);
                 let rows = Sat(xe.0 / k.max(1));
                 OpCost {
                     packed: np * kp * 2 + np * 16 + we,
                     prep: we + Sat(n) * 8 + bias,
-                    run: xe * 2 + rows * 8 + np * 8 + 4096,
+                    run: xe * 3 + rows * 8 + np * 8 + 4096,
                     per_thread: Sat(HYBRID_GROUP) * (kp * 2 + np * 4) + Sat(n) * 4 + 4096,
                 }
             }
