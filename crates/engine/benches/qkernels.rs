@@ -179,6 +179,19 @@ fn dw_group<T: QElem>(c: &mut Criterion, scheme: QScheme, tag: &str, wl: i32, wh
     }
 }
 
+/// The ADD benches' parameters: input scales around the output's, zero points near `zp`.
+fn add_params(zp: i32, lo: i32, hi: i32) -> QBinaryParams {
+    QBinaryParams::add_sub(
+        false,
+        20,
+        (0.031, zp + 3),
+        (0.017, zp - 9),
+        (0.05, zp),
+        lo,
+        hi,
+    )
+}
+
 /// Same-shape ADD of a MobileNetV2 residual (56×56×24): the reference loop (per
 /// element through broadcast indices), the per-element fast path, and the tabulated /
 /// SIMD path the interpreter runs.
@@ -188,15 +201,7 @@ fn add_group<T: QElem + QInt>(c: &mut Criterion, tag: &str, zp: i32) {
     let a: Vec<T> = data(n, 7, lo, hi);
     let b: Vec<T> = data(n, 8, lo, hi);
     let mut y = vec![T::from_i32(0); n];
-    let p = QBinaryParams::add_sub(
-        false,
-        20,
-        (0.031, zp + 3),
-        (0.017, zp - 9),
-        (0.05, zp),
-        lo,
-        hi,
-    );
+    let p = add_params(zp, lo, hi);
     let mut grp = c.benchmark_group(format!("{tag}_add_56x56x24"));
     grp.throughput(Throughput::Elements(n as u64));
     grp.sample_size(20);
@@ -224,15 +229,7 @@ fn add_by_channel_group<T: QElem + QInt>(c: &mut Criterion, tag: &str, zp: i32) 
     let a: Vec<T> = data(n, 7, lo, hi);
     let b: Vec<T> = data(256, 8, lo, hi);
     let mut y = vec![T::from_i32(0); n];
-    let p = QBinaryParams::add_sub(
-        false,
-        20,
-        (0.031, zp + 3),
-        (0.017, zp - 9),
-        (0.05, zp),
-        lo,
-        hi,
-    );
+    let p = add_params(zp, lo, hi);
     let mut grp = c.benchmark_group(format!("{tag}_add_38x38x256_by_channel"));
     grp.throughput(Throughput::Elements(n as u64));
     grp.sample_size(20);

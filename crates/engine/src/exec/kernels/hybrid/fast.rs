@@ -274,6 +274,39 @@ mod x86 {
         unsafe { p.cast::<i32>().read_unaligned() }
     }
 
+    /// Runs micro-kernel `$f::<P, NB>` over `n` patches and `blocks` blocks of 16
+    /// channels: a full group of patches two blocks at a time, fewer patches one by one
+    /// four blocks at a time. Every call covers blocks `b..b + NB ≤ blocks` and patches
+    /// below `n`. Expands to unsafe calls: the caller's block holds them.
+    macro_rules! tiles {
+        ($f:ident, $xp:expr, $kp:expr, $wp:expr, $ap:expr, $rp:expr, $n:expr, $blocks:expr) => {{
+            let (xp, kp, wp, ap, rp, n, blocks) = ($xp, $kp, $wp, $ap, $rp, $n, $blocks);
+            if n == GROUP {
+                let mut b = 0;
+                while b + 2 <= blocks {
+                    $f::<GROUP, 2>(xp, kp, wp, b, ap, rp);
+                    b += 2;
+                }
+                if b < blocks {
+                    $f::<GROUP, 1>(xp, kp, wp, b, ap, rp);
+                }
+            } else {
+                for g in 0..n {
+                    let (xg, ag) = (xp.add(g * kp), ap.add(g * rp));
+                    let mut b = 0;
+                    while b + 4 <= blocks {
+                        $f::<1, 4>(xg, kp, wp, b, ag, rp);
+                        b += 4;
+                    }
+                    while b < blocks {
+                        $f::<1, 1>(xg, kp, wp, b, ag, rp);
+                        b += 1;
+                    }
+                }
+            }
+        }};
+    }
+
     /// Dispatch over patch count and block grouping.
     ///
     /// # Safety
@@ -290,41 +323,13 @@ mod x86 {
     ) {
         let rp = blocks * OCB;
         let (xp, wp, ap) = (x.as_ptr(), w.as_ptr(), acc.as_mut_ptr());
-        // SAFETY: the ISA's features are present (contract). Every call below covers
-        // blocks `b..b + NB` with `b + NB ≤ blocks` and patches below `n`, which the
-        // contract's `x`, `w` and `acc` lengths hold.
+        // SAFETY: the ISA's features are present (contract); `tiles!` stays within the
+        // contract's `x`, `w` and `acc` lengths.
         unsafe {
-            macro_rules! run {
-                ($f:ident) => {{
-                    if n == GROUP {
-                        let mut b = 0;
-                        while b + 2 <= blocks {
-                            $f::<GROUP, 2>(xp, kp, wp, b, ap, rp);
-                            b += 2;
-                        }
-                        if b < blocks {
-                            $f::<GROUP, 1>(xp, kp, wp, b, ap, rp);
-                        }
-                    } else {
-                        for g in 0..n {
-                            let (xg, ag) = (xp.add(g * kp), ap.add(g * rp));
-                            let mut b = 0;
-                            while b + 4 <= blocks {
-                                $f::<1, 4>(xg, kp, wp, b, ag, rp);
-                                b += 4;
-                            }
-                            while b < blocks {
-                                $f::<1, 1>(xg, kp, wp, b, ag, rp);
-                                b += 1;
-                            }
-                        }
-                    }
-                }};
-            }
             match isa {
-                DotIsa::Avx512Vnni => run!(k512_vnni),
-                DotIsa::Avx512Bw => run!(k512),
-                _ => run!(k256),
+                DotIsa::Avx512Vnni => tiles!(k512_vnni, xp, kp, wp, ap, rp, n, blocks),
+                DotIsa::Avx512Bw => tiles!(k512, xp, kp, wp, ap, rp, n, blocks),
+                _ => tiles!(k256, xp, kp, wp, ap, rp, n, blocks),
             }
         }
     }
@@ -337,33 +342,9 @@ mod x86 {
     pub unsafe fn dots8(x: &[u8], n: usize, blocks: usize, kp: usize, w: &[i8], acc: &mut [i32]) {
         let rp = blocks * OCB;
         let (xp, wp, ap) = (x.as_ptr(), w.as_ptr(), acc.as_mut_ptr());
-        // SAFETY: as in `dots`: every call covers blocks `b..b + NB ≤ blocks` and
-        // patches below `n`, which the contract's lengths hold.
-        unsafe {
-            if n == GROUP {
-                let mut b = 0;
-                while b + 2 <= blocks {
-                    k8::<GROUP, 2>(xp, kp, wp, b, ap, rp);
-                    b += 2;
-                }
-                if b < blocks {
-                    k8::<GROUP, 1>(xp, kp, wp, b, ap, rp);
-                }
-            } else {
-                for g in 0..n {
-                    let (xg, ag) = (xp.add(g * kp), ap.add(g * rp));
-                    let mut b = 0;
-                    while b + 4 <= blocks {
-                        k8::<1, 4>(xg, kp, wp, b, ag, rp);
-                        b += 4;
-                    }
-                    while b < blocks {
-                        k8::<1, 1>(xg, kp, wp, b, ag, rp);
-                        b += 1;
-                    }
-                }
-            }
-        }
+        // SAFETY: VNNI is present (contract); `tiles!` stays within the contract's
+        // lengths.
+        unsafe { tiles!(k8, xp, kp, wp, ap, rp, n, blocks) }
     }
 
     /// `P` patches × `NB` blocks of 16 channels: four byte products per lane.

@@ -422,7 +422,7 @@ impl AddSubTables {
             // SAFETY: `avx512` was set only when the CPU has AVX-512F/BW; T is one or
             // two bytes (`new` accepts no other) and the runs hold `y.len()/16*16`
             // elements (asserted above).
-            return unsafe { x86::add_sub_avx512(self, a, b, y) };
+            return unsafe { x86::add_sub_avx512(self, a, b, None, y) };
         }
         let _ = (a, b, y);
         0
@@ -460,8 +460,9 @@ impl RowKernel for AddSubTables {
             let n = y.len() / 16 * 16;
             assert!(a.len() >= n && b.len() >= n, "binary operand too short");
             // SAFETY: `avx512` was set only when the CPU has AVX-512F/BW; T is one or
-            // two bytes (`new` accepts no other); both operands hold `n` elements.
-            return unsafe { x86::add_sub_prepared_avx512(self, a, b, y) };
+            // two bytes (`new` accepts no other); both operands hold `n` elements. The
+            // second `Src` is not read when the prepared values are given.
+            return unsafe { x86::add_sub_avx512(self, Src::Run(a), Src::Run(a), Some(b), y) };
         }
         let _ = (a, b, y);
         0
@@ -688,17 +689,19 @@ mod x86 {
     /// TFLite's ADD/SUB on 16 lanes: both input rescalings, the sum, the output
     /// rescaling, offset and clamp. Returns the number of elements written (a multiple
     /// of 16). Caller: CPU has AVX-512F/BW, `T` is one or two bytes, every `Run` holds
-    /// at least `y.len() / 16 * 16` elements.
+    /// at least `y.len() / 16 * 16` elements. `pre2`: input 2 already rescaled (as
+    /// many values), used instead of `b`.
     #[target_feature(enable = "avx512f,avx512bw")]
     pub(super) unsafe fn add_sub_avx512<T: QInt>(
         t: &AddSubTables,
         a: Src<'_, T>,
         b: Src<'_, T>,
+        pre2: Option<&[i32]>,
         y: &mut [T],
     ) -> usize {
         if t.fast {
             // SAFETY: forwarded contract.
-            return unsafe { add_sub_fast_avx512(t, a, b, None, y) };
+            return unsafe { add_sub_fast_avx512(t, a, b, pre2, y) };
         }
         let (Some(m1), Some(m2), Some(mo)) =
             (Mbqm::splat(t.m1), Mbqm::splat(t.m2), Mbqm::splat(t.m_out))
@@ -706,31 +709,7 @@ mod x86 {
             return 0;
         };
         // SAFETY: forwarded contract; AVX-512F/BW enabled here.
-        unsafe { add_sub_loop(t, a, b, None, y, [m1, m2, mo]) }
-    }
-
-    /// [`add_sub_avx512`] with input 2 already rescaled (`b`, at least `y.len() / 16 *
-    /// 16` values); same contract for `a`.
-    #[target_feature(enable = "avx512f,avx512bw")]
-    pub(super) unsafe fn add_sub_prepared_avx512<T: QInt>(
-        t: &AddSubTables,
-        a: &[T],
-        b: &[i32],
-        y: &mut [T],
-    ) -> usize {
-        // The second `Src` is never read when `pre2` is given.
-        let b_unused = Src::Run(a);
-        if t.fast {
-            // SAFETY: forwarded contract.
-            return unsafe { add_sub_fast_avx512(t, Src::Run(a), b_unused, Some(b), y) };
-        }
-        let (Some(m1), Some(m2), Some(mo)) =
-            (Mbqm::splat(t.m1), Mbqm::splat(t.m2), Mbqm::splat(t.m_out))
-        else {
-            return 0;
-        };
-        // SAFETY: forwarded contract; AVX-512F/BW enabled here.
-        unsafe { add_sub_loop(t, Src::Run(a), b_unused, Some(b), y, [m1, m2, mo]) }
+        unsafe { add_sub_loop(t, a, b, pre2, y, [m1, m2, mo]) }
     }
 
     /// A 16-lane MBQM in one of its two exact forms.
