@@ -7,7 +7,9 @@
 //! - optimize: build the float32 baseline from the task's source (the input file as is,
 //!   its dequantized form, or an engine zoo architecture) and apply the technique
 //!   (`original` = the input file byte for byte; the quantizations calibrated on the
-//!   task's dataset slice); returns the new model;
+//!   task's dataset slice; `qat` = quantization-aware fine-tuning of a CIFAR-10 model
+//!   on the training images with `quantfarm-train`, exported full-integer); returns
+//!   the new model;
 //! - benchmark: size (the artifact's bytes), latency, accuracy (top-1/top-5 over a
 //!   dataset slice through [`quantfarm_engine::measure::ImageEval`], with the numerics
 //!   of the agent's device: [`ServedDevice::interpreter`]), or mapping (op placement by
@@ -16,6 +18,8 @@
 //!   device model's prediction, labelled `predicted` and never timed on this host;
 //! - synthetic: sleep (harness self-tests and load tests).
 
+use std::ops::ControlFlow;
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -23,18 +27,23 @@ use anyhow::{Context, Result, anyhow, bail};
 use quantfarm_devices::{Placement, Simulation};
 use quantfarm_engine::EngineError;
 use quantfarm_engine::convert::{DequantizeOptions, dequantize_model};
-use quantfarm_engine::data;
+use quantfarm_engine::data::{self, CifarSplit};
 use quantfarm_engine::exec::{Interpreter, InterpreterOptions};
 use quantfarm_engine::measure::{self, ImageEval, LatencySettings, limits};
 use quantfarm_engine::quant::calibrate::{Calibrator, RangeMethod, calibrate_images};
-use quantfarm_engine::quant::ptq::{PtqOptions, QuantMode, ensure_float_model, quantize_model};
+use quantfarm_engine::quant::ptq::{
+    IoType, PtqOptions, QuantMode, ensure_float_model, quantize_model,
+};
 use quantfarm_engine::tflite;
 use quantfarm_engine::zoo::{self, Arch, ZooConfig};
 use quantfarm_proto::v1::{
     AccuracyStats, BenchmarkTask, Calibration, CalibrationMethod, JobSpec, LatencyKind,
     LatencyStats, Metric, OpPlacement, OptimizeTask, PlacementStats, SyntheticTask, Technique,
-    job_spec, model_source,
+    Training, job_spec, model_source,
 };
+use quantfarm_train::data::ImageSet;
+use quantfarm_train::import;
+use quantfarm_train::qat::{self, QatConfig};
 
 use crate::device::ServedDevice;
 
@@ -81,9 +90,29 @@ fn check_cancel(ctx: &JobContext) -> Result<()> {
     Ok(())
 }
 
+/// Host-CPU time is shared by every agent of this process (`quantfarm run` starts one
+/// local agent per device in one process): a job that times latency on the host holds
+/// this lock alone, every other job shares it, so a timed inference never runs beside
+/// another agent's fine-tuning or accuracy pass.
+static HOST_CPU: RwLock<()> = RwLock::new(());
+
+/// Does this job time inferences on the host CPU (latency on a non-simulated device)?
+fn times_host_cpu(spec: &JobSpec, ctx: &JobContext) -> bool {
+    matches!(&spec.task, Some(job_spec::Task::Benchmark(t))
+        if Metric::try_from(t.metric) == Ok(Metric::Latency) && !ctx.device.simulated())
+}
+
 /// Run one job. The task is validated first ([`validate`]).
 pub fn run_job(spec: &JobSpec, input: Option<&[u8]>, ctx: &JobContext) -> Result<JobOutput> {
     validate(spec)?;
+    // A panicking job poisons nothing worth keeping: the lock guards no data.
+    let _exclusive;
+    let _shared;
+    if times_host_cpu(spec, ctx) {
+        _exclusive = HOST_CPU.write().unwrap_or_else(|e| e.into_inner());
+    } else {
+        _shared = HOST_CPU.read().unwrap_or_else(|e| e.into_inner());
+    }
     match &spec.task {
         Some(job_spec::Task::Optimize(t)) => optimize(t, input, ctx),
         Some(job_spec::Task::Benchmark(t)) => benchmark(
@@ -123,6 +152,13 @@ pub fn validate(spec: &JobSpec) -> Result<()> {
                 limits::check_images("calibration limit", usize_of(c.limit)?)?;
                 range_method(c)?;
             }
+            if Technique::try_from(t.technique) == Ok(Technique::Qat) {
+                training_settings(
+                    t.training
+                        .as_ref()
+                        .context("a qat job needs training settings")?,
+                )?;
+            }
         }
         Some(job_spec::Task::Benchmark(t)) => match metric(t.metric)? {
             Metric::Latency => latency_settings(t)?.validate()?,
@@ -152,12 +188,13 @@ fn usize_of(v: u64) -> Result<usize> {
     usize::try_from(v).map_err(|_| anyhow!("{v} does not fit this machine's word size"))
 }
 
-/// The engine's name of a wire technique (`None` for the float32 baseline itself and
-/// for `original`).
+/// The engine's name of a wire technique (`None` for the float32 baseline itself, for
+/// `original` and for `qat`, which is not a post-training mode).
 fn technique(t: i32) -> Result<Option<&'static str>> {
     Ok(match Technique::try_from(t) {
         Ok(Technique::Float32) => None,
         Ok(Technique::Original) => None,
+        Ok(Technique::Qat) => None,
         Ok(Technique::Float16) => Some("float16"),
         Ok(Technique::Dynamic) => Some("dynamic"),
         Ok(Technique::Int8) => Some("int8"),
@@ -235,6 +272,9 @@ fn optimize(t: &OptimizeTask, input: Option<&[u8]>, ctx: &JobContext) -> Result<
     };
     check_cancel(ctx)?;
     let bytes = match technique(t.technique)? {
+        None if Technique::try_from(t.technique) == Ok(Technique::Qat) => {
+            quantization_aware(t, &baseline, ctx)?
+        }
         None => baseline,
         Some(mode) => quantize(t, mode, &baseline, ctx)?,
     };
@@ -243,6 +283,72 @@ fn optimize(t: &OptimizeTask, input: Option<&[u8]>, ctx: &JobContext) -> Result<
         artifact: Some(bytes),
         ..Default::default()
     })
+}
+
+/// A qat task's settings, checked: the dataset fine-tuning reads, epochs, image count.
+fn training_settings(tr: &Training) -> Result<(Option<usize>, usize)> {
+    if tr.dataset != "cifar10-train" {
+        bail!("training dataset '{}': expected cifar10-train", tr.dataset);
+    }
+    let limit = tr.limit.map(usize_of).transpose()?;
+    if let Some(l) = limit {
+        limits::check_images("training limit", l)?;
+    }
+    limits::check_range("training epochs", u64::from(tr.epochs), 1, 100)?;
+    Ok((limit, tr.epochs as usize))
+}
+
+/// Quantization-aware fine-tuning of a float CIFAR-10 model (one `quantfarm train`
+/// builds) on the task's training images, exported as a full-integer int8 model with
+/// float I/O, like the `int8` PTQ technique.
+fn quantization_aware(t: &OptimizeTask, float_model: &[u8], ctx: &JobContext) -> Result<Vec<u8>> {
+    let tr = t
+        .training
+        .as_ref()
+        .context("a qat job needs training settings")?;
+    let (limit, epochs) = training_settings(tr)?;
+    let model =
+        tflite::read_model_limited(float_model, ctx.memory_limit).context("float32 baseline")?;
+    let (net, mut weights) = import::from_model(&model)
+        .context("qat fine-tunes the CIFAR-10 architectures of `quantfarm train`")?;
+    if net.input_shape() != [32, 32, 3] || net.classes() != 10 {
+        bail!("qat fine-tunes CIFAR-10 models ([1, 32, 32, 3] in, 10 classes out)");
+    }
+    let threads = ctx.threads.max(1);
+    let root = data::shared_root()?;
+    let train = ImageSet::cifar10(&root, CifarSplit::Train, limit, threads)?;
+    let cfg = QatConfig {
+        epochs,
+        seed: tr.seed,
+        ..QatConfig::default()
+    };
+    if train.len() < cfg.batch {
+        bail!(
+            "{} training images are fewer than one batch of {}",
+            train.len(),
+            cfg.batch
+        );
+    }
+    check_cancel(ctx)?;
+    let ranges = qat::finetune(
+        &net,
+        &mut weights,
+        &train,
+        &cfg,
+        threads,
+        |step, total, _| {
+            (ctx.progress)(step as f64 / total.max(1) as f64);
+            if ctx.cancel.load(Ordering::Relaxed) {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        },
+    )
+    .ok_or_else(|| anyhow!(Cancelled))?;
+    let (out, _) = qat::export_int8(&net, &weights, &ranges, IoType::Float)
+        .context("export the fine-tuned model")?;
+    tflite::write_model(&out).context("encode the fine-tuned model")
 }
 
 /// Post-training quantization of the float32 baseline, calibrated on the task's slice.
@@ -259,7 +365,21 @@ fn quantize(t: &OptimizeTask, mode: &str, float_model: &[u8], ctx: &JobContext) 
         let method = range_method(c)?;
         let root = data::shared_root()?;
         let ds = data::open_dataset(&c.dataset, &root)?;
-        let range = data::slice_range(ds.len(), usize_of(c.offset)?, Some(usize_of(c.limit)?))?;
+        let (limit, stride) = (usize_of(c.limit)?, usize_of(c.stride.max(1))?);
+        // The images span (limit − 1)·stride + 1 positions from the offset.
+        let span = limit
+            .saturating_sub(1)
+            .saturating_mul(stride)
+            .saturating_add(1);
+        let range = data::slice_range(ds.len(), usize_of(c.offset)?, Some(span))?;
+        if range.len() < span {
+            bail!(
+                "calibration dataset {}: {limit} images asked from offset {} every {stride}, only {} available",
+                c.dataset,
+                c.offset,
+                range.len()
+            );
+        }
         let mut cal = Calibrator::with_memory_limit(&model, ctx.threads.max(1), ctx.memory_limit)?;
         let crop = if c.dataset.starts_with("imagenet") {
             0.875
@@ -267,7 +387,14 @@ fn quantize(t: &OptimizeTask, mode: &str, float_model: &[u8], ctx: &JobContext) 
             1.0
         };
         let input_range = data::InputRange::for_dataset(&c.dataset);
-        calibrate_images(&mut cal, ds.as_ref(), crop, input_range, range, &mut |_| {})?;
+        calibrate_images(
+            &mut cal,
+            ds.as_ref(),
+            crop,
+            input_range,
+            range.step_by(stride),
+            &mut |_| {},
+        )?;
         check_cancel(ctx)?;
         Some(cal.ranges(method, mode.activation_grid()))
     } else {
@@ -458,4 +585,143 @@ fn synthetic(t: &SyntheticTask, ctx: &JobContext) -> Result<JobOutput> {
         }
     }
     Ok(JobOutput::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quantfarm_proto::v1::{FileModel, ModelSource, ZooModel};
+    use quantfarm_train::arch::{Builder, init_weights};
+    use quantfarm_train::ops::bn::Act;
+
+    fn cpu_host() -> ServedDevice {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
+        ServedDevice::from_dir(&dir, "cpu-host").unwrap()
+    }
+
+    /// A float CIFAR-10 model as `quantfarm train` exports it, small enough to
+    /// fine-tune in a test.
+    fn tiny_cifar_model() -> Vec<u8> {
+        let mut b = Builder::new("tiny-cifar", 32, 32, 3);
+        let x = b.conv_bn(0, "stem", 8, 3, 2, Act::Relu6);
+        let x = b.dw_bn(x, "dw", 3, 2, Act::Relu6);
+        let x = b.conv_bn(x, "pw", 16, 1, 1, Act::Relu6);
+        let p = b.gap(x);
+        b.dense(p, "logits", 10);
+        let net = b.finish();
+        let w = init_weights(&net, 3);
+        let model = quantfarm_train::export::to_model(&net, &w).unwrap();
+        tflite::write_model(&model).unwrap()
+    }
+
+    fn qat_job(source: model_source::Source, training: Option<Training>) -> JobSpec {
+        JobSpec {
+            id: "r/qat".into(),
+            task: Some(job_spec::Task::Optimize(OptimizeTask {
+                model: "m".into(),
+                label: "qat".into(),
+                technique: Technique::Qat as i32,
+                source: Some(ModelSource {
+                    source: Some(source),
+                }),
+                calibration: None,
+                training,
+            })),
+            ..Default::default()
+        }
+    }
+
+    fn file() -> model_source::Source {
+        model_source::Source::File(FileModel {
+            path: "m.tflite".into(),
+        })
+    }
+
+    fn training(limit: u64) -> Option<Training> {
+        Some(Training {
+            dataset: "cifar10-train".into(),
+            limit: Some(limit),
+            epochs: 1,
+            seed: 1,
+        })
+    }
+
+    fn run(spec: &JobSpec, input: &[u8], cancel: bool) -> Result<JobOutput> {
+        let cancel = AtomicBool::new(cancel);
+        let device = cpu_host();
+        let ctx = JobContext {
+            cancel: &cancel,
+            progress: &|_| {},
+            threads: 2,
+            memory_limit: 1 << 30,
+            device: &device,
+        };
+        run_job(spec, Some(input), &ctx)
+    }
+
+    #[test]
+    fn qat_jobs_are_checked_before_any_work() {
+        let e = validate(&qat_job(file(), None)).unwrap_err();
+        assert!(e.to_string().contains("training settings"), "{e}");
+        let mut t = training(100);
+        t.as_mut().unwrap().dataset = "cifar10-test".into();
+        let e = validate(&qat_job(file(), t)).unwrap_err();
+        assert!(e.to_string().contains("expected cifar10-train"), "{e}");
+        let mut t = training(100);
+        t.as_mut().unwrap().epochs = 0;
+        let e = validate(&qat_job(file(), t)).unwrap_err();
+        assert!(e.to_string().contains("training epochs"), "{e}");
+        let e = validate(&qat_job(file(), training(u64::MAX))).unwrap_err();
+        assert!(e.to_string().contains("training limit"), "{e}");
+        validate(&qat_job(file(), training(100))).unwrap();
+    }
+
+    #[test]
+    fn qat_job_fine_tunes_and_exports_a_full_integer_model() {
+        if data::shared_root().is_err() {
+            eprintln!("shared data not found: skipping");
+            return;
+        }
+        let float = tiny_cifar_model();
+        let out = run(&qat_job(file(), training(256)), &float, false).unwrap();
+        let bytes = out.artifact.unwrap();
+        let model = tflite::read_model(&bytes).unwrap();
+        let g = model.main();
+        let int8 = g
+            .tensors
+            .iter()
+            .filter(|t| t.dtype == quantfarm_engine::ir::DType::I8)
+            .count();
+        assert!(int8 >= 5, "{int8} int8 tensors");
+        // Float I/O like the int8 PTQ technique, integer inside: the only float tensors
+        // are the input and the output.
+        let f32s = g
+            .tensors
+            .iter()
+            .filter(|t| t.dtype == quantfarm_engine::ir::DType::F32)
+            .count();
+        assert_eq!(f32s, 2);
+        Interpreter::new(&model, InterpreterOptions::default()).unwrap();
+        assert_eq!(out.size_bytes, Some(bytes.len() as u64));
+
+        // A cancelled job stops (here before its first step).
+        let e = run(&qat_job(file(), training(256)), &float, true).unwrap_err();
+        assert!(e.to_string().contains("cancelled"), "{e}");
+    }
+
+    #[test]
+    fn qat_refuses_a_model_that_is_not_a_cifar10_net() {
+        if data::shared_root().is_err() {
+            return;
+        }
+        let zoo = model_source::Source::Zoo(ZooModel {
+            arch: "mobilenet_v1".into(),
+            width: 0.25,
+            resolution: 32,
+            seed: 0,
+        });
+        let e = run(&qat_job(zoo, training(256)), &[], false).unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(msg.contains("CIFAR-10"), "{msg}");
+    }
 }

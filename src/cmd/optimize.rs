@@ -86,8 +86,10 @@ pub fn run(a: &OptimizeArgs) -> Result<()> {
             bar.set_message(format!("qat loss {loss:.3}"));
             bar.set_position(step as u64);
             let _ = total;
+            std::ops::ControlFlow::Continue(())
         },
-    );
+    )
+    .expect("fine-tuning is never stopped here");
     bar.finish_and_clear();
     let seconds = start.elapsed().as_secs_f64();
     let io = match a.io {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use quantfarm_proto::v1::{
     self as wire, AccuracySettings, BenchmarkTask, Calibration, FileModel, LatencySettings,
-    ModelSource as WireSource, OptimizeTask, ZooModel, job_spec, model_source,
+    ModelSource as WireSource, OptimizeTask, Training, ZooModel, job_spec, model_source,
 };
 use quantfarm_scenario::{
     self as scenario, CalibrationMethod, JobGraph, Metric, ModelSource, Technique,
@@ -24,6 +24,7 @@ pub fn technique(t: Technique) -> wire::Technique {
         Technique::Int16x8 => wire::Technique::Int16x8,
         Technique::Uint8 => wire::Technique::Uint8,
         Technique::Original => wire::Technique::Original,
+        Technique::Qat => wire::Technique::Qat,
     }
 }
 
@@ -55,6 +56,7 @@ pub fn to_wire(
                     technique: t,
                     label,
                     calibration,
+                    training,
                 } => {
                     let uploaded = |resolved: &PathBuf| -> Result<String> {
                         digests
@@ -103,7 +105,14 @@ pub fn to_wire(
                                 limit: c.limit as u64,
                                 method: method as i32,
                                 percentile,
+                                stride: c.stride as u64,
                             }
+                        }),
+                        training: training.as_ref().map(|t| Training {
+                            dataset: t.dataset.clone(),
+                            limit: t.limit.map(|l| l as u64),
+                            epochs: u32::try_from(t.epochs).unwrap_or(u32::MAX),
+                            seed: t.seed,
                         }),
                     })
                 }

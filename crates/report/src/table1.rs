@@ -5,10 +5,12 @@
 //! - original = `float32`;
 //! - PTQ = `dynamic` (the guide's PTQ column behaves like dynamic-range quantization);
 //! - QAT = the hosted QAT file (technique `original` of a `dequantize` model) when there
-//!   is one; otherwise a full-integer PTQ of the same model stands in (`uint8`, else
-//!   `int8`), labelled as such;
-//! - size optimized = the hosted QAT file, else `uint8` PTQ (both per-tensor 8-bit, the
-//!   guide's kind of file), else `int8` PTQ (per-channel), and the table says which.
+//!   is one, else a model fine-tuned here (technique `qat`, the CIFAR-10 models);
+//!   otherwise a full-integer PTQ of the same model stands in (`uint8`, else `int8`),
+//!   labelled as such;
+//! - size optimized = the hosted QAT file, else the `qat` file, else `uint8` PTQ (both
+//!   per-tensor 8-bit, the guide's kind of file), else `int8` PTQ (per-channel), and the
+//!   table says which.
 //!
 //! Zoo models have no trained weights: their top-1 cells say so.
 
@@ -24,6 +26,9 @@ pub const NO_WEIGHTS: &str = "no trained weights: architecture only";
 pub const NO_QAT_MODEL: &str = "no QAT model here: PTQ top-1 is not QAT's";
 /// A guide model the run does not have.
 pub const NO_SUCH_MODEL: &str = "no such model here";
+
+/// The QAT column's source when the run fine-tuned the model itself (technique `qat`).
+pub const QAT_HERE: &str = "QAT fine-tuned here";
 
 /// What stands in for the QAT column of a model, and the row holding it.
 fn qat_row<'a>(
@@ -41,6 +46,9 @@ fn qat_row<'a>(
     if let Some(r) = on("original").filter(|r| rows::is_hosted_qat(r)) {
         return Some((r, "hosted QAT file"));
     }
+    if let Some(r) = on("qat") {
+        return Some((r, QAT_HERE));
+    }
     if let Some(r) = on("uint8") {
         return Some((r, "uint8 PTQ for QAT"));
     }
@@ -54,6 +62,9 @@ fn optimized_size_row<'a>(
 ) -> Option<(&'a ResultRow, &'static str)> {
     if let Some(r) = rows::sized(rs, model, "original").filter(|r| rows::is_hosted_qat(r)) {
         return Some((r, "hosted QAT file"));
+    }
+    if let Some(r) = rows::sized(rs, model, "qat") {
+        return Some((r, "QAT int8, per-channel"));
     }
     if let Some(r) = rows::sized(rs, model, "uint8") {
         return Some((r, "uint8 PTQ, per-tensor"));
@@ -126,8 +137,9 @@ pub fn build(run: &RunResults) -> Table {
         t.rows.push(absent_row(g, t.columns.len()));
     }
     t.notes = vec![
-        "original = float32; PTQ = dynamic-range; QAT = the hosted QAT file, or a \
-         full-integer PTQ of the same model standing in (as qat_from says)."
+        "original = float32; PTQ = dynamic-range; QAT = the hosted QAT file, a model \
+         fine-tuned here with quantization-aware training, or a full-integer PTQ of the \
+         same model standing in (as qat_from says)."
             .into(),
         "The guide's latencies are a Pixel 2 big core (measured); ours say measured or \
          predicted in every cell. Sizes in MB (10^6 bytes); top-1 as a fraction."
@@ -225,15 +237,22 @@ fn model_row(
         }
     };
     let (qr, qat_tag) = match qat {
-        Some((r, tag)) => (Some(r), if tag == "hosted QAT file" { "" } else { tag }),
+        Some((r, tag)) => (
+            Some(r),
+            if tag == "hosted QAT file" || tag == QAT_HERE {
+                ""
+            } else {
+                tag
+            },
+        ),
         None => (None, ""),
     };
-    let no_qat = "not run: no hosted QAT file and no uint8/int8 technique";
+    let no_qat = "not run: no hosted QAT file and no qat/uint8/int8 technique";
     // A full-integer PTQ model runs the same integer ops as a QAT one, so it stands in
     // for QAT latency; its top-1 is not QAT's, so top-1 needs the hosted QAT file.
     let top1_qat = match qat {
         _ if zoo => Cell::why(NO_WEIGHTS),
-        Some((r, "hosted QAT file")) => top1(Some(r), "", no_qat),
+        Some((r, "hosted QAT file" | QAT_HERE)) => top1(Some(r), "", no_qat),
         Some(_) => Cell::why(NO_QAT_MODEL),
         None => Cell::why(no_qat),
     };
@@ -257,7 +276,7 @@ fn model_row(
             size(
                 opt.map(|o| o.0),
                 "",
-                "not run: no hosted QAT file and no uint8/int8 technique",
+                "not run: no hosted QAT file and no qat/uint8/int8 technique",
             ),
             2,
         ),
@@ -295,7 +314,7 @@ fn model_row(
     });
     row.extend(kinds);
     row.push(match qat {
-        Some((_, "hosted QAT file")) => Cell::text("hosted QAT file"),
+        Some((_, what @ ("hosted QAT file" | QAT_HERE))) => Cell::text(what),
         Some((r, _)) => Cell::text(format!("{} PTQ stands in", r.technique_kind)),
         None => Cell::why("nothing"),
     });

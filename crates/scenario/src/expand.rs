@@ -4,7 +4,8 @@
 
 use crate::error::Result;
 use crate::scenario::{
-    CalibrationSettings, LatencySettings, MetricKind, ModelSourceDecl, Scenario, resolve_model_path,
+    CalibrationSettings, LatencySettings, MetricKind, ModelSourceDecl, Scenario, TrainingSettings,
+    resolve_model_path,
 };
 use crate::technique::{CalibrationMethod, Technique};
 use quantfarm_devices::ProfileSet;
@@ -87,6 +88,8 @@ pub enum JobSpec {
         technique: Technique,
         label: String,
         calibration: Option<CalibrationSettings>,
+        /// The fine-tuning of a training technique (`qat`).
+        training: Option<TrainingSettings>,
     },
     /// Measure the artifact of job `artifact_of`. `device == None` (size) means any
     /// agent may run it.
@@ -183,7 +186,8 @@ impl JobGraph {
 /// Validate `scenario` against `profiles` (see [`Scenario::validate`]) and expand it.
 ///
 /// Per model × technique one optimize job (`original` is skipped for zoo models, which
-/// have no file). Per artifact one size job, and per device a latency, accuracy and
+/// have no file; a model with a `techniques:` list gets only those), calibrated on the
+/// model's own sample when it has one. Per artifact one size job, and per device a latency, accuracy and
 /// mapping job as the scenario's metrics ask, except on devices whose profile does not
 /// accept the technique's numerics (unless `fallback: true`): those are listed in
 /// [`JobGraph::skipped`] so reports can show "not supported" instead of a gap.
@@ -216,7 +220,7 @@ pub fn expand(scenario: &Scenario, profiles: &ProfileSet) -> Result<JobGraph> {
             name: m.name.value.clone(),
             source,
         };
-        for t in &scenario.techniques {
+        for t in scenario.techniques.iter().filter(|t| m.uses(&t.label)) {
             let tech = t.technique.value;
             if tech == Technique::Original && matches!(model.source, ModelSource::Zoo { .. }) {
                 g.skipped.push(Skipped {
@@ -231,7 +235,8 @@ pub fn expand(scenario: &Scenario, profiles: &ProfileSet) -> Result<JobGraph> {
                 model: model.clone(),
                 technique: tech,
                 label: t.label.clone(),
-                calibration: t.calibration.clone(),
+                calibration: scenario.calibration_for(m, t).cloned(),
+                training: t.training.clone(),
             };
             let opt_id = job_id(&opt);
             push(&mut g, opt_id.clone(), opt, vec![]);
@@ -284,8 +289,7 @@ pub fn expand(scenario: &Scenario, profiles: &ProfileSet) -> Result<JobGraph> {
                     });
                 }
                 if let Some(a) = scenario
-                    .accuracy
-                    .as_ref()
+                    .accuracy_for(m)
                     .filter(|_| m.measures(MetricKind::Accuracy))
                 {
                     metrics.push(Metric::Accuracy {
@@ -333,6 +337,7 @@ fn canonical(spec: &JobSpec) -> String {
             technique,
             label,
             calibration,
+            training,
         } => {
             let _ = writeln!(s, "kind=optimize\nmodel={:?}", model.name);
             match &model.source {
@@ -368,6 +373,17 @@ fn canonical(spec: &JobSpec) -> String {
                 if let CalibrationMethod::Percentile(p) = c.method {
                     let _ = writeln!(s, "percentile={:016x}", p.to_bits());
                 }
+                // Only when set, so ids of scenarios without strides stay as they were.
+                if c.stride != 1 {
+                    let _ = writeln!(s, "stride={}", c.stride);
+                }
+            }
+            if let Some(t) = training {
+                let _ = writeln!(
+                    s,
+                    "training={:?}\nlimit={:?}\nepochs={}\nseed={}",
+                    t.dataset, t.limit, t.epochs, t.seed
+                );
             }
         }
         JobSpec::Benchmark {

@@ -31,7 +31,7 @@ pub use quantfarm_devices::{
 };
 pub use scenario::{
     AccuracySettings, Baseline, CalibrationSettings, Gate, GateKind, LatencySettings, MAX_JOBS,
-    MAX_SCENARIO_BYTES, MetricKind, ModelDecl, ModelSourceDecl, Scenario, TechniqueDecl,
-    canonical_dataset, load, parse, resolve_model_path,
+    MAX_SCENARIO_BYTES, MAX_TRAINING_EPOCHS, MetricKind, ModelDecl, ModelSourceDecl, Scenario,
+    TechniqueDecl, TrainingSettings, canonical_dataset, load, parse, resolve_model_path,
 };
 pub use technique::{CalibrationMethod, Technique, accepts};

@@ -74,6 +74,12 @@ struct RawModel {
     seed: Option<At<u64>>,
     #[serde(default)]
     metrics: Option<At<Vec<At<MetricKind>>>>,
+    #[serde(default)]
+    techniques: Option<At<Vec<At<String>>>>,
+    #[serde(default)]
+    calibration: Option<At<RawCalibration>>,
+    #[serde(default)]
+    accuracy: Option<At<RawAccuracy>>,
 }
 
 #[derive(Deserialize)]
@@ -84,6 +90,25 @@ struct RawTechnique {
     label: Option<At<String>>,
     #[serde(default)]
     calibration: Option<At<RawCalibration>>,
+    #[serde(default)]
+    training: Option<At<RawTraining>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTraining {
+    dataset: At<String>,
+    #[serde(default)]
+    limit: Option<At<usize>>,
+    #[serde(default)]
+    epochs: Option<At<usize>>,
+    /// Shuffling and augmentation; 1 like `quantfarm optimize --seed`.
+    #[serde(default = "default_training_seed")]
+    seed: u64,
+}
+
+fn default_training_seed() -> u64 {
+    1
 }
 
 #[derive(Deserialize, Clone, Copy)]
@@ -104,6 +129,8 @@ struct RawCalibration {
     method: Option<At<MethodName>>,
     #[serde(default)]
     percentile: Option<At<f64>>,
+    #[serde(default)]
+    stride: Option<At<usize>>,
 }
 
 #[derive(Deserialize)]
@@ -206,6 +233,14 @@ pub struct ModelDecl {
     /// Restricts the scenario's metrics for this model (e.g. no accuracy for a zoo
     /// model, whose weights are random); `None` = all the scenario measures.
     pub metrics: Option<Vec<At<MetricKind>>>,
+    /// Restricts the scenario's techniques for this model, by label (e.g. `qat` only
+    /// for the CIFAR-10 models it can fine-tune); `None` = every technique.
+    pub techniques: Option<Vec<At<String>>>,
+    /// This model's calibration sample, in place of the techniques' and the scenario's
+    /// (a CIFAR-10 model beside ImageNet ones calibrates on its own dataset).
+    pub calibration: Option<CalibrationSettings>,
+    /// This model's accuracy slice, in place of the scenario's.
+    pub accuracy: Option<AccuracySettings>,
 }
 
 impl ModelDecl {
@@ -214,6 +249,13 @@ impl ModelDecl {
         self.metrics
             .as_ref()
             .is_none_or(|m| m.iter().any(|k| k.value == kind))
+    }
+
+    /// Is the technique labelled `label` applied to this model?
+    pub fn uses(&self, label: &str) -> bool {
+        self.techniques
+            .as_ref()
+            .is_none_or(|ts| ts.iter().any(|t| t.value == label))
     }
 }
 
@@ -241,7 +283,27 @@ pub struct TechniqueDecl {
     /// The calibration sample (own or the scenario default); `Some` exactly when the
     /// technique needs one.
     pub calibration: Option<CalibrationSettings>,
+    /// The fine-tuning data and schedule; `Some` exactly for training techniques.
+    pub training: Option<TrainingSettings>,
 }
+
+/// What a training technique (`qat`) fine-tunes on, and for how long.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainingSettings {
+    /// Canonical dataset name: `cifar10-train`, the one labelled training set.
+    pub dataset: String,
+    /// An evenly spaced subset of this many images (every class keeps its share);
+    /// `None` = the whole dataset.
+    pub limit: Option<usize>,
+    pub epochs: usize,
+    pub seed: u64,
+    pub line: u32,
+    pub column: u32,
+}
+
+/// Most fine-tuning epochs a scenario may ask for (one CIFAR-10 epoch of QAT takes
+/// minutes on a 2-core machine).
+pub const MAX_TRAINING_EPOCHS: usize = 100;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CalibrationSettings {
@@ -250,8 +312,21 @@ pub struct CalibrationSettings {
     pub offset: usize,
     pub limit: usize,
     pub method: CalibrationMethod,
+    /// Every `stride`-th image from `offset` (≥ 1): a class-ordered dataset such as
+    /// `cifar10-train` needs a stride to sample every class.
+    pub stride: usize,
     pub line: u32,
     pub column: u32,
+}
+
+impl CalibrationSettings {
+    /// Positions past `offset` the sample spans: `(limit − 1)·stride + 1`.
+    pub fn span(&self) -> usize {
+        self.limit
+            .saturating_sub(1)
+            .saturating_mul(self.stride)
+            .saturating_add(1)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -461,20 +536,22 @@ impl Scenario {
         // (what, dataset, offset, limit, at)
         type Slice<'a> = (&'static str, &'a str, usize, Option<usize>, (u32, u32));
         let mut slices: Vec<Slice> = Vec::new();
-        for t in &self.techniques {
-            if let Some(c) = &t.calibration {
-                let at = (c.line, c.column);
-                slices.push(("calibration", &c.dataset, c.offset, Some(c.limit), at));
-            }
+        let calibrations = self
+            .techniques
+            .iter()
+            .filter_map(|t| t.calibration.as_ref());
+        for c in calibrations.chain(self.models.iter().filter_map(|m| m.calibration.as_ref())) {
+            let at = (c.line, c.column);
+            slices.push(("calibration", &c.dataset, c.offset, Some(c.span()), at));
         }
-        if let Some(a) = &self.accuracy {
-            slices.push((
-                "accuracy",
-                &a.dataset,
-                a.offset,
-                a.limit,
-                (a.line, a.column),
-            ));
+        for t in self.techniques.iter().filter_map(|t| t.training.as_ref()) {
+            let at = (t.line, t.column);
+            slices.push(("training", &t.dataset, 0, t.limit, at));
+        }
+        let accuracies = self.models.iter().filter_map(|m| m.accuracy.as_ref());
+        for a in self.accuracy.iter().chain(accuracies) {
+            let at = (a.line, a.column);
+            slices.push(("accuracy", &a.dataset, a.offset, a.limit, at));
         }
         let mut lens: BTreeMap<&str, usize> = BTreeMap::new();
         for (what, dataset, offset, limit, (line, column)) in slices {
@@ -508,6 +585,23 @@ impl Scenario {
     /// The technique declared with `label`.
     pub fn technique(&self, label: &str) -> Option<&TechniqueDecl> {
         self.techniques.iter().find(|t| t.label == label)
+    }
+
+    /// The calibration sample of technique `t` on model `m`: the model's own, else the
+    /// technique's; `None` when the technique needs none.
+    pub fn calibration_for<'s>(
+        &'s self,
+        m: &'s ModelDecl,
+        t: &'s TechniqueDecl,
+    ) -> Option<&'s CalibrationSettings> {
+        t.calibration
+            .as_ref()
+            .map(|c| m.calibration.as_ref().unwrap_or(c))
+    }
+
+    /// The accuracy slice of model `m`: its own, else the scenario's.
+    pub fn accuracy_for<'s>(&'s self, m: &'s ModelDecl) -> Option<&'s AccuracySettings> {
+        m.accuracy.as_ref().or(self.accuracy.as_ref())
     }
 
     fn err<T>(&self, at: &At<T>, msg: impl Into<String>) -> ScenarioError {
@@ -638,11 +732,54 @@ impl Builder<'_> {
                 }
                 (None, false) => None,
             };
+            let training = match (&t.training, t.technique.value.needs_training()) {
+                (Some(tr), true) => Some(self.training(tr)?),
+                (None, true) => {
+                    return Err(self.err(
+                        &t.technique,
+                        format!(
+                            "{} fine-tunes on labelled images: expected `training: {{dataset: cifar10-train, epochs: 1}}` here",
+                            t.technique.value
+                        ),
+                    ));
+                }
+                (Some(tr), false) => {
+                    return Err(self.err(
+                        tr,
+                        format!(
+                            "{} does not train: expected no `training:` here",
+                            t.technique.value
+                        ),
+                    ));
+                }
+                (None, false) => None,
+            };
             techniques.push(TechniqueDecl {
                 technique: t.technique,
                 label,
                 calibration,
+                training,
             });
+        }
+        // A model's technique list names declared labels.
+        for m in &models {
+            for l in m.techniques.iter().flatten() {
+                if !techniques.iter().any(|t| t.label == l.value) {
+                    return Err(self.err(
+                        l,
+                        format!(
+                            "model '{}' lists technique '{}', which the scenario does not declare: expected one of {}",
+                            m.name.value,
+                            l.value,
+                            techniques
+                                .iter()
+                                .map(|t| t.label.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ));
+                }
+            }
         }
 
         // Devices.
@@ -680,8 +817,8 @@ impl Builder<'_> {
             Some(a) => Some(self.accuracy(a)?),
             None => None,
         };
-        let (mut size, mut latency_on, mut acc_on, mut mapping) =
-            (true, true, accuracy.is_some(), true);
+        let any_accuracy = accuracy.is_some() || models.iter().any(|m| m.accuracy.is_some());
+        let (mut size, mut latency_on, mut acc_on, mut mapping) = (true, true, any_accuracy, true);
         if let Some(ms) = &raw.metrics {
             if ms.value.is_empty() {
                 return Err(self.err(
@@ -696,10 +833,10 @@ impl Builder<'_> {
                     MetricKind::Latency => latency_on = true,
                     MetricKind::Mapping => mapping = true,
                     MetricKind::Accuracy => {
-                        if accuracy.is_none() {
+                        if !any_accuracy {
                             return Err(self.err(
                                 m,
-                                "metric accuracy needs a dataset slice: expected a top-level `accuracy:` section",
+                                "metric accuracy needs a dataset slice: expected a top-level `accuracy:` section (or one on a model)",
                             ));
                         }
                         acc_on = true;
@@ -708,6 +845,9 @@ impl Builder<'_> {
             }
         }
         let accuracy = if acc_on { accuracy } else { None };
+        if !acc_on {
+            models.iter_mut().for_each(|m| m.accuracy = None);
+        }
         for m in &models {
             for k in m.metrics.iter().flatten() {
                 let on = match k.value {
@@ -729,27 +869,50 @@ impl Builder<'_> {
             }
         }
 
-        // Calibration and accuracy slices of the same dataset must not overlap: a
-        // model calibrated on its test images would report flattering accuracy.
-        if let Some(a) = &accuracy {
-            for t in &techniques {
-                if let Some(c) = &t.calibration
-                    && c.dataset == a.dataset
-                {
-                    let (c0, c1) = (c.offset, c.offset.saturating_add(c.limit));
-                    let a1 = a.limit.map_or(usize::MAX, |l| a.offset.saturating_add(l));
+        // Calibration (and training) slices must not overlap the accuracy slice of the
+        // same dataset: a model tuned on its test images would report flattering accuracy.
+        for m in &models {
+            let Some(a) = m.accuracy.as_ref().or(accuracy.as_ref()) else {
+                continue;
+            };
+            let a1 = a.limit.map_or(usize::MAX, |l| a.offset.saturating_add(l));
+            for t in techniques.iter().filter(|t| m.uses(&t.label)) {
+                let cal = t
+                    .calibration
+                    .as_ref()
+                    .map(|c| m.calibration.as_ref().unwrap_or(c))
+                    .map(|c| {
+                        (
+                            "calibration",
+                            &c.dataset,
+                            c.offset,
+                            Some(c.span()),
+                            c.line,
+                            c.column,
+                        )
+                    });
+                let train = t
+                    .training
+                    .as_ref()
+                    .map(|r| ("training", &r.dataset, 0, None, r.line, r.column));
+                for (what, dataset, c0, len, line, column) in cal.into_iter().chain(train) {
+                    if *dataset != a.dataset {
+                        continue;
+                    }
+                    let c1 = len.map_or(usize::MAX, |l| c0.saturating_add(l));
                     if c0 < a1 && a.offset < c1 {
                         return Err(ScenarioError::at(
                             self.file,
-                            c.line,
-                            c.column,
+                            line,
+                            column,
                             format!(
-                                "calibration slice {}[{c0}..{c1}) of technique '{}' overlaps the accuracy slice {}[{}..{}) at line {}: expected disjoint slices",
-                                c.dataset,
+                                "{what} slice {dataset}[{c0}..{}) of technique '{}' overlaps the accuracy slice {}[{}..{}) of model '{}' at line {}: expected disjoint slices",
+                                len.map_or("end".to_string(), |_| c1.to_string()),
                                 t.label,
                                 a.dataset,
                                 a.offset,
                                 a.limit.map_or("end".to_string(), |_| a1.to_string()),
+                                m.name.value,
                                 a.line
                             ),
                         ));
@@ -891,10 +1054,28 @@ impl Builder<'_> {
             Some(ms) => Some(ms.value.clone()),
             None => None,
         };
+        let techniques = match &m.techniques {
+            Some(ts) if ts.value.is_empty() => {
+                return Err(self.err(ts, "at least one technique label expected"));
+            }
+            Some(ts) => Some(ts.value.clone()),
+            None => None,
+        };
+        let calibration = match &m.calibration {
+            Some(c) => Some(self.calibration(c)?),
+            None => None,
+        };
+        let accuracy = match &m.accuracy {
+            Some(a) => Some(self.accuracy(a)?),
+            None => None,
+        };
         Ok(ModelDecl {
             name: m.name,
             source,
             metrics,
+            techniques,
+            calibration,
+            accuracy,
         })
     }
 
@@ -952,13 +1133,66 @@ impl Builder<'_> {
             }
             _ => CalibrationMethod::MinMax,
         };
+        let stride = match &c.stride {
+            Some(st) if st.value == 0 || st.value > MAX_IMAGES => {
+                return Err(self.err(
+                    st,
+                    format!("stride {}: expected 1..={MAX_IMAGES}", st.value),
+                ));
+            }
+            Some(st) => st.value,
+            None => 1,
+        };
         Ok(CalibrationSettings {
             dataset,
             offset: c.offset,
             limit: c.limit.value,
             method,
+            stride,
             line: c.line,
             column: c.column,
+        })
+    }
+
+    fn training(&self, t: &At<RawTraining>) -> Result<TrainingSettings> {
+        let dataset = self.dataset(&t.dataset)?;
+        if dataset != "cifar10-train" {
+            return Err(self.err(
+                &t.dataset,
+                format!(
+                    "training dataset '{}': expected cifar10-train (the labelled training set fine-tuning reads)",
+                    t.dataset.value
+                ),
+            ));
+        }
+        if let Some(l) = &t.limit
+            && (l.value == 0 || l.value > MAX_IMAGES)
+        {
+            return Err(self.err(
+                l,
+                format!(
+                    "training limit {}: expected 1..={MAX_IMAGES} images",
+                    l.value
+                ),
+            ));
+        }
+        let epochs = match &t.epochs {
+            Some(e) if e.value == 0 || e.value > MAX_TRAINING_EPOCHS => {
+                return Err(self.err(
+                    e,
+                    format!("epochs {}: expected 1..={MAX_TRAINING_EPOCHS}", e.value),
+                ));
+            }
+            Some(e) => e.value,
+            None => 1,
+        };
+        Ok(TrainingSettings {
+            dataset,
+            limit: t.limit.as_ref().map(|l| l.value),
+            epochs,
+            seed: t.seed,
+            line: t.line,
+            column: t.column,
         })
     }
 

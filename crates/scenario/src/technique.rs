@@ -8,8 +8,10 @@ use serde::{Deserialize, Serialize};
 ///
 /// `Float32` is the float baseline: the model itself when it is float, its dequantized
 /// form for a `dequantize:` model. `Original` benchmarks the model file byte for byte
-/// (e.g. a hosted QAT model), with no transform. The others are post-training
-/// quantizations of the float baseline.
+/// (e.g. a hosted QAT model), with no transform. `Qat` fine-tunes the float baseline
+/// with fake quantization on labelled images (CIFAR-10 models of `quantfarm train`) and
+/// exports a full-integer int8 model. The others are post-training quantizations of the
+/// float baseline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Technique {
@@ -20,10 +22,11 @@ pub enum Technique {
     Int16x8,
     Uint8,
     Original,
+    Qat,
 }
 
 impl Technique {
-    pub const ALL: [Technique; 7] = [
+    pub const ALL: [Technique; 8] = [
         Technique::Float32,
         Technique::Float16,
         Technique::Dynamic,
@@ -31,6 +34,7 @@ impl Technique {
         Technique::Int16x8,
         Technique::Uint8,
         Technique::Original,
+        Technique::Qat,
     ];
 
     /// The YAML spelling, also the engine's `--mode` value.
@@ -43,6 +47,7 @@ impl Technique {
             Technique::Int16x8 => "int16x8",
             Technique::Uint8 => "uint8",
             Technique::Original => "original",
+            Technique::Qat => "qat",
         }
     }
 
@@ -58,6 +63,11 @@ impl Technique {
         )
     }
 
+    /// Training techniques fine-tune on a labelled training set.
+    pub fn needs_training(self) -> bool {
+        matches!(self, Technique::Qat)
+    }
+
     /// The numerics of the produced model, as device profiles list them in `accepts`.
     /// `None` for `Original`: only the file itself knows.
     pub fn numerics(self) -> Option<Numerics> {
@@ -65,7 +75,7 @@ impl Technique {
             Technique::Float32 => Some(Numerics::Float32),
             Technique::Float16 => Some(Numerics::Float16),
             Technique::Dynamic => Some(Numerics::Dynamic),
-            Technique::Int8 => Some(Numerics::Int8),
+            Technique::Int8 | Technique::Qat => Some(Numerics::Int8),
             Technique::Int16x8 => Some(Numerics::Int16x8),
             Technique::Uint8 => Some(Numerics::Uint8),
             Technique::Original => None,

@@ -71,8 +71,9 @@ fn shipped_scenarios_parse_validate_and_expand() {
         // accuracy): float32 on 2 devices (the Edge TPU refuses it), int8 on 3.
         ("smoke.yaml", 2, (1 + 2 * 3) + (1 + 3 * 3)),
         // v2 (dequantize): 4 techniques × (size + 2 × (latency, accuracy)); 3 zoo models:
-        // 3 techniques (no original) × (size + 2 × latency).
-        ("table1.yaml", 4 + 3 * 3, 4 * 5 + 9 * 3),
+        // 3 techniques (no original) × (size + 2 × latency); 2 CIFAR-10 models: 4
+        // techniques (with qat) × (size + 2 × (latency, accuracy)).
+        ("table1.yaml", 4 + 3 * 3 + 2 * 4, 4 * 5 + 9 * 3 + 8 * 5),
         // 2 models × 3 techniques × (size + 1 device × (latency, accuracy)).
         ("table2.yaml", 6, 6 * 3),
     ] {
@@ -824,4 +825,197 @@ fn job_graph_round_trips_through_serde() {
     assert_eq!(g.measurement_key(&g.jobs[0]), None);
     assert_eq!(bench.required_device(), Some("cpu-host"));
     assert_eq!(g.jobs[0].required_device(), None);
+}
+
+/// Two models: one takes every technique, the other only its listed labels, with its
+/// own calibration and accuracy slices; `qat` carries its training settings.
+const PER_MODEL: &str = "\
+name: t
+models:
+  - name: big
+    zoo: mobilenet_v1
+    width: 0.25
+    resolution: 64
+    techniques: [float32, int8]
+  - name: small
+    zoo: mobilenet_v2
+    width: 0.35
+    resolution: 32
+    techniques: [float32, int8, qat]
+    calibration: {dataset: cifar10-train, offset: 0, limit: 50, stride: 100}
+    accuracy: {dataset: cifar10-test}
+techniques:
+  - technique: float32
+  - technique: int8
+  - technique: qat
+    training: {dataset: cifar10-train, limit: 2000, epochs: 2}
+devices: [cpu-host]
+calibration: {dataset: imagenet-sample, offset: 0, limit: 16}
+accuracy: {dataset: imagenet-sample, offset: 100, limit: 50}
+";
+
+#[test]
+fn per_model_techniques_calibration_and_accuracy() {
+    let s = parse_here(PER_MODEL).unwrap();
+    let qat = s.technique("qat").unwrap();
+    assert_eq!(qat.technique.value, Technique::Qat);
+    let tr = qat.training.as_ref().unwrap();
+    assert_eq!(
+        (tr.dataset.as_str(), tr.limit, tr.epochs, tr.seed),
+        ("cifar10-train", Some(2000), 2, 1)
+    );
+    assert!(qat.calibration.is_none());
+    let (big, small) = (&s.models[0], &s.models[1]);
+    let int8 = s.technique("int8").unwrap();
+    assert_eq!(
+        s.calibration_for(big, int8).unwrap().dataset,
+        "imagenet-sample"
+    );
+    let c = s.calibration_for(small, int8).unwrap();
+    assert_eq!(
+        (c.dataset.as_str(), c.limit, c.stride, c.span()),
+        ("cifar10-train", 50, 100, 4901)
+    );
+    assert_eq!(s.accuracy_for(big).unwrap().dataset, "imagenet-sample");
+    assert_eq!(s.accuracy_for(small).unwrap().dataset, "cifar10-test");
+    if !shared_available() {
+        return;
+    }
+    let g = expand(&s, &profiles()).unwrap();
+    let opt: Vec<(String, Technique, Option<String>, bool)> = g
+        .optimize_jobs()
+        .map(|j| match &j.spec {
+            JobSpec::Optimize {
+                model,
+                technique,
+                calibration,
+                training,
+                ..
+            } => (
+                model.name.clone(),
+                *technique,
+                calibration.as_ref().map(|c| c.dataset.clone()),
+                training.is_some(),
+            ),
+            JobSpec::Benchmark { .. } => unreachable!(),
+        })
+        .collect();
+    assert_eq!(
+        opt,
+        [
+            ("big".into(), Technique::Float32, None, false),
+            (
+                "big".into(),
+                Technique::Int8,
+                Some("imagenet-sample".into()),
+                false
+            ),
+            ("small".into(), Technique::Float32, None, false),
+            (
+                "small".into(),
+                Technique::Int8,
+                Some("cifar10-train".into()),
+                false
+            ),
+            ("small".into(), Technique::Qat, None, true),
+        ]
+    );
+    let datasets: Vec<(String, String)> = g
+        .benchmark_jobs()
+        .filter_map(|j| match &j.spec {
+            JobSpec::Benchmark {
+                metric: Metric::Accuracy { dataset, .. },
+                ..
+            } => Some((g.measurement_key(j).unwrap().0, dataset.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(datasets.len(), 5);
+    for (model, dataset) in datasets {
+        let want = if model == "big" {
+            "imagenet-sample"
+        } else {
+            "cifar10-test"
+        };
+        assert_eq!(dataset, want, "{model}");
+    }
+    // A stride and training settings change the job's id; the same text keeps it.
+    let again = expand(&parse_here(PER_MODEL).unwrap(), &profiles()).unwrap();
+    assert_eq!(g, again);
+    let other = expand(
+        &parse_here(&PER_MODEL.replace("epochs: 2", "epochs: 3")).unwrap(),
+        &profiles(),
+    )
+    .unwrap();
+    let qat_id = |g: &JobGraph| g.optimize_jobs().last().unwrap().id.clone();
+    assert_ne!(qat_id(&g), qat_id(&other));
+    let strided = |g: &JobGraph| g.optimize_jobs().nth(3).unwrap().id.clone();
+    let other = expand(
+        &parse_here(&PER_MODEL.replace("stride: 100", "stride: 99")).unwrap(),
+        &profiles(),
+    )
+    .unwrap();
+    assert_ne!(strided(&g), strided(&other));
+}
+
+#[test]
+fn per_model_and_training_errors() {
+    // qat needs training settings, and only qat takes them.
+    let e = err_of(&PER_MODEL.replace(
+        "    training: {dataset: cifar10-train, limit: 2000, epochs: 2}\n",
+        "",
+    ));
+    assert!(e.message.contains("expected `training:"), "{e}");
+    let e = err_of(&PER_MODEL.replace(
+        "  - technique: float32\n",
+        "  - technique: float32\n    training: {dataset: cifar10-train}\n",
+    ));
+    assert!(e.message.contains("does not train"), "{e}");
+    // Only the labelled training set, a sane epoch count and limit.
+    let e = err_of(&PER_MODEL.replace(
+        "training: {dataset: cifar10-train",
+        "training: {dataset: cifar10-test",
+    ));
+    assert!(e.message.contains("expected cifar10-train"), "{e}");
+    let e = err_of(&PER_MODEL.replace("epochs: 2", "epochs: 0"));
+    assert!(e.message.contains("epochs 0"), "{e}");
+    let e = err_of(&PER_MODEL.replace("limit: 2000", "limit: 0"));
+    assert!(e.message.contains("training limit 0"), "{e}");
+    // A model lists declared labels only, and at least one.
+    let e = err_of(&PER_MODEL.replace("[float32, int8, qat]", "[float32, int4]"));
+    assert!(
+        e.message.contains("'int4'") && e.message.contains("float32, int8, qat"),
+        "{e}"
+    );
+    assert_eq!(e.line, 12, "{e}");
+    let e = err_of(&PER_MODEL.replace("[float32, int8, qat]", "[]"));
+    assert!(e.message.contains("at least one technique label"), "{e}");
+    let e = err_of(&PER_MODEL.replace("stride: 100", "stride: 0"));
+    assert!(e.message.contains("stride 0"), "{e}");
+    // A model's accuracy slice must not overlap its calibration span or training set.
+    let e = err_of(&PER_MODEL.replace(
+        "accuracy: {dataset: cifar10-test}",
+        "accuracy: {dataset: cifar10-train, offset: 4900}",
+    ));
+    assert!(
+        e.message
+            .contains("calibration slice cifar10-train[0..4901)")
+            && e.message.contains("model 'small'"),
+        "{e}"
+    );
+    let e = err_of(&PER_MODEL.replace(
+        "accuracy: {dataset: cifar10-test}",
+        "accuracy: {dataset: cifar10-train, offset: 4901}",
+    ));
+    assert!(e.message.contains("training slice cifar10-train"), "{e}");
+    // A model's calibration slice must fit its dataset (the span, with the stride).
+    if shared_available() {
+        let s = parse_here(&PER_MODEL.replace("limit: 50, stride: 100", "limit: 501, stride: 100"))
+            .unwrap();
+        let e = expand(&s, &profiles()).unwrap_err();
+        assert!(
+            e.message.contains("calibration slice of cifar10-train"),
+            "{e}"
+        );
+    }
 }

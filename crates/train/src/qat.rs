@@ -13,6 +13,8 @@
 //! Export: the folded float model ([`crate::export`]) quantized by the engine's PTQ
 //! quantizer with the QAT ranges instead of calibration ranges.
 
+use std::ops::ControlFlow;
+
 use quantfarm_engine::Result;
 use quantfarm_engine::ir::Model;
 use quantfarm_engine::quant::calibrate::{TensorRange, TensorRanges};
@@ -370,15 +372,16 @@ impl Default for QatConfig {
 }
 
 /// Fine-tune `w` with fake-quant on `data` (augmented), micro-batches of 32 on
-/// `threads` threads; returns the ranges. `progress(step, steps, mean loss)`.
+/// `threads` threads; returns the ranges. `progress(step, steps, mean loss)` runs after
+/// every step; returning `Break` stops the fine-tuning, and then `None` is returned.
 pub fn finetune(
     net: &Net,
     w: &mut Weights,
     data: &ImageSet,
     cfg: &QatConfig,
     threads: usize,
-    mut progress: impl FnMut(usize, usize, f64),
-) -> Ranges {
+    mut progress: impl FnMut(usize, usize, f64) -> ControlFlow<()>,
+) -> Option<Ranges> {
     let mut ranges = Ranges::new(net);
     let steps = data.len() / cfg.batch;
     let total = steps * cfg.epochs;
@@ -454,10 +457,12 @@ pub fn finetune(
             seen += cfg.batch;
             let lr = sched.lr(epoch * steps + step);
             sgd.step(&mut w.params, &grads.expect("micro-batches"), &decay, lr);
-            progress(epoch * steps + step + 1, total, loss_sum / seen as f64);
+            if progress(epoch * steps + step + 1, total, loss_sum / seen as f64).is_break() {
+                return None;
+            }
         }
     }
-    ranges
+    Some(ranges)
 }
 
 /// Top-1 of the QAT graph (fake-quant with the ranges) on `data`.

@@ -79,8 +79,9 @@ fn qat_finetune_and_int8_export() {
             ..Default::default()
         },
         2,
-        |_, _, _| {},
-    );
+        |_, _, _| std::ops::ControlFlow::Continue(()),
+    )
+    .expect("never stopped");
     let qat_acc = qat::evaluate(&net, &w, &ranges, &test);
     assert!(
         qat_acc >= float_acc - 0.05,
