@@ -14,6 +14,10 @@ fn inspect_reports_ops_params_and_io() {
     assert_eq!(v["ops"]["DEPTHWISE_CONV_2D"], 17);
     assert_eq!(v["ops"]["ADD"], 10);
     assert_eq!(v["size_bytes"], 3_610_798);
+    // Python's gzip.compress(level 6) of this file is 2,853,696 bytes; another deflate
+    // implementation may choose other matches, so within 1% of it.
+    let gzip = v["gzip_size_bytes"].as_f64().unwrap();
+    assert!((gzip / 2_853_696.0 - 1.0).abs() < 0.01, "{gzip}");
     assert_eq!(v["inputs"][0]["name"], "input");
     assert_eq!(v["inputs"][0]["dtype"], "uint8");
     assert_eq!(v["inputs"][0]["shape"], serde_json::json!([1, 224, 224, 3]));

@@ -63,6 +63,8 @@ pub struct JobContext<'a> {
 #[derive(Debug, Default)]
 pub struct JobOutput {
     pub size_bytes: Option<u64>,
+    /// Size jobs: the artifact gzipped (where pruning and clustering pay off).
+    pub gzip_size_bytes: Option<u64>,
     pub latency: Option<LatencyStats>,
     pub accuracy: Option<AccuracyStats>,
     pub placement: Option<PlacementStats>,
@@ -411,7 +413,7 @@ fn benchmark(t: &BenchmarkTask, input: &[u8], ctx: &JobContext) -> Result<JobOut
         ..Default::default()
     };
     match metric(t.metric)? {
-        Metric::Size => {}
+        Metric::Size => out.gzip_size_bytes = Some(measure::gzip_size(input)),
         Metric::Latency if ctx.device.simulated() => {
             let settings = latency_settings(t)?;
             let sim = simulate(ctx.device, input, ctx.memory_limit)?;

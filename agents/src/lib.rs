@@ -267,6 +267,7 @@ async fn execute(shared: &Arc<Shared>, a: Assignment, cancel: Arc<AtomicBool>) -
         Ok((out, digest)) => {
             result.ok = true;
             result.size_bytes = out.size_bytes;
+            result.gzip_size_bytes = out.gzip_size_bytes;
             result.latency = out.latency;
             result.accuracy = out.accuracy;
             result.placement = out.placement;

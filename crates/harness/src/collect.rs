@@ -20,7 +20,8 @@ pub fn collect(st: &RunStatus, graph: &JobGraph, run: &str) -> RunResults {
     let by_id: BTreeMap<String, &scenario::Job> =
         graph.jobs.iter().map(|j| (job_id(run, &j.id), j)).collect();
     let mut table: BTreeMap<(String, String, String), ResultRow> = BTreeMap::new();
-    let mut sizes: BTreeMap<(String, String), u64> = BTreeMap::new();
+    // (model, label) → (size, gzip size) of the artifact.
+    let mut sizes: BTreeMap<(String, String), (u64, Option<u64>)> = BTreeMap::new();
     for js in &st.jobs {
         let Some(spec) = &js.spec else { continue };
         let Some(job) = by_id.get(&spec.id) else {
@@ -42,7 +43,8 @@ pub fn collect(st: &RunStatus, graph: &JobGraph, run: &str) -> RunResults {
         );
         let ok = js.state == JobState::Succeeded as i32;
         let result = js.result.as_ref().filter(|_| ok);
-        if is_size && let Some(s) = result.and_then(|r| r.size_bytes) {
+        if is_size && let Some(r) = result.filter(|r| r.size_bytes.is_some()) {
+            let s = (r.size_bytes.unwrap_or_default(), r.gzip_size_bytes);
             sizes.insert((model.clone(), label.clone()), s);
             continue;
         }
@@ -88,11 +90,12 @@ pub fn collect(st: &RunStatus, graph: &JobGraph, run: &str) -> RunResults {
             row.mapping_refused = Some(p.refused.clone()).filter(|s| !s.is_empty());
         }
     }
-    for ((model, label), v) in &sizes {
+    for ((model, label), (v, gz)) in &sizes {
         let mut any = false;
         for ((m, l, _), row) in table.iter_mut() {
             if m == model && l == label {
                 row.size_bytes = Some(*v);
+                row.gzip_size_bytes = *gz;
                 any = true;
             }
         }
@@ -107,6 +110,7 @@ pub fn collect(st: &RunStatus, graph: &JobGraph, run: &str) -> RunResults {
                 .map(|j| described_row(graph, j, model, label, ""))
                 .unwrap_or_else(|| ResultRow::new(model, label, ""));
             row.size_bytes = Some(*v);
+            row.gzip_size_bytes = *gz;
             row.attempts = 1;
             table.insert((model.clone(), label.clone(), String::new()), row);
         }

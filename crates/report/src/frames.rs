@@ -18,6 +18,7 @@ pub const COLUMNS: &[&str] = &[
     "technique_kind",
     "model_source",
     "size_bytes",
+    "gzip_size_bytes",
     "latency_kind",
     "latency_p50_ms",
     "latency_mean_ms",
@@ -50,6 +51,7 @@ pub fn rows_frame<'a>(runs: impl IntoIterator<Item = &'a RunResults>) -> PolarsR
     let mut technique_kind = Vec::new();
     let mut model_source = Vec::new();
     let mut size = Vec::new();
+    let mut gzip = Vec::new();
     let mut kind = Vec::new();
     let mut p50 = Vec::new();
     let mut mean = Vec::new();
@@ -80,6 +82,7 @@ pub fn rows_frame<'a>(runs: impl IntoIterator<Item = &'a RunResults>) -> PolarsR
             technique_kind.push(r.technique_kind.clone());
             model_source.push(r.model_source.clone());
             size.push(r.size_bytes);
+            gzip.push(r.gzip_size_bytes);
             kind.push(r.latency_kind.map(|k| k.name()));
             p50.push(r.latency_p50_ms);
             mean.push(r.latency_mean_ms);
@@ -112,6 +115,7 @@ pub fn rows_frame<'a>(runs: impl IntoIterator<Item = &'a RunResults>) -> PolarsR
         c("technique_kind", Series::new("".into(), technique_kind)),
         c("model_source", Series::new("".into(), model_source)),
         c("size_bytes", Series::new("".into(), size)),
+        c("gzip_size_bytes", Series::new("".into(), gzip)),
         c("latency_kind", Series::new("".into(), kind)),
         c("latency_p50_ms", Series::new("".into(), p50)),
         c("latency_mean_ms", Series::new("".into(), mean)),

@@ -80,6 +80,9 @@ pub struct ResultRow {
     /// File size of the technique's artifact.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size_bytes: Option<u64>,
+    /// The artifact's size after gzip (level 6): pruning and clustering shrink this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gzip_size_bytes: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_kind: Option<LatencyKind>,
     /// Median time per inference (for a prediction: the predicted time).
@@ -136,6 +139,7 @@ impl ResultRow {
             technique_kind: String::new(),
             model_source: String::new(),
             size_bytes: None,
+            gzip_size_bytes: None,
             latency_kind: None,
             latency_p50_ms: None,
             latency_mean_ms: None,
@@ -239,6 +243,7 @@ pub const CSV_COLUMNS: &[&str] = &[
     "device",
     "status",
     "size_bytes",
+    "gzip_size_bytes",
     "latency_p50_ms",
     "latency_mean_ms",
     "latency_p90_ms",
@@ -293,6 +298,7 @@ impl RunResults {
                 csv_cell(&r.device),
                 r.status.name().to_string(),
                 int(r.size_bytes),
+                int(r.gzip_size_bytes),
                 num(r.latency_p50_ms),
                 num(r.latency_mean_ms),
                 num(r.latency_p90_ms),
@@ -373,6 +379,7 @@ mod tests {
     fn sample() -> RunResults {
         let mut a = ResultRow::new("mnv1", "int8", "cpu-host");
         a.size_bytes = Some(470_000);
+        a.gzip_size_bytes = Some(430_000);
         a.latency_kind = Some(LatencyKind::Measured);
         a.latency_p50_ms = Some(0.25);
         a.top1 = Some(0.5);
@@ -419,7 +426,7 @@ mod tests {
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines.len(), 3);
         assert!(lines[0].starts_with("model,technique,device,status,size_bytes"));
-        assert!(lines[1].starts_with("mnv1,int8,cpu-host,succeeded,470000,0.25,,,0.5,"));
+        assert!(lines[1].starts_with("mnv1,int8,cpu-host,succeeded,470000,430000,0.25,,,0.5,"));
         assert!(lines[1].contains(",measured,"), "{}", lines[1]);
         assert!(
             lines[2].ends_with(",\"latency: bad, \"\"quoted\"\"\""),
