@@ -40,7 +40,7 @@ pub enum Command {
     Compat(CompatArgs),
     /// Train a CIFAR-10 model (mnv2-cifar, mnv1-cifar) and export it as float32 .tflite.
     Train(TrainArgs),
-    /// Optimize a trained CIFAR-10 float model by fine-tuning (--technique qat).
+    /// Optimize a trained CIFAR-10 float model by fine-tuning (--technique qat or prune).
     Optimize(OptimizeArgs),
     /// Post-training quantization of a float32 model (float16, dynamic, int8, int16x8, uint8).
     Quantize(QuantizeArgs),
@@ -274,6 +274,8 @@ pub struct TrainArgs {
 pub enum TechniqueArg {
     /// Quantization-aware training, then a full-integer int8 export.
     Qat,
+    /// Magnitude pruning (TFMOT polynomial-decay schedule), then a float32 export.
+    Prune,
 }
 
 #[derive(Args, Debug)]
@@ -296,9 +298,15 @@ pub struct OptimizeArgs {
     /// Worker threads (default: the machine's cores).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Model input/output type of the integer model.
+    /// Model input/output type of the integer model (qat).
     #[arg(long, value_enum, default_value_t = IoTypeArg::Float)]
     pub io: IoTypeArg,
+    /// Final sparsity of every conv, depthwise and dense kernel, in [0, 1) (prune).
+    #[arg(long)]
+    pub sparsity: Option<f32>,
+    /// Prune blocks of RxC weights (inputs x output channels), e.g. 1x4 (prune).
+    #[arg(long, value_name = "RxC")]
+    pub block: Option<String>,
     /// Output .tflite path.
     #[arg(short, long)]
     pub output: PathBuf,

@@ -1,5 +1,6 @@
-//! `quantfarm optimize MODEL --technique qat`: fine-tune a float CIFAR-10 model from
-//! `quantfarm train` with fake quantization and write the full-integer model.
+//! `quantfarm optimize MODEL --technique qat|prune`: fine-tune a float CIFAR-10 model
+//! from `quantfarm train` with fake quantization and write the full-integer model, or
+//! prune it by magnitude and write the stripped float model.
 
 use std::time::Instant;
 
@@ -11,6 +12,8 @@ use quantfarm_engine::quant::ptq::IoType;
 use quantfarm_engine::tflite;
 use quantfarm_train::data::ImageSet;
 use quantfarm_train::import;
+use quantfarm_train::net::{Net, Weights};
+use quantfarm_train::prune::{self, Block, PruneConfig};
 use quantfarm_train::qat::{self, QatConfig};
 use serde_json::json;
 
@@ -18,7 +21,28 @@ use super::{load_model, print_json};
 use crate::cli::{IoTypeArg, OptimizeArgs, TechniqueArg};
 
 pub fn run(a: &OptimizeArgs) -> Result<()> {
-    let TechniqueArg::Qat = a.technique;
+    // Flags checked before any model or data is read.
+    let prune_opts = match a.technique {
+        TechniqueArg::Qat => {
+            if a.sparsity.is_some() || a.block.is_some() {
+                bail!("--sparsity and --block apply to --technique prune");
+            }
+            None
+        }
+        TechniqueArg::Prune => {
+            let Some(s) = a.sparsity else {
+                bail!("--technique prune needs --sparsity S (the final sparsity, in [0, 1))");
+            };
+            if !(0.0..1.0).contains(&s) {
+                bail!("--sparsity {s} is outside [0, 1)");
+            }
+            let block = match &a.block {
+                None => Block::ONE,
+                Some(b) => Block::parse(b).map_err(|e| anyhow::anyhow!("--block: {e}"))?,
+            };
+            Some((s, block))
+        }
+    };
     let threads = match a.threads {
         Some(0) => bail!("--threads must be at least 1"),
         Some(t) => t,
@@ -43,12 +67,15 @@ pub fn run(a: &OptimizeArgs) -> Result<()> {
         import::from_model(&model).with_context(|| a.model.display().to_string())?;
     if net.input_shape() != [32, 32, 3] || net.classes() != 10 {
         bail!(
-            "{}: QAT fine-tunes CIFAR-10 models ([1, 32, 32, 3] in, 10 classes out)",
+            "{}: optimize fine-tunes CIFAR-10 models ([1, 32, 32, 3] in, 10 classes out)",
             a.model.display()
         );
     }
     let root = data::shared_root()?;
     let train = ImageSet::cifar10(&root, CifarSplit::Train, a.train_limit, threads)?;
+    if let Some((sparsity, block)) = prune_opts {
+        return run_prune(a, &net, weights, &train, threads, sparsity, block);
+    }
     let cfg = QatConfig {
         epochs: a.epochs,
         lr: a.lr,
@@ -63,16 +90,7 @@ pub fn run(a: &OptimizeArgs) -> Result<()> {
         );
     }
     let steps = (train.len() / cfg.batch * cfg.epochs) as u64;
-    let bar = if a.json {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(steps)
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{msg} [{bar:25}] {pos}/{len} steps, eta {eta}")
-            .expect("static template")
-            .progress_chars("=> "),
-    );
+    let bar = progress_bar(a.json, steps);
     let start = Instant::now();
     let mut last_loss = f64::NAN;
     let ranges = qat::finetune(
@@ -116,6 +134,84 @@ pub fn run(a: &OptimizeArgs) -> Result<()> {
             a.output.display(),
             summary.quantized_ops,
             summary.float_ops.len()
+        );
+    }
+    Ok(())
+}
+
+fn progress_bar(hidden: bool, steps: u64) -> ProgressBar {
+    let bar = if hidden {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(steps)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:25}] {pos}/{len} steps, eta {eta}")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+/// `--technique prune`: fine-tune with magnitude masks, write the stripped float model.
+fn run_prune(
+    a: &OptimizeArgs,
+    net: &Net,
+    mut weights: Weights,
+    train: &ImageSet,
+    threads: usize,
+    sparsity: f32,
+    block: Block,
+) -> Result<()> {
+    let cfg = PruneConfig {
+        epochs: a.epochs,
+        lr: a.lr,
+        seed: a.seed,
+        final_sparsity: sparsity,
+        block,
+        ..PruneConfig::default()
+    };
+    let steps = (train.len() / cfg.batch.max(1) * cfg.epochs) as u64;
+    let bar = progress_bar(a.json, steps);
+    let start = Instant::now();
+    let report = prune::finetune(net, &mut weights, train, &cfg, threads, |step, _, loss| {
+        bar.set_message(format!("prune loss {loss:.3}"));
+        bar.set_position(step as u64);
+        std::ops::ControlFlow::Continue(())
+    })
+    .with_context(|| a.model.display().to_string())?
+    .expect("fine-tuning is never stopped here");
+    bar.finish_and_clear();
+    let seconds = start.elapsed().as_secs_f64();
+    let out = quantfarm_train::export::to_model(net, &weights)?;
+    tflite::write_model_file(&out, &a.output)?;
+    let size = std::fs::metadata(&a.output).map(|m| m.len()).unwrap_or(0);
+    let sp = prune::model_sparsity(&out);
+    let s = &report.schedule;
+    if a.json {
+        print_json(&json!({
+            "input": a.model.display().to_string(), "technique": "prune", "epochs": a.epochs,
+            "train_images": train.len(), "threads": threads, "seconds": seconds,
+            "final_loss": report.loss, "output": a.output.display().to_string(),
+            "size_bytes": size, "target_sparsity": sparsity,
+            "block": [block.rows, block.cols],
+            "schedule": {"initial_sparsity": s.initial_sparsity, "final_sparsity": s.final_sparsity,
+                "begin_step": s.begin_step, "end_step": s.end_step, "power": s.power,
+                "frequency": s.frequency, "steps": report.steps},
+            "sparsity": sp.fraction(), "zero_weights": sp.zeros, "weights": sp.total,
+            "layers": sp.layers.iter().map(|(n, z, t)| json!({"weights": n, "zeros": z, "size": t})).collect::<Vec<_>>(),
+        }));
+    } else {
+        outln!(
+            "prune: {} epoch(s) on {} images in {seconds:.1} s (loss {:.4}); sparsity {:.4} of {} conv/depthwise/dense weights (target {sparsity}, block {}x{}); wrote {} ({size} bytes, float32)",
+            a.epochs,
+            train.len(),
+            report.loss,
+            sp.fraction(),
+            sp.total,
+            block.rows,
+            block.cols,
+            a.output.display(),
         );
     }
     Ok(())

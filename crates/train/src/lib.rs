@@ -7,6 +7,7 @@
 //! - [`trainer`]: the loop (micro-batches on threads, SGD, schedule), [`checkpoint`].
 //! - [`export`]: the folded float `.tflite` (through the engine's IR and writer).
 //! - [`qat`]: quantization-aware fine-tuning (BN folded, fake-quant) and int8 export.
+//! - [`prune`]: magnitude pruning (TFMOT polynomial-decay schedule, block masks), sparsity.
 //! - [`import`]: a float `.tflite` written by `export` back into a trainable net.
 //! - [`data`]: decoded images in memory, augmentation.
 //! - [`rng`]: the deterministic generator every random choice derives from.
@@ -20,6 +21,7 @@ pub mod import;
 pub mod net;
 pub mod ops;
 pub mod optim;
+pub mod prune;
 pub mod qat;
 pub mod rng;
 pub mod trainer;

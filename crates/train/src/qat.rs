@@ -105,12 +105,15 @@ fn min_max(v: &[f32]) -> (f32, f32) {
 
 /// QAT forward over `n` images. Ranges not yet initialised are taken from this
 /// batch (first step). Returns the tape and each quantized node's batch min/max.
+/// With `fq` false nothing is fake-quantized: the plain float graph with frozen batch
+/// norm (pruning's fine-tuning shares this pass).
 fn forward(
     net: &Net,
     w: &Weights,
     r: &Ranges,
     x: Vec<f32>,
     n: usize,
+    fq: bool,
 ) -> (Tape, Vec<Option<(f32, f32)>>) {
     let len = net.nodes.len();
     let mut t = Tape {
@@ -142,8 +145,13 @@ fn forward(
                     .chunks_exact(c)
                     .flat_map(|row| row.iter().zip(&scale).map(|(a, s)| a * s))
                     .collect();
-                let mut wq = vec![0f32; folded.len()];
-                fake_quant::weights_per_channel(&folded, c, &mut wq);
+                let wq = if fq {
+                    let mut wq = vec![0f32; folded.len()];
+                    fake_quant::weights_per_channel(&folded, c, &mut wq);
+                    wq
+                } else {
+                    folded
+                };
                 let mut z = vec![0f32; n * node.len()];
                 match net.nodes[src].kind {
                     Kind::Conv { .. } => conv::forward(&g, c, input, &wq, &mut z, &mut col),
@@ -169,8 +177,13 @@ fn forward(
             Kind::Dense { w: wp, b } => {
                 let cin = net.nodes[node.inputs[0]].len();
                 let cout = node.shape[2];
-                let mut wq = vec![0f32; w.params[*wp].len()];
-                fake_quant::weights_per_channel(&w.params[*wp], cout, &mut wq);
+                let wq = if fq {
+                    let mut wq = vec![0f32; w.params[*wp].len()];
+                    fake_quant::weights_per_channel(&w.params[*wp], cout, &mut wq);
+                    wq
+                } else {
+                    w.params[*wp].clone()
+                };
                 dense::forward(
                     n,
                     cin,
@@ -183,7 +196,7 @@ fn forward(
                 t.wq[i] = wq;
             }
         }
-        if quantized_output(&node.kind) {
+        if fq && quantized_output(&node.kind) {
             let mm = min_max(&y);
             seen[i] = Some(mm);
             let range = if r.of[i].initialized {
@@ -203,7 +216,14 @@ fn forward(
 }
 
 /// QAT backward: gradients of every parameter (zero for frozen BN statistics).
-fn backward(net: &Net, w: &Weights, r: &Ranges, t: Tape, dlogits: Vec<f32>) -> Vec<Vec<f32>> {
+fn backward(
+    net: &Net,
+    w: &Weights,
+    r: &Ranges,
+    t: Tape,
+    dlogits: Vec<f32>,
+    fq: bool,
+) -> Vec<Vec<f32>> {
     let n = t.n;
     let mut grads: Vec<Vec<f32>> = net.params.iter().map(|p| vec![0f32; p.len]).collect();
     let mut d: Vec<Option<Vec<f32>>> = vec![None; net.nodes.len()];
@@ -211,7 +231,7 @@ fn backward(net: &Net, w: &Weights, r: &Ranges, t: Tape, dlogits: Vec<f32>) -> V
     let mut col = Vec::new();
     for (i, node) in net.nodes.iter().enumerate().rev() {
         let Some(mut dy) = d[i].take() else { continue };
-        if quantized_output(&node.kind) {
+        if fq && quantized_output(&node.kind) {
             // Straight through the fake-quant, inside its range.
             let range = if r.of[i].initialized {
                 (r.of[i].min, r.of[i].max)
@@ -380,6 +400,30 @@ pub fn finetune(
     data: &ImageSet,
     cfg: &QatConfig,
     threads: usize,
+    progress: impl FnMut(usize, usize, f64) -> ControlFlow<()>,
+) -> Option<Ranges> {
+    finetune_with(net, w, data, cfg, threads, true, |_, _, _, _| {}, progress)
+}
+
+/// When a [`finetune_with`] hook runs: before the step's forward pass or after its
+/// optimizer update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Before,
+    After,
+}
+
+/// The fine-tuning loop, with fake quantization (`fq`) or without (frozen batch norm,
+/// float weights), and `hook(phase, global step, weights, sgd)` around every step.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn finetune_with(
+    net: &Net,
+    w: &mut Weights,
+    data: &ImageSet,
+    cfg: &QatConfig,
+    threads: usize,
+    fq: bool,
+    mut hook: impl FnMut(Phase, usize, &mut Weights, &mut Sgd),
     mut progress: impl FnMut(usize, usize, f64) -> ControlFlow<()>,
 ) -> Option<Ranges> {
     let mut ranges = Ranges::new(net);
@@ -405,17 +449,18 @@ pub fn finetune(
         Rng::derive(key, &[1]).shuffle(&mut order);
         let aug = Rng::derive(key, &[2]).next_u64();
         for step in 0..steps {
+            hook(Phase::Before, epoch * steps + step, w, &mut sgd);
             let idx = &order[step * cfg.batch..(step + 1) * cfg.batch];
             let chunks: Vec<&[usize]> = idx.chunks(mb).collect();
             let (wr, rr) = (&*w, &ranges);
             let run = |ids: &[usize]| {
                 let x = data.batch(ids, Some(aug));
                 let labels: Vec<u8> = ids.iter().map(|&i| data.labels[i]).collect();
-                let (tape, mm) = forward(net, wr, rr, x, ids.len());
+                let (tape, mm) = forward(net, wr, rr, x, ids.len(), fq);
                 let mut dl = vec![0f32; ids.len() * k];
                 let logits = tape.outs.last().expect("non-empty");
                 let (l, _) = loss::softmax_xent(ids.len(), k, logits, &labels, scale, &mut dl);
-                (l, backward(net, wr, rr, tape, dl), mm)
+                (l, backward(net, wr, rr, tape, dl, fq), mm)
             };
             let results: Vec<_> = std::thread::scope(|s| {
                 let t = threads.clamp(1, chunks.len());
@@ -457,6 +502,7 @@ pub fn finetune(
             seen += cfg.batch;
             let lr = sched.lr(epoch * steps + step);
             sgd.step(&mut w.params, &grads.expect("micro-batches"), &decay, lr);
+            hook(Phase::After, epoch * steps + step, w, &mut sgd);
             if progress(epoch * steps + step + 1, total, loss_sum / seen as f64).is_break() {
                 return None;
             }
@@ -471,7 +517,7 @@ pub fn evaluate(net: &Net, w: &Weights, r: &Ranges, data: &ImageSet) -> f64 {
     let k = net.classes();
     let idx: Vec<usize> = (0..data.len()).collect();
     for ids in idx.chunks(100) {
-        let (tape, _) = forward(net, w, r, data.batch(ids, None), ids.len());
+        let (tape, _) = forward(net, w, r, data.batch(ids, None), ids.len(), true);
         let logits = tape.outs.last().expect("non-empty");
         for (b, &i) in ids.iter().enumerate() {
             let z = &logits[b * k..(b + 1) * k];

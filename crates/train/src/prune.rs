@@ -1,0 +1,449 @@
+//! Magnitude pruning as TensorFlow Model Optimization's `prune_low_magnitude` does it:
+//! every conv, depthwise and dense kernel (not biases, not batch-norm parameters)
+//! gets a mask that keeps its largest-|w| weights (or blocks of weights, ranked by
+//! their mean |w|); the masks are recomputed on a [`PolynomialDecay`] schedule while
+//! a trained float model is fine-tuned, and masked weights are zero after every
+//! optimizer step. The stripped result is the plain float model ([`crate::export`]):
+//! folding batch norm multiplies each weight by a per-channel scale, so zeros stay
+//! zero.
+//!
+//! Fine-tuning is QAT's loop without the fake quantization (batch norm frozen at its
+//! running statistics, as an imported model's identity BN must be).
+
+use std::ops::ControlFlow;
+
+use quantfarm_engine::ir::{DType, Model, OpKind};
+use quantfarm_engine::{EngineError, Result};
+
+use crate::data::ImageSet;
+use crate::net::{Kind, Net, Weights};
+use crate::optim::Sgd;
+use crate::qat::{self, Phase, QatConfig};
+
+/// TFMOT's `PolynomialDecay`: sparsity rises from `initial_sparsity` at `begin_step`
+/// to `final_sparsity` at `end_step`; masks change only on pruning steps.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PolynomialDecay {
+    pub initial_sparsity: f32,
+    pub final_sparsity: f32,
+    pub begin_step: usize,
+    pub end_step: usize,
+    pub power: f32,
+    pub frequency: usize,
+}
+
+impl PolynomialDecay {
+    /// TFMOT's defaults: power 3, frequency 100.
+    pub fn new(initial: f32, last: f32, begin_step: usize, end_step: usize) -> PolynomialDecay {
+        PolynomialDecay {
+            initial_sparsity: initial,
+            final_sparsity: last,
+            begin_step,
+            end_step,
+            power: 3.0,
+            frequency: 100,
+        }
+    }
+
+    /// TFMOT's validation: sparsities in [0, 1), end ≥ begin, frequency > 0.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        for (name, s) in [
+            ("initial sparsity", self.initial_sparsity),
+            ("final sparsity", self.final_sparsity),
+        ] {
+            if !(0.0..1.0).contains(&s) {
+                return Err(format!("{name} {s} is outside [0, 1)"));
+            }
+        }
+        if self.end_step < self.begin_step {
+            return Err(format!(
+                "end step {} is before begin step {}",
+                self.end_step, self.begin_step
+            ));
+        }
+        if self.frequency == 0 {
+            return Err("pruning frequency must be at least 1".into());
+        }
+        if !(self.power.is_finite() && self.power > 0.0) {
+            return Err(format!("power {} must be positive", self.power));
+        }
+        Ok(())
+    }
+
+    /// `final + (initial − final)·(1 − p)^power`, `p = (step − begin)/(end − begin)`
+    /// clamped to [0, 1] (p = 1 when end = begin).
+    pub fn sparsity(&self, step: usize) -> f32 {
+        let span = self.end_step.saturating_sub(self.begin_step);
+        let p = if span == 0 {
+            1.0
+        } else {
+            (step.saturating_sub(self.begin_step) as f64 / span as f64).min(1.0)
+        };
+        let (i, f) = (
+            f64::from(self.initial_sparsity),
+            f64::from(self.final_sparsity),
+        );
+        (f + (i - f) * (1.0 - p).powf(f64::from(self.power))) as f32
+    }
+
+    /// A pruning step: inside [begin, end] and a multiple of `frequency` after begin,
+    /// or the end step itself (so the final sparsity is always reached).
+    pub fn should_prune(&self, step: usize) -> bool {
+        (self.begin_step..=self.end_step).contains(&step)
+            && ((step - self.begin_step).is_multiple_of(self.frequency.max(1))
+                || step == self.end_step)
+    }
+}
+
+/// Block shape over a kernel seen as `[rows = inputs, cols = output channels]` (the
+/// Keras kernel layout TFMOT's `block_size` indexes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Block {
+    pub rows: usize,
+    pub cols: usize,
+}
+
+impl Block {
+    pub const ONE: Block = Block { rows: 1, cols: 1 };
+
+    /// `RxC`, e.g. `1x4`.
+    pub fn parse(s: &str) -> std::result::Result<Block, String> {
+        let bad = || format!("bad block size '{s}' (expected RxC with R, C ≥ 1, e.g. 1x4)");
+        let (r, c) = s.split_once(['x', 'X']).ok_or_else(bad)?;
+        let (rows, cols) = (
+            r.trim().parse::<usize>().map_err(|_| bad())?,
+            c.trim().parse::<usize>().map_err(|_| bad())?,
+        );
+        if rows == 0 || cols == 0 {
+            return Err(bad());
+        }
+        Ok(Block { rows, cols })
+    }
+}
+
+/// A prunable kernel: parameter index and its 2-D view `[rows, cols]` (row-major, the
+/// layout the net stores: conv `[k·k·Cin, Cout]`, depthwise `[k·k, C]`, dense
+/// `[Cin, Cout]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prunable {
+    pub param: usize,
+    pub name: String,
+    pub rows: usize,
+    pub cols: usize,
+}
+
+/// Every conv, depthwise and dense kernel of `net`.
+pub fn prunable(net: &Net) -> Vec<Prunable> {
+    net.nodes
+        .iter()
+        .filter_map(|node| {
+            let cout = node.shape[2];
+            let cin = |i: usize| net.nodes[node.inputs[i]].shape[2];
+            let (param, rows) = match node.kind {
+                Kind::Conv { w, k, .. } => (w, k * k * cin(0)),
+                Kind::Depthwise { w, k, .. } => (w, k * k),
+                Kind::Dense { w, .. } => (w, net.nodes[node.inputs[0]].len()),
+                _ => return None,
+            };
+            Some(Prunable {
+                param,
+                name: net.params[param].name.clone(),
+                rows,
+                cols: cout,
+            })
+        })
+        .collect()
+}
+
+/// Keep-mask (`true` = kept) of a `[rows, cols]` kernel at `sparsity`: the
+/// `round(blocks·(1 − sparsity))` blocks of largest mean |w| are kept (ties broken by
+/// position, so the count is exact and the result deterministic). Edge blocks that
+/// do not fill the block shape average over the weights they hold.
+pub fn magnitude_mask(
+    w: &[f32],
+    rows: usize,
+    cols: usize,
+    sparsity: f32,
+    block: Block,
+) -> Vec<bool> {
+    debug_assert_eq!(w.len(), rows * cols);
+    let (br, bc) = (rows.div_ceil(block.rows), cols.div_ceil(block.cols));
+    let blocks = br * bc;
+    let mut score = vec![0f64; blocks];
+    let mut count = vec![0usize; blocks];
+    for r in 0..rows {
+        for c in 0..cols {
+            let b = (r / block.rows) * bc + c / block.cols;
+            score[b] += f64::from(w[r * cols + c].abs());
+            count[b] += 1;
+        }
+    }
+    for (s, n) in score.iter_mut().zip(&count) {
+        *s /= (*n).max(1) as f64;
+    }
+    let keep = ((blocks as f64) * (1.0 - f64::from(sparsity))).round() as usize;
+    let mut order: Vec<usize> = (0..blocks).collect();
+    // Largest first; equal scores keep the earlier block.
+    order.sort_by(|&a, &b| score[b].total_cmp(&score[a]).then(a.cmp(&b)));
+    let mut kept_block = vec![false; blocks];
+    for &b in order.iter().take(keep.min(blocks)) {
+        kept_block[b] = true;
+    }
+    (0..rows * cols)
+        .map(|i| kept_block[(i / cols / block.rows) * bc + (i % cols) / block.cols])
+        .collect()
+}
+
+/// The current masks, one per prunable kernel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Masks {
+    pub layers: Vec<(Prunable, Vec<bool>)>,
+}
+
+impl Masks {
+    /// Masks of every prunable kernel of `w` at `sparsity`.
+    pub fn compute(net: &Net, w: &Weights, sparsity: f32, block: Block) -> Masks {
+        Masks {
+            layers: prunable(net)
+                .into_iter()
+                .map(|p| {
+                    let m = magnitude_mask(&w.params[p.param], p.rows, p.cols, sparsity, block);
+                    (p, m)
+                })
+                .collect(),
+        }
+    }
+
+    /// Zero the masked weights, and their momentum so the next step cannot revive them.
+    pub fn apply(&self, w: &mut Weights, sgd: Option<&mut Sgd>) {
+        let mut sgd = sgd;
+        for (p, m) in &self.layers {
+            for (x, &keep) in w.params[p.param].iter_mut().zip(m) {
+                if !keep {
+                    *x = 0.0;
+                }
+            }
+            if let Some(s) = sgd.as_deref_mut() {
+                for (v, &keep) in s.velocity[p.param].iter_mut().zip(m) {
+                    if !keep {
+                        *v = 0.0;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Pruning fine-tuning settings. `end_step: None` ends the schedule after three
+/// quarters of the steps, so the last quarter recovers at the final sparsity.
+#[derive(Debug, Clone)]
+pub struct PruneConfig {
+    pub epochs: usize,
+    pub batch: usize,
+    pub lr: f32,
+    pub momentum: f32,
+    pub weight_decay: f32,
+    pub seed: u64,
+    pub initial_sparsity: f32,
+    pub final_sparsity: f32,
+    pub block: Block,
+    pub begin_step: usize,
+    pub end_step: Option<usize>,
+    pub frequency: usize,
+}
+
+impl Default for PruneConfig {
+    fn default() -> Self {
+        let q = QatConfig::default();
+        PruneConfig {
+            epochs: q.epochs,
+            batch: q.batch,
+            lr: q.lr,
+            momentum: q.momentum,
+            weight_decay: q.weight_decay,
+            seed: q.seed,
+            initial_sparsity: 0.0,
+            final_sparsity: 0.5,
+            block: Block::ONE,
+            begin_step: 0,
+            end_step: None,
+            frequency: 100,
+        }
+    }
+}
+
+impl PruneConfig {
+    /// The schedule over `total` optimizer steps.
+    pub fn schedule(&self, total: usize) -> PolynomialDecay {
+        let last = total.saturating_sub(1);
+        let end = self
+            .end_step
+            .unwrap_or_else(|| (total * 3 / 4).min(last))
+            .max(self.begin_step);
+        PolynomialDecay {
+            frequency: self.frequency,
+            ..PolynomialDecay::new(
+                self.initial_sparsity,
+                self.final_sparsity,
+                self.begin_step,
+                end,
+            )
+        }
+    }
+}
+
+/// What a finished fine-tuning reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PruneReport {
+    pub steps: usize,
+    pub schedule: PolynomialDecay,
+    /// The masks in force at the end.
+    pub masks: Masks,
+    /// Mean training loss over all steps.
+    pub loss: f64,
+}
+
+/// Fine-tune `w` on `data` with the masks enforced (micro-batches of 32 on `threads`
+/// threads, QAT's SGD and cosine schedule, augmentation; deterministic for a seed).
+/// `progress(step, steps, mean loss)` runs after every step; `Break` stops and then
+/// `Ok(None)` is returned. Bad settings are errors, not panics.
+pub fn finetune(
+    net: &Net,
+    w: &mut Weights,
+    data: &ImageSet,
+    cfg: &PruneConfig,
+    threads: usize,
+    mut progress: impl FnMut(usize, usize, f64) -> ControlFlow<()>,
+) -> Result<Option<PruneReport>> {
+    if cfg.epochs == 0 || cfg.batch == 0 {
+        return Err(EngineError::bad_input(
+            "epochs and batch must be at least 1",
+        ));
+    }
+    let steps = data.len() / cfg.batch;
+    if steps == 0 {
+        return Err(EngineError::bad_input(format!(
+            "{} training images are fewer than one batch of {}",
+            data.len(),
+            cfg.batch
+        )));
+    }
+    let total = steps * cfg.epochs;
+    let schedule = cfg.schedule(total);
+    schedule.check().map_err(EngineError::bad_input)?;
+    let qc = QatConfig {
+        epochs: cfg.epochs,
+        batch: cfg.batch,
+        lr: cfg.lr,
+        momentum: cfg.momentum,
+        weight_decay: cfg.weight_decay,
+        seed: cfg.seed,
+    };
+    let mut masks: Option<Masks> = None;
+    let mut loss = f64::NAN;
+    let hook = |phase: Phase, step: usize, w: &mut Weights, sgd: &mut Sgd| {
+        if phase == Phase::Before && schedule.should_prune(step) {
+            masks = Some(Masks::compute(net, w, schedule.sparsity(step), cfg.block));
+        }
+        if let Some(m) = &masks {
+            m.apply(w, Some(sgd));
+        }
+    };
+    let done = qat::finetune_with(net, w, data, &qc, threads, false, hook, |s, t, l| {
+        loss = l;
+        progress(s, t, l)
+    });
+    if done.is_none() {
+        return Ok(None);
+    }
+    let masks = masks.unwrap_or_else(|| Masks::compute(net, w, 0.0, cfg.block));
+    Ok(Some(PruneReport {
+        steps: total,
+        schedule,
+        masks,
+        loss,
+    }))
+}
+
+/// Sparsity of one kernel tensor: exactly-zero floats, or quantized values equal to
+/// their channel's zero point (0 for symmetric weights). `None` for other types.
+fn tensor_zeros(t: &quantfarm_engine::ir::Tensor) -> Option<(usize, usize)> {
+    let data = t.data.as_ref()?;
+    match t.dtype {
+        DType::F32 => {
+            let v = t.data_f32()?;
+            Some((v.iter().filter(|x| **x == 0.0).count(), v.len()))
+        }
+        DType::I8 | DType::U8 => {
+            let q = t.quant.as_ref();
+            let channels = q.map_or(1, |q| q.zero_point.len().max(1));
+            let axis = q.map_or(0, |q| q.axis);
+            // Index of the quantized axis for flat position i (row-major).
+            let inner: usize = t.shape.iter().skip(axis + 1).product();
+            let dim = t.shape.get(axis).copied().unwrap_or(1).max(1);
+            let zeros = data
+                .iter()
+                .enumerate()
+                .filter(|&(i, &b)| {
+                    let ch = if channels > 1 {
+                        (i / inner.max(1)) % dim
+                    } else {
+                        0
+                    };
+                    let zp = q.map_or(0, |q| q.params(ch.min(channels - 1)).1);
+                    let v = if t.dtype == DType::I8 {
+                        i64::from(b as i8)
+                    } else {
+                        i64::from(b)
+                    };
+                    v == zp
+                })
+                .count();
+            Some((zeros, data.len()))
+        }
+        _ => None,
+    }
+}
+
+/// Per-layer and overall sparsity of a model's conv, depthwise and dense weights.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sparsity {
+    /// `(weight tensor name, zeros, elements)` in op order.
+    pub layers: Vec<(String, usize, usize)>,
+    pub zeros: usize,
+    pub total: usize,
+}
+
+impl Sparsity {
+    pub fn fraction(&self) -> f64 {
+        self.zeros as f64 / self.total.max(1) as f64
+    }
+}
+
+/// Measure the weight sparsity of any engine model (float or quantized): the
+/// constant weight input of every CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED.
+pub fn model_sparsity(model: &Model) -> Sparsity {
+    let g = model.main();
+    let mut s = Sparsity {
+        layers: Vec::new(),
+        zeros: 0,
+        total: 0,
+    };
+    for op in &g.ops {
+        if !matches!(
+            op.kind,
+            OpKind::Conv2D(_) | OpKind::DepthwiseConv2D(_) | OpKind::FullyConnected(_)
+        ) {
+            continue;
+        }
+        let Some(t) = op.inputs.get(1).and_then(|&i| i).map(|i| &g.tensors[i]) else {
+            continue;
+        };
+        if let Some((z, n)) = tensor_zeros(t) {
+            s.layers.push((t.name.clone(), z, n));
+            s.zeros += z;
+            s.total += n;
+        }
+    }
+    s
+}
