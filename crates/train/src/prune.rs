@@ -273,13 +273,11 @@ impl Default for PruneConfig {
 }
 
 impl PruneConfig {
-    /// The schedule over `total` optimizer steps.
+    /// The schedule over `total` optimizer steps (an end before the begin step is left
+    /// for [`PolynomialDecay::check`] to refuse).
     pub fn schedule(&self, total: usize) -> PolynomialDecay {
         let last = total.saturating_sub(1);
-        let end = self
-            .end_step
-            .unwrap_or_else(|| (total * 3 / 4).min(last))
-            .max(self.begin_step);
+        let end = self.end_step.unwrap_or_else(|| (total * 3 / 4).min(last));
         PolynomialDecay {
             frequency: self.frequency,
             ..PolynomialDecay::new(

@@ -314,3 +314,17 @@ fn bad_settings_are_errors() {
     let e = prune::finetune(&net, &mut w, &train, &big, 1, |_, _, _| go());
     assert!(e.unwrap_err().to_string().contains("fewer than one batch"));
 }
+
+#[test]
+fn schedule_end_before_begin_is_refused() {
+    let train = data(64, 4);
+    let net = tiny_net();
+    let mut w = init_weights(&net, 1);
+    let c = PruneConfig {
+        begin_step: 5,
+        end_step: Some(2),
+        ..cfg(0.5, Block::ONE)
+    };
+    let e = prune::finetune(&net, &mut w, &train, &c, 1, |_, _, _| go());
+    assert!(e.unwrap_err().to_string().contains("end step 2"));
+}
