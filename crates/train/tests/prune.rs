@@ -2,61 +2,27 @@
 //! formula, every kernel reaches the target sparsity, blocks are pruned whole, the
 //! exported float file and its int8 PTQ keep the zeros, accuracy holds.
 
+mod common;
+
+use common::{data, tiny_net};
 use std::ops::ControlFlow;
 
 use quantfarm_engine::quant::calibrate::{Calibrator, RangeMethod};
 use quantfarm_engine::quant::ptq::{PtqOptions, QuantMode, quantize_model};
 use quantfarm_engine::tflite::{read_model, write_model};
-use quantfarm_train::arch::{Builder, init_weights};
+use quantfarm_train::arch::init_weights;
 use quantfarm_train::data::ImageSet;
 use quantfarm_train::export;
 use quantfarm_train::import;
 use quantfarm_train::net::{Net, Weights};
-use quantfarm_train::ops::bn::Act;
 use quantfarm_train::prune::{
     self, Block, PolynomialDecay, PruneConfig, magnitude_mask, model_sparsity, prunable,
 };
-use quantfarm_train::rng::Rng;
 use quantfarm_train::trainer::{TrainConfig, Trainer, evaluate};
-
-fn tiny_net() -> Net {
-    let mut b = Builder::new("tiny", 8, 8, 3);
-    let x = b.conv_bn(0, "stem", 8, 3, 1, Act::Relu6);
-    let y = b.conv_bn(x, "expand", 16, 1, 1, Act::Relu6);
-    let y = b.dw_bn(y, "dw", 3, 1, Act::Relu6);
-    let y = b.conv_bn(y, "project", 8, 1, 1, Act::None);
-    let x = b.add(x, y, "add");
-    let x = b.dw_bn(x, "down", 3, 2, Act::Relu6);
-    let p = b.gap(x);
-    b.dense(p, "logits", 12);
-    b.finish()
-}
-
-/// Label = the channel with the largest mean, plus noise.
-fn data(n: usize, seed: u64) -> ImageSet {
-    let mut r = Rng::new(seed);
-    let mut images = Vec::new();
-    let mut labels = Vec::new();
-    for _ in 0..n {
-        let label = r.below(3);
-        for _ in 0..64 {
-            for c in 0..3 {
-                let base = if c == label { 100 } else { 80 };
-                images.push((base + r.below(110)) as u8);
-            }
-        }
-        labels.push(label as u8);
-    }
-    ImageSet {
-        images,
-        labels,
-        shape: [8, 8, 3],
-    }
-}
 
 /// A trained float model, round-tripped through the `.tflite` the CLI reads.
 fn trained(train: &ImageSet) -> (Net, Weights) {
-    let net = tiny_net();
+    let net = tiny_net(12);
     let cfg = TrainConfig {
         epochs: 6,
         batch: 32,
@@ -258,7 +224,7 @@ fn finetune_reaches_the_target_and_export_keeps_the_zeros() {
 #[test]
 fn block_pruning_zeroes_whole_blocks() {
     let train = data(256, 3);
-    let net = tiny_net();
+    let net = tiny_net(12);
     let cfg0 = TrainConfig {
         epochs: 1,
         batch: 32,
@@ -301,7 +267,7 @@ fn block_pruning_zeroes_whole_blocks() {
 #[test]
 fn bad_settings_are_errors() {
     let train = data(64, 4);
-    let net = tiny_net();
+    let net = tiny_net(12);
     let mut w = init_weights(&net, 1);
     let e = prune::finetune(&net, &mut w, &train, &cfg(1.0, Block::ONE), 1, |_, _, _| {
         go()
@@ -318,7 +284,7 @@ fn bad_settings_are_errors() {
 #[test]
 fn schedule_end_before_begin_is_refused() {
     let train = data(64, 4);
-    let net = tiny_net();
+    let net = tiny_net(12);
     let mut w = init_weights(&net, 1);
     let c = PruneConfig {
         begin_step: 5,

@@ -1,56 +1,21 @@
 //! QAT on a tiny net: fine-tuning with fake-quant keeps the float accuracy, and the
 //! exported full-integer model predicts what the QAT graph predicts.
 
+mod common;
+
+use common::{data, tiny_net};
 use quantfarm_engine::exec::{Interpreter, InterpreterOptions};
 use quantfarm_engine::ir::DType;
 use quantfarm_engine::quant::ptq::IoType;
 use quantfarm_engine::tflite::{read_model, write_model};
-use quantfarm_train::arch::{Builder, init_weights};
+use quantfarm_train::arch::init_weights;
 use quantfarm_train::data::ImageSet;
-use quantfarm_train::net::Net;
-use quantfarm_train::ops::bn::Act;
 use quantfarm_train::qat::{self, QatConfig};
-use quantfarm_train::rng::Rng;
 use quantfarm_train::trainer::{TrainConfig, Trainer, evaluate};
-
-fn tiny_net() -> Net {
-    let mut b = Builder::new("tiny", 8, 8, 3);
-    let x = b.conv_bn(0, "stem", 8, 3, 1, Act::Relu6);
-    let y = b.conv_bn(x, "expand", 16, 1, 1, Act::Relu6);
-    let y = b.dw_bn(y, "dw", 3, 1, Act::Relu6);
-    let y = b.conv_bn(y, "project", 8, 1, 1, Act::None);
-    let x = b.add(x, y, "add");
-    let x = b.dw_bn(x, "down", 3, 2, Act::Relu6);
-    let p = b.gap(x);
-    b.dense(p, "logits", 10);
-    b.finish()
-}
-
-/// Label = the channel with the largest mean, plus noise.
-fn data(n: usize, seed: u64) -> ImageSet {
-    let mut r = Rng::new(seed);
-    let mut images = Vec::new();
-    let mut labels = Vec::new();
-    for _ in 0..n {
-        let label = r.below(3);
-        for _ in 0..64 {
-            for c in 0..3 {
-                let base = if c == label { 100 } else { 80 };
-                images.push((base + r.below(110)) as u8);
-            }
-        }
-        labels.push(label as u8);
-    }
-    ImageSet {
-        images,
-        labels,
-        shape: [8, 8, 3],
-    }
-}
 
 #[test]
 fn qat_finetune_and_int8_export() {
-    let net = tiny_net();
+    let net = tiny_net(10);
     let train = data(512, 1);
     let test = data(200, 2);
     let cfg = TrainConfig {
