@@ -311,11 +311,8 @@ fn quantization_aware(t: &OptimizeTask, float_model: &[u8], ctx: &JobContext) ->
     let (limit, epochs) = training_settings(tr)?;
     let model =
         tflite::read_model_limited(float_model, ctx.memory_limit).context("float32 baseline")?;
-    let (net, mut weights) = import::from_model(&model)
+    let (net, mut weights) = import::from_cifar10_model(&model)
         .context("qat fine-tunes the CIFAR-10 architectures of `quantfarm train`")?;
-    if net.input_shape() != [32, 32, 3] || net.classes() != 10 {
-        bail!("qat fine-tunes CIFAR-10 models ([1, 32, 32, 3] in, 10 classes out)");
-    }
     let threads = ctx.threads.max(1);
     let root = data::shared_root()?;
     let train = ImageSet::cifar10(&root, CifarSplit::Train, limit, threads)?;
@@ -324,13 +321,7 @@ fn quantization_aware(t: &OptimizeTask, float_model: &[u8], ctx: &JobContext) ->
         seed: tr.seed,
         ..QatConfig::default()
     };
-    if train.len() < cfg.batch {
-        bail!(
-            "{} training images are fewer than one batch of {}",
-            train.len(),
-            cfg.batch
-        );
-    }
+    train.check_batch(cfg.batch)?;
     check_cancel(ctx)?;
     let ranges = qat::finetune(
         &net,

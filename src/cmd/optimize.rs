@@ -64,13 +64,7 @@ pub fn run(a: &OptimizeArgs) -> Result<()> {
     }
     let model = load_model(&a.model)?;
     let (net, mut weights) =
-        import::from_model(&model).with_context(|| a.model.display().to_string())?;
-    if net.input_shape() != [32, 32, 3] || net.classes() != 10 {
-        bail!(
-            "{}: optimize fine-tunes CIFAR-10 models ([1, 32, 32, 3] in, 10 classes out)",
-            a.model.display()
-        );
-    }
+        import::from_cifar10_model(&model).with_context(|| a.model.display().to_string())?;
     let root = data::shared_root()?;
     let train = ImageSet::cifar10(&root, CifarSplit::Train, a.train_limit, threads)?;
     if let Some((sparsity, block)) = prune_opts {
@@ -82,13 +76,7 @@ pub fn run(a: &OptimizeArgs) -> Result<()> {
         seed: a.seed,
         ..QatConfig::default()
     };
-    if train.len() < cfg.batch {
-        bail!(
-            "{} training images are fewer than one batch of {}",
-            train.len(),
-            cfg.batch
-        );
-    }
+    train.check_batch(cfg.batch)?;
     let steps = (train.len() / cfg.batch * cfg.epochs) as u64;
     let bar = progress_bar(a.json, steps);
     let start = Instant::now();

@@ -93,14 +93,8 @@ pub fn run(a: &TrainArgs) -> Result<()> {
     let load_start = Instant::now();
     let train = ImageSet::cifar10(&root, CifarSplit::Train, cfg.train_limit, threads)?;
     let load_s = load_start.elapsed().as_secs_f64();
+    train.check_batch(cfg.batch)?;
     let steps = trainer.steps_per_epoch(&train);
-    if steps == 0 {
-        bail!(
-            "{} training images are fewer than one batch of {}",
-            train.len(),
-            cfg.batch
-        );
-    }
     if !a.json {
         eprintln!(
             "{}: {} parameters, {:.1} M MACs/image; {} training images ({load_s:.1} s to decode), \

@@ -19,6 +19,17 @@ pub struct ImageSet {
 pub const PAD: usize = 4;
 
 impl ImageSet {
+    /// Training takes whole batches: fewer images than one batch is bad input.
+    pub fn check_batch(&self, batch: usize) -> Result<()> {
+        if self.len() < batch.max(1) {
+            return Err(EngineError::bad_input(format!(
+                "{} training images are fewer than one batch of {batch}",
+                self.len()
+            )));
+        }
+        Ok(())
+    }
+
     pub fn len(&self) -> usize {
         self.labels.len()
     }

@@ -119,6 +119,21 @@ impl Build<'_> {
     }
 }
 
+/// [`from_model`] for fine-tuning on CIFAR-10 (QAT, pruning): the model must take
+/// `[1, 32, 32, 3]` images and give 10 classes.
+pub fn from_cifar10_model(model: &Model) -> Result<(Net, Weights)> {
+    let (net, w) = from_model(model)?;
+    if net.input_shape() != [32, 32, 3] || net.classes() != 10 {
+        return Err(EngineError::bad_input(format!(
+            "fine-tuning on CIFAR-10 needs a model with [1, 32, 32, 3] in and 10 classes out, \
+             not {:?} in and {} out",
+            net.input_shape(),
+            net.classes()
+        )));
+    }
+    Ok((net, w))
+}
+
 /// The net and weights of a float model written by [`crate::export`].
 pub fn from_model(model: &Model) -> Result<(Net, Weights)> {
     let g = model.main();

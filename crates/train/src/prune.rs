@@ -318,14 +318,8 @@ pub fn finetune(
             "epochs and batch must be at least 1",
         ));
     }
+    data.check_batch(cfg.batch)?;
     let steps = data.len() / cfg.batch;
-    if steps == 0 {
-        return Err(EngineError::bad_input(format!(
-            "{} training images are fewer than one batch of {}",
-            data.len(),
-            cfg.batch
-        )));
-    }
     let total = steps * cfg.epochs;
     let schedule = cfg.schedule(total);
     schedule.check().map_err(EngineError::bad_input)?;

@@ -266,14 +266,8 @@ impl Trainer {
         data: &ImageSet,
         mut progress: impl FnMut(&BatchInfo),
     ) -> Result<EpochReport> {
+        data.check_batch(self.config.batch)?;
         let steps = self.steps_per_epoch(data);
-        if steps == 0 {
-            return Err(EngineError::bad_input(format!(
-                "{} training images are fewer than one batch of {}",
-                data.len(),
-                self.config.batch
-            )));
-        }
         let start = Instant::now();
         let epoch_key = self.rng.next_u64();
         let mut order: Vec<usize> = (0..data.len()).collect();
