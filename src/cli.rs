@@ -40,7 +40,7 @@ pub enum Command {
     Compat(CompatArgs),
     /// Train a CIFAR-10 model (mnv2-cifar, mnv1-cifar) and export it as float32 .tflite.
     Train(TrainArgs),
-    /// Optimize a trained CIFAR-10 float model by fine-tuning (--technique qat or prune).
+    /// Optimize a trained CIFAR-10 float model by fine-tuning (qat, prune, cluster, pqat, cqat).
     Optimize(OptimizeArgs),
     /// Post-training quantization of a float32 model (float16, dynamic, int8, int16x8, uint8).
     Quantize(QuantizeArgs),
@@ -276,6 +276,23 @@ pub enum TechniqueArg {
     Qat,
     /// Magnitude pruning (TFMOT polynomial-decay schedule), then a float32 export.
     Prune,
+    /// Weight clustering (k-means, centroids fine-tuned), then a float32 export.
+    Cluster,
+    /// Pruning-preserving QAT of a pruned model, then a full-integer int8 export.
+    Pqat,
+    /// Cluster-preserving QAT of a clustered model, then a full-integer int8 export.
+    Cqat,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitArg {
+    /// Evenly spaced between the smallest and largest magnitude.
+    Linear,
+    /// k-means++ seeding (TFMOT's default).
+    #[value(name = "kmeans++")]
+    KmeansPlusPlus,
+    /// Quantiles of the magnitudes.
+    Density,
 }
 
 #[derive(Args, Debug)]
@@ -307,6 +324,17 @@ pub struct OptimizeArgs {
     /// Prune blocks of RxC weights (inputs x output channels), e.g. 1x4 (prune).
     #[arg(long, value_name = "RxC")]
     pub block: Option<String>,
+    /// Leave kernels with at most this fan-in dense (27: the 3x3x3 stem and every 3x3
+    /// depthwise) and prune the others harder so the total still reaches --sparsity;
+    /// 0 prunes every kernel (prune).
+    #[arg(long, default_value_t = 27)]
+    pub spare_fan_in: usize,
+    /// Clusters per layer, an even number (cluster: to make; cqat: the model's).
+    #[arg(long)]
+    pub clusters: Option<usize>,
+    /// Centroid initialisation (cluster).
+    #[arg(long, value_enum, default_value_t = InitArg::KmeansPlusPlus)]
+    pub init: InitArg,
     /// Output .tflite path.
     #[arg(short, long)]
     pub output: PathBuf,

@@ -1,6 +1,7 @@
-//! `quantfarm optimize MODEL --technique qat|prune`: fine-tune a float CIFAR-10 model
-//! from `quantfarm train` with fake quantization and write the full-integer model, or
-//! prune it by magnitude and write the stripped float model.
+//! `quantfarm optimize MODEL --technique qat|prune|cluster|pqat|cqat`: fine-tune a float
+//! CIFAR-10 model from `quantfarm train` with fake quantization and write the
+//! full-integer model (qat; pqat and cqat keep a pruned or clustered model's
+//! structure), or prune or cluster it and write the stripped float model.
 
 use std::time::Instant;
 
@@ -11,6 +12,8 @@ use quantfarm_engine::measure::limits;
 use quantfarm_engine::quant::ptq::IoType;
 use quantfarm_engine::tflite;
 use quantfarm_train::data::ImageSet;
+use quantfarm_train::cluster::{self, ClusterConfig, Init};
+use quantfarm_train::collab;
 use quantfarm_train::import;
 use quantfarm_train::net::{Net, Weights};
 use quantfarm_train::prune::{self, Block, PruneConfig};
@@ -18,30 +21,40 @@ use quantfarm_train::qat::{self, QatConfig};
 use serde_json::json;
 
 use super::{load_model, print_json};
-use crate::cli::{IoTypeArg, OptimizeArgs, TechniqueArg};
+use crate::cli::{InitArg, IoTypeArg, OptimizeArgs, TechniqueArg};
 
 pub fn run(a: &OptimizeArgs) -> Result<()> {
     // Flags checked before any model or data is read.
-    let prune_opts = match a.technique {
-        TechniqueArg::Qat => {
-            if a.sparsity.is_some() || a.block.is_some() {
-                bail!("--sparsity and --block apply to --technique prune");
-            }
-            None
+    let t = a.technique;
+    if t != TechniqueArg::Prune && (a.sparsity.is_some() || a.block.is_some()) {
+        bail!("--sparsity and --block apply to --technique prune");
+    }
+    if !matches!(t, TechniqueArg::Cluster | TechniqueArg::Cqat) && a.clusters.is_some() {
+        bail!("--clusters applies to --technique cluster and cqat");
+    }
+    let prune_opts = if t == TechniqueArg::Prune {
+        let Some(s) = a.sparsity else {
+            bail!("--technique prune needs --sparsity S (the final sparsity, in [0, 1))");
+        };
+        if !(0.0..1.0).contains(&s) {
+            bail!("--sparsity {s} is outside [0, 1)");
         }
-        TechniqueArg::Prune => {
-            let Some(s) = a.sparsity else {
-                bail!("--technique prune needs --sparsity S (the final sparsity, in [0, 1))");
-            };
-            if !(0.0..1.0).contains(&s) {
-                bail!("--sparsity {s} is outside [0, 1)");
-            }
-            let block = match &a.block {
-                None => Block::ONE,
-                Some(b) => Block::parse(b).map_err(|e| anyhow::anyhow!("--block: {e}"))?,
-            };
-            Some((s, block))
+        let block = match &a.block {
+            None => Block::ONE,
+            Some(b) => Block::parse(b).map_err(|e| anyhow::anyhow!("--block: {e}"))?,
+        };
+        Some((s, block))
+    } else {
+        None
+    };
+    let clusters = match (t, a.clusters) {
+        (TechniqueArg::Cluster | TechniqueArg::Cqat, None) => {
+            bail!("--technique {} needs --clusters K (an even number from 2 to 256)", name(t))
         }
+        (_, Some(k)) if k < 2 || k % 2 != 0 || k > 256 => {
+            bail!("--clusters {k}: an even number from 2 to 256 (centroids come in ± pairs)")
+        }
+        (_, k) => k,
     };
     let threads = match a.threads {
         Some(0) => bail!("--threads must be at least 1"),
@@ -70,6 +83,10 @@ pub fn run(a: &OptimizeArgs) -> Result<()> {
     if let Some((sparsity, block)) = prune_opts {
         return run_prune(a, &net, weights, &train, threads, sparsity, block);
     }
+    if t == TechniqueArg::Cluster {
+        let k = clusters.expect("checked above");
+        return run_cluster(a, &net, weights, &train, threads, k);
+    }
     let cfg = QatConfig {
         epochs: a.epochs,
         lr: a.lr,
@@ -81,20 +98,25 @@ pub fn run(a: &OptimizeArgs) -> Result<()> {
     let bar = progress_bar(a.json, steps);
     let start = Instant::now();
     let mut last_loss = f64::NAN;
-    let ranges = qat::finetune(
-        &net,
-        &mut weights,
-        &train,
-        &cfg,
-        threads,
-        |step, total, loss| {
-            last_loss = loss;
-            bar.set_message(format!("qat loss {loss:.3}"));
-            bar.set_position(step as u64);
-            let _ = total;
-            std::ops::ControlFlow::Continue(())
-        },
-    )
+    let label = name(t);
+    let progress = |step: usize, _: usize, loss: f64| {
+        last_loss = loss;
+        bar.set_message(format!("{label} loss {loss:.3}"));
+        bar.set_position(step as u64);
+        std::ops::ControlFlow::Continue(())
+    };
+    let ranges = match t {
+        TechniqueArg::Pqat => collab::pqat(&net, &mut weights, &train, &cfg, threads, progress)
+            .with_context(|| a.model.display().to_string())?
+            .map(|(r, _)| r),
+        TechniqueArg::Cqat => {
+            let k = clusters.expect("checked above");
+            collab::cqat(&net, &mut weights, &train, &cfg, k, threads, progress)
+                .with_context(|| a.model.display().to_string())?
+                .map(|(r, _)| r)
+        }
+        _ => qat::finetune(&net, &mut weights, &train, &cfg, threads, progress),
+    }
     .expect("fine-tuning is never stopped here");
     bar.finish_and_clear();
     let seconds = start.elapsed().as_secs_f64();
@@ -106,22 +128,107 @@ pub fn run(a: &OptimizeArgs) -> Result<()> {
     let (out, summary) = qat::export_int8(&net, &weights, &ranges, io)?;
     tflite::write_model_file(&out, &a.output)?;
     let size = std::fs::metadata(&a.output).map(|m| m.len()).unwrap_or(0);
+    let sp = prune::model_sparsity(&out);
+    let distinct = max_distinct(&out);
     if a.json {
         print_json(&json!({
-            "input": a.model.display().to_string(), "technique": "qat", "epochs": a.epochs,
+            "input": a.model.display().to_string(), "technique": label, "epochs": a.epochs,
             "train_images": train.len(), "threads": threads, "seconds": seconds,
             "final_loss": last_loss, "output": a.output.display().to_string(),
             "size_bytes": size, "quantized_ops": summary.quantized_ops,
             "float_ops": summary.float_ops.iter().map(|(i, n)| json!({"index": i, "op": n})).collect::<Vec<_>>(),
+            "sparsity": sp.fraction(), "max_distinct_per_channel": distinct,
         }));
     } else {
         outln!(
-            "qat: {} epoch(s) on {} images in {seconds:.1} s (loss {last_loss:.4}); wrote {} ({size} bytes, {} integer ops, {} float ops)",
+            "{label}: {} epoch(s) on {} images in {seconds:.1} s (loss {last_loss:.4}); wrote {} ({size} bytes, {} integer ops, {} float ops; weight sparsity {:.4}, at most {distinct} distinct values per output channel)",
             a.epochs,
             train.len(),
             a.output.display(),
             summary.quantized_ops,
-            summary.float_ops.len()
+            summary.float_ops.len(),
+            sp.fraction(),
+        );
+    }
+    Ok(())
+}
+
+fn name(t: TechniqueArg) -> &'static str {
+    match t {
+        TechniqueArg::Qat => "qat",
+        TechniqueArg::Prune => "prune",
+        TechniqueArg::Cluster => "cluster",
+        TechniqueArg::Pqat => "pqat",
+        TechniqueArg::Cqat => "cqat",
+    }
+}
+
+/// The most distinct values any output channel of any conv/depthwise/dense kernel has.
+fn max_distinct(model: &quantfarm_engine::ir::Model) -> usize {
+    cluster::distinct_per_channel(model)
+        .into_iter()
+        .map(|(_, n)| n)
+        .max()
+        .unwrap_or(0)
+}
+
+/// `--technique cluster`: cluster, fine-tune the centroids, write the stripped float model.
+fn run_cluster(
+    a: &OptimizeArgs,
+    net: &Net,
+    mut weights: Weights,
+    train: &ImageSet,
+    threads: usize,
+    k: usize,
+) -> Result<()> {
+    let init = match a.init {
+        InitArg::Linear => Init::Linear,
+        InitArg::KmeansPlusPlus => Init::KmeansPlusPlus,
+        InitArg::Density => Init::Density,
+    };
+    let cfg = ClusterConfig {
+        epochs: a.epochs,
+        lr: a.lr,
+        seed: a.seed,
+        clusters: k,
+        init,
+        ..ClusterConfig::default()
+    };
+    let steps = (train.len() / cfg.batch.max(1) * cfg.epochs) as u64;
+    let bar = progress_bar(a.json, steps);
+    let start = Instant::now();
+    let mut last_loss = f64::NAN;
+    let clusters = cluster::finetune(net, &mut weights, train, &cfg, threads, |step, _, loss| {
+        last_loss = loss;
+        bar.set_message(format!("cluster loss {loss:.3}"));
+        bar.set_position(step as u64);
+        std::ops::ControlFlow::Continue(())
+    })
+    .with_context(|| a.model.display().to_string())?
+    .expect("fine-tuning is never stopped here");
+    bar.finish_and_clear();
+    let seconds = start.elapsed().as_secs_f64();
+    let out = quantfarm_train::export::to_model(net, &weights)?;
+    tflite::write_model_file(&out, &a.output)?;
+    let size = std::fs::metadata(&a.output).map(|m| m.len()).unwrap_or(0);
+    let distinct = max_distinct(&out);
+    if a.json {
+        print_json(&json!({
+            "input": a.model.display().to_string(), "technique": "cluster", "epochs": a.epochs,
+            "train_images": train.len(), "threads": threads, "seconds": seconds,
+            "final_loss": last_loss, "output": a.output.display().to_string(),
+            "size_bytes": size, "clusters": k, "init": format!("{init:?}"),
+            "clustered_layers": clusters.layers.len(),
+            "max_distinct_per_channel": distinct,
+            "layers": cluster::distinct_per_channel(&out).iter().map(|(n, d)| json!({"weights": n, "max_distinct": d})).collect::<Vec<_>>(),
+        }));
+    } else {
+        outln!(
+            "cluster: {} epoch(s) on {} images in {seconds:.1} s (loss {last_loss:.4}); {} layers clustered into {k} (± pairs, {init:?} init); at most {distinct} distinct values per output channel; wrote {} ({size} bytes, float32)",
+            a.epochs,
+            train.len(),
+            clusters.layers.len(),
+            a.output.display(),
         );
     }
     Ok(())
@@ -157,6 +264,7 @@ fn run_prune(
         seed: a.seed,
         final_sparsity: sparsity,
         block,
+        spare_fan_in: a.spare_fan_in,
         ..PruneConfig::default()
     };
     let steps = (train.len() / cfg.batch.max(1) * cfg.epochs) as u64;
@@ -182,7 +290,7 @@ fn run_prune(
             "train_images": train.len(), "threads": threads, "seconds": seconds,
             "final_loss": report.loss, "output": a.output.display().to_string(),
             "size_bytes": size, "target_sparsity": sparsity,
-            "block": [block.rows, block.cols],
+            "block": [block.rows, block.cols], "spare_fan_in": a.spare_fan_in,
             "schedule": {"initial_sparsity": s.initial_sparsity, "final_sparsity": s.final_sparsity,
                 "begin_step": s.begin_step, "end_step": s.end_step, "power": s.power,
                 "frequency": s.frequency, "steps": report.steps},

@@ -8,12 +8,16 @@
 //! - [`export`]: the folded float `.tflite` (through the engine's IR and writer).
 //! - [`qat`]: quantization-aware fine-tuning (BN folded, fake-quant) and int8 export.
 //! - [`prune`]: magnitude pruning (TFMOT polynomial-decay schedule, block masks), sparsity.
+//! - [`cluster`]: weight clustering (k-means, ± centroids per layer), centroid fine-tuning.
+//! - [`collab`]: pruning- and cluster-preserving QAT (PQAT, CQAT).
 //! - [`import`]: a float `.tflite` written by `export` back into a trainable net.
 //! - [`data`]: decoded images in memory, augmentation.
 //! - [`rng`]: the deterministic generator every random choice derives from.
 
 pub mod arch;
 pub mod checkpoint;
+pub mod cluster;
+pub mod collab;
 pub mod data;
 pub mod export;
 pub mod gemm;

@@ -201,13 +201,50 @@ pub struct Masks {
 }
 
 impl Masks {
-    /// Masks of every prunable kernel of `w` at `sparsity`.
-    pub fn compute(net: &Net, w: &Weights, sparsity: f32, block: Block) -> Masks {
+    /// Masks of every prunable kernel of `w` at `sparsity`. Kernels with a fan-in
+    /// (`rows`) of at most `spare_fan_in` stay dense (TFMOT's advice to leave the first
+    /// layer and other critical layers alone: a 3×3 depthwise kernel at 75% keeps 2 of
+    /// its 9 weights), and the others are pruned harder so that the sparsity over all
+    /// kernels still reaches `sparsity` (capped at 1).
+    pub fn compute(
+        net: &Net,
+        w: &Weights,
+        sparsity: f32,
+        block: Block,
+        spare_fan_in: usize,
+    ) -> Masks {
+        let all = prunable(net);
+        let total: usize = all.iter().map(|p| p.rows * p.cols).sum();
+        let pruned: usize = all
+            .iter()
+            .filter(|p| p.rows > spare_fan_in)
+            .map(|p| p.rows * p.cols)
+            .sum();
+        let raised = if pruned == 0 {
+            0.0
+        } else {
+            (f64::from(sparsity) * total as f64 / pruned as f64).min(1.0) as f32
+        };
+        Masks {
+            layers: all
+                .into_iter()
+                .map(|p| {
+                    let s = if p.rows > spare_fan_in { raised } else { 0.0 };
+                    let m = magnitude_mask(&w.params[p.param], p.rows, p.cols, s, block);
+                    (p, m)
+                })
+                .collect(),
+        }
+    }
+
+    /// The masks that keep exactly the non-zero weights of `w` (a pruned model read
+    /// back for pruning-preserving QAT).
+    pub fn from_zeros(net: &Net, w: &Weights) -> Masks {
         Masks {
             layers: prunable(net)
                 .into_iter()
                 .map(|p| {
-                    let m = magnitude_mask(&w.params[p.param], p.rows, p.cols, sparsity, block);
+                    let m = w.params[p.param].iter().map(|x| *x != 0.0).collect();
                     (p, m)
                 })
                 .collect(),
@@ -247,6 +284,9 @@ pub struct PruneConfig {
     pub initial_sparsity: f32,
     pub final_sparsity: f32,
     pub block: Block,
+    /// Kernels with at most this fan-in stay dense (see [`Masks::compute`]); 0 prunes
+    /// every kernel.
+    pub spare_fan_in: usize,
     pub begin_step: usize,
     pub end_step: Option<usize>,
     pub frequency: usize,
@@ -265,6 +305,7 @@ impl Default for PruneConfig {
             initial_sparsity: 0.0,
             final_sparsity: 0.5,
             block: Block::ONE,
+            spare_fan_in: 0,
             begin_step: 0,
             end_step: None,
             frequency: 100,
@@ -335,7 +376,13 @@ pub fn finetune(
     let mut loss = f64::NAN;
     let hook = |phase: Phase, step: usize, w: &mut Weights, sgd: &mut Sgd| {
         if phase == Phase::Before && schedule.should_prune(step) {
-            masks = Some(Masks::compute(net, w, schedule.sparsity(step), cfg.block));
+            masks = Some(Masks::compute(
+                net,
+                w,
+                schedule.sparsity(step),
+                cfg.block,
+                cfg.spare_fan_in,
+            ));
         }
         if let Some(m) = &masks {
             m.apply(w, Some(sgd));
@@ -348,7 +395,7 @@ pub fn finetune(
     if done.is_none() {
         return Ok(None);
     }
-    let masks = masks.unwrap_or_else(|| Masks::compute(net, w, 0.0, cfg.block));
+    let masks = masks.unwrap_or_else(|| Masks::compute(net, w, 0.0, cfg.block, 0));
     Ok(Some(PruneReport {
         steps: total,
         schedule,
