@@ -11,9 +11,9 @@ use quantfarm_engine::data::{self, CifarSplit};
 use quantfarm_engine::measure::limits;
 use quantfarm_engine::quant::ptq::IoType;
 use quantfarm_engine::tflite;
-use quantfarm_train::data::ImageSet;
 use quantfarm_train::cluster::{self, ClusterConfig, Init};
 use quantfarm_train::collab;
+use quantfarm_train::data::ImageSet;
 use quantfarm_train::import;
 use quantfarm_train::net::{Net, Weights};
 use quantfarm_train::prune::{self, Block, PruneConfig};
@@ -49,9 +49,12 @@ pub fn run(a: &OptimizeArgs) -> Result<()> {
     };
     let clusters = match (t, a.clusters) {
         (TechniqueArg::Cluster | TechniqueArg::Cqat, None) => {
-            bail!("--technique {} needs --clusters K (an even number from 2 to 256)", name(t))
+            bail!(
+                "--technique {} needs --clusters K (an even number from 2 to 256)",
+                name(t)
+            )
         }
-        (_, Some(k)) if k < 2 || k % 2 != 0 || k > 256 => {
+        (_, Some(k)) if k < 2 || !k.is_multiple_of(2) || k > 256 => {
             bail!("--clusters {k}: an even number from 2 to 256 (centroids come in ± pairs)")
         }
         (_, k) => k,

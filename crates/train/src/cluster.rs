@@ -287,7 +287,7 @@ impl Clusters {
         init: Init,
         seed: u64,
     ) -> Result<Clusters> {
-        if clusters < 2 || clusters % 2 != 0 || clusters > 256 {
+        if clusters < 2 || !clusters.is_multiple_of(2) || clusters > 256 {
             return Err(EngineError::bad_input(format!(
                 "cluster count {clusters}: an even number from 2 to 256 (centroids come in ± pairs)"
             )));
@@ -320,7 +320,7 @@ impl Clusters {
         let mut layers = Vec::new();
         for p in prunable(net).into_iter().filter(|p| p.rows > clusters) {
             let (scale, mag, negative) =
-                    normalise(&w.params[p.param], p.cols, is_dense(net, p.param));
+                normalise(&w.params[p.param], p.cols, is_dense(net, p.param));
             let mut sorted = mag.clone();
             sorted.sort_by(f32::total_cmp);
             let mut magnitudes: Vec<f32> = Vec::new();
@@ -339,7 +339,10 @@ impl Clusters {
                 }
             }
             // Each group's first value opened it; use the group means.
-            let means: Vec<f32> = members.iter().map(|(s, n)| (s / *n as f64) as f32).collect();
+            let means: Vec<f32> = members
+                .iter()
+                .map(|(s, n)| (s / *n as f64) as f32)
+                .collect();
             if means.len() * 2 > clusters {
                 return Err(EngineError::bad_input(format!(
                     "{}: {} distinct weight magnitudes per layer, more than the {} of {clusters} \

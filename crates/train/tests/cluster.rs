@@ -14,7 +14,9 @@ use quantfarm_engine::quant::calibrate::{Calibrator, RangeMethod};
 use quantfarm_engine::quant::ptq::{IoType, PtqOptions, QuantMode, WeightRange, quantize_model};
 use quantfarm_engine::tflite::{read_model, write_model};
 use quantfarm_train::arch::init_weights;
-use quantfarm_train::cluster::{self, ClusterConfig, Clusters, Init, distinct_per_channel, kmeans_1d};
+use quantfarm_train::cluster::{
+    self, ClusterConfig, Clusters, Init, distinct_per_channel, kmeans_1d,
+};
 use quantfarm_train::collab;
 use quantfarm_train::data::ImageSet;
 use quantfarm_train::export;
@@ -76,7 +78,14 @@ fn layer_alphabets(q: &Model) -> Vec<usize> {
         .filter_map(|op| op.inputs.get(1).and_then(|&i| i))
         .map(|i| &g.tensors[i])
         .filter(|t| t.dtype == DType::I8)
-        .map(|t| t.data.as_ref().unwrap().iter().collect::<BTreeSet<_>>().len())
+        .map(|t| {
+            t.data
+                .as_ref()
+                .unwrap()
+                .iter()
+                .collect::<BTreeSet<_>>()
+                .len()
+        })
         .collect()
 }
 
@@ -145,7 +154,10 @@ fn clustering_keeps_k_values_per_channel_through_int8() {
     assert_eq!(c.layers.len(), 6, "every kernel has a fan-in above 6");
     let (acc, _) = evaluate(&net, &w, &test, 2);
     eprintln!("float {float_acc:.3}, {k} clusters: {acc:.3}");
-    assert!(acc >= float_acc - 0.1, "clustered {acc} vs float {float_acc}");
+    assert!(
+        acc >= float_acc - 0.1,
+        "clustered {acc} vs float {float_acc}"
+    );
 
     let model = read_model(&write_model(&export::to_model(&net, &w).unwrap()).unwrap()).unwrap();
     for (name, n) in distinct_per_channel(&model) {
@@ -179,7 +191,9 @@ fn clustering_keeps_k_values_per_channel_through_int8() {
         assert_eq!(a.kernel.name, b.kernel.name);
     }
     // ... and refused on an unclustered model.
-    let e = Clusters::recover(&net, &w_float, k).unwrap_err().to_string();
+    let e = Clusters::recover(&net, &w_float, k)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("distinct weight magnitudes"), "{e}");
 }
 
@@ -217,7 +231,11 @@ fn pqat_keeps_zeros_and_cqat_keeps_clusters_in_the_int8_file() {
     let (q, _) = qat::export_int8(&pnet, &pw, &ranges, IoType::Float).unwrap();
     let q = read_model(&write_model(&q).unwrap()).unwrap();
     let after = model_sparsity(&q);
-    assert!(zeros_before.fraction() >= 0.49, "{}", zeros_before.fraction());
+    assert!(
+        zeros_before.fraction() >= 0.49,
+        "{}",
+        zeros_before.fraction()
+    );
     for ((name, zf, _), (_, zq, _)) in zeros_before.layers.iter().zip(&after.layers) {
         assert!(zq >= zf, "{name}: int8 has {zq} zeros, pruned float {zf}");
     }
@@ -265,7 +283,9 @@ fn bad_cluster_settings_are_errors() {
     let net = tiny_net(3);
     let w = init_weights(&net, 1);
     for k in [0, 1, 3, 258] {
-        let e = Clusters::compute(&net, &w, k, Init::Linear, 1).unwrap_err().to_string();
+        let e = Clusters::compute(&net, &w, k, Init::Linear, 1)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("even number"), "{k}: {e}");
     }
     let train = data(64, 1);
