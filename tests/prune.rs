@@ -1,5 +1,6 @@
-//! `quantfarm optimize --technique prune` on the committed CIFAR-10 float model (a
-//! couple of fine-tuning steps), the int8 PTQ of its output, and bad flags.
+//! `quantfarm optimize --technique prune|cluster|pqat|cqat` on the committed CIFAR-10
+//! float model (a couple of fine-tuning steps), the int8 PTQ of its output, the
+//! structure PQAT and CQAT keep, and bad flags.
 
 mod cli_common;
 
@@ -32,6 +33,8 @@ fn prune_writes_a_sparse_float_model_that_int8_ptq_keeps_sparse() {
         "0.5",
         "--block",
         "1x4",
+        "--spare-fan-in",
+        "0",
         "--epochs",
         "1",
         "--train-limit",
@@ -90,6 +93,111 @@ fn prune_writes_a_sparse_float_model_that_int8_ptq_keeps_sparse() {
 }
 
 #[test]
+fn prune_spares_small_kernels_by_default_and_still_reaches_the_target() {
+    let out = tmp("mnv1_prune_spare.tflite");
+    let p = json_of(&quantfarm(&[
+        "optimize",
+        &mnv1(),
+        "--technique",
+        "prune",
+        "--sparsity",
+        "0.5",
+        "--epochs",
+        "1",
+        "--train-limit",
+        "128",
+        "-o",
+        out.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(p["spare_fan_in"], 27);
+    let sp = sparsity_of(&out);
+    assert!((0.499..0.502).contains(&sp.fraction()), "{}", sp.fraction());
+    let mut spared = 0;
+    for (name, z, n) in &sp.layers {
+        let f = *z as f64 / *n as f64;
+        // The stem (3x3x3) and the 3x3 depthwise kernels stay dense; the rest is pruned
+        // past 50% to make up for them.
+        if f < 0.01 {
+            spared += 1;
+        } else {
+            assert!(f > 0.5, "{name}: {z}/{n}");
+        }
+    }
+    assert_eq!(
+        spared, 12,
+        "mnv1-cifar: the stem, the 10 depthwise kernels and block 0's pointwise (fan-in 16)"
+    );
+}
+
+#[test]
+fn cluster_then_cqat_and_prune_then_pqat_keep_their_structure_in_int8() {
+    let base = |t: &str, extra: &[&str], input: &str, out: &Path| {
+        let mut args = vec![
+            "optimize",
+            input,
+            "--technique",
+            t,
+            "--epochs",
+            "1",
+            "--train-limit",
+            "128",
+            "-o",
+            out.to_str().unwrap(),
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        json_of(&quantfarm(&args))
+    };
+    let clustered = tmp("mnv1_cluster16.tflite");
+    let c = base(
+        "cluster",
+        &["--clusters", "16", "--init", "linear"],
+        &mnv1(),
+        &clustered,
+    );
+    assert_eq!(c["clusters"], 16);
+    assert_eq!(c["init"], "Linear");
+    assert_eq!(
+        c["clustered_layers"], 11,
+        "fan-in above 16: the stem, 9 of the 10 pointwise convs, the dense layer"
+    );
+    assert!(c["max_distinct_per_channel"].as_u64().unwrap() <= 16);
+    let cq = tmp("mnv1_cqat.tflite");
+    let q = base(
+        "cqat",
+        &["--clusters", "16"],
+        clustered.to_str().unwrap(),
+        &cq,
+    );
+    assert_eq!(q["technique"], "cqat");
+    assert!(q["max_distinct_per_channel"].as_u64().unwrap() <= 16, "{q}");
+    assert_eq!(q["float_ops"].as_array().unwrap().len(), 0);
+
+    let pruned = tmp("mnv1_prune_for_pqat.tflite");
+    base("prune", &["--sparsity", "0.5"], &mnv1(), &pruned);
+    let pq = tmp("mnv1_pqat.tflite");
+    let p = base("pqat", &[], pruned.to_str().unwrap(), &pq);
+    assert!(p["sparsity"].as_f64().unwrap() >= 0.499, "{p}");
+    assert!((sparsity_of(&pq).fraction() - p["sparsity"].as_f64().unwrap()).abs() < 1e-9);
+
+    // CQAT needs a clustered model.
+    let o = quantfarm(&[
+        "optimize",
+        &mnv1(),
+        "--technique",
+        "cqat",
+        "--clusters",
+        "16",
+        "--train-limit",
+        "128",
+        "-o",
+        tmp("never.tflite").to_str().unwrap(),
+    ]);
+    assert_user_error(&o, "distinct weight magnitudes");
+}
+
+#[test]
 fn bad_prune_flags_are_one_line_errors() {
     let out = tmp("bad_prune.tflite");
     let out = out.to_str().unwrap();
@@ -134,5 +242,30 @@ fn bad_prune_flags_are_one_line_errors() {
         "10",
     ]);
     assert_user_error(&o, "fewer than one batch");
+    let o = run(&["--technique", "cluster"]);
+    assert_user_error(&o, "--clusters");
+    for k in ["3", "0", "512"] {
+        let o = run(&["--technique", "cluster", "--clusters", k]);
+        assert_user_error(&o, "even number");
+    }
+    let o = run(&[
+        "--technique",
+        "prune",
+        "--sparsity",
+        "0.5",
+        "--clusters",
+        "16",
+    ]);
+    assert_user_error(&o, "--clusters");
+    let o = run(&[
+        "--technique",
+        "cluster",
+        "--clusters",
+        "16",
+        "--init",
+        "random",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--init"));
     assert!(!Path::new(out).exists());
 }

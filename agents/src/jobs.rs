@@ -32,7 +32,7 @@ use quantfarm_engine::exec::{Interpreter, InterpreterOptions};
 use quantfarm_engine::measure::{self, ImageEval, LatencySettings, limits};
 use quantfarm_engine::quant::calibrate::{Calibrator, RangeMethod, calibrate_images};
 use quantfarm_engine::quant::ptq::{
-    IoType, PtqOptions, QuantMode, ensure_float_model, quantize_model,
+    IoType, PtqOptions, QuantMode, WeightRange, ensure_float_model, quantize_model,
 };
 use quantfarm_engine::tflite;
 use quantfarm_engine::zoo::{self, Arch, ZooConfig};
@@ -41,8 +41,12 @@ use quantfarm_proto::v1::{
     LatencyStats, Metric, OpPlacement, OptimizeTask, PlacementStats, SyntheticTask, Technique,
     Training, job_spec, model_source,
 };
+use quantfarm_train::cluster::{self, ClusterConfig, Init};
+use quantfarm_train::collab;
 use quantfarm_train::data::ImageSet;
+use quantfarm_train::export;
 use quantfarm_train::import;
+use quantfarm_train::prune::{self, PruneConfig};
 use quantfarm_train::qat::{self, QatConfig};
 
 use crate::device::ServedDevice;
@@ -154,12 +158,22 @@ pub fn validate(spec: &JobSpec) -> Result<()> {
                 limits::check_images("calibration limit", usize_of(c.limit)?)?;
                 range_method(c)?;
             }
-            if Technique::try_from(t.technique) == Ok(Technique::Qat) {
-                training_settings(
-                    t.training
-                        .as_ref()
-                        .context("a qat job needs training settings")?,
-                )?;
+            if let Ok(tech) = Technique::try_from(t.technique)
+                && trains(tech)
+            {
+                let tr = t
+                    .training
+                    .as_ref()
+                    .context("a fine-tuning job needs training settings")?;
+                training_settings(tr)?;
+                structure_settings(tech, tr)?;
+                if matches!(tech, Technique::Prune | Technique::Cluster) {
+                    let c = t.calibration.as_ref().context(
+                        "prune and cluster quantize to int8: a calibration slice is needed",
+                    )?;
+                    limits::check_images("calibration limit", usize_of(c.limit)?)?;
+                    range_method(c)?;
+                }
             }
         }
         Some(job_spec::Task::Benchmark(t)) => match metric(t.metric)? {
@@ -197,6 +211,7 @@ fn technique(t: i32) -> Result<Option<&'static str>> {
         Ok(Technique::Float32) => None,
         Ok(Technique::Original) => None,
         Ok(Technique::Qat) => None,
+        Ok(Technique::Prune | Technique::Cluster | Technique::Pqat | Technique::Cqat) => None,
         Ok(Technique::Float16) => Some("float16"),
         Ok(Technique::Dynamic) => Some("dynamic"),
         Ok(Technique::Int8) => Some("int8"),
@@ -274,11 +289,9 @@ fn optimize(t: &OptimizeTask, input: Option<&[u8]>, ctx: &JobContext) -> Result<
     };
     check_cancel(ctx)?;
     let bytes = match technique(t.technique)? {
-        None if Technique::try_from(t.technique) == Ok(Technique::Qat) => {
-            quantization_aware(t, &baseline, ctx)?
-        }
+        None if Technique::try_from(t.technique).is_ok_and(trains) => fine_tune(t, &baseline, ctx)?,
         None => baseline,
-        Some(mode) => quantize(t, mode, &baseline, ctx)?,
+        Some(mode) => quantize(t, mode, &baseline, ctx, None)?,
     };
     Ok(JobOutput {
         size_bytes: Some(bytes.len() as u64),
@@ -300,44 +313,147 @@ fn training_settings(tr: &Training) -> Result<(Option<usize>, usize)> {
     Ok((limit, tr.epochs as usize))
 }
 
-/// Quantization-aware fine-tuning of a float CIFAR-10 model (one `quantfarm train`
-/// builds) on the task's training images, exported as a full-integer int8 model with
-/// float I/O, like the `int8` PTQ technique.
-fn quantization_aware(t: &OptimizeTask, float_model: &[u8], ctx: &JobContext) -> Result<Vec<u8>> {
+/// Does this wire technique fine-tune (qat, prune, cluster, pqat, cqat)?
+fn trains(t: Technique) -> bool {
+    matches!(
+        t,
+        Technique::Qat | Technique::Prune | Technique::Cluster | Technique::Pqat | Technique::Cqat
+    )
+}
+
+/// The structure a pruning or clustering task asks for, checked: `(sparsity, clusters,
+/// init)`, each present exactly for the techniques that use it.
+fn structure_settings(
+    tech: Technique,
+    tr: &Training,
+) -> Result<(Option<f32>, Option<usize>, Init)> {
+    let prunes = matches!(tech, Technique::Prune | Technique::Pqat);
+    let clusters = matches!(tech, Technique::Cluster | Technique::Cqat);
+    let sparsity = match (tr.sparsity, prunes) {
+        (Some(s), true) if (0.0..1.0).contains(&s) => Some(s),
+        (Some(s), true) => bail!("sparsity {s}: expected a fraction in [0, 1)"),
+        (None, true) => bail!("a {} job needs a sparsity", tech.as_str_name()),
+        (Some(_), false) => bail!("{} does not prune: unexpected sparsity", tech.as_str_name()),
+        (None, false) => None,
+    };
+    let k = match (tr.clusters, clusters) {
+        (Some(k), true) if (2..=256).contains(&k) && k % 2 == 0 => Some(k as usize),
+        (Some(k), true) => bail!("clusters {k}: expected an even number from 2 to 256"),
+        (None, true) => bail!("a {} job needs a cluster count", tech.as_str_name()),
+        (Some(_), false) => bail!(
+            "{} does not cluster: unexpected clusters",
+            tech.as_str_name()
+        ),
+        (None, false) => None,
+    };
+    let init = match tr.init.as_str() {
+        "" | "kmeans++" => Init::KmeansPlusPlus,
+        "linear" => Init::Linear,
+        "density" => Init::Density,
+        other => bail!("init '{other}': expected linear, kmeans++ or density"),
+    };
+    Ok((sparsity, k, init))
+}
+
+/// Fine-tuning techniques on a float CIFAR-10 model (one `quantfarm train` builds),
+/// on the task's training images, each as `quantfarm optimize` does it:
+/// - `qat`: fake-quant fine-tuning, full-integer int8 export with float I/O (like the
+///   `int8` PTQ technique);
+/// - `prune` / `cluster`: pruning or clustering while fine-tuning, then int8 PTQ of the
+///   stripped float model on the task's calibration slice (max-abs weight scales for
+///   clusters, so each layer keeps one small integer alphabet);
+/// - `pqat` / `cqat`: pruning or clustering (the epochs given), then as many epochs of
+///   QAT that keep the zeros or the clusters.
+///
+/// Progress is reported over all stages; cancel stops between steps.
+fn fine_tune(t: &OptimizeTask, float_model: &[u8], ctx: &JobContext) -> Result<Vec<u8>> {
+    let tech = Technique::try_from(t.technique).map_err(|_| anyhow!("unknown technique"))?;
     let tr = t
         .training
         .as_ref()
-        .context("a qat job needs training settings")?;
+        .context("a fine-tuning job needs training settings")?;
     let (limit, epochs) = training_settings(tr)?;
+    let (sparsity, clusters, init) = structure_settings(tech, tr)?;
     let model =
         tflite::read_model_limited(float_model, ctx.memory_limit).context("float32 baseline")?;
-    let (net, mut weights) = import::from_cifar10_model(&model)
-        .context("qat fine-tunes the CIFAR-10 architectures of `quantfarm train`")?;
+    let (net, mut weights) = import::from_cifar10_model(&model).with_context(|| {
+        format!(
+            "{} fine-tunes the CIFAR-10 architectures of `quantfarm train`",
+            tech.as_str_name()
+        )
+    })?;
     let threads = ctx.threads.max(1);
     let root = data::shared_root()?;
     let train = ImageSet::cifar10(&root, CifarSplit::Train, limit, threads)?;
-    let cfg = QatConfig {
+    let qc = QatConfig {
         epochs,
         seed: tr.seed,
         ..QatConfig::default()
     };
-    train.check_batch(cfg.batch)?;
+    train.check_batch(qc.batch)?;
     check_cancel(ctx)?;
-    let ranges = qat::finetune(
-        &net,
-        &mut weights,
-        &train,
-        &cfg,
-        threads,
-        |step, total, _| {
-            (ctx.progress)(step as f64 / total.max(1) as f64);
+    let stages = if matches!(tech, Technique::Pqat | Technique::Cqat) {
+        2.0
+    } else {
+        1.0
+    };
+    let progress = |stage: f64| {
+        move |step: usize, total: usize, _: f64| {
+            (ctx.progress)((stage + step as f64 / total.max(1) as f64) / stages);
             if ctx.cancel.load(Ordering::Relaxed) {
                 ControlFlow::Break(())
             } else {
                 ControlFlow::Continue(())
             }
-        },
-    )
+        }
+    };
+    // Stage 1 of prune/pqat and cluster/cqat: the float fine-tuning.
+    if let Some(s) = sparsity {
+        let cfg = PruneConfig {
+            epochs,
+            seed: tr.seed,
+            final_sparsity: s,
+            spare_fan_in: 27,
+            ..PruneConfig::default()
+        };
+        prune::finetune(&net, &mut weights, &train, &cfg, threads, progress(0.0))?
+            .ok_or_else(|| anyhow!(Cancelled))?;
+    }
+    if let Some(k) = clusters {
+        let cfg = ClusterConfig {
+            epochs,
+            seed: tr.seed,
+            clusters: k,
+            init,
+            ..ClusterConfig::default()
+        };
+        cluster::finetune(&net, &mut weights, &train, &cfg, threads, progress(0.0))?
+            .ok_or_else(|| anyhow!(Cancelled))?;
+    }
+    let stripped = export::to_model(&net, &weights).context("export the fine-tuned model")?;
+    if matches!(tech, Technique::Prune | Technique::Cluster) {
+        let bytes = tflite::write_model(&stripped).context("encode the fine-tuned model")?;
+        let range = (tech == Technique::Cluster).then_some(WeightRange::MaxAbs);
+        return quantize(t, "int8", &bytes, ctx, range);
+    }
+    // QAT, on the stripped model read back as `quantfarm optimize` reads a file.
+    let (net, mut weights) = if tech == Technique::Qat {
+        (net, weights)
+    } else {
+        import::from_cifar10_model(&stripped).context("read back the fine-tuned model")?
+    };
+    let stage = stages - 1.0;
+    let ranges = match tech {
+        Technique::Pqat => {
+            collab::pqat(&net, &mut weights, &train, &qc, threads, progress(stage))?.map(|(r, _)| r)
+        }
+        Technique::Cqat => {
+            let k = clusters.expect("checked above");
+            collab::cqat(&net, &mut weights, &train, &qc, k, threads, progress(stage))?
+                .map(|(r, _)| r)
+        }
+        _ => qat::finetune(&net, &mut weights, &train, &qc, threads, progress(stage)),
+    }
     .ok_or_else(|| anyhow!(Cancelled))?;
     let (out, _) = qat::export_int8(&net, &weights, &ranges, IoType::Float)
         .context("export the fine-tuned model")?;
@@ -345,7 +461,13 @@ fn quantization_aware(t: &OptimizeTask, float_model: &[u8], ctx: &JobContext) ->
 }
 
 /// Post-training quantization of the float32 baseline, calibrated on the task's slice.
-fn quantize(t: &OptimizeTask, mode: &str, float_model: &[u8], ctx: &JobContext) -> Result<Vec<u8>> {
+fn quantize(
+    t: &OptimizeTask,
+    mode: &str,
+    float_model: &[u8],
+    ctx: &JobContext,
+    weight_range: Option<WeightRange>,
+) -> Result<Vec<u8>> {
     let mode = QuantMode::parse(mode)?;
     let model =
         tflite::read_model_limited(float_model, ctx.memory_limit).context("float32 baseline")?;
@@ -393,7 +515,11 @@ fn quantize(t: &OptimizeTask, mode: &str, float_model: &[u8], ctx: &JobContext) 
     } else {
         None
     };
-    let (out, _) = quantize_model(&model, &PtqOptions::new(mode), ranges.as_ref())
+    let mut opts = PtqOptions::new(mode);
+    if let Some(r) = weight_range {
+        opts.weight_range = r;
+    }
+    let (out, _) = quantize_model(&model, &opts, ranges.as_ref())
         .with_context(|| format!("quantize to {}", mode.name()))?;
     tflite::write_model(&out).context("encode the quantized model")
 }
@@ -596,9 +722,9 @@ mod tests {
     /// fine-tune in a test.
     fn tiny_cifar_model() -> Vec<u8> {
         let mut b = Builder::new("tiny-cifar", 32, 32, 3);
-        let x = b.conv_bn(0, "stem", 8, 3, 2, Act::Relu6);
+        let x = b.conv_bn(0, "stem", 32, 3, 2, Act::Relu6);
         let x = b.dw_bn(x, "dw", 3, 2, Act::Relu6);
-        let x = b.conv_bn(x, "pw", 16, 1, 1, Act::Relu6);
+        let x = b.conv_bn(x, "pw", 32, 1, 1, Act::Relu6);
         let p = b.gap(x);
         b.dense(p, "logits", 10);
         let net = b.finish();
@@ -636,6 +762,7 @@ mod tests {
             limit: Some(limit),
             epochs: 1,
             seed: 1,
+            ..Default::default()
         })
     }
 
@@ -716,5 +843,80 @@ mod tests {
         let e = run(&qat_job(zoo, training(256)), &[], false).unwrap_err();
         let msg = format!("{e:#}");
         assert!(msg.contains("CIFAR-10"), "{msg}");
+    }
+
+    fn structured_job(
+        technique: Technique,
+        sparsity: Option<f32>,
+        clusters: Option<u32>,
+    ) -> JobSpec {
+        let mut j = qat_job(file(), training(256));
+        let Some(job_spec::Task::Optimize(t)) = j.task.as_mut() else {
+            unreachable!()
+        };
+        t.technique = technique as i32;
+        t.label = technique.as_str_name().into();
+        let tr = t.training.as_mut().unwrap();
+        tr.sparsity = sparsity;
+        tr.clusters = clusters;
+        if matches!(technique, Technique::Prune | Technique::Cluster) {
+            t.calibration = Some(Calibration {
+                dataset: "cifar10-train".into(),
+                limit: 16,
+                stride: 100,
+                ..Default::default()
+            });
+        }
+        j
+    }
+
+    #[test]
+    fn prune_cluster_pqat_cqat_jobs_keep_their_structure_in_int8() {
+        if data::shared_root().is_err() {
+            eprintln!("shared data not found: skipping");
+            return;
+        }
+        use quantfarm_train::cluster::distinct_per_channel;
+        use quantfarm_train::prune::model_sparsity;
+        let float = tiny_cifar_model();
+        let int8_of = |spec: &JobSpec| {
+            let bytes = run(spec, &float, false).unwrap().artifact.unwrap();
+            let m = tflite::read_model(&bytes).unwrap();
+            Interpreter::new(&m, InterpreterOptions::default()).unwrap();
+            let f32s = m
+                .main()
+                .tensors
+                .iter()
+                .filter(|t| t.dtype == quantfarm_engine::ir::DType::F32)
+                .count();
+            assert_eq!(f32s, 2, "float I/O, integer inside");
+            m
+        };
+        // The stem (3x3x3) and the depthwise kernel stay dense; pw and the dense layer
+        // (1,344 of 2,496 weights) carry 30% of all: 55.7% each.
+        for t in [Technique::Prune, Technique::Pqat] {
+            let m = int8_of(&structured_job(t, Some(0.3), None));
+            let sp = model_sparsity(&m);
+            assert!(sp.fraction() >= 0.299, "{t:?}: {}", sp.fraction());
+        }
+        for t in [Technique::Cluster, Technique::Cqat] {
+            let m = int8_of(&structured_job(t, None, Some(4)));
+            for (name, n) in distinct_per_channel(&m) {
+                assert!(n <= 4, "{t:?} {name}: {n} values in a channel");
+            }
+        }
+        // Settings that do not fit the technique are refused before any work.
+        let e = validate(&structured_job(Technique::Prune, None, None)).unwrap_err();
+        assert!(e.to_string().contains("sparsity"), "{e}");
+        let e = validate(&structured_job(Technique::Cluster, None, Some(5))).unwrap_err();
+        assert!(e.to_string().contains("even number"), "{e}");
+        let e = validate(&structured_job(Technique::Qat, Some(0.5), None)).unwrap_err();
+        assert!(e.to_string().contains("does not prune"), "{e}");
+        let mut no_cal = structured_job(Technique::Prune, Some(0.5), None);
+        if let Some(job_spec::Task::Optimize(t)) = no_cal.task.as_mut() {
+            t.calibration = None;
+        }
+        let e = validate(&no_cal).unwrap_err();
+        assert!(e.to_string().contains("calibration"), "{e}");
     }
 }

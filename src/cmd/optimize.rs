@@ -67,7 +67,8 @@ pub fn run(a: &OptimizeArgs) -> Result<()> {
     if a.epochs == 0 {
         bail!("--epochs must be at least 1");
     }
-    if !(a.lr.is_finite() && a.lr > 0.0) {
+    let lr = a.lr;
+    if !(lr.is_finite() && lr > 0.0) {
         bail!("--lr must be a positive number");
     }
     if let Some(l) = a.train_limit {
@@ -84,15 +85,15 @@ pub fn run(a: &OptimizeArgs) -> Result<()> {
     let root = data::shared_root()?;
     let train = ImageSet::cifar10(&root, CifarSplit::Train, a.train_limit, threads)?;
     if let Some((sparsity, block)) = prune_opts {
-        return run_prune(a, &net, weights, &train, threads, sparsity, block);
+        return run_prune(a, &net, weights, &train, threads, lr, sparsity, block);
     }
     if t == TechniqueArg::Cluster {
         let k = clusters.expect("checked above");
-        return run_cluster(a, &net, weights, &train, threads, k);
+        return run_cluster(a, &net, weights, &train, threads, lr, k);
     }
     let cfg = QatConfig {
         epochs: a.epochs,
-        lr: a.lr,
+        lr,
         seed: a.seed,
         ..QatConfig::default()
     };
@@ -182,6 +183,7 @@ fn run_cluster(
     mut weights: Weights,
     train: &ImageSet,
     threads: usize,
+    lr: f32,
     k: usize,
 ) -> Result<()> {
     let init = match a.init {
@@ -191,7 +193,7 @@ fn run_cluster(
     };
     let cfg = ClusterConfig {
         epochs: a.epochs,
-        lr: a.lr,
+        lr,
         seed: a.seed,
         clusters: k,
         init,
@@ -252,18 +254,20 @@ fn progress_bar(hidden: bool, steps: u64) -> ProgressBar {
 }
 
 /// `--technique prune`: fine-tune with magnitude masks, write the stripped float model.
+#[allow(clippy::too_many_arguments)]
 fn run_prune(
     a: &OptimizeArgs,
     net: &Net,
     mut weights: Weights,
     train: &ImageSet,
     threads: usize,
+    lr: f32,
     sparsity: f32,
     block: Block,
 ) -> Result<()> {
     let cfg = PruneConfig {
         epochs: a.epochs,
-        lr: a.lr,
+        lr,
         seed: a.seed,
         final_sparsity: sparsity,
         block,

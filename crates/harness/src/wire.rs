@@ -25,6 +25,10 @@ pub fn technique(t: Technique) -> wire::Technique {
         Technique::Uint8 => wire::Technique::Uint8,
         Technique::Original => wire::Technique::Original,
         Technique::Qat => wire::Technique::Qat,
+        Technique::Prune => wire::Technique::Prune,
+        Technique::Cluster => wire::Technique::Cluster,
+        Technique::Pqat => wire::Technique::Pqat,
+        Technique::Cqat => wire::Technique::Cqat,
     }
 }
 
@@ -113,6 +117,9 @@ pub fn to_wire(
                             limit: t.limit.map(|l| l as u64),
                             epochs: u32::try_from(t.epochs).unwrap_or(u32::MAX),
                             seed: t.seed,
+                            sparsity: t.sparsity,
+                            clusters: t.clusters.map(|k| u32::try_from(k).unwrap_or(u32::MAX)),
+                            init: t.init.clone().unwrap_or_default(),
                         }),
                     })
                 }

@@ -384,6 +384,16 @@ fn canonical(spec: &JobSpec) -> String {
                     "training={:?}\nlimit={:?}\nepochs={}\nseed={}",
                     t.dataset, t.limit, t.epochs, t.seed
                 );
+                // Only when set, so ids of qat jobs stay as they were.
+                if let Some(sp) = t.sparsity {
+                    let _ = writeln!(s, "sparsity={:08x}", sp.to_bits());
+                }
+                if let Some(k) = t.clusters {
+                    let _ = writeln!(s, "clusters={k}");
+                }
+                if let Some(i) = &t.init {
+                    let _ = writeln!(s, "init={i:?}");
+                }
             }
         }
         JobSpec::Benchmark {

@@ -105,6 +105,15 @@ struct RawTraining {
     /// Shuffling and augmentation; 1 like `quantfarm optimize --seed`.
     #[serde(default = "default_training_seed")]
     seed: u64,
+    /// prune, pqat: the final sparsity.
+    #[serde(default)]
+    sparsity: Option<At<f32>>,
+    /// cluster, cqat: clusters per layer.
+    #[serde(default)]
+    clusters: Option<At<usize>>,
+    /// cluster, cqat: centroid initialisation.
+    #[serde(default)]
+    init: Option<At<String>>,
 }
 
 fn default_training_seed() -> u64 {
@@ -287,7 +296,8 @@ pub struct TechniqueDecl {
     pub training: Option<TrainingSettings>,
 }
 
-/// What a training technique (`qat`) fine-tunes on, and for how long.
+/// What a training technique (`qat`, `prune`, `cluster`, `pqat`, `cqat`) fine-tunes
+/// on, for how long, and to what structure.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainingSettings {
     /// Canonical dataset name: `cifar10-train`, the one labelled training set.
@@ -297,6 +307,12 @@ pub struct TrainingSettings {
     pub limit: Option<usize>,
     pub epochs: usize,
     pub seed: u64,
+    /// prune, pqat: the final sparsity in [0, 1).
+    pub sparsity: Option<f32>,
+    /// cluster, cqat: clusters per layer (an even count from 2 to 256).
+    pub clusters: Option<usize>,
+    /// cluster, cqat: `linear`, `kmeans++` or `density`; `None` = kmeans++.
+    pub init: Option<String>,
     pub line: u32,
     pub column: u32,
 }
@@ -733,7 +749,7 @@ impl Builder<'_> {
                 (None, false) => None,
             };
             let training = match (&t.training, t.technique.value.needs_training()) {
-                (Some(tr), true) => Some(self.training(tr)?),
+                (Some(tr), true) => Some(self.training(tr, t.technique.value)?),
                 (None, true) => {
                     return Err(self.err(
                         &t.technique,
@@ -1154,7 +1170,7 @@ impl Builder<'_> {
         })
     }
 
-    fn training(&self, t: &At<RawTraining>) -> Result<TrainingSettings> {
+    fn training(&self, t: &At<RawTraining>, technique: Technique) -> Result<TrainingSettings> {
         let dataset = self.dataset(&t.dataset)?;
         if dataset != "cifar10-train" {
             return Err(self.err(
@@ -1186,11 +1202,76 @@ impl Builder<'_> {
             Some(e) => e.value,
             None => 1,
         };
+        let sparsity = match (&t.sparsity, technique.prunes()) {
+            (Some(s), true) if !(0.0..1.0).contains(&s.value) => {
+                return Err(self.err(
+                    s,
+                    format!("sparsity {}: expected a fraction in [0, 1)", s.value),
+                ));
+            }
+            (Some(s), true) => Some(s.value),
+            (None, true) => {
+                return Err(self.err(
+                    t,
+                    format!("{technique} prunes: expected `sparsity:` (e.g. 0.5) here"),
+                ));
+            }
+            (Some(s), false) => {
+                return Err(self.err(
+                    s,
+                    format!("{technique} does not prune: expected no `sparsity:` here"),
+                ));
+            }
+            (None, false) => None,
+        };
+        let clusters = match (&t.clusters, technique.clusters()) {
+            (Some(k), true) if k.value < 2 || !k.value.is_multiple_of(2) || k.value > 256 => {
+                return Err(self.err(
+                    k,
+                    format!(
+                        "clusters {}: expected an even number from 2 to 256 (centroids come in ± pairs)",
+                        k.value
+                    ),
+                ));
+            }
+            (Some(k), true) => Some(k.value),
+            (None, true) => {
+                return Err(self.err(
+                    t,
+                    format!("{technique} clusters weights: expected `clusters:` (e.g. 16) here"),
+                ));
+            }
+            (Some(k), false) => {
+                return Err(self.err(
+                    k,
+                    format!("{technique} does not cluster: expected no `clusters:` here"),
+                ));
+            }
+            (None, false) => None,
+        };
+        let init = match &t.init {
+            Some(i) if !technique.clusters() => {
+                return Err(self.err(
+                    i,
+                    format!("{technique} does not cluster: expected no `init:` here"),
+                ));
+            }
+            Some(i) if !["linear", "kmeans++", "density"].contains(&i.value.as_str()) => {
+                return Err(self.err(
+                    i,
+                    format!("init '{}': expected linear, kmeans++ or density", i.value),
+                ));
+            }
+            other => other.as_ref().map(|i| i.value.clone()),
+        };
         Ok(TrainingSettings {
             dataset,
             limit: t.limit.as_ref().map(|l| l.value),
             epochs,
             seed: t.seed,
+            sparsity,
+            clusters,
+            init,
             line: t.line,
             column: t.column,
         })

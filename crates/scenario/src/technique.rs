@@ -10,8 +10,11 @@ use serde::{Deserialize, Serialize};
 /// form for a `dequantize:` model. `Original` benchmarks the model file byte for byte
 /// (e.g. a hosted QAT model), with no transform. `Qat` fine-tunes the float baseline
 /// with fake quantization on labelled images (CIFAR-10 models of `quantfarm train`) and
-/// exports a full-integer int8 model. The others are post-training quantizations of the
-/// float baseline.
+/// exports a full-integer int8 model. `Prune` and `Cluster` fine-tune the float
+/// baseline while pruning it by magnitude or clustering its weights, then quantize it
+/// to int8 (PTQ, calibrated); `Pqat` and `Cqat` prune or cluster it first and then run
+/// QAT that keeps the zeros or the clusters. The others are post-training
+/// quantizations of the float baseline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Technique {
@@ -23,10 +26,14 @@ pub enum Technique {
     Uint8,
     Original,
     Qat,
+    Prune,
+    Cluster,
+    Pqat,
+    Cqat,
 }
 
 impl Technique {
-    pub const ALL: [Technique; 8] = [
+    pub const ALL: [Technique; 12] = [
         Technique::Float32,
         Technique::Float16,
         Technique::Dynamic,
@@ -35,6 +42,10 @@ impl Technique {
         Technique::Uint8,
         Technique::Original,
         Technique::Qat,
+        Technique::Prune,
+        Technique::Cluster,
+        Technique::Pqat,
+        Technique::Cqat,
     ];
 
     /// The YAML spelling, also the engine's `--mode` value.
@@ -48,6 +59,10 @@ impl Technique {
             Technique::Uint8 => "uint8",
             Technique::Original => "original",
             Technique::Qat => "qat",
+            Technique::Prune => "prune",
+            Technique::Cluster => "cluster",
+            Technique::Pqat => "pqat",
+            Technique::Cqat => "cqat",
         }
     }
 
@@ -55,17 +70,39 @@ impl Technique {
         Technique::ALL.into_iter().find(|t| t.name() == s)
     }
 
-    /// Full-integer schemes need a representative (calibration) sample.
+    /// Full-integer schemes need a representative (calibration) sample; so do pruning
+    /// and clustering, whose float result is quantized to int8 by PTQ.
     pub fn needs_calibration(self) -> bool {
         matches!(
             self,
-            Technique::Int8 | Technique::Int16x8 | Technique::Uint8
+            Technique::Int8
+                | Technique::Int16x8
+                | Technique::Uint8
+                | Technique::Prune
+                | Technique::Cluster
         )
     }
 
     /// Training techniques fine-tune on a labelled training set.
     pub fn needs_training(self) -> bool {
-        matches!(self, Technique::Qat)
+        matches!(
+            self,
+            Technique::Qat
+                | Technique::Prune
+                | Technique::Cluster
+                | Technique::Pqat
+                | Technique::Cqat
+        )
+    }
+
+    /// Techniques that prune to a `sparsity:` (training setting).
+    pub fn prunes(self) -> bool {
+        matches!(self, Technique::Prune | Technique::Pqat)
+    }
+
+    /// Techniques that cluster into `clusters:` (training setting).
+    pub fn clusters(self) -> bool {
+        matches!(self, Technique::Cluster | Technique::Cqat)
     }
 
     /// The numerics of the produced model, as device profiles list them in `accepts`.
@@ -75,7 +112,12 @@ impl Technique {
             Technique::Float32 => Some(Numerics::Float32),
             Technique::Float16 => Some(Numerics::Float16),
             Technique::Dynamic => Some(Numerics::Dynamic),
-            Technique::Int8 | Technique::Qat => Some(Numerics::Int8),
+            Technique::Int8
+            | Technique::Qat
+            | Technique::Prune
+            | Technique::Cluster
+            | Technique::Pqat
+            | Technique::Cqat => Some(Numerics::Int8),
             Technique::Int16x8 => Some(Numerics::Int16x8),
             Technique::Uint8 => Some(Numerics::Uint8),
             Technique::Original => None,

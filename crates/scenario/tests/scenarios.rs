@@ -1019,3 +1019,100 @@ fn per_model_and_training_errors() {
         );
     }
 }
+
+/// `prune`, `cluster`, `pqat` and `cqat`: the structure they fine-tune to rides in
+/// `training:`; prune and cluster quantize by PTQ, so they take a calibration slice.
+const STRUCTURED: &str = "\
+name: t
+models:
+  - name: small
+    zoo: mobilenet_v2
+    width: 0.35
+    resolution: 32
+techniques:
+  - technique: prune
+    training: {dataset: cifar10-train, limit: 2000, sparsity: 0.75}
+  - technique: cluster
+    training: {dataset: cifar10-train, limit: 2000, clusters: 16, init: linear}
+  - technique: pqat
+    training: {dataset: cifar10-train, limit: 2000, sparsity: 0.5}
+  - technique: cqat
+    training: {dataset: cifar10-train, limit: 2000, clusters: 32}
+devices: [cpu-host]
+calibration: {dataset: cifar10-train, offset: 0, limit: 50, stride: 100}
+accuracy: {dataset: cifar10-test, limit: 100}
+";
+
+#[test]
+fn structure_techniques_take_their_settings() {
+    let s = parse_here(STRUCTURED).unwrap();
+    let t = |l: &str| s.technique(l).unwrap();
+    let tr = |l: &str| t(l).training.clone().unwrap();
+    assert_eq!(t("prune").technique.value, Technique::Prune);
+    assert_eq!(
+        (tr("prune").sparsity, tr("prune").clusters),
+        (Some(0.75), None)
+    );
+    assert_eq!(
+        (tr("cluster").clusters, tr("cluster").init.as_deref()),
+        (Some(16), Some("linear"))
+    );
+    assert_eq!((tr("cqat").clusters, tr("cqat").init), (Some(32), None));
+    assert_eq!(tr("pqat").sparsity, Some(0.5));
+    // PTQ after pruning or clustering needs calibration; PQAT/CQAT take QAT's ranges.
+    assert!(t("prune").calibration.is_some() && t("cluster").calibration.is_some());
+    assert!(t("pqat").calibration.is_none() && t("cqat").calibration.is_none());
+    for l in ["prune", "cluster", "pqat", "cqat"] {
+        assert_eq!(Technique::parse(l), Some(t(l).technique.value));
+    }
+    if shared_available() {
+        // The structure is part of the job id.
+        let g = expand(&s, &profiles()).unwrap();
+        let other = expand(
+            &parse_here(&STRUCTURED.replace("sparsity: 0.75", "sparsity: 0.9")).unwrap(),
+            &profiles(),
+        )
+        .unwrap();
+        let prune = |g: &JobGraph| {
+            g.optimize_jobs()
+                .find(|j| matches!(&j.spec, JobSpec::Optimize { technique, .. } if *technique == Technique::Prune))
+                .unwrap()
+                .id
+                .clone()
+        };
+        assert_ne!(prune(&g), prune(&other));
+        assert_eq!(g.optimize_jobs().count(), 4);
+    }
+
+    // Errors name the line and what is wrong.
+    let cases = [
+        ("sparsity: 0.75", "sparsity: 1.5", "sparsity 1.5"),
+        (
+            "limit: 2000, sparsity: 0.75}",
+            "limit: 2000}",
+            "expected `sparsity:`",
+        ),
+        ("clusters: 16, init: linear", "clusters: 15", "even number"),
+        ("init: linear", "init: random", "init 'random'"),
+        (
+            "limit: 2000, clusters: 32}",
+            "limit: 2000}",
+            "expected `clusters:`",
+        ),
+        (
+            "limit: 2000, sparsity: 0.5}",
+            "limit: 2000, sparsity: 0.5, clusters: 8}",
+            "does not cluster",
+        ),
+        (
+            "limit: 2000, clusters: 32}",
+            "limit: 2000, clusters: 32, sparsity: 0.5}",
+            "does not prune",
+        ),
+    ];
+    for (from, to, want) in cases {
+        let e = err_of(&STRUCTURED.replacen(from, to, 1));
+        assert!(e.message.contains(want), "{to}: {e}");
+        assert!(e.line >= 8, "{to}: {e}");
+    }
+}
