@@ -159,8 +159,8 @@ fn cluster_then_cqat_and_prune_then_pqat_keep_their_structure_in_int8() {
     assert_eq!(c["clusters"], 16);
     assert_eq!(c["init"], "Linear");
     assert_eq!(
-        c["clustered_layers"], 11,
-        "fan-in above 16: the stem, 9 of the 10 pointwise convs, the dense layer"
+        c["clustered_layers"], 22,
+        "every conv, depthwise and dense kernel"
     );
     assert!(c["max_distinct_per_channel"].as_u64().unwrap() <= 16);
     let cq = tmp("mnv1_cqat.tflite");

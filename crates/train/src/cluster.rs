@@ -12,8 +12,9 @@
 //! ≤ K integers — which is what lets gzip shrink the int8 file (one 16-symbol
 //! alphabet per layer instead of a different one per channel).
 //!
-//! Kernels whose fan-in is at most `K` already have ≤ K values per output channel
-//! (3×3 depthwise: 9) and are left alone.
+//! Every conv, depthwise and dense kernel is clustered: a 3×3 depthwise kernel has at
+//! most 9 values per channel anyway, but clustered it shares its layer's small
+//! alphabet, and unclustered its 8-bit values would cost a tenth of the gzip size.
 //!
 //! Fine-tuning keeps each weight's cluster and, after every optimizer step, moves
 //! each centroid to the mean of its members' normalised magnitudes (TFMOT's `AVG`
@@ -127,9 +128,9 @@ fn nearest(centroids: &[f32], x: f32) -> usize {
     }
 }
 
-/// 1-D k-means (Lloyd's iterations from `init`, at most 100, until no assignment
-/// changes): ascending centroids and each value's cluster. An empty cluster keeps its
-/// centroid.
+/// 1-D clustering: ascending centroids and each value's (nearest) cluster. From a
+/// k-means++ start, Lloyd's iterations (at most 100, until no assignment changes; an
+/// empty cluster keeps its centroid); linear and density starts are kept.
 pub fn kmeans_1d(values: &[f32], k: usize, init: Init, rng: &mut Rng) -> (Vec<f32>, Vec<u16>) {
     assert!(k >= 1 && k <= usize::from(u16::MAX), "cluster count");
     if values.is_empty() {
@@ -139,7 +140,12 @@ pub fn kmeans_1d(values: &[f32], k: usize, init: Init, rng: &mut Rng) -> (Vec<f3
     sorted.sort_by(f32::total_cmp);
     let mut c = init_centroids(&sorted, k, init, rng);
     let mut assign: Vec<u16> = vec![u16::MAX; values.len()];
-    for _ in 0..100 {
+    // TFMOT assigns to the initial centroids and lets training move them. Lloyd's
+    // iterations refine k-means++ seeds (a handful of sampled values); linear and
+    // density starts are kept as TFMOT keeps them: an evenly spaced grid leaves most
+    // weights in the few clusters near zero, which is what makes the file compress.
+    let rounds = if init == Init::KmeansPlusPlus { 100 } else { 1 };
+    for _ in 0..rounds {
         let mut changed = false;
         let mut sum = vec![0f64; c.len()];
         let mut count = vec![0usize; c.len()];
@@ -151,6 +157,9 @@ pub fn kmeans_1d(values: &[f32], k: usize, init: Init, rng: &mut Rng) -> (Vec<f3
             }
             sum[j] += f64::from(x);
             count[j] += 1;
+        }
+        if rounds == 1 {
+            break;
         }
         for ((cj, s), n) in c.iter_mut().zip(&sum).zip(&count) {
             if *n > 0 {
@@ -187,6 +196,9 @@ pub struct Layer {
     pub magnitudes: Vec<f32>,
     pub cluster: Vec<u16>,
     pub negative: Vec<bool>,
+    /// The lowest magnitude is exactly 0 and stays there (linear starts: TFMOT's
+    /// sparsity-preserving zero centroid), so its weights stay exact zeros.
+    pub pin_zero: bool,
 }
 
 impl Layer {
@@ -215,7 +227,8 @@ impl Layer {
                 count[j] += 1;
             }
         }
-        for ((m, s), n) in self.magnitudes.iter_mut().zip(&sum).zip(&count) {
+        let skip = usize::from(self.pin_zero);
+        for ((m, s), n) in self.magnitudes.iter_mut().zip(&sum).zip(&count).skip(skip) {
             if *n > 0 {
                 *m = (s / *n as f64) as f32;
             }
@@ -278,8 +291,8 @@ fn normalise(w: &[f32], cols: usize, per_tensor: bool) -> (Vec<f32>, Vec<f32>, V
 }
 
 impl Clusters {
-    /// Cluster every kernel of `w` whose fan-in exceeds `clusters` (an even count
-    /// ≥ 2: `clusters / 2` magnitudes, each with both signs).
+    /// Cluster every kernel of `w` (`clusters`: an even count ≥ 2, `clusters / 2`
+    /// magnitudes, each with both signs).
     pub fn compute(
         net: &Net,
         w: &Weights,
@@ -294,19 +307,24 @@ impl Clusters {
         }
         let layers = prunable(net)
             .into_iter()
-            .filter(|p| p.rows > clusters)
             .enumerate()
             .map(|(li, p)| {
                 let (scale, mag, negative) =
                     normalise(&w.params[p.param], p.cols, is_dense(net, p.param));
                 let mut rng = Rng::derive(seed, &[li as u64]);
-                let (magnitudes, cluster) = kmeans_1d(&mag, clusters / 2, init, &mut rng);
+                let (mut magnitudes, cluster) = kmeans_1d(&mag, clusters / 2, init, &mut rng);
+                // A linear grid starts at the smallest |v|, about 0: make it 0 exactly.
+                let pin_zero = init == Init::Linear;
+                if pin_zero {
+                    magnitudes[0] = 0.0;
+                }
                 Layer {
                     kernel: p,
                     scale,
                     magnitudes,
                     cluster,
                     negative,
+                    pin_zero,
                 }
             })
             .collect();
@@ -315,10 +333,10 @@ impl Clusters {
 
     /// Recover the clustering of weights that are already clustered (a file written
     /// after [`finetune`]): normalised magnitudes within `1e-4` of each other are one
-    /// cluster. Kernels with a fan-in of at most `clusters` are left out, as above.
+    /// cluster; a zero magnitude stays pinned.
     pub fn recover(net: &Net, w: &Weights, clusters: usize) -> Result<Clusters> {
         let mut layers = Vec::new();
-        for p in prunable(net).into_iter().filter(|p| p.rows > clusters) {
+        for p in prunable(net) {
             let (scale, mag, negative) =
                 normalise(&w.params[p.param], p.cols, is_dense(net, p.param));
             let mut sorted = mag.clone();
@@ -354,12 +372,14 @@ impl Clusters {
                 )));
             }
             let cluster = mag.iter().map(|&x| nearest(&means, x) as u16).collect();
+            let pin_zero = means.first() == Some(&0.0);
             layers.push(Layer {
                 kernel: p,
                 scale,
                 magnitudes: means,
                 cluster,
                 negative,
+                pin_zero,
             });
         }
         Ok(Clusters { clusters, layers })
