@@ -67,7 +67,7 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = Kernels::Fast)]
     pub kernels: Kernels,
     /// Sparse 1×1 convolutions (float models, fast kernels): `auto` runs a 1×1
-    /// stride-1 CONV_2D whose weights are at least 70% exact zeros (80% when it
+    /// stride-1 CONV_2D whose weights are at least 70% exact zeros (75% when it
     /// narrows the channels 4× or more), as in a pruned model, with the sparse kernel;
     /// `off` always uses the dense GEMM. Time a model both ways to see what sparsity
     /// buys.

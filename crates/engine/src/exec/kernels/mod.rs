@@ -16,7 +16,7 @@
 //!  CONV_2D            conv::conv2d_reference      conv::PackedConv2D (im2col blocks)
 //!                       → gemm/ (mod.rs driver; x86.rs AVX-512/AVX2 tiles, portable.rs)
 //!                                                 sparse_conv::SparseConv1x1 (1×1 with
-//!                                                 ≥ 70% zero weights, 80% if narrowing
+//!                                                 ≥ 70% zero weights, 75% if narrowing
 //!                                                 4×: CSR rows over transposed pixel
 //!                                                 blocks; AVX-512/AVX2)
 //!  DEPTHWISE_CONV_2D  depthwise::depthwise_reference
