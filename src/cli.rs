@@ -66,6 +66,13 @@ pub struct RunArgs {
     /// Kernel family: `fast` (SIMD, packed) or `reference` (plain loops, the oracle).
     #[arg(long, value_enum, default_value_t = Kernels::Fast)]
     pub kernels: Kernels,
+    /// Sparse 1×1 convolutions (float models, fast kernels): `auto` runs a 1×1
+    /// stride-1 CONV_2D whose weights are at least 70% exact zeros (75% when it
+    /// narrows the channels 4× or more), as in a pruned model, with the sparse kernel;
+    /// `off` always uses the dense GEMM. Time a model both ways to see what sparsity
+    /// buys.
+    #[arg(long, value_enum, default_value_t = Sparse::Auto)]
+    pub sparse: Sparse,
     #[command(flatten)]
     pub memory: MemoryArgs,
 }
@@ -95,6 +102,12 @@ fn parse_memory_limit(s: &str) -> Result<u64, String> {
 pub enum Kernels {
     Fast,
     Reference,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sparse {
+    Auto,
+    Off,
 }
 
 #[derive(Args, Debug)]

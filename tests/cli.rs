@@ -109,6 +109,57 @@ fn quantized_models_run_with_integer_kernels() {
     assert!(b["median_ms"].as_f64().unwrap() > 0.0);
 }
 
+/// A float model of one 1×1 CONV_2D (16 → 24 channels) whose weights are 90% zeros.
+fn sparse_conv_model() -> PathBuf {
+    use quantfarm_engine::ir::{Conv2DOptions, DType, Graph, Model, Op, OpKind, Tensor};
+    let mut g = Graph::default();
+    let x = g.add_tensor(Tensor::activation("x", vec![1, 8, 8, 16], DType::F32));
+    let w: Vec<f32> = (0..24 * 16)
+        .map(|i| {
+            if i % 10 == 3 {
+                0.1 + 0.01 * (i % 7) as f32
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let w = g.add_tensor(Tensor::constant_f32("w", vec![24, 1, 1, 16], &w));
+    let b = g.add_tensor(Tensor::constant_f32("b", vec![24], &[0.1; 24]));
+    let y = g.add_tensor(Tensor::activation("y", vec![1, 8, 8, 24], DType::F32));
+    let op = OpKind::Conv2D(Conv2DOptions::default());
+    g.add_op(Op::new(op, vec![x, w, b], vec![y]));
+    g.inputs = vec![x];
+    g.outputs = vec![y];
+    let path = tmp("sparse_conv.tflite");
+    let model = Model::from_graph(g, "test");
+    std::fs::write(
+        &path,
+        quantfarm_engine::tflite::write_model(&model).unwrap(),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn bench_runs_a_pruned_1x1_conv_sparse_unless_told_not_to() {
+    let m = sparse_conv_model();
+    let m = m.to_str().unwrap();
+    let run = |sparse: &str| {
+        json_of(&quantfarm(&[
+            "bench", m, "--runs", "2", "--sparse", sparse, "--json",
+        ]))
+    };
+    let auto = run("auto");
+    assert_eq!(auto["sparse_convs"], 1, "{auto}");
+    assert_eq!(auto["sparse"], "auto");
+    let off = run("off");
+    assert_eq!(off["sparse_convs"], 0, "{off}");
+    let out = quantfarm(&["bench", m, "--runs", "2", "--layers"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("[sparse 1x1, 90% zeros]"), "{text}");
+    assert!(text.contains("1 sparse conv(s)"), "{text}");
+}
+
 fn dequantized(name: &str, tag: &str) -> PathBuf {
     let out = tmp(&format!("{name}_{tag}_float.tflite"));
     let src = coral(&format!("{name}.tflite"));

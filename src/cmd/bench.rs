@@ -10,7 +10,7 @@ use quantfarm_engine::stats;
 use serde_json::{Value, json};
 
 use super::{interpreter, load_model_limited, print_json};
-use crate::cli::{BenchArgs, Kernels};
+use crate::cli::{BenchArgs, Kernels, Sparse};
 
 pub fn run(a: &BenchArgs) -> Result<()> {
     let settings = LatencySettings {
@@ -38,7 +38,12 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     let timings = interp.op_timings();
     let mut per_op: BTreeMap<String, f64> = BTreeMap::new();
     for t in &timings {
-        *per_op.entry(t.op.clone()).or_insert(0.0) += t.time.as_secs_f64() * 1e3;
+        // Sparse convs get their own line, so the two kernels' shares show.
+        let key = match &t.kernel {
+            Some(k) if k.starts_with("sparse") => format!("{} [sparse]", t.op),
+            _ => t.op.clone(),
+        };
+        *per_op.entry(key).or_insert(0.0) += t.time.as_secs_f64() * 1e3;
     }
     // Per layer: MACs from the main graph's shapes (0 for ops without a MAC count).
     let graph = model.subgraphs.first();
@@ -54,6 +59,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
                 "output": t.output,
                 "macs": macs,
                 "ms": t.time.as_secs_f64() * 1e3,
+                "kernel": t.kernel,
             })
         })
         .collect();
@@ -61,6 +67,11 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         Kernels::Fast => "fast",
         Kernels::Reference => "reference",
     };
+    let sparse = match a.run.sparse {
+        Sparse::Auto => "auto",
+        Sparse::Off => "off",
+    };
+    let sparse_ops = interp.sparse_ops();
     let isa = format!("{:?}", cpu::selected_isa()).to_lowercase();
     // What the text line names as the ISA: AMX tiles are an extra of the AVX-512 path.
     let isa_text = if cpu::amx_selected() {
@@ -74,6 +85,8 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         v["warmup"] = json!(a.warmup);
         v["threads"] = json!(a.run.threads);
         v["kernels"] = json!(kernels);
+        v["sparse"] = json!(sparse);
+        v["sparse_convs"] = json!(sparse_ops);
         v["isa"] = json!(isa);
         v["amx"] = json!(cpu::amx_selected());
         v["arena_bytes"] = json!(interp.arena_bytes());
@@ -87,14 +100,19 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         print_json(&v);
     } else {
         outln!(
-            "{}: median {:.3} ms, p90 {:.3} ms, mean {:.3} ms, min {:.3} ms ({} runs, {} thread(s), {kernels} kernels, {isa_text})",
+            "{}: median {:.3} ms, p90 {:.3} ms, mean {:.3} ms, min {:.3} ms ({} runs, {} thread(s), {kernels} kernels, {isa_text}{})",
             a.model.display(),
             stats.median_ms,
             stats.p90_ms,
             stats.mean_ms,
             stats.min_ms,
             stats.runs,
-            a.run.threads
+            a.run.threads,
+            match (sparse_ops, a.run.sparse) {
+                (0, Sparse::Auto) => String::new(),
+                (_, Sparse::Off) => ", sparse off".to_string(),
+                (n, _) => format!(", {n} sparse conv(s)"),
+            }
         );
         if a.profile {
             let mut ops: Vec<_> = per_op.into_iter().collect();
@@ -122,8 +140,12 @@ pub fn run(a: &BenchArgs) -> Result<()> {
                 } else {
                     format!("{:>8}", "-")
                 };
+                let kernel = l["kernel"]
+                    .as_str()
+                    .map(|k| format!("  [{k}]"))
+                    .unwrap_or_default();
                 outln!(
-                    "  {:>4} {:<20} {:>9.2} {:>8.3} {rate}  {}",
+                    "  {:>4} {:<20} {:>9.2} {:>8.3} {rate}  {}{kernel}",
                     l["index"],
                     l["op"].as_str().unwrap_or(""),
                     macs as f64 / 1e6,

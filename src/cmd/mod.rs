@@ -21,11 +21,11 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use quantfarm_engine::exec::{Interpreter, InterpreterOptions, KernelChoice};
+use quantfarm_engine::exec::{Interpreter, InterpreterOptions, KernelChoice, SparseMode};
 use quantfarm_engine::ir::Model;
 use quantfarm_engine::tflite;
 
-use crate::cli::{Cli, Command, Kernels, RunArgs};
+use crate::cli::{Cli, Command, Kernels, RunArgs, Sparse};
 
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
@@ -93,6 +93,10 @@ pub fn interpreter_with(
         kernels: match run.kernels {
             Kernels::Fast => KernelChoice::Fast,
             Kernels::Reference => KernelChoice::Reference,
+        },
+        sparse: match run.sparse {
+            Sparse::Auto => SparseMode::Auto,
+            Sparse::Off => SparseMode::Off,
         },
         memory_limit,
         ..Default::default()

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::arena::Arena;
 use super::float_ops::prepare_float;
-use super::kernels::{KernelChoice, Parallelism};
+use super::kernels::{KernelChoice, Parallelism, SparseMode};
 use super::memory::{self, MemoryPlan, PlanOptions};
 use super::parallel::ThreadPool;
 use super::prepare::{OpKernel, Prepared};
@@ -22,6 +22,9 @@ pub struct InterpreterOptions {
     /// Worker threads for the heavy kernels (1 = run on the calling thread only).
     pub threads: usize,
     pub kernels: KernelChoice,
+    /// Whether a float 1×1 CONV_2D with mostly zero weights may run sparse
+    /// (fast kernels only). Default [`SparseMode::Auto`].
+    pub sparse: SparseMode,
     /// Keep every intermediate tensor readable after `invoke` (calibration needs them;
     /// costs memory because nothing is reused).
     pub preserve_all_tensors: bool,
@@ -42,6 +45,7 @@ impl Default for InterpreterOptions {
         InterpreterOptions {
             threads: 1,
             kernels: KernelChoice::Fast,
+            sparse: SparseMode::Auto,
             preserve_all_tensors: false,
             memory_limit: default_memory_limit(),
             input_copies: 2,
@@ -75,12 +79,17 @@ pub struct OpTiming {
     pub op: String,
     pub output: String,
     pub time: Duration,
+    /// The kernel variant, when preparation chose a special one (e.g. `sparse 1x1,
+    /// 75% zeros`).
+    pub kernel: Option<String>,
 }
 
 struct Step {
     op_index: usize,
     name: String,
     kernel: Box<dyn OpKernel>,
+    /// [`OpKernel::variant`], asked once.
+    variant: Option<String>,
     inputs: Vec<Option<TensorId>>,
     outputs: Vec<TensorId>,
     /// Round this op's float32 outputs to half precision after it runs
@@ -134,7 +143,7 @@ impl Interpreter {
 
         let mut steps = Vec::with_capacity(g.ops.len());
         for (i, op) in g.ops.iter().enumerate() {
-            let prepared = prepare_op(g, op, opts.kernels).map_err(|e| match e {
+            let prepared = prepare_op(g, op, opts.kernels, opts.sparse).map_err(|e| match e {
                 EngineError::Unsupported(m) => {
                     EngineError::Unsupported(format!("operator {i} ({}): {m}", op.kind.name()))
                 }
@@ -163,6 +172,7 @@ impl Interpreter {
             steps.push(Step {
                 op_index: i,
                 name: op.kind.name(),
+                variant: prepared.kernel.variant(),
                 kernel: prepared.kernel,
                 inputs: op.inputs.clone(),
                 outputs: op.outputs.clone(),
@@ -402,6 +412,18 @@ impl Interpreter {
         }
     }
 
+    /// How many ops run a sparse kernel ([`OpTiming::kernel`] starting with `sparse`).
+    pub fn sparse_ops(&self) -> usize {
+        self.steps
+            .iter()
+            .filter(|s| {
+                s.variant
+                    .as_deref()
+                    .is_some_and(|v| v.starts_with("sparse"))
+            })
+            .count()
+    }
+
     /// Per-op times of the last `invoke`, in execution order.
     pub fn op_timings(&self) -> Vec<OpTiming> {
         self.steps
@@ -416,6 +438,7 @@ impl Interpreter {
                     .map(|&t| self.tensor_names[t].clone())
                     .unwrap_or_default(),
                 time,
+                kernel: s.variant.clone(),
             })
             .collect()
     }
@@ -519,8 +542,8 @@ fn plan_options(opts: &InterpreterOptions) -> PlanOptions {
 }
 
 /// Pick the op family by the tensors' types and prepare the op.
-fn prepare_op(g: &Graph, op: &Op, choice: KernelChoice) -> Result<Prepared> {
-    quant_ops::prepare(g, op, choice).unwrap_or_else(|| prepare_float(g, op, choice))
+fn prepare_op(g: &Graph, op: &Op, choice: KernelChoice, sparse: SparseMode) -> Result<Prepared> {
+    quant_ops::prepare(g, op, choice).unwrap_or_else(|| prepare_float(g, op, choice, sparse))
 }
 
 /// Structural checks the memory plan relies on.

@@ -432,6 +432,10 @@ impl Sizes<'_> {
             // Float: weights decoded to f32, packed in 16-wide panels (or kept as they
             // are by the reference kernel); per thread an im2col block, a packed A
             // block (each about 128 KiB, or a few rows of depth `k`) and a GEMV row.
+            // The sparse 1×1 kernel (chosen only with ≥ 70% zeros) keeps 8 bytes per
+            // non-zero, 12 per channel: at most 2.4·n·k + 12·n + 8 bytes, below the
+            // panels' 4·np·kp + 4·np; its per-thread scratch, (k + 16) × 32 floats, is
+            // below the im2col allowance (`sparse_conv` test `memory_plan_formula_covers_it`).
             ConvFamily::Float => OpCost {
                 packed: np * kp * 4 + np * 4,
                 prep: we * 4 + bias,

@@ -35,5 +35,5 @@ mod quant_ops;
 mod tensors;
 
 pub use interpreter::{Interpreter, InterpreterOptions, OpTiming, TensorInfo};
-pub use kernels::KernelChoice;
+pub use kernels::{KernelChoice, SparseMode};
 pub use memory::MemoryPlan;

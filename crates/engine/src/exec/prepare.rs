@@ -17,6 +17,12 @@ pub(crate) trait OpKernel: Send {
         outputs: &[TensorId],
         par: Parallelism,
     );
+
+    /// A short name of the kernel variant when it is not the op's usual one (reports
+    /// show it beside the op's time).
+    fn variant(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The result of preparing one op.

@@ -9,6 +9,7 @@ use crate::exec::kernels::{
     fully_connected::{FcParams, PackedFullyConnected},
     pool::PoolParams,
     shape_ops::SlicePlan,
+    sparse_conv::SparseConv1x1,
 };
 use crate::exec::parallel;
 use crate::exec::prepare::OpKernel;
@@ -23,6 +24,8 @@ pub(crate) enum FloatKernel {
         bias: Option<Vec<f32>>,
     },
     ConvFast(PackedConv2D),
+    /// 1×1 conv over mostly zero weights.
+    ConvSparse(SparseConv1x1),
     DepthwiseRef {
         p: DepthwiseParams,
         filter: Vec<f32>,
@@ -102,6 +105,7 @@ impl OpKernel for FloatKernel {
                 io.output(out),
             ),
             FloatKernel::ConvFast(k) => k.run(io.input(inp(0)), io.output(out), par),
+            FloatKernel::ConvSparse(k) => k.run(io.input(inp(0)), io.output(out), par),
             FloatKernel::DepthwiseRef { p, filter, bias } => {
                 kernels::depthwise::depthwise_reference(
                     p,
@@ -320,6 +324,15 @@ impl OpKernel for FloatKernel {
                 }
             }
             FloatKernel::Cast => run_cast(io, inp(0), out),
+        }
+    }
+
+    fn variant(&self) -> Option<String> {
+        match self {
+            FloatKernel::ConvSparse(k) => {
+                Some(format!("sparse 1x1, {:.0}% zeros", 100.0 * k.sparsity()))
+            }
+            _ => None,
         }
     }
 }

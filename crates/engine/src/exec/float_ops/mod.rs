@@ -8,12 +8,13 @@ use kernel::FloatKernel;
 
 use crate::error::{EngineError, Result};
 use crate::exec::kernels::{
-    self, KernelChoice,
+    self, KernelChoice, SparseMode,
     conv::{ConvParams, PackedConv2D},
     depthwise::{DepthwiseParams, PackedDepthwise},
     elementwise::BinaryOp,
     fully_connected::{FcParams, PackedFullyConnected},
     pool::PoolParams,
+    sparse_conv::{self, SparseConv1x1},
 };
 use crate::exec::prepare::*;
 use crate::ir::{
@@ -22,13 +23,19 @@ use crate::ir::{
 };
 
 /// Prepare an op on float32 (or type-generic) tensors.
-pub(crate) fn prepare_float(g: &Graph, op: &Op, choice: KernelChoice) -> Result<Prepared> {
-    let kernel = prepare_kernel(g, op, choice)?;
+pub(crate) fn prepare_float(
+    g: &Graph,
+    op: &Op,
+    choice: KernelChoice,
+    sparse: SparseMode,
+) -> Result<Prepared> {
+    let kernel = prepare_kernel(g, op, choice, sparse)?;
     // Conv, depthwise and FC copy their weights and bias at preparation.
     let packed = if matches!(
         kernel,
         FloatKernel::ConvRef { .. }
             | FloatKernel::ConvFast(_)
+            | FloatKernel::ConvSparse(_)
             | FloatKernel::DepthwiseRef { .. }
             | FloatKernel::DepthwiseFast(_)
             | FloatKernel::FcRef { .. }
@@ -52,11 +59,16 @@ fn weights_and_bias(
 }
 
 /// Dispatch to the op's preparation; ops without a float kernel are errors here.
-fn prepare_kernel(g: &Graph, op: &Op, choice: KernelChoice) -> Result<FloatKernel> {
+fn prepare_kernel(
+    g: &Graph,
+    op: &Op,
+    choice: KernelChoice,
+    sparse: SparseMode,
+) -> Result<FloatKernel> {
     use OpKind::*;
     let fast = choice == KernelChoice::Fast;
     match &op.kind {
-        Conv2D(o) => conv_2d(g, op, o, fast),
+        Conv2D(o) => conv_2d(g, op, o, fast, fast && sparse == SparseMode::Auto),
         DepthwiseConv2D(o) => depthwise_conv_2d(g, op, o, fast),
         FullyConnected(o) => fully_connected(g, op, o, fast),
         AveragePool2D(o) | MaxPool2D(o) => pool_2d(g, op, o),
@@ -105,8 +117,10 @@ fn prepare_kernel(g: &Graph, op: &Op, choice: KernelChoice) -> Result<FloatKerne
     }
 }
 
-/// CONV_2D: geometry from the tensors, weights packed for the GEMM on the fast path.
-fn conv_2d(g: &Graph, op: &Op, o: &Conv2DOptions, fast: bool) -> Result<FloatKernel> {
+/// CONV_2D: geometry from the tensors, weights packed for the GEMM on the fast path,
+/// or kept as sparse rows when `sparse` allows it, the conv is 1×1 / stride 1 and its
+/// filter has at least [`sparse_conv::min_zero_fraction`] exact zeros.
+fn conv_2d(g: &Graph, op: &Op, o: &Conv2DOptions, fast: bool, sparse: bool) -> Result<FloatKernel> {
     let (x, w, y) = (
         require_input(op, 0)?,
         require_input(op, 1)?,
@@ -129,10 +143,18 @@ fn conv_2d(g: &Graph, op: &Op, o: &Conv2DOptions, fast: bool) -> Result<FloatKer
         bias.as_ref().map(Vec::len),
         g.tensors[y].num_elements(),
     )?;
-    Ok(if fast {
-        FloatKernel::ConvFast(PackedConv2D::new(&p, &filter, bias.as_deref()))
-    } else {
+    let dilation_1 = geom.dilation_h == 1 && geom.dilation_w == 1;
+    Ok(if !fast {
         FloatKernel::ConvRef { p, filter, bias }
+    } else if sparse
+        && dilation_1
+        && sparse_conv::supports(&p)
+        && sparse_conv::zero_fraction(&filter)
+            >= sparse_conv::min_zero_fraction(geom.in_c, geom.out_c)
+    {
+        FloatKernel::ConvSparse(SparseConv1x1::new(&p, &filter, bias.as_deref()))
+    } else {
+        FloatKernel::ConvFast(PackedConv2D::new(&p, &filter, bias.as_deref()))
     })
 }
 
@@ -632,3 +654,6 @@ fn binary(g: &Graph, op: &Op, bop: BinaryOp, activation: Activation) -> Result<F
         _ => require_dtype(g, y, DType::F32).map(|_| unreachable!()),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -15,6 +15,10 @@
 //! float32
 //!  CONV_2D            conv::conv2d_reference      conv::PackedConv2D (im2col blocks)
 //!                       → gemm/ (mod.rs driver; x86.rs AVX-512/AVX2 tiles, portable.rs)
+//!                                                 sparse_conv::SparseConv1x1 (1×1 with
+//!                                                 ≥ 70% zero weights, 75% if narrowing
+//!                                                 4×: CSR rows over transposed pixel
+//!                                                 blocks; AVX-512/AVX2)
 //!  DEPTHWISE_CONV_2D  depthwise::depthwise_reference
 //!                                                 depthwise::PackedDepthwise
 //!                       → depthwise.rs `mod x86` (AVX-512/AVX2 pixel sweeps)
@@ -82,6 +86,7 @@ pub mod reduce;
 pub mod resize;
 pub mod shape_ops;
 pub mod softmax;
+pub mod sparse_conv;
 #[cfg(test)]
 pub(crate) mod test_util;
 
@@ -105,4 +110,16 @@ pub enum KernelChoice {
     /// Packed/SIMD paths where they exist, reference elsewhere.
     #[default]
     Fast,
+}
+
+/// Whether the fast float kernels may run a 1×1 CONV_2D over its sparse weights
+/// ([`sparse_conv::SparseConv1x1`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SparseMode {
+    /// Sparse when the filter has at least [`sparse_conv::min_zero_fraction`] exact
+    /// zeros (only with [`KernelChoice::Fast`]).
+    #[default]
+    Auto,
+    /// Always the dense kernels.
+    Off,
 }
