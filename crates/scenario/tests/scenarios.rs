@@ -76,6 +76,8 @@ fn shipped_scenarios_parse_validate_and_expand() {
         ("table1.yaml", 4 + 3 * 3 + 2 * 4, 4 * 5 + 9 * 3 + 8 * 5),
         // 2 models × 3 techniques × (size + 1 device × (latency, accuracy)).
         ("table2.yaml", 6, 6 * 3),
+        // 7 techniques run live + 8 committed files, each × (size, latency, accuracy).
+        ("techniques.yaml", 7 + 8, 15 * 3),
     ] {
         let s = load(root().join("scenarios").join(file)).unwrap_or_else(|e| panic!("{e}"));
         if !shared_available() {
