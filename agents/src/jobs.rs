@@ -421,11 +421,9 @@ fn fine_tune(t: &OptimizeTask, float_model: &[u8], ctx: &JobContext) -> Result<V
     }
     if let Some(k) = clusters {
         let cfg = ClusterConfig {
-            epochs,
-            seed: tr.seed,
+            tune: qc.clone(),
             clusters: k,
             init,
-            ..ClusterConfig::default()
         };
         cluster::finetune(&net, &mut weights, &train, &cfg, threads, progress(0.0))?
             .ok_or_else(|| anyhow!(Cancelled))?;

@@ -192,14 +192,16 @@ fn run_cluster(
         InitArg::Density => Init::Density,
     };
     let cfg = ClusterConfig {
-        epochs: a.epochs,
-        lr,
-        seed: a.seed,
+        tune: QatConfig {
+            epochs: a.epochs,
+            lr,
+            seed: a.seed,
+            ..QatConfig::default()
+        },
         clusters: k,
         init,
-        ..ClusterConfig::default()
     };
-    let steps = (train.len() / cfg.batch.max(1) * cfg.epochs) as u64;
+    let steps = (train.len() / cfg.tune.batch.max(1) * cfg.tune.epochs) as u64;
     let bar = progress_bar(a.json, steps);
     let start = Instant::now();
     let mut last_loss = f64::NAN;

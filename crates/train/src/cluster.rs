@@ -405,29 +405,19 @@ impl Clusters {
     }
 }
 
-/// Clustering fine-tuning settings.
+/// Clustering fine-tuning settings: QAT's loop settings (`tune`; the seed also seeds
+/// k-means++) and the clustering.
 #[derive(Debug, Clone)]
 pub struct ClusterConfig {
-    pub epochs: usize,
-    pub batch: usize,
-    pub lr: f32,
-    pub momentum: f32,
-    pub weight_decay: f32,
-    pub seed: u64,
+    pub tune: QatConfig,
     pub clusters: usize,
     pub init: Init,
 }
 
 impl Default for ClusterConfig {
     fn default() -> Self {
-        let q = QatConfig::default();
         ClusterConfig {
-            epochs: q.epochs,
-            batch: q.batch,
-            lr: q.lr,
-            momentum: q.momentum,
-            weight_decay: q.weight_decay,
-            seed: q.seed,
+            tune: QatConfig::default(),
             clusters: 16,
             init: Init::KmeansPlusPlus,
         }
@@ -445,28 +435,21 @@ pub fn finetune(
     threads: usize,
     progress: impl FnMut(usize, usize, f64) -> ControlFlow<()>,
 ) -> Result<Option<Clusters>> {
-    if cfg.epochs == 0 || cfg.batch == 0 {
+    let qc = &cfg.tune;
+    if qc.epochs == 0 || qc.batch == 0 {
         return Err(EngineError::bad_input(
             "epochs and batch must be at least 1",
         ));
     }
-    data.check_batch(cfg.batch)?;
-    let mut clusters = Clusters::compute(net, w, cfg.clusters, cfg.init, cfg.seed)?;
+    data.check_batch(qc.batch)?;
+    let mut clusters = Clusters::compute(net, w, cfg.clusters, cfg.init, qc.seed)?;
     clusters.write(w);
-    let qc = QatConfig {
-        epochs: cfg.epochs,
-        batch: cfg.batch,
-        lr: cfg.lr,
-        momentum: cfg.momentum,
-        weight_decay: cfg.weight_decay,
-        seed: cfg.seed,
-    };
     let hook = |phase: Phase, _: usize, w: &mut Weights, sgd: &mut Sgd| {
         if phase == Phase::After {
             clusters.apply(w, Some(sgd));
         }
     };
-    let done = qat::finetune_with(net, w, data, &qc, threads, false, hook, progress);
+    let done = qat::finetune_with(net, w, data, qc, threads, false, hook, progress);
     Ok(done.map(|_| clusters))
 }
 

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{data, tiny_net};
+use common::{data, roundtrip, tiny_net, trained};
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 
@@ -20,38 +20,14 @@ use quantfarm_train::cluster::{
 use quantfarm_train::collab;
 use quantfarm_train::data::ImageSet;
 use quantfarm_train::export;
-use quantfarm_train::import;
 use quantfarm_train::net::{Net, Weights};
 use quantfarm_train::prune::{self, Block, PruneConfig, model_sparsity};
 use quantfarm_train::qat::{self, QatConfig};
 use quantfarm_train::rng::Rng;
-use quantfarm_train::trainer::{TrainConfig, Trainer, evaluate};
+use quantfarm_train::trainer::evaluate;
 
 fn go() -> ControlFlow<()> {
     ControlFlow::Continue(())
-}
-
-fn trained(train: &ImageSet) -> (Net, Weights) {
-    let net = tiny_net(12);
-    let cfg = TrainConfig {
-        epochs: 6,
-        batch: 32,
-        micro_batch: 16,
-        lr: 0.05,
-        ..TrainConfig::recipe("tiny")
-    };
-    let mut t = Trainer::with(net.clone(), cfg, init_weights(&net, 4), 2);
-    while !t.done() {
-        t.run_epoch(train, |_| {}).unwrap();
-    }
-    roundtrip(&net, &t.weights)
-}
-
-/// Through the `.tflite` the CLI writes and reads.
-fn roundtrip(net: &Net, w: &Weights) -> (Net, Weights) {
-    let model = export::to_model(net, w).unwrap();
-    let model = read_model(&write_model(&model).unwrap()).unwrap();
-    import::from_model(&model).unwrap()
 }
 
 fn ptq_int8(net: &Net, w: &Weights, calib: &ImageSet) -> Model {
@@ -161,9 +137,12 @@ fn clustering_keeps_k_values_per_channel_through_int8() {
 
     let k = 6;
     let cfg = ClusterConfig {
-        epochs: 3,
-        batch: 32,
-        lr: 0.01,
+        tune: QatConfig {
+            epochs: 3,
+            batch: 32,
+            lr: 0.01,
+            ..QatConfig::default()
+        },
         clusters: k,
         ..ClusterConfig::default()
     };
@@ -274,9 +253,7 @@ fn pqat_keeps_zeros_and_cqat_keeps_clusters_in_the_int8_file() {
     let k = 6;
     let mut clustered = w_float.clone();
     let cc = ClusterConfig {
-        epochs: 2,
-        batch: 32,
-        lr: 0.01,
+        tune: qc.clone(),
         clusters: k,
         ..ClusterConfig::default()
     };
@@ -311,7 +288,10 @@ fn bad_cluster_settings_are_errors() {
     let train = data(64, 1);
     let mut w2 = w.clone();
     let cfg = ClusterConfig {
-        epochs: 0,
+        tune: QatConfig {
+            epochs: 0,
+            ..QatConfig::default()
+        },
         ..ClusterConfig::default()
     };
     assert!(cluster::finetune(&net, &mut w2, &train, &cfg, 1, |_, _, _| go()).is_err());

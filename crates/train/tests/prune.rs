@@ -4,41 +4,20 @@
 
 mod common;
 
-use common::{data, tiny_net};
+use common::{data, tiny_net, trained};
 use std::ops::ControlFlow;
 
 use quantfarm_engine::quant::calibrate::{Calibrator, RangeMethod};
 use quantfarm_engine::quant::ptq::{PtqOptions, QuantMode, quantize_model};
 use quantfarm_engine::tflite::{read_model, write_model};
 use quantfarm_train::arch::init_weights;
-use quantfarm_train::data::ImageSet;
 use quantfarm_train::export;
 use quantfarm_train::import;
-use quantfarm_train::net::{Net, Weights};
+
 use quantfarm_train::prune::{
     self, Block, PolynomialDecay, PruneConfig, magnitude_mask, model_sparsity, prunable,
 };
 use quantfarm_train::trainer::{TrainConfig, Trainer, evaluate};
-
-/// A trained float model, round-tripped through the `.tflite` the CLI reads.
-fn trained(train: &ImageSet) -> (Net, Weights) {
-    let net = tiny_net(12);
-    let cfg = TrainConfig {
-        epochs: 6,
-        batch: 32,
-        micro_batch: 16,
-        lr: 0.05,
-        ..TrainConfig::recipe("tiny")
-    };
-    let w0 = init_weights(&net, 4);
-    let mut t = Trainer::with(net.clone(), cfg, w0, 2);
-    while !t.done() {
-        t.run_epoch(train, |_| {}).unwrap();
-    }
-    let model = export::to_model(&net, &t.weights).unwrap();
-    let model = read_model(&write_model(&model).unwrap()).unwrap();
-    import::from_model(&model).unwrap()
-}
 
 fn cfg(sparsity: f32, block: Block) -> PruneConfig {
     PruneConfig {

@@ -1,10 +1,16 @@
-//! The tiny net and synthetic task the fine-tuning tests (QAT, pruning) share.
+//! The tiny net, synthetic task and trained starting model the fine-tuning tests
+//! (QAT, pruning, clustering) share.
 
-use quantfarm_train::arch::Builder;
+use quantfarm_engine::tflite::{read_model, write_model};
+use quantfarm_train::arch::{Builder, init_weights};
 use quantfarm_train::data::ImageSet;
+use quantfarm_train::export;
+use quantfarm_train::import;
 use quantfarm_train::net::Net;
+use quantfarm_train::net::Weights;
 use quantfarm_train::ops::bn::Act;
 use quantfarm_train::rng::Rng;
+use quantfarm_train::trainer::{TrainConfig, Trainer};
 
 /// An 8×8×3 net with every layer kind fine-tuning touches (conv, depthwise, residual
 /// add, pooling, dense), ending in `classes` logits.
@@ -41,4 +47,31 @@ pub fn data(n: usize, seed: u64) -> ImageSet {
         labels,
         shape: [8, 8, 3],
     }
+}
+
+/// `tiny_net(12)` trained 6 epochs on `train`, through the `.tflite` the CLI writes
+/// and reads (so batch norm is the identity, as for an imported model).
+#[allow(dead_code)] // not every test binary fine-tunes from a trained model
+pub fn trained(train: &ImageSet) -> (Net, Weights) {
+    let net = tiny_net(12);
+    let cfg = TrainConfig {
+        epochs: 6,
+        batch: 32,
+        micro_batch: 16,
+        lr: 0.05,
+        ..TrainConfig::recipe("tiny")
+    };
+    let mut t = Trainer::with(net.clone(), cfg, init_weights(&net, 4), 2);
+    while !t.done() {
+        t.run_epoch(train, |_| {}).unwrap();
+    }
+    roundtrip(&net, &t.weights)
+}
+
+/// `net` with weights `w` through the `.tflite` the CLI writes and reads.
+#[allow(dead_code)]
+pub fn roundtrip(net: &Net, w: &Weights) -> (Net, Weights) {
+    let model = export::to_model(net, w).unwrap();
+    let model = read_model(&write_model(&model).unwrap()).unwrap();
+    import::from_model(&model).unwrap()
 }
