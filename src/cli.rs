@@ -38,7 +38,7 @@ pub enum Command {
     Bench(BenchArgs),
     /// Predict op placement and latency of a model on a device profile (simulators).
     Compat(CompatArgs),
-    /// Train a CIFAR-10 model (mnv2-cifar, mnv1-cifar) and export it as float32 .tflite.
+    /// Train a CIFAR-10 model (mnv2-cifar, mnv1-cifar, gated-cifar) and export it as float32 .tflite.
     Train(TrainArgs),
     /// Optimize a trained CIFAR-10 float model by fine-tuning (qat, prune, cluster, pqat, cqat).
     Optimize(OptimizeArgs),
@@ -252,7 +252,7 @@ pub enum IoTypeArg {
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    /// Architecture: mnv2-cifar or mnv1-cifar (taken from the checkpoint with --resume).
+    /// Architecture: mnv2-cifar, mnv1-cifar or gated-cifar (the int16-effect model); taken from the checkpoint with --resume.
     #[arg(long)]
     pub arch: Option<String>,
     /// Epochs in the whole run (default: the recipe's; must match the checkpoint's).
@@ -308,6 +308,14 @@ pub enum InitArg {
     Density,
 }
 
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AllocationArg {
+    /// Every pruned kernel at one sparsity (TFMOT's per-layer pruning).
+    Uniform,
+    /// Erdős–Rényi-kernel: small kernels denser, wide ones sparser (RigL, 2020).
+    Erk,
+}
+
 #[derive(Args, Debug)]
 pub struct OptimizeArgs {
     /// Float32 model written by `quantfarm train`.
@@ -342,6 +350,9 @@ pub struct OptimizeArgs {
     /// 0 prunes every kernel (prune).
     #[arg(long, default_value_t = 27)]
     pub spare_fan_in: usize,
+    /// How --sparsity is shared among the pruned kernels (prune).
+    #[arg(long, value_enum, default_value_t = AllocationArg::Uniform)]
+    pub allocation: AllocationArg,
     /// Clusters per layer, an even number (cluster: to make; cqat: the model's).
     #[arg(long)]
     pub clusters: Option<usize>,

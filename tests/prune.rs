@@ -131,6 +131,47 @@ fn prune_spares_small_kernels_by_default_and_still_reaches_the_target() {
 }
 
 #[test]
+fn erk_allocation_keeps_small_kernels_denser_and_reaches_the_target() {
+    let out = tmp("mnv1_prune_erk.tflite");
+    let p = json_of(&quantfarm(&[
+        "optimize",
+        &mnv1(),
+        "--technique",
+        "prune",
+        "--sparsity",
+        "0.75",
+        "--allocation",
+        "erk",
+        "--spare-fan-in",
+        "0",
+        "--epochs",
+        "1",
+        "--train-limit",
+        "128",
+        "-o",
+        out.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(p["allocation"], "erk");
+    let sp = sparsity_of(&out);
+    assert!((0.749..0.752).contains(&sp.fraction()), "{}", sp.fraction());
+    let of = |suffix: &str| {
+        let (_, z, n) = sp
+            .layers
+            .iter()
+            .find(|(name, _, _)| name.contains(suffix))
+            .unwrap_or_else(|| panic!("no layer {suffix} in {:?}", sp.layers));
+        *z as f64 / *n as f64
+    };
+    // The stem and a depthwise kernel are pruned less than the widest pointwise conv,
+    // which is pruned past the 75% average.
+    let wide = of("block9/pointwise");
+    assert!(wide > 0.75, "block9/pointwise at {wide}");
+    assert!(of("stem") < wide);
+    assert!(of("block0/depthwise") < wide);
+}
+
+#[test]
 fn cluster_then_cqat_and_prune_then_pqat_keep_their_structure_in_int8() {
     let base = |t: &str, extra: &[&str], input: &str, out: &Path| {
         let mut args = vec![

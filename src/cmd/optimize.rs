@@ -16,12 +16,12 @@ use quantfarm_train::collab;
 use quantfarm_train::data::ImageSet;
 use quantfarm_train::import;
 use quantfarm_train::net::{Net, Weights};
-use quantfarm_train::prune::{self, Block, PruneConfig};
+use quantfarm_train::prune::{self, Allocation, Block, PruneConfig};
 use quantfarm_train::qat::{self, QatConfig};
 use serde_json::json;
 
 use super::{load_model, print_json};
-use crate::cli::{InitArg, IoTypeArg, OptimizeArgs, TechniqueArg};
+use crate::cli::{AllocationArg, InitArg, IoTypeArg, OptimizeArgs, TechniqueArg};
 
 pub fn run(a: &OptimizeArgs) -> Result<()> {
     // Flags checked before any model or data is read.
@@ -274,6 +274,10 @@ fn run_prune(
         final_sparsity: sparsity,
         block,
         spare_fan_in: a.spare_fan_in,
+        allocation: match a.allocation {
+            AllocationArg::Uniform => Allocation::Uniform,
+            AllocationArg::Erk => Allocation::Erk,
+        },
         ..PruneConfig::default()
     };
     let steps = (train.len() / cfg.batch.max(1) * cfg.epochs) as u64;
@@ -300,6 +304,7 @@ fn run_prune(
             "final_loss": report.loss, "output": a.output.display().to_string(),
             "size_bytes": size, "target_sparsity": sparsity,
             "block": [block.rows, block.cols], "spare_fan_in": a.spare_fan_in,
+            "allocation": format!("{:?}", a.allocation).to_lowercase(),
             "schedule": {"initial_sparsity": s.initial_sparsity, "final_sparsity": s.final_sparsity,
                 "begin_step": s.begin_step, "end_step": s.end_step, "power": s.power,
                 "frequency": s.frequency, "steps": report.steps},

@@ -175,6 +175,18 @@ pub fn to_model_mapped(net: &Net, w: &Weights) -> Result<Exported> {
                 ));
                 tensor_of[i] = Some(out);
             }
+            Kind::Mul => {
+                let (a, b) = (input(0)?, input(1)?);
+                let out = act_tensor(&mut g, &node.name, node.shape);
+                g.add_op(Op::new(
+                    OpKind::Mul {
+                        activation: Activation::None,
+                    },
+                    vec![a, b],
+                    vec![out],
+                ));
+                tensor_of[i] = Some(out);
+            }
             Kind::Gap => {
                 let x = input(0)?;
                 let [h, wd, _] = net.nodes[node.inputs[0]].shape;

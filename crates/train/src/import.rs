@@ -292,6 +292,17 @@ pub fn from_model(model: &Model) -> Result<(Net, Weights)> {
                 let shape = b.net.nodes[x].shape;
                 b.push(name, Kind::Add, vec![x, y], shape)
             }
+            OpKind::Mul { activation } => {
+                if *activation != Activation::None {
+                    return Err(unsupported(format!("{opname}: fused activation")));
+                }
+                let (x, y) = (b.input(arg(0)?, &opname)?, b.input(arg(1)?, &opname)?);
+                if b.net.nodes[x].shape != b.net.nodes[y].shape {
+                    return Err(unsupported(format!("{opname}: broadcasting MUL")));
+                }
+                let shape = b.net.nodes[x].shape;
+                b.push(name, Kind::Mul, vec![x, y], shape)
+            }
             OpKind::AveragePool2D(o) => {
                 let x = b.input(arg(0)?, &opname)?;
                 let [h, w, c] = b.net.nodes[x].shape;

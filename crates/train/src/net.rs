@@ -22,6 +22,8 @@ pub enum Kind {
     },
     /// Residual sum of two inputs.
     Add,
+    /// Elementwise product of two inputs of one shape (a multiplicative gate).
+    Mul,
     /// Global average pool to `[N, 1, 1, C]`.
     Gap,
     /// Fully connected with bias; weights `[Cin, Cout]`.
@@ -231,6 +233,7 @@ impl Net {
                     }
                 }
                 Kind::Add => pool::add_forward(input(0), input(1), &mut y),
+                Kind::Mul => pool::mul_forward(input(0), input(1), &mut y),
                 Kind::Gap => {
                     let [h, w, c] = self.nodes[node.inputs[0]].shape;
                     pool::gap_forward(n, h * w, c, input(0), &mut y)
@@ -346,6 +349,16 @@ impl Net {
                             }
                         }
                     }
+                }
+                Kind::Mul => {
+                    // d(a·b)/da = b and d(a·b)/db = a (both when a and b are one node).
+                    let (a, b) = (node.inputs[0], node.inputs[1]);
+                    let mut da = grad_in(&mut d, pool, a);
+                    pool::mul_backward(&dy, &outs[b], &mut da);
+                    d[a] = Some(da);
+                    let mut db = grad_in(&mut d, pool, b);
+                    pool::mul_backward(&dy, &outs[a], &mut db);
+                    d[b] = Some(db);
                 }
                 Kind::Gap => {
                     let src = node.inputs[0];

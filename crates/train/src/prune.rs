@@ -130,6 +130,22 @@ pub struct Prunable {
     pub name: String,
     pub rows: usize,
     pub cols: usize,
+    /// Kernel side (1 for dense), for the Erdős–Rényi-kernel allocation.
+    pub k: usize,
+}
+
+/// How a target sparsity is shared among the kernels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Allocation {
+    /// Every kernel at one sparsity (TFMOT's per-layer pruning).
+    #[default]
+    Uniform,
+    /// Erdős–Rényi-kernel (Evci et al., "Rigging the Lottery", 2020): a kernel of
+    /// shape `k×k×Cin×Cout` keeps a fraction proportional to
+    /// `(k + k + Cin + Cout) / (k·k·Cin·Cout)` (capped at 1), scaled so the total
+    /// reaches the target: small kernels (stem, depthwise, narrow 1×1) stay denser and
+    /// the wide 1×1 and dense kernels, which hold most weights, are pruned harder.
+    Erk,
 }
 
 /// Every conv, depthwise and dense kernel of `net`.
@@ -139,10 +155,10 @@ pub fn prunable(net: &Net) -> Vec<Prunable> {
         .filter_map(|node| {
             let cout = node.shape[2];
             let cin = |i: usize| net.nodes[node.inputs[i]].shape[2];
-            let (param, rows) = match node.kind {
-                Kind::Conv { w, k, .. } => (w, k * k * cin(0)),
-                Kind::Depthwise { w, k, .. } => (w, k * k),
-                Kind::Dense { w, .. } => (w, net.nodes[node.inputs[0]].len()),
+            let (param, rows, k) = match node.kind {
+                Kind::Conv { w, k, .. } => (w, k * k * cin(0), k),
+                Kind::Depthwise { w, k, .. } => (w, k * k, k),
+                Kind::Dense { w, .. } => (w, net.nodes[node.inputs[0]].len(), 1),
                 _ => return None,
             };
             Some(Prunable {
@@ -150,6 +166,7 @@ pub fn prunable(net: &Net) -> Vec<Prunable> {
                 name: net.params[param].name.clone(),
                 rows,
                 cols: cout,
+                k,
             })
         })
         .collect()
@@ -194,6 +211,83 @@ pub fn magnitude_mask(
         .collect()
 }
 
+/// Each kernel's sparsity for a total of `sparsity` over all kernels: kernels with a
+/// fan-in of at most `spare_fan_in` get 0, the others share the rest by `allocation`
+/// (each capped at 1).
+pub fn layer_sparsities(
+    all: &[Prunable],
+    sparsity: f32,
+    spare_fan_in: usize,
+    allocation: Allocation,
+) -> Vec<f32> {
+    let size = |p: &Prunable| (p.rows * p.cols) as f64;
+    let total: f64 = all.iter().map(size).sum();
+    let open = |p: &Prunable| p.rows > spare_fan_in;
+    let pruned: f64 = all.iter().filter(|p| open(p)).map(size).sum();
+    match allocation {
+        Allocation::Uniform => {
+            let raised = if pruned == 0.0 {
+                0.0
+            } else {
+                (f64::from(sparsity) * total / pruned).min(1.0) as f32
+            };
+            all.iter()
+                .map(|p| if open(p) { raised } else { 0.0 })
+                .collect()
+        }
+        Allocation::Erk => {
+            // Density d = ε·score, capped at 1; kernels that hit the cap are kept dense
+            // and ε is solved again over the rest until none does.
+            let score = |p: &Prunable| {
+                let cin = (p.rows / (p.k * p.k)).max(1) as f64;
+                let (k, cout) = (p.k as f64, p.cols as f64);
+                (2.0 * k + cin + cout) / (k * k * cin * cout)
+            };
+            let keep_total = (1.0 - f64::from(sparsity).clamp(0.0, 1.0)) * total;
+            let mut dense: Vec<bool> = all.iter().map(|p| !open(p)).collect();
+            let mut eps = 0.0;
+            loop {
+                let fixed: f64 = all
+                    .iter()
+                    .zip(&dense)
+                    .filter(|(_, d)| **d)
+                    .map(|(p, _)| size(p))
+                    .sum();
+                let weighted: f64 = all
+                    .iter()
+                    .zip(&dense)
+                    .filter(|(_, d)| !**d)
+                    .map(|(p, _)| size(p) * score(p))
+                    .sum();
+                if weighted == 0.0 {
+                    break;
+                }
+                eps = ((keep_total - fixed) / weighted).max(0.0);
+                let mut changed = false;
+                for (p, d) in all.iter().zip(dense.iter_mut()) {
+                    if !*d && eps * score(p) >= 1.0 {
+                        *d = true;
+                        changed = true;
+                    }
+                }
+                if !changed {
+                    break;
+                }
+            }
+            all.iter()
+                .zip(&dense)
+                .map(|(p, &d)| {
+                    if d {
+                        0.0
+                    } else {
+                        (1.0 - eps * score(p)).clamp(0.0, 1.0) as f32
+                    }
+                })
+                .collect()
+        }
+    }
+}
+
 /// The current masks, one per prunable kernel.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Masks {
@@ -213,23 +307,26 @@ impl Masks {
         block: Block,
         spare_fan_in: usize,
     ) -> Masks {
+        Masks::compute_with(net, w, sparsity, block, spare_fan_in, Allocation::Uniform)
+    }
+
+    /// [`Masks::compute`] with the target shared among the unspared kernels by
+    /// `allocation`.
+    pub fn compute_with(
+        net: &Net,
+        w: &Weights,
+        sparsity: f32,
+        block: Block,
+        spare_fan_in: usize,
+        allocation: Allocation,
+    ) -> Masks {
         let all = prunable(net);
-        let total: usize = all.iter().map(|p| p.rows * p.cols).sum();
-        let pruned: usize = all
-            .iter()
-            .filter(|p| p.rows > spare_fan_in)
-            .map(|p| p.rows * p.cols)
-            .sum();
-        let raised = if pruned == 0 {
-            0.0
-        } else {
-            (f64::from(sparsity) * total as f64 / pruned as f64).min(1.0) as f32
-        };
+        let targets = layer_sparsities(&all, sparsity, spare_fan_in, allocation);
         Masks {
             layers: all
                 .into_iter()
-                .map(|p| {
-                    let s = if p.rows > spare_fan_in { raised } else { 0.0 };
+                .zip(targets)
+                .map(|(p, s)| {
                     let m = magnitude_mask(&w.params[p.param], p.rows, p.cols, s, block);
                     (p, m)
                 })
@@ -287,6 +384,8 @@ pub struct PruneConfig {
     /// Kernels with at most this fan-in stay dense (see [`Masks::compute`]); 0 prunes
     /// every kernel.
     pub spare_fan_in: usize,
+    /// How the target is shared among the unspared kernels.
+    pub allocation: Allocation,
     pub begin_step: usize,
     pub end_step: Option<usize>,
     pub frequency: usize,
@@ -308,6 +407,7 @@ impl Default for PruneConfig {
             final_sparsity: 0.5,
             block: Block::ONE,
             spare_fan_in: 0,
+            allocation: Allocation::Uniform,
             begin_step: 0,
             end_step: None,
             frequency: 100,
@@ -395,12 +495,13 @@ pub fn finetune(
     let mut loss = f64::NAN;
     let hook = |phase: Phase, step: usize, w: &mut Weights, sgd: &mut Sgd| {
         if phase == Phase::Before && schedule.should_prune(step) {
-            masks = Some(Masks::compute(
+            masks = Some(Masks::compute_with(
                 net,
                 w,
                 schedule.sparsity(step),
                 cfg.block,
                 cfg.spare_fan_in,
+                cfg.allocation,
             ));
         }
         if let Some(m) = &masks {

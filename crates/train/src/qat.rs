@@ -170,6 +170,9 @@ fn forward(
             Kind::Add => {
                 pool::add_forward(&t.outs[node.inputs[0]], &t.outs[node.inputs[1]], &mut y)
             }
+            Kind::Mul => {
+                pool::mul_forward(&t.outs[node.inputs[0]], &t.outs[node.inputs[1]], &mut y)
+            }
             Kind::Gap => {
                 let [h, wd, c] = net.nodes[node.inputs[0]].shape;
                 pool::gap_forward(n, h * wd, c, &t.outs[node.inputs[0]], &mut y)
@@ -333,6 +336,15 @@ fn backward(
                         s => *s = Some(dy.clone()),
                     }
                 }
+            }
+            Kind::Mul => {
+                let (a, b) = (node.inputs[0], node.inputs[1]);
+                let mut da = slot(&mut d, a);
+                pool::mul_backward(&dy, &t.outs[b], &mut da);
+                d[a] = Some(da);
+                let mut db = slot(&mut d, b);
+                pool::mul_backward(&dy, &t.outs[a], &mut db);
+                d[b] = Some(db);
             }
             Kind::Gap => {
                 let src = node.inputs[0];

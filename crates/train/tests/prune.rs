@@ -15,7 +15,8 @@ use quantfarm_train::export;
 use quantfarm_train::import;
 
 use quantfarm_train::prune::{
-    self, Block, PolynomialDecay, PruneConfig, magnitude_mask, model_sparsity, prunable,
+    self, Allocation, Block, PolynomialDecay, Prunable, PruneConfig, layer_sparsities,
+    magnitude_mask, model_sparsity, prunable,
 };
 use quantfarm_train::trainer::{TrainConfig, Trainer, evaluate};
 
@@ -272,4 +273,50 @@ fn schedule_end_before_begin_is_refused() {
     };
     let e = prune::finetune(&net, &mut w, &train, &c, 1, |_, _, _| go());
     assert!(e.unwrap_err().to_string().contains("end step 2"));
+}
+
+#[test]
+fn erk_allocation_reaches_the_target_and_favours_small_kernels() {
+    let net = quantfarm_train::arch::mnv2_cifar();
+    let all = prunable(&net);
+    let size = |p: &Prunable| (p.rows * p.cols) as f64;
+    let total: f64 = all.iter().map(size).sum();
+    for target in [0.5f32, 0.75, 0.9] {
+        let s = layer_sparsities(&all, target, 0, Allocation::Erk);
+        let zeros: f64 = all
+            .iter()
+            .zip(&s)
+            .map(|(p, s)| size(p) * f64::from(*s))
+            .sum();
+        assert!(
+            (zeros / total - f64::from(target)).abs() < 1e-4,
+            "{target}: {}",
+            zeros / total
+        );
+        let of = |name: &str| s[all.iter().position(|p| p.name == name).unwrap()];
+        // The stem and a depthwise kernel stay denser than the widest 1×1 conv.
+        let head = of("head/weights");
+        assert!(of("stem/weights") < head, "{target}: stem vs head");
+        assert!(of("block1_0/depthwise/depthwise_weights") < head);
+        assert!(of("block1_0/project/weights") < of("block6_0/project/weights"));
+        assert!(s.iter().all(|v| (0.0..=1.0).contains(v)));
+    }
+    // At a low target the smallest kernels hit the density cap and stay dense.
+    let s = layer_sparsities(&all, 0.5, 0, Allocation::Erk);
+    assert_eq!(s[0], 0.0, "stem at 50%");
+    // Spared kernels stay dense under either allocation; uniform raises the rest.
+    for alloc in [Allocation::Uniform, Allocation::Erk] {
+        let s = layer_sparsities(&all, 0.75, 27, alloc);
+        for (p, v) in all.iter().zip(&s) {
+            if p.rows <= 27 {
+                assert_eq!(*v, 0.0, "{} spared", p.name);
+            }
+        }
+        let zeros: f64 = all
+            .iter()
+            .zip(&s)
+            .map(|(p, s)| size(p) * f64::from(*s))
+            .sum();
+        assert!((zeros / total - 0.75).abs() < 1e-4);
+    }
 }

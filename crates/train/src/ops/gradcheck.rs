@@ -187,3 +187,41 @@ fn pooling_and_loss_backward_match_finite_differences() {
         }),
     );
 }
+
+#[test]
+fn product_backward_matches_finite_differences() {
+    let mut rng = Rng::new(16);
+    let len = 24;
+    let (a, b) = (randn(&mut rng, len, 1.0), randn(&mut rng, len, 1.0));
+    let r = randn(&mut rng, len, 1.0);
+    let mut y = vec![0f32; len];
+    let mut da = vec![0f32; len];
+    pool::mul_backward(&r, &b, &mut da);
+    assert_ok(
+        "mul, first input",
+        check(&a, &da, 1e-2, |p| {
+            pool::mul_forward(p, &b, &mut y);
+            dot(&r, &y)
+        }),
+    );
+    let mut db = vec![0f32; len];
+    pool::mul_backward(&r, &a, &mut db);
+    assert_ok(
+        "mul, second input",
+        check(&b, &db, 1e-2, |p| {
+            pool::mul_forward(&a, p, &mut y);
+            dot(&r, &y)
+        }),
+    );
+    // A square (both inputs one tensor): the two contributions add up.
+    let mut dsq = vec![0f32; len];
+    pool::mul_backward(&r, &a, &mut dsq);
+    pool::mul_backward(&r, &a, &mut dsq);
+    assert_ok(
+        "square",
+        check(&a, &dsq, 1e-2, |p| {
+            pool::mul_forward(p, p, &mut y);
+            dot(&r, &y)
+        }),
+    );
+}

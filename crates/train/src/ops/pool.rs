@@ -29,3 +29,17 @@ pub fn add_forward(a: &[f32], b: &[f32], y: &mut [f32]) {
         *o = x + z;
     }
 }
+
+/// `y = a ⊙ b`.
+pub fn mul_forward(a: &[f32], b: &[f32], y: &mut [f32]) {
+    for ((o, x), z) in y.iter_mut().zip(a).zip(b) {
+        *o = x * z;
+    }
+}
+
+/// One input's gradient of `a ⊙ b`: `dx += dy ⊙ other` (`other` is the other input).
+pub fn mul_backward(dy: &[f32], other: &[f32], dx: &mut [f32]) {
+    for ((o, g), z) in dx.iter_mut().zip(dy).zip(other) {
+        *o += g * z;
+    }
+}
