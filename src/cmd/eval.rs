@@ -119,6 +119,7 @@ pub fn run(a: &EvalArgs) -> Result<()> {
             "n": topk.n(),
             "top1": topk.top1(),
             "top5": topk.top5(),
+            "nonfinite_outputs": topk.nonfinite(),
             "seconds": secs,
         });
         if let (Some((_, c)), Some(path)) = (&baseline, &a.baseline) {
@@ -141,6 +142,13 @@ pub fn run(a: &EvalArgs) -> Result<()> {
             100.0 * topk.top1(),
             100.0 * topk.top5()
         );
+        if topk.nonfinite() > 0 {
+            outln!(
+                "  warning: {} of {} images gave NaN or infinite scores (all-NaN counts as wrong)",
+                topk.nonfinite(),
+                topk.n()
+            );
+        }
         if let (Some((_, c)), Some(path)) = (&baseline, &a.baseline) {
             outln!(
                 "  vs baseline {}: its top-1 {:.2}%, same top-1 on {:.2}% of images, \

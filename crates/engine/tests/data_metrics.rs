@@ -65,3 +65,21 @@ fn slice_range_errors_are_clear() {
     assert!(e.contains("past the end"), "{e}");
     assert!(slice_range(0, 0, None).is_err());
 }
+
+#[test]
+fn nan_scores_are_counted_and_never_a_hit() {
+    let mut m = TopK::new();
+    // A diverged model: every score NaN. The tie rule would name class 0; it must not
+    // score on class-0 images.
+    m.update(&[f32::NAN; 10], 0);
+    assert_eq!((m.n(), m.hits1(), m.hits5(), m.nonfinite()), (1, 0, 0, 1));
+    // Some scores NaN: the finite ones still rank.
+    m.update(&[f32::NAN, 0.2, 0.9], 2);
+    assert_eq!((m.hits1(), m.nonfinite()), (1, 2));
+    m.update(&[0.1, f32::INFINITY, 0.3], 1);
+    assert_eq!((m.hits1(), m.nonfinite()), (2, 3));
+    let mut other = TopK::new();
+    other.update(&[f32::NAN; 3], 1);
+    m.merge(&other);
+    assert_eq!((m.n(), m.nonfinite()), (4, 4));
+}

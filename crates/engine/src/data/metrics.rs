@@ -38,6 +38,8 @@ pub struct TopK {
     n: usize,
     hits1: usize,
     hits5: usize,
+    /// Samples with a NaN or infinite score (a diverged or broken model).
+    nonfinite: usize,
 }
 
 impl TopK {
@@ -47,8 +49,15 @@ impl TopK {
 
     /// Count one sample: `scores` over classes, `label` the expected class index.
     pub fn update(&mut self, scores: &[f32], label: usize) {
-        let best = top_k(scores, 5);
         self.n += 1;
+        if scores.iter().any(|s| !s.is_finite()) {
+            self.nonfinite += 1;
+        }
+        // All NaN names no class: a miss, not "class 0" by the tie rule.
+        if scores.iter().all(|s| s.is_nan()) {
+            return;
+        }
+        let best = top_k(scores, 5);
         if best.first() == Some(&label) {
             self.hits1 += 1;
         }
@@ -62,6 +71,7 @@ impl TopK {
         self.n += other.n;
         self.hits1 += other.hits1;
         self.hits5 += other.hits5;
+        self.nonfinite += other.nonfinite;
     }
 
     /// Top-1 accuracy (0 when nothing was counted).
@@ -84,6 +94,11 @@ impl TopK {
 
     pub fn hits5(&self) -> usize {
         self.hits5
+    }
+
+    /// Samples whose scores held a NaN or an infinity.
+    pub fn nonfinite(&self) -> usize {
+        self.nonfinite
     }
 }
 
