@@ -142,7 +142,11 @@ fn table2_scenario_fills_the_image_rows() {
         assert!(run.join(f).is_file(), "{f}");
     }
     let rows = read_csv(&run.join("table2.csv"));
-    assert_eq!(rows.len(), 7, "every guide row is there, and the int16-effect model");
+    assert_eq!(
+        rows.len(),
+        7,
+        "every guide row is there, and the int16-effect model"
+    );
     for guide in ["MobileNetV1", "MobileNetV2"] {
         let r = rows.iter().find(|r| r["guide_model"] == guide).unwrap();
         for col in [

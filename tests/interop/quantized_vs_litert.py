@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Our own quantized models against LiteRT's reference kernels, byte for byte.
 
-Quantizes a float32 model with `quantfarm quantize` (calibrated on ImageNet-sample
-images 0..N; modes int8, uint8 and int16x8 — the last always with float I/O, the only
+Quantizes a float32 model (a dequantized Coral model, or with --float-model a float
+file as it is, e.g. the gated int16-effect CIFAR-10 model with its int8 and int16 MUL)
+with `quantfarm quantize` (calibrated on 16 ImageNet-sample or --calibration images; modes int8, uint8 and int16x8 — the last always with float I/O, the only
 I/O int16x8 models have), then runs 20+ inputs through `quantfarm infer` (reference and fast kernels)
 and through LiteRT with BUILTIN_REF, and requires identical output bytes.
 Prints one JSON line per mode; exits 1 on any difference.
@@ -147,26 +148,34 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quantfarm", required=True)
     ap.add_argument("--model", help="a quantized Coral model (dequantized first)")
+    ap.add_argument("--float-model", help="a float32 model, quantized as it is")
+    ap.add_argument("--calibration", default="imagenet-sample",
+                    help="calibration dataset (cifar10-train for the CIFAR-10 models)")
     ap.add_argument("--int16-ops", action="store_true",
                     help="check one-op int16 LOGISTIC/TANH/SOFTMAX models instead")
     ap.add_argument("--modes", default="int8,uint8")
     ap.add_argument("--io", default="float")
     ap.add_argument("--cases", type=int, default=20)
     a = ap.parse_args()
-    if not a.int16_ops and not a.model:
-        ap.error("give --model or --int16-ops")
+    if not a.int16_ops and not a.model and not a.float_model:
+        ap.error("give --model, --float-model or --int16-ops")
     tmp = tempfile.mkdtemp(prefix="qf-qvl-")
     ok = True
     try:
         if a.int16_ops:
             return check_int16_ops(a.quantfarm, tmp)
-        flt = os.path.join(tmp, "float.tflite")
-        run([a.quantfarm, "convert", a.model, "--to", "float32", "-o", flt])
+        if a.float_model:
+            flt = a.float_model
+        else:
+            flt = os.path.join(tmp, "float.tflite")
+            run([a.quantfarm, "convert", a.model, "--to", "float32", "-o", flt])
         for mode in a.modes.split(","):
             q = os.path.join(tmp, f"{mode}.tflite")
             io = "float" if mode == "int16x8" else a.io
-            run([a.quantfarm, "quantize", flt, "--mode", mode, "--calibration", "imagenet-sample",
-                 "--calibration-size", "16", "--io", io, "-o", q])
+            # cifar10-train is ordered by class: a stride spreads the 16 images.
+            stride = ["--calibration-stride", "3000"] if a.calibration == "cifar10-train" else []
+            run([a.quantfarm, "quantize", flt, "--mode", mode, "--calibration", a.calibration,
+                 "--calibration-size", "16", *stride, "--io", io, "-o", q])
             ref = Interpreter(model_path=q, num_threads=1,
                               experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
             ref.allocate_tensors()
@@ -199,7 +208,7 @@ def main():
                                 d = np.abs(np.frombuffer(got, dt).astype(np.float64)
                                            - np.frombuffer(w, dt).astype(np.float64))
                                 worst[kernels] = max(worst[kernels], float(d.max()))
-            res = {"model": os.path.basename(a.model), "mode": mode, "io": io, "cases": a.cases,
+            res = {"model": os.path.basename(a.model or a.float_model), "mode": mode, "io": io, "cases": a.cases,
                    "differing_cases": diffs}
             if any(diffs.values()):
                 res["max_abs_diff"] = worst

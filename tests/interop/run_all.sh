@@ -21,6 +21,10 @@ done
 check "$PYTHON" "$here/quantized_vs_litert.py" --quantfarm "$QUANTFARM" --model "$data/models/coral/mobilenet_v1_0.25_128_quant.tflite" --modes int8,uint8,int16x8 --io float
 check "$PYTHON" "$here/quantized_vs_litert.py" --quantfarm "$QUANTFARM" --model "$data/models/coral/mobilenet_v2_1.0_224_quant.tflite" --io uint8
 check "$PYTHON" "$here/quantized_vs_litert.py" --quantfarm "$QUANTFARM" --int16-ops
+# The gated CIFAR-10 model trained here: MUL of activations, ADD, and a FULLY_CONNECTED
+# whose small output shift makes LiteRT's f64 FC requantization differ from the
+# multiplier's double rounding.
+check "$PYTHON" "$here/quantized_vs_litert.py" --quantfarm "$QUANTFARM" --float-model "$here/../../models/cifar10/int16_effect.float32.tflite" --modes int8,uint8,int16x8 --calibration cifar10-train
 # Models trained by `quantfarm train` (short runs): same top-1 in LiteRT on the same inputs.
 for arch in mnv2-cifar mnv1-cifar; do
   check env QUANTFARM_DATA="$data" "$PYTHON" "$here/cifar_float_check.py" --quantfarm "$QUANTFARM" --arch "$arch" --train-limit 512

@@ -46,6 +46,7 @@ fn params(scheme: QScheme, n: usize) -> QParams {
         act_min: lo,
         act_max: hi,
         rounding: Rounding::Double,
+        float_requant: None,
     }
 }
 

@@ -280,6 +280,13 @@ fn prepare_claimed(g: &Graph, op: &Op, family: Family, choice: KernelChoice) -> 
         mult.push(quantize_multiplier(real, Rounding::Double));
     }
     check_multipliers(&mult, scheme)?;
+    // LiteRT's reference FULLY_CONNECTED requantizes in f64 with these, not the
+    // multipliers (quant::fixed_point::float_requant).
+    let float_requant = (family == Family::Fc).then(|| {
+        (0..out_c)
+            .map(|c| in_s as f64 * wq.params(c).0 as f64 / out_s as f64)
+            .collect()
+    });
 
     // Bias: int32 (int16x8 also int64), zero point 0, one value per output channel.
     let bias = match op.input(2) {
@@ -316,6 +323,7 @@ fn prepare_claimed(g: &Graph, op: &Op, family: Family, choice: KernelChoice) -> 
         act_max,
         // The default TFLite build; uint8 depthwise rounds this way in every build.
         rounding: Rounding::Double,
+        float_requant,
     };
     let weights = match wd {
         DType::U8 => Weights::U8(g.tensors[w].data.clone().unwrap_or_default()),

@@ -3,7 +3,7 @@
 
 use crate::error::{EngineError, Result};
 use crate::exec::kernels::geometry::Geometry;
-use crate::quant::fixed_point::{Multiplier, Rounding, mbqm, mbqm64};
+use crate::quant::fixed_point::{Multiplier, Rounding, float_requant, mbqm, mbqm64};
 
 /// Which integer scheme an op uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +111,9 @@ pub struct QParams {
     pub act_min: i32,
     pub act_max: i32,
     pub rounding: Rounding,
+    /// FULLY_CONNECTED only: each channel's `in_s·w_s/out_s` in f64. LiteRT's
+    /// reference FC requantizes with it ([`float_requant`]) instead of the multiplier.
+    pub float_requant: Option<Vec<f64>>,
 }
 
 impl QParams {
@@ -124,6 +127,14 @@ impl QParams {
         }
         if self.act_min > self.act_max {
             return Err(EngineError::invalid("activation min > max"));
+        }
+        if let Some(r) = &self.float_requant {
+            if r.len() != out_c || r.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
+                return Err(EngineError::invalid(format!(
+                    "{} FC output scales for {out_c} channels, each positive and finite",
+                    r.len()
+                )));
+            }
         }
         if let Some(m) = self
             .mult
@@ -147,10 +158,18 @@ impl QParams {
     #[inline(always)]
     pub fn finish(&self, acc: i64, bias: i64, c: usize) -> i32 {
         let v = if self.scheme.wide() {
-            mbqm64(acc.wrapping_add(bias), self.mult[c])
+            let a = acc.wrapping_add(bias);
+            match &self.float_requant {
+                Some(r) => float_requant(a, r[c]),
+                None => mbqm64(a, self.mult[c]),
+            }
         } else {
             let a = (acc as i32).wrapping_add(bias as i32);
-            mbqm(a, self.mult[c], self.rounding).wrapping_add(self.out_zp)
+            match &self.float_requant {
+                Some(r) => float_requant(a as i64, r[c]),
+                None => mbqm(a, self.mult[c], self.rounding),
+            }
+            .wrapping_add(self.out_zp)
         };
         v.clamp(self.act_min, self.act_max)
     }

@@ -9,7 +9,7 @@
 
 use super::params::QElem;
 use crate::exec::kernels::cpu::Isa;
-use crate::quant::fixed_point::{Multiplier, Rounding, mbqm};
+use crate::quant::fixed_point::{Multiplier, Rounding, float_requant, mbqm};
 
 /// Per-channel requantization constants, padded with zeros to a multiple of 16.
 pub(crate) struct Requant {
@@ -26,6 +26,9 @@ pub(crate) struct Requant {
     pub act_min: i32,
     pub act_max: i32,
     pub rounding: Rounding,
+    /// FULLY_CONNECTED's f64 output scales ([`float_requant`]); the SIMD epilogues
+    /// implement only the multiplier, so with these every row takes the scalar path.
+    pub real: Option<Vec<f64>>,
 }
 
 impl Requant {
@@ -51,14 +54,26 @@ impl Requant {
             act_min,
             act_max,
             rounding: r,
+            real: None,
         }
+    }
+
+    /// Requantize with FULLY_CONNECTED's f64 output scales instead (see [`QParams`]).
+    ///
+    /// [`QParams`]: super::params::QParams
+    pub fn with_float_scales(mut self, real: Option<&[f64]>) -> Self {
+        self.real = real.map(<[f64]>::to_vec);
+        self
     }
 
     #[inline(always)]
     fn scalar(&self, c: usize, v: i32) -> i32 {
-        mbqm(v, self.mult[c], self.rounding)
-            .wrapping_add(self.out_zp)
-            .clamp(self.act_min, self.act_max)
+        match &self.real {
+            Some(r) => float_requant(v as i64, r[c]),
+            None => mbqm(v, self.mult[c], self.rounding),
+        }
+        .wrapping_add(self.out_zp)
+        .clamp(self.act_min, self.act_max)
     }
 
     /// Writes `out[j]` for channels `n0 + j` from `acc[j] + col[j] + row_add`.
@@ -76,7 +91,7 @@ impl Requant {
         let n = out.len();
         let mut done = 0;
         #[cfg(target_arch = "x86_64")]
-        if self.rounding == Rounding::Double && n >= 8 {
+        if self.rounding == Rounding::Double && self.real.is_none() && n >= 8 {
             // SAFETY: the ISA was clamped to what the CPU supports at preparation.
             done = unsafe {
                 match isa {

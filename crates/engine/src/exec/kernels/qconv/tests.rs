@@ -63,6 +63,7 @@ fn params(rng: &mut Rng, scheme: QScheme, n: usize, k: usize) -> Case {
             act_min,
             act_max,
             rounding: Rounding::Double,
+            float_requant: None,
         },
         bias,
     }
@@ -202,16 +203,32 @@ fn fc_case<T: QElem + PartialEq + std::fmt::Debug, W: QElem>(
     (xl, xh): (i64, i64),
     (wl, wh): (i64, i64),
 ) {
-    let c = params(rng, scheme, g.units, g.depth);
+    let mut c = params(rng, scheme, g.units, g.depth);
+    // Half the cases requantize as LiteRT's reference FC does: f64 scales near the
+    // multipliers' (every SIMD epilogue must step aside for them).
+    let float = rng.range(0, 1) == 1;
+    if float {
+        let reals = c
+            .q
+            .mult
+            .iter()
+            .map(|m| m.m as f64 * 2f64.powi(m.shift - 31) * (1.0 + 1e-3 * rng.range(-5, 5) as f64))
+            .collect();
+        c.q.float_requant = Some(reals);
+    }
     let x: Vec<T> = rand_vec(rng, g.rows * g.depth, xl, xh);
     let w: Vec<W> = rand_vec(rng, g.units * g.depth, wl, wh);
     let mut want = vec![T::from_i32(0); g.rows * g.units];
     fc_reference(g, &c.q, &x, &w, c.bias.as_deref(), &mut want).unwrap();
-    every_path(&format!("fc {scheme:?} {g:?}"), &want, |out, par| {
-        PackedQFc::new(g, &c.q, &w, c.bias.as_deref())
-            .unwrap()
-            .run(&x, out, par)
-    });
+    every_path(
+        &format!("fc {scheme:?} {g:?} float {float}"),
+        &want,
+        |out, par| {
+            PackedQFc::new(g, &c.q, &w, c.bias.as_deref())
+                .unwrap()
+                .run(&x, out, par)
+        },
+    );
 }
 
 const U8: (i64, i64) = (0, 255);
@@ -289,6 +306,7 @@ fn unit_params(scheme: QScheme, in_zp: i32, w_zp: i32, out_zp: i32, n: usize) ->
         act_min: if scheme == QScheme::Uint8 { 0 } else { -128 },
         act_max: if scheme == QScheme::Uint8 { 255 } else { 127 },
         rounding: Rounding::Double,
+        float_requant: None,
     }
 }
 
@@ -334,6 +352,41 @@ fn hand_checked_conv_int8() {
         .unwrap()
         .run(&x, &mut fast, Parallelism::SINGLE);
     assert_eq!(fast, out);
+}
+
+#[test]
+fn fc_float_requantization_is_litert_reference_rounding() {
+    // Found on a trained model's logits: acc 18, real in_s·w_s/out_s =
+    // 0.24416398751066373. LiteRT's reference FC gives round(4.39) = 4; the
+    // multiplier's double rounding gives 5 (SRDHM: 18·0.9767 → 18, then 18/4 → 5).
+    let g = QFcGeom {
+        rows: 1,
+        depth: 1,
+        units: 1,
+    };
+    let real = 0.24416398751066373;
+    let mut q = unit_params(QScheme::Int8, -9, 0, 30, 1);
+    q.mult = vec![quantize_multiplier(real, Rounding::Double)];
+    let (x, w) = (vec![9i8], vec![1i8]);
+    let mut out = vec![0i8];
+    fc_reference(&g, &q, &x, &w, Some(&[0]), &mut out).unwrap();
+    assert_eq!(out, [35], "the multiplier's double rounding");
+    q.float_requant = Some(vec![real]);
+    for (bias, want) in [(0i64, 34i8), (-36, 26), (-38, 25)] {
+        // 18 → 4.39 → 4; −18 → −4.39 → −4; −20 → −4.88 → −5 (half away from zero
+        // only matters at exact halves).
+        fc_reference(&g, &q, &x, &w, Some(&[bias]), &mut out).unwrap();
+        assert_eq!(out, [want], "bias {bias}");
+        let packed = PackedQFc::new(&g, &q, &w, Some(&[bias])).unwrap();
+        packed.run(&x, &mut out, Parallelism::SINGLE);
+        assert_eq!(out, [want], "packed, bias {bias}");
+    }
+    // Exact halves round away from zero: acc ±2 at real 0.25 → ±0.5 → ±1.
+    q.float_requant = Some(vec![0.25]);
+    for (bias, want) in [(-16i64, 31i8), (-20, 29)] {
+        fc_reference(&g, &q, &x, &w, Some(&[bias]), &mut out).unwrap();
+        assert_eq!(out, [want], "half, bias {bias}");
+    }
 }
 
 #[test]
@@ -716,6 +769,7 @@ fn tie_prone_params(
         act_min,
         act_max,
         rounding: Rounding::Double,
+        float_requant: None,
     };
     let bias = (!i.is_multiple_of(5)).then(|| (0..n).map(|_| rng.range(-5000, 5000)).collect());
     (q, bias)

@@ -44,7 +44,8 @@ impl Engine {
                 } else {
                     (0, -128)
                 };
-                let rq = Requant::new(&q.mult, q.out_zp, q.act_min, q.act_max, q.rounding);
+                let rq = Requant::new(&q.mult, q.out_zp, q.act_min, q.act_max, q.rounding)
+                    .with_float_scales(q.float_requant.as_deref());
                 Engine::Narrow(Gemm8::new(
                     m, n, k, w, -q.in_zp, -q.w_zp, a_bias, b_bias, bias, rq,
                 ))

@@ -229,6 +229,7 @@ impl Gemm8 {
         let fused = matches!(path, Path::Vnni | Path::Amx)
             && cpu::features().avx512vl
             && rq.rounding == crate::quant::fixed_point::Rounding::Double
+            && rq.real.is_none()
             && rq.m.iter().all(|&m| m >= 0);
         let nudge = if fused {
             Self::fast_nudges(n, k, &bv, &col, beta, &rq)

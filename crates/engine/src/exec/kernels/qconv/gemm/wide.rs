@@ -13,7 +13,7 @@ use crate::exec::kernels::cpu::{self, Isa};
 use crate::exec::kernels::qconv::params::{QElem, QParams};
 use crate::exec::kernels::qconv::simd::{dispatch, isa_now, multiversion};
 use crate::exec::parallel;
-use crate::quant::fixed_point::{Multiplier, mbqm64};
+use crate::quant::fixed_point::{Multiplier, float_requant, mbqm64};
 
 /// int16x8 GEMM: exact int64 sums. With AVX2/AVX-512 the weights are packed for
 /// the panel tiles below ([`WidePacked`]); otherwise `[n][kp]` as int16 for plain dot products.
@@ -27,6 +27,8 @@ pub(in crate::exec::kernels::qconv) struct Wide {
     rq: Requant64,
     bias: Vec<i64>,
     mult: Vec<Multiplier>,
+    /// FULLY_CONNECTED's f64 output scales (see [`QParams`]).
+    real: Option<Vec<f64>>,
     act_min: i32,
     act_max: i32,
 }
@@ -46,8 +48,11 @@ fn dot16(a: &[i16], b: &[i16]) -> i64 {
 #[inline(always)]
 fn wide_row<T: QElem>(wd: &Wide, a: &[i16], out: &mut [T]) {
     for (c, o) in out.iter_mut().enumerate() {
-        let acc = dot16(a, &wd.w[c * wd.kp..(c + 1) * wd.kp]);
-        let v = mbqm64(acc.wrapping_add(wd.bias[c]), wd.mult[c]);
+        let acc = dot16(a, &wd.w[c * wd.kp..(c + 1) * wd.kp]).wrapping_add(wd.bias[c]);
+        let v = match &wd.real {
+            Some(r) => float_requant(acc, r[c]),
+            None => mbqm64(acc, wd.mult[c]),
+        };
         *o = T::from_i32(v.clamp(wd.act_min, wd.act_max));
     }
 }
@@ -81,9 +86,11 @@ impl Wide {
             n,
             w: wv,
             simd,
-            rq: Requant64::new(isa, bias.clone(), &q.mult, q.act_min, q.act_max),
+            rq: Requant64::new(isa, bias.clone(), &q.mult, q.act_min, q.act_max)
+                .with_float_scales(q.float_requant.as_deref()),
             bias,
             mult: q.mult.clone(),
+            real: q.float_requant.clone(),
             act_min: q.act_min,
             act_max: q.act_max,
         }
@@ -342,6 +349,8 @@ pub(in crate::exec::kernels::qconv) struct Requant64 {
     round: Vec<i64>,
     act_min: i32,
     act_max: i32,
+    /// FULLY_CONNECTED's f64 output scales: no SIMD, [`float_requant`] per channel.
+    real: Option<Vec<f64>>,
 }
 
 impl Requant64 {
@@ -372,6 +381,7 @@ impl Requant64 {
         };
         Requant64 {
             simd,
+            real: None,
             bias: pad(bias),
             mult: mult.to_vec(),
             m16: pad(m16),
@@ -380,6 +390,16 @@ impl Requant64 {
             act_min,
             act_max,
         }
+    }
+
+    /// Requantize with FULLY_CONNECTED's f64 output scales instead (the SIMD paths,
+    /// fused ones included, implement only the multiplier, so they are switched off).
+    pub fn with_float_scales(mut self, real: Option<&[f64]>) -> Self {
+        if let Some(r) = real {
+            self.real = Some(r.to_vec());
+            self.simd = false;
+        }
+        self
     }
 
     /// `out[c] = clamp(mbqm64(acc[c] + bias[c]))` for the leading `out.len()` channels.
@@ -393,7 +413,11 @@ impl Requant64 {
             done = unsafe { x86::requant64_avx512(self, acc, out) };
         }
         for c in done..n {
-            let v = mbqm64(acc[c].wrapping_add(self.bias[c]), self.mult[c]);
+            let a = acc[c].wrapping_add(self.bias[c]);
+            let v = match &self.real {
+                Some(r) => float_requant(a, r[c]),
+                None => mbqm64(a, self.mult[c]),
+            };
             out[c] = T::from_i32(v.clamp(self.act_min, self.act_max));
         }
     }
