@@ -74,7 +74,10 @@ impl QBinaryParams {
         }
     }
 
-    /// MUL parameters: `s1·s2/s_out` in f64.
+    /// MUL parameters: `s1·s2/s_out` computed in f32, then widened, as desktop
+    /// TFLite's `mul.cc` Prepare does (`double real = in1_s * in2_s / out_s` on float
+    /// operands; TFLM widens first). The two differ in the last bits of the
+    /// multiplier, which shows on int16 products near a half.
     pub fn mul(
         (s1, z1): (f32, i32),
         (s2, z2): (f32, i32),
@@ -82,7 +85,7 @@ impl QBinaryParams {
         act_min: i32,
         act_max: i32,
     ) -> Self {
-        let real = s1 as f64 * s2 as f64 / so as f64;
+        let real = (s1 * s2 / so) as f64;
         QBinaryParams {
             kind: QBinaryKind::Mul {
                 m: quantize_multiplier(real, Rounding::Double),
@@ -979,6 +982,22 @@ mod tests {
         binary_same_shape(&p, &[138u8, 128, 100], &[105u8, 100, 90], &mut y);
         // 1.0 + 1.0 = 2.0 → 30; 0 + 0 → 10; −2.8 − 2.0 → clamped 10.
         assert_eq!(y, [30, 10, 10]);
+    }
+
+    #[test]
+    fn int16_mul_multiplier_is_computed_in_f32_as_litert() {
+        // A trained gated model's block0_0/mul2 (scales as stored in the file): the
+        // product 1551·3178 times s1·s2/s_out is 345.49993 exactly (f64), but LiteRT's
+        // reference MUL gives 346: its multiplier comes from f32 arithmetic.
+        let (s1, s2, so) = (
+            f32::from_bits(973414919),
+            f32::from_bits(959917202),
+            f32::from_bits(983950724),
+        );
+        let p = QBinaryParams::mul((s1, 0), (s2, 0), (so, 0), -32768, 32767);
+        let mut y = [0i16; 1];
+        binary_same_shape(&p, &[1551i16], &[3178i16], &mut y);
+        assert_eq!(y, [346]);
     }
 
     #[test]
