@@ -133,6 +133,19 @@ pub fn activation_range(
     }
 }
 
+/// LiteRT's reference FULLY_CONNECTED (int8, uint8 and int16x8; desktop TFLite's
+/// `reference_integer_ops::FullyConnected` with scales, not TFLM's): the accumulator
+/// times `real = in_s·w_s/out_s` (every operand widened to f64) in f64, rounded half
+/// away from zero (C `round`) and saturated to i32. It is not the multiplier's
+/// double rounding: they differ by one when the multiplier's first rounding crosses a
+/// half, which small right shifts make common (LiteRT's optimized kernels use MBQM).
+#[inline]
+pub fn float_requant(acc: i64, real: f64) -> i32 {
+    (acc as f64 * real)
+        .round()
+        .clamp(i32::MIN as f64, i32::MAX as f64) as i32
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,17 +267,4 @@ mod tests {
             (-10, 110)
         );
     }
-}
-
-/// LiteRT's reference FULLY_CONNECTED (int8, uint8 and int16x8; desktop TFLite's
-/// `reference_integer_ops::FullyConnected` with scales, not TFLM's): the accumulator
-/// times `real = in_s·w_s/out_s` (every operand widened to f64) in f64, rounded half
-/// away from zero (C `round`) and saturated to i32. It is not the multiplier's
-/// double rounding: they differ by one when the multiplier's first rounding crosses a
-/// half, which small right shifts make common (LiteRT's optimized kernels use MBQM).
-#[inline]
-pub fn float_requant(acc: i64, real: f64) -> i32 {
-    (acc as f64 * real)
-        .round()
-        .clamp(i32::MIN as f64, i32::MAX as f64) as i32
 }

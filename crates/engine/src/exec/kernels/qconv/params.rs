@@ -128,13 +128,13 @@ impl QParams {
         if self.act_min > self.act_max {
             return Err(EngineError::invalid("activation min > max"));
         }
-        if let Some(r) = &self.float_requant {
-            if r.len() != out_c || r.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
-                return Err(EngineError::invalid(format!(
-                    "{} FC output scales for {out_c} channels, each positive and finite",
-                    r.len()
-                )));
-            }
+        if let Some(r) = &self.float_requant
+            && (r.len() != out_c || r.iter().any(|v| !(v.is_finite() && *v > 0.0)))
+        {
+            return Err(EngineError::invalid(format!(
+                "{} FC output scales for {out_c} channels, each positive and finite",
+                r.len()
+            )));
         }
         if let Some(m) = self
             .mult
