@@ -74,10 +74,11 @@ fn shipped_scenarios_parse_validate_and_expand() {
         // 3 techniques (no original) × (size + 2 × latency); 2 CIFAR-10 models: 4
         // techniques (with qat) × (size + 2 × (latency, accuracy)).
         ("table1.yaml", 4 + 3 * 3 + 2 * 4, 4 * 5 + 9 * 3 + 8 * 5),
-        // 2 models × 3 techniques × (size + 1 device × (latency, accuracy)).
-        ("table2.yaml", 6, 6 * 3),
-        // 7 techniques run live + 8 committed files, each × (size, latency, accuracy).
-        ("techniques.yaml", 7 + 8, 15 * 3),
+        // 3 models (2 MobileNets, the int16-effect CIFAR-10 model) × 3 techniques ×
+        // (size + 1 device × (latency, accuracy)).
+        ("table2.yaml", 9, 9 * 3),
+        // 7 techniques run live + 10 committed files, each × (size, latency, accuracy).
+        ("techniques.yaml", 7 + 10, 17 * 3),
     ] {
         let s = load(root().join("scenarios").join(file)).unwrap_or_else(|e| panic!("{e}"));
         if !shared_available() {
