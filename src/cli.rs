@@ -342,6 +342,11 @@ pub struct OptimizeArgs {
     /// Final sparsity of every conv, depthwise and dense kernel, in [0, 1) (prune).
     #[arg(long)]
     pub sparsity: Option<f32>,
+    /// Sparsity the schedule starts from, in [0, --sparsity] (prune; TFMOT's
+    /// initial_sparsity). Equal to --sparsity keeps the target from the first step
+    /// (a constant schedule, for fine-tuning an already pruned model further).
+    #[arg(long, default_value_t = 0.0)]
+    pub initial_sparsity: f32,
     /// Prune blocks of RxC weights (inputs x output channels), e.g. 1x4 (prune).
     #[arg(long, value_name = "RxC")]
     pub block: Option<String>,

@@ -131,6 +131,33 @@ fn prune_spares_small_kernels_by_default_and_still_reaches_the_target() {
 }
 
 #[test]
+fn initial_sparsity_equal_to_the_target_is_a_constant_schedule() {
+    let out = tmp("mnv1_prune_constant.tflite");
+    let p = json_of(&quantfarm(&[
+        "optimize",
+        &mnv1(),
+        "--technique",
+        "prune",
+        "--sparsity",
+        "0.5",
+        "--initial-sparsity",
+        "0.5",
+        "--epochs",
+        "1",
+        "--train-limit",
+        "256",
+        "-o",
+        out.to_str().unwrap(),
+        "--json",
+    ]));
+    let s = &p["schedule"];
+    assert_eq!(s["initial_sparsity"], 0.5);
+    assert_eq!(s["final_sparsity"], 0.5);
+    let sp = sparsity_of(&out);
+    assert!((0.499..0.502).contains(&sp.fraction()), "{}", sp.fraction());
+}
+
+#[test]
 fn erk_allocation_keeps_small_kernels_denser_and_reaches_the_target() {
     let out = tmp("mnv1_prune_erk.tflite");
     let p = json_of(&quantfarm(&[
@@ -272,6 +299,12 @@ fn bad_prune_flags_are_one_line_errors() {
         "four",
     ]);
     assert_user_error(&o, "--block");
+    for s0 in ["--initial-sparsity=0.6", "--initial-sparsity=-0.1"] {
+        let o = run(&["--technique", "prune", "--sparsity", "0.5", s0]);
+        assert_user_error(&o, "--initial-sparsity");
+    }
+    let o = run(&["--technique", "qat", "--initial-sparsity", "0.5"]);
+    assert_user_error(&o, "--initial-sparsity");
     let o = run(&["--technique", "qat", "--sparsity", "0.5"]);
     assert_user_error(&o, "--sparsity");
     let o = run(&[

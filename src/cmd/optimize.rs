@@ -26,8 +26,10 @@ use crate::cli::{AllocationArg, InitArg, IoTypeArg, OptimizeArgs, TechniqueArg};
 pub fn run(a: &OptimizeArgs) -> Result<()> {
     // Flags checked before any model or data is read.
     let t = a.technique;
-    if t != TechniqueArg::Prune && (a.sparsity.is_some() || a.block.is_some()) {
-        bail!("--sparsity and --block apply to --technique prune");
+    if t != TechniqueArg::Prune
+        && (a.sparsity.is_some() || a.block.is_some() || a.initial_sparsity != 0.0)
+    {
+        bail!("--sparsity, --initial-sparsity and --block apply to --technique prune");
     }
     if !matches!(t, TechniqueArg::Cluster | TechniqueArg::Cqat) && a.clusters.is_some() {
         bail!("--clusters applies to --technique cluster and cqat");
@@ -38,6 +40,12 @@ pub fn run(a: &OptimizeArgs) -> Result<()> {
         };
         if !(0.0..1.0).contains(&s) {
             bail!("--sparsity {s} is outside [0, 1)");
+        }
+        if !(0.0..=s).contains(&a.initial_sparsity) {
+            bail!(
+                "--initial-sparsity {} is outside [0, --sparsity {s}]",
+                a.initial_sparsity
+            );
         }
         let block = match &a.block {
             None => Block::ONE,
@@ -271,6 +279,7 @@ fn run_prune(
         epochs: a.epochs,
         lr,
         seed: a.seed,
+        initial_sparsity: a.initial_sparsity,
         final_sparsity: sparsity,
         block,
         spare_fan_in: a.spare_fan_in,
