@@ -20,7 +20,8 @@ use super::{
 };
 use crate::exec::kernels::Parallelism;
 use crate::exec::kernels::cpu::{self, Isa};
-use crate::exec::kernels::depthwise::DepthwiseParams;
+use crate::exec::kernels::depthwise::{DepthwiseParams, PackedDepthwise};
+use crate::exec::kernels::geometry::Geometry;
 use crate::exec::parallel;
 
 /// Patches per full micro-kernel call.
@@ -940,28 +941,57 @@ fn conv_epilogue(
 }
 
 /// Packed hybrid DEPTHWISE_CONV_2D: i16 filter, per-pixel channel-vectorized int32
-/// accumulation (multiversioned for AVX2 / AVX-512BW, autovectorized).
+/// accumulation (multiversioned for AVX2 / AVX-512BW, autovectorized), or, when every
+/// sum fits f32's 24-bit integers, the float depthwise kernel on integer values.
 #[derive(Debug, Clone)]
 pub struct PackedHybridDepthwise {
     p: DepthwiseParams,
     w: Vec<i16>,
     scales: Vec<f32>,
     bias: Option<Vec<f32>>,
+    /// The float kernel (one image, no bias, no activation) over the int8 weights as
+    /// floats: see [`exact_in_f32`].
+    exact: Option<PackedDepthwise>,
+}
+
+/// Whether a depthwise sum of `taps` products `(q − zp)·w`, `|q − zp| ≤ 255` and
+/// `|w| ≤ 128`, is exact in f32: every product and every partial sum is then an integer
+/// below 2^24, so float multiply-adds in any order give the int32 sum exactly, and
+/// `f32(acc)` (the reference's conversion) is that same value.
+fn exact_in_f32(taps: usize) -> bool {
+    taps.saturating_mul(255 * 128) < 1 << 24
 }
 
 impl PackedHybridDepthwise {
     /// Sizes must have passed the family's depthwise check.
     pub fn new(p: &DepthwiseParams, filter: &[i8], scales: &[f32], bias: Option<&[f32]>) -> Self {
+        let g = &p.geom;
+        let exact = exact_in_f32(g.k_h * g.k_w).then(|| {
+            let one = DepthwiseParams {
+                geom: Geometry { batch: 1, ..*g },
+                act_min: f32::NEG_INFINITY,
+                act_max: f32::INFINITY,
+            };
+            let wf: Vec<f32> = filter[..p.filter_len()]
+                .iter()
+                .map(|&v| f32::from(v))
+                .collect();
+            PackedDepthwise::new(&one, &wf, None)
+        });
         PackedHybridDepthwise {
             p: *p,
             w: filter.iter().map(|&v| i16::from(v)).collect(),
             scales: scales.to_vec(),
             bias: bias.map(<[f32]>::to_vec),
+            exact,
         }
     }
 
     pub fn packed_bytes(&self) -> usize {
-        self.w.len() * 2 + self.scales.len() * 4 + self.bias.as_ref().map_or(0, |b| b.len() * 4)
+        self.w.len() * 2
+            + self.scales.len() * 4
+            + self.bias.as_ref().map_or(0, |b| b.len() * 4)
+            + self.exact.as_ref().map_or(0, PackedDepthwise::packed_bytes)
     }
 
     pub fn run(&self, input: &[f32], output: &mut [f32], par: Parallelism) {
@@ -972,11 +1002,35 @@ impl PackedHybridDepthwise {
         let out_c = g.out_c;
         let out_img = g.out_h * g.out_w * out_c;
         let mut x16 = vec![0i16; img];
+        let mut xf = if self.exact.is_some() {
+            vec![0f32; img]
+        } else {
+            Vec::new()
+        };
         for b in 0..g.batch {
             let (s_in, _) = quantize_to_i16(&input[b * img..(b + 1) * img], true, &mut x16);
             // Reference: `f32(acc) *= scale_w[oc] * scale_in`.
             let comb: Vec<f32> = self.scales.iter().map(|&s| s * s_in).collect();
             let out_b = &mut output[b * out_img..(b + 1) * out_img];
+            if let Some(k) = &self.exact {
+                for (f, &q) in xf.iter_mut().zip(&x16) {
+                    *f = f32::from(q);
+                }
+                k.run_isa(isa, &xf, out_b, par);
+                let bias = self.bias.as_deref();
+                for px in out_b.chunks_exact_mut(out_c.max(1)) {
+                    for (oc, v) in px.iter_mut().enumerate() {
+                        // The same expression as `dw_row`'s epilogue, on the same sum
+                        // (`+ 0.0` turns a float −0 into the integer sum's +0).
+                        let mut y = (*v + 0.0) * comb[oc];
+                        if let Some(bias) = bias {
+                            y += bias[oc];
+                        }
+                        *v = clamp_act(y, p.act_min, p.act_max);
+                    }
+                }
+                continue;
+            }
             let row = g.out_w * out_c;
             let bias = self.bias.as_deref();
             let ns = p.macs() / g.batch.max(1) / parallel::DEPTHWISE_MACS_PER_NS;

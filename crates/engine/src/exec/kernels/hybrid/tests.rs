@@ -315,6 +315,53 @@ fn depthwise_fast_matches_reference() {
     }
 }
 
+/// The fast depthwise sums in f32 while `taps·255·128 < 2^24` (484 taps: every sum
+/// exact) and in int32 beyond (529 taps: the reference's `f32(acc)` rounds). Both at
+/// the largest magnitudes: inputs 0 or 1 (zero point −128, so `q − zp` is 255) and
+/// weights −128 and −127.
+#[test]
+fn depthwise_fast_matches_reference_at_the_f32_exactness_bound() {
+    for k in [22, 23] {
+        let p = DepthwiseParams {
+            geom: Geometry {
+                batch: 1,
+                in_h: k,
+                in_w: k + 1,
+                in_c: 17,
+                out_h: 1,
+                out_w: 2,
+                out_c: 17,
+                k_h: k,
+                k_w: k,
+                stride_h: 1,
+                stride_w: 1,
+                dilation_h: 1,
+                dilation_w: 1,
+                pad_top: 0,
+                pad_left: 0,
+                depth_multiplier: 1,
+            },
+            act_min: f32::NEG_INFINITY,
+            act_max: f32::INFINITY,
+        };
+        let mut x = vec![1.0f32; p.input_len()];
+        x[5] = 0.0;
+        // Some −127s make the sums odd, so past 2^24 a float sum would have to round.
+        let w: Vec<i8> = (0..p.filter_len())
+            .map(|i| if i % 3 == 0 { -127 } else { -128 })
+            .collect();
+        let scales = vec![0.01f32; 17];
+        let mut want = vec![0f32; p.output_len()];
+        depthwise_reference(&p, &x, &w, &scales, None, &mut want);
+        let k_ = PackedHybridDepthwise::new(&p, &w, &scales, None);
+        each_isa(|isa| {
+            let mut got = vec![f32::NAN; p.output_len()];
+            k_.run(&x, &mut got, Parallelism { threads: 1 });
+            assert_eq!(bits(&got), bits(&want), "{k}x{k} {isa:?}");
+        });
+    }
+}
+
 #[test]
 fn min_max_paths_agree_even_with_nan() {
     let mut rng = Rng::new(3);
