@@ -21,6 +21,16 @@ fn sparsity_of(path: &Path) -> quantfarm_train::prune::Sparsity {
     model_sparsity(&read_model(&std::fs::read(path).unwrap()).unwrap())
 }
 
+/// `optimize mnv1 --technique prune ARGS --epochs 1 --train-limit N -o OUT --json`.
+fn prune_mnv1(out: &Path, train_limit: &str, args: &[&str]) -> serde_json::Value {
+    let m = mnv1();
+    let mut all = vec!["optimize", m.as_str(), "--technique", "prune"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["--epochs", "1", "--train-limit", train_limit, "-o"]);
+    all.extend_from_slice(&[out.to_str().unwrap(), "--json"]);
+    json_of(&quantfarm(&all))
+}
+
 #[test]
 fn prune_writes_a_sparse_float_model_that_int8_ptq_keeps_sparse() {
     let out = tmp("mnv1_prune.tflite");
@@ -95,21 +105,7 @@ fn prune_writes_a_sparse_float_model_that_int8_ptq_keeps_sparse() {
 #[test]
 fn prune_spares_small_kernels_by_default_and_still_reaches_the_target() {
     let out = tmp("mnv1_prune_spare.tflite");
-    let p = json_of(&quantfarm(&[
-        "optimize",
-        &mnv1(),
-        "--technique",
-        "prune",
-        "--sparsity",
-        "0.5",
-        "--epochs",
-        "1",
-        "--train-limit",
-        "128",
-        "-o",
-        out.to_str().unwrap(),
-        "--json",
-    ]));
+    let p = prune_mnv1(&out, "128", &["--sparsity", "0.5"]);
     assert_eq!(p["spare_fan_in"], 27);
     let sp = sparsity_of(&out);
     assert!((0.499..0.502).contains(&sp.fraction()), "{}", sp.fraction());
@@ -133,23 +129,11 @@ fn prune_spares_small_kernels_by_default_and_still_reaches_the_target() {
 #[test]
 fn initial_sparsity_equal_to_the_target_is_a_constant_schedule() {
     let out = tmp("mnv1_prune_constant.tflite");
-    let p = json_of(&quantfarm(&[
-        "optimize",
-        &mnv1(),
-        "--technique",
-        "prune",
-        "--sparsity",
-        "0.5",
-        "--initial-sparsity",
-        "0.5",
-        "--epochs",
-        "1",
-        "--train-limit",
+    let p = prune_mnv1(
+        &out,
         "256",
-        "-o",
-        out.to_str().unwrap(),
-        "--json",
-    ]));
+        &["--sparsity", "0.5", "--initial-sparsity", "0.5"],
+    );
     let s = &p["schedule"];
     assert_eq!(s["initial_sparsity"], 0.5);
     assert_eq!(s["final_sparsity"], 0.5);
@@ -160,25 +144,15 @@ fn initial_sparsity_equal_to_the_target_is_a_constant_schedule() {
 #[test]
 fn erk_allocation_keeps_small_kernels_denser_and_reaches_the_target() {
     let out = tmp("mnv1_prune_erk.tflite");
-    let p = json_of(&quantfarm(&[
-        "optimize",
-        &mnv1(),
-        "--technique",
-        "prune",
+    let args = [
         "--sparsity",
         "0.75",
         "--allocation",
         "erk",
         "--spare-fan-in",
         "0",
-        "--epochs",
-        "1",
-        "--train-limit",
-        "128",
-        "-o",
-        out.to_str().unwrap(),
-        "--json",
-    ]));
+    ];
+    let p = prune_mnv1(&out, "128", &args);
     assert_eq!(p["allocation"], "erk");
     let sp = sparsity_of(&out);
     assert!((0.749..0.752).contains(&sp.fraction()), "{}", sp.fraction());
