@@ -438,6 +438,7 @@ pub(crate) fn finetune_with(
     mut hook: impl FnMut(Phase, usize, &mut Weights, &mut Sgd),
     mut progress: impl FnMut(usize, usize, f64) -> ControlFlow<()>,
 ) -> Option<Ranges> {
+    crate::trainer::keep_freed_memory();
     let mut ranges = Ranges::new(net);
     let steps = data.len() / cfg.batch;
     let total = steps * cfg.epochs;

@@ -183,6 +183,7 @@ impl Trainer {
 
     /// A trainer over any net and starting weights (tests, fine-tuning).
     pub fn with(net: Net, config: TrainConfig, weights: Weights, threads: usize) -> Trainer {
+        keep_freed_memory();
         let sizes: Vec<usize> = net.params.iter().map(|p| p.len).collect();
         let sgd = Sgd::new(
             &sizes,
@@ -376,6 +377,31 @@ impl Trainer {
     /// Top-1 accuracy and mean loss with the running statistics (inference mode).
     pub fn evaluate(&self, data: &ImageSet) -> (f64, f64) {
         evaluate(&self.net, &self.weights, data, self.threads)
+    }
+}
+
+/// Tell glibc's allocator to keep freed memory instead of returning it to the kernel.
+///
+/// Every step allocates and frees gradient and im2col buffers of a few hundred KB to a
+/// few MB. With glibc's defaults each of those is an mmap/munmap pair whose pages are
+/// faulted in again on the next step: on a 2-core Zen 5 a prune fine-tune of
+/// `mnv2-cifar` spent 40% of its CPU time in the kernel (378 M minor faults in 8
+/// epochs). A fixed 32 MiB mmap threshold and a trim threshold far above the working
+/// set made the same epoch 1.9x faster with identical results. Process-wide and
+/// idempotent; a no-op off glibc.
+pub fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            // SAFETY: mallopt only changes allocator parameters; it is safe to call at
+            // any time, and a refused setting (return value 0) leaves the defaults.
+            unsafe {
+                libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+                libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+                libc::mallopt(libc::M_TOP_PAD, 64 << 20);
+            }
+        });
     }
 }
 
