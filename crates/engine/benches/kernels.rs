@@ -351,45 +351,51 @@ fn bench_mobilenet(c: &mut Criterion) {
     g.finish();
 }
 
-/// Hybrid (dynamic-range) CONV_2D, MobileNet v1's 14×14×512 → 512 pointwise layer
-/// (per-channel, asymmetric inputs): each ISA's own weight layout (16-bit pairs; 8-bit
-/// quads on AVX-512 VNNI) against the float kernel of the same shape.
+/// Hybrid (dynamic-range) CONV_2D on two pointwise layers, MobileNet v1's 14×14×512 →
+/// 512 and MobileNet v2's 56×56×24 → 144 expansion (per-channel, asymmetric inputs):
+/// each ISA's own weight layout (16-bit pairs; 8-bit quads on AVX-512 VNNI) against the
+/// float kernel of the same shape.
 fn bench_hybrid_conv(c: &mut Criterion) {
     use quantfarm_engine::exec::kernels::hybrid::HybridConvParams;
     use quantfarm_engine::exec::kernels::hybrid::fast::PackedHybridConv;
-    let p = conv_params(14, 512, 512, 1, 1, 0, 14);
-    let hp = HybridConvParams {
-        conv: p,
-        per_channel: true,
-    };
-    let input = data(p.input_len(), 1);
-    let filter: Vec<i8> = data(p.filter_len(), 2)
-        .iter()
-        .map(|v| (v * 127.0) as i8)
-        .collect();
-    let scales: Vec<f32> = (0..p.geom.out_c).map(|i| 0.002 + 1e-5 * i as f32).collect();
-    let bias = data(p.geom.out_c, 3);
-    let mut out = vec![0.0; p.output_len()];
-    let mut g = c.benchmark_group("hybrid_conv1x1_14x14x512to512");
-    g.throughput(Throughput::Elements(2 * p.macs() as u64));
-    for isa in cpu::available_isas() {
-        let k = cpu::with_isa(isa, || {
-            PackedHybridConv::new(&hp, &filter, &scales, Some(&bias))
-        });
-        g.bench_function(format!("fast_{}_t1", isa.name()), |b| {
-            b.iter(|| {
-                cpu::with_isa(isa, || {
-                    k.run(black_box(&input), &mut out, Parallelism::SINGLE)
+    for (name, hw, in_c, out_c) in [
+        ("hybrid_conv1x1_14x14x512to512", 14, 512, 512),
+        ("hybrid_conv1x1_56x56x24to144", 56, 24, 144),
+    ] {
+        let p = conv_params(hw, in_c, out_c, 1, 1, 0, hw);
+        let hp = HybridConvParams {
+            conv: p,
+            per_channel: true,
+        };
+        let input = data(p.input_len(), 1);
+        let filter: Vec<i8> = data(p.filter_len(), 2)
+            .iter()
+            .map(|v| (v * 127.0) as i8)
+            .collect();
+        let scales: Vec<f32> = (0..p.geom.out_c).map(|i| 0.002 + 1e-5 * i as f32).collect();
+        let bias = data(p.geom.out_c, 3);
+        let mut out = vec![0.0; p.output_len()];
+        let mut g = c.benchmark_group(name);
+        g.throughput(Throughput::Elements(2 * p.macs() as u64));
+        for isa in cpu::available_isas() {
+            let k = cpu::with_isa(isa, || {
+                PackedHybridConv::new(&hp, &filter, &scales, Some(&bias))
+            });
+            g.bench_function(format!("fast_{}_t1", isa.name()), |b| {
+                b.iter(|| {
+                    cpu::with_isa(isa, || {
+                        k.run(black_box(&input), &mut out, Parallelism::SINGLE)
+                    })
                 })
-            })
+            });
+        }
+        let ffilter = data(p.filter_len(), 2);
+        let packed = PackedConv2D::new(&p, &ffilter, Some(&bias));
+        g.bench_function("float32_fast_t1", |b| {
+            b.iter(|| packed.run(black_box(&input), &mut out, Parallelism::SINGLE))
         });
+        g.finish();
     }
-    let ffilter = data(p.filter_len(), 2);
-    let packed = PackedConv2D::new(&p, &ffilter, Some(&bias));
-    g.bench_function("float32_fast_t1", |b| {
-        b.iter(|| packed.run(black_box(&input), &mut out, Parallelism::SINGLE))
-    });
-    g.finish();
 }
 
 criterion_group!(

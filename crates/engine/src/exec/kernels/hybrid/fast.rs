@@ -137,9 +137,22 @@ impl PackedQuads {
     /// `acc[g·rp + r] = Σ_k (x[g·kp + k] − 128 − zp[g])·w[r][k]` for `n` patches of
     /// biased bytes (wrapping int32, exact).
     fn dots(&self, isa: DotIsa, x: &[u8], n: usize, zp: &[i32], acc: &mut [i32]) {
+        assert!(zp.len() >= n);
+        self.raw_dots(isa, x, n, acc);
+        let rp = self.rows_padded();
+        for g in 0..n {
+            let bias = 128 + zp[g];
+            for (a, &ws) in acc[g * rp..(g + 1) * rp].iter_mut().zip(&self.wsum) {
+                *a = a.wrapping_sub(bias.wrapping_mul(ws));
+            }
+        }
+    }
+
+    /// `acc[g·rp + r] = Σ_k x[g·kp + k]·w[r][k]`: the byte sums before the correction
+    /// `(128 + zp)·Σ_k w[r][k]` (wrapping int32).
+    fn raw_dots(&self, isa: DotIsa, x: &[u8], n: usize, acc: &mut [i32]) {
         let (kp, rp) = (self.kp, self.rows_padded());
         assert!((1..=GROUP).contains(&n) && x.len() >= n * kp && acc.len() >= n * rp);
-        assert!(zp.len() >= n);
         match isa {
             // SAFETY: VNNI is present (dot_isa), the assert bounds every pointer.
             #[cfg(target_arch = "x86_64")]
@@ -161,12 +174,6 @@ impl PackedQuads {
                         }
                     }
                 }
-            }
-        }
-        for g in 0..n {
-            let bias = 128 + zp[g];
-            for (a, &ws) in acc[g * rp..(g + 1) * rp].iter_mut().zip(&self.wsum) {
-                *a = a.wrapping_sub(bias.wrapping_mul(ws));
             }
         }
     }
@@ -217,13 +224,6 @@ fn dot_isa_vnni() -> Option<DotIsa> {
     return Some(DotIsa::Avx512Vnni);
     #[cfg(not(target_arch = "x86_64"))]
     None
-}
-
-/// `q − zp` values (i16) to the biased bytes `q + 128` of the 8-bit path.
-fn to_biased_u8(src: &[i16], zp: i32, dst: &mut [u8]) {
-    for (d, &v) in dst.iter_mut().zip(src) {
-        *d = (i32::from(v) + zp + 128) as u8;
-    }
 }
 
 /// `acc[g * rows_padded + r] = Σ_k x[g * kp + k] * w[r][k]` for `n` patches.
@@ -485,24 +485,120 @@ mod x86 {
     }
 }
 
-/// Quantizes one vector straight to `q - zero_point` as i16 (`dst.len() == x.len()`)
-/// with the reference's rules; returns the scale and zero point (0 when symmetric or
-/// when the vector maps to zeros).
-fn quantize_to_i16(x: &[f32], asymmetric: bool, dst: &mut [i16]) -> (f32, i32) {
+/// How a quantized input value is stored for a kernel: `q − zp` (i16 pairs, the float
+/// depthwise kernel) or `q + 128` (the biased bytes of `vpdpbusd`).
+trait QuantSink: Copy {
+    fn from_q(q: i32, zp: i32) -> Self;
+
+    /// Stores 16 lanes of clamped `q`.
+    ///
+    /// # Safety
+    /// AVX-512F/BW enabled in the (inlining) caller; 16 writable values at `dst`.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn store16(
+        dst: *mut Self,
+        q: std::arch::x86_64::__m512i,
+        zp: std::arch::x86_64::__m512i,
+    );
+}
+
+impl QuantSink for i16 {
+    #[inline(always)]
+    fn from_q(q: i32, zp: i32) -> Self {
+        (q - zp) as i16
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn store16(
+        dst: *mut Self,
+        q: std::arch::x86_64::__m512i,
+        zp: std::arch::x86_64::__m512i,
+    ) {
+        use std::arch::x86_64::*;
+        // SAFETY: the caller's contract.
+        unsafe { _mm256_storeu_si256(dst.cast(), _mm512_cvtepi32_epi16(_mm512_sub_epi32(q, zp))) }
+    }
+}
+
+impl QuantSink for u8 {
+    #[inline(always)]
+    fn from_q(q: i32, _zp: i32) -> Self {
+        (q + 128) as u8
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn store16(
+        dst: *mut Self,
+        q: std::arch::x86_64::__m512i,
+        _zp: std::arch::x86_64::__m512i,
+    ) {
+        use std::arch::x86_64::*;
+        // SAFETY: the caller's contract; q + 128 lies in 0..=255, so truncation keeps it.
+        unsafe {
+            let b = _mm512_cvtepi32_epi8(_mm512_add_epi32(q, _mm512_set1_epi32(128)));
+            _mm_storeu_si128(dst.cast(), b)
+        }
+    }
+}
+
+impl QuantSink for f32 {
+    #[inline(always)]
+    fn from_q(q: i32, zp: i32) -> Self {
+        (q - zp) as f32
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    unsafe fn store16(
+        dst: *mut Self,
+        q: std::arch::x86_64::__m512i,
+        zp: std::arch::x86_64::__m512i,
+    ) {
+        use std::arch::x86_64::*;
+        // SAFETY: the caller's contract.
+        unsafe { _mm512_storeu_ps(dst, _mm512_cvtepi32_ps(_mm512_sub_epi32(q, zp))) }
+    }
+}
+
+/// Quantizes one vector with the reference's rules straight into the form a kernel
+/// reads (`dst.len() == x.len()`, see [`QuantSink`]); returns the scale and zero point
+/// (0 when symmetric or when the vector maps to zeros).
+fn quantize_into<S: QuantSink>(x: &[f32], asymmetric: bool, dst: &mut [S]) -> (f32, i32) {
     let isa = cpu::clamp_to_detected(cpu::selected_isa());
     #[cfg(target_arch = "x86_64")]
     {
         if isa == Isa::Avx512 {
             // SAFETY: AVX-512F present (the selected ISA is clamped to the detected one).
-            return unsafe { quantize_i16_avx512(x, asymmetric, dst) };
+            return unsafe { quantize_avx512(x, asymmetric, dst) };
         }
         if isa >= Isa::Avx2 {
             // SAFETY: AVX2 present.
-            return unsafe { quantize_i16_avx2(x, asymmetric, dst) };
+            return unsafe { quantize_avx2(x, asymmetric, dst) };
         }
     }
     let _ = isa;
-    quantize_i16_body(x, asymmetric, dst)
+    quantize_body(x, asymmetric, dst)
+}
+
+/// The scale, zero point, inverse scale and clamp range of `x`, or `None` (after
+/// filling `dst` with quantized zeros) when the vector maps to zeros.
+#[inline(always)]
+fn quant_params<S: QuantSink>(
+    x: &[f32],
+    asymmetric: bool,
+    dst: &mut [S],
+) -> Option<(f32, i32, f32, i32, i32)> {
+    let p = if asymmetric {
+        asymmetric_params(x).map(|(s, zp, inv)| (s, zp, inv, -128, 127))
+    } else {
+        symmetric_params(x).map(|(s, inv)| (s, 0, inv, -127, 127))
+    };
+    if p.is_none() {
+        dst.fill(S::from_q(0, 0));
+    }
+    p
 }
 
 /// AVX-512 quantization: the first multiple of 16 of the vector part in registers
@@ -510,24 +606,10 @@ fn quantize_to_i16(x: &[f32], asymmetric: bool, dst: &mut [i16]) -> (f32, i32) {
 /// the shared scalar rules.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw")]
-fn quantize_i16_avx512(x: &[f32], asymmetric: bool, dst: &mut [i16]) -> (f32, i32) {
+fn quantize_avx512<S: QuantSink>(x: &[f32], asymmetric: bool, dst: &mut [S]) -> (f32, i32) {
     use std::arch::x86_64::*;
-    let (scale, zp, inv, lo, hi) = if asymmetric {
-        match asymmetric_params(x) {
-            Some((s, zp, inv)) => (s, zp, inv, -128, 127),
-            None => {
-                dst.fill(0);
-                return (1.0, 0);
-            }
-        }
-    } else {
-        match symmetric_params(x) {
-            Some((s, inv)) => (s, 0, inv, -127, 127),
-            None => {
-                dst.fill(0);
-                return (1.0, 0);
-            }
-        }
+    let Some((scale, zp, inv, lo, hi)) = quant_params(x, asymmetric, dst) else {
+        return (1.0, 0);
     };
     let split = vector_part(x.len());
     let simd = split & !15;
@@ -540,7 +622,7 @@ fn quantize_i16_avx512(x: &[f32], asymmetric: bool, dst: &mut [i16]) -> (f32, i3
     let (lo_v, hi_v) = (_mm512_set1_epi32(lo), _mm512_set1_epi32(hi));
     let mut i = 0;
     while i < simd {
-        // SAFETY: i + 16 <= simd <= x.len() == dst.len().
+        // SAFETY: i + 16 <= simd <= x.len() == dst.len(); AVX-512F/BW enabled here.
         unsafe {
             let v = _mm512_loadu_ps(x.as_ptr().add(i));
             let r = _mm512_mul_ps(v, inv_v);
@@ -551,63 +633,62 @@ fn quantize_i16_avx512(x: &[f32], asymmetric: bool, dst: &mut [i16]) -> (f32, i3
             let r = _mm512_min_ps(_mm512_max_ps(r, nbig), big);
             let t = _mm512_maskz_mov_epi32(ordered, _mm512_cvttps_epi32(_mm512_add_ps(r, half)));
             let q = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(t, zp_v), lo_v), hi_v);
-            let d = _mm512_cvtepi32_epi16(_mm512_sub_epi32(q, zp_v));
-            _mm256_storeu_si256(dst.as_mut_ptr().add(i).cast(), d);
+            S::store16(dst.as_mut_ptr().add(i), q, zp_v);
         }
         i += 16;
     }
-    for (d, &v) in dst[simd..].iter_mut().zip(&x[simd..]).take(split - simd) {
-        *d = if asymmetric {
-            (q_asymmetric(v, inv, zp, true) - zp) as i16
-        } else {
-            q_symmetric(v, inv, true) as i16
-        };
-    }
-    for (d, &v) in dst[split..].iter_mut().zip(&x[split..]) {
-        *d = if asymmetric {
-            (q_asymmetric(v, inv, zp, false) - zp) as i16
-        } else {
-            q_symmetric(v, inv, false) as i16
-        };
-    }
+    quantize_scalar(
+        &x[simd..],
+        asymmetric,
+        inv,
+        zp,
+        split - simd,
+        &mut dst[simd..],
+    );
     (scale, zp)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn quantize_i16_avx2(x: &[f32], asymmetric: bool, dst: &mut [i16]) -> (f32, i32) {
-    quantize_i16_body(x, asymmetric, dst)
+fn quantize_avx2<S: QuantSink>(x: &[f32], asymmetric: bool, dst: &mut [S]) -> (f32, i32) {
+    quantize_body(x, asymmetric, dst)
 }
 
 #[inline(always)]
-fn quantize_i16_body(x: &[f32], asymmetric: bool, dst: &mut [i16]) -> (f32, i32) {
-    let split = vector_part(x.len());
+fn quantize_body<S: QuantSink>(x: &[f32], asymmetric: bool, dst: &mut [S]) -> (f32, i32) {
+    let Some((scale, zp, inv, _, _)) = quant_params(x, asymmetric, dst) else {
+        return (1.0, 0);
+    };
+    quantize_scalar(x, asymmetric, inv, zp, vector_part(x.len()), dst);
+    (scale, zp)
+}
+
+/// The scalar rules: the first `vector` values as the reference's vectorized loop
+/// rounds them, the rest as its tail loop does.
+#[inline(always)]
+fn quantize_scalar<S: QuantSink>(
+    x: &[f32],
+    asymmetric: bool,
+    inv: f32,
+    zp: i32,
+    vector: usize,
+    dst: &mut [S],
+) {
+    let q = |v: f32, vec: bool| {
+        if asymmetric {
+            q_asymmetric(v, inv, zp, vec)
+        } else {
+            q_symmetric(v, inv, vec)
+        }
+    };
+    let split = vector.min(x.len()).min(dst.len());
     let (xv, xt) = x.split_at(split);
     let (dv, dt) = dst.split_at_mut(split);
-    if asymmetric {
-        let Some((scale, zp, inv)) = asymmetric_params(x) else {
-            dst.fill(0);
-            return (1.0, 0);
-        };
-        for (d, &v) in dv.iter_mut().zip(xv) {
-            *d = (q_asymmetric(v, inv, zp, true) - zp) as i16;
-        }
-        for (d, &v) in dt.iter_mut().zip(xt) {
-            *d = (q_asymmetric(v, inv, zp, false) - zp) as i16;
-        }
-        (scale, zp)
-    } else {
-        let Some((scale, inv)) = symmetric_params(x) else {
-            dst.fill(0);
-            return (1.0, 0);
-        };
-        for (d, &v) in dv.iter_mut().zip(xv) {
-            *d = q_symmetric(v, inv, true) as i16;
-        }
-        for (d, &v) in dt.iter_mut().zip(xt) {
-            *d = q_symmetric(v, inv, false) as i16;
-        }
-        (scale, 0)
+    for (d, &v) in dv.iter_mut().zip(xv) {
+        *d = S::from_q(q(v, true), zp);
+    }
+    for (d, &v) in dt.iter_mut().zip(xt) {
+        *d = S::from_q(q(v, false), zp);
     }
 }
 
@@ -645,26 +726,26 @@ impl PackedHybridFc {
         let work = |(gi, out): (usize, &mut [f32])| {
             let r0 = gi * GROUP;
             let n = out.len() / units;
-            let mut patches = vec![0i16; GROUP * kp];
             let mut acc = vec![0i32; GROUP * rp];
             let mut in_scales = [0f32; GROUP];
             let mut zps = [0i32; GROUP];
             if !zero {
-                for g in 0..n {
-                    let x = &input[(r0 + g) * depth..(r0 + g + 1) * depth];
-                    let dst = &mut patches[g * kp..g * kp + depth];
-                    (in_scales[g], zps[g]) = quantize_to_i16(x, p.asymmetric, dst);
-                }
+                let rows = |g: usize| &input[(r0 + g) * depth..(r0 + g + 1) * depth];
                 match &self.w {
-                    Weights::Pairs(w) => dots(isa, &patches, n, w, &mut acc),
-                    Weights::Quads(w) => {
-                        let mut x8 = vec![0u8; n * kp];
+                    Weights::Pairs(w) => {
+                        let mut patches = vec![0i16; GROUP * kp];
                         for g in 0..n {
-                            to_biased_u8(
-                                &patches[g * kp..g * kp + depth],
-                                zps[g],
-                                &mut x8[g * kp..g * kp + depth],
-                            );
+                            let dst = &mut patches[g * kp..g * kp + depth];
+                            (in_scales[g], zps[g]) = quantize_into(rows(g), p.asymmetric, dst);
+                        }
+                        dots(isa, &patches, n, w, &mut acc)
+                    }
+                    Weights::Quads(w) => {
+                        // Padding bytes meet zero weights.
+                        let mut x8 = vec![0u8; GROUP * kp];
+                        for g in 0..n {
+                            let dst = &mut x8[g * kp..g * kp + depth];
+                            (in_scales[g], zps[g]) = quantize_into(rows(g), p.asymmetric, dst);
                         }
                         w.dots(isa, &x8, n, &zps, &mut acc);
                     }
@@ -724,76 +805,91 @@ impl PackedHybridConv {
         let p = &self.hp.conv;
         let isa = dot_isa();
         let img = p.geom.in_h * p.geom.in_w * p.geom.in_c;
+        let out_img = p.geom.out_h * p.geom.out_w * p.geom.out_c;
+        let mut corr = Vec::new();
         // The quantized images live in this thread's buffers, kept across calls (fresh
         // megabyte allocations per layer cost page faults each inference).
         IMAGES.with_borrow_mut(|(x16, x8)| {
-            x16.resize(img, 0);
-            x8.resize(
-                if matches!(self.w, Weights::Quads(_)) {
-                    img
-                } else {
-                    0
-                },
-                0,
-            );
-            self.run_images(input, output, par, isa, &mut x16[..img], x8);
+            for b in 0..p.geom.batch {
+                let x = &input[b * img..(b + 1) * img];
+                // Quantized straight into the form the packed weights read.
+                let (src, s_in) = match &self.w {
+                    Weights::Pairs(_) => {
+                        x16.resize(img, 0);
+                        let (s_in, _) = quantize_into(x, self.hp.per_channel, &mut x16[..img]);
+                        (Image::Pairs(&x16[..img]), s_in)
+                    }
+                    Weights::Quads(w) => {
+                        x8.resize(img, 0);
+                        let (s_in, zp) = quantize_into(x, self.hp.per_channel, &mut x8[..img]);
+                        // The byte sums are Σ (q + 128)·w; the epilogue takes off
+                        // (128 + zp)·Σ w.
+                        corr.clear();
+                        corr.extend(w.wsum.iter().map(|&ws| (128 + zp).wrapping_mul(ws)));
+                        let src = Image::Bytes {
+                            x: &x8[..img],
+                            zp,
+                            corr: &corr,
+                        };
+                        (src, s_in)
+                    }
+                };
+                self.run_image(
+                    src,
+                    s_in,
+                    isa,
+                    &mut output[b * out_img..(b + 1) * out_img],
+                    par,
+                );
+            }
         });
     }
 
-    fn run_images(
-        &self,
-        input: &[f32],
-        output: &mut [f32],
-        par: Parallelism,
-        isa: DotIsa,
-        x16: &mut [i16],
-        x8: &mut [u8],
-    ) {
+    /// One quantized batch image: its rows on the worker threads.
+    fn run_image(&self, src: Image<'_>, s_in: f32, isa: DotIsa, out: &mut [f32], par: Parallelism) {
         let p = &self.hp.conv;
-        let img = p.geom.in_h * p.geom.in_w * p.geom.in_c;
-        let out_img = p.geom.out_h * p.geom.out_w * p.geom.out_c;
-        for b in 0..p.geom.batch {
-            let (s_in, zp) =
-                quantize_to_i16(&input[b * img..(b + 1) * img], self.hp.per_channel, x16);
-            if !x8.is_empty() {
-                to_biased_u8(x16, zp, x8);
-            }
-            let src = match &self.w {
-                Weights::Pairs(_) => Image::Pairs(x16),
-                Weights::Quads(_) => Image::Bytes(x8, zp),
-            };
-            let out_b = &mut output[b * out_img..(b + 1) * out_img];
-            let row = p.geom.out_w * p.geom.out_c;
-            let ns = p.macs() / p.geom.batch.max(1) / parallel::GEMV_MACS_PER_NS;
-            let per_task = p
-                .geom
-                .out_h
-                .div_ceil(parallel::task_count(par, p.geom.out_h, ns));
-            parallel::for_each_chunk_mut(par, out_b, per_task * row, &|ti, chunk| {
-                for (j, out_row) in chunk.chunks_mut(row).enumerate() {
-                    self.run_row(isa, src, s_in, ti * per_task + j, out_row);
+        let row = p.geom.out_w * p.geom.out_c;
+        let ns = p.macs() / p.geom.batch.max(1) / parallel::GEMV_MACS_PER_NS;
+        let per_task = p
+            .geom
+            .out_h
+            .div_ceil(parallel::task_count(par, p.geom.out_h, ns));
+        let (kp, rp) = (self.w.kp(), self.w.rows_padded());
+        parallel::for_each_chunk_mut(par, out, per_task * row, &|ti, chunk| {
+            // One task's sum and patch buffers serve all its rows (padding stays zero:
+            // it meets zero weights).
+            let mut acc = vec![0i32; GROUP * rp];
+            match (src, &self.w) {
+                (Image::Pairs(x16), Weights::Pairs(w)) => {
+                    let mut patches = vec![0i16; GROUP * kp];
+                    for (j, out_row) in chunk.chunks_mut(row).enumerate() {
+                        let oy = ti * per_task + j;
+                        let dots = |x: &[i16], n: usize, acc: &mut [i32]| dots(isa, x, n, w, acc);
+                        let rows = Rows {
+                            x: x16,
+                            outside: 0,
+                            corr: None,
+                        };
+                        self.run_row(isa, &rows, s_in, oy, out_row, &mut acc, &mut patches, dots);
+                    }
                 }
-            });
-        }
-    }
-
-    /// One output row: patches in groups of [`GROUP`], then the epilogue.
-    fn run_row(&self, isa: DotIsa, src: Image<'_>, s_in: f32, oy: usize, out_row: &mut [f32]) {
-        match (src, &self.w) {
-            (Image::Pairs(x16), Weights::Pairs(w)) => {
-                self.run_row_with(x16, 0i16, s_in, oy, out_row, |patches, n, acc| {
-                    dots(isa, patches, n, w, acc)
-                })
+                (Image::Bytes { x, zp, corr }, Weights::Quads(w)) => {
+                    let mut patches = vec![0u8; GROUP * kp];
+                    // A tap outside the image: `q − zp = 0`, the byte `128 + zp`.
+                    let rows = Rows {
+                        x,
+                        outside: (128 + zp) as u8,
+                        corr: Some(corr),
+                    };
+                    for (j, out_row) in chunk.chunks_mut(row).enumerate() {
+                        let oy = ti * per_task + j;
+                        let dots = |x: &[u8], n: usize, acc: &mut [i32]| w.raw_dots(isa, x, n, acc);
+                        self.run_row(isa, &rows, s_in, oy, out_row, &mut acc, &mut patches, dots);
+                    }
+                }
+                _ => unreachable!("the image is prepared for the packed weights"),
             }
-            (Image::Bytes(x8, zp), Weights::Quads(w)) => {
-                // A tap outside the image: `q − zp = 0`.
-                let outside = (128 + zp) as u8;
-                self.run_row_with(x8, outside, s_in, oy, out_row, |patches, n, acc| {
-                    w.dots(isa, patches, n, &[zp; GROUP], acc)
-                })
-            }
-            _ => unreachable!("the image is prepared for the packed weights"),
-        }
+        });
     }
 
     /// Writes the im2col patches of output pixels `ox0..ox0 + n` of row `oy` (taps
@@ -833,15 +929,18 @@ impl PackedHybridConv {
         }
     }
 
-    /// [`Self::run_row`] over patches of `T` (`outside`: a tap outside the image),
-    /// with `dots(patches, n, acc)` computing the exact int32 sums.
-    fn run_row_with<T: Copy + Default>(
+    /// One output row: patches in groups of [`GROUP`] (read in place when a pixel is a
+    /// whole patch), `dots(patches, n, acc)` for their int32 sums, then the epilogue.
+    #[allow(clippy::too_many_arguments)]
+    fn run_row<T: Copy>(
         &self,
-        x16: &[T],
-        outside: T,
+        isa: DotIsa,
+        rows: &Rows<'_, T>,
         s_in: f32,
         oy: usize,
         out_row: &mut [f32],
+        acc: &mut [i32],
+        patches: &mut [T],
         dots: impl Fn(&[T], usize, &mut [i32]),
     ) {
         let p = &self.hp.conv;
@@ -856,33 +955,38 @@ impl PackedHybridConv {
             && g.pad_left == 0
             && g.out_w == g.in_w
             && g.in_c == kp;
-        let mut patches = vec![T::default(); if direct { 0 } else { GROUP * kp }];
-        let mut acc = vec![0i32; GROUP * rp];
-        for ox0 in (0..p.geom.out_w).step_by(GROUP) {
-            let n = GROUP.min(p.geom.out_w - ox0);
+        let epilogue = ConvEpilogue {
+            scales: &self.scales,
+            bias: self.bias.as_deref(),
+            corr: rows.corr,
+            s_in,
+            per_channel: self.hp.per_channel,
+            lo: p.act_min,
+            hi: p.act_max,
+        };
+        for ox0 in (0..g.out_w).step_by(GROUP) {
+            let n = GROUP.min(g.out_w - ox0);
             if direct {
                 let s = (oy * g.in_w + ox0) * kp;
-                dots(&x16[s..s + n * kp], n, &mut acc);
+                dots(&rows.x[s..s + n * kp], n, acc);
             } else {
-                self.gather_patches(x16, outside, oy, ox0, n, &mut patches);
-                dots(&patches, n, &mut acc);
+                self.gather_patches(rows.x, rows.outside, oy, ox0, n, patches);
+                dots(patches, n, acc);
             }
-            for g in 0..n {
-                let o = &mut out_row[(ox0 + g) * p.geom.out_c..(ox0 + g + 1) * p.geom.out_c];
-                let a = &acc[g * rp..g * rp + p.geom.out_c];
-                conv_epilogue(
-                    o,
-                    a,
-                    &self.scales,
-                    self.bias.as_deref(),
-                    s_in,
-                    self.hp.per_channel,
-                    p.act_min,
-                    p.act_max,
-                );
+            for px in 0..n {
+                let o = &mut out_row[(ox0 + px) * g.out_c..(ox0 + px + 1) * g.out_c];
+                epilogue.run(isa, o, &mut acc[px * rp..px * rp + g.out_c]);
             }
         }
     }
+}
+
+/// A quantized image as a conv row reads it: the values, the value of a tap outside
+/// the image, and the per-channel correction of raw byte sums.
+struct Rows<'a, T> {
+    x: &'a [T],
+    outside: T,
+    corr: Option<&'a [i32]>,
 }
 
 thread_local! {
@@ -896,46 +1000,86 @@ thread_local! {
 enum Image<'a> {
     /// `q − zp` as i16.
     Pairs(&'a [i16]),
-    /// `q + 128` as bytes, and the zero point.
-    Bytes(&'a [u8], i32),
+    /// `q + 128` as bytes, the zero point, and `(128 + zp)·Σ w` per channel.
+    Bytes {
+        x: &'a [u8],
+        zp: i32,
+        corr: &'a [i32],
+    },
 }
 
-/// `f32(acc) * s_w * s_in + bias` (per-channel) or `f32(acc) * (s_in * s_w) + bias`,
-/// clamped; branches hoisted so each loop vectorizes.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn conv_epilogue(
-    o: &mut [f32],
-    acc: &[i32],
-    scales: &[f32],
-    bias: Option<&[f32]>,
+/// The float epilogue of a hybrid conv row: `f32(acc − corr) * s_w * s_in + bias`
+/// (per-channel) or `f32(acc − corr) * (s_in * s_w) + bias`, clamped.
+struct ConvEpilogue<'a> {
+    scales: &'a [f32],
+    bias: Option<&'a [f32]>,
+    /// Subtracted from the raw byte sums first (wrapping), see [`PackedQuads::raw_dots`].
+    corr: Option<&'a [i32]>,
     s_in: f32,
     per_channel: bool,
     lo: f32,
     hi: f32,
-) {
-    let bias = match bias {
-        Some(b) => b,
-        None => {
+}
+
+impl ConvEpilogue<'_> {
+    /// One pixel's channels, on the widest vectors the ISA has (the loops are plain
+    /// Rust, compiled once per feature set; no fused multiply-add, so every ISA gives
+    /// the reference's floats).
+    fn run(&self, isa: DotIsa, o: &mut [f32], acc: &mut [i32]) {
+        match isa {
+            // SAFETY: each variant is only chosen when the CPU has its features.
+            #[cfg(target_arch = "x86_64")]
+            DotIsa::Avx512Bw | DotIsa::Avx512Vnni => unsafe { self.run_avx512(o, acc) },
+            // SAFETY: as above (AVX2).
+            #[cfg(target_arch = "x86_64")]
+            DotIsa::Avx2 => unsafe { self.run_avx2(o, acc) },
+            DotIsa::Portable => self.body(o, acc),
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn run_avx512(&self, o: &mut [f32], acc: &mut [i32]) {
+        self.body(o, acc)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn run_avx2(&self, o: &mut [f32], acc: &mut [i32]) {
+        self.body(o, acc)
+    }
+
+    /// Branches hoisted so each loop vectorizes.
+    #[inline(always)]
+    fn body(&self, o: &mut [f32], acc: &mut [i32]) {
+        let (s_in, lo, hi) = (self.s_in, self.lo, self.hi);
+        if let Some(corr) = self.corr {
+            for (a, &c) in acc.iter_mut().zip(corr) {
+                *a = a.wrapping_sub(c);
+            }
+        }
+        let scales = self.scales;
+        let Some(bias) = self.bias else {
             // Adding +0.0 is not an identity for -0.0: keep the no-bias sum exact.
-            for ((ov, &a), &s) in o.iter_mut().zip(acc).zip(scales) {
-                let v = if per_channel {
-                    a as f32 * s * s_in
-                } else {
-                    a as f32 * (s_in * s)
-                };
-                *ov = clamp_act(v, lo, hi);
+            if self.per_channel {
+                for ((ov, &a), &s) in o.iter_mut().zip(&*acc).zip(scales) {
+                    *ov = clamp_act(a as f32 * s * s_in, lo, hi);
+                }
+            } else {
+                for ((ov, &a), &s) in o.iter_mut().zip(&*acc).zip(scales) {
+                    *ov = clamp_act(a as f32 * (s_in * s), lo, hi);
+                }
             }
             return;
-        }
-    };
-    if per_channel {
-        for (((ov, &a), &s), &b) in o.iter_mut().zip(acc).zip(scales).zip(bias) {
-            *ov = clamp_act(a as f32 * s * s_in + b, lo, hi);
-        }
-    } else {
-        for (((ov, &a), &s), &b) in o.iter_mut().zip(acc).zip(scales).zip(bias) {
-            *ov = clamp_act(a as f32 * (s_in * s) + b, lo, hi);
+        };
+        if self.per_channel {
+            for (((ov, &a), &s), &b) in o.iter_mut().zip(&*acc).zip(scales).zip(bias) {
+                *ov = clamp_act(a as f32 * s * s_in + b, lo, hi);
+            }
+        } else {
+            for (((ov, &a), &s), &b) in o.iter_mut().zip(&*acc).zip(scales).zip(bias) {
+                *ov = clamp_act(a as f32 * (s_in * s) + b, lo, hi);
+            }
         }
     }
 }
@@ -1001,49 +1145,101 @@ impl PackedHybridDepthwise {
         let img = g.in_h * g.in_w * g.in_c;
         let out_c = g.out_c;
         let out_img = g.out_h * g.out_w * out_c;
-        let mut x16 = vec![0i16; img];
-        let mut xf = if self.exact.is_some() {
-            vec![0f32; img]
-        } else {
-            Vec::new()
-        };
-        for b in 0..g.batch {
-            let (s_in, _) = quantize_to_i16(&input[b * img..(b + 1) * img], true, &mut x16);
-            // Reference: `f32(acc) *= scale_w[oc] * scale_in`.
-            let comb: Vec<f32> = self.scales.iter().map(|&s| s * s_in).collect();
-            let out_b = &mut output[b * out_img..(b + 1) * out_img];
-            if let Some(k) = &self.exact {
-                for (f, &q) in xf.iter_mut().zip(&x16) {
-                    *f = f32::from(q);
+        // Thread buffers kept across calls, as the conv's images.
+        DW_IMAGES.with_borrow_mut(|(x16, xf)| {
+            for b in 0..g.batch {
+                let x = &input[b * img..(b + 1) * img];
+                let out_b = &mut output[b * out_img..(b + 1) * out_img];
+                if let Some(k) = &self.exact {
+                    // The float kernel reads `q − zp` as floats (exact, see `exact_in_f32`).
+                    xf.resize(img, 0.0);
+                    let (s_in, _) = quantize_into(x, true, &mut xf[..img]);
+                    k.run_isa(isa, &xf[..img], out_b, par);
+                    self.exact_epilogue(isa, out_b, s_in);
+                } else {
+                    x16.resize(img, 0);
+                    let (s_in, _) = quantize_into(x, true, &mut x16[..img]);
+                    self.run_rows(isa, &x16[..img], s_in, out_b, par);
                 }
-                k.run_isa(isa, &xf, out_b, par);
-                let bias = self.bias.as_deref();
-                for px in out_b.chunks_exact_mut(out_c.max(1)) {
-                    for (oc, v) in px.iter_mut().enumerate() {
-                        // The same expression as `dw_row`'s epilogue, on the same sum
-                        // (`+ 0.0` turns a float −0 into the integer sum's +0).
-                        let mut y = (*v + 0.0) * comb[oc];
-                        if let Some(bias) = bias {
-                            y += bias[oc];
-                        }
-                        *v = clamp_act(y, p.act_min, p.act_max);
-                    }
-                }
-                continue;
             }
-            let row = g.out_w * out_c;
-            let bias = self.bias.as_deref();
-            let ns = p.macs() / g.batch.max(1) / parallel::DEPTHWISE_MACS_PER_NS;
-            let per_task = p
-                .geom
-                .out_h
-                .div_ceil(parallel::task_count(par, g.out_h, ns));
-            parallel::for_each_chunk_mut(par, out_b, per_task * row, &|ti, chunk| {
-                for (j, out_row) in chunk.chunks_mut(row).enumerate() {
-                    let oy = ti * per_task + j;
-                    dw_row_dispatch(isa, p, &self.w, &x16, &comb, bias, oy, out_row);
+        });
+    }
+
+    /// `f32(acc) · (s_w · s_in) + bias`, clamped, over the float kernel's sums (on the
+    /// widest vectors the ISA has; plain loops, no fused multiply-add).
+    fn exact_epilogue(&self, isa: Isa, out: &mut [f32], s_in: f32) {
+        // Reference: `f32(acc) *= scale_w[oc] * scale_in`.
+        let comb: Vec<f32> = self.scales.iter().map(|&s| s * s_in).collect();
+        let (bias, lo, hi) = (self.bias.as_deref(), self.p.act_min, self.p.act_max);
+        #[cfg(target_arch = "x86_64")]
+        {
+            if isa == Isa::Avx512 {
+                // SAFETY: AVX-512F present (the ISA is clamped to the detected one).
+                return unsafe { exact_epilogue_avx512(out, &comb, bias, lo, hi) };
+            }
+            if isa >= Isa::Avx2 {
+                // SAFETY: AVX2 present.
+                return unsafe { exact_epilogue_avx2(out, &comb, bias, lo, hi) };
+            }
+        }
+        let _ = isa;
+        exact_epilogue_body(out, &comb, bias, lo, hi)
+    }
+
+    /// The integer rows of one batch image (`x`: `q − zp` as i16).
+    fn run_rows(&self, isa: Isa, x16: &[i16], s_in: f32, out_b: &mut [f32], par: Parallelism) {
+        let p = &self.p;
+        let g = &p.geom;
+        let out_c = g.out_c;
+        let comb: Vec<f32> = self.scales.iter().map(|&s| s * s_in).collect();
+        let row = g.out_w * out_c;
+        let bias = self.bias.as_deref();
+        let ns = p.macs() / g.batch.max(1) / parallel::DEPTHWISE_MACS_PER_NS;
+        let per_task = g.out_h.div_ceil(parallel::task_count(par, g.out_h, ns));
+        parallel::for_each_chunk_mut(par, out_b, per_task * row, &|ti, chunk| {
+            for (j, out_row) in chunk.chunks_mut(row).enumerate() {
+                let oy = ti * per_task + j;
+                dw_row_dispatch(isa, p, &self.w, x16, &comb, bias, oy, out_row);
+            }
+        });
+    }
+}
+
+thread_local! {
+    /// A hybrid depthwise conv's quantized batch image: i16, or f32 for the float kernel.
+    static DW_IMAGES: std::cell::RefCell<(Vec<i16>, Vec<f32>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn exact_epilogue_avx512(out: &mut [f32], comb: &[f32], bias: Option<&[f32]>, lo: f32, hi: f32) {
+    exact_epilogue_body(out, comb, bias, lo, hi)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn exact_epilogue_avx2(out: &mut [f32], comb: &[f32], bias: Option<&[f32]>, lo: f32, hi: f32) {
+    exact_epilogue_body(out, comb, bias, lo, hi)
+}
+
+/// The same expression as `dw_row`'s epilogue, on the same sums: `+ 0.0` turns a float
+/// −0 into the integer sum's +0. Branches hoisted so each loop vectorizes.
+#[inline(always)]
+fn exact_epilogue_body(out: &mut [f32], comb: &[f32], bias: Option<&[f32]>, lo: f32, hi: f32) {
+    let out_c = comb.len().max(1);
+    for px in out.chunks_exact_mut(out_c) {
+        match bias {
+            Some(bias) => {
+                for ((v, &c), &b) in px.iter_mut().zip(comb).zip(bias) {
+                    *v = clamp_act((*v + 0.0) * c + b, lo, hi);
                 }
-            });
+            }
+            None => {
+                for (v, &c) in px.iter_mut().zip(comb) {
+                    *v = clamp_act((*v + 0.0) * c, lo, hi);
+                }
+            }
         }
     }
 }
