@@ -1,7 +1,8 @@
 //! The committed issue-15 files in `models/cifar10/` keep the structure their MANIFEST
 //! entries claim (sparsity of the conv, depthwise and dense weights, distinct values per
-//! output channel, gzip size against the dense int8 file), and the 75%-pruned file stays
-//! within 2 points of the float model on all 10,000 CIFAR-10 test images (our engine).
+//! output channel, gzip size against the dense int8 file), and the 75%- and 90%-pruned
+//! files stay within 2 and 5 points of the float model on all 10,000 CIFAR-10 test
+//! images (our engine).
 //! A file replaced by a weaker one fails here, not only in a scenario run.
 
 mod cli_common;
@@ -80,11 +81,17 @@ fn top1(name: &str) -> f64 {
 }
 
 #[test]
-fn prune75_is_within_two_points_of_float() {
+fn pruned_files_are_within_the_issue_bars_of_float() {
     let float = top1("mnv2.float32.tflite");
-    let pruned = top1("mnv2.prune75_int8.tflite");
-    assert!(
-        pruned >= float - 0.02,
-        "prune75 {pruned} more than 2 points under float {float}"
-    );
+    // (file, most points under float the issue allows)
+    for (name, points) in [
+        ("mnv2.prune75_int8.tflite", 2.0),
+        ("mnv2.prune90_int8.tflite", 5.0),
+    ] {
+        let pruned = top1(name);
+        assert!(
+            pruned >= float - points / 100.0,
+            "{name}: {pruned} more than {points} points under float {float}"
+        );
+    }
 }
