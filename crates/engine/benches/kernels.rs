@@ -78,6 +78,11 @@ fn bench_conv(c: &mut Criterion) {
             "conv1x1_14x14x384to64",
             conv_params(14, 384, 64, 1, 1, 0, 14),
         ),
+        // MobileNet v1's last pointwise layer: 4 MiB of weights, swept in L2 blocks.
+        (
+            "conv1x1_7x7x1024to1024",
+            conv_params(7, 1024, 1024, 1, 1, 0, 7),
+        ),
         // TF SAME on an even input with stride 2 pads only bottom/right.
         (
             "conv3x3s2_224x224x3to32",

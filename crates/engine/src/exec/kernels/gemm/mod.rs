@@ -291,8 +291,23 @@ pub(crate) fn gemm_direct(
     }
 }
 
-/// `rows` rows of A (starting at `a`) into `c`: tile outer so the A rows stay in L1
-/// while the (small, since `n` is small) B sweeps past.
+/// Bytes of packed B swept down all the row tiles of a [`direct_rows`] call before the
+/// next block: small enough to stay in a 1 MiB L2 next to the A rows.
+const DIRECT_B_BLOCK_BYTES: usize = 256 * 1024;
+
+/// Panels of B per block of [`direct_rows`]: as many as fit [`DIRECT_B_BLOCK_BYTES`], in
+/// whole micro-kernel groups of `group` panels (at least one group).
+fn direct_block_panels(k: usize, group: usize) -> usize {
+    let panel_bytes = (k * NR * std::mem::size_of::<f32>()).max(1);
+    let group = group.max(1);
+    (DIRECT_B_BLOCK_BYTES / panel_bytes / group).max(1) * group
+}
+
+/// `rows` rows of A (starting at `a`) into `c`. B is swept in blocks that stay in L2:
+/// within a block, tile outer so each tile's A rows stay in L1 while the block's panels
+/// pass. When all of B fits one block (MobileNet's early layers) this is one sweep; a
+/// wide late layer (7×7×1024 → 1024: 4 MiB of B) no longer streams all of B from
+/// memory once per 8-row tile.
 #[allow(clippy::too_many_arguments)]
 fn direct_rows(
     kern: &Kernel,
@@ -305,30 +320,36 @@ fn direct_rows(
     max: f32,
 ) {
     let (k, n, mr_max) = (b.k, b.n, kern.direct_mr);
-    let mut r = 0;
-    while r < rows {
-        let mr = mr_max.min(rows - r);
-        let mut p = 0;
-        while p < b.panels {
-            let np = kern.direct_panels.min(b.panels - p);
-            let col0 = p * NR;
-            (kern.direct)(Tile {
-                k,
-                a: &a[r * lda..],
-                lda,
-                b: b.panels_from(p, np),
-                bias: b.bias_from(p, np),
-                np,
-                c: &mut c[r * n + col0..],
-                ldc: n,
-                mr,
-                ncols: (n - col0).min(np * NR),
-                min,
-                max,
-            });
-            p += np;
+    let block = direct_block_panels(k, kern.direct_panels);
+    let mut p0 = 0;
+    while p0 < b.panels {
+        let p1 = (p0 + block).min(b.panels);
+        let mut r = 0;
+        while r < rows {
+            let mr = mr_max.min(rows - r);
+            let mut p = p0;
+            while p < p1 {
+                let np = kern.direct_panels.min(p1 - p);
+                let col0 = p * NR;
+                (kern.direct)(Tile {
+                    k,
+                    a: &a[r * lda..],
+                    lda,
+                    b: b.panels_from(p, np),
+                    bias: b.bias_from(p, np),
+                    np,
+                    c: &mut c[r * n + col0..],
+                    ldc: n,
+                    mr,
+                    ncols: (n - col0).min(np * NR),
+                    min,
+                    max,
+                });
+                p += np;
+            }
+            r += mr;
         }
-        r += mr;
+        p0 = p1;
     }
 }
 
@@ -349,6 +370,52 @@ mod tests {
             }
         }
         out
+    }
+
+    /// Row-major A read in place, with B larger than one L2 block (several blocks and a
+    /// partial last one) and rows that do not fill the last tile.
+    #[test]
+    fn gemm_direct_all_isas_across_b_blocks() {
+        let mut rng = Rng::new(99);
+        let mut rnd = || rng.uniform(-0.5, 0.5);
+        let (m, k, n) = (13, 1500, 200);
+        assert!(
+            k * n * 4 > 2 * DIRECT_B_BLOCK_BYTES,
+            "B must span several blocks"
+        );
+        let lda = k + 3;
+        let a: Vec<f32> = (0..m * lda).map(|_| rnd()).collect();
+        let dense: Vec<f32> = (0..m)
+            .flat_map(|i| a[i * lda..i * lda + k].to_vec())
+            .collect();
+        let w: Vec<f32> = (0..n * k).map(|_| rnd()).collect();
+        let bias: Vec<f32> = (0..n).map(|_| rnd()).collect();
+        let want = naive(m, k, n, &dense, &w, &bias);
+        let b = PackedB::from_nk(k, n, &w, Some(&bias));
+        for isa in cpu::available_isas() {
+            for threads in [1, 2] {
+                let mut c = vec![f32::NAN; m * n];
+                crate::exec::parallel::split_everything(|| {
+                    gemm_direct(
+                        isa,
+                        m,
+                        &a,
+                        lda,
+                        &b,
+                        &mut c,
+                        -3.0,
+                        3.0,
+                        Parallelism { threads },
+                    );
+                });
+                for (x, y) in c.iter().zip(&want) {
+                    assert!(
+                        (x - y).abs() < 1e-3,
+                        "{isa:?} threads {threads}: {x} vs {y}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
