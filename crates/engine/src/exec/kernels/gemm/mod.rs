@@ -373,46 +373,40 @@ mod tests {
     }
 
     /// Row-major A read in place, with B larger than one L2 block (several blocks and a
-    /// partial last one) and rows that do not fill the last tile.
+    /// partial last one), for every height of the last row tile (1 to 8 rows, where a
+    /// short tile runs a kernel of its own height).
     #[test]
     fn gemm_direct_all_isas_across_b_blocks() {
         let mut rng = Rng::new(99);
         let mut rnd = || rng.uniform(-0.5, 0.5);
-        let (m, k, n) = (13, 1500, 200);
+        let (k, n) = (1500, 200);
         assert!(
             k * n * 4 > 2 * DIRECT_B_BLOCK_BYTES,
             "B must span several blocks"
         );
-        let lda = k + 3;
-        let a: Vec<f32> = (0..m * lda).map(|_| rnd()).collect();
-        let dense: Vec<f32> = (0..m)
-            .flat_map(|i| a[i * lda..i * lda + k].to_vec())
-            .collect();
         let w: Vec<f32> = (0..n * k).map(|_| rnd()).collect();
         let bias: Vec<f32> = (0..n).map(|_| rnd()).collect();
-        let want = naive(m, k, n, &dense, &w, &bias);
         let b = PackedB::from_nk(k, n, &w, Some(&bias));
-        for isa in cpu::available_isas() {
-            for threads in [1, 2] {
-                let mut c = vec![f32::NAN; m * n];
-                crate::exec::parallel::split_everything(|| {
-                    gemm_direct(
-                        isa,
-                        m,
-                        &a,
-                        lda,
-                        &b,
-                        &mut c,
-                        -3.0,
-                        3.0,
-                        Parallelism { threads },
-                    );
-                });
-                for (x, y) in c.iter().zip(&want) {
-                    assert!(
-                        (x - y).abs() < 1e-3,
-                        "{isa:?} threads {threads}: {x} vs {y}"
-                    );
+        for m in 2..=17 {
+            let lda = k + 3;
+            let a: Vec<f32> = (0..m * lda).map(|_| rnd()).collect();
+            let dense: Vec<f32> = (0..m)
+                .flat_map(|i| a[i * lda..i * lda + k].to_vec())
+                .collect();
+            let want = naive(m, k, n, &dense, &w, &bias);
+            for isa in cpu::available_isas() {
+                for threads in [1, 2] {
+                    let mut c = vec![f32::NAN; m * n];
+                    crate::exec::parallel::split_everything(|| {
+                        let par = Parallelism { threads };
+                        gemm_direct(isa, m, &a, lda, &b, &mut c, -3.0, 3.0, par);
+                    });
+                    for (x, y) in c.iter().zip(&want) {
+                        assert!(
+                            (x - y).abs() < 1e-3,
+                            "{isa:?} m {m} threads {threads}: {x} vs {y}"
+                        );
+                    }
                 }
             }
         }

@@ -129,11 +129,28 @@ unsafe fn tile512<const R: usize, const NP: usize, const DIRECT: bool>(t: &mut T
 
 fn avx512_direct(mut t: Tile<'_>) {
     check_tile(&t, MRD512);
-    // SAFETY: as above; check_tile covers the last row read (`(mr-1)*lda + k`).
+    // A short tile (a layer's last rows, e.g. 49 = 6·8 + 1 at 7×7) runs a kernel of
+    // exactly its height instead of computing padding rows it will not store.
+    macro_rules! rows {
+        ($np:literal) => {
+            match t.mr {
+                1 => tile512::<1, $np, true>(&mut t),
+                2 => tile512::<2, $np, true>(&mut t),
+                3 => tile512::<3, $np, true>(&mut t),
+                4 => tile512::<4, $np, true>(&mut t),
+                5 => tile512::<5, $np, true>(&mut t),
+                6 => tile512::<6, $np, true>(&mut t),
+                7 => tile512::<7, $np, true>(&mut t),
+                _ => tile512::<MRD512, $np, true>(&mut t),
+            }
+        };
+    }
+    // SAFETY: as above; check_tile covers the last row read (`(mr-1)*lda + k`), and
+    // each kernel's height R is at least `mr` (rows `mr..R` re-read row `mr − 1`).
     unsafe {
         match t.np {
-            2 => tile512::<MRD512, 2, true>(&mut t),
-            _ => tile512::<MRD512, 1, true>(&mut t),
+            2 => rows!(2),
+            _ => rows!(1),
         }
     }
 }
