@@ -232,11 +232,12 @@ impl PackedConv2D {
             let rows = out.len() / n;
             SCRATCH.with(|s| {
                 let mut scratch = s.borrow_mut();
-                if scratch.len() < rows * k {
-                    scratch.resize(rows * k, 0.0);
+                let len = rows * k + IM2COL_SLACK;
+                if scratch.len() < len {
+                    scratch.resize(len, 0.0);
                 }
-                let a = &mut scratch[..rows * k];
-                im2col_rows(p, input, bi * block, rows, a);
+                im2col_rows(isa, p, input, bi * block, rows, &mut scratch[..len]);
+                let a = &scratch[..rows * k];
                 let single = Parallelism::SINGLE;
                 gemm::gemm_direct(isa, rows, a, k, &self.b, out, p.act_min, p.act_max, single);
             })
@@ -263,37 +264,142 @@ fn im2col_block_rows(k: usize) -> usize {
 /// Writes im2col rows `r0..r0+rows` row-major into `buf` (`k` floats per row), zeros
 /// for out-of-image taps. With dilation_w 1 a whole filter row of in-image taps is one
 /// contiguous input segment, copied at once.
-fn im2col_rows(p: &ConvParams, input: &[f32], r0: usize, rows: usize, buf: &mut [f32]) {
+fn im2col_rows(
+    isa: cpu::Isa,
+    p: &ConvParams,
+    input: &[f32],
+    r0: usize,
+    rows: usize,
+    buf: &mut [f32],
+) {
+    // A stem (3×3 over 3 channels) copies runs of 9 floats: one libc `memmove` call per
+    // run cost more than the copy (im2col and memmove took 56% of MobileNet's stem
+    // conv), so where a run fits one zmm register it is one masked load and store.
+    #[cfg(target_arch = "x86_64")]
+    if p.geom.k_w * p.geom.in_c <= 16 && cpu::clamp_to_detected(isa) == cpu::Isa::Avx512 {
+        // SAFETY: AVX-512F is present (the ISA is clamped to the detected one).
+        return unsafe { im2col_rows_avx512(p, input, r0, rows, buf) };
+    }
+    let _ = isa;
+    im2col_rows_with::<PlainCopy>(p, input, r0, rows, buf)
+}
+
+/// How im2col copies a run of taps `src` to `buf[at..at + src.len()]`. The runs of a
+/// call arrive in increasing `at`, each starting where the previous one ended (or
+/// after zeros written in between), which is what lets [`SpillCopy`] write past a run.
+trait TapCopy {
+    fn copy(buf: &mut [f32], at: usize, src: &[f32]);
+}
+
+struct PlainCopy;
+
+impl TapCopy for PlainCopy {
+    #[inline(always)]
+    fn copy(buf: &mut [f32], at: usize, src: &[f32]) {
+        buf[at..at + src.len()].copy_from_slice(src)
+    }
+}
+
+/// Runs of at most 16 floats as one zmm: a masked load (it reads only the run), and a
+/// full 16-lane store whose lanes past the run land where later runs (or the block's
+/// slack) are written next; only where the buffer ends is the store masked. AMD's
+/// masked stores were the slow part of a masked-store version. Inlined only into
+/// [`im2col_rows_avx512`], which enables AVX-512F.
+#[cfg(target_arch = "x86_64")]
+struct SpillCopy;
+
+#[cfg(target_arch = "x86_64")]
+impl TapCopy for SpillCopy {
+    #[inline(always)]
+    fn copy(buf: &mut [f32], at: usize, src: &[f32]) {
+        use std::arch::x86_64::*;
+        let n = src.len();
+        assert!(n <= 16 && at + n <= buf.len(), "im2col tap run");
+        let m = ((1u32 << n) - 1) as u16;
+        // SAFETY: AVX-512F is enabled in the only caller. The load reads the `n` lanes
+        // of `src` (masked-off lanes are not accessed); the store writes 16 lanes only
+        // when `at + 16 <= buf.len()`, else the `n` lanes of the run.
+        unsafe {
+            let v = _mm512_maskz_loadu_ps(m, src.as_ptr());
+            let dst = buf.as_mut_ptr().add(at);
+            if at + 16 <= buf.len() {
+                _mm512_storeu_ps(dst, v);
+            } else {
+                _mm512_mask_storeu_ps(dst, m, v);
+            }
+        }
+    }
+}
+
+/// Floats of scratch past an im2col block for [`SpillCopy`]'s full-width stores.
+const IM2COL_SLACK: usize = 16;
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn im2col_rows_avx512(p: &ConvParams, input: &[f32], r0: usize, rows: usize, buf: &mut [f32]) {
+    im2col_rows_with::<SpillCopy>(p, input, r0, rows, buf)
+}
+
+/// [`im2col_rows`] with the tap copy `C`, in increasing offsets of `buf` (which may
+/// extend past the `rows · k` floats written).
+#[inline(always)]
+fn im2col_rows_with<C: TapCopy>(
+    p: &ConvParams,
+    input: &[f32],
+    r0: usize,
+    rows: usize,
+    buf: &mut [f32],
+) {
     let g = &p.geom;
     let (c, k) = (g.in_c, p.k());
     let seg = g.k_w * c;
-    for (i, dst) in buf.chunks_exact_mut(k).take(rows).enumerate() {
-        let r = r0 + i;
-        let ox = r % g.out_w;
-        let oy = (r / g.out_w) % g.out_h;
-        let b = r / (g.out_w * g.out_h);
-        for (ky, drow) in dst.chunks_exact_mut(seg).enumerate() {
-            let Some(iy) = g.in_y(oy, ky) else {
-                drow.fill(0.0);
+    if rows == 0 {
+        return;
+    }
+    // The output pixel walks forward one step per row: no division per pixel, and the
+    // input rows of the filter are found once per output row.
+    let mut ox = r0 % g.out_w;
+    let mut oy = (r0 / g.out_w) % g.out_h;
+    let mut b = r0 / (g.out_w * g.out_h);
+    let row_starts = |b: usize, oy: usize| -> Vec<Option<usize>> {
+        (0..g.k_h)
+            .map(|ky| g.in_y(oy, ky).map(|iy| (b * g.in_h + iy) * g.in_w))
+            .collect()
+    };
+    let mut starts = row_starts(b, oy);
+    for i in 0..rows {
+        // Whole filter rows inside the image are one contiguous input segment.
+        let x0 = (ox * g.stride_w).checked_sub(g.pad_left);
+        let last = ox * g.stride_w + (g.k_w - 1) * g.dilation_w;
+        let inside = g.dilation_w == 1 && x0.is_some() && last - g.pad_left < g.in_w;
+        for (ky, start) in starts.iter().enumerate() {
+            let at = i * k + ky * seg;
+            let Some(row_at) = *start else {
+                buf[at..at + seg].fill(0.0);
                 continue;
             };
-            let row_at = (b * g.in_h + iy) * g.in_w;
-            let x0 = (ox * g.stride_w).checked_sub(g.pad_left);
-            let last = ox * g.stride_w + (g.k_w - 1) * g.dilation_w;
-            if let Some(x0) = x0
-                && g.dilation_w == 1
-                && last - g.pad_left < g.in_w
-            {
-                let at = (row_at + x0) * c;
-                drow.copy_from_slice(&input[at..at + seg]);
+            if inside && let Some(x0) = x0 {
+                let src = (row_at + x0) * c;
+                C::copy(buf, at, &input[src..src + seg]);
                 continue;
             }
-            for (kx, d) in drow.chunks_exact_mut(c).enumerate() {
+            for kx in 0..g.k_w {
+                let d = at + kx * c;
                 match g.in_x(ox, kx) {
-                    Some(ix) => d.copy_from_slice(&input[(row_at + ix) * c..(row_at + ix + 1) * c]),
-                    None => d.fill(0.0),
+                    Some(ix) => C::copy(buf, d, &input[(row_at + ix) * c..(row_at + ix + 1) * c]),
+                    None => buf[d..d + c].fill(0.0),
                 }
             }
+        }
+        ox += 1;
+        if ox == g.out_w && i + 1 < rows {
+            ox = 0;
+            oy += 1;
+            if oy == g.out_h {
+                oy = 0;
+                b += 1;
+            }
+            starts = row_starts(b, oy);
         }
     }
 }
@@ -440,6 +546,11 @@ mod tests {
             // Several im2col blocks (threads split them).
             params(1, (20, 20), 40, 17, (3, 3), 1, 1, (1, 1), (0.0, 6.0)),
             params(1, (23, 21), 30, 24, (3, 3), 2, 2, (2, 2), NONE),
+            // Few channels (runs of at most 16 floats, the AVX-512 im2col): batches,
+            // several blocks, dilation (runs of one tap), image borders.
+            params(2, (13, 11), 3, 10, (3, 3), 2, 1, (1, 1), NONE),
+            params(1, (70, 70), 3, 8, (3, 3), 1, 1, (1, 1), (0.0, 6.0)),
+            params(1, (9, 9), 2, 5, (3, 3), 1, 2, (2, 2), NONE),
         ];
         for (i, p) in cases.iter().enumerate() {
             check_shape(p, 100 + i as u64);
