@@ -4,7 +4,54 @@
 //! nor count in the average's divisor, and never win the max.
 
 use super::activation::clamp_act;
+#[cfg(target_arch = "x86_64")]
+use super::cpu::{self, Isa};
 use super::geometry::Geometry;
+
+/// Runs `$body(args)` compiled for the widest ISA the CPU has: the loops are plain
+/// Rust over the channels, so each ISA gives the same floats (same order, no fused
+/// multiply-add); only the vector width differs. Baseline x86_64 code is SSE2.
+macro_rules! widest {
+    ($body:ident, $avx512:ident, $avx2:ident, ($($arg:ident: $ty:ty),*)) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f")]
+        fn $avx512($($arg: $ty),*) {
+            $body($($arg),*)
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2")]
+        fn $avx2($($arg: $ty),*) {
+            $body($($arg),*)
+        }
+    };
+}
+
+widest!(windowed_average_body, windowed_average_avx512, windowed_average_avx2, (p: &PoolParams, x: &[f32], y: &mut [f32]));
+widest!(max_pool_body, max_pool_avx512, max_pool_avx2, (p: &PoolParams, x: &[f32], y: &mut [f32]));
+
+/// Calls the widest of `f512`, `f256`, `plain` the CPU has.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn dispatch(
+    p: &PoolParams,
+    x: &[f32],
+    y: &mut [f32],
+    f512: unsafe fn(&PoolParams, &[f32], &mut [f32]),
+    f256: unsafe fn(&PoolParams, &[f32], &mut [f32]),
+    plain: fn(&PoolParams, &[f32], &mut [f32]),
+) {
+    let isa = cpu::clamp_to_detected(cpu::selected_isa());
+    if isa == Isa::Avx512 {
+        // SAFETY: AVX-512F present (the ISA is clamped to the detected one).
+        return unsafe { f512(p, x, y) };
+    }
+    if isa >= Isa::Avx2 {
+        // SAFETY: AVX2 present.
+        return unsafe { f256(p, x, y) };
+    }
+    plain(p, x, y)
+}
 
 /// Geometry (window `k_h × k_w`, `in_c` channels) and fused activation of one pool.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -58,6 +105,21 @@ pub fn average_pool(p: &PoolParams, x: &[f32], y: &mut [f32]) {
 }
 
 fn windowed_average(p: &PoolParams, x: &[f32], y: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    dispatch(
+        p,
+        x,
+        y,
+        windowed_average_avx512,
+        windowed_average_avx2,
+        windowed_average_body,
+    );
+    #[cfg(not(target_arch = "x86_64"))]
+    windowed_average_body(p, x, y);
+}
+
+#[inline(always)]
+fn windowed_average_body(p: &PoolParams, x: &[f32], y: &mut [f32]) {
     let g = &p.geom;
     let c = g.in_c;
     let mut acc = vec![0.0f32; c];
@@ -113,12 +175,20 @@ fn global_average(p: &PoolParams, x: &[f32], y: &mut [f32]) {
 /// Maximum over the in-image taps of each window, then clamped. A window with no
 /// in-image tap yields the clamp of `f32::MIN` (TFLite's start value).
 pub fn max_pool(p: &PoolParams, x: &[f32], y: &mut [f32]) {
-    let g = &p.geom;
     p.check(x, y);
-    let c = g.in_c;
-    if c == 0 {
+    if p.geom.in_c == 0 {
         return;
     }
+    #[cfg(target_arch = "x86_64")]
+    dispatch(p, x, y, max_pool_avx512, max_pool_avx2, max_pool_body);
+    #[cfg(not(target_arch = "x86_64"))]
+    max_pool_body(p, x, y);
+}
+
+#[inline(always)]
+fn max_pool_body(p: &PoolParams, x: &[f32], y: &mut [f32]) {
+    let g = &p.geom;
+    let c = g.in_c;
     for b in 0..g.batch {
         let img = &x[b * g.in_h * g.in_w * c..][..g.in_h * g.in_w * c];
         for oy in 0..g.out_h {
