@@ -249,6 +249,45 @@ mod tests {
         }
     }
 
+    /// Every ISA's build of the loops gives the baseline build's floats, bit for bit,
+    /// over channel counts around the vector widths, padding and a clamp.
+    #[test]
+    fn every_isa_matches_the_baseline_build() {
+        use crate::exec::kernels::cpu::{available_isas, with_isa};
+        use crate::exec::kernels::test_util::Rng;
+        let mut rng = Rng::new(5);
+        for (c, f, s, pad) in [
+            (1, 3, 1, 1),
+            (7, 3, 2, 0),
+            (16, 3, 1, 1),
+            (37, 2, 2, 0),
+            (64, 5, 1, 2),
+        ] {
+            let mut p = params((9, 8), (0, 0), f, s, pad);
+            p.geom.in_c = c;
+            p.geom.out_c = c;
+            p.geom.out_h = (9 + 2 * pad - f) / s + 1;
+            p.geom.out_w = (8 + 2 * pad - f) / s + 1;
+            p.act_min = -0.8;
+            p.act_max = 0.9;
+            let x = rng.floats(9 * 8 * c, -2.0, 2.0);
+            let n = p.geom.out_h * p.geom.out_w * c;
+            let (mut avg, mut max) = (vec![0.0; n], vec![0.0; n]);
+            windowed_average_body(&p, &x, &mut avg);
+            max_pool_body(&p, &x, &mut max);
+            for isa in available_isas() {
+                let (mut a, mut m) = (vec![f32::NAN; n], vec![f32::NAN; n]);
+                with_isa(isa, || {
+                    average_pool(&p, &x, &mut a);
+                    max_pool(&p, &x, &mut m);
+                });
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&a), bits(&avg), "average, {isa:?}, c {c}");
+                assert_eq!(bits(&m), bits(&max), "max, {isa:?}, c {c}");
+            }
+        }
+    }
+
     // 3x3 image 1..9, 3x3 window, stride 1, SAME padding (pad 1) -> 3x3 output.
     const IMG: [f32; 9] = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0];
 
