@@ -139,6 +139,64 @@ fn dw_params(hw: usize, c: usize, stride: usize, pad: usize, out_hw: usize) -> D
     }
 }
 
+/// Float AVERAGE_POOL_2D and MAX_POOL_2D, Inception v3's 3×3 stride-1 SAME average
+/// pool on 35×35×192 and its 3×3 stride-2 max pool on 147×147×64, on each ISA's build
+/// of the same loops.
+fn bench_pool(c: &mut Criterion) {
+    use quantfarm_engine::exec::kernels::pool::{PoolParams, average_pool, max_pool};
+    let pool = |hw: usize, ch: usize, stride: usize, pad: usize, out: usize| PoolParams {
+        geom: Geometry {
+            batch: 1,
+            in_h: hw,
+            in_w: hw,
+            in_c: ch,
+            out_h: out,
+            out_w: out,
+            out_c: ch,
+            k_h: 3,
+            k_w: 3,
+            stride_h: stride,
+            stride_w: stride,
+            dilation_h: 1,
+            dilation_w: 1,
+            pad_top: pad,
+            pad_left: pad,
+            depth_multiplier: 1,
+        },
+        act_min: f32::NEG_INFINITY,
+        act_max: f32::INFINITY,
+    };
+    type PoolFn = fn(&PoolParams, &[f32], &mut [f32]);
+    let cases: [(&str, PoolParams, PoolFn); 5] = [
+        (
+            "avgpool3x3_17x17x768",
+            pool(17, 768, 1, 1, 17),
+            average_pool,
+        ),
+        ("avgpool3x3_8x8x2048", pool(8, 2048, 1, 1, 8), average_pool),
+        ("maxpool3x3s2_35x35x288", pool(35, 288, 2, 0, 17), max_pool),
+        (
+            "avgpool3x3_35x35x192",
+            pool(35, 192, 1, 1, 35),
+            average_pool,
+        ),
+        ("maxpool3x3s2_147x147x64", pool(147, 64, 2, 0, 73), max_pool),
+    ];
+    for (name, p, run) in cases {
+        let g = &p.geom;
+        let x = data(g.in_h * g.in_w * g.in_c, 1);
+        let mut y = vec![0.0; g.out_h * g.out_w * g.out_c];
+        let mut group = c.benchmark_group(name);
+        group.throughput(Throughput::Elements((g.out_h * g.out_w * g.out_c) as u64));
+        for isa in cpu::available_isas() {
+            group.bench_function(format!("{}_t1", isa.name()), |b| {
+                b.iter(|| cpu::with_isa(isa, || run(&p, black_box(&x), &mut y)))
+            });
+        }
+        group.finish();
+    }
+}
+
 fn bench_depthwise(c: &mut Criterion) {
     let pool = two_threads();
     let cases = [
@@ -406,6 +464,7 @@ fn bench_hybrid_conv(c: &mut Criterion) {
 criterion_group!(
     benches,
     bench_conv,
+    bench_pool,
     bench_hybrid_conv,
     bench_depthwise,
     bench_fc,
