@@ -144,25 +144,10 @@ fn dw_params(hw: usize, c: usize, stride: usize, pad: usize, out_hw: usize) -> D
 /// of the same loops.
 fn bench_pool(c: &mut Criterion) {
     use quantfarm_engine::exec::kernels::pool::{PoolParams, average_pool, max_pool};
-    let pool = |hw: usize, ch: usize, stride: usize, pad: usize, out: usize| PoolParams {
-        geom: Geometry {
-            batch: 1,
-            in_h: hw,
-            in_w: hw,
-            in_c: ch,
-            out_h: out,
-            out_w: out,
-            out_c: ch,
-            k_h: 3,
-            k_w: 3,
-            stride_h: stride,
-            stride_w: stride,
-            dilation_h: 1,
-            dilation_w: 1,
-            pad_top: pad,
-            pad_left: pad,
-            depth_multiplier: 1,
-        },
+    use quantfarm_engine::ir::Padding;
+    // Output size and padding as TFLite computes them (the engine's own geometry).
+    let pool = |hw: usize, ch: usize, stride: usize, padding: Padding| PoolParams {
+        geom: Geometry::pool([1, hw, hw, ch], [3, 3], padding, stride, stride).unwrap(),
         act_min: f32::NEG_INFINITY,
         act_max: f32::INFINITY,
     };
@@ -170,17 +155,29 @@ fn bench_pool(c: &mut Criterion) {
     let cases: [(&str, PoolParams, PoolFn); 5] = [
         (
             "avgpool3x3_17x17x768",
-            pool(17, 768, 1, 1, 17),
+            pool(17, 768, 1, Padding::Same),
             average_pool,
         ),
-        ("avgpool3x3_8x8x2048", pool(8, 2048, 1, 1, 8), average_pool),
-        ("maxpool3x3s2_35x35x288", pool(35, 288, 2, 0, 17), max_pool),
+        (
+            "avgpool3x3_8x8x2048",
+            pool(8, 2048, 1, Padding::Same),
+            average_pool,
+        ),
+        (
+            "maxpool3x3s2_35x35x288",
+            pool(35, 288, 2, Padding::Valid),
+            max_pool,
+        ),
         (
             "avgpool3x3_35x35x192",
-            pool(35, 192, 1, 1, 35),
+            pool(35, 192, 1, Padding::Same),
             average_pool,
         ),
-        ("maxpool3x3s2_147x147x64", pool(147, 64, 2, 0, 73), max_pool),
+        (
+            "maxpool3x3s2_147x147x64",
+            pool(147, 64, 2, Padding::Valid),
+            max_pool,
+        ),
     ];
     for (name, p, run) in cases {
         let g = &p.geom;

@@ -2,8 +2,9 @@ use super::fast::{PackedHybridConv, PackedHybridDepthwise, PackedHybridFc};
 use super::*;
 use crate::exec::kernels::Parallelism;
 use crate::exec::kernels::cpu::{self, with_isa};
-use crate::exec::kernels::geometry::Geometry;
+use crate::exec::kernels::geometry::{Geometry, WindowAttrs};
 use crate::exec::kernels::test_util::{Rng, bits};
+use crate::ir::Padding;
 
 const ACTS: [(f32, f32); 3] = [
     (f32::NEG_INFINITY, f32::INFINITY),
@@ -326,25 +327,16 @@ fn depthwise_fast_matches_reference() {
 #[test]
 fn depthwise_fast_matches_reference_at_the_f32_exactness_bound() {
     for k in [22, 23] {
+        // VALID k×k over k × (k + 1): two output pixels of k² taps each.
+        let attrs = WindowAttrs {
+            padding: Padding::Valid,
+            stride_h: 1,
+            stride_w: 1,
+            dilation_h: 1,
+            dilation_w: 1,
+        };
         let p = DepthwiseParams {
-            geom: Geometry {
-                batch: 1,
-                in_h: k,
-                in_w: k + 1,
-                in_c: 17,
-                out_h: 1,
-                out_w: 2,
-                out_c: 17,
-                k_h: k,
-                k_w: k,
-                stride_h: 1,
-                stride_w: 1,
-                dilation_h: 1,
-                dilation_w: 1,
-                pad_top: 0,
-                pad_left: 0,
-                depth_multiplier: 1,
-            },
+            geom: Geometry::depthwise([1, k, k + 1, 17], [k, k], 17, attrs).unwrap(),
             act_min: f32::NEG_INFINITY,
             act_max: f32::INFINITY,
         };
